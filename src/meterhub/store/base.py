@@ -1,0 +1,215 @@
+"""The Store protocol every backend implements, and the records it returns.
+
+Writes are idempotent on (meter, phase, ts): the first reading stored under a key wins and a
+re-sent one is counted as a duplicate. Rollups, the latest-value table and gap events are kept
+in the same transaction as the raw rows, so they never disagree with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, TypeVar, runtime_checkable
+
+from meterhub.model import Extra, Gap, IntervalEnergy, Meter, Reading
+
+__all__ = ["ROLLUP_WIDTHS_S", "Bucket", "Store", "WriteResult", "chunked"]
+
+T = TypeVar("T")
+
+ROLLUP_WIDTHS_S: tuple[int, ...] = (900, 3600)
+"""Rollup bucket widths kept at ingest: 15 minutes and one hour, UTC-aligned."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one write did: rows newly stored and rows already present under their key."""
+
+    stored: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """Aggregates of one meter phase over [start, end): power stats, registers and energy.
+
+    ``energy_*_kwh`` is the energy metered within the bucket: register increments between
+    consecutive readings, pro-rated by time where an interval crosses the bucket's edges, with
+    counter resets and meter replacements handled. ``covered_s`` counts the seconds spanned by
+    intervals no longer than twice the meter's interval; the rest of the bucket is estimated.
+    """
+
+    meter: str
+    phase: int
+    start: datetime
+    end: datetime
+    count: int
+    power_avg_w: float | None
+    power_min_w: float | None
+    power_max_w: float | None
+    voltage_avg_v: float | None
+    voltage_min_v: float | None
+    voltage_max_v: float | None
+    current_avg_a: float | None
+    first_ts: datetime | None
+    first_import_kwh: float | None
+    first_export_kwh: float | None
+    last_ts: datetime | None
+    last_import_kwh: float | None
+    last_export_kwh: float | None
+    energy_import_kwh: float
+    energy_export_kwh: float
+    covered_s: float
+
+    @property
+    def width_s(self) -> float:
+        """Return the bucket's length in seconds."""
+        return (self.end - self.start).total_seconds()
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A time-series store of meters, readings, rollups, gaps, tokens and a quota ledger."""
+
+    url: str
+
+    # --- schema -------------------------------------------------------------------------
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; return the names applied."""
+        ...
+
+    def migrations_applied(self) -> list[str]:
+        """Return the names of applied migrations, oldest first (read-only)."""
+        ...
+
+    def close(self) -> None:
+        """Finish pending writes and release every connection."""
+        ...
+
+    # --- meters -------------------------------------------------------------------------
+    def add_meter(self, meter: Meter) -> None:
+        """Add a meter; raise ConflictError if its id exists."""
+        ...
+
+    def update_meter(self, meter: Meter) -> None:
+        """Replace a meter's settings; raise UnknownMeterError if it does not exist."""
+        ...
+
+    def get_meter(self, meter_id: str) -> Meter:
+        """Return one meter or raise UnknownMeterError (read-only)."""
+        ...
+
+    def list_meters(self) -> list[Meter]:
+        """Return all meters ordered by id (read-only)."""
+        ...
+
+    def remove_meter(self, meter_id: str) -> int:
+        """Remove a meter and all its data; return the number of raw rows removed."""
+        ...
+
+    # --- writes -------------------------------------------------------------------------
+    def write_readings(self, readings: Sequence[Reading]) -> WriteResult:
+        """Store validated readings of known meters in one transaction, idempotently."""
+        ...
+
+    def write_intervals(self, records: Sequence[IntervalEnergy]) -> WriteResult:
+        """Store interval-energy records keyed (meter, source, start), idempotently."""
+        ...
+
+    def write_extras(self, extras: Sequence[Extra]) -> WriteResult:
+        """Store device extras keyed (meter, name, ts), idempotently."""
+        ...
+
+    # --- reads --------------------------------------------------------------------------
+    def iter_readings(
+        self,
+        meter_ids: Sequence[str] | None,
+        start: datetime,
+        end: datetime,
+        phase: int | None = None,
+    ) -> Iterator[Reading]:
+        """Stream raw readings in [start, end) ordered by meter, ts, phase (read-only)."""
+        ...
+
+    def count_readings(self, meter_id: str | None = None) -> int:
+        """Return the number of raw rows, of one meter or of all (read-only)."""
+        ...
+
+    def latest(self, meter_ids: Sequence[str] | None = None, phase: int | None = 0) -> list[Reading]:
+        """Return the newest reading per meter and phase (read-only)."""
+        ...
+
+    def rollups(
+        self, meter_id: str, phase: int, start: datetime, end: datetime, width_s: int
+    ) -> list[Bucket]:
+        """Return stored rollup buckets of width 900 or 3600 s overlapping [start, end)."""
+        ...
+
+    def aggregate(
+        self, meter_id: str, phase: int, boundaries: Sequence[datetime]
+    ) -> list[Bucket]:
+        """Merge rollups into the periods between consecutive boundaries (read-only).
+
+        Every boundary must fall on a 15-minute edge; periods are returned even when empty.
+        """
+        ...
+
+    def downsample_raw(
+        self, meter_id: str, phase: int, start: datetime, end: datetime, width_s: int
+    ) -> list[Bucket]:
+        """Aggregate raw rows into UTC-aligned buckets of ``width_s`` (read-only)."""
+        ...
+
+    def gaps(self, meter_id: str, start: datetime, end: datetime) -> list[Gap]:
+        """Return gap events that overlap [start, end), oldest first (read-only)."""
+        ...
+
+    def intervals(
+        self, meter_id: str, start: datetime, end: datetime, source: str | None = None
+    ) -> list[IntervalEnergy]:
+        """Return interval-energy records that start in [start, end) (read-only)."""
+        ...
+
+    def extras(
+        self, meter_id: str, name: str, start: datetime, end: datetime
+    ) -> list[Extra]:
+        """Return one extra's values in [start, end) (read-only)."""
+        ...
+
+    # --- key-value: vendor tokens and the quota ledger -----------------------------------
+    def token_get(self, scope: str, key: str) -> tuple[str, datetime | None] | None:
+        """Return a stored token and its expiry, or None (read-only)."""
+        ...
+
+    def token_set(self, scope: str, key: str, value: str, expires: datetime | None) -> None:
+        """Store or replace a token."""
+        ...
+
+    def token_delete(self, scope: str, key: str) -> None:
+        """Forget a token."""
+        ...
+
+    def quota_acquire(self, key: str, limit: int, window_s: int, now: datetime) -> bool:
+        """Record one call under ``key`` if fewer than ``limit`` fall in the window; else False."""
+        ...
+
+    def quota_used(self, key: str, window_s: int, now: datetime) -> int:
+        """Return the calls recorded under ``key`` within the window ending ``now`` (read-only)."""
+        ...
+
+    def quota_next_free(self, key: str, limit: int, window_s: int, now: datetime) -> datetime:
+        """Return the earliest time a call under ``key`` fits the limit (read-only)."""
+        ...
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Yield lists of at most ``size`` items."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

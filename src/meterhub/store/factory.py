@@ -1,0 +1,34 @@
+"""Open the store a database URL names."""
+
+from __future__ import annotations
+
+from meterhub.errors import ConfigError
+from meterhub.store.base import Store
+
+__all__ = ["DEFAULT_DATABASE_URL", "open_store"]
+
+DEFAULT_DATABASE_URL = "sqlite:///meterhub.db"
+
+
+def open_store(url: str = DEFAULT_DATABASE_URL, *, migrate: bool = True) -> Store:
+    """Open ``sqlite:///path`` or ``postgresql://...``, applying pending migrations unless told not to."""
+    if url.startswith("sqlite:///"):
+        from meterhub.store.sqlite import SQLiteStore
+
+        return SQLiteStore(url.removeprefix("sqlite:///"), migrate=migrate)
+    if url.startswith(("postgresql://", "postgres://")):
+        from meterhub.store.postgres import PostgresStore
+
+        return PostgresStore(url, migrate=migrate)
+    raise ConfigError(
+        f"unsupported database URL {_redact(url)!r}; use sqlite:///path/to/file.db or postgresql://..."
+    )
+
+
+def _redact(url: str) -> str:
+    """Return the URL with any password replaced, so it can be shown."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest and ":" in rest.split("@", 1)[0]:
+        user = rest.split("@", 1)[0].split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{rest.split('@', 1)[1]}"
+    return url

@@ -1,0 +1,117 @@
+"""How SQLite rows hold values: fixed-point integers, so a phase-row stays small on disk.
+
+Every quantity is stored as a whole number of milli-units (mV, mA, mW, mvar, mHz, mWh, mvarh),
+power factor in millionths and in-bucket energy in microwatt-hours. Values with up to three
+decimals (six for registers in kWh) come back exactly as they went in.
+"""
+
+from __future__ import annotations
+
+from meterhub.model import Reading
+from meterhub.store.rollup import Agg, Row
+from meterhub.timeutil import from_ms
+
+__all__ = [
+    "READING_COLUMNS",
+    "READING_SCALES",
+    "decode_reading",
+    "encode_agg",
+    "encode_reading",
+    "row_of",
+]
+
+READING_COLUMNS: tuple[str, ...] = ("v", "i", "p", "q", "pf", "f", "ei", "ee", "qi", "qe")
+"""Column names in READING_FIELDS order."""
+
+READING_SCALES: tuple[float, ...] = (1e3, 1e3, 1e3, 1e3, 1e6, 1e3, 1e6, 1e6, 1e6, 1e6)
+"""Scale from canonical unit to stored integer, in READING_FIELDS order."""
+
+POWER_SCALE = 1e3
+VOLTAGE_SCALE = 1e3
+CURRENT_SCALE = 1e3
+REGISTER_SCALE = 1e6
+ENERGY_SCALE = 1e9
+"""In-bucket energy: microwatt-hours, so pro-rated parts keep their precision."""
+
+
+def _enc(value: float | None, scale: float) -> int | None:
+    return None if value is None else round(value * scale)
+
+
+def _dec(value: int | None, scale: float) -> float | None:
+    return None if value is None else value / scale
+
+
+def encode_reading(pk: int, reading: Reading, ts_ms: int) -> tuple[int | None, ...]:
+    """Return the readings-table row of one reading."""
+    r = reading
+    return (
+        pk,
+        r.phase,
+        ts_ms,
+        None if r.voltage_v is None else round(r.voltage_v * 1e3),
+        None if r.current_a is None else round(r.current_a * 1e3),
+        None if r.power_w is None else round(r.power_w * 1e3),
+        None if r.reactive_power_var is None else round(r.reactive_power_var * 1e3),
+        None if r.power_factor is None else round(r.power_factor * 1e6),
+        None if r.frequency_hz is None else round(r.frequency_hz * 1e3),
+        None if r.energy_import_kwh is None else round(r.energy_import_kwh * 1e6),
+        None if r.energy_export_kwh is None else round(r.energy_export_kwh * 1e6),
+        None if r.reactive_import_kvarh is None else round(r.reactive_import_kvarh * 1e6),
+        None if r.reactive_export_kvarh is None else round(r.reactive_export_kvarh * 1e6),
+    )
+
+
+def decode_reading(meter_id: str, row: tuple[int | None, ...], offset: int = 0) -> Reading:
+    """Return the reading of a row laid out (phase, ts, v, i, p, q, pf, f, ei, ee, qi, qe)."""
+    o = offset
+    phase, ts = row[o], row[o + 1]
+    assert phase is not None and ts is not None
+    values = [_dec(row[o + 2 + k], scale) for k, scale in enumerate(READING_SCALES)]
+    return Reading(meter_id, from_ms(ts), phase, *values)
+
+
+def row_of(reading: Reading, ts_ms: int) -> Row:
+    """Return the rollup view of a reading, as stored (so rebuilds see the same numbers)."""
+    r = reading
+    return Row(
+        ts_ms,
+        None if r.power_w is None else round(r.power_w * 1e3) / 1e3,
+        None if r.voltage_v is None else round(r.voltage_v * 1e3) / 1e3,
+        None if r.current_a is None else round(r.current_a * 1e3) / 1e3,
+        None if r.energy_import_kwh is None else round(r.energy_import_kwh * 1e6) / 1e6,
+        None if r.energy_export_kwh is None else round(r.energy_export_kwh * 1e6) / 1e6,
+    )
+
+
+def row_from_db(ts: int, p: int | None, v: int | None, i: int | None,
+                ei: int | None, ee: int | None, stats: bool = True) -> Row:
+    """Return the rollup view of a stored row."""
+    return Row(ts, _dec(p, 1e3), _dec(v, 1e3), _dec(i, 1e3), _dec(ei, 1e6), _dec(ee, 1e6), stats)
+
+
+def encode_agg(pk: int, phase: int, agg: Agg) -> tuple[int | None, ...]:
+    """Return the rollup-table row of an accumulator (bucket times as offsets from its start)."""
+    b = agg.bucket_ms
+    return (
+        pk, phase, b, agg.n,
+        agg.p_n, round(agg.p_sum * 1e3), _enc(agg.p_min, 1e3), _enc(agg.p_max, 1e3),
+        agg.v_n, round(agg.v_sum * 1e3), _enc(agg.v_min, 1e3), _enc(agg.v_max, 1e3),
+        agg.i_n, round(agg.i_sum * 1e3),
+        None if agg.first_ms is None else agg.first_ms - b,
+        _enc(agg.first_imp, 1e6), _enc(agg.first_exp, 1e6),
+        None if agg.last_ms is None else agg.last_ms - b,
+        _enc(agg.last_imp, 1e6), _enc(agg.last_exp, 1e6),
+        round(agg.e_imp * 1e9), round(agg.e_exp * 1e9), agg.covered_ms,
+    )
+
+
+ROLLUP_COLUMNS: tuple[str, ...] = (
+    "meter", "phase", "bucket", "n",
+    "p_n", "p_sum", "p_min", "p_max",
+    "v_n", "v_sum", "v_min", "v_max",
+    "i_n", "i_sum",
+    "first_off", "first_ei", "first_ee",
+    "last_off", "last_ei", "last_ee",
+    "e_imp", "e_exp", "covered_ms",
+)

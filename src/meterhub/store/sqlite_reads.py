@@ -1,0 +1,316 @@
+"""The read side of the SQLite backend: every method here is read-only."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+
+from meterhub.errors import InputError, StoreError, UnknownMeterError
+from meterhub.model import Extra, Gap, IntervalEnergy, Meter, Reading
+from meterhub.store.base import Bucket
+from meterhub.store.rollup import Agg, RollupBuilder
+from meterhub.store.sqlite_codec import decode_reading
+from meterhub.store.sqlite_writer import load_series_window
+from meterhub.timeutil import from_ms, to_ms
+
+__all__ = ["SQLiteReads", "bucket_from_agg"]
+
+_ROLLUP_TABLE = {900: "rollup_15m", 3600: "rollup_1h"}
+_FETCH_ROWS = 2000
+
+
+def _avg(total: float | None, count: int | None, scale: float) -> float | None:
+    return None if not count or total is None else total / count / scale
+
+
+def _scaled(value: float | None, scale: float) -> float | None:
+    return None if value is None else value / scale
+
+
+def bucket_from_agg(meter_id: str, phase: int, agg: Agg, width_ms: int) -> Bucket:
+    """Return the public bucket of an accumulator in canonical units."""
+    return Bucket(
+        meter_id, phase, from_ms(agg.bucket_ms), from_ms(agg.bucket_ms + width_ms), agg.n,
+        agg.p_sum / agg.p_n if agg.p_n else None, agg.p_min, agg.p_max,
+        agg.v_sum / agg.v_n if agg.v_n else None, agg.v_min, agg.v_max,
+        agg.i_sum / agg.i_n if agg.i_n else None,
+        None if agg.first_ms is None else from_ms(agg.first_ms), agg.first_imp, agg.first_exp,
+        None if agg.last_ms is None else from_ms(agg.last_ms), agg.last_imp, agg.last_exp,
+        agg.e_imp, agg.e_exp, agg.covered_ms / 1000,
+    )
+
+
+def _bucket_from_row(meter_id: str, phase: int, start_ms: int, end_ms: int, row: Sequence[int | None]) -> Bucket:
+    (n, p_n, p_sum, p_min, p_max, v_n, v_sum, v_min, v_max, i_n, i_sum,
+     first_ms, first_ei, first_ee, last_ms, last_ei, last_ee, e_imp, e_exp, covered_ms) = row
+    return Bucket(
+        meter_id, phase, from_ms(start_ms), from_ms(end_ms), n or 0,
+        _avg(p_sum, p_n, 1e3), _scaled(p_min, 1e3), _scaled(p_max, 1e3),
+        _avg(v_sum, v_n, 1e3), _scaled(v_min, 1e3), _scaled(v_max, 1e3),
+        _avg(i_sum, i_n, 1e3),
+        None if first_ms is None else from_ms(first_ms), _scaled(first_ei, 1e6), _scaled(first_ee, 1e6),
+        None if last_ms is None else from_ms(last_ms), _scaled(last_ei, 1e6), _scaled(last_ee, 1e6),
+        (e_imp or 0) / 1e9, (e_exp or 0) / 1e9, (covered_ms or 0) / 1000,
+    )
+
+
+_AGGREGATE_COLUMNS = (
+    "sum(r.n), sum(r.p_n), sum(r.p_sum), min(r.p_min), max(r.p_max), "
+    "sum(r.v_n), sum(r.v_sum), min(r.v_min), max(r.v_max), sum(r.i_n), sum(r.i_sum), "
+    "min(r.bucket + r.first_off), {first_ei}, {first_ee}, "
+    "max(r.bucket + r.last_off), {last_ei}, {last_ee}, "
+    "sum(r.e_imp), sum(r.e_exp), sum(r.covered_ms)"
+)
+
+
+def _edge_register(table: str, column: str, offset: str, descending: bool) -> str:
+    order = "DESC" if descending else ""
+    return (
+        f"(SELECT x.{column} FROM {table} x WHERE x.meter = :pk AND x.phase = :phase "
+        f"AND x.bucket >= b.lo AND x.bucket < b.hi AND x.{offset} IS NOT NULL "
+        f"ORDER BY x.bucket {order} LIMIT 1)"
+    )
+
+
+def _aggregate_sql(table: str) -> str:
+    columns = _AGGREGATE_COLUMNS.format(
+        first_ei=_edge_register(table, "first_ei", "first_off", False),
+        first_ee=_edge_register(table, "first_ee", "first_off", False),
+        last_ei=_edge_register(table, "last_ei", "last_off", True),
+        last_ee=_edge_register(table, "last_ee", "last_off", True),
+    )
+    return (
+        "WITH b AS (SELECT CAST(key AS INTEGER) AS k, value AS lo, "
+        "lead(value) OVER (ORDER BY CAST(key AS INTEGER)) AS hi FROM json_each(:bounds)) "
+        f"SELECT b.lo, b.hi, {columns} FROM b LEFT JOIN {table} r "
+        "ON r.meter = :pk AND r.phase = :phase AND r.bucket >= b.lo AND r.bucket < b.hi "
+        "WHERE b.hi IS NOT NULL GROUP BY b.k ORDER BY b.k"
+    )
+
+
+_AGGREGATE_SQL = {width: _aggregate_sql(table) for width, table in _ROLLUP_TABLE.items()}
+
+
+class SQLiteReads:
+    """Read-only queries; each thread reads through its own connection."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._local = threading.local()
+        self._all_reads: list[sqlite3.Connection] = []
+        self._reads_lock = threading.Lock()
+
+    def _read(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            with self._reads_lock:
+                self._all_reads.append(conn)
+        return conn
+
+    def _close_reads(self) -> None:
+        with self._reads_lock:
+            for conn in self._all_reads:
+                conn.close()
+            self._all_reads.clear()
+        self._local = threading.local()
+
+    def _meter_pk(self, meter_id: str) -> tuple[int, int]:
+        row = self._read().execute("SELECT pk, interval_s FROM meters WHERE id = ?", (meter_id,)).fetchone()
+        if row is None:
+            raise UnknownMeterError(meter_id)
+        return row[0], row[1]
+
+    # --- meters -------------------------------------------------------------------------
+    def get_meter(self, meter_id: str) -> Meter:
+        """Return one meter or raise UnknownMeterError (read-only)."""
+        row = self._read().execute(
+            "SELECT id, vendor, phases, tz, interval_s, name, options FROM meters WHERE id = ?",
+            (meter_id,),
+        ).fetchone()
+        if row is None:
+            raise UnknownMeterError(meter_id)
+        return _meter(row)
+
+    def list_meters(self) -> list[Meter]:
+        """Return all meters ordered by id (read-only)."""
+        rows = self._read().execute(
+            "SELECT id, vendor, phases, tz, interval_s, name, options FROM meters ORDER BY id"
+        )
+        return [_meter(row) for row in rows]
+
+    # --- readings -----------------------------------------------------------------------
+    def iter_readings(
+        self, meter_ids: Sequence[str] | None, start: datetime, end: datetime, phase: int | None = None
+    ) -> Iterator[Reading]:
+        """Stream raw readings in [start, end) ordered by meter, ts, phase (read-only)."""
+        ids = sorted(meter_ids) if meter_ids is not None else [m.id for m in self.list_meters()]
+        targets = [(meter_id, self._meter_pk(meter_id)[0]) for meter_id in ids]
+        return self._stream(targets, to_ms(start), to_ms(end), phase)
+
+    def _stream(
+        self, targets: list[tuple[str, int]], start_ms: int, end_ms: int, phase: int | None
+    ) -> Iterator[Reading]:
+        conn = self._connect()
+        try:
+            phase_filter = "" if phase is None else " AND phase = ?"
+            for meter_id, pk in targets:
+                args: tuple[int, ...] = (pk, start_ms, end_ms) if phase is None else (pk, start_ms, end_ms, phase)
+                cursor = conn.execute(
+                    "SELECT phase, ts, v, i, p, q, pf, f, ei, ee, qi, qe FROM readings "
+                    f"WHERE meter = ? AND ts >= ? AND ts < ?{phase_filter} ORDER BY ts, phase", args
+                )
+                while rows := cursor.fetchmany(_FETCH_ROWS):
+                    for row in rows:
+                        yield decode_reading(meter_id, row)
+        finally:
+            conn.close()
+
+    def count_readings(self, meter_id: str | None = None) -> int:
+        """Return the number of raw rows, of one meter or of all (read-only)."""
+        if meter_id is None:
+            return int(self._read().execute("SELECT count(*) FROM readings").fetchone()[0])
+        pk, _ = self._meter_pk(meter_id)
+        return int(self._read().execute("SELECT count(*) FROM readings WHERE meter = ?", (pk,)).fetchone()[0])
+
+    def latest(self, meter_ids: Sequence[str] | None = None, phase: int | None = 0) -> list[Reading]:
+        """Return the newest reading per meter and phase (read-only)."""
+        sql = (
+            "SELECT m.id, l.phase, l.ts, l.v, l.i, l.p, l.q, l.pf, l.f, l.ei, l.ee, l.qi, l.qe "
+            "FROM latest l JOIN meters m ON m.pk = l.meter"
+        )
+        args: list[int | str] = []
+        conditions = []
+        if phase is not None:
+            conditions.append("l.phase = ?")
+            args.append(phase)
+        if meter_ids is not None:
+            conditions.append(f"m.id IN ({', '.join('?' * len(meter_ids))})")
+            args.extend(meter_ids)
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        rows = self._read().execute(sql + " ORDER BY m.id, l.phase", args).fetchall()
+        return [decode_reading(row[0], row, 1) for row in rows]
+
+    # --- rollups ------------------------------------------------------------------------
+    def rollups(self, meter_id: str, phase: int, start: datetime, end: datetime, width_s: int) -> list[Bucket]:
+        """Return stored rollup buckets of width 900 or 3600 s overlapping [start, end)."""
+        table = _ROLLUP_TABLE.get(width_s)
+        if table is None:
+            raise InputError(f"rollups are kept for 900 and 3600 s buckets, not {width_s} s")
+        pk, _ = self._meter_pk(meter_id)
+        width_ms = width_s * 1000
+        lo = to_ms(start)
+        rows = self._read().execute(
+            "SELECT bucket, n, p_n, p_sum, p_min, p_max, v_n, v_sum, v_min, v_max, i_n, i_sum, "
+            "bucket + first_off, first_ei, first_ee, bucket + last_off, last_ei, last_ee, "
+            f"e_imp, e_exp, covered_ms FROM {table} "
+            "WHERE meter = ? AND phase = ? AND bucket > ? AND bucket < ? ORDER BY bucket",
+            (pk, phase, lo - width_ms, to_ms(end)),
+        ).fetchall()
+        return [_bucket_from_row(meter_id, phase, r[0], r[0] + width_ms, r[1:]) for r in rows]
+
+    def aggregate(self, meter_id: str, phase: int, boundaries: Sequence[datetime]) -> list[Bucket]:
+        """Merge rollups into the periods between consecutive boundaries (read-only)."""
+        bounds = [to_ms(b) for b in boundaries]
+        if any(b % 900_000 for b in bounds):
+            raise InputError("period boundaries must fall on 15-minute edges")
+        if any(b2 <= b1 for b1, b2 in zip(bounds, bounds[1:], strict=False)):
+            raise InputError("period boundaries must increase")
+        width = 3600 if all(b % 3_600_000 == 0 for b in bounds) else 900
+        pk, _ = self._meter_pk(meter_id)
+        rows = self._read().execute(
+            _AGGREGATE_SQL[width], {"bounds": json.dumps(bounds), "pk": pk, "phase": phase}
+        ).fetchall()
+        return [_bucket_from_row(meter_id, phase, r[0], r[1], r[2:]) for r in rows]
+
+    def downsample_raw(
+        self, meter_id: str, phase: int, start: datetime, end: datetime, width_s: int
+    ) -> list[Bucket]:
+        """Aggregate raw rows into UTC-aligned buckets of ``width_s`` (read-only)."""
+        if width_s <= 0:
+            raise InputError("bucket width must be positive")
+        pk, interval_s = self._meter_pk(meter_id)
+        width_ms = width_s * 1000
+        start_ms = to_ms(start) - to_ms(start) % width_ms
+        end_ms = to_ms(end)
+        state, rows = load_series_window(self._read(), pk, phase, start_ms, end_ms)
+        builder = RollupBuilder(widths_ms=(width_ms,))
+        builder.feed(state, rows, 2 * interval_s * 1000, False)
+        aggs, _ = builder.take()
+        return [
+            bucket_from_agg(meter_id, phase, agg, width_ms)
+            for (_, bucket), agg in sorted(aggs.items())
+            if start_ms <= bucket < end_ms
+        ]
+
+    # --- events, intervals, extras ------------------------------------------------------
+    def gaps(self, meter_id: str, start: datetime, end: datetime) -> list[Gap]:
+        """Return gap events that overlap [start, end), oldest first (read-only)."""
+        pk, _ = self._meter_pk(meter_id)
+        rows = self._read().execute(
+            "SELECT start_ms, end_ms FROM gaps WHERE meter = ? AND start_ms < ? AND end_ms > ? "
+            "ORDER BY start_ms", (pk, to_ms(end), to_ms(start))
+        )
+        return [Gap(meter_id, from_ms(a), from_ms(b)) for a, b in rows]
+
+    def intervals(
+        self, meter_id: str, start: datetime, end: datetime, source: str | None = None
+    ) -> list[IntervalEnergy]:
+        """Return interval-energy records that start in [start, end) (read-only)."""
+        pk, _ = self._meter_pk(meter_id)
+        sql = ("SELECT start_ms, end_ms, import_kwh, export_kwh, source FROM intervals "
+               "WHERE meter = ? AND start_ms >= ? AND start_ms < ?")
+        args: list[int | str] = [pk, to_ms(start), to_ms(end)]
+        if source is not None:
+            sql += " AND source = ?"
+            args.append(source)
+        rows = self._read().execute(sql + " ORDER BY start_ms, source", args)
+        return [IntervalEnergy(meter_id, from_ms(a), from_ms(b), i, e, s) for a, b, i, e, s in rows]
+
+    def extras(self, meter_id: str, name: str, start: datetime, end: datetime) -> list[Extra]:
+        """Return one extra's values in [start, end) (read-only)."""
+        pk, _ = self._meter_pk(meter_id)
+        rows = self._read().execute(
+            "SELECT ts, value FROM extras WHERE meter = ? AND name = ? AND ts >= ? AND ts < ? ORDER BY ts",
+            (pk, name, to_ms(start), to_ms(end)),
+        )
+        return [Extra(meter_id, from_ms(ts), name, value) for ts, value in rows]
+
+    # --- key-value ----------------------------------------------------------------------
+    def token_get(self, scope: str, key: str) -> tuple[str, datetime | None] | None:
+        """Return a stored token and its expiry, or None (read-only)."""
+        row = self._read().execute(
+            "SELECT value, expires_ms FROM tokens WHERE scope = ? AND key = ?", (scope, key)
+        ).fetchone()
+        if row is None:
+            return None
+        return row[0], None if row[1] is None else from_ms(row[1])
+
+    def quota_used(self, key: str, window_s: int, now: datetime) -> int:
+        """Return the calls recorded under ``key`` within the window ending ``now`` (read-only)."""
+        return int(self._read().execute(
+            "SELECT count(*) FROM quota_ledger WHERE key = ? AND ts_ms > ?",
+            (key, to_ms(now) - window_s * 1000),
+        ).fetchone()[0])
+
+    def quota_next_free(self, key: str, limit: int, window_s: int, now: datetime) -> datetime:
+        """Return the earliest time a call under ``key`` fits the limit (read-only)."""
+        times = [r[0] for r in self._read().execute(
+            "SELECT ts_ms FROM quota_ledger WHERE key = ? AND ts_ms > ? ORDER BY ts_ms",
+            (key, to_ms(now) - window_s * 1000),
+        )]
+        if len(times) < limit:
+            return now
+        return from_ms(times[len(times) - limit]) + timedelta(seconds=window_s)
+
+
+def _meter(row: tuple[str, str, int, str, int, str, str]) -> Meter:
+    try:
+        options = json.loads(row[6])
+    except ValueError as exc:
+        raise StoreError(f"meter {row[0]!r} has unreadable options") from exc
+    return Meter(row[0], row[1], row[2], row[3], row[4], row[5], options)

@@ -1,0 +1,146 @@
+"""SQLite schema migrations: named, ordered, recorded in ``schema_migrations``.
+
+An older database is migrated in place, never recreated; a migration that adds derived tables
+also fills them from the raw rows already there.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from meterhub.errors import MigrationError
+from meterhub.store.sqlite_codec import ROLLUP_COLUMNS
+
+__all__ = ["MIGRATIONS", "apply_migrations", "applied_migrations"]
+
+_READING_VALUE_COLUMNS = "v INTEGER, i INTEGER, p INTEGER, q INTEGER, pf INTEGER, f INTEGER, " \
+    "ei INTEGER, ee INTEGER, qi INTEGER, qe INTEGER"
+
+
+def _script(conn: sqlite3.Connection, sql: str) -> None:
+    # executescript() would commit the migration's open transaction; run statements one by one.
+    for statement in sql.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _m0001_core(conn: sqlite3.Connection) -> None:
+    _script(conn, f"""
+        CREATE TABLE meters (
+            pk INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            vendor TEXT NOT NULL,
+            phases INTEGER NOT NULL,
+            tz TEXT NOT NULL,
+            interval_s INTEGER NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            options TEXT NOT NULL DEFAULT '{{}}',
+            created_ms INTEGER NOT NULL
+        );
+        CREATE TABLE readings (
+            meter INTEGER NOT NULL, ts INTEGER NOT NULL, phase INTEGER NOT NULL,
+            {_READING_VALUE_COLUMNS},
+            PRIMARY KEY (meter, ts, phase)
+        ) WITHOUT ROWID;
+        CREATE TABLE latest (
+            meter INTEGER NOT NULL, phase INTEGER NOT NULL, ts INTEGER NOT NULL,
+            {_READING_VALUE_COLUMNS},
+            imp_ts INTEGER, imp_kwh REAL, imp_power_w REAL,
+            exp_ts INTEGER, exp_kwh REAL, exp_power_w REAL,
+            PRIMARY KEY (meter, phase)
+        ) WITHOUT ROWID;
+    """)
+
+
+def _rollup_table_sql(name: str) -> str:
+    value_columns = ", ".join(f"{c} INTEGER" for c in ROLLUP_COLUMNS[3:])
+    return (
+        f"CREATE TABLE {name} (meter INTEGER NOT NULL, phase INTEGER NOT NULL, "
+        f"bucket INTEGER NOT NULL, {value_columns}, PRIMARY KEY (meter, phase, bucket)) "
+        "WITHOUT ROWID;"
+    )
+
+
+def _m0002_rollups_and_gaps(conn: sqlite3.Connection) -> None:
+    from meterhub.store.sqlite_writer import rebuild_all
+
+    _script(conn, 
+        _rollup_table_sql("rollup_15m")
+        + _rollup_table_sql("rollup_1h")
+        + """
+        CREATE TABLE gaps (
+            meter INTEGER NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
+            PRIMARY KEY (meter, start_ms)
+        ) WITHOUT ROWID;
+        """
+    )
+    rebuild_all(conn)
+
+
+def _m0003_kv_intervals_extras(conn: sqlite3.Connection) -> None:
+    _script(conn, """
+        CREATE TABLE tokens (
+            scope TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires_ms INTEGER,
+            PRIMARY KEY (scope, key)
+        ) WITHOUT ROWID;
+        CREATE TABLE quota_ledger (key TEXT NOT NULL, ts_ms INTEGER NOT NULL);
+        CREATE INDEX quota_ledger_key_ts ON quota_ledger (key, ts_ms);
+        CREATE TABLE intervals (
+            meter INTEGER NOT NULL, source TEXT NOT NULL, start_ms INTEGER NOT NULL,
+            end_ms INTEGER NOT NULL, import_kwh REAL, export_kwh REAL,
+            PRIMARY KEY (meter, source, start_ms)
+        ) WITHOUT ROWID;
+        CREATE INDEX intervals_meter_start ON intervals (meter, start_ms);
+        CREATE TABLE extras (
+            meter INTEGER NOT NULL, name TEXT NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL,
+            PRIMARY KEY (meter, name, ts)
+        ) WITHOUT ROWID;
+    """)
+
+
+MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
+    ("0001_core", _m0001_core),
+    ("0002_rollups_and_gaps", _m0002_rollups_and_gaps),
+    ("0003_kv_intervals_extras", _m0003_kv_intervals_extras),
+)
+
+
+def applied_migrations(conn: sqlite3.Connection) -> list[str]:
+    """Return the applied migration names, oldest first."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    return [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
+
+
+def apply_migrations(conn: sqlite3.Connection, upto: str | None = None) -> list[str]:
+    """Apply pending migrations (up to and including ``upto``), each in its own transaction."""
+    done = set(applied_migrations(conn))
+    known = {name for name, _ in MIGRATIONS}
+    unknown = sorted(done - known)
+    if unknown:
+        raise MigrationError(
+            f"the database has migrations this meterhub does not know ({', '.join(unknown)}); "
+            "upgrade meterhub"
+        )
+    applied: list[str] = []
+    for name, migration in MIGRATIONS:
+        if name in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            migration(conn)
+            conn.execute(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                (name, datetime.now(UTC).isoformat()),
+            )
+            conn.execute("COMMIT")
+        except Exception as exc:
+            conn.execute("ROLLBACK")
+            raise MigrationError(f"migration {name} failed: {exc}") from exc
+        applied.append(name)
+        if name == upto:
+            break
+    return applied

@@ -1,0 +1,335 @@
+"""The SQLite write path: raw rows, rollups, latest values and gap events in one transaction.
+
+Rows newer than everything stored for their series (the normal case: polling and sorted
+backfills) take the fast path: rollups are folded in memory and merged with one upsert per
+bucket. Older rows (late arrivals, history backfilled behind live data) are inserted one by one
+and the buckets and gaps around them are rebuilt from the raw rows, so the result is always what
+a recomputation from scratch would give.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from meterhub.errors import UnknownMeterError
+from meterhub.model import PHASE_TOTAL, Reading
+from meterhub.store.base import WriteResult
+from meterhub.store.rollup import WIDTHS_MS, RegisterState, RollupBuilder, Row, SeriesState
+from meterhub.store.sqlite_codec import ROLLUP_COLUMNS, encode_agg, encode_reading, row_from_db, row_of
+from meterhub.timeutil import to_ms
+
+__all__ = [
+    "WriterContext",
+    "load_series_window",
+    "rebuild_all",
+    "rebuild_series",
+    "write_readings_tx",
+]
+
+_TABLE_OF_WIDTH = {900_000: "rollup_15m", 3_600_000: "rollup_1h"}
+_HOUR_MS = 3_600_000
+_VALUE_COLUMNS = "v, i, p, q, pf, f, ei, ee, qi, qe"
+
+
+def _merge_sql(table: str) -> str:
+    columns = ", ".join(ROLLUP_COLUMNS)
+    marks = ", ".join("?" * len(ROLLUP_COLUMNS))
+    first_wins = "excluded.first_off IS NOT NULL AND (first_off IS NULL OR excluded.first_off < first_off)"
+    last_wins = "excluded.last_off IS NOT NULL AND (last_off IS NULL OR excluded.last_off >= last_off)"
+    sets = [
+        "n = n + excluded.n",
+        "p_n = p_n + excluded.p_n", "p_sum = p_sum + excluded.p_sum",
+        "p_min = CASE WHEN p_min IS NULL OR excluded.p_min < p_min THEN excluded.p_min ELSE p_min END",
+        "p_max = CASE WHEN p_max IS NULL OR excluded.p_max > p_max THEN excluded.p_max ELSE p_max END",
+        "v_n = v_n + excluded.v_n", "v_sum = v_sum + excluded.v_sum",
+        "v_min = CASE WHEN v_min IS NULL OR excluded.v_min < v_min THEN excluded.v_min ELSE v_min END",
+        "v_max = CASE WHEN v_max IS NULL OR excluded.v_max > v_max THEN excluded.v_max ELSE v_max END",
+        "i_n = i_n + excluded.i_n", "i_sum = i_sum + excluded.i_sum",
+        *(f"{c} = CASE WHEN {first_wins} THEN excluded.{c} ELSE {c} END"
+          for c in ("first_ei", "first_ee")),
+        f"first_off = CASE WHEN {first_wins} THEN excluded.first_off ELSE first_off END",
+        *(f"{c} = CASE WHEN {last_wins} THEN excluded.{c} ELSE {c} END"
+          for c in ("last_ei", "last_ee")),
+        f"last_off = CASE WHEN {last_wins} THEN excluded.last_off ELSE last_off END",
+        "e_imp = e_imp + excluded.e_imp", "e_exp = e_exp + excluded.e_exp",
+        "covered_ms = covered_ms + excluded.covered_ms",
+    ]
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES ({marks}) "
+        f"ON CONFLICT (meter, phase, bucket) DO UPDATE SET {', '.join(sets)}"
+    )
+
+
+_MERGE_SQL = {width: _merge_sql(table) for width, table in _TABLE_OF_WIDTH.items()}
+_INSERT_READING_SQL = f"INSERT INTO readings (meter, phase, ts, {_VALUE_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+_INSERT_IGNORE_READING_SQL = _INSERT_READING_SQL.replace("INSERT", "INSERT OR IGNORE", 1)
+_LATEST_SQL = (
+    f"INSERT OR REPLACE INTO latest (meter, phase, ts, {_VALUE_COLUMNS}, "
+    "imp_ts, imp_kwh, imp_power_w, exp_ts, exp_kwh, exp_power_w) "
+    f"VALUES ({', '.join('?' * 19)})"
+)
+
+
+@dataclass(slots=True)
+class WriterContext:
+    """What the writer thread remembers between transactions."""
+
+    meters: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """meter id -> (pk, gap threshold in ms)"""
+    states: dict[tuple[int, int], SeriesState] = field(default_factory=dict)
+    states_loaded: bool = False
+    data_version: int | None = None
+
+    def forget(self) -> None:
+        """Drop every cached fact; they are reloaded from the database."""
+        self.meters.clear()
+        self.states.clear()
+        self.states_loaded = False
+
+
+def _state_from(row: tuple[int | float | None, ...]) -> SeriesState:
+    last, imp_ts, imp_kwh, imp_p, exp_ts, exp_kwh, exp_p = row
+    imp = None if imp_ts is None or imp_kwh is None else RegisterState(int(imp_ts), float(imp_kwh), _f(imp_p))
+    exp = None if exp_ts is None or exp_kwh is None else RegisterState(int(exp_ts), float(exp_kwh), _f(exp_p))
+    return SeriesState(None if last is None else int(last), imp, exp)
+
+
+def _f(value: int | float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _load_states(conn: sqlite3.Connection, ctx: WriterContext) -> None:
+    ctx.states = {
+        (row[0], row[1]): _state_from(row[2:])
+        for row in conn.execute(
+            "SELECT meter, phase, ts, imp_ts, imp_kwh, imp_power_w, exp_ts, exp_kwh, exp_power_w FROM latest"
+        )
+    }
+    ctx.states_loaded = True
+
+
+def _meter_info(conn: sqlite3.Connection, ctx: WriterContext, meter_id: str) -> tuple[int, int]:
+    info = ctx.meters.get(meter_id)
+    if info is None:
+        row = conn.execute("SELECT pk, interval_s FROM meters WHERE id = ?", (meter_id,)).fetchone()
+        if row is None:
+            raise UnknownMeterError(meter_id)
+        info = ctx.meters[meter_id] = (row[0], 2 * row[1] * 1000)
+    return info
+
+
+def write_readings_tx(
+    conn: sqlite3.Connection, ctx: WriterContext, readings: Sequence[Reading]
+) -> WriteResult:
+    """Store readings in one transaction; the caller has opened it with BEGIN IMMEDIATE."""
+    version = conn.execute("PRAGMA data_version").fetchone()[0]
+    if version != ctx.data_version:
+        ctx.forget()
+    if not ctx.states_loaded:
+        _load_states(conn, ctx)
+    series: dict[tuple[int, int], list[tuple[int, Reading]]] = defaultdict(list)
+    gap_of: dict[int, int] = {}
+    for reading in readings:
+        pk, gap_ms = _meter_info(conn, ctx, reading.meter)
+        gap_of[pk] = gap_ms
+        series[(pk, reading.phase)].append((to_ms(reading.ts), reading))
+    stored = duplicates = 0
+    raw_rows: list[tuple[int | None, ...]] = []
+    latest_rows: list[tuple[int | float | None, ...]] = []
+    merges: dict[int, list[tuple[int | None, ...]]] = {w: [] for w in WIDTHS_MS}
+    gap_rows: list[tuple[int, int, int]] = []
+    late: list[tuple[int, int, list[tuple[int, Reading]]]] = []
+    builder = RollupBuilder()
+    for (pk, phase), items in series.items():
+        items.sort(key=lambda item: item[0])
+        state = ctx.states.get((pk, phase), SeriesState())
+        fresh: list[tuple[int, Reading]] = []
+        older: list[tuple[int, Reading]] = []
+        previous_ms = None
+        for ts_ms, reading in items:
+            if ts_ms == previous_ms:
+                duplicates += 1
+                continue
+            previous_ms = ts_ms
+            if state.last_ms is None or ts_ms > state.last_ms:
+                fresh.append((ts_ms, reading))
+            else:
+                older.append((ts_ms, reading))
+        if older:
+            late.append((pk, phase, older))
+        if not fresh:
+            continue
+        new_state = builder.feed(
+            state, (row_of(r, ts) for ts, r in fresh), gap_of[pk], phase == PHASE_TOTAL
+        )
+        aggs, gaps = builder.take()
+        for (width, _), agg in aggs.items():
+            merges[width].append(encode_agg(pk, phase, agg))
+        gap_rows.extend((pk, start, end) for start, end in gaps)
+        raw_rows.extend(encode_reading(pk, r, ts) for ts, r in fresh)
+        last_ts, last_reading = fresh[-1]
+        latest_rows.append(_latest_row(encode_reading(pk, last_reading, last_ts), new_state))
+        ctx.states[(pk, phase)] = new_state
+    before = conn.total_changes
+    conn.executemany(_INSERT_READING_SQL, raw_rows)
+    stored += conn.total_changes - before
+    for width, rows in merges.items():
+        conn.executemany(_MERGE_SQL[width], rows)
+    conn.executemany(_LATEST_SQL, latest_rows)
+    conn.executemany("INSERT OR IGNORE INTO gaps (meter, start_ms, end_ms) VALUES (?, ?, ?)", gap_rows)
+    for pk, phase, older in late:
+        added, dup = _write_late(conn, ctx, pk, phase, older, gap_of[pk])
+        stored += added
+        duplicates += dup
+    return WriteResult(stored, duplicates)
+
+
+def _latest_row(raw: tuple[int | None, ...], state: SeriesState) -> tuple[int | float | None, ...]:
+    imp, exp = state.imp, state.exp
+    return (
+        *raw,
+        None if imp is None else imp.ts_ms, None if imp is None else imp.kwh,
+        None if imp is None else imp.power_w,
+        None if exp is None else exp.ts_ms, None if exp is None else exp.kwh,
+        None if exp is None else exp.power_w,
+    )
+
+
+def _write_late(
+    conn: sqlite3.Connection,
+    ctx: WriterContext,
+    pk: int,
+    phase: int,
+    items: list[tuple[int, Reading]],
+    gap_ms: int,
+) -> tuple[int, int]:
+    inserted: list[int] = []
+    for ts_ms, reading in items:
+        cursor = conn.execute(_INSERT_IGNORE_READING_SQL, encode_reading(pk, reading, ts_ms))
+        if cursor.rowcount == 1:
+            inserted.append(ts_ms)
+    if not inserted:
+        return 0, len(items)
+    lo, hi = min(inserted), max(inserted)
+    before = conn.execute(
+        "SELECT max(ts) FROM readings WHERE meter = ? AND phase = ? AND ts < ?", (pk, phase, lo)
+    ).fetchone()[0]
+    after = conn.execute(
+        "SELECT min(ts) FROM readings WHERE meter = ? AND phase = ? AND ts > ?", (pk, phase, hi)
+    ).fetchone()[0]
+    span_lo = lo if before is None else before
+    span_hi = hi if after is None else after
+    rebuild_series(conn, pk, phase, span_lo, span_hi, gap_ms)
+    ctx.states[(pk, phase)] = _reload_state(conn, pk, phase)
+    return len(inserted), len(items) - len(inserted)
+
+
+def _reload_state(conn: sqlite3.Connection, pk: int, phase: int) -> SeriesState:
+    row = conn.execute(
+        "SELECT ts, imp_ts, imp_kwh, imp_power_w, exp_ts, exp_kwh, exp_power_w "
+        "FROM latest WHERE meter = ? AND phase = ?", (pk, phase)
+    ).fetchone()
+    imp = _last_register(conn, pk, phase, "ei", None)
+    exp = _last_register(conn, pk, phase, "ee", None)
+    last = None if row is None else row[0]
+    if row is not None:
+        conn.execute(
+            "UPDATE latest SET imp_ts = ?, imp_kwh = ?, imp_power_w = ?, exp_ts = ?, exp_kwh = ?, "
+            "exp_power_w = ? WHERE meter = ? AND phase = ?",
+            (*_register_columns(imp), *_register_columns(exp), pk, phase),
+        )
+    return SeriesState(last, imp, exp)
+
+
+def _register_columns(state: RegisterState | None) -> tuple[int | float | None, ...]:
+    return (None, None, None) if state is None else (state.ts_ms, state.kwh, state.power_w)
+
+
+def _last_register(
+    conn: sqlite3.Connection, pk: int, phase: int, column: str, before_ms: int | None
+) -> RegisterState | None:
+    bound = "" if before_ms is None else " AND ts < ?"
+    args: tuple[int, ...] = (pk, phase) if before_ms is None else (pk, phase, before_ms)
+    row = conn.execute(
+        f"SELECT ts, {column}, p FROM readings WHERE meter = ? AND phase = ? AND {column} IS NOT NULL"
+        f"{bound} ORDER BY ts DESC LIMIT 1", args
+    ).fetchone()
+    if row is None:
+        return None
+    return RegisterState(row[0], row[1] / 1e6, None if row[2] is None else row[2] / 1e3)
+
+
+def _rows(conn: sqlite3.Connection, sql: str, args: Iterable[int], stats: bool) -> list[Row]:
+    return [row_from_db(*r, stats=stats) for r in conn.execute(sql, tuple(args))]
+
+
+def load_series_window(
+    conn: sqlite3.Connection, pk: int, phase: int, start: int, end: int
+) -> tuple[SeriesState, list[Row]]:
+    """Return the series state just before ``start`` and the rows that matter for [start, end).
+
+    The rows are those inside the window followed by the first rows at or after ``end`` (any,
+    with an import register, with an export register), which only contribute their intervals.
+    """
+    select = "SELECT ts, p, v, i, ei, ee FROM readings WHERE meter = ? AND phase = ?"
+    before = conn.execute("SELECT max(ts) FROM readings WHERE meter = ? AND phase = ? AND ts < ?",
+                          (pk, phase, start)).fetchone()[0]
+    state = SeriesState(
+        before,
+        _last_register(conn, pk, phase, "ei", start),
+        _last_register(conn, pk, phase, "ee", start),
+    )
+    inside = _rows(conn, f"{select} AND ts >= ? AND ts < ? ORDER BY ts", (pk, phase, start, end), True)
+    after: dict[int, Row] = {}
+    for condition in ("1", "ei IS NOT NULL", "ee IS NOT NULL"):
+        for row in _rows(conn, f"{select} AND ts >= ? AND {condition} ORDER BY ts LIMIT 1",
+                         (pk, phase, end), False):
+            after[row.ts_ms] = row
+    return state, [*inside, *(after[ts] for ts in sorted(after))]
+
+
+def rebuild_series(
+    conn: sqlite3.Connection, pk: int, phase: int, lo_ms: int, hi_ms: int, gap_ms: int
+) -> None:
+    """Recompute the rollups overlapping [lo_ms, hi_ms] (and gaps, for phase 0) from raw rows."""
+    start = lo_ms - lo_ms % _HOUR_MS
+    end = hi_ms - hi_ms % _HOUR_MS + _HOUR_MS
+    state, rows = load_series_window(conn, pk, phase, start, end)
+    builder = RollupBuilder()
+    builder.feed(state, rows, gap_ms, False)
+    aggs, _ = builder.take()
+    for width, table in _TABLE_OF_WIDTH.items():
+        conn.execute(f"DELETE FROM {table} WHERE meter = ? AND phase = ? AND bucket >= ? AND bucket < ?",
+                     (pk, phase, start, end))
+        conn.executemany(
+            _MERGE_SQL[width],
+            [encode_agg(pk, phase, agg) for (w, bucket), agg in aggs.items()
+             if w == width and start <= bucket < end],
+        )
+    if phase == PHASE_TOTAL:
+        _rebuild_gaps(conn, pk, lo_ms, hi_ms, gap_ms)
+
+
+def _rebuild_gaps(conn: sqlite3.Connection, pk: int, lo_ms: int, hi_ms: int, gap_ms: int) -> None:
+    conn.execute("DELETE FROM gaps WHERE meter = ? AND start_ms >= ? AND start_ms < ?", (pk, lo_ms, hi_ms))
+    times = [r[0] for r in conn.execute(
+        "SELECT ts FROM readings WHERE meter = ? AND phase = 0 AND ts >= ? AND ts <= ? ORDER BY ts",
+        (pk, lo_ms, hi_ms))]
+    conn.executemany(
+        "INSERT OR IGNORE INTO gaps (meter, start_ms, end_ms) VALUES (?, ?, ?)",
+        [(pk, a, b) for a, b in zip(times, times[1:], strict=False) if b - a > gap_ms],
+    )
+
+
+def rebuild_all(conn: sqlite3.Connection) -> None:
+    """Recompute every rollup, gap and register state from the raw rows."""
+    meters = conn.execute("SELECT pk, interval_s FROM meters").fetchall()
+    for pk, interval_s in meters:
+        for phase, lo, hi in conn.execute(
+            "SELECT phase, min(ts), max(ts) FROM readings WHERE meter = ? GROUP BY phase", (pk,)
+        ).fetchall():
+            rebuild_series(conn, pk, phase, lo, hi, 2 * interval_s * 1000)
+            _reload_state(conn, pk, phase)

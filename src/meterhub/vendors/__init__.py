@@ -1,0 +1,1 @@
+"""Vendor integrations: one folder per vendor, plus the shared household physics."""
