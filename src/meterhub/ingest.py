@@ -1,0 +1,157 @@
+"""The ingest pipeline every source goes through: validate, batch, write.
+
+A rejected row never blocks the rest of its batch and is always reported with its reason.
+Each batch is one transaction, so a crash loses at most the batch in flight, never part of one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from meterhub.model import Reading, utc_now
+from meterhub.store.base import Store, WriteResult
+
+__all__ = ["IngestReport", "Ingestor", "Rejection", "validate_reading"]
+
+MAX_VOLTAGE_V = 1000.0
+MAX_ABS_POWER_W = 10_000_000.0
+MAX_FUTURE = timedelta(minutes=5)
+MAX_PHASE = 3
+MAX_REJECTIONS_KEPT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One row that was not stored, where it came from and why."""
+
+    where: str
+    reason: str
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """What an ingest did: rows received, stored, already present and rejected."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected_count: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    """The first rejections with their reasons (all are counted in ``rejected_count``)."""
+
+    def reject(self, where: str, reason: str) -> None:
+        """Count a rejected row and keep its reason."""
+        self.rejected_count += 1
+        if len(self.rejections) < MAX_REJECTIONS_KEPT:
+            self.rejections.append(Rejection(where, reason))
+
+    def reasons(self) -> dict[str, int]:
+        """Return how often each reason occurred among the kept rejections."""
+        counts: dict[str, int] = {}
+        for rejection in self.rejections:
+            key = rejection.reason.split(":", 1)[0]
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+
+_FIELD_CHECKS: tuple[tuple[str, Callable[[float], str | None]], ...] = (
+    ("voltage_v", lambda v: None if 0 <= v <= MAX_VOLTAGE_V else f"voltage {v} V outside 0..1000 V"),
+    ("power_w", lambda p: None if abs(p) <= MAX_ABS_POWER_W else f"power {p} W beyond ±10 MW"),
+    ("power_factor", lambda pf: None if -1 <= pf <= 1 else f"power factor {pf} outside -1..1"),
+)
+
+
+def validate_reading(reading: Reading, latest_allowed: datetime) -> str | None:
+    """Return why a reading must be rejected, or None when it is acceptable."""
+    ts = reading.ts
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        return "timestamp has no time zone"
+    if ts > latest_allowed:
+        return f"timestamp {ts.isoformat()} is more than 5 minutes in the future"
+    if not 0 <= reading.phase <= MAX_PHASE:
+        return f"phase {reading.phase} is not 0..3"
+    values = reading.values()
+    for value in values:
+        if value is not None and not math.isfinite(value):
+            return "value is NaN or infinite"
+    for name, check in _FIELD_CHECKS:
+        value = getattr(reading, name)
+        if value is not None and (reason := check(value)) is not None:
+            return reason
+    if all(value is None for value in values):
+        return "reading carries no value"
+    return None
+
+
+class Ingestor:
+    """Validates readings and writes them to a store in batches."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        batch_size: int = 10_000,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.batch_size = batch_size
+        self._now = now
+        self._known_meters: set[str] = set()
+        self._unknown_meters: set[str] = set()
+
+    def ingest(
+        self,
+        rows: Iterable[Reading | tuple[str, Reading]],
+        on_batch: Callable[[IngestReport], None] | None = None,
+        report: IngestReport | None = None,
+    ) -> IngestReport:
+        """Validate and store rows (a reading, or ``(where, reading)``); report what happened.
+
+        ``on_batch`` is called after each committed batch with the running report.
+        """
+        report = report or IngestReport()
+        latest_allowed = self._now() + MAX_FUTURE
+        batch: list[Reading] = []
+        for item in rows:
+            where, reading = item if isinstance(item, tuple) else ("", item)
+            report.received += 1
+            reason = validate_reading(reading, latest_allowed)
+            if reason is None and not self._meter_known(reading.meter):
+                reason = f"unknown meter {reading.meter!r}"
+            if reason is not None:
+                report.reject(where or f"{reading.meter} {reading.ts.isoformat()}", reason)
+                continue
+            batch.append(reading)
+            if len(batch) >= self.batch_size:
+                self._flush(batch, report, on_batch)
+                batch = []
+                latest_allowed = self._now() + MAX_FUTURE
+        if batch:
+            self._flush(batch, report, on_batch)
+        return report
+
+    def _flush(
+        self,
+        batch: list[Reading],
+        report: IngestReport,
+        on_batch: Callable[[IngestReport], None] | None,
+    ) -> None:
+        result: WriteResult = self.store.write_readings(batch)
+        report.stored += result.stored
+        report.duplicates += result.duplicates
+        if on_batch is not None:
+            on_batch(report)
+
+    def _meter_known(self, meter_id: str) -> bool:
+        if meter_id in self._known_meters:
+            return True
+        if meter_id in self._unknown_meters:
+            return False
+        self._known_meters = {meter.id for meter in self.store.list_meters()}
+        if meter_id not in self._known_meters:
+            self._unknown_meters.add(meter_id)
+            return False
+        return True
