@@ -5,7 +5,7 @@ from __future__ import annotations
 from meterhub.errors import ConfigError
 from meterhub.store.base import Store
 
-__all__ = ["DEFAULT_DATABASE_URL", "open_store"]
+__all__ = ["DEFAULT_DATABASE_URL", "open_store", "redact_url"]
 
 DEFAULT_DATABASE_URL = "sqlite:///meterhub.db"
 
@@ -21,11 +21,11 @@ def open_store(url: str = DEFAULT_DATABASE_URL, *, migrate: bool = True) -> Stor
 
         return PostgresStore(url, migrate=migrate)
     raise ConfigError(
-        f"unsupported database URL {_redact(url)!r}; use sqlite:///path/to/file.db or postgresql://..."
+        f"unsupported database URL {redact_url(url)!r}; use sqlite:///path/to/file.db or postgresql://..."
     )
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """Return the URL with any password replaced, so it can be shown."""
     scheme, sep, rest = url.partition("://")
     if "@" in rest and ":" in rest.split("@", 1)[0]:

@@ -1,0 +1,86 @@
+"""What the CLI verbs share: opening the store, reading times, rendering tables."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from meterhub.config import Settings
+from meterhub.store import Store, open_store
+from meterhub.timeutil import parse_time
+
+__all__ = ["FORMAT_CHOICES", "emit", "opened_store", "time_arg"]
+
+FORMAT_CHOICES = ("table", "csv", "json")
+
+
+def database_url() -> str:
+    """Return the database URL: --database-url, else METERHUB_DATABASE_URL, else ./meterhub.db."""
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    if root is not None and isinstance(root.obj, dict) and root.obj.get("database_url"):
+        return str(root.obj["database_url"])
+    return Settings().database_url
+
+
+@contextmanager
+def opened_store(*, migrate: bool = True) -> Iterator[Store]:
+    """Open the configured store for one command and close it afterwards."""
+    store = open_store(database_url(), migrate=migrate)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def time_arg(text: str, tz: str = "UTC") -> datetime:
+    """Parse a --start/--end value (ISO 8601, date, epoch seconds, now-2h)."""
+    return parse_time(text, tz)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}" if abs(value) < 1e6 else f"{value:.1f}"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, title: str | None = None) -> None:
+    """Write rows as a rich table, CSV or a JSON array of objects to stdout."""
+    if fmt == "json":
+        records = [{c: _jsonable(v) for c, v in zip(columns, row, strict=True)} for row in rows]
+        sys.stdout.write(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if v is None else _jsonable(v) for v in row])
+    else:
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column, justify="left" if column in {"meter", "id", "name", "ts", "start"} else "right")
+        for row in rows:
+            table.add_row(*(_cell(v) for v in row))
+        Console(soft_wrap=True).print(table)
+
+
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="table", show_default=True,
+    help="Output format.",
+)

@@ -1,0 +1,61 @@
+"""Stream readings out in the canonical columns: CSV, NDJSON or one JSON array.
+
+Output is produced row by row, so memory stays constant for any range, and the CSV reads back
+through ``meterhub import`` unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import orjson
+
+from meterhub.errors import InputError
+from meterhub.model import CANONICAL_COLUMNS, Reading
+
+__all__ = ["EXPORT_FORMATS", "export_lines", "reading_record"]
+
+EXPORT_FORMATS = ("csv", "ndjson", "json")
+
+
+def _text(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def reading_record(reading: Reading) -> dict[str, str | int | float | None]:
+    """Return a reading as a record of canonical columns (ts in ISO 8601 UTC)."""
+    record: dict[str, str | int | float | None] = {
+        "meter": reading.meter,
+        "ts": reading.ts.isoformat(),
+        "phase": reading.phase,
+    }
+    record.update(zip(CANONICAL_COLUMNS[3:], reading.values(), strict=True))
+    return record
+
+
+def _csv_line(reading: Reading) -> str:
+    meter = reading.meter
+    if any(c in meter for c in ',"\n\r'):
+        meter = '"' + meter.replace('"', '""') + '"'
+    values = ",".join(_text(v) for v in reading.values())
+    return f"{meter},{reading.ts.isoformat()},{reading.phase},{values}\n"
+
+
+def export_lines(readings: Iterable[Reading], fmt: str) -> Iterator[str]:
+    """Yield the export text piece by piece."""
+    if fmt == "csv":
+        yield ",".join(CANONICAL_COLUMNS) + "\n"
+        for reading in readings:
+            yield _csv_line(reading)
+    elif fmt == "ndjson":
+        for reading in readings:
+            yield orjson.dumps(reading_record(reading)).decode() + "\n"
+    elif fmt == "json":
+        yield "["
+        first = True
+        for reading in readings:
+            yield ("\n" if first else ",\n") + orjson.dumps(reading_record(reading)).decode()
+            first = False
+        yield "\n]\n"
+    else:
+        raise InputError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")

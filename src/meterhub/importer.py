@@ -1,0 +1,208 @@
+"""Read CSV and NDJSON files in the canonical columns into readings.
+
+A row that cannot be read becomes a rejection with its line number and reason; it never stops
+the rest of the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from meterhub.errors import ConflictError, ImportFileError
+from meterhub.ingest import IngestReport, Ingestor
+from meterhub.model import CANONICAL_COLUMNS, PHASE_TOTAL, READING_FIELDS, VENDOR_FILE, Meter, Reading
+from meterhub.store.base import Store
+
+__all__ = ["ImportRow", "detect_format", "import_file", "read_rows"]
+
+_KNOWN = frozenset(CANONICAL_COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    """One row of a file: a reading, or the reason it could not be read."""
+
+    where: str
+    reading: Reading | None
+    reason: str | None = None
+
+
+def detect_format(path: Path, head: bytes) -> str:
+    """Return ``csv`` or ``ndjson`` from the file's name, else from its first bytes."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in {".ndjson", ".jsonl", ".json"}:
+        return "ndjson"
+    return "ndjson" if head.lstrip().startswith(b"{") else "csv"
+
+
+def parse_ts(value: Any) -> datetime:
+    """Parse ISO 8601 with an offset, or epoch seconds, into aware UTC."""
+    if isinstance(value, bool):
+        raise ValueError("a timestamp cannot be true or false")
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(float(value), UTC)
+    text = str(value).strip()
+    if not text:
+        raise ValueError("empty timestamp")
+    try:
+        return datetime.fromtimestamp(float(text), UTC)
+    except ValueError:
+        pass
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp {text!r} has no UTC offset")
+    return parsed.astimezone(UTC)
+
+
+def _number(name: str, value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{name} is not a number: {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} is not a number: {value!r}") from None
+
+
+def _phase(value: Any) -> int:
+    if value is None or value == "":
+        return PHASE_TOTAL
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError(f"phase is not a whole number: {value!r}")
+    return int(number)
+
+
+def to_reading(record: dict[str, Any], default_meter: str | None) -> Reading:
+    """Build a reading from one record of canonical columns; raise ValueError with the reason."""
+    meter = record.get("meter")
+    meter_id = str(meter).strip() if meter not in (None, "") else default_meter
+    if not meter_id:
+        raise ValueError("no meter: add a meter column or pass --meter")
+    if record.get("ts") in (None, ""):
+        raise ValueError("no ts")
+    try:
+        ts = parse_ts(record["ts"])
+    except (ValueError, OverflowError, OSError) as exc:
+        raise ValueError(f"bad ts {record['ts']!r}: {exc}") from None
+    values = [_number(name, record.get(name)) for name in READING_FIELDS]
+    return Reading(meter_id, ts, _phase(record.get("phase")), *values)
+
+
+def read_rows(stream: BinaryIO, fmt: str, default_meter: str | None) -> Iterator[ImportRow]:
+    """Yield every row of a CSV or NDJSON stream as a reading or a rejection."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    try:
+        if fmt == "csv":
+            yield from _csv_rows(text, default_meter)
+        else:
+            yield from _ndjson_rows(text, default_meter)
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(f"the file is not UTF-8 text: {exc.reason}") from exc
+    finally:
+        text.detach()
+
+
+def _csv_rows(text: io.TextIOWrapper, default_meter: str | None) -> Iterator[ImportRow]:
+    reader = csv.reader(text)
+    header = next(reader, None)
+    if header is None:
+        raise ImportFileError("the file is empty")
+    columns = [c.strip() for c in header]
+    unknown = [c for c in columns if c not in _KNOWN]
+    if "ts" not in columns:
+        raise ImportFileError(
+            f"the header has no ts column (found: {', '.join(columns) or 'nothing'}); "
+            f"expected some of: {','.join(CANONICAL_COLUMNS)}"
+        )
+    if unknown:
+        raise ImportFileError(f"unknown column(s) {', '.join(unknown)}; expected some of: {','.join(CANONICAL_COLUMNS)}")
+    for values in reader:
+        where = f"line {reader.line_num}"
+        if not values or all(not v.strip() for v in values):
+            continue
+        if len(values) != len(columns):
+            yield ImportRow(where, None, f"{len(values)} fields where the header has {len(columns)}")
+            continue
+        try:
+            yield ImportRow(where, to_reading(dict(zip(columns, values, strict=True)), default_meter))
+        except ValueError as exc:
+            yield ImportRow(where, None, str(exc))
+
+
+def _ndjson_rows(text: io.TextIOWrapper, default_meter: str | None) -> Iterator[ImportRow]:
+    for number, line in enumerate(text, start=1):
+        if not line.strip():
+            continue
+        where = f"line {number}"
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            yield ImportRow(where, None, f"not JSON: {exc}")
+            continue
+        if not isinstance(record, dict):
+            yield ImportRow(where, None, "not a JSON object")
+            continue
+        unknown = sorted(set(record) - _KNOWN)
+        if unknown:
+            yield ImportRow(where, None, f"unknown field(s) {', '.join(unknown)}")
+            continue
+        try:
+            yield ImportRow(where, to_reading(record, default_meter))
+        except ValueError as exc:
+            yield ImportRow(where, None, str(exc))
+
+
+def import_file(
+    store: Store,
+    path: Path,
+    default_meter: str | None,
+    *,
+    batch_rows: int = 10_000,
+    on_batch: Callable[[IngestReport], None] | None = None,
+    stream: BinaryIO | None = None,
+) -> IngestReport:
+    """Import a CSV or NDJSON file; unknown meters are created with vendor ``file``."""
+    if stream is None and not path.is_file():
+        raise ImportFileError(f"file {path} not found")
+    report = IngestReport()
+    known = {meter.id for meter in store.list_meters()}
+
+    def readings(source: BinaryIO) -> Iterator[tuple[str, Reading]]:
+        head = source.peek(64)[:64] if hasattr(source, "peek") else b""
+        for row in read_rows(source, detect_format(path, head), default_meter):
+            if row.reading is None:
+                report.received += 1
+                report.reject(row.where, row.reason or "unreadable row")
+                continue
+            if row.reading.meter not in known:
+                _ensure_file_meter(store, row.reading.meter)
+                known.add(row.reading.meter)
+            yield row.where, row.reading
+
+    ingestor = Ingestor(store, batch_size=batch_rows)
+    if stream is not None:
+        return ingestor.ingest(readings(stream), on_batch=on_batch, report=report)
+    try:
+        with path.open("rb") as source:
+            return ingestor.ingest(readings(source), on_batch=on_batch, report=report)
+    except OSError as exc:
+        raise ImportFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _ensure_file_meter(store: Store, meter_id: str) -> None:
+    try:
+        store.add_meter(Meter(meter_id, VENDOR_FILE))
+    except ConflictError:
+        pass  # created meanwhile by another process: fine
