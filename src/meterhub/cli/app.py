@@ -1,0 +1,49 @@
+"""The root ``meterhub`` group; every verb is registered at the bottom of this module."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from meterhub import __version__
+from meterhub.errors import MeterhubError
+
+__all__ = ["main"]
+
+
+class _Group(click.Group):
+    """A click group that turns every MeterhubError into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MeterhubError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="meterhub")
+@click.option("--database-url", envvar="METERHUB_DATABASE_URL", default=None,
+              help="sqlite:///path.db (default ./meterhub.db) or postgresql://...; "
+                   "also METERHUB_DATABASE_URL.")
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None) -> None:
+    """meterhub: collect, store and analyse electricity-meter data."""
+    ctx.obj = {"database_url": database_url}
+
+
+# Verbs register here, one line each.
+from meterhub.cli.data import export, import_, latest, readings  # noqa: E402
+from meterhub.cli.db import db  # noqa: E402
+from meterhub.cli.demo import demo  # noqa: E402
+from meterhub.cli.meters import meters  # noqa: E402
+from meterhub.cli.serve import serve  # noqa: E402
+
+for _command in (meters, import_, export, readings, latest, db, serve, demo):
+    main.add_command(_command)
