@@ -1,0 +1,5 @@
+"""Run the CLI as ``python -m meterhub``."""
+
+from meterhub.cli import main
+
+main()
