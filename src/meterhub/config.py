@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///meterhub.db"
     """Where data lives: ``sqlite:///path/to/file.db`` (default ./meterhub.db) or ``postgresql://...``."""
 
-    import_batch_rows: int = 10_000
+    import_batch_rows: int = 50_000
     """Rows per transaction when importing files."""
 
 

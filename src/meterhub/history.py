@@ -13,8 +13,26 @@ __all__ = ["BUCKET_WIDTHS_S", "MAX_POINTS", "choose_width_s", "downsample"]
 
 MAX_POINTS = 20_000
 BUCKET_WIDTHS_S: dict[str, int] = {"15m": 900, "1h": 3600, "1d": 86_400}
-_NICE_WIDTHS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800,
-                  21_600, 43_200, 86_400)
+_NICE_WIDTHS_S = (
+    1,
+    2,
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    7200,
+    10_800,
+    21_600,
+    43_200,
+    86_400,
+)
 
 
 def choose_width_s(start: datetime, end: datetime, points: int) -> int:
@@ -71,7 +89,9 @@ def downsample(
     first = to_ms(start) - to_ms(start) % width_ms
     count = math.ceil((to_ms(end) - first) / width_ms)
     if count > MAX_POINTS:
-        raise InputError(f"{count} buckets of {width_s} s exceed {MAX_POINTS}; choose a wider bucket")
+        raise InputError(
+            f"{count} buckets of {width_s} s exceed {MAX_POINTS}; choose a wider bucket"
+        )
     if width_ms % 900_000 == 0:
         edges_utc = [from_ms(first + k * width_ms) for k in range(count + 1)]
         return _drop_empty(store.aggregate(meter_id, phase, edges_utc))

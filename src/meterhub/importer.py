@@ -6,6 +6,7 @@ the rest of the file.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections.abc import Callable, Iterator
@@ -17,8 +18,15 @@ from typing import Any, BinaryIO
 import orjson
 
 from meterhub.errors import ConflictError, ImportFileError
-from meterhub.ingest import IngestReport, Ingestor
-from meterhub.model import CANONICAL_COLUMNS, PHASE_TOTAL, READING_FIELDS, VENDOR_FILE, Meter, Reading
+from meterhub.ingest import Ingestor, IngestReport
+from meterhub.model import (
+    CANONICAL_COLUMNS,
+    PHASE_TOTAL,
+    READING_FIELDS,
+    VENDOR_FILE,
+    Meter,
+    Reading,
+)
 from meterhub.store.base import Store
 
 __all__ = ["ImportRow", "detect_format", "import_file", "read_rows"]
@@ -127,16 +135,22 @@ def _csv_rows(text: io.TextIOWrapper, default_meter: str | None) -> Iterator[Imp
             f"expected some of: {','.join(CANONICAL_COLUMNS)}"
         )
     if unknown:
-        raise ImportFileError(f"unknown column(s) {', '.join(unknown)}; expected some of: {','.join(CANONICAL_COLUMNS)}")
+        raise ImportFileError(
+            f"unknown column(s) {', '.join(unknown)}; expected some of: {','.join(CANONICAL_COLUMNS)}"
+        )
     for values in reader:
         where = f"line {reader.line_num}"
         if not values or all(not v.strip() for v in values):
             continue
         if len(values) != len(columns):
-            yield ImportRow(where, None, f"{len(values)} fields where the header has {len(columns)}")
+            yield ImportRow(
+                where, None, f"{len(values)} fields where the header has {len(columns)}"
+            )
             continue
         try:
-            yield ImportRow(where, to_reading(dict(zip(columns, values, strict=True)), default_meter))
+            yield ImportRow(
+                where, to_reading(dict(zip(columns, values, strict=True)), default_meter)
+            )
         except ValueError as exc:
             yield ImportRow(where, None, str(exc))
 
@@ -202,7 +216,5 @@ def import_file(
 
 
 def _ensure_file_meter(store: Store, meter_id: str) -> None:
-    try:
+    with contextlib.suppress(ConflictError):  # created meanwhile by another process: fine
         store.add_meter(Meter(meter_id, VENDOR_FILE))
-    except ConflictError:
-        pass  # created meanwhile by another process: fine

@@ -57,6 +57,7 @@ REGISTER_FIELDS: tuple[str, ...] = (
 CANONICAL_COLUMNS: tuple[str, ...] = ("meter", "ts", "phase", *READING_FIELDS)
 """The columns of import and export files."""
 
+
 def _require_aware(ts: datetime, what: str) -> None:
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware, got naive {ts.isoformat()}")

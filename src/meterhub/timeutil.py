@@ -17,9 +17,11 @@ _DURATION_UNIT_S = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
 def to_ms(ts: datetime) -> int:
     """Return epoch milliseconds of an aware datetime."""
-    return (ts - _EPOCH).days * 86_400_000 + (ts - _EPOCH).seconds * 1000 + (
-        ts - _EPOCH
-    ).microseconds // 1000
+    return (
+        (ts - _EPOCH).days * 86_400_000
+        + (ts - _EPOCH).seconds * 1000
+        + (ts - _EPOCH).microseconds // 1000
+    )
 
 
 def from_ms(ts_ms: int) -> datetime:
@@ -47,7 +49,9 @@ def parse_time(text: str, tz: str = "UTC", now: datetime | None = None) -> datet
     zone = get_zone(tz)
     current = now or datetime.now(UTC)
     if not value:
-        raise InputError("empty time; use ISO 8601 (2026-03-29T10:00:00+02:00), a date or epoch seconds")
+        raise InputError(
+            "empty time; use ISO 8601 (2026-03-29T10:00:00+02:00), a date or epoch seconds"
+        )
     if _EPOCH_RE.match(value):
         return datetime.fromtimestamp(float(value), UTC)
     lowered = value.lower()

@@ -36,10 +36,20 @@ def test_sigkill_mid_import_loses_nothing_reported(tmp_path: Path) -> None:
     write_big_csv(csv_path)
     db = tmp_path / "crash.db"
     env = {**os.environ, "METERHUB_DATABASE_URL": f"sqlite:///{db}"}
-    command = [sys.executable, "-m", "meterhub", "import", str(csv_path), "--batch-rows", str(BATCH)]
+    command = [
+        sys.executable,
+        "-m",
+        "meterhub",
+        "import",
+        str(csv_path),
+        "--batch-rows",
+        str(BATCH),
+    ]
     reported_read = reported_stored = 0
     checkpoints = 0
-    with subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as process:
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    ) as process:
         assert process.stderr is not None
         for line in process.stderr:
             match = CHECKPOINT.search(line)
@@ -63,7 +73,9 @@ def test_sigkill_mid_import_loses_nothing_reported(tmp_path: Path) -> None:
         start = datetime(2025, 1, 1, tzinfo=UTC)
         last_ts = start + timedelta(seconds=60 * ((reported_read - 1) // 4))
         for meter in ("m0", "m1", "m2", "m3"):
-            times = [r.ts for r in store.iter_readings([meter], start, last_ts + timedelta(seconds=1))]
+            times = [
+                r.ts for r in store.iter_readings([meter], start, last_ts + timedelta(seconds=1))
+            ]
             assert times == sorted(set(times))
             assert len(times) == (reported_read - int(meter[1]) + 3) // 4
     finally:

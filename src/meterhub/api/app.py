@@ -35,7 +35,11 @@ def create_app(database_url: str) -> FastAPI:
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:
         """Report whether the hub and its database answer."""
-        body: dict[str, Any] = {"status": "ok", "version": __version__, "database": redact_url(database_url)}
+        body: dict[str, Any] = {
+            "status": "ok",
+            "version": __version__,
+            "database": redact_url(database_url),
+        }
         try:
             body["meters"] = len(await anyio.to_thread.run_sync(holder["store"].list_meters))
         except MeterhubError as exc:

@@ -31,16 +31,23 @@ class _Group(click.Group):
         except Exception as exc:
             if os.environ.get("METERHUB_DEBUG"):
                 raise
-            click.echo(f"error: unexpected failure ({type(exc).__name__}: {exc}); "
-                       "set METERHUB_DEBUG=1 to see the details", err=True)
+            click.echo(
+                f"error: unexpected failure ({type(exc).__name__}: {exc}); "
+                "set METERHUB_DEBUG=1 to see the details",
+                err=True,
+            )
             sys.exit(2)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="meterhub")
-@click.option("--database-url", envvar="METERHUB_DATABASE_URL", default=None,
-              help="sqlite:///path.db (default ./meterhub.db) or postgresql://...; "
-                   "also METERHUB_DATABASE_URL.")
+@click.option(
+    "--database-url",
+    envvar="METERHUB_DATABASE_URL",
+    default=None,
+    help="sqlite:///path.db (default ./meterhub.db) or postgresql://...; "
+    "also METERHUB_DATABASE_URL.",
+)
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None) -> None:
     """meterhub: collect, store and analyse electricity-meter data."""
@@ -56,3 +63,6 @@ from meterhub.cli.serve import serve  # noqa: E402
 
 for _command in (meters, import_, export, readings, latest, db, serve, demo):
     main.add_command(_command)
+from meterhub.cli.simulate import simulate  # noqa: E402
+
+main.add_command(simulate)

@@ -61,7 +61,9 @@ def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, title: str | None = None) -> None:
+def emit(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, title: str | None = None
+) -> None:
     """Write rows as a rich table, CSV or a JSON array of objects to stdout."""
     if fmt == "json":
         records = [{c: _jsonable(v) for c, v in zip(columns, row, strict=True)} for row in rows]
@@ -74,13 +76,20 @@ def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, title:
     else:
         table = Table(title=title)
         for column in columns:
-            table.add_column(column, justify="left" if column in {"meter", "id", "name", "ts", "start"} else "right")
+            table.add_column(
+                column,
+                justify="left" if column in {"meter", "id", "name", "ts", "start"} else "right",
+            )
         for row in rows:
             table.add_row(*(_cell(v) for v in row))
         Console(soft_wrap=True).print(table)
 
 
 format_option = click.option(
-    "--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="table", show_default=True,
+    "--format",
+    "fmt",
+    type=click.Choice(FORMAT_CHOICES),
+    default="table",
+    show_default=True,
     help="Output format.",
 )

@@ -24,9 +24,15 @@ __all__ = ["export", "import_", "latest", "readings"]
 
 @click.command("import")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--meter", "meter_id", help="Meter of rows that have no meter column (created if unknown).")
-@click.option("--batch-rows", type=click.IntRange(1, 1_000_000), default=None,
-              help="Rows per transaction (default: METERHUB_IMPORT_BATCH_ROWS or 10000).")
+@click.option(
+    "--meter", "meter_id", help="Meter of rows that have no meter column (created if unknown)."
+)
+@click.option(
+    "--batch-rows",
+    type=click.IntRange(1, 1_000_000),
+    default=None,
+    help="Rows per transaction (default: METERHUB_IMPORT_BATCH_ROWS or 50000).",
+)
 def import_(file: Path, meter_id: str | None, batch_rows: int | None) -> None:
     """Import a CSV or NDJSON file of readings in the canonical columns."""
     if not file.is_file():
@@ -37,19 +43,31 @@ def import_(file: Path, meter_id: str | None, batch_rows: int | None) -> None:
         if sys.stderr.isatty():
             report = _import_with_bar(store, file, meter_id, rows, stream, size)
         else:
-            report = import_file(store, file, meter_id, batch_rows=rows, stream=stream,
-                                 on_batch=_print_checkpoint)
+            report = import_file(
+                store, file, meter_id, batch_rows=rows, stream=stream, on_batch=_print_checkpoint
+            )
     _print_summary(report)
 
 
-def _import_with_bar(store: Store, file: Path, meter_id: str | None, rows: int,
-                     stream: BinaryIO, size: int) -> IngestReport:
-    progress = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                        TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+def _import_with_bar(
+    store: Store, file: Path, meter_id: str | None, rows: int, stream: BinaryIO, size: int
+) -> IngestReport:
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
     with progress:
         task = progress.add_task(f"importing {file.name}", total=size)
         return import_file(
-            store, file, meter_id, batch_rows=rows, stream=stream,
+            store,
+            file,
+            meter_id,
+            batch_rows=rows,
+            stream=stream,
             on_batch=lambda report: progress.update(task, completed=stream.tell()),
         )
 
@@ -78,9 +96,18 @@ def _print_summary(report: IngestReport) -> None:
 @click.command()
 @click.option("--start", required=True, help="ISO 8601, a date, epoch seconds, or now-7d.")
 @click.option("--end", required=True, help="ISO 8601, a date, epoch seconds, or now.")
-@click.option("--meter", "meter_ids", multiple=True, help="Meter to export (repeatable; default all).")
-@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="csv", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not stdout.")
+@click.option(
+    "--meter", "meter_ids", multiple=True, help="Meter to export (repeatable; default all)."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="csv", show_default=True
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here, not stdout.",
+)
 def export(start: str, end: str, meter_ids: tuple[str, ...], fmt: str, output: Path | None) -> None:
     """Stream raw readings in the canonical columns."""
     start_ts, end_ts = time_arg(start), time_arg(end)
@@ -105,26 +132,64 @@ def export(start: str, end: str, meter_ids: tuple[str, ...], fmt: str, output: P
 @click.option("--start", required=True, help="ISO 8601, a date, epoch seconds, or now-1d.")
 @click.option("--end", required=True, help="ISO 8601, a date, epoch seconds, or now.")
 @click.option("--points", type=int, help="At most this many buckets (default 1000).")
-@click.option("--bucket", type=click.Choice(tuple(BUCKET_WIDTHS_S)), help="Fixed bucket; 1d is a local day.")
+@click.option(
+    "--bucket", type=click.Choice(tuple(BUCKET_WIDTHS_S)), help="Fixed bucket; 1d is a local day."
+)
 @click.option("--phase", type=click.IntRange(0, 3), default=0, show_default=True)
 @format_option
-def readings(meter_id: str, start: str, end: str, points: int | None, bucket: str | None,
-             phase: int, fmt: str) -> None:
+def readings(
+    meter_id: str,
+    start: str,
+    end: str,
+    points: int | None,
+    bucket: str | None,
+    phase: int,
+    fmt: str,
+) -> None:
     """Show downsampled history: avg/min/max power, avg voltage and current per bucket."""
     if points is not None and bucket is not None:
         raise InputError("use either --points or --bucket, not both")
     with opened_store() as store:
         tz = store.get_meter(meter_id).tz
-        buckets = downsample(store, meter_id, time_arg(start, tz), time_arg(end, tz),
-                             points=points, bucket=bucket, phase=phase)
+        buckets = downsample(
+            store,
+            meter_id,
+            time_arg(start, tz),
+            time_arg(end, tz),
+            points=points,
+            bucket=bucket,
+            phase=phase,
+        )
     rows = [
-        (b.start, b.count, b.power_avg_w, b.power_min_w, b.power_max_w, b.voltage_avg_v,
-         b.current_avg_a, b.energy_import_kwh, b.energy_export_kwh)
+        (
+            b.start,
+            b.count,
+            b.power_avg_w,
+            b.power_min_w,
+            b.power_max_w,
+            b.voltage_avg_v,
+            b.current_avg_a,
+            b.energy_import_kwh,
+            b.energy_export_kwh,
+        )
         for b in buckets
     ]
-    emit(("start", "count", "power_avg_w", "power_min_w", "power_max_w", "voltage_avg_v",
-          "current_avg_a", "energy_import_kwh", "energy_export_kwh"), rows, fmt,
-         title=f"{meter_id} phase {phase}")
+    emit(
+        (
+            "start",
+            "count",
+            "power_avg_w",
+            "power_min_w",
+            "power_max_w",
+            "voltage_avg_v",
+            "current_avg_a",
+            "energy_import_kwh",
+            "energy_export_kwh",
+        ),
+        rows,
+        fmt,
+        title=f"{meter_id} phase {phase}",
+    )
 
 
 @click.command()
@@ -133,9 +198,32 @@ def latest(fmt: str) -> None:
     """Show the newest whole-meter reading of every meter."""
     with opened_store() as store:
         rows = [
-            (r.meter, r.ts, r.power_w, r.voltage_v, r.current_a, r.power_factor, r.frequency_hz,
-             r.energy_import_kwh, r.energy_export_kwh)
+            (
+                r.meter,
+                r.ts,
+                r.power_w,
+                r.voltage_v,
+                r.current_a,
+                r.power_factor,
+                r.frequency_hz,
+                r.energy_import_kwh,
+                r.energy_export_kwh,
+            )
             for r in store.latest()
         ]
-    emit(("meter", "ts", "power_w", "voltage_v", "current_a", "power_factor", "frequency_hz",
-          "energy_import_kwh", "energy_export_kwh"), rows, fmt, title="latest")
+    emit(
+        (
+            "meter",
+            "ts",
+            "power_w",
+            "voltage_v",
+            "current_a",
+            "power_factor",
+            "frequency_hz",
+            "energy_import_kwh",
+            "energy_export_kwh",
+        ),
+        rows,
+        fmt,
+        title="latest",
+    )

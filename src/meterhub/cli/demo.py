@@ -26,12 +26,18 @@ def demo(ctx: click.Context, host: str, port: int) -> None:
         try:
             store.get_meter(DEMO_METER)
         except UnknownMeterError:
-            store.add_meter(Meter(DEMO_METER, "file", 1, "Europe/Paris", 60, "UCI household, Sceaux"))
+            store.add_meter(
+                Meter(DEMO_METER, "file", 1, "Europe/Paris", 60, "UCI household, Sceaux")
+            )
         report = Ingestor(store).ingest(uci_readings(bundled(UCI_HOUSEHOLD), DEMO_METER))
-    click.echo(f"demo data: meter {DEMO_METER}, {report.stored} new readings "
-               f"({report.duplicates} already there)")
-    click.echo("Explore: meterhub latest | meterhub meters list | "
-               f"meterhub readings {DEMO_METER} --start 2007-02-01 --end 2007-02-03 --bucket 1h | "
-               f"meterhub export --start 2007-02-01 --end 2007-02-02 --meter {DEMO_METER} | head")
+    click.echo(
+        f"demo data: meter {DEMO_METER}, {report.stored} new readings "
+        f"({report.duplicates} already there)"
+    )
+    click.echo(
+        "Explore: meterhub latest | meterhub meters list | "
+        f"meterhub readings {DEMO_METER} --start 2007-02-01 --end 2007-02-03 --bucket 1h | "
+        f"meterhub export --start 2007-02-01 --end 2007-02-02 --meter {DEMO_METER} | head"
+    )
     click.echo("Stop with Ctrl-C.")
     ctx.invoke(serve, host=host, port=port)

@@ -19,11 +19,20 @@ def meters() -> None:
 
 @meters.command("add")
 @click.argument("meter_id")
-@click.option("--vendor", required=True, help="iammeter, smartmac, intellimeter, amsreader, umeter, or file (imports only).")
+@click.option(
+    "--vendor",
+    required=True,
+    help="iammeter, smartmac, intellimeter, amsreader, umeter, or file (imports only).",
+)
 @click.option("--phases", type=click.Choice(["1", "3"]), default="1", show_default=True)
 @click.option("--tz", default="UTC", show_default=True, help="IANA time zone of the meter's site.")
-@click.option("--interval-s", type=click.IntRange(1, 86_400), default=60, show_default=True,
-              help="Expected seconds between readings; gaps longer than twice this are recorded.")
+@click.option(
+    "--interval-s",
+    type=click.IntRange(1, 86_400),
+    default=60,
+    show_default=True,
+    help="Expected seconds between readings; gaps longer than twice this are recorded.",
+)
 @click.option("--name", default="", help="A label for people.")
 def add(meter_id: str, vendor: str, phases: str, tz: str, interval_s: int, name: str) -> None:
     """Add a meter."""
@@ -42,13 +51,24 @@ def list_(fmt: str) -> None:
     with opened_store() as store:
         latest = {r.meter: r for r in store.latest()}
         rows = [
-            (m.id, m.vendor, m.phases, m.tz, m.interval_s, m.name,
-             latest[m.id].ts if m.id in latest else None,
-             latest[m.id].power_w if m.id in latest else None)
+            (
+                m.id,
+                m.vendor,
+                m.phases,
+                m.tz,
+                m.interval_s,
+                m.name,
+                latest[m.id].ts if m.id in latest else None,
+                latest[m.id].power_w if m.id in latest else None,
+            )
             for m in store.list_meters()
         ]
-    emit(("id", "vendor", "phases", "tz", "interval_s", "name", "last_reading", "power_w"), rows, fmt,
-         title="meters")
+    emit(
+        ("id", "vendor", "phases", "tz", "interval_s", "name", "last_reading", "power_w"),
+        rows,
+        fmt,
+        title="meters",
+    )
 
 
 @meters.command("remove")

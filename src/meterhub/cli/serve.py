@@ -29,7 +29,11 @@ def serve(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    click.echo(f"meterhub serving on http://{host}:{port} (health: /healthz, database: {redact_url(url)})")
-    click.echo("Try, in another shell: meterhub meters list | meterhub latest | "
-               "meterhub readings METER --start now-1d --end now | meterhub --help")
+    click.echo(
+        f"meterhub serving on http://{host}:{port} (health: /healthz, database: {redact_url(url)})"
+    )
+    click.echo(
+        "Try, in another shell: meterhub meters list | meterhub latest | "
+        "meterhub readings METER --start now-1d --end now | meterhub --help"
+    )
     uvicorn.run(create_app(url), host=host, port=port, log_level="warning")

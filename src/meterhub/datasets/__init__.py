@@ -32,8 +32,9 @@ def _parse_time(text: str, zone_name: str) -> datetime:
     raise ImportFileError(f"cannot read UCI time {text!r}")
 
 
-def uci_readings(path: Path, meter_id: str, tz: str = "Europe/Paris",
-                 start_kwh: float = 0.0) -> Iterator[Reading]:
+def uci_readings(
+    path: Path, meter_id: str, tz: str = "Europe/Paris", start_kwh: float = 0.0
+) -> Iterator[Reading]:
     """Yield one reading a minute; the import register integrates the minute powers.
 
     Each row's power is the mean of the minute that starts at its time, so the register at a
@@ -52,8 +53,13 @@ def uci_readings(path: Path, meter_id: str, tz: str = "Europe/Paris",
                 continue
             power_kw, reactive_kw, voltage_v, current_a = (float(v) for v in values[:4])
             yield Reading(
-                meter_id, _parse_time(stamp, tz).astimezone(get_zone("UTC")), 0,
-                voltage_v=voltage_v, current_a=current_a, power_w=power_kw * 1000,
-                reactive_power_var=reactive_kw * 1000, energy_import_kwh=round(register_kwh, 6),
+                meter_id,
+                _parse_time(stamp, tz).astimezone(get_zone("UTC")),
+                0,
+                voltage_v=voltage_v,
+                current_a=current_a,
+                power_w=power_kw * 1000,
+                reactive_power_var=reactive_kw * 1000,
+                energy_import_kwh=round(register_kwh, 6),
             )
             register_kwh += power_kw / 60

@@ -136,7 +136,9 @@ class Store(Protocol):
         """Return the number of raw rows, of one meter or of all (read-only)."""
         ...
 
-    def latest(self, meter_ids: Sequence[str] | None = None, phase: int | None = 0) -> list[Reading]:
+    def latest(
+        self, meter_ids: Sequence[str] | None = None, phase: int | None = 0
+    ) -> list[Reading]:
         """Return the newest reading per meter and phase (read-only)."""
         ...
 
@@ -146,9 +148,7 @@ class Store(Protocol):
         """Return stored rollup buckets of width 900 or 3600 s overlapping [start, end)."""
         ...
 
-    def aggregate(
-        self, meter_id: str, phase: int, boundaries: Sequence[datetime]
-    ) -> list[Bucket]:
+    def aggregate(self, meter_id: str, phase: int, boundaries: Sequence[datetime]) -> list[Bucket]:
         """Merge rollups into the periods between consecutive boundaries (read-only).
 
         Every boundary must fall on a 15-minute edge; periods are returned even when empty.
@@ -171,9 +171,7 @@ class Store(Protocol):
         """Return interval-energy records that start in [start, end) (read-only)."""
         ...
 
-    def extras(
-        self, meter_id: str, name: str, start: datetime, end: datetime
-    ) -> list[Extra]:
+    def extras(self, meter_id: str, name: str, start: datetime, end: datetime) -> list[Extra]:
         """Return one extra's values in [start, end) (read-only)."""
         ...
 

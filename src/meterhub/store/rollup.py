@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 __all__ = [
     "MAX_POWER_W",
@@ -29,8 +30,7 @@ RESET_POWER_FALLBACK_W = 50_000.0
 """Power assumed plausible after a register decrease when the readings carry no power."""
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):
     """The fields of one reading that rollups use; ``stats`` False means pair-only context."""
 
     ts_ms: int
@@ -42,8 +42,7 @@ class Row:
     stats: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class RegisterState:
+class RegisterState(NamedTuple):
     """The last reading of a series that carried one register."""
 
     ts_ms: int
@@ -51,8 +50,7 @@ class RegisterState:
     power_w: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class SeriesState:
+class SeriesState(NamedTuple):
     """Where one (meter, phase) series stands: its newest row and newest register rows."""
 
     last_ms: int | None = None
@@ -117,9 +115,46 @@ class Agg:
             self.last_imp = row.import_kwh
             self.last_exp = row.export_kwh
 
+    def merge(self, other: Agg) -> None:
+        """Fold another accumulator of a sub-period in."""
+        self.n += other.n
+        self.p_n += other.p_n
+        self.p_sum += other.p_sum
+        if other.p_min is not None and (self.p_min is None or other.p_min < self.p_min):
+            self.p_min = other.p_min
+        if other.p_max is not None and (self.p_max is None or other.p_max > self.p_max):
+            self.p_max = other.p_max
+        self.v_n += other.v_n
+        self.v_sum += other.v_sum
+        if other.v_min is not None and (self.v_min is None or other.v_min < self.v_min):
+            self.v_min = other.v_min
+        if other.v_max is not None and (self.v_max is None or other.v_max > self.v_max):
+            self.v_max = other.v_max
+        self.i_n += other.i_n
+        self.i_sum += other.i_sum
+        if other.first_ms is not None and (self.first_ms is None or other.first_ms < self.first_ms):
+            self.first_ms, self.first_imp, self.first_exp = (
+                other.first_ms,
+                other.first_imp,
+                other.first_exp,
+            )
+        if other.last_ms is not None and (self.last_ms is None or other.last_ms >= self.last_ms):
+            self.last_ms, self.last_imp, self.last_exp = (
+                other.last_ms,
+                other.last_imp,
+                other.last_exp,
+            )
+        self.e_imp += other.e_imp
+        self.e_exp += other.e_exp
+        self.covered_ms += other.covered_ms
+
 
 def register_delta_kwh(
-    prev_kwh: float, cur_kwh: float, dt_ms: int, prev_power_w: float | None, cur_power_w: float | None
+    prev_kwh: float,
+    cur_kwh: float,
+    dt_ms: int,
+    prev_power_w: float | None,
+    cur_power_w: float | None,
 ) -> float:
     """Return the energy metered between two register values; never negative.
 
@@ -139,60 +174,85 @@ def register_delta_kwh(
 
 @dataclass(slots=True)
 class RollupBuilder:
-    """Accumulates bucket contributions and gap events for the series it is fed."""
+    """Accumulates bucket contributions and gap events for the series it is fed.
+
+    Only the finest width is accumulated row by row; every coarser width must be a multiple of
+    it and is merged from the finest buckets on :meth:`take`, which is exact because energy is
+    spread linearly in time and the fine buckets tile the coarse ones.
+    """
 
     widths_ms: tuple[int, ...] = WIDTHS_MS
-    aggs: dict[tuple[int, int], Agg] = field(default_factory=dict)
-    """(width_ms, bucket_ms) -> accumulator, for the one series being fed."""
+    aggs: dict[int, Agg] = field(default_factory=dict)
+    """finest bucket start -> accumulator, for the one series being fed."""
     gaps: list[tuple[int, int]] = field(default_factory=list)
 
-    def feed(self, state: SeriesState, rows: Iterable[Row], gap_ms: int, track_gaps: bool) -> SeriesState:
+    def __post_init__(self) -> None:
+        finest = min(self.widths_ms)
+        if any(width % finest for width in self.widths_ms):
+            raise ValueError("every rollup width must be a multiple of the finest one")
+
+    def feed(
+        self, state: SeriesState, rows: Iterable[Row], gap_ms: int, track_gaps: bool
+    ) -> SeriesState:
         """Fold rows (ascending ts, newer than ``state.last_ms``) in; return the new state."""
-        last_ms, imp, exp = state.last_ms, state.imp, state.exp
+        width = min(self.widths_ms)
+        aggs = self.aggs
+        last_ms, imp, exp = state
         for row in rows:
             ts = row.ts_ms
             if row.stats:
-                for width in self.widths_ms:
-                    self._agg(width, ts - ts % width).add_row(row)
+                bucket = ts - ts % width
+                agg = aggs.get(bucket)
+                if agg is None:
+                    agg = aggs[bucket] = Agg(bucket)
+                agg.add_row(row)
             covered_from = None
             if last_ms is not None:
-                dt = ts - last_ms
-                if dt > gap_ms:
+                if ts - last_ms > gap_ms:
                     if track_gaps and row.stats:
                         self.gaps.append((last_ms, ts))
                 else:
                     covered_from = last_ms
             e_imp = e_exp = None
+            power = row.power_w
             if row.import_kwh is not None:
                 if imp is not None:
-                    e_imp = (imp.ts_ms, register_delta_kwh(
-                        imp.kwh, row.import_kwh, ts - imp.ts_ms, imp.power_w, row.power_w))
-                imp = RegisterState(ts, row.import_kwh, row.power_w)
+                    e_imp = (
+                        imp.ts_ms,
+                        register_delta_kwh(
+                            imp.kwh, row.import_kwh, ts - imp.ts_ms, imp.power_w, power
+                        ),
+                    )
+                imp = RegisterState(ts, row.import_kwh, power)
             if row.export_kwh is not None:
                 if exp is not None:
-                    e_exp = (exp.ts_ms, register_delta_kwh(
-                        exp.kwh, row.export_kwh, ts - exp.ts_ms, exp.power_w, row.power_w))
-                exp = RegisterState(ts, row.export_kwh, row.power_w)
-            self._spread_pairs(ts, covered_from, e_imp, e_exp)
+                    e_exp = (
+                        exp.ts_ms,
+                        register_delta_kwh(
+                            exp.kwh, row.export_kwh, ts - exp.ts_ms, exp.power_w, power
+                        ),
+                    )
+                exp = RegisterState(ts, row.export_kwh, power)
+            if (
+                e_imp is not None
+                and e_exp is not None
+                and e_imp[0] == e_exp[0]
+                and (covered_from is None or covered_from == e_imp[0])
+            ):
+                # The common case: both registers and the coverage span the same interval.
+                self._spread(e_imp[0], ts, e_imp[1], e_exp[1], covered_from is not None)
+            else:
+                self._spread_apart(ts, covered_from, e_imp, e_exp)
             last_ms = ts
         return SeriesState(last_ms, imp, exp)
 
-    def _spread_pairs(
+    def _spread_apart(
         self,
         ts: int,
         covered_from: int | None,
         e_imp: tuple[int, float] | None,
         e_exp: tuple[int, float] | None,
     ) -> None:
-        # The common case: both registers and the coverage span the same interval.
-        if (
-            e_imp is not None
-            and e_exp is not None
-            and e_imp[0] == e_exp[0]
-            and (covered_from is None or covered_from == e_imp[0])
-        ):
-            self._spread(e_imp[0], ts, e_imp[1], e_exp[1], covered_from is not None)
-            return
         if e_imp is not None:
             self._spread(e_imp[0], ts, e_imp[1], 0.0, covered_from == e_imp[0])
             if covered_from == e_imp[0]:
@@ -208,31 +268,43 @@ class RollupBuilder:
         span = t1 - t0
         if span <= 0:
             return
-        for width in self.widths_ms:
-            bucket = t0 - t0 % width
-            while bucket < t1:
-                overlap = min(t1, bucket + width) - max(t0, bucket)
-                if overlap > 0:
-                    agg = self._agg(width, bucket)
-                    if overlap == span:
-                        agg.e_imp += e_imp
-                        agg.e_exp += e_exp
-                    else:
-                        agg.e_imp += e_imp * overlap / span
-                        agg.e_exp += e_exp * overlap / span
-                    if covered:
-                        agg.covered_ms += overlap
-                bucket += width
-
-    def _agg(self, width: int, bucket: int) -> Agg:
-        key = (width, bucket)
-        agg = self.aggs.get(key)
-        if agg is None:
-            agg = self.aggs[key] = Agg(bucket)
-        return agg
+        width = min(self.widths_ms)
+        aggs = self.aggs
+        bucket = t0 - t0 % width
+        if t1 <= bucket + width:  # the interval lies in one bucket
+            agg = aggs.get(bucket)
+            if agg is None:
+                agg = aggs[bucket] = Agg(bucket)
+            agg.e_imp += e_imp
+            agg.e_exp += e_exp
+            if covered:
+                agg.covered_ms += span
+            return
+        while bucket < t1:
+            overlap = min(t1, bucket + width) - max(t0, bucket)
+            agg = aggs.get(bucket)
+            if agg is None:
+                agg = aggs[bucket] = Agg(bucket)
+            agg.e_imp += e_imp * overlap / span
+            agg.e_exp += e_exp * overlap / span
+            if covered:
+                agg.covered_ms += overlap
+            bucket += width
 
     def take(self) -> tuple[dict[tuple[int, int], Agg], list[tuple[int, int]]]:
-        """Return and forget what was accumulated."""
-        aggs, gaps = self.aggs, self.gaps
+        """Return what was accumulated, keyed (width_ms, bucket_ms) for every width, and forget it."""
+        finest = min(self.widths_ms)
+        result: dict[tuple[int, int], Agg] = {}
+        for bucket, agg in self.aggs.items():
+            result[(finest, bucket)] = agg
+            for width in self.widths_ms:
+                if width == finest:
+                    continue
+                start = bucket - bucket % width
+                coarse = result.get((width, start))
+                if coarse is None:
+                    coarse = result[(width, start)] = Agg(start)
+                coarse.merge(agg)
+        gaps = self.gaps
         self.aggs, self.gaps = {}, []
-        return aggs, gaps
+        return result, gaps

@@ -16,7 +16,7 @@ from meterhub.errors import ConflictError, StoreError, UnknownMeterError
 from meterhub.model import Extra, IntervalEnergy, Meter, Reading, utc_now
 from meterhub.store.base import WriteResult
 from meterhub.store.sqlite_reads import SQLiteReads
-from meterhub.store.sqlite_schema import apply_migrations, applied_migrations
+from meterhub.store.sqlite_schema import applied_migrations, apply_migrations
 from meterhub.store.sqlite_writer import WriterContext, write_readings_tx
 from meterhub.timeutil import to_ms
 
@@ -115,7 +115,9 @@ class SQLiteStore(SQLiteReads):
         if self.path != ":memory:":
             parent = Path(self.path).expanduser().resolve().parent
             if not parent.is_dir():
-                raise StoreError(f"cannot open SQLite database {self.path}: folder {parent} does not exist")
+                raise StoreError(
+                    f"cannot open SQLite database {self.path}: folder {parent} does not exist"
+                )
         self._writer = _Writer(self.path)
         self._writer.start_and_wait()
         super().__init__(lambda: connect(self.path))
@@ -163,7 +165,8 @@ class SQLiteStore(SQLiteReads):
             values = _meter_values(meter)
             cursor = conn.execute(
                 "UPDATE meters SET vendor = ?, phases = ?, tz = ?, interval_s = ?, name = ?, "
-                "options = ? WHERE id = ?", (*values[1:], meter.id)
+                "options = ? WHERE id = ?",
+                (*values[1:], meter.id),
             )
             if cursor.rowcount == 0:
                 raise UnknownMeterError(meter.id)
@@ -201,7 +204,9 @@ class SQLiteStore(SQLiteReads):
             if not isinstance(exc.__cause__, sqlite3.IntegrityError):
                 raise
         # Another process wrote these series since our cache was filled: retry from the database.
-        return self._writer.transaction(lambda conn: write_readings_tx(conn, self._writer.ctx, readings))
+        return self._writer.transaction(
+            lambda conn: write_readings_tx(conn, self._writer.ctx, readings)
+        )
 
     def write_intervals(self, records: Sequence[IntervalEnergy]) -> WriteResult:
         """Store interval-energy records keyed (meter, source, start), idempotently."""
@@ -212,8 +217,17 @@ class SQLiteStore(SQLiteReads):
             conn.executemany(
                 "INSERT OR IGNORE INTO intervals (meter, source, start_ms, end_ms, import_kwh, "
                 "export_kwh) VALUES (?, ?, ?, ?, ?, ?)",
-                [(pks[r.meter], r.source, to_ms(r.start), to_ms(r.end), r.import_kwh, r.export_kwh)
-                 for r in records],
+                [
+                    (
+                        pks[r.meter],
+                        r.source,
+                        to_ms(r.start),
+                        to_ms(r.end),
+                        r.import_kwh,
+                        r.export_kwh,
+                    )
+                    for r in records
+                ],
             )
             stored = conn.total_changes - before
             return WriteResult(stored, len(records) - stored)
@@ -248,15 +262,19 @@ class SQLiteStore(SQLiteReads):
     # --- key-value ----------------------------------------------------------------------
     def token_set(self, scope: str, key: str, value: str, expires: datetime | None) -> None:
         """Store or replace a token."""
-        self._writer.transaction(lambda conn: conn.execute(
-            "INSERT OR REPLACE INTO tokens (scope, key, value, expires_ms) VALUES (?, ?, ?, ?)",
-            (scope, key, value, None if expires is None else to_ms(expires)),
-        ))
+        self._writer.transaction(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO tokens (scope, key, value, expires_ms) VALUES (?, ?, ?, ?)",
+                (scope, key, value, None if expires is None else to_ms(expires)),
+            )
+        )
 
     def token_delete(self, scope: str, key: str) -> None:
         """Forget a token."""
         self._writer.transaction(
-            lambda conn: conn.execute("DELETE FROM tokens WHERE scope = ? AND key = ?", (scope, key))
+            lambda conn: conn.execute(
+                "DELETE FROM tokens WHERE scope = ? AND key = ?", (scope, key)
+            )
         )
 
     def quota_acquire(self, key: str, limit: int, window_s: int, now: datetime) -> bool:
@@ -265,8 +283,10 @@ class SQLiteStore(SQLiteReads):
 
         def acquire(conn: sqlite3.Connection) -> bool:
             # Entries older than a day serve no documented window; drop them as we go.
-            conn.execute("DELETE FROM quota_ledger WHERE key = ? AND ts_ms <= ?",
-                         (key, now_ms - max(window_s, 86_400) * 1000))
+            conn.execute(
+                "DELETE FROM quota_ledger WHERE key = ? AND ts_ms <= ?",
+                (key, now_ms - max(window_s, 86_400) * 1000),
+            )
             used = conn.execute(
                 "SELECT count(*) FROM quota_ledger WHERE key = ? AND ts_ms > ?",
                 (key, now_ms - window_s * 1000),
@@ -281,6 +301,11 @@ class SQLiteStore(SQLiteReads):
 
 def _meter_values(meter: Meter) -> tuple[str | int, ...]:
     return (
-        meter.id, meter.vendor, meter.phases, meter.tz, meter.interval_s, meter.name,
+        meter.id,
+        meter.vendor,
+        meter.phases,
+        meter.tz,
+        meter.interval_s,
+        meter.name,
         json.dumps(dict(meter.options), sort_keys=True),
     )

@@ -7,7 +7,10 @@ decimals (six for registers in kWh) come back exactly as they went in.
 
 from __future__ import annotations
 
+import numpy as np
+
 from meterhub.model import Reading
+from meterhub.store.fastpath import BatchRollups
 from meterhub.store.rollup import Agg, Row
 from meterhub.timeutil import from_ms
 
@@ -17,7 +20,8 @@ __all__ = [
     "decode_reading",
     "encode_agg",
     "encode_reading",
-    "row_of",
+    "encode_rollups",
+    "row_of_encoded",
 ]
 
 READING_COLUMNS: tuple[str, ...] = ("v", "i", "p", "q", "pf", "f", "ei", "ee", "qi", "qe")
@@ -71,21 +75,29 @@ def decode_reading(meter_id: str, row: tuple[int | None, ...], offset: int = 0) 
     return Reading(meter_id, from_ms(ts), phase, *values)
 
 
-def row_of(reading: Reading, ts_ms: int) -> Row:
-    """Return the rollup view of a reading, as stored (so rebuilds see the same numbers)."""
-    r = reading
+def row_of_encoded(encoded: tuple[int | None, ...]) -> Row:
+    """Return the rollup view of an encoded readings-table row (as stored, so rebuilds agree)."""
+    _, _, ts, v, i, p, _, _, _, ei, ee = encoded[:11]
+    assert ts is not None
     return Row(
-        ts_ms,
-        None if r.power_w is None else round(r.power_w * 1e3) / 1e3,
-        None if r.voltage_v is None else round(r.voltage_v * 1e3) / 1e3,
-        None if r.current_a is None else round(r.current_a * 1e3) / 1e3,
-        None if r.energy_import_kwh is None else round(r.energy_import_kwh * 1e6) / 1e6,
-        None if r.energy_export_kwh is None else round(r.energy_export_kwh * 1e6) / 1e6,
+        ts,
+        None if p is None else p / 1e3,
+        None if v is None else v / 1e3,
+        None if i is None else i / 1e3,
+        None if ei is None else ei / 1e6,
+        None if ee is None else ee / 1e6,
     )
 
 
-def row_from_db(ts: int, p: int | None, v: int | None, i: int | None,
-                ei: int | None, ee: int | None, stats: bool = True) -> Row:
+def row_from_db(
+    ts: int,
+    p: int | None,
+    v: int | None,
+    i: int | None,
+    ei: int | None,
+    ee: int | None,
+    stats: bool = True,
+) -> Row:
     """Return the rollup view of a stored row."""
     return Row(ts, _dec(p, 1e3), _dec(v, 1e3), _dec(i, 1e3), _dec(ei, 1e6), _dec(ee, 1e6), stats)
 
@@ -94,24 +106,87 @@ def encode_agg(pk: int, phase: int, agg: Agg) -> tuple[int | None, ...]:
     """Return the rollup-table row of an accumulator (bucket times as offsets from its start)."""
     b = agg.bucket_ms
     return (
-        pk, phase, b, agg.n,
-        agg.p_n, round(agg.p_sum * 1e3), _enc(agg.p_min, 1e3), _enc(agg.p_max, 1e3),
-        agg.v_n, round(agg.v_sum * 1e3), _enc(agg.v_min, 1e3), _enc(agg.v_max, 1e3),
-        agg.i_n, round(agg.i_sum * 1e3),
+        pk,
+        phase,
+        b,
+        agg.n,
+        agg.p_n,
+        round(agg.p_sum * 1e3),
+        _enc(agg.p_min, 1e3),
+        _enc(agg.p_max, 1e3),
+        agg.v_n,
+        round(agg.v_sum * 1e3),
+        _enc(agg.v_min, 1e3),
+        _enc(agg.v_max, 1e3),
+        agg.i_n,
+        round(agg.i_sum * 1e3),
         None if agg.first_ms is None else agg.first_ms - b,
-        _enc(agg.first_imp, 1e6), _enc(agg.first_exp, 1e6),
+        _enc(agg.first_imp, 1e6),
+        _enc(agg.first_exp, 1e6),
         None if agg.last_ms is None else agg.last_ms - b,
-        _enc(agg.last_imp, 1e6), _enc(agg.last_exp, 1e6),
-        round(agg.e_imp * 1e9), round(agg.e_exp * 1e9), agg.covered_ms,
+        _enc(agg.last_imp, 1e6),
+        _enc(agg.last_exp, 1e6),
+        round(agg.e_imp * 1e9),
+        round(agg.e_exp * 1e9),
+        agg.covered_ms,
     )
 
 
 ROLLUP_COLUMNS: tuple[str, ...] = (
-    "meter", "phase", "bucket", "n",
-    "p_n", "p_sum", "p_min", "p_max",
-    "v_n", "v_sum", "v_min", "v_max",
-    "i_n", "i_sum",
-    "first_off", "first_ei", "first_ee",
-    "last_off", "last_ei", "last_ee",
-    "e_imp", "e_exp", "covered_ms",
+    "meter",
+    "phase",
+    "bucket",
+    "n",
+    "p_n",
+    "p_sum",
+    "p_min",
+    "p_max",
+    "v_n",
+    "v_sum",
+    "v_min",
+    "v_max",
+    "i_n",
+    "i_sum",
+    "first_off",
+    "first_ei",
+    "first_ee",
+    "last_off",
+    "last_ei",
+    "last_ee",
+    "e_imp",
+    "e_exp",
+    "covered_ms",
 )
+
+
+def encode_rollups(rollups: BatchRollups, width_ms: int) -> list[list[float]]:
+    """Return the rollup-table rows of one width from vectorised aggregates (NaN binds as NULL)."""
+    pick = rollups.width_ms == width_ms
+    bucket = rollups.bucket_ms[pick]
+    columns = (
+        rollups.keys[pick] // 4,
+        rollups.keys[pick] % 4,
+        bucket,
+        rollups.n[pick],
+        rollups.p_n[pick],
+        np.rint(rollups.p_sum[pick] * 1e3),
+        np.rint(rollups.p_min[pick] * 1e3),
+        np.rint(rollups.p_max[pick] * 1e3),
+        rollups.v_n[pick],
+        np.rint(rollups.v_sum[pick] * 1e3),
+        np.rint(rollups.v_min[pick] * 1e3),
+        np.rint(rollups.v_max[pick] * 1e3),
+        rollups.i_n[pick],
+        np.rint(rollups.i_sum[pick] * 1e3),
+        rollups.first_ms[pick] - bucket,
+        np.rint(rollups.first_imp[pick] * 1e6),
+        np.rint(rollups.first_exp[pick] * 1e6),
+        rollups.last_ms[pick] - bucket,
+        np.rint(rollups.last_imp[pick] * 1e6),
+        np.rint(rollups.last_exp[pick] * 1e6),
+        np.rint(rollups.e_imp[pick] * 1e9),
+        np.rint(rollups.e_exp[pick] * 1e9),
+        rollups.covered_ms[pick],
+    )
+    rows: list[list[float]] = np.column_stack(columns).astype(np.float64).tolist()
+    return rows

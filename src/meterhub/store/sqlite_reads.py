@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import threading
@@ -33,27 +34,77 @@ def _scaled(value: float | None, scale: float) -> float | None:
 def bucket_from_agg(meter_id: str, phase: int, agg: Agg, width_ms: int) -> Bucket:
     """Return the public bucket of an accumulator in canonical units."""
     return Bucket(
-        meter_id, phase, from_ms(agg.bucket_ms), from_ms(agg.bucket_ms + width_ms), agg.n,
-        agg.p_sum / agg.p_n if agg.p_n else None, agg.p_min, agg.p_max,
-        agg.v_sum / agg.v_n if agg.v_n else None, agg.v_min, agg.v_max,
+        meter_id,
+        phase,
+        from_ms(agg.bucket_ms),
+        from_ms(agg.bucket_ms + width_ms),
+        agg.n,
+        agg.p_sum / agg.p_n if agg.p_n else None,
+        agg.p_min,
+        agg.p_max,
+        agg.v_sum / agg.v_n if agg.v_n else None,
+        agg.v_min,
+        agg.v_max,
         agg.i_sum / agg.i_n if agg.i_n else None,
-        None if agg.first_ms is None else from_ms(agg.first_ms), agg.first_imp, agg.first_exp,
-        None if agg.last_ms is None else from_ms(agg.last_ms), agg.last_imp, agg.last_exp,
-        agg.e_imp, agg.e_exp, agg.covered_ms / 1000,
+        None if agg.first_ms is None else from_ms(agg.first_ms),
+        agg.first_imp,
+        agg.first_exp,
+        None if agg.last_ms is None else from_ms(agg.last_ms),
+        agg.last_imp,
+        agg.last_exp,
+        agg.e_imp,
+        agg.e_exp,
+        agg.covered_ms / 1000,
     )
 
 
-def _bucket_from_row(meter_id: str, phase: int, start_ms: int, end_ms: int, row: Sequence[int | None]) -> Bucket:
-    (n, p_n, p_sum, p_min, p_max, v_n, v_sum, v_min, v_max, i_n, i_sum,
-     first_ms, first_ei, first_ee, last_ms, last_ei, last_ee, e_imp, e_exp, covered_ms) = row
+def _bucket_from_row(
+    meter_id: str, phase: int, start_ms: int, end_ms: int, row: Sequence[int | None]
+) -> Bucket:
+    (
+        n,
+        p_n,
+        p_sum,
+        p_min,
+        p_max,
+        v_n,
+        v_sum,
+        v_min,
+        v_max,
+        i_n,
+        i_sum,
+        first_ms,
+        first_ei,
+        first_ee,
+        last_ms,
+        last_ei,
+        last_ee,
+        e_imp,
+        e_exp,
+        covered_ms,
+    ) = row
     return Bucket(
-        meter_id, phase, from_ms(start_ms), from_ms(end_ms), n or 0,
-        _avg(p_sum, p_n, 1e3), _scaled(p_min, 1e3), _scaled(p_max, 1e3),
-        _avg(v_sum, v_n, 1e3), _scaled(v_min, 1e3), _scaled(v_max, 1e3),
+        meter_id,
+        phase,
+        from_ms(start_ms),
+        from_ms(end_ms),
+        n or 0,
+        _avg(p_sum, p_n, 1e3),
+        _scaled(p_min, 1e3),
+        _scaled(p_max, 1e3),
+        _avg(v_sum, v_n, 1e3),
+        _scaled(v_min, 1e3),
+        _scaled(v_max, 1e3),
         _avg(i_sum, i_n, 1e3),
-        None if first_ms is None else from_ms(first_ms), _scaled(first_ei, 1e6), _scaled(first_ee, 1e6),
-        None if last_ms is None else from_ms(last_ms), _scaled(last_ei, 1e6), _scaled(last_ee, 1e6),
-        (e_imp or 0) / 1e9, (e_exp or 0) / 1e9, (covered_ms or 0) / 1000,
+        None if first_ms is None else from_ms(first_ms),
+        _scaled(first_ei, 1e6),
+        _scaled(first_ee, 1e6),
+        None if last_ms is None else from_ms(last_ms),
+        _scaled(last_ei, 1e6),
+        _scaled(last_ee, 1e6),
+        (e_imp or 0) / 1e9,
+        (e_exp or 0) / 1e9,
+        (covered_ms or 0) / 1000,
     )
 
 
@@ -119,7 +170,11 @@ class SQLiteReads:
         self._local = threading.local()
 
     def _meter_pk(self, meter_id: str) -> tuple[int, int]:
-        row = self._read().execute("SELECT pk, interval_s FROM meters WHERE id = ?", (meter_id,)).fetchone()
+        row = (
+            self._read()
+            .execute("SELECT pk, interval_s FROM meters WHERE id = ?", (meter_id,))
+            .fetchone()
+        )
         if row is None:
             raise UnknownMeterError(meter_id)
         return row[0], row[1]
@@ -127,10 +182,14 @@ class SQLiteReads:
     # --- meters -------------------------------------------------------------------------
     def get_meter(self, meter_id: str) -> Meter:
         """Return one meter or raise UnknownMeterError (read-only)."""
-        row = self._read().execute(
-            "SELECT id, vendor, phases, tz, interval_s, name, options FROM meters WHERE id = ?",
-            (meter_id,),
-        ).fetchone()
+        row = (
+            self._read()
+            .execute(
+                "SELECT id, vendor, phases, tz, interval_s, name, options FROM meters WHERE id = ?",
+                (meter_id,),
+            )
+            .fetchone()
+        )
         if row is None:
             raise UnknownMeterError(meter_id)
         return _meter(row)
@@ -144,7 +203,11 @@ class SQLiteReads:
 
     # --- readings -----------------------------------------------------------------------
     def iter_readings(
-        self, meter_ids: Sequence[str] | None, start: datetime, end: datetime, phase: int | None = None
+        self,
+        meter_ids: Sequence[str] | None,
+        start: datetime,
+        end: datetime,
+        phase: int | None = None,
     ) -> Iterator[Reading]:
         """Stream raw readings in [start, end) ordered by meter, ts, phase (read-only)."""
         ids = sorted(meter_ids) if meter_ids is not None else [m.id for m in self.list_meters()]
@@ -158,10 +221,13 @@ class SQLiteReads:
         try:
             phase_filter = "" if phase is None else " AND phase = ?"
             for meter_id, pk in targets:
-                args: tuple[int, ...] = (pk, start_ms, end_ms) if phase is None else (pk, start_ms, end_ms, phase)
+                args: tuple[int, ...] = (
+                    (pk, start_ms, end_ms) if phase is None else (pk, start_ms, end_ms, phase)
+                )
                 cursor = conn.execute(
                     "SELECT phase, ts, v, i, p, q, pf, f, ei, ee, qi, qe FROM readings "
-                    f"WHERE meter = ? AND ts >= ? AND ts < ?{phase_filter} ORDER BY ts, phase", args
+                    f"WHERE meter = ? AND ts >= ? AND ts < ?{phase_filter} ORDER BY ts, phase",
+                    args,
                 )
                 while rows := cursor.fetchmany(_FETCH_ROWS):
                     for row in rows:
@@ -174,9 +240,15 @@ class SQLiteReads:
         if meter_id is None:
             return int(self._read().execute("SELECT count(*) FROM readings").fetchone()[0])
         pk, _ = self._meter_pk(meter_id)
-        return int(self._read().execute("SELECT count(*) FROM readings WHERE meter = ?", (pk,)).fetchone()[0])
+        return int(
+            self._read()
+            .execute("SELECT count(*) FROM readings WHERE meter = ?", (pk,))
+            .fetchone()[0]
+        )
 
-    def latest(self, meter_ids: Sequence[str] | None = None, phase: int | None = 0) -> list[Reading]:
+    def latest(
+        self, meter_ids: Sequence[str] | None = None, phase: int | None = 0
+    ) -> list[Reading]:
         """Return the newest reading per meter and phase (read-only)."""
         sql = (
             "SELECT m.id, l.phase, l.ts, l.v, l.i, l.p, l.q, l.pf, l.f, l.ei, l.ee, l.qi, l.qe "
@@ -196,7 +268,9 @@ class SQLiteReads:
         return [decode_reading(row[0], row, 1) for row in rows]
 
     # --- rollups ------------------------------------------------------------------------
-    def rollups(self, meter_id: str, phase: int, start: datetime, end: datetime, width_s: int) -> list[Bucket]:
+    def rollups(
+        self, meter_id: str, phase: int, start: datetime, end: datetime, width_s: int
+    ) -> list[Bucket]:
         """Return stored rollup buckets of width 900 or 3600 s overlapping [start, end)."""
         table = _ROLLUP_TABLE.get(width_s)
         if table is None:
@@ -204,13 +278,17 @@ class SQLiteReads:
         pk, _ = self._meter_pk(meter_id)
         width_ms = width_s * 1000
         lo = to_ms(start)
-        rows = self._read().execute(
-            "SELECT bucket, n, p_n, p_sum, p_min, p_max, v_n, v_sum, v_min, v_max, i_n, i_sum, "
-            "bucket + first_off, first_ei, first_ee, bucket + last_off, last_ei, last_ee, "
-            f"e_imp, e_exp, covered_ms FROM {table} "
-            "WHERE meter = ? AND phase = ? AND bucket > ? AND bucket < ? ORDER BY bucket",
-            (pk, phase, lo - width_ms, to_ms(end)),
-        ).fetchall()
+        rows = (
+            self._read()
+            .execute(
+                "SELECT bucket, n, p_n, p_sum, p_min, p_max, v_n, v_sum, v_min, v_max, i_n, i_sum, "
+                "bucket + first_off, first_ei, first_ee, bucket + last_off, last_ei, last_ee, "
+                f"e_imp, e_exp, covered_ms FROM {table} "
+                "WHERE meter = ? AND phase = ? AND bucket > ? AND bucket < ? ORDER BY bucket",
+                (pk, phase, lo - width_ms, to_ms(end)),
+            )
+            .fetchall()
+        )
         return [_bucket_from_row(meter_id, phase, r[0], r[0] + width_ms, r[1:]) for r in rows]
 
     def aggregate(self, meter_id: str, phase: int, boundaries: Sequence[datetime]) -> list[Bucket]:
@@ -218,13 +296,17 @@ class SQLiteReads:
         bounds = [to_ms(b) for b in boundaries]
         if any(b % 900_000 for b in bounds):
             raise InputError("period boundaries must fall on 15-minute edges")
-        if any(b2 <= b1 for b1, b2 in zip(bounds, bounds[1:], strict=False)):
+        if any(b2 <= b1 for b1, b2 in itertools.pairwise(bounds)):
             raise InputError("period boundaries must increase")
         width = 3600 if all(b % 3_600_000 == 0 for b in bounds) else 900
         pk, _ = self._meter_pk(meter_id)
-        rows = self._read().execute(
-            _AGGREGATE_SQL[width], {"bounds": json.dumps(bounds), "pk": pk, "phase": phase}
-        ).fetchall()
+        rows = (
+            self._read()
+            .execute(
+                _AGGREGATE_SQL[width], {"bounds": json.dumps(bounds), "pk": pk, "phase": phase}
+            )
+            .fetchall()
+        )
         return [_bucket_from_row(meter_id, phase, r[0], r[1], r[2:]) for r in rows]
 
     def downsample_raw(
@@ -253,7 +335,8 @@ class SQLiteReads:
         pk, _ = self._meter_pk(meter_id)
         rows = self._read().execute(
             "SELECT start_ms, end_ms FROM gaps WHERE meter = ? AND start_ms < ? AND end_ms > ? "
-            "ORDER BY start_ms", (pk, to_ms(end), to_ms(start))
+            "ORDER BY start_ms",
+            (pk, to_ms(end), to_ms(start)),
         )
         return [Gap(meter_id, from_ms(a), from_ms(b)) for a, b in rows]
 
@@ -262,8 +345,10 @@ class SQLiteReads:
     ) -> list[IntervalEnergy]:
         """Return interval-energy records that start in [start, end) (read-only)."""
         pk, _ = self._meter_pk(meter_id)
-        sql = ("SELECT start_ms, end_ms, import_kwh, export_kwh, source FROM intervals "
-               "WHERE meter = ? AND start_ms >= ? AND start_ms < ?")
+        sql = (
+            "SELECT start_ms, end_ms, import_kwh, export_kwh, source FROM intervals "
+            "WHERE meter = ? AND start_ms >= ? AND start_ms < ?"
+        )
         args: list[int | str] = [pk, to_ms(start), to_ms(end)]
         if source is not None:
             sql += " AND source = ?"
@@ -283,26 +368,37 @@ class SQLiteReads:
     # --- key-value ----------------------------------------------------------------------
     def token_get(self, scope: str, key: str) -> tuple[str, datetime | None] | None:
         """Return a stored token and its expiry, or None (read-only)."""
-        row = self._read().execute(
-            "SELECT value, expires_ms FROM tokens WHERE scope = ? AND key = ?", (scope, key)
-        ).fetchone()
+        row = (
+            self._read()
+            .execute(
+                "SELECT value, expires_ms FROM tokens WHERE scope = ? AND key = ?", (scope, key)
+            )
+            .fetchone()
+        )
         if row is None:
             return None
         return row[0], None if row[1] is None else from_ms(row[1])
 
     def quota_used(self, key: str, window_s: int, now: datetime) -> int:
         """Return the calls recorded under ``key`` within the window ending ``now`` (read-only)."""
-        return int(self._read().execute(
-            "SELECT count(*) FROM quota_ledger WHERE key = ? AND ts_ms > ?",
-            (key, to_ms(now) - window_s * 1000),
-        ).fetchone()[0])
+        return int(
+            self._read()
+            .execute(
+                "SELECT count(*) FROM quota_ledger WHERE key = ? AND ts_ms > ?",
+                (key, to_ms(now) - window_s * 1000),
+            )
+            .fetchone()[0]
+        )
 
     def quota_next_free(self, key: str, limit: int, window_s: int, now: datetime) -> datetime:
         """Return the earliest time a call under ``key`` fits the limit (read-only)."""
-        times = [r[0] for r in self._read().execute(
-            "SELECT ts_ms FROM quota_ledger WHERE key = ? AND ts_ms > ? ORDER BY ts_ms",
-            (key, to_ms(now) - window_s * 1000),
-        )]
+        times = [
+            r[0]
+            for r in self._read().execute(
+                "SELECT ts_ms FROM quota_ledger WHERE key = ? AND ts_ms > ? ORDER BY ts_ms",
+                (key, to_ms(now) - window_s * 1000),
+            )
+        ]
         if len(times) < limit:
             return now
         return from_ms(times[len(times) - limit]) + timedelta(seconds=window_s)

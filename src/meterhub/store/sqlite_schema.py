@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 from meterhub.errors import MigrationError
 from meterhub.store.sqlite_codec import ROLLUP_COLUMNS
 
-__all__ = ["MIGRATIONS", "apply_migrations", "applied_migrations"]
+__all__ = ["MIGRATIONS", "applied_migrations", "apply_migrations"]
 
-_READING_VALUE_COLUMNS = "v INTEGER, i INTEGER, p INTEGER, q INTEGER, pf INTEGER, f INTEGER, " \
+_READING_VALUE_COLUMNS = (
+    "v INTEGER, i INTEGER, p INTEGER, q INTEGER, pf INTEGER, f INTEGER, "
     "ei INTEGER, ee INTEGER, qi INTEGER, qe INTEGER"
+)
 
 
 def _script(conn: sqlite3.Connection, sql: str) -> None:
@@ -27,7 +29,9 @@ def _script(conn: sqlite3.Connection, sql: str) -> None:
 
 
 def _m0001_core(conn: sqlite3.Connection) -> None:
-    _script(conn, f"""
+    _script(
+        conn,
+        f"""
         CREATE TABLE meters (
             pk INTEGER PRIMARY KEY,
             id TEXT NOT NULL UNIQUE,
@@ -51,7 +55,8 @@ def _m0001_core(conn: sqlite3.Connection) -> None:
             exp_ts INTEGER, exp_kwh REAL, exp_power_w REAL,
             PRIMARY KEY (meter, phase)
         ) WITHOUT ROWID;
-    """)
+    """,
+    )
 
 
 def _rollup_table_sql(name: str) -> str:
@@ -66,7 +71,8 @@ def _rollup_table_sql(name: str) -> str:
 def _m0002_rollups_and_gaps(conn: sqlite3.Connection) -> None:
     from meterhub.store.sqlite_writer import rebuild_all
 
-    _script(conn, 
+    _script(
+        conn,
         _rollup_table_sql("rollup_15m")
         + _rollup_table_sql("rollup_1h")
         + """
@@ -74,13 +80,15 @@ def _m0002_rollups_and_gaps(conn: sqlite3.Connection) -> None:
             meter INTEGER NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
             PRIMARY KEY (meter, start_ms)
         ) WITHOUT ROWID;
-        """
+        """,
     )
     rebuild_all(conn)
 
 
 def _m0003_kv_intervals_extras(conn: sqlite3.Connection) -> None:
-    _script(conn, """
+    _script(
+        conn,
+        """
         CREATE TABLE tokens (
             scope TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires_ms INTEGER,
             PRIMARY KEY (scope, key)
@@ -97,7 +105,8 @@ def _m0003_kv_intervals_extras(conn: sqlite3.Connection) -> None:
             meter INTEGER NOT NULL, name TEXT NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL,
             PRIMARY KEY (meter, name, ts)
         ) WITHOUT ROWID;
-    """)
+    """,
+    )
 
 
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (

@@ -9,16 +9,29 @@ a recomputation from scratch would give.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
 from meterhub.errors import UnknownMeterError
 from meterhub.model import PHASE_TOTAL, Reading
 from meterhub.store.base import WriteResult
+from meterhub.store.fastpath import SeriesBatch, rollup_batch
 from meterhub.store.rollup import WIDTHS_MS, RegisterState, RollupBuilder, Row, SeriesState
-from meterhub.store.sqlite_codec import ROLLUP_COLUMNS, encode_agg, encode_reading, row_from_db, row_of
+from meterhub.store.sqlite_codec import (
+    READING_COLUMNS,
+    READING_SCALES,
+    ROLLUP_COLUMNS,
+    encode_agg,
+    encode_reading,
+    encode_rollups,
+    row_from_db,
+)
 from meterhub.timeutil import to_ms
 
 __all__ = [
@@ -37,24 +50,36 @@ _VALUE_COLUMNS = "v, i, p, q, pf, f, ei, ee, qi, qe"
 def _merge_sql(table: str) -> str:
     columns = ", ".join(ROLLUP_COLUMNS)
     marks = ", ".join("?" * len(ROLLUP_COLUMNS))
-    first_wins = "excluded.first_off IS NOT NULL AND (first_off IS NULL OR excluded.first_off < first_off)"
-    last_wins = "excluded.last_off IS NOT NULL AND (last_off IS NULL OR excluded.last_off >= last_off)"
+    first_wins = (
+        "excluded.first_off IS NOT NULL AND (first_off IS NULL OR excluded.first_off < first_off)"
+    )
+    last_wins = (
+        "excluded.last_off IS NOT NULL AND (last_off IS NULL OR excluded.last_off >= last_off)"
+    )
     sets = [
         "n = n + excluded.n",
-        "p_n = p_n + excluded.p_n", "p_sum = p_sum + excluded.p_sum",
+        "p_n = p_n + excluded.p_n",
+        "p_sum = p_sum + excluded.p_sum",
         "p_min = CASE WHEN p_min IS NULL OR excluded.p_min < p_min THEN excluded.p_min ELSE p_min END",
         "p_max = CASE WHEN p_max IS NULL OR excluded.p_max > p_max THEN excluded.p_max ELSE p_max END",
-        "v_n = v_n + excluded.v_n", "v_sum = v_sum + excluded.v_sum",
+        "v_n = v_n + excluded.v_n",
+        "v_sum = v_sum + excluded.v_sum",
         "v_min = CASE WHEN v_min IS NULL OR excluded.v_min < v_min THEN excluded.v_min ELSE v_min END",
         "v_max = CASE WHEN v_max IS NULL OR excluded.v_max > v_max THEN excluded.v_max ELSE v_max END",
-        "i_n = i_n + excluded.i_n", "i_sum = i_sum + excluded.i_sum",
-        *(f"{c} = CASE WHEN {first_wins} THEN excluded.{c} ELSE {c} END"
-          for c in ("first_ei", "first_ee")),
+        "i_n = i_n + excluded.i_n",
+        "i_sum = i_sum + excluded.i_sum",
+        *(
+            f"{c} = CASE WHEN {first_wins} THEN excluded.{c} ELSE {c} END"
+            for c in ("first_ei", "first_ee")
+        ),
         f"first_off = CASE WHEN {first_wins} THEN excluded.first_off ELSE first_off END",
-        *(f"{c} = CASE WHEN {last_wins} THEN excluded.{c} ELSE {c} END"
-          for c in ("last_ei", "last_ee")),
+        *(
+            f"{c} = CASE WHEN {last_wins} THEN excluded.{c} ELSE {c} END"
+            for c in ("last_ei", "last_ee")
+        ),
         f"last_off = CASE WHEN {last_wins} THEN excluded.last_off ELSE last_off END",
-        "e_imp = e_imp + excluded.e_imp", "e_exp = e_exp + excluded.e_exp",
+        "e_imp = e_imp + excluded.e_imp",
+        "e_exp = e_exp + excluded.e_exp",
         "covered_ms = covered_ms + excluded.covered_ms",
     ]
     return (
@@ -64,7 +89,9 @@ def _merge_sql(table: str) -> str:
 
 
 _MERGE_SQL = {width: _merge_sql(table) for width, table in _TABLE_OF_WIDTH.items()}
-_INSERT_READING_SQL = f"INSERT INTO readings (meter, phase, ts, {_VALUE_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+_INSERT_READING_SQL = (
+    f"INSERT INTO readings (meter, phase, ts, {_VALUE_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+)
 _INSERT_IGNORE_READING_SQL = _INSERT_READING_SQL.replace("INSERT", "INSERT OR IGNORE", 1)
 _LATEST_SQL = (
     f"INSERT OR REPLACE INTO latest (meter, phase, ts, {_VALUE_COLUMNS}, "
@@ -79,7 +106,8 @@ class WriterContext:
 
     meters: dict[str, tuple[int, int]] = field(default_factory=dict)
     """meter id -> (pk, gap threshold in ms)"""
-    states: dict[tuple[int, int], SeriesState] = field(default_factory=dict)
+    states: dict[int, SeriesState] = field(default_factory=dict)
+    """series key (meter pk * 4 + phase) -> where the series stands"""
     states_loaded: bool = False
     data_version: int | None = None
 
@@ -92,8 +120,16 @@ class WriterContext:
 
 def _state_from(row: tuple[int | float | None, ...]) -> SeriesState:
     last, imp_ts, imp_kwh, imp_p, exp_ts, exp_kwh, exp_p = row
-    imp = None if imp_ts is None or imp_kwh is None else RegisterState(int(imp_ts), float(imp_kwh), _f(imp_p))
-    exp = None if exp_ts is None or exp_kwh is None else RegisterState(int(exp_ts), float(exp_kwh), _f(exp_p))
+    imp = (
+        None
+        if imp_ts is None or imp_kwh is None
+        else RegisterState(int(imp_ts), float(imp_kwh), _f(imp_p))
+    )
+    exp = (
+        None
+        if exp_ts is None or exp_kwh is None
+        else RegisterState(int(exp_ts), float(exp_kwh), _f(exp_p))
+    )
     return SeriesState(None if last is None else int(last), imp, exp)
 
 
@@ -103,7 +139,7 @@ def _f(value: int | float | None) -> float | None:
 
 def _load_states(conn: sqlite3.Connection, ctx: WriterContext) -> None:
     ctx.states = {
-        (row[0], row[1]): _state_from(row[2:])
+        row[0] * 4 + row[1]: _state_from(row[2:])
         for row in conn.execute(
             "SELECT meter, phase, ts, imp_ts, imp_kwh, imp_power_w, exp_ts, exp_kwh, exp_power_w FROM latest"
         )
@@ -121,6 +157,10 @@ def _meter_info(conn: sqlite3.Connection, ctx: WriterContext, meter_id: str) -> 
     return info
 
 
+_SCALES = np.array(READING_SCALES)
+_VALUE_INDEX = {name: k for k, name in enumerate(READING_COLUMNS)}
+
+
 def write_readings_tx(
     conn: sqlite3.Connection, ctx: WriterContext, readings: Sequence[Reading]
 ) -> WriteResult:
@@ -130,70 +170,122 @@ def write_readings_tx(
         ctx.forget()
     if not ctx.states_loaded:
         _load_states(conn, ctx)
-    series: dict[tuple[int, int], list[tuple[int, Reading]]] = defaultdict(list)
-    gap_of: dict[int, int] = {}
-    for reading in readings:
-        pk, gap_ms = _meter_info(conn, ctx, reading.meter)
-        gap_of[pk] = gap_ms
-        series[(pk, reading.phase)].append((to_ms(reading.ts), reading))
-    stored = duplicates = 0
-    raw_rows: list[tuple[int | None, ...]] = []
-    latest_rows: list[tuple[int | float | None, ...]] = []
-    merges: dict[int, list[tuple[int | None, ...]]] = {w: [] for w in WIDTHS_MS}
-    gap_rows: list[tuple[int, int, int]] = []
-    late: list[tuple[int, int, list[tuple[int, Reading]]]] = []
-    builder = RollupBuilder()
-    for (pk, phase), items in series.items():
-        items.sort(key=lambda item: item[0])
-        state = ctx.states.get((pk, phase), SeriesState())
-        fresh: list[tuple[int, Reading]] = []
-        older: list[tuple[int, Reading]] = []
-        previous_ms = None
-        for ts_ms, reading in items:
-            if ts_ms == previous_ms:
-                duplicates += 1
-                continue
-            previous_ms = ts_ms
-            if state.last_ms is None or ts_ms > state.last_ms:
-                fresh.append((ts_ms, reading))
-            else:
-                older.append((ts_ms, reading))
-        if older:
-            late.append((pk, phase, older))
-        if not fresh:
-            continue
-        new_state = builder.feed(
-            state, (row_of(r, ts) for ts, r in fresh), gap_of[pk], phase == PHASE_TOTAL
+    meta = [_meter_info(conn, ctx, r.meter) for r in readings]
+    count = len(readings)
+    pks = np.fromiter((m[0] for m in meta), np.int64, count)
+    phases = np.fromiter((r.phase for r in readings), np.int64, count)
+    keys = pks * 4 + phases
+    ts = np.fromiter((to_ms(r.ts) for r in readings), np.int64, count)
+    order = np.lexsort((ts, keys))
+    keys, ts = keys[order], ts[order]
+    repeated = np.zeros(count, dtype=bool)
+    repeated[1:] = (keys[1:] == keys[:-1]) & (ts[1:] == ts[:-1])
+    series_keys, _first_rows = np.unique(keys, return_index=True)
+    last_known = np.array(
+        [_last_ms(ctx.states.get(int(k))) for k in series_keys.tolist()], dtype=np.float64
+    )
+    newer = ts > last_known[np.searchsorted(series_keys, keys)]
+    fresh = newer & ~repeated
+    late = ~newer & ~repeated
+    duplicates = int(repeated.sum())
+    stored = 0
+    if fresh.any():
+        stored += _write_fresh(
+            conn,
+            ctx,
+            readings,
+            order[fresh],
+            keys[fresh],
+            ts[fresh],
+            np.fromiter((m[1] for m in meta), np.int64, count)[order[fresh]],
         )
-        aggs, gaps = builder.take()
-        for (width, _), agg in aggs.items():
-            merges[width].append(encode_agg(pk, phase, agg))
-        gap_rows.extend((pk, start, end) for start, end in gaps)
-        raw_rows.extend(encode_reading(pk, r, ts) for ts, r in fresh)
-        last_ts, last_reading = fresh[-1]
-        latest_rows.append(_latest_row(encode_reading(pk, last_reading, last_ts), new_state))
-        ctx.states[(pk, phase)] = new_state
-    before = conn.total_changes
-    conn.executemany(_INSERT_READING_SQL, raw_rows)
-    stored += conn.total_changes - before
-    for width, rows in merges.items():
-        conn.executemany(_MERGE_SQL[width], rows)
-    conn.executemany(_LATEST_SQL, latest_rows)
-    conn.executemany("INSERT OR IGNORE INTO gaps (meter, start_ms, end_ms) VALUES (?, ?, ?)", gap_rows)
-    for pk, phase, older in late:
-        added, dup = _write_late(conn, ctx, pk, phase, older, gap_of[pk])
+    late_series: dict[int, list[tuple[int, Reading]]] = defaultdict(list)
+    for position in order[late].tolist():
+        reading = readings[position]
+        pk, _ = meta[position]
+        late_series[pk * 4 + reading.phase].append((to_ms(reading.ts), reading))
+    for key, items in late_series.items():
+        pk, phase = divmod(key, 4)
+        added, dup = _write_late(conn, ctx, pk, phase, items, _gap_ms(conn, pk))
         stored += added
         duplicates += dup
     return WriteResult(stored, duplicates)
 
 
-def _latest_row(raw: tuple[int | None, ...], state: SeriesState) -> tuple[int | float | None, ...]:
+def _last_ms(state: SeriesState | None) -> float:
+    return -np.inf if state is None or state.last_ms is None else float(state.last_ms)
+
+
+def _gap_ms(conn: sqlite3.Connection, pk: int) -> int:
+    return (
+        2
+        * int(conn.execute("SELECT interval_s FROM meters WHERE pk = ?", (pk,)).fetchone()[0])
+        * 1000
+    )
+
+
+def _write_fresh(
+    conn: sqlite3.Connection,
+    ctx: WriterContext,
+    readings: Sequence[Reading],
+    positions: npt.NDArray[np.int64],
+    keys: npt.NDArray[np.int64],
+    ts: npt.NDArray[np.int64],
+    gap_ms: npt.NDArray[np.int64],
+) -> int:
+    values = np.array([readings[p].values() for p in positions.tolist()], dtype=np.float64).reshape(
+        -1, 10
+    )
+    encoded = np.rint(values * _SCALES)
+    stored_values = encoded / _SCALES
+    pks, phases = np.divmod(keys, 4)
+    raw = np.column_stack((pks, phases, ts, encoded))
+    before = conn.total_changes
+    conn.executemany(_INSERT_READING_SQL, raw.tolist())
+    stored = conn.total_changes - before
+    column = _VALUE_INDEX
+    batch = SeriesBatch(
+        keys,
+        ts,
+        stored_values[:, column["p"]],
+        stored_values[:, column["v"]],
+        stored_values[:, column["i"]],
+        stored_values[:, column["ei"]],
+        stored_values[:, column["ee"]],
+        gap_ms,
+        phases == PHASE_TOTAL,
+    )
+    series_keys = np.unique(keys)
+    states = {key: ctx.states[key] for key in series_keys.tolist() if key in ctx.states}
+    rollups, gaps, new_states = rollup_batch(batch, states)
+    for width in WIDTHS_MS:
+        conn.executemany(_MERGE_SQL[width], encode_rollups(rollups, width))
+    last_rows = np.append(np.nonzero(keys[1:] != keys[:-1])[0], len(keys) - 1)
+    latest_rows = []
+    for row in last_rows.tolist():
+        key = int(keys[row])
+        state = new_states[key]
+        latest_rows.append(_latest_row(tuple(raw[row].tolist()), state))
+        ctx.states[key] = state
+    conn.executemany(_LATEST_SQL, latest_rows)
+    conn.executemany(
+        "INSERT OR IGNORE INTO gaps (meter, start_ms, end_ms) VALUES (?, ?, ?)",
+        [(key // 4, start, end) for key, start, end in gaps],
+    )
+    return stored
+
+
+def _latest_row(
+    raw: tuple[int | float | None, ...], state: SeriesState
+) -> tuple[int | float | None, ...]:
     imp, exp = state.imp, state.exp
     return (
         *raw,
-        None if imp is None else imp.ts_ms, None if imp is None else imp.kwh,
+        None if imp is None else imp.ts_ms,
+        None if imp is None else imp.kwh,
         None if imp is None else imp.power_w,
-        None if exp is None else exp.ts_ms, None if exp is None else exp.kwh,
+        None if exp is None else exp.ts_ms,
+        None if exp is None else exp.kwh,
         None if exp is None else exp.power_w,
     )
 
@@ -223,14 +315,15 @@ def _write_late(
     span_lo = lo if before is None else before
     span_hi = hi if after is None else after
     rebuild_series(conn, pk, phase, span_lo, span_hi, gap_ms)
-    ctx.states[(pk, phase)] = _reload_state(conn, pk, phase)
+    ctx.states[pk * 4 + phase] = _reload_state(conn, pk, phase)
     return len(inserted), len(items) - len(inserted)
 
 
 def _reload_state(conn: sqlite3.Connection, pk: int, phase: int) -> SeriesState:
     row = conn.execute(
         "SELECT ts, imp_ts, imp_kwh, imp_power_w, exp_ts, exp_kwh, exp_power_w "
-        "FROM latest WHERE meter = ? AND phase = ?", (pk, phase)
+        "FROM latest WHERE meter = ? AND phase = ?",
+        (pk, phase),
     ).fetchone()
     imp = _last_register(conn, pk, phase, "ei", None)
     exp = _last_register(conn, pk, phase, "ee", None)
@@ -255,7 +348,8 @@ def _last_register(
     args: tuple[int, ...] = (pk, phase) if before_ms is None else (pk, phase, before_ms)
     row = conn.execute(
         f"SELECT ts, {column}, p FROM readings WHERE meter = ? AND phase = ? AND {column} IS NOT NULL"
-        f"{bound} ORDER BY ts DESC LIMIT 1", args
+        f"{bound} ORDER BY ts DESC LIMIT 1",
+        args,
     ).fetchone()
     if row is None:
         return None
@@ -263,7 +357,7 @@ def _last_register(
 
 
 def _rows(conn: sqlite3.Connection, sql: str, args: Iterable[int], stats: bool) -> list[Row]:
-    return [row_from_db(*r, stats=stats) for r in conn.execute(sql, tuple(args))]
+    return [row_from_db(r[0], r[1], r[2], r[3], r[4], r[5], stats) for r in conn.execute(sql, tuple(args))]
 
 
 def load_series_window(
@@ -275,18 +369,25 @@ def load_series_window(
     with an import register, with an export register), which only contribute their intervals.
     """
     select = "SELECT ts, p, v, i, ei, ee FROM readings WHERE meter = ? AND phase = ?"
-    before = conn.execute("SELECT max(ts) FROM readings WHERE meter = ? AND phase = ? AND ts < ?",
-                          (pk, phase, start)).fetchone()[0]
+    before = conn.execute(
+        "SELECT max(ts) FROM readings WHERE meter = ? AND phase = ? AND ts < ?", (pk, phase, start)
+    ).fetchone()[0]
     state = SeriesState(
         before,
         _last_register(conn, pk, phase, "ei", start),
         _last_register(conn, pk, phase, "ee", start),
     )
-    inside = _rows(conn, f"{select} AND ts >= ? AND ts < ? ORDER BY ts", (pk, phase, start, end), True)
+    inside = _rows(
+        conn, f"{select} AND ts >= ? AND ts < ? ORDER BY ts", (pk, phase, start, end), True
+    )
     after: dict[int, Row] = {}
     for condition in ("1", "ei IS NOT NULL", "ee IS NOT NULL"):
-        for row in _rows(conn, f"{select} AND ts >= ? AND {condition} ORDER BY ts LIMIT 1",
-                         (pk, phase, end), False):
+        for row in _rows(
+            conn,
+            f"{select} AND ts >= ? AND {condition} ORDER BY ts LIMIT 1",
+            (pk, phase, end),
+            False,
+        ):
             after[row.ts_ms] = row
     return state, [*inside, *(after[ts] for ts in sorted(after))]
 
@@ -302,25 +403,36 @@ def rebuild_series(
     builder.feed(state, rows, gap_ms, False)
     aggs, _ = builder.take()
     for width, table in _TABLE_OF_WIDTH.items():
-        conn.execute(f"DELETE FROM {table} WHERE meter = ? AND phase = ? AND bucket >= ? AND bucket < ?",
-                     (pk, phase, start, end))
+        conn.execute(
+            f"DELETE FROM {table} WHERE meter = ? AND phase = ? AND bucket >= ? AND bucket < ?",
+            (pk, phase, start, end),
+        )
         conn.executemany(
             _MERGE_SQL[width],
-            [encode_agg(pk, phase, agg) for (w, bucket), agg in aggs.items()
-             if w == width and start <= bucket < end],
+            [
+                encode_agg(pk, phase, agg)
+                for (w, bucket), agg in aggs.items()
+                if w == width and start <= bucket < end
+            ],
         )
     if phase == PHASE_TOTAL:
         _rebuild_gaps(conn, pk, lo_ms, hi_ms, gap_ms)
 
 
 def _rebuild_gaps(conn: sqlite3.Connection, pk: int, lo_ms: int, hi_ms: int, gap_ms: int) -> None:
-    conn.execute("DELETE FROM gaps WHERE meter = ? AND start_ms >= ? AND start_ms < ?", (pk, lo_ms, hi_ms))
-    times = [r[0] for r in conn.execute(
-        "SELECT ts FROM readings WHERE meter = ? AND phase = 0 AND ts >= ? AND ts <= ? ORDER BY ts",
-        (pk, lo_ms, hi_ms))]
+    conn.execute(
+        "DELETE FROM gaps WHERE meter = ? AND start_ms >= ? AND start_ms < ?", (pk, lo_ms, hi_ms)
+    )
+    times = [
+        r[0]
+        for r in conn.execute(
+            "SELECT ts FROM readings WHERE meter = ? AND phase = 0 AND ts >= ? AND ts <= ? ORDER BY ts",
+            (pk, lo_ms, hi_ms),
+        )
+    ]
     conn.executemany(
         "INSERT OR IGNORE INTO gaps (meter, start_ms, end_ms) VALUES (?, ?, ?)",
-        [(pk, a, b) for a, b in zip(times, times[1:], strict=False) if b - a > gap_ms],
+        [(pk, a, b) for a, b in itertools.pairwise(times) if b - a > gap_ms],
     )
 
 
