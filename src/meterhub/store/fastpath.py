@@ -415,11 +415,18 @@ def _as_rollups(parts: list[tuple[int, Ints, Ints, dict[str, Floats]]]) -> Batch
     )
 
 
-def _register_state(row: int, batch: SeriesBatch, values: Floats) -> RegisterState:
-    power = float(batch.power_w[row])
-    return RegisterState(
-        int(batch.ts_ms[row]), float(values[row]), None if np.isnan(power) else power
-    )
+def _register_states(rows: Ints, batch: SeriesBatch, values: Floats) -> list[RegisterState | None]:
+    """Return the register state at each row index (None where the index is -1)."""
+    safe = np.where(rows >= 0, rows, 0)
+    found = (rows >= 0).tolist()
+    ts = batch.ts_ms[safe].tolist()
+    kwh = values[safe].tolist()
+    power = batch.power_w[safe]
+    power_list = np.where(np.isnan(power), None, power).tolist()
+    return [
+        RegisterState(t, k, p) if ok else None
+        for ok, t, k, p in zip(found, ts, kwh, power_list, strict=True)
+    ]
 
 
 def _new_states(
@@ -431,13 +438,15 @@ def _new_states(
     last_exp: Ints,
 ) -> dict[int, SeriesState]:
     ends = np.append(starts[1:], len(batch.keys)) - 1
+    imports = _register_states(last_imp, batch, batch.import_kwh)
+    exports = _register_states(last_exp, batch, batch.export_kwh)
     result: dict[int, SeriesState] = {}
-    for position, key in enumerate(series_keys.tolist()):
-        old = states.get(key, SeriesState())
-        imp_row, exp_row = int(last_imp[position]), int(last_exp[position])
-        result[key] = SeriesState(
-            int(batch.ts_ms[ends[position]]),
-            old.imp if imp_row < 0 else _register_state(imp_row, batch, batch.import_kwh),
-            old.exp if exp_row < 0 else _register_state(exp_row, batch, batch.export_kwh),
-        )
+    for key, last_ms, imp, exp in zip(
+        series_keys.tolist(), batch.ts_ms[ends].tolist(), imports, exports, strict=True
+    ):
+        old = states.get(key)
+        if old is not None:
+            imp = imp or old.imp
+            exp = exp or old.exp
+        result[key] = SeriesState(last_ms, imp, exp)
     return result

@@ -127,6 +127,8 @@ def applied_migrations(conn: sqlite3.Connection) -> list[str]:
 def apply_migrations(conn: sqlite3.Connection, upto: str | None = None) -> list[str]:
     """Apply pending migrations (up to and including ``upto``), each in its own transaction."""
     done = set(applied_migrations(conn))
+    if upto is not None and upto in done:
+        return []
     known = {name for name, _ in MIGRATIONS}
     unknown = sorted(done - known)
     if unknown:

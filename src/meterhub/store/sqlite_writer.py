@@ -262,10 +262,9 @@ def _write_fresh(
         conn.executemany(_MERGE_SQL[width], encode_rollups(rollups, width))
     last_rows = np.append(np.nonzero(keys[1:] != keys[:-1])[0], len(keys) - 1)
     latest_rows = []
-    for row in last_rows.tolist():
-        key = int(keys[row])
+    for key, raw_row in zip(keys[last_rows].tolist(), raw[last_rows].tolist(), strict=True):
         state = new_states[key]
-        latest_rows.append(_latest_row(tuple(raw[row].tolist()), state))
+        latest_rows.append(_latest_row(tuple(raw_row), state))
         ctx.states[key] = state
     conn.executemany(_LATEST_SQL, latest_rows)
     conn.executemany(
@@ -306,14 +305,20 @@ def _write_late(
     if not inserted:
         return 0, len(items)
     lo, hi = min(inserted), max(inserted)
-    before = conn.execute(
-        "SELECT max(ts) FROM readings WHERE meter = ? AND phase = ? AND ts < ?", (pk, phase, lo)
-    ).fetchone()[0]
-    after = conn.execute(
-        "SELECT min(ts) FROM readings WHERE meter = ? AND phase = ? AND ts > ?", (pk, phase, hi)
-    ).fetchone()[0]
-    span_lo = lo if before is None else before
-    span_hi = hi if after is None else after
+    # The rows whose intervals change: the neighbours of the new rows, and for each register the
+    # neighbouring rows that carry it (rows without a register may lie in between).
+    span_lo, span_hi = lo, hi
+    for column in ("1", "ei IS NOT NULL", "ee IS NOT NULL"):
+        before = conn.execute(
+            f"SELECT max(ts) FROM readings WHERE meter = ? AND phase = ? AND ts < ? AND {column}",
+            (pk, phase, lo),
+        ).fetchone()[0]
+        after = conn.execute(
+            f"SELECT min(ts) FROM readings WHERE meter = ? AND phase = ? AND ts > ? AND {column}",
+            (pk, phase, hi),
+        ).fetchone()[0]
+        span_lo = span_lo if before is None else min(span_lo, before)
+        span_hi = span_hi if after is None else max(span_hi, after)
     rebuild_series(conn, pk, phase, span_lo, span_hi, gap_ms)
     ctx.states[pk * 4 + phase] = _reload_state(conn, pk, phase)
     return len(inserted), len(items) - len(inserted)
@@ -327,14 +332,23 @@ def _reload_state(conn: sqlite3.Connection, pk: int, phase: int) -> SeriesState:
     ).fetchone()
     imp = _last_register(conn, pk, phase, "ei", None)
     exp = _last_register(conn, pk, phase, "ee", None)
-    last = None if row is None else row[0]
-    if row is not None:
-        conn.execute(
-            "UPDATE latest SET imp_ts = ?, imp_kwh = ?, imp_power_w = ?, exp_ts = ?, exp_kwh = ?, "
-            "exp_power_w = ? WHERE meter = ? AND phase = ?",
-            (*_register_columns(imp), *_register_columns(exp), pk, phase),
-        )
-    return SeriesState(last, imp, exp)
+    if row is None:
+        newest = conn.execute(
+            f"SELECT meter, phase, ts, {_VALUE_COLUMNS} FROM readings WHERE meter = ? AND phase = ? "
+            "ORDER BY ts DESC LIMIT 1",
+            (pk, phase),
+        ).fetchone()
+        if newest is None:
+            return SeriesState(None, imp, exp)
+        state = SeriesState(newest[2], imp, exp)
+        conn.execute(_LATEST_SQL, _latest_row(tuple(newest), state))
+        return state
+    conn.execute(
+        "UPDATE latest SET imp_ts = ?, imp_kwh = ?, imp_power_w = ?, exp_ts = ?, exp_kwh = ?, "
+        "exp_power_w = ? WHERE meter = ? AND phase = ?",
+        (*_register_columns(imp), *_register_columns(exp), pk, phase),
+    )
+    return SeriesState(row[0], imp, exp)
 
 
 def _register_columns(state: RegisterState | None) -> tuple[int | float | None, ...]:
