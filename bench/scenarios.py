@@ -1,0 +1,40 @@
+"""The scenario registry, in the order the harness runs them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.fixtures import Context
+from bench.harness import Result
+from bench.scenarios_ingest import ingest_backfill, ingest_poll_order
+from bench.scenarios_latest import latest_all
+from bench.scenarios_reads import downsample_year, energy_days_year, offline_year, power_stats_7d
+from bench.scenarios_storage import storage
+
+__all__ = ["SCENARIOS", "Scenario", "scenario_names"]
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One runnable unit and the result names it yields."""
+
+    names: tuple[str, ...]
+    run: Callable[[Context], list[Result]]
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(("ingest_poll_order",), ingest_poll_order),
+    Scenario(("ingest_backfill",), ingest_backfill),
+    Scenario(("downsample_year",), downsample_year),
+    Scenario(("energy_days_year",), energy_days_year),
+    Scenario(("latest_all",), latest_all),
+    Scenario(("power_stats_7d",), power_stats_7d),
+    Scenario(("offline_year",), offline_year),
+    Scenario(("storage_bytes", "storage_rollup_share"), storage),
+)
+
+
+def scenario_names() -> list[str]:
+    """Return every result name, in run order."""
+    return [name for scenario in SCENARIOS for name in scenario.names]

@@ -1,0 +1,33 @@
+"""When a meter was silent: gap events read from the store, clipped to the range asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from meterhub.errors import InputError
+from meterhub.store.base import Store
+
+__all__ = ["OfflineStats", "offline_stats"]
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineStats:
+    """How many gaps a meter had within a range and how many seconds they cover there."""
+
+    gaps: int
+    total_offline_s: float
+
+
+def offline_stats(store: Store, meter_id: str, start: datetime, end: datetime) -> OfflineStats:
+    """Count the gaps overlapping [start, end) and sum their seconds inside it (read-only)."""
+    if end < start:
+        raise InputError(f"end {end.isoformat()} is before start {start.isoformat()}")
+    count = 0
+    total_s = 0.0
+    for gap in store.gaps(meter_id, start, end):
+        inside_s = (min(gap.end, end) - max(gap.start, start)).total_seconds()
+        if inside_s > 0:
+            count += 1
+            total_s += inside_s
+    return OfflineStats(count, total_s)

@@ -1,0 +1,53 @@
+"""The benchmark harness runs in quick mode and writes results.json in the documented shape.
+
+Timing goals are not asserted here: a missed goal is a report, not a test failure.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO_KEYS = {
+    "name", "unit", "value", "reference", "reference_is", "ratio", "goal", "pass", "min", "max",
+}
+
+
+@pytest.mark.slow
+def test_quick_bench_writes_the_documented_shape(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "latest_all,offline_year",
+         "--rounds", "3", "--output", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    document = json.loads(output.read_text())
+    assert set(document) == {"python", "sqlite", "rounds", "scenarios"}
+    assert isinstance(document["python"], str)
+    assert isinstance(document["sqlite"], str)
+    assert document["rounds"] == 3
+    assert [s["name"] for s in document["scenarios"]] == ["latest_all", "offline_year"]
+    for scenario in document["scenarios"]:
+        assert set(scenario) == SCENARIO_KEYS
+        assert isinstance(scenario["pass"], bool)
+        assert isinstance(scenario["unit"], str) and isinstance(scenario["goal"], str)
+        assert isinstance(scenario["reference_is"], str) and scenario["reference_is"]
+        for key in ("value", "reference", "ratio", "min", "max"):
+            assert isinstance(scenario[key], int | float) and scenario[key] > 0, key
+        assert scenario["min"] <= scenario["ratio"] <= scenario["max"]
+    assert "latest_all" in completed.stdout
+
+
+def test_unknown_scenarios_are_refused() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "no_such_scenario"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert completed.returncode == 2
+    assert "unknown scenario no_such_scenario" in completed.stderr
