@@ -19,7 +19,7 @@ from typing import Any
 
 from meterhub.errors import InputError
 
-__all__ = ["SIMULATORS", "load_factory", "vendor_names"]
+__all__ = ["CONNECTORS", "SIMULATORS", "load_connector", "load_factory", "vendor_names"]
 
 AppFactory = Callable[..., Any]
 
@@ -31,6 +31,18 @@ SIMULATORS: tuple[tuple[str, str], ...] = (
     ("umeter", "meterhub.vendors.umeter.simulator:create_app"),
 )
 """Vendor name and ``module:function`` of its simulator factory, in display order."""
+
+
+CONNECTORS: tuple[tuple[str, str], ...] = (
+    ("iammeter", "meterhub.vendors.iammeter.connector:IammeterConnector"),
+    ("smartmac", "meterhub.vendors.smartmac.connector:SmartmacConnector"),
+    ("intellimeter", "meterhub.vendors.intellimeter.connector:IntellimeterConnector"),
+    ("amsreader", "meterhub.vendors.amsreader.connector:AmsReaderConnector"),
+    ("umeter", "meterhub.vendors.umeter.connector:UmeterConnector"),
+)
+"""Vendor name and ``module:class`` of its connector; a connector class is built as
+``Class(meter, context)`` with a :class:`meterhub.model.Meter` and a
+:class:`meterhub.vendors.base.ConnectorContext`."""
 
 
 def vendor_names() -> tuple[str, ...]:
@@ -50,3 +62,17 @@ def load_factory(vendor: str) -> AppFactory:
     except (ImportError, AttributeError) as exc:
         raise InputError(f"the {vendor} simulator is not available: {exc}") from exc
     return factory
+
+
+def load_connector(vendor: str) -> Callable[..., Any]:
+    """Import and return the connector class of ``vendor`` or raise InputError."""
+    targets = dict(CONNECTORS)
+    if vendor not in targets:
+        known = ", ".join(name for name, _ in CONNECTORS)
+        raise InputError(f"no connector for vendor {vendor!r}; known vendors: {known}")
+    module_name, _, attribute = targets[vendor].partition(":")
+    try:
+        connector: Callable[..., Any] = getattr(import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise InputError(f"the {vendor} connector is not available: {exc}") from exc
+    return connector

@@ -1,0 +1,185 @@
+"""What every vendor connector offers, and the quota guard they all go through.
+
+A connector turns one configured meter into readings. It knows nothing of the store beyond the
+two small services handed to it in :class:`ConnectorContext`: a token cache and a quota guard,
+both persisted, so restarts never burn a vendor's login quota or exceed a documented limit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import ClassVar, Protocol
+
+import anyio.to_thread
+import httpx
+
+from meterhub.errors import ConfigError, QuotaExceeded
+from meterhub.model import Extra, IntervalEnergy, Meter, Reading, utc_now
+from meterhub.store.base import Store
+
+__all__ = [
+    "Connector",
+    "ConnectorContext",
+    "Discovered",
+    "Fetched",
+    "QuotaGuard",
+    "QuotaRule",
+    "TokenCache",
+    "meter_option",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaRule:
+    """A documented vendor limit: at most ``limit`` calls per ``window_s`` per ``scope`` key."""
+
+    name: str
+    limit: int
+    window_s: int
+    scope: str = "meter"
+    """What the limit counts by: ``meter`` (an SN or device), ``account`` or ``ip``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """What one call to a vendor yielded, already mapped to the canonical model."""
+
+    readings: list[Reading] = field(default_factory=list)
+    intervals: list[IntervalEnergy] = field(default_factory=list)
+    extras: list[Extra] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Discovered:
+    """A meter an account holds, with the options ``meterhub meters add`` needs for it."""
+
+    suggested_id: str
+    vendor: str
+    phases: int
+    name: str
+    options: Mapping[str, str]
+    tz: str = "UTC"
+
+
+class QuotaGuard:
+    """Takes a slot in the persisted quota ledger before each vendor call, or refuses."""
+
+    def __init__(self, store: Store, vendor: str, rules: tuple[QuotaRule, ...],
+                 now: Callable[[], datetime] = utc_now) -> None:
+        self._store = store
+        self._vendor = vendor
+        self._rules = {rule.name: rule for rule in rules}
+        self._now = now
+
+    def _key(self, rule: QuotaRule, scope_key: str) -> str:
+        return f"{self._vendor}:{rule.name}:{rule.scope}:{scope_key}"
+
+    async def acquire(self, rule_name: str, scope_key: str) -> None:
+        """Record one call under the rule, or raise QuotaExceeded with the wait until a slot frees."""
+        rule = self._rules[rule_name]
+        key = self._key(rule, scope_key)
+        now = self._now()
+        taken = await anyio.to_thread.run_sync(self._store.quota_acquire, key, rule.limit, rule.window_s, now)
+        if taken:
+            return
+        free_at = await anyio.to_thread.run_sync(
+            self._store.quota_next_free, key, rule.limit, rule.window_s, now
+        )
+        wait_s = max(0.0, (free_at - now).total_seconds())
+        raise QuotaExceeded(
+            f"{self._vendor} allows {rule.limit} {rule.name} calls per {_window_text(rule.window_s)}"
+            f" per {rule.scope}; the next is possible in {math.ceil(wait_s)} s",
+            retry_after_s=wait_s,
+        )
+
+    async def used(self, rule_name: str, scope_key: str) -> int:
+        """Return the calls recorded under the rule within its window."""
+        rule = self._rules[rule_name]
+        return await anyio.to_thread.run_sync(
+            self._store.quota_used, self._key(rule, scope_key), rule.window_s, self._now()
+        )
+
+
+def _window_text(window_s: int) -> str:
+    for unit_s, name in ((86_400, "day"), (3600, "hour"), (60, "minute")):
+        if window_s % unit_s == 0:
+            count = window_s // unit_s
+            return name if count == 1 else f"{count} {name}s"
+    return f"{window_s} s"
+
+
+class TokenCache:
+    """Vendor tokens kept in the store, so a restart reuses them instead of logging in again."""
+
+    def __init__(self, store: Store, vendor: str, now: Callable[[], datetime] = utc_now) -> None:
+        self._store = store
+        self._scope = f"token:{vendor}"
+        self._now = now
+
+    async def get(self, key: str, margin_s: float = 60.0) -> str | None:
+        """Return a stored token that stays valid for ``margin_s`` more seconds, else None."""
+        found = await anyio.to_thread.run_sync(self._store.token_get, self._scope, key)
+        if found is None:
+            return None
+        value, expires = found
+        if expires is not None and expires <= self._now() + timedelta(seconds=margin_s):
+            return None
+        return value
+
+    async def put(self, key: str, value: str, expires: datetime | None) -> None:
+        """Store a token with its expiry."""
+        await anyio.to_thread.run_sync(self._store.token_set, self._scope, key, value, expires)
+
+    async def forget(self, key: str) -> None:
+        """Drop a token the vendor rejected."""
+        await anyio.to_thread.run_sync(self._store.token_delete, self._scope, key)
+
+
+@dataclass(slots=True)
+class ConnectorContext:
+    """The services a connector may use: HTTP, the token cache, the quota guard, the clock."""
+
+    client: httpx.AsyncClient
+    tokens: TokenCache
+    quotas: QuotaGuard
+    now: Callable[[], datetime] = utc_now
+
+
+class Connector(Protocol):
+    """One configured meter of one vendor."""
+
+    vendor: ClassVar[str]
+    quotas: ClassVar[tuple[QuotaRule, ...]]
+    """The vendor's documented limits, as data."""
+    min_interval_s: ClassVar[int]
+    """The shortest polling interval the vendor allows for ``latest``."""
+    default_base_url: ClassVar[str]
+
+    meter: Meter
+
+    async def latest(self) -> Fetched:
+        """Return the newest readings (and extras) the vendor has for the meter."""
+        ...
+
+    def history(self, start: datetime, end: datetime) -> AsyncIterator[Fetched]:
+        """Yield history in [start, end) chunk by chunk within the vendor's limits."""
+        ...
+
+    async def discover(self) -> list[Discovered]:
+        """Return what the account behind this meter's credentials holds."""
+        ...
+
+    async def set_relay(self, on: bool) -> bool:
+        """Switch the meter's relay and return the state the device reports afterwards."""
+        ...
+
+
+def meter_option(meter: Meter, name: str, default: str | None = None) -> str:
+    """Return a connection option of a meter, or raise ConfigError naming what is missing."""
+    value = meter.options.get(name, default)
+    if value is None:
+        raise ConfigError(f"meter {meter.id!r} ({meter.vendor}) needs the option {name!r}")
+    return value
