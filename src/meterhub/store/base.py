@@ -79,6 +79,10 @@ class Store(Protocol):
         """Apply pending migrations; return the names applied."""
         ...
 
+    def migrate_to(self, name: str) -> list[str]:
+        """Apply migrations up to and including ``name``; raise MigrationError for an unknown name."""
+        ...
+
     def migrations_applied(self) -> list[str]:
         """Return the names of applied migrations, oldest first (read-only)."""
         ...

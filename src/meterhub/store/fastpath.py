@@ -9,6 +9,7 @@ holds the two to the same results.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -345,7 +346,8 @@ def _combine(
     tail = inverse[len(groups) :]
     fine["e_imp"] = np.bincount(tail, weights=c_imp, minlength=size).astype(np.float64)
     fine["e_exp"] = np.bincount(tail, weights=c_exp, minlength=size).astype(np.float64)
-    fine["covered_ms"] = np.bincount(tail, weights=c_cov.astype(np.float64), minlength=size).astype(np.float64)
+    covered = np.bincount(tail, weights=c_cov.astype(np.float64), minlength=size)
+    fine["covered_ms"] = covered.astype(np.float64)
     fine_keys = unique // _CODE_SHIFT
     fine_buckets = (unique % _CODE_SHIFT) * width
     parts = [(width, fine_keys, fine_buckets, fine)]
@@ -421,11 +423,10 @@ def _register_states(rows: Ints, batch: SeriesBatch, values: Floats) -> list[Reg
     found = (rows >= 0).tolist()
     ts = batch.ts_ms[safe].tolist()
     kwh = values[safe].tolist()
-    power = batch.power_w[safe]
-    power_list = np.where(np.isnan(power), None, power).tolist()
+    power = batch.power_w[safe].tolist()
     return [
-        RegisterState(t, k, p) if ok else None
-        for ok, t, k, p in zip(found, ts, kwh, power_list, strict=True)
+        RegisterState(t, k, None if math.isnan(p) else p) if ok else None
+        for ok, t, k, p in zip(found, ts, kwh, power, strict=True)
     ]
 
 

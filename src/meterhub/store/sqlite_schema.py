@@ -127,6 +127,8 @@ def applied_migrations(conn: sqlite3.Connection) -> list[str]:
 def apply_migrations(conn: sqlite3.Connection, upto: str | None = None) -> list[str]:
     """Apply pending migrations (up to and including ``upto``), each in its own transaction."""
     done = set(applied_migrations(conn))
+    if upto is not None and upto not in {name for name, _ in MIGRATIONS}:
+        raise MigrationError(f"unknown migration {upto!r}")
     if upto is not None and upto in done:
         return []
     known = {name for name, _ in MIGRATIONS}

@@ -133,10 +133,7 @@ def optional_day_range(
     """Return startTime..endTime (inclusive), by default the last ``max_days`` days to today."""
     start_text, end_text = query.get("starttime", ""), query.get("endtime", "")
     last_day = _parse_day("endTime", end_text) if end_text else today
-    if start_text:
-        first_day = _parse_day("startTime", start_text)
-    else:
-        first_day = last_day - timedelta(days=max_days - 1)
+    first_day = _parse_day("startTime", start_text) if start_text else last_day - timedelta(days=max_days - 1)
     return _checked(first_day, last_day, zone, today, max_days, True, history_days)
 
 

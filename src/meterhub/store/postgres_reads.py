@@ -1,0 +1,335 @@
+"""The read side of the PostgreSQL backend: every method here is read-only.
+
+Reads borrow autocommit connections from a pool, so any number of threads can read while one
+writes. ``iter_readings`` holds its pooled connection (and a server-side cursor) until the
+iterator is exhausted or closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from itertools import pairwise
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from meterhub.errors import InputError, StoreError, UnknownMeterError
+from meterhub.model import READING_FIELDS, Extra, Gap, IntervalEnergy, Meter, Reading
+from meterhub.store.base import Bucket
+from meterhub.store.postgres_rollups import load_series_window
+from meterhub.store.postgres_schema import Conn
+from meterhub.store.rollup import RollupBuilder
+from meterhub.store.sqlite_reads import bucket_from_agg
+from meterhub.timeutil import from_ms, to_ms
+
+__all__ = ["PostgresReads", "one_line"]
+
+_ROLLUP_TABLE = {900: "rollup_15m", 3600: "rollup_1h"}
+_FETCH_ROWS = 2000
+_BUCKET_COLUMNS = (
+    "n, power_n, power_sum_w, power_min_w, power_max_w, voltage_n, voltage_sum_v, voltage_min_v, "
+    "voltage_max_v, current_n, current_sum_a, first_ts, first_import_kwh, first_export_kwh, "
+    "last_ts, last_import_kwh, last_export_kwh, energy_import_kwh, energy_export_kwh, covered_ms"
+)
+
+
+def one_line(exc: BaseException) -> str:
+    """Return an exception's message folded onto one line."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text or type(exc).__name__
+
+
+def _edge(column: str, marker: str, descending: bool) -> str:
+    order = " DESC" if descending else ""
+    return (
+        f"(array_agg(r.{column} ORDER BY r.bucket{order}) "
+        f"FILTER (WHERE r.{marker} IS NOT NULL))[1]"
+    )
+
+
+def _aggregate_sql(table: str) -> str:
+    return (
+        "WITH b AS (SELECT u.k, u.lo, lead(u.lo) OVER (ORDER BY u.k) AS hi "
+        "FROM unnest(%(bounds)s::bigint[]) WITH ORDINALITY AS u(lo, k)) "
+        "SELECT b.lo, b.hi, sum(r.n), sum(r.power_n), sum(r.power_sum_w), min(r.power_min_w), "
+        "max(r.power_max_w), sum(r.voltage_n), sum(r.voltage_sum_v), min(r.voltage_min_v), "
+        "max(r.voltage_max_v), sum(r.current_n), sum(r.current_sum_a), "
+        f"min(r.first_ts), {_edge('first_import_kwh', 'first_ts', False)}, "
+        f"{_edge('first_export_kwh', 'first_ts', False)}, "
+        f"max(r.last_ts), {_edge('last_import_kwh', 'last_ts', True)}, "
+        f"{_edge('last_export_kwh', 'last_ts', True)}, "
+        "sum(r.energy_import_kwh), sum(r.energy_export_kwh), sum(r.covered_ms) "
+        f"FROM b LEFT JOIN {table} r ON r.meter = %(pk)s AND r.phase = %(phase)s "
+        "AND r.bucket >= b.lo AND r.bucket < b.hi "
+        "WHERE b.hi IS NOT NULL GROUP BY b.k, b.lo, b.hi ORDER BY b.k"
+    )
+
+
+_AGGREGATE_SQL = {width: _aggregate_sql(table) for width, table in _ROLLUP_TABLE.items()}
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _avg(total: Any, count: Any) -> float | None:
+    return None if not count or total is None else float(total) / int(count)
+
+
+def _bucket(meter_id: str, phase: int, start_ms: int, end_ms: int, row: Sequence[Any]) -> Bucket:
+    (n, p_n, p_sum, p_min, p_max, v_n, v_sum, v_min, v_max, i_n, i_sum,
+     first_ms, first_imp, first_exp, last_ms, last_imp, last_exp, e_imp, e_exp, covered_ms) = row
+    return Bucket(
+        meter_id, phase, from_ms(start_ms), from_ms(end_ms), int(n or 0),
+        _avg(p_sum, p_n), _opt(p_min), _opt(p_max),
+        _avg(v_sum, v_n), _opt(v_min), _opt(v_max),
+        _avg(i_sum, i_n),
+        None if first_ms is None else from_ms(int(first_ms)), _opt(first_imp), _opt(first_exp),
+        None if last_ms is None else from_ms(int(last_ms)), _opt(last_imp), _opt(last_exp),
+        float(e_imp or 0.0), float(e_exp or 0.0), int(covered_ms or 0) / 1000,
+    )
+
+
+def _reading(meter_id: str, row: Sequence[Any]) -> Reading:
+    """Return the reading of a row laid out (phase, ts, *READING_FIELDS)."""
+    return Reading(meter_id, from_ms(int(row[1])), int(row[0]), *(_opt(v) for v in row[2:]))
+
+
+def _meter(row: Sequence[Any]) -> Meter:
+    options = row[6]
+    if not isinstance(options, dict):
+        raise StoreError(f"meter {row[0]!r} has unreadable options")
+    return Meter(row[0], row[1], int(row[2]), row[3], int(row[4]), row[5],
+                 {str(k): str(v) for k, v in options.items()})
+
+
+_METER_SELECT = "SELECT id, vendor, phases, tz, interval_s, name, options FROM meters"
+_READING_SELECT = f"SELECT phase, ts, {', '.join(READING_FIELDS)} FROM readings"
+
+
+class PostgresReads:
+    """Read-only queries through a pool of autocommit connections."""
+
+    def __init__(self, pool: ConnectionPool[Conn]) -> None:
+        self._pool = pool
+
+    @contextmanager
+    def _read(self) -> Iterator[Conn]:
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise StoreError(f"database read failed: {one_line(exc)}") from exc
+
+    @staticmethod
+    def _meter_pk(conn: Conn, meter_id: str) -> tuple[int, int]:
+        row = conn.execute(
+            "SELECT pk, interval_s FROM meters WHERE id = %s", (meter_id,)
+        ).fetchone()
+        if row is None:
+            raise UnknownMeterError(meter_id)
+        return int(row[0]), int(row[1])
+
+    # --- meters -------------------------------------------------------------------------
+    def get_meter(self, meter_id: str) -> Meter:
+        """Return one meter or raise UnknownMeterError (read-only)."""
+        with self._read() as conn:
+            row = conn.execute(f"{_METER_SELECT} WHERE id = %s", (meter_id,)).fetchone()
+        if row is None:
+            raise UnknownMeterError(meter_id)
+        return _meter(row)
+
+    def list_meters(self) -> list[Meter]:
+        """Return all meters ordered by id (read-only)."""
+        with self._read() as conn:
+            rows = conn.execute(f'{_METER_SELECT} ORDER BY id COLLATE "C"').fetchall()
+        return [_meter(row) for row in rows]
+
+    # --- readings -----------------------------------------------------------------------
+    def iter_readings(
+        self,
+        meter_ids: Sequence[str] | None,
+        start: datetime,
+        end: datetime,
+        phase: int | None = None,
+    ) -> Iterator[Reading]:
+        """Stream raw readings in [start, end) ordered by meter, ts, phase (read-only)."""
+        ids = sorted(meter_ids) if meter_ids is not None else [m.id for m in self.list_meters()]
+        with self._read() as conn:
+            targets = [(meter_id, self._meter_pk(conn, meter_id)[0]) for meter_id in ids]
+        return self._stream(targets, to_ms(start), to_ms(end), phase)
+
+    def _stream(
+        self, targets: list[tuple[str, int]], start_ms: int, end_ms: int, phase: int | None
+    ) -> Iterator[Reading]:
+        phase_filter = "" if phase is None else " AND phase = %(phase)s"
+        query = (f"{_READING_SELECT} WHERE meter = %(pk)s AND ts >= %(start)s AND ts < %(end)s"
+                 f"{phase_filter} ORDER BY ts, phase")
+        with self._read() as conn, conn.transaction():
+            for meter_id, pk in targets:
+                args = {"pk": pk, "start": start_ms, "end": end_ms, "phase": phase}
+                with conn.cursor(name="meterhub_stream") as cursor:
+                    cursor.itersize = _FETCH_ROWS
+                    cursor.execute(query, args)
+                    while rows := cursor.fetchmany(_FETCH_ROWS):
+                        for row in rows:
+                            yield _reading(meter_id, row)
+
+    def count_readings(self, meter_id: str | None = None) -> int:
+        """Return the number of raw rows, of one meter or of all (read-only)."""
+        with self._read() as conn:
+            if meter_id is None:
+                row = conn.execute("SELECT count(*) FROM readings").fetchone()
+            else:
+                pk, _ = self._meter_pk(conn, meter_id)
+                row = conn.execute(
+                    "SELECT count(*) FROM readings WHERE meter = %s", (pk,)
+                ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def latest(
+        self, meter_ids: Sequence[str] | None = None, phase: int | None = 0
+    ) -> list[Reading]:
+        """Return the newest reading per meter and phase (read-only)."""
+        conditions = []
+        if phase is not None:
+            conditions.append("l.phase = %(phase)s")
+        if meter_ids is not None:
+            conditions.append("m.id = ANY(%(ids)s)")
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        query = (
+            f"SELECT m.id, l.phase, l.ts, {', '.join(f'l.{c}' for c in READING_FIELDS)} "
+            f"FROM latest l JOIN meters m ON m.pk = l.meter{where} "
+            'ORDER BY m.id COLLATE "C", l.phase'
+        )
+        args = {"phase": phase, "ids": None if meter_ids is None else list(meter_ids)}
+        with self._read() as conn:
+            rows = conn.execute(query, args).fetchall()
+        return [_reading(row[0], row[1:]) for row in rows]
+
+    # --- rollups ------------------------------------------------------------------------
+    def rollups(
+        self, meter_id: str, phase: int, start: datetime, end: datetime, width_s: int
+    ) -> list[Bucket]:
+        """Return stored rollup buckets of width 900 or 3600 s overlapping [start, end)."""
+        table = _ROLLUP_TABLE.get(width_s)
+        if table is None:
+            raise InputError(f"rollups are kept for 900 and 3600 s buckets, not {width_s} s")
+        width_ms = width_s * 1000
+        with self._read() as conn:
+            pk, _ = self._meter_pk(conn, meter_id)
+            rows = conn.execute(
+                f"SELECT bucket, {_BUCKET_COLUMNS} FROM {table} WHERE meter = %s AND phase = %s "
+                "AND bucket > %s AND bucket < %s ORDER BY bucket",
+                (pk, phase, to_ms(start) - width_ms, to_ms(end)),
+            ).fetchall()
+        return [_bucket(meter_id, phase, int(r[0]), int(r[0]) + width_ms, r[1:]) for r in rows]
+
+    def aggregate(self, meter_id: str, phase: int, boundaries: Sequence[datetime]) -> list[Bucket]:
+        """Merge rollups into the periods between consecutive boundaries (read-only)."""
+        bounds = [to_ms(b) for b in boundaries]
+        if any(b % 900_000 for b in bounds):
+            raise InputError("period boundaries must fall on 15-minute edges")
+        if any(b2 <= b1 for b1, b2 in pairwise(bounds)):
+            raise InputError("period boundaries must increase")
+        width = 3600 if all(b % 3_600_000 == 0 for b in bounds) else 900
+        with self._read() as conn:
+            pk, _ = self._meter_pk(conn, meter_id)
+            rows = conn.execute(
+                _AGGREGATE_SQL[width], {"bounds": bounds, "pk": pk, "phase": phase}
+            ).fetchall()
+        return [_bucket(meter_id, phase, int(r[0]), int(r[1]), r[2:]) for r in rows]
+
+    def downsample_raw(
+        self, meter_id: str, phase: int, start: datetime, end: datetime, width_s: int
+    ) -> list[Bucket]:
+        """Aggregate raw rows into UTC-aligned buckets of ``width_s`` (read-only)."""
+        if width_s <= 0:
+            raise InputError("bucket width must be positive")
+        width_ms = width_s * 1000
+        start_ms = to_ms(start) - to_ms(start) % width_ms
+        end_ms = to_ms(end)
+        with self._read() as conn:
+            pk, interval_s = self._meter_pk(conn, meter_id)
+            state, rows = load_series_window(conn, pk, phase, start_ms, end_ms)
+        builder = RollupBuilder(widths_ms=(width_ms,))
+        builder.feed(state, rows, 2 * interval_s * 1000, False)
+        aggs, _ = builder.take()
+        return [
+            bucket_from_agg(meter_id, phase, agg, width_ms)
+            for (_, bucket), agg in sorted(aggs.items())
+            if start_ms <= bucket < end_ms
+        ]
+
+    # --- events, intervals, extras ------------------------------------------------------
+    def gaps(self, meter_id: str, start: datetime, end: datetime) -> list[Gap]:
+        """Return gap events that overlap [start, end), oldest first (read-only)."""
+        with self._read() as conn:
+            pk, _ = self._meter_pk(conn, meter_id)
+            rows = conn.execute(
+                "SELECT start_ms, end_ms FROM gaps WHERE meter = %s AND start_ms < %s "
+                "AND end_ms > %s ORDER BY start_ms", (pk, to_ms(end), to_ms(start))
+            ).fetchall()
+        return [Gap(meter_id, from_ms(int(a)), from_ms(int(b))) for a, b in rows]
+
+    def intervals(
+        self, meter_id: str, start: datetime, end: datetime, source: str | None = None
+    ) -> list[IntervalEnergy]:
+        """Return interval-energy records that start in [start, end) (read-only)."""
+        source_filter = "" if source is None else " AND source = %(source)s"
+        with self._read() as conn:
+            pk, _ = self._meter_pk(conn, meter_id)
+            rows = conn.execute(
+                "SELECT start_ms, end_ms, import_kwh, export_kwh, source FROM intervals "
+                "WHERE meter = %(pk)s AND start_ms >= %(start)s AND start_ms < %(end)s"
+                f"{source_filter} "
+                'ORDER BY start_ms, source COLLATE "C"',
+                {"pk": pk, "start": to_ms(start), "end": to_ms(end), "source": source},
+            ).fetchall()
+        return [IntervalEnergy(meter_id, from_ms(int(a)), from_ms(int(b)), _opt(i), _opt(e), s)
+                for a, b, i, e, s in rows]
+
+    def extras(self, meter_id: str, name: str, start: datetime, end: datetime) -> list[Extra]:
+        """Return one extra's values in [start, end) (read-only)."""
+        with self._read() as conn:
+            pk, _ = self._meter_pk(conn, meter_id)
+            rows = conn.execute(
+                "SELECT ts, value FROM extras WHERE meter = %s AND name = %s "
+                "AND ts >= %s AND ts < %s ORDER BY ts", (pk, name, to_ms(start), to_ms(end))
+            ).fetchall()
+        return [Extra(meter_id, from_ms(int(ts)), name, float(value)) for ts, value in rows]
+
+    # --- key-value ----------------------------------------------------------------------
+    def token_get(self, scope: str, key: str) -> tuple[str, datetime | None] | None:
+        """Return a stored token and its expiry, or None (read-only)."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT value, expires_ms FROM tokens WHERE scope = %s AND key = %s", (scope, key)
+            ).fetchone()
+        if row is None:
+            return None
+        return str(row[0]), None if row[1] is None else from_ms(int(row[1]))
+
+    def quota_used(self, key: str, window_s: int, now: datetime) -> int:
+        """Return the calls recorded under ``key`` within the window ending ``now`` (read-only)."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM quota_ledger WHERE key = %s AND ts_ms > %s",
+                (key, to_ms(now) - window_s * 1000),
+            ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def quota_next_free(self, key: str, limit: int, window_s: int, now: datetime) -> datetime:
+        """Return the earliest time a call under ``key`` fits the limit (read-only)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT ts_ms FROM quota_ledger WHERE key = %s AND ts_ms > %s ORDER BY ts_ms",
+                (key, to_ms(now) - window_s * 1000),
+            ).fetchall()
+        times = [int(row[0]) for row in rows]
+        if len(times) < limit:
+            return now
+        return from_ms(times[len(times) - limit]) + timedelta(seconds=window_s)
