@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 __all__ = [
     "CANONICAL_COLUMNS",
@@ -17,11 +18,14 @@ __all__ = [
     "READING_FIELDS",
     "REGISTER_FIELDS",
     "VENDOR_FILE",
+    "Direction",
     "Extra",
     "Gap",
     "IntervalEnergy",
     "Meter",
+    "MeterHealth",
     "Place",
+    "PricePoint",
     "Reading",
     "Role",
 ]
@@ -167,12 +171,46 @@ class Role(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Place:
-    """Meters grouped by role in one time zone."""
+    """Meters grouped by role in one time zone, with the tariff that prices its energy."""
 
     id: str
     tz: str
     name: str = ""
     meters: tuple[tuple[str, Role], ...] = ()
+    """(meter id, role) pairs, ordered by meter id."""
+    tariff: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """Tariff settings as plain data (interpreted by ``meterhub.analytics.tariffs``)."""
+
+
+class Direction(StrEnum):
+    """Which way energy flows through the grid meter."""
+
+    IMPORT = "import"
+    EXPORT = "export"
+
+
+@dataclass(frozen=True, slots=True)
+class PricePoint:
+    """A price per kWh for [start, end) in one series and direction, such as day-ahead prices."""
+
+    start: datetime
+    end: datetime
+    price_per_kwh: float
+    currency: str
+    direction: Direction = Direction.IMPORT
+    series: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class MeterHealth:
+    """How polling a meter goes: online, last success, last error, consecutive failures."""
+
+    meter: str
+    online: bool
+    last_success: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
 
 
 def utc_now() -> datetime:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar, runtime_checkable
 
-from meterhub.model import Extra, Gap, IntervalEnergy, Meter, Reading
+from meterhub.model import Extra, Gap, IntervalEnergy, Meter, MeterHealth, Place, PricePoint, Reading, Role
 
 __all__ = ["ROLLUP_WIDTHS_S", "Bucket", "Store", "WriteResult", "chunked"]
 
@@ -140,9 +140,7 @@ class Store(Protocol):
         """Return the number of raw rows, of one meter or of all (read-only)."""
         ...
 
-    def latest(
-        self, meter_ids: Sequence[str] | None = None, phase: int | None = 0
-    ) -> list[Reading]:
+    def latest(self, meter_ids: Sequence[str] | None = None, phase: int | None = 0) -> list[Reading]:
         """Return the newest reading per meter and phase (read-only)."""
         ...
 
@@ -177,6 +175,66 @@ class Store(Protocol):
 
     def extras(self, meter_id: str, name: str, start: datetime, end: datetime) -> list[Extra]:
         """Return one extra's values in [start, end) (read-only)."""
+        ...
+
+    # --- places -------------------------------------------------------------------------
+    def add_place(self, place: Place) -> None:
+        """Add a place (with its meters and tariff); raise ConflictError if its id exists."""
+        ...
+
+    def update_place(self, place: Place) -> None:
+        """Replace a place's zone, name, tariff and meters; raise UnknownPlaceError if absent."""
+        ...
+
+    def get_place(self, place_id: str) -> Place:
+        """Return one place with its meters or raise UnknownPlaceError (read-only)."""
+        ...
+
+    def list_places(self) -> list[Place]:
+        """Return all places ordered by id (read-only)."""
+        ...
+
+    def remove_place(self, place_id: str) -> None:
+        """Remove a place (its meters and their data stay)."""
+        ...
+
+    def attach_meter(self, place_id: str, meter_id: str, role: Role) -> None:
+        """Put a meter in a place with a role (replacing its role there, if any)."""
+        ...
+
+    def detach_meter(self, place_id: str, meter_id: str) -> None:
+        """Take a meter out of a place."""
+        ...
+
+    # --- prices -------------------------------------------------------------------------
+    def write_prices(self, points: Sequence[PricePoint]) -> WriteResult:
+        """Store prices keyed (series, direction, start); a re-imported slot takes the new price.
+
+        ``stored`` counts new or changed slots, ``duplicates`` slots that were already equal.
+        """
+        ...
+
+    def prices(
+        self, start: datetime, end: datetime, direction: str = "import", series: str | None = None
+    ) -> list[PricePoint]:
+        """Return price slots overlapping [start, end), ordered by series and start (read-only)."""
+        ...
+
+    def price_series(self) -> list[tuple[str, str, str, int, datetime, datetime]]:
+        """Return (series, direction, currency, slots, first start, last end) per series (read-only)."""
+        ...
+
+    def delete_prices(self, series: str, start: datetime | None = None, end: datetime | None = None) -> int:
+        """Delete a series' slots starting in [start, end) (all when unbounded); return how many."""
+        ...
+
+    # --- meter health -------------------------------------------------------------------
+    def record_health(self, meter_id: str, ok: bool, at: datetime, error: str | None = None) -> MeterHealth:
+        """Record a poll's outcome and return the meter's health after it."""
+        ...
+
+    def health(self, meter_ids: Sequence[str] | None = None) -> dict[str, MeterHealth]:
+        """Return the recorded health of meters that have been polled (read-only)."""
         ...
 
     # --- key-value: vendor tokens and the quota ledger -----------------------------------
