@@ -300,7 +300,7 @@ def test_unreachable_database_is_one_line_without_password(tmp_path: Path) -> No
 
 def test_db_migrate_reports_state(run: Run) -> None:
     assert (
-        "applied 0001_core, 0002_rollups_and_gaps, 0003_kv_intervals_extras"
+        "applied 0001_core, 0002_rollups_and_gaps, 0003_kv_intervals_extras, 0004_places_prices_health"
         in run("db", "migrate").stdout
     )
-    assert "up to date (0003_kv_intervals_extras)" in run("db", "migrate").stdout
+    assert "up to date (0004_places_prices_health)" in run("db", "migrate").stdout

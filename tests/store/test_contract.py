@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 """A Monday, 00:00 UTC; ``at(minutes)`` counts from here."""
 
-ALL_MIGRATIONS = ["0001_core", "0002_rollups_and_gaps", "0003_kv_intervals_extras"]
+ALL_MIGRATIONS = ["0001_core", "0002_rollups_and_gaps", "0003_kv_intervals_extras", "0004_places_prices_health"]
 
 
 def at(minutes: float = 0, seconds: float = 0) -> datetime:
@@ -632,7 +632,7 @@ def _older_database(backend: Backend) -> Store:
     old.migrate_to("0001_core")
     old.add_meter(Meter("m", "file", interval_s=300))
     backend.insert_raw("m", OLD_ROWS)
-    assert old.migrate() == ["0002_rollups_and_gaps", "0003_kv_intervals_extras"]
+    assert old.migrate() == ["0002_rollups_and_gaps", "0003_kv_intervals_extras", "0004_places_prices_health"]
     return old
 
 

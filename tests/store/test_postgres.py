@@ -107,7 +107,7 @@ def test_libpq_options_search_path_works_for_an_existing_schema(
         conn.execute(f'CREATE SCHEMA "{schema}"')
     store = PostgresStore(f"{postgres_url}?options=-csearch_path%3D{schema}")
     try:
-        assert store.migrations_applied()[-1] == "0003_kv_intervals_extras"
+        assert store.migrations_applied()[-1] == "0004_places_prices_health"
     finally:
         store.close()
     assert "readings" in _tables(postgres_url, schema)
@@ -148,7 +148,7 @@ def test_concurrent_first_opens_migrate_once(postgres_url: str, schema: str) -> 
     try:
         assert errors == []
         assert stores[0].migrations_applied() == [
-            "0001_core", "0002_rollups_and_gaps", "0003_kv_intervals_extras"]
+            "0001_core", "0002_rollups_and_gaps", "0003_kv_intervals_extras", "0004_places_prices_health"]
     finally:
         for store in stores:
             store.close()

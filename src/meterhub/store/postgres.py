@@ -30,6 +30,7 @@ from psycopg_pool import ConnectionPool
 from meterhub.errors import ConflictError, StoreError, UnknownMeterError
 from meterhub.model import Extra, IntervalEnergy, Meter, Reading, utc_now
 from meterhub.store.base import WriteResult
+from meterhub.store.catalog import CatalogMixin
 from meterhub.store.postgres_reads import PostgresReads, one_line
 from meterhub.store.postgres_schema import (
     Conn,
@@ -86,7 +87,7 @@ def parse_url(url: str, schema: str | None = None) -> tuple[str, str | None, str
     return make_conninfo("", **params), chosen, _redact(base)
 
 
-class PostgresStore(PostgresReads):
+class PostgresStore(CatalogMixin, PostgresReads):
     """meterhub's server store: PostgreSQL through psycopg 3.
 
     ``url`` is kept without its password, so it can be shown; ``schema`` is the one chosen by
@@ -161,6 +162,15 @@ class PostgresStore(PostgresReads):
         with self._writing() as conn, conn.transaction():
             return fn(conn)
 
+    _PLACEHOLDER = "%s"
+
+    def _catalog_write(self, fn: Callable[[Conn], T]) -> T:
+        return self._transaction(fn)
+
+    def _catalog_read(self, fn: Callable[[Conn], T]) -> T:
+        with self._read() as conn:
+            return fn(conn)
+
     # --- schema -------------------------------------------------------------------------
     def migrate(self) -> list[str]:
         """Apply pending migrations; return the names applied."""
@@ -225,6 +235,7 @@ class PostgresStore(PostgresReads):
             for table in ("latest", "rollup_15m", "rollup_1h", "gaps", "intervals", "extras"):
                 conn.execute(f"DELETE FROM {table} WHERE meter = %s", row)
             conn.execute("DELETE FROM meters WHERE pk = %s", row)
+            self._forget_meter(conn, meter_id)
             return removed
 
         return self._transaction(remove)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from meterhub.errors import ConflictError, StoreError, UnknownMeterError
 from meterhub.model import Extra, IntervalEnergy, Meter, Reading, utc_now
 from meterhub.store.base import WriteResult
+from meterhub.store.catalog import CatalogMixin
 from meterhub.store.sqlite_reads import SQLiteReads
 from meterhub.store.sqlite_schema import applied_migrations, apply_migrations
 from meterhub.store.sqlite_writer import WriterContext, write_readings_tx
@@ -106,7 +107,7 @@ class _Writer(threading.Thread):
             self.join()
 
 
-class SQLiteStore(SQLiteReads):
+class SQLiteStore(CatalogMixin, SQLiteReads):
     """meterhub's embedded store: a single SQLite file in WAL mode."""
 
     def __init__(self, path: str | Path, *, migrate: bool = True) -> None:
@@ -123,6 +124,12 @@ class SQLiteStore(SQLiteReads):
         super().__init__(lambda: connect(self.path))
         if migrate:
             self.migrate()
+
+    def _catalog_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return self._writer.transaction(fn)
+
+    def _catalog_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return fn(self._read())
 
     # --- schema -------------------------------------------------------------------------
     def migrate(self) -> list[str]:
@@ -185,6 +192,7 @@ class SQLiteStore(SQLiteReads):
             for table in ("latest", "rollup_15m", "rollup_1h", "gaps", "intervals", "extras"):
                 conn.execute(f"DELETE FROM {table} WHERE meter = ?", row)
             conn.execute("DELETE FROM meters WHERE pk = ?", row)
+            self._forget_meter(conn, meter_id)
             return removed
 
         removed = self._writer.transaction(remove)

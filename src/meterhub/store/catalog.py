@@ -1,0 +1,306 @@
+"""Places, prices and meter health: small tables with the same SQL on every backend.
+
+Each backend mixes :class:`CatalogMixin` in and supplies two hooks: run a function in a write
+transaction, and run one on a read connection. SQL is written with ``?`` placeholders and
+translated for drivers that use ``%s``.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, TypeVar
+
+from meterhub.errors import ConflictError, InputError, UnknownMeterError, UnknownPlaceError
+from meterhub.model import Direction, MeterHealth, Place, PricePoint, Role
+from meterhub.store.base import WriteResult
+from meterhub.timeutil import from_ms, to_ms
+
+__all__ = ["CATALOG_DDL", "CatalogMixin"]
+
+T = TypeVar("T")
+
+CATALOG_DDL: tuple[str, ...] = (
+    "CREATE TABLE places (id TEXT PRIMARY KEY, tz TEXT NOT NULL, name TEXT NOT NULL DEFAULT '', "
+    "tariff TEXT NOT NULL DEFAULT '{}')",
+    "CREATE TABLE place_meters (place TEXT NOT NULL, meter TEXT NOT NULL, role TEXT NOT NULL, "
+    "PRIMARY KEY (place, meter))",
+    "CREATE TABLE prices (series TEXT NOT NULL, direction TEXT NOT NULL, start_ms BIGINT NOT NULL, "
+    "end_ms BIGINT NOT NULL, price DOUBLE PRECISION NOT NULL, currency TEXT NOT NULL, "
+    "PRIMARY KEY (series, direction, start_ms))",
+    "CREATE INDEX prices_direction_start ON prices (direction, start_ms)",
+    "CREATE TABLE meter_health (meter TEXT PRIMARY KEY, online INTEGER NOT NULL, "
+    "last_success_ms BIGINT, last_error TEXT, last_error_ms BIGINT, failures INTEGER NOT NULL)",
+)
+"""The tables of migration 0004, valid in SQLite and PostgreSQL alike."""
+
+_HEALTH_COLUMNS = "meter, online, last_success_ms, last_error, last_error_ms, failures"
+_ERROR_TEXT_MAX = 500
+
+
+def _health(row: Sequence[Any]) -> MeterHealth:
+    meter, online, success_ms, error, error_ms, failures = row
+    return MeterHealth(
+        meter,
+        bool(online),
+        None if success_ms is None else from_ms(int(success_ms)),
+        error,
+        None if error_ms is None else from_ms(int(error_ms)),
+        int(failures),
+    )
+
+
+class CatalogMixin(ABC):
+    """Place, price and health methods of the Store protocol, shared by the backends."""
+
+    _PLACEHOLDER: ClassVar[str] = "?"
+
+    @abstractmethod
+    def _catalog_write(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(conn)`` in a write transaction (supplied by the backend)."""
+
+    @abstractmethod
+    def _catalog_read(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(conn)`` on a read connection (supplied by the backend)."""
+
+    def _q(self, sql: str) -> str:
+        return sql if self._PLACEHOLDER == "?" else sql.replace("?", self._PLACEHOLDER)
+
+    def _rows(self, conn: Any, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in conn.execute(self._q(sql), tuple(args)).fetchall()]
+
+    # --- places -------------------------------------------------------------------------
+    def _place_exists(self, conn: Any, place_id: str) -> bool:
+        return bool(self._rows(conn, "SELECT 1 FROM places WHERE id = ?", (place_id,)))
+
+    def _require_meter(self, conn: Any, meter_id: str) -> None:
+        if not self._rows(conn, "SELECT 1 FROM meters WHERE id = ?", (meter_id,)):
+            raise UnknownMeterError(meter_id)
+
+    def _write_place(self, conn: Any, place: Place) -> None:
+        conn.execute(self._q("DELETE FROM place_meters WHERE place = ?"), (place.id,))
+        conn.execute(self._q("DELETE FROM places WHERE id = ?"), (place.id,))
+        conn.execute(
+            self._q("INSERT INTO places (id, tz, name, tariff) VALUES (?, ?, ?, ?)"),
+            (place.id, place.tz, place.name, json.dumps(dict(place.tariff), sort_keys=True)),
+        )
+        for meter_id, role in place.meters:
+            self._require_meter(conn, meter_id)
+            conn.execute(
+                self._q("INSERT INTO place_meters (place, meter, role) VALUES (?, ?, ?)"),
+                (place.id, meter_id, Role(role).value),
+            )
+
+    def add_place(self, place: Place) -> None:
+        """Add a place (with its meters and tariff); raise ConflictError if its id exists."""
+
+        def add(conn: Any) -> None:
+            if self._place_exists(conn, place.id):
+                raise ConflictError(f"place {place.id!r} exists already")
+            self._write_place(conn, place)
+
+        self._catalog_write(add)
+
+    def update_place(self, place: Place) -> None:
+        """Replace a place's zone, name, tariff and meters; raise UnknownPlaceError if absent."""
+
+        def update(conn: Any) -> None:
+            if not self._place_exists(conn, place.id):
+                raise UnknownPlaceError(place.id)
+            self._write_place(conn, place)
+
+        self._catalog_write(update)
+
+    def _load_place(self, conn: Any, row: Sequence[Any]) -> Place:
+        place_id, tz, name, tariff = row
+        meters = self._rows(
+            conn, "SELECT meter, role FROM place_meters WHERE place = ? ORDER BY meter", (place_id,)
+        )
+        return Place(place_id, tz, name, tuple((m, Role(r)) for m, r in meters), json.loads(tariff))
+
+    def get_place(self, place_id: str) -> Place:
+        """Return one place with its meters or raise UnknownPlaceError (read-only)."""
+
+        def get(conn: Any) -> Place:
+            rows = self._rows(conn, "SELECT id, tz, name, tariff FROM places WHERE id = ?", (place_id,))
+            if not rows:
+                raise UnknownPlaceError(place_id)
+            return self._load_place(conn, rows[0])
+
+        return self._catalog_read(get)
+
+    def list_places(self) -> list[Place]:
+        """Return all places ordered by id (read-only)."""
+
+        def list_all(conn: Any) -> list[Place]:
+            rows = self._rows(conn, "SELECT id, tz, name, tariff FROM places ORDER BY id")
+            return [self._load_place(conn, row) for row in rows]
+
+        return self._catalog_read(list_all)
+
+    def remove_place(self, place_id: str) -> None:
+        """Remove a place (its meters and their data stay)."""
+
+        def remove(conn: Any) -> None:
+            if not self._place_exists(conn, place_id):
+                raise UnknownPlaceError(place_id)
+            conn.execute(self._q("DELETE FROM place_meters WHERE place = ?"), (place_id,))
+            conn.execute(self._q("DELETE FROM places WHERE id = ?"), (place_id,))
+
+        self._catalog_write(remove)
+
+    def attach_meter(self, place_id: str, meter_id: str, role: Role) -> None:
+        """Put a meter in a place with a role (replacing its role there, if any)."""
+
+        def attach(conn: Any) -> None:
+            if not self._place_exists(conn, place_id):
+                raise UnknownPlaceError(place_id)
+            self._require_meter(conn, meter_id)
+            conn.execute(
+                self._q("DELETE FROM place_meters WHERE place = ? AND meter = ?"), (place_id, meter_id)
+            )
+            conn.execute(
+                self._q("INSERT INTO place_meters (place, meter, role) VALUES (?, ?, ?)"),
+                (place_id, meter_id, Role(role).value),
+            )
+
+        self._catalog_write(attach)
+
+    def detach_meter(self, place_id: str, meter_id: str) -> None:
+        """Take a meter out of a place."""
+
+        def detach(conn: Any) -> None:
+            if not self._place_exists(conn, place_id):
+                raise UnknownPlaceError(place_id)
+            cursor = conn.execute(
+                self._q("DELETE FROM place_meters WHERE place = ? AND meter = ?"), (place_id, meter_id)
+            )
+            if cursor.rowcount == 0:
+                raise InputError(f"meter {meter_id!r} is not in place {place_id!r}")
+
+        self._catalog_write(detach)
+
+    # --- prices -------------------------------------------------------------------------
+    def write_prices(self, points: Sequence[PricePoint]) -> WriteResult:
+        """Store prices keyed (series, direction, start); a re-imported slot takes the new price."""
+
+        def write(conn: Any) -> WriteResult:
+            stored = same = 0
+            for point in points:
+                key = (point.series, Direction(point.direction).value, to_ms(point.start))
+                values = (to_ms(point.end), point.price_per_kwh, point.currency)
+                found = self._rows(
+                    conn,
+                    "SELECT end_ms, price, currency FROM prices "
+                    "WHERE series = ? AND direction = ? AND start_ms = ?",
+                    key,
+                )
+                if found and (int(found[0][0]), float(found[0][1]), found[0][2]) == values:
+                    same += 1
+                    continue
+                conn.execute(
+                    self._q("DELETE FROM prices WHERE series = ? AND direction = ? AND start_ms = ?"), key
+                )
+                conn.execute(
+                    self._q(
+                        "INSERT INTO prices (series, direction, start_ms, end_ms, price, currency) "
+                        "VALUES (?, ?, ?, ?, ?, ?)"
+                    ),
+                    (*key, *values),
+                )
+                stored += 1
+            return WriteResult(stored, same)
+
+        return self._catalog_write(write)
+
+    def prices(
+        self, start: datetime, end: datetime, direction: str = "import", series: str | None = None
+    ) -> list[PricePoint]:
+        """Return price slots overlapping [start, end), ordered by series and start (read-only)."""
+        sql = (
+            "SELECT series, direction, start_ms, end_ms, price, currency FROM prices "
+            "WHERE direction = ? AND start_ms < ? AND end_ms > ?"
+        )
+        args: list[Any] = [Direction(direction).value, to_ms(end), to_ms(start)]
+        if series is not None:
+            sql += " AND series = ?"
+            args.append(series)
+        rows = self._catalog_read(lambda conn: self._rows(conn, sql + " ORDER BY series, start_ms", args))
+        return [
+            PricePoint(from_ms(int(a)), from_ms(int(b)), float(price), currency, Direction(d), name)
+            for name, d, a, b, price, currency in rows
+        ]
+
+    def price_series(self) -> list[tuple[str, str, str, int, datetime, datetime]]:
+        """Return (series, direction, currency, slots, first start, last end) per series (read-only)."""
+        rows = self._catalog_read(
+            lambda conn: self._rows(
+                conn,
+                "SELECT series, direction, currency, count(*), min(start_ms), max(end_ms) FROM prices "
+                "GROUP BY series, direction, currency ORDER BY series, direction, currency",
+            )
+        )
+        return [(s, d, c, int(n), from_ms(int(a)), from_ms(int(b))) for s, d, c, n, a, b in rows]
+
+    def delete_prices(self, series: str, start: datetime | None = None, end: datetime | None = None) -> int:
+        """Delete a series' slots starting in [start, end) (all when unbounded); return how many."""
+        lo = -(2**62) if start is None else to_ms(start)
+        hi = 2**62 if end is None else to_ms(end)
+        return int(
+            self._catalog_write(
+                lambda conn: (
+                    conn.execute(
+                        self._q("DELETE FROM prices WHERE series = ? AND start_ms >= ? AND start_ms < ?"),
+                        (series, lo, hi),
+                    ).rowcount
+                )
+            )
+        )
+
+    # --- meter health -------------------------------------------------------------------
+    def record_health(self, meter_id: str, ok: bool, at: datetime, error: str | None = None) -> MeterHealth:
+        """Record a poll's outcome and return the meter's health after it."""
+
+        def record(conn: Any) -> MeterHealth:
+            self._require_meter(conn, meter_id)
+            rows = self._rows(
+                conn, f"SELECT {_HEALTH_COLUMNS} FROM meter_health WHERE meter = ?", (meter_id,)
+            )
+            before = _health(rows[0]) if rows else MeterHealth(meter_id, False, None, None, None, 0)
+            if ok:
+                after = MeterHealth(meter_id, True, at, before.last_error, before.last_error_at, 0)
+            else:
+                text = (error or "failed")[:_ERROR_TEXT_MAX]
+                after = MeterHealth(
+                    meter_id, False, before.last_success, text, at, before.consecutive_failures + 1
+                )
+            conn.execute(self._q("DELETE FROM meter_health WHERE meter = ?"), (meter_id,))
+            conn.execute(
+                self._q(f"INSERT INTO meter_health ({_HEALTH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"),
+                (
+                    meter_id,
+                    int(after.online),
+                    None if after.last_success is None else to_ms(after.last_success),
+                    after.last_error,
+                    None if after.last_error_at is None else to_ms(after.last_error_at),
+                    after.consecutive_failures,
+                ),
+            )
+            return after
+
+        return self._catalog_write(record)
+
+    def health(self, meter_ids: Sequence[str] | None = None) -> dict[str, MeterHealth]:
+        """Return the recorded health of meters that have been polled (read-only)."""
+        rows = self._catalog_read(
+            lambda conn: self._rows(conn, f"SELECT {_HEALTH_COLUMNS} FROM meter_health ORDER BY meter")
+        )
+        wanted = None if meter_ids is None else set(meter_ids)
+        return {row[0]: _health(row) for row in rows if wanted is None or row[0] in wanted}
+
+    def _forget_meter(self, conn: Any, meter_id: str) -> None:
+        """Drop a removed meter's place memberships and health."""
+        conn.execute(self._q("DELETE FROM place_meters WHERE meter = ?"), (meter_id,))
+        conn.execute(self._q("DELETE FROM meter_health WHERE meter = ?"), (meter_id,))
