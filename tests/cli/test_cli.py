@@ -102,9 +102,7 @@ def test_import_reports_each_rejected_row_and_keeps_the_rest(run: Run, tmp_path:
         assert expected in out
 
 
-def test_export_csv_imports_again_unchanged(
-    run: Run, csv_file: Path, tmp_path: Path, db_url: str
-) -> None:
+def test_export_csv_imports_again_unchanged(run: Run, csv_file: Path, tmp_path: Path, db_url: str) -> None:
     run("import", str(csv_file))
     exported = run("export", "--start", "2026-03-28", "--end", "2026-03-30").stdout
     rows = list(csv.DictReader(io.StringIO(exported)))
@@ -124,15 +122,11 @@ def test_export_csv_imports_again_unchanged(
     CliRunner().invoke(main, ["--database-url", url, "import", str(again)])
     reexported = (
         CliRunner()
-        .invoke(
-            main, ["--database-url", url, "export", "--start", "2026-03-28", "--end", "2026-03-30"]
-        )
+        .invoke(main, ["--database-url", url, "export", "--start", "2026-03-28", "--end", "2026-03-30"])
         .stdout
     )
     assert reexported == exported
-    ndjson = run(
-        "export", "--start", "2026-03-28", "--end", "2026-03-30", "--format", "ndjson"
-    ).stdout
+    ndjson = run("export", "--start", "2026-03-28", "--end", "2026-03-30", "--format", "ndjson").stdout
     assert [json.loads(line)["phase"] for line in ndjson.splitlines()] == [0, 0, 0, 1, 0]
     array = json.loads(
         run("export", "--start", "2026-03-28", "--end", "2026-03-30", "--format", "json").stdout
@@ -193,9 +187,7 @@ def test_readings_from_rollups_and_raw(run: Run, csv_file: Path) -> None:
         ).stdout
     )
     assert [b["count"] for b in phase1] == [1]
-    table = run(
-        "readings", "house", "--start", "2026-03-28", "--end", "2026-03-30", "--bucket", "1d"
-    ).stdout
+    table = run("readings", "house", "--start", "2026-03-28", "--end", "2026-03-30", "--bucket", "1d").stdout
     assert "house phase 0" in table
     as_csv = run(
         "readings",

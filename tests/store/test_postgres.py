@@ -64,11 +64,14 @@ def test_unreachable_server_is_one_line_without_the_password() -> None:
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("url", [
-    "postgresql://meter:hunter2@[::1/test",
-    "postgresql://meter:hunter2@127.0.0.1/test?nonsense=1",
-    "postgresql://127.0.0.1/test?password=hunter2&nonsense=1",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://meter:hunter2@[::1/test",
+        "postgresql://meter:hunter2@127.0.0.1/test?nonsense=1",
+        "postgresql://127.0.0.1/test?password=hunter2&nonsense=1",
+    ],
+)
 def test_bad_url_is_one_line_without_the_password(url: str) -> None:
     with pytest.raises(StoreError) as raised:
         PostgresStore(url)
@@ -94,15 +97,23 @@ def test_schema_from_url_via_open_store(postgres_url: str, schema: str) -> None:
         assert store.list_meters()[0].id == "m"
     finally:
         store.close()
-    assert {"meters", "readings", "rollup_15m", "rollup_1h", "latest", "gaps", "tokens",
-            "quota_ledger", "intervals", "extras", "schema_migrations",
-            } <= _tables(postgres_url, schema)
+    assert {
+        "meters",
+        "readings",
+        "rollup_15m",
+        "rollup_1h",
+        "latest",
+        "gaps",
+        "tokens",
+        "quota_ledger",
+        "intervals",
+        "extras",
+        "schema_migrations",
+    } <= _tables(postgres_url, schema)
     assert "meters" not in _tables(postgres_url, "public")
 
 
-def test_libpq_options_search_path_works_for_an_existing_schema(
-    postgres_url: str, schema: str
-) -> None:
+def test_libpq_options_search_path_works_for_an_existing_schema(postgres_url: str, schema: str) -> None:
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     store = PostgresStore(f"{postgres_url}?options=-csearch_path%3D{schema}")
@@ -113,17 +124,15 @@ def test_libpq_options_search_path_works_for_an_existing_schema(
     assert "readings" in _tables(postgres_url, schema)
 
 
-def test_readings_go_to_monthly_partitions(
-    pg: PostgresStore, postgres_url: str, schema: str
-) -> None:
+def test_readings_go_to_monthly_partitions(pg: PostgresStore, postgres_url: str, schema: str) -> None:
     pg.add_meter(Meter("m", "file", interval_s=3600))
     hours = [T0 + timedelta(hours=h) for h in range(8)]
     result = pg.write_readings([Reading("m", ts, power_w=1.0) for ts in hours])
     assert result == WriteResult(8, 0)
     with psycopg.connect(postgres_url, options=f"-c search_path={schema}") as conn:
-        counts: dict[str, int] = dict(conn.execute(
-            "SELECT tableoid::regclass::text, count(*) FROM readings GROUP BY 1"
-        ).fetchall())
+        counts: dict[str, int] = dict(
+            conn.execute("SELECT tableoid::regclass::text, count(*) FROM readings GROUP BY 1").fetchall()
+        )
     # 20:00 .. 23:00 on 31 March, 00:00 .. 03:00 on 1 April.
     assert counts == {"readings_202603": 4, "readings_202604": 4}
 
@@ -148,7 +157,11 @@ def test_concurrent_first_opens_migrate_once(postgres_url: str, schema: str) -> 
     try:
         assert errors == []
         assert stores[0].migrations_applied() == [
-            "0001_core", "0002_rollups_and_gaps", "0003_kv_intervals_extras", "0004_places_prices_health"]
+            "0001_core",
+            "0002_rollups_and_gaps",
+            "0003_kv_intervals_extras",
+            "0004_places_prices_health",
+        ]
     finally:
         for store in stores:
             store.close()
@@ -168,8 +181,9 @@ def test_stale_latest_table_falls_back_to_rebuilding(
     pg: PostgresStore, postgres_url: str, schema: str
 ) -> None:
     pg.add_meter(Meter("m", "file", interval_s=60))
-    rows = [Reading("m", T0 + timedelta(minutes=k), power_w=600.0, energy_import_kwh=k / 100)
-            for k in range(6)]
+    rows = [
+        Reading("m", T0 + timedelta(minutes=k), power_w=600.0, energy_import_kwh=k / 100) for k in range(6)
+    ]
     pg.write_readings(rows[:4])
     with psycopg.connect(postgres_url, options=f"-c search_path={schema}", autocommit=True) as conn:
         conn.execute("DELETE FROM latest")  # as if raw rows had been loaded behind our back
@@ -182,9 +196,7 @@ def test_stale_latest_table_falls_back_to_rebuilding(
     assert [r.ts for r in pg.latest()] == [rows[-1].ts]
 
 
-def test_write_connection_recovers_after_being_killed(
-    pg: PostgresStore, postgres_url: str
-) -> None:
+def test_write_connection_recovers_after_being_killed(pg: PostgresStore, postgres_url: str) -> None:
     pg.add_meter(Meter("m", "file"))
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("SELECT pg_terminate_backend(%s)", (pg._conn.info.backend_pid,))
@@ -222,16 +234,20 @@ def _workload(seed: int) -> list[list[Reading]]:
             registers[phase] += max(power, 0) / 1000 * 60 / 3600
             if rng.random() < 0.01:
                 registers[phase] = round(rng.uniform(0, 0.01), 6)  # reset
-            readings.append(Reading(
-                "m", t, phase,
-                voltage_v=None if rng.random() < 0.05 else round(rng.uniform(220, 245), 1),
-                current_a=round(abs(power) / 230, 3),
-                power_w=None if rng.random() < 0.05 else power,
-                energy_import_kwh=round(registers[phase], 6),
-                energy_export_kwh=round(1.0 + t.timestamp() % 7 / 100, 6),
-            ))
+            readings.append(
+                Reading(
+                    "m",
+                    t,
+                    phase,
+                    voltage_v=None if rng.random() < 0.05 else round(rng.uniform(220, 245), 1),
+                    current_a=round(abs(power) / 230, 3),
+                    power_w=None if rng.random() < 0.05 else power,
+                    energy_import_kwh=round(registers[phase], 6),
+                    energy_export_kwh=round(1.0 + t.timestamp() % 7 / 100, 6),
+                )
+            )
     # Late rows only in the first third: later buckets are built by fast-path merges alone.
-    held_back = [r for r in readings[:len(readings) // 3] if rng.random() < 0.1]
+    held_back = [r for r in readings[: len(readings) // 3] if rng.random() < 0.1]
     kept = [r for r in readings if r not in held_back]
     batches: list[list[Reading]] = []
     while kept:
@@ -239,7 +255,7 @@ def _workload(seed: int) -> list[list[Reading]]:
         batches.append(kept[:size])
         kept = kept[size:]
     rng.shuffle(held_back)
-    batches.extend(held_back[i:i + 25] for i in range(0, len(held_back), 25))
+    batches.extend(held_back[i : i + 25] for i in range(0, len(held_back), 25))
     batches.append(readings[100:160])  # re-sent: all duplicates
     return batches
 
@@ -270,13 +286,16 @@ def test_same_results_as_sqlite(pg: PostgresStore, tmp_path: Path) -> None:
         assert pg.gaps("m", T0, end) == lite.gaps("m", T0, end) != []
         for phase in range(4):
             for width_s in (900, 3600):
-                _assert_same_buckets(pg.rollups("m", phase, T0, end, width_s),
-                                     lite.rollups("m", phase, T0, end, width_s))
-            _assert_same_buckets(pg.downsample_raw("m", phase, T0, end, 300),
-                                 lite.downsample_raw("m", phase, T0, end, 300))
+                _assert_same_buckets(
+                    pg.rollups("m", phase, T0, end, width_s), lite.rollups("m", phase, T0, end, width_s)
+                )
+            _assert_same_buckets(
+                pg.downsample_raw("m", phase, T0, end, 300), lite.downsample_raw("m", phase, T0, end, 300)
+            )
         oslo = ZoneInfo("Europe/Oslo")
         days = [datetime(2026, 3, d, tzinfo=oslo).astimezone(UTC) for d in (31,)] + [
-            datetime(2026, 4, d, tzinfo=oslo).astimezone(UTC) for d in (1, 2)]
+            datetime(2026, 4, d, tzinfo=oslo).astimezone(UTC) for d in (1, 2)
+        ]
         _assert_same_buckets(pg.aggregate("m", 0, days), lite.aggregate("m", 0, days))
     finally:
         lite.close()
