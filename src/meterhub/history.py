@@ -94,7 +94,7 @@ def downsample(
         )
     if width_ms % 900_000 == 0:
         edges_utc = [from_ms(first + k * width_ms) for k in range(count + 1)]
-        return _drop_empty(store.aggregate(meter_id, phase, edges_utc))
+        return _drop_empty(store.aggregate(meter_id, phase, edges_utc, with_registers=False))
     return store.downsample_raw(meter_id, phase, start, end, width_s)
 
 

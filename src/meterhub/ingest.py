@@ -7,6 +7,7 @@ Each batch is one transaction, so a crash loses at most the batch in flight, nev
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -38,6 +39,8 @@ class IngestReport:
     stored: int = 0
     duplicates: int = 0
     rejected_count: int = 0
+    received_committed: int = 0
+    """Rows received up to the end of the last committed batch (all of them are settled)."""
     rejections: list[Rejection] = field(default_factory=list)
     """The first rejections with their reasons (all are counted in ``rejected_count``)."""
 
@@ -85,7 +88,11 @@ def validate_reading(reading: Reading, latest_allowed: datetime) -> str | None:
 
 
 class Ingestor:
-    """Validates readings and writes them to a store in batches."""
+    """Validates readings and writes them to a store in batches.
+
+    While one batch is written (on a worker thread), the next is read and validated, so parsing
+    and SQLite's work overlap; batches still commit in order, one transaction each.
+    """
 
     def __init__(
         self,
@@ -113,31 +120,39 @@ class Ingestor:
         report = report or IngestReport()
         latest_allowed = self._now() + MAX_FUTURE
         batch: list[Reading] = []
-        for item in rows:
-            where, reading = item if isinstance(item, tuple) else ("", item)
-            report.received += 1
-            reason = validate_reading(reading, latest_allowed)
-            if reason is None and not self._meter_known(reading.meter):
-                reason = f"unknown meter {reading.meter!r}"
-            if reason is not None:
-                report.reject(where or f"{reading.meter} {reading.ts.isoformat()}", reason)
-                continue
-            batch.append(reading)
-            if len(batch) >= self.batch_size:
-                self._flush(batch, report, on_batch)
-                batch = []
-                latest_allowed = self._now() + MAX_FUTURE
-        if batch:
-            self._flush(batch, report, on_batch)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="meterhub-ingest") as writer:
+            pending: tuple[Future[WriteResult], int] | None = None
+            for item in rows:
+                where, reading = ("", item) if isinstance(item, Reading) else item
+                report.received += 1
+                reason = validate_reading(reading, latest_allowed)
+                if reason is None and not self._meter_known(reading.meter):
+                    reason = f"unknown meter {reading.meter!r}"
+                if reason is not None:
+                    report.reject(where or f"{reading.meter} {reading.ts.isoformat()}", reason)
+                    continue
+                batch.append(reading)
+                if len(batch) >= self.batch_size:
+                    self._settle(pending, report, on_batch)
+                    pending = (writer.submit(self.store.write_readings, batch), report.received)
+                    batch = []
+                    latest_allowed = self._now() + MAX_FUTURE
+            self._settle(pending, report, on_batch)
+            if batch:
+                self._settle((writer.submit(self.store.write_readings, batch), report.received), report, on_batch)
         return report
 
-    def _flush(
-        self,
-        batch: list[Reading],
+    @staticmethod
+    def _settle(
+        pending: tuple[Future[WriteResult], int] | None,
         report: IngestReport,
         on_batch: Callable[[IngestReport], None] | None,
     ) -> None:
-        result: WriteResult = self.store.write_readings(batch)
+        if pending is None:
+            return
+        future, received = pending
+        result = future.result()
+        report.received_committed = received
         report.stored += result.stored
         report.duplicates += result.duplicates
         if on_batch is not None:

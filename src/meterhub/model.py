@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "CANONICAL_COLUMNS",
@@ -81,11 +81,11 @@ class Meter:
     """Vendor connection options; secrets only as references (``env:NAME``), never values."""
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     """One meter, one instant, one phase; ``power_w`` > 0 is import, < 0 export.
 
     ``energy_*`` and ``reactive_*_kvarh`` are cumulative registers as the meter reports them.
+    A reading is an immutable named tuple: cheap to build by the million, compared by value.
     """
 
     meter: str
@@ -104,18 +104,7 @@ class Reading:
 
     def values(self) -> tuple[float | None, ...]:
         """Return the measured quantities in :data:`READING_FIELDS` order."""
-        return (
-            self.voltage_v,
-            self.current_a,
-            self.power_w,
-            self.reactive_power_var,
-            self.power_factor,
-            self.frequency_hz,
-            self.energy_import_kwh,
-            self.energy_export_kwh,
-            self.reactive_import_kvarh,
-            self.reactive_export_kvarh,
-        )
+        return self[3:]
 
 
 @dataclass(frozen=True, slots=True)

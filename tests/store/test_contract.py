@@ -838,3 +838,41 @@ def test_migrated_database_continues_its_series(backend: Backend) -> None:
     check(third, count=1, energy_import_kwh=0.2 / 3 + 0.05, covered_s=300.0)
     check(fourth, start=at(45), count=1, energy_import_kwh=0.0)
     assert store.write_readings([OLD_ROWS[3]]) == WriteResult(0, 1)
+
+
+def test_aggregate_without_registers_matches_the_full_merge(store: Store) -> None:
+    store.add_meter(Meter("m", "file", interval_s=60))
+    rows = [
+        Reading(
+            "m",
+            at(k),
+            power_w=100.0 + (k * 37) % 900,
+            voltage_v=229.0 + k % 3,
+            current_a=1.0,
+            energy_import_kwh=5.0 + k / 60,
+        )
+        for k in range(0, 600, 1)
+        if not 200 <= k < 260  # an hour-long gap
+    ]
+    store.write_readings(rows)
+    for step_minutes in (15, 60, 120):
+        edges = [at(step_minutes * k) for k in range(600 // step_minutes + 2)]
+        full = store.aggregate("m", 0, edges)
+        lean = store.aggregate("m", 0, edges, with_registers=False)
+        assert len(lean) == len(full) == len(edges) - 1
+        for a, b in zip(full, lean, strict=True):
+            assert (a.start, a.end, a.count, a.power_min_w, a.power_max_w, a.voltage_max_v) == (
+                b.start,
+                b.end,
+                b.count,
+                b.power_min_w,
+                b.power_max_w,
+                b.voltage_max_v,
+            )
+            assert a.power_avg_w == pytest.approx(b.power_avg_w)
+            assert a.energy_import_kwh == pytest.approx(b.energy_import_kwh, abs=1e-9)
+            assert a.covered_s == b.covered_s and a.first_ts == b.first_ts and a.last_ts == b.last_ts
+            assert b.first_import_kwh is None and b.last_import_kwh is None
+    # The register rises 1/60 kWh a minute from minute 0 to 599, gap included: 599/60 kWh.
+    whole = store.aggregate("m", 0, [at(0), at(600)], with_registers=False)
+    assert whole[0].energy_import_kwh == pytest.approx(599 / 60)

@@ -74,7 +74,7 @@ def _import_with_bar(
 
 def _print_checkpoint(report: IngestReport) -> None:
     click.echo(
-        f"committed: read={report.received} stored={report.stored} "
+        f"committed: read={report.received_committed} stored={report.stored} "
         f"duplicates={report.duplicates} rejected={report.rejected_count}",
         err=True,
     )

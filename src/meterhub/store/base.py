@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from meterhub.model import Extra, Gap, IntervalEnergy, Meter, MeterHealth, Place, PricePoint, Reading, Role
 
@@ -30,8 +30,7 @@ class WriteResult:
     duplicates: int
 
 
-@dataclass(frozen=True, slots=True)
-class Bucket:
+class Bucket(NamedTuple):
     """Aggregates of one meter phase over [start, end): power stats, registers and energy.
 
     ``energy_*_kwh`` is the energy metered within the bucket: register increments between

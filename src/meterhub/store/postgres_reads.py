@@ -44,10 +44,7 @@ def one_line(exc: BaseException) -> str:
 
 def _edge(column: str, marker: str, descending: bool) -> str:
     order = " DESC" if descending else ""
-    return (
-        f"(array_agg(r.{column} ORDER BY r.bucket{order}) "
-        f"FILTER (WHERE r.{marker} IS NOT NULL))[1]"
-    )
+    return f"(array_agg(r.{column} ORDER BY r.bucket{order}) FILTER (WHERE r.{marker} IS NOT NULL))[1]"
 
 
 def _aggregate_sql(table: str) -> str:
@@ -80,16 +77,50 @@ def _avg(total: Any, count: Any) -> float | None:
 
 
 def _bucket(meter_id: str, phase: int, start_ms: int, end_ms: int, row: Sequence[Any]) -> Bucket:
-    (n, p_n, p_sum, p_min, p_max, v_n, v_sum, v_min, v_max, i_n, i_sum,
-     first_ms, first_imp, first_exp, last_ms, last_imp, last_exp, e_imp, e_exp, covered_ms) = row
+    (
+        n,
+        p_n,
+        p_sum,
+        p_min,
+        p_max,
+        v_n,
+        v_sum,
+        v_min,
+        v_max,
+        i_n,
+        i_sum,
+        first_ms,
+        first_imp,
+        first_exp,
+        last_ms,
+        last_imp,
+        last_exp,
+        e_imp,
+        e_exp,
+        covered_ms,
+    ) = row
     return Bucket(
-        meter_id, phase, from_ms(start_ms), from_ms(end_ms), int(n or 0),
-        _avg(p_sum, p_n), _opt(p_min), _opt(p_max),
-        _avg(v_sum, v_n), _opt(v_min), _opt(v_max),
+        meter_id,
+        phase,
+        from_ms(start_ms),
+        from_ms(end_ms),
+        int(n or 0),
+        _avg(p_sum, p_n),
+        _opt(p_min),
+        _opt(p_max),
+        _avg(v_sum, v_n),
+        _opt(v_min),
+        _opt(v_max),
         _avg(i_sum, i_n),
-        None if first_ms is None else from_ms(int(first_ms)), _opt(first_imp), _opt(first_exp),
-        None if last_ms is None else from_ms(int(last_ms)), _opt(last_imp), _opt(last_exp),
-        float(e_imp or 0.0), float(e_exp or 0.0), int(covered_ms or 0) / 1000,
+        None if first_ms is None else from_ms(int(first_ms)),
+        _opt(first_imp),
+        _opt(first_exp),
+        None if last_ms is None else from_ms(int(last_ms)),
+        _opt(last_imp),
+        _opt(last_exp),
+        float(e_imp or 0.0),
+        float(e_exp or 0.0),
+        int(covered_ms or 0) / 1000,
     )
 
 
@@ -102,8 +133,9 @@ def _meter(row: Sequence[Any]) -> Meter:
     options = row[6]
     if not isinstance(options, dict):
         raise StoreError(f"meter {row[0]!r} has unreadable options")
-    return Meter(row[0], row[1], int(row[2]), row[3], int(row[4]), row[5],
-                 {str(k): str(v) for k, v in options.items()})
+    return Meter(
+        row[0], row[1], int(row[2]), row[3], int(row[4]), row[5], {str(k): str(v) for k, v in options.items()}
+    )
 
 
 _METER_SELECT = "SELECT id, vendor, phases, tz, interval_s, name, options FROM meters"
@@ -126,9 +158,7 @@ class PostgresReads:
 
     @staticmethod
     def _meter_pk(conn: Conn, meter_id: str) -> tuple[int, int]:
-        row = conn.execute(
-            "SELECT pk, interval_s FROM meters WHERE id = %s", (meter_id,)
-        ).fetchone()
+        row = conn.execute("SELECT pk, interval_s FROM meters WHERE id = %s", (meter_id,)).fetchone()
         if row is None:
             raise UnknownMeterError(meter_id)
         return int(row[0]), int(row[1])
@@ -166,8 +196,10 @@ class PostgresReads:
         self, targets: list[tuple[str, int]], start_ms: int, end_ms: int, phase: int | None
     ) -> Iterator[Reading]:
         phase_filter = "" if phase is None else " AND phase = %(phase)s"
-        query = (f"{_READING_SELECT} WHERE meter = %(pk)s AND ts >= %(start)s AND ts < %(end)s"
-                 f"{phase_filter} ORDER BY ts, phase")
+        query = (
+            f"{_READING_SELECT} WHERE meter = %(pk)s AND ts >= %(start)s AND ts < %(end)s"
+            f"{phase_filter} ORDER BY ts, phase"
+        )
         with self._read() as conn, conn.transaction():
             for meter_id, pk in targets:
                 args = {"pk": pk, "start": start_ms, "end": end_ms, "phase": phase}
@@ -185,14 +217,10 @@ class PostgresReads:
                 row = conn.execute("SELECT count(*) FROM readings").fetchone()
             else:
                 pk, _ = self._meter_pk(conn, meter_id)
-                row = conn.execute(
-                    "SELECT count(*) FROM readings WHERE meter = %s", (pk,)
-                ).fetchone()
+                row = conn.execute("SELECT count(*) FROM readings WHERE meter = %s", (pk,)).fetchone()
         return 0 if row is None else int(row[0])
 
-    def latest(
-        self, meter_ids: Sequence[str] | None = None, phase: int | None = 0
-    ) -> list[Reading]:
+    def latest(self, meter_ids: Sequence[str] | None = None, phase: int | None = 0) -> list[Reading]:
         """Return the newest reading per meter and phase (read-only)."""
         conditions = []
         if phase is not None:
@@ -228,7 +256,9 @@ class PostgresReads:
             ).fetchall()
         return [_bucket(meter_id, phase, int(r[0]), int(r[0]) + width_ms, r[1:]) for r in rows]
 
-    def aggregate(self, meter_id: str, phase: int, boundaries: Sequence[datetime]) -> list[Bucket]:
+    def aggregate(
+        self, meter_id: str, phase: int, boundaries: Sequence[datetime], with_registers: bool = True
+    ) -> list[Bucket]:
         """Merge rollups into the periods between consecutive boundaries (read-only)."""
         bounds = [to_ms(b) for b in boundaries]
         if any(b % 900_000 for b in bounds):
@@ -241,7 +271,13 @@ class PostgresReads:
             rows = conn.execute(
                 _AGGREGATE_SQL[width], {"bounds": bounds, "pk": pk, "phase": phase}
             ).fetchall()
-        return [_bucket(meter_id, phase, int(r[0]), int(r[1]), r[2:]) for r in rows]
+        buckets = [_bucket(meter_id, phase, int(r[0]), int(r[1]), r[2:]) for r in rows]
+        if with_registers:
+            return buckets
+        return [
+            b._replace(first_import_kwh=None, first_export_kwh=None, last_import_kwh=None, last_export_kwh=None)
+            for b in buckets
+        ]
 
     def downsample_raw(
         self, meter_id: str, phase: int, start: datetime, end: datetime, width_s: int
@@ -271,7 +307,8 @@ class PostgresReads:
             pk, _ = self._meter_pk(conn, meter_id)
             rows = conn.execute(
                 "SELECT start_ms, end_ms FROM gaps WHERE meter = %s AND start_ms < %s "
-                "AND end_ms > %s ORDER BY start_ms", (pk, to_ms(end), to_ms(start))
+                "AND end_ms > %s ORDER BY start_ms",
+                (pk, to_ms(end), to_ms(start)),
             ).fetchall()
         return [Gap(meter_id, from_ms(int(a)), from_ms(int(b))) for a, b in rows]
 
@@ -289,8 +326,10 @@ class PostgresReads:
                 'ORDER BY start_ms, source COLLATE "C"',
                 {"pk": pk, "start": to_ms(start), "end": to_ms(end), "source": source},
             ).fetchall()
-        return [IntervalEnergy(meter_id, from_ms(int(a)), from_ms(int(b)), _opt(i), _opt(e), s)
-                for a, b, i, e, s in rows]
+        return [
+            IntervalEnergy(meter_id, from_ms(int(a)), from_ms(int(b)), _opt(i), _opt(e), s)
+            for a, b, i, e, s in rows
+        ]
 
     def extras(self, meter_id: str, name: str, start: datetime, end: datetime) -> list[Extra]:
         """Return one extra's values in [start, end) (read-only)."""
@@ -298,7 +337,8 @@ class PostgresReads:
             pk, _ = self._meter_pk(conn, meter_id)
             rows = conn.execute(
                 "SELECT ts, value FROM extras WHERE meter = %s AND name = %s "
-                "AND ts >= %s AND ts < %s ORDER BY ts", (pk, name, to_ms(start), to_ms(end))
+                "AND ts >= %s AND ts < %s ORDER BY ts",
+                (pk, name, to_ms(start), to_ms(end)),
             ).fetchall()
         return [Extra(meter_id, from_ms(int(ts)), name, float(value)) for ts, value in rows]
 

@@ -15,6 +15,7 @@ from meterhub.store.rollup import Agg, Row
 from meterhub.timeutil import from_ms
 
 __all__ = [
+    "DECODED_VALUES_SQL",
     "READING_COLUMNS",
     "READING_SCALES",
     "decode_reading",
@@ -64,6 +65,12 @@ def encode_reading(pk: int, reading: Reading, ts_ms: int) -> tuple[int | None, .
         None if r.reactive_import_kvarh is None else round(r.reactive_import_kvarh * 1e6),
         None if r.reactive_export_kvarh is None else round(r.reactive_export_kvarh * 1e6),
     )
+
+
+DECODED_VALUES_SQL = ", ".join(
+    f"{column} / {scale!r}" for column, scale in zip(READING_COLUMNS, READING_SCALES, strict=True)
+)
+"""Select list that turns stored integers back into canonical units inside SQLite."""
 
 
 def decode_reading(meter_id: str, row: tuple[int | None, ...], offset: int = 0) -> Reading:

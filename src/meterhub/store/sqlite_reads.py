@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from meterhub.errors import InputError, StoreError, UnknownMeterError
 from meterhub.model import Extra, Gap, IntervalEnergy, Meter, Reading
 from meterhub.store.base import Bucket
 from meterhub.store.rollup import Agg, RollupBuilder
-from meterhub.store.sqlite_codec import decode_reading
+from meterhub.store.sqlite_codec import DECODED_VALUES_SQL
 from meterhub.store.sqlite_writer import load_series_window
 from meterhub.timeutil import from_ms, to_ms
 
@@ -143,6 +143,13 @@ def _aggregate_sql(table: str) -> str:
 
 
 _AGGREGATE_SQL = {width: _aggregate_sql(table) for width, table in _ROLLUP_TABLE.items()}
+_UNIFORM_SQL = {
+    width: "SELECT (r.bucket - :lo) / :step, "
+    + _AGGREGATE_COLUMNS.format(first_ei="NULL", first_ee="NULL", last_ei="NULL", last_ee="NULL")
+    + f" FROM {table} r WHERE r.meter = :pk AND r.phase = :phase AND r.bucket >= :lo AND r.bucket < :hi"
+    " GROUP BY 1"
+    for width, table in _ROLLUP_TABLE.items()
+}
 
 
 class SQLiteReads:
@@ -170,11 +177,7 @@ class SQLiteReads:
         self._local = threading.local()
 
     def _meter_pk(self, meter_id: str) -> tuple[int, int]:
-        row = (
-            self._read()
-            .execute("SELECT pk, interval_s FROM meters WHERE id = ?", (meter_id,))
-            .fetchone()
-        )
+        row = self._read().execute("SELECT pk, interval_s FROM meters WHERE id = ?", (meter_id,)).fetchone()
         if row is None:
             raise UnknownMeterError(meter_id)
         return row[0], row[1]
@@ -225,13 +228,13 @@ class SQLiteReads:
                     (pk, start_ms, end_ms) if phase is None else (pk, start_ms, end_ms, phase)
                 )
                 cursor = conn.execute(
-                    "SELECT phase, ts, v, i, p, q, pf, f, ei, ee, qi, qe FROM readings "
+                    f"SELECT phase, ts, {DECODED_VALUES_SQL} FROM readings "
                     f"WHERE meter = ? AND ts >= ? AND ts < ?{phase_filter} ORDER BY ts, phase",
                     args,
                 )
                 while rows := cursor.fetchmany(_FETCH_ROWS):
-                    for row in rows:
-                        yield decode_reading(meter_id, row)
+                    for phase_, ts, *values in rows:
+                        yield Reading(meter_id, from_ms(ts), phase_, *values)
         finally:
             conn.close()
 
@@ -240,19 +243,12 @@ class SQLiteReads:
         if meter_id is None:
             return int(self._read().execute("SELECT count(*) FROM readings").fetchone()[0])
         pk, _ = self._meter_pk(meter_id)
-        return int(
-            self._read()
-            .execute("SELECT count(*) FROM readings WHERE meter = ?", (pk,))
-            .fetchone()[0]
-        )
+        return int(self._read().execute("SELECT count(*) FROM readings WHERE meter = ?", (pk,)).fetchone()[0])
 
-    def latest(
-        self, meter_ids: Sequence[str] | None = None, phase: int | None = 0
-    ) -> list[Reading]:
+    def latest(self, meter_ids: Sequence[str] | None = None, phase: int | None = 0) -> list[Reading]:
         """Return the newest reading per meter and phase (read-only)."""
         sql = (
-            "SELECT m.id, l.phase, l.ts, l.v, l.i, l.p, l.q, l.pf, l.f, l.ei, l.ee, l.qi, l.qe "
-            "FROM latest l JOIN meters m ON m.pk = l.meter"
+            f"SELECT m.id, l.phase, l.ts, {DECODED_VALUES_SQL} FROM latest l JOIN meters m ON m.pk = l.meter"
         )
         args: list[int | str] = []
         conditions = []
@@ -265,7 +261,7 @@ class SQLiteReads:
         if conditions:
             sql += " WHERE " + " AND ".join(conditions)
         rows = self._read().execute(sql + " ORDER BY m.id, l.phase", args).fetchall()
-        return [decode_reading(row[0], row, 1) for row in rows]
+        return [Reading(meter_id, from_ms(ts), phase, *values) for meter_id, phase, ts, *values in rows]
 
     # --- rollups ------------------------------------------------------------------------
     def rollups(
@@ -291,23 +287,43 @@ class SQLiteReads:
         )
         return [_bucket_from_row(meter_id, phase, r[0], r[0] + width_ms, r[1:]) for r in rows]
 
-    def aggregate(self, meter_id: str, phase: int, boundaries: Sequence[datetime]) -> list[Bucket]:
+    def aggregate(
+        self, meter_id: str, phase: int, boundaries: Sequence[datetime], with_registers: bool = True
+    ) -> list[Bucket]:
         """Merge rollups into the periods between consecutive boundaries (read-only)."""
         bounds = [to_ms(b) for b in boundaries]
         if any(b % 900_000 for b in bounds):
             raise InputError("period boundaries must fall on 15-minute edges")
-        if any(b2 <= b1 for b1, b2 in itertools.pairwise(bounds)):
+        if any(b2 <= b1 for b1, b2 in pairwise(bounds)):
             raise InputError("period boundaries must increase")
         width = 3600 if all(b % 3_600_000 == 0 for b in bounds) else 900
         pk, _ = self._meter_pk(meter_id)
+        steps = {b2 - b1 for b1, b2 in pairwise(bounds)}
+        if not with_registers and len(steps) == 1:
+            return self._aggregate_uniform(meter_id, phase, pk, bounds, steps.pop(), width)
         rows = (
             self._read()
-            .execute(
-                _AGGREGATE_SQL[width], {"bounds": json.dumps(bounds), "pk": pk, "phase": phase}
-            )
+            .execute(_AGGREGATE_SQL[width], {"bounds": json.dumps(bounds), "pk": pk, "phase": phase})
             .fetchall()
         )
         return [_bucket_from_row(meter_id, phase, r[0], r[1], r[2:]) for r in rows]
+
+    def _aggregate_uniform(
+        self, meter_id: str, phase: int, pk: int, bounds: list[int], step_ms: int, width: int
+    ) -> list[Bucket]:
+        """Equal periods: one GROUP BY over the rollups, without the register look-ups."""
+        found = {
+            row[0]: row[1:]
+            for row in self._read().execute(
+                _UNIFORM_SQL[width],
+                {"pk": pk, "phase": phase, "lo": bounds[0], "hi": bounds[-1], "step": step_ms},
+            )
+        }
+        empty = (0, 0, 0, None, None, 0, 0, None, None, 0, 0, None, None, None, None, None, None, 0, 0, 0)
+        return [
+            _bucket_from_row(meter_id, phase, lo, lo + step_ms, found.get(k, empty))
+            for k, lo in enumerate(bounds[:-1])
+        ]
 
     def downsample_raw(
         self, meter_id: str, phase: int, start: datetime, end: datetime, width_s: int
@@ -370,9 +386,7 @@ class SQLiteReads:
         """Return a stored token and its expiry, or None (read-only)."""
         row = (
             self._read()
-            .execute(
-                "SELECT value, expires_ms FROM tokens WHERE scope = ? AND key = ?", (scope, key)
-            )
+            .execute("SELECT value, expires_ms FROM tokens WHERE scope = ? AND key = ?", (scope, key))
             .fetchone()
         )
         if row is None:

@@ -150,10 +150,12 @@ def _load_states(conn: sqlite3.Connection, ctx: WriterContext) -> None:
 def _meter_info(conn: sqlite3.Connection, ctx: WriterContext, meter_id: str) -> tuple[int, int]:
     info = ctx.meters.get(meter_id)
     if info is None:
-        row = conn.execute("SELECT pk, interval_s FROM meters WHERE id = ?", (meter_id,)).fetchone()
-        if row is None:
+        # One query for all meters: a batch from a fleet names thousands of them.
+        for found_id, pk, interval_s in conn.execute("SELECT id, pk, interval_s FROM meters"):
+            ctx.meters[found_id] = (pk, 2 * interval_s * 1000)
+        info = ctx.meters.get(meter_id)
+        if info is None:
             raise UnknownMeterError(meter_id)
-        info = ctx.meters[meter_id] = (row[0], 2 * row[1] * 1000)
     return info
 
 
