@@ -24,8 +24,9 @@ MAX_POINTS = 2000
 _HOUR = timedelta(hours=1)
 
 
-def _time_pair(ctx: Context, ours: Callable[[], object], reference: Callable[[], object]
-               ) -> tuple[list[float], list[float]]:
+def _time_pair(
+    ctx: Context, ours: Callable[[], object], reference: Callable[[], object]
+) -> tuple[list[float], list[float]]:
     return interleaved(
         repeated(ours, calls_for(ours, ctx.sizes.target_s)),
         repeated(reference, calls_for(reference, ctx.sizes.target_s)),
@@ -37,8 +38,9 @@ def _floats(values: list[float | None]) -> FloatArray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
-def _downsample_numpy(ts_ms: IntArray, power_w: FloatArray, edges_ms: IntArray
-                      ) -> tuple[FloatArray, FloatArray, FloatArray]:
+def _downsample_numpy(
+    ts_ms: IntArray, power_w: FloatArray, edges_ms: IntArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     index = np.searchsorted(ts_ms, edges_ms)
     counts = np.diff(index)
     inside = power_w[: index[-1]]  # reduceat's last segment runs to the end of its array
@@ -69,16 +71,23 @@ def downsample_year(ctx: Context) -> list[Result]:
     buckets = ours()
     avg, low, high = reference()
     ours_avg = _floats([b.power_avg_w for b in buckets])
-    agree = (np.allclose(ours_avg, avg, equal_nan=True, atol=1e-6)
-             and np.allclose(_floats([b.power_min_w for b in buckets]), low, equal_nan=True)
-             and np.allclose(_floats([b.power_max_w for b in buckets]), high, equal_nan=True))
+    agree = (
+        np.allclose(ours_avg, avg, equal_nan=True, atol=1e-6)
+        and np.allclose(_floats([b.power_min_w for b in buckets]), low, equal_nan=True)
+        and np.allclose(_floats([b.power_max_w for b in buckets]), high, equal_nan=True)
+    )
     ours_s, reference_s = _time_pair(ctx, ours, reference)
-    return [latency_result(
-        "downsample_year", ours_s, reference_s,
-        f"numpy searchsorted + add/minimum/maximum.reduceat on in-memory arrays of the same "
-        f"{ts_ms.size:,} rows; {len(buckets)} points of {width // _HOUR} h",
-        Goal("<=", 3), f"{len(buckets)} points, avg/min/max equal to numpy's: {agree}",
-    )]
+    return [
+        latency_result(
+            "downsample_year",
+            ours_s,
+            reference_s,
+            f"numpy searchsorted + add/minimum/maximum.reduceat on in-memory arrays of the same "
+            f"{ts_ms.size:,} rows; {len(buckets)} points of {width // _HOUR} h",
+            Goal("<=", 3),
+            f"{len(buckets)} points, avg/min/max equal to numpy's: {agree}",
+        )
+    ]
 
 
 def energy_days_year(ctx: Context) -> list[Result]:
@@ -103,17 +112,24 @@ def energy_days_year(ctx: Context) -> list[Result]:
     index = np.searchsorted(ts_ms, edges_ms)
     register_kwh = float(import_kwh[index[-1] - 1] - import_kwh[index[0]])
     # Ours pro-rates intervals across midnight (and gaps); last-minus-first per day drops them.
-    check = (f"{len(days)} days ({int((hours == 23).sum())} of 23 h, {int((hours == 25).sum())} "
-             f"of 25 h); ours sum to {sum(days):,.2f} kWh, the register rose {register_kwh:,.2f} "
-             f"kWh, numpy's days sum to {float(ref_days.sum()):,.2f} kWh (midnight-crossing "
-             f"intervals dropped); the edges (untimed) take {edges_s * 1e3:.2f} ms")
+    check = (
+        f"{len(days)} days ({int((hours == 23).sum())} of 23 h, {int((hours == 25).sum())} "
+        f"of 25 h); ours sum to {sum(days):,.2f} kWh, the register rose {register_kwh:,.2f} "
+        f"kWh, numpy's days sum to {float(ref_days.sum()):,.2f} kWh (midnight-crossing "
+        f"intervals dropped); the edges (untimed) take {edges_s * 1e3:.2f} ms"
+    )
     ours_s, reference_s = _time_pair(ctx, ours, reference)
-    return [latency_result(
-        "energy_days_year", ours_s, reference_s,
-        f"numpy searchsorted of the same local-midnight edges, last-minus-first import register "
-        f"per day on in-memory arrays of the same {ts_ms.size:,} rows",
-        Goal("<=", 10), check,
-    )]
+    return [
+        latency_result(
+            "energy_days_year",
+            ours_s,
+            reference_s,
+            f"numpy searchsorted of the same local-midnight edges, last-minus-first import register "
+            f"per day on in-memory arrays of the same {ts_ms.size:,} rows",
+            Goal("<=", 10),
+            check,
+        )
+    ]
 
 
 def power_stats_7d(ctx: Context) -> list[Result]:
@@ -153,23 +169,29 @@ def power_stats_7d(ctx: Context) -> list[Result]:
         ours_s, reference_s = _time_pair(ctx, ours, reference)
     finally:
         conn.close()
-    return [latency_result(
-        "power_stats_7d", ours_s, reference_s,
-        f"one SQL aggregate (avg, daytime avg, min, max) over the same raw rows "
-        f"({first_day.isoformat()} + 7 local days)",
-        Goal("<=", 2),
-        f"avg {got.avg_w or 0:.1f} W, daytime {got.daytime_avg_w or 0:.1f} W; "
-        f"equal to the SQL answer: {agree}",
-    )]
+    return [
+        latency_result(
+            "power_stats_7d",
+            ours_s,
+            reference_s,
+            f"one SQL aggregate (avg, daytime avg, min, max) over the same raw rows "
+            f"({first_day.isoformat()} + 7 local days)",
+            Goal("<=", 2),
+            f"avg {got.avg_w or 0:.1f} W, daytime {got.daytime_avg_w or 0:.1f} W; "
+            f"equal to the SQL answer: {agree}",
+        )
+    ]
 
 
 def offline_year(ctx: Context) -> list[Result]:
     """Time gap statistics over the year from gap events (store.gaps)."""
     year = ctx.year
     conn = raw_connection(year.path)
-    sql = ("SELECT count(*), sum(p) FROM readings "
-           "WHERE meter = (SELECT pk FROM meters WHERE id = ?) "
-           "AND phase = 0 AND ts >= ? AND ts < ?")
+    sql = (
+        "SELECT count(*), sum(p) FROM readings "
+        "WHERE meter = (SELECT pk FROM meters WHERE id = ?) "
+        "AND phase = 0 AND ts >= ? AND ts < ?"
+    )
     args = (YEAR_METER, to_ms(year.start), to_ms(year.end))
 
     def ours() -> object:
@@ -185,9 +207,13 @@ def offline_year(ctx: Context) -> list[Result]:
         ours_s, reference_s = _time_pair(ctx, ours, reference)
     finally:
         conn.close()
-    return [latency_result(
-        "offline_year", ours_s, reference_s,
-        f"SELECT count(*), sum(p) over the meter's {scanned:,} raw rows in the same range",
-        Goal("<=", 1),
-        f"{stats.gaps} gaps (expected {year.gaps}), {stats.total_offline_s / 3600:.1f} h offline",
-    )]
+    return [
+        latency_result(
+            "offline_year",
+            ours_s,
+            reference_s,
+            f"SELECT count(*), sum(p) over the meter's {scanned:,} raw rows in the same range",
+            Goal("<=", 1),
+            f"{stats.gaps} gaps (expected {year.gaps}), {stats.total_offline_s / 3600:.1f} h offline",
+        )
+    ]

@@ -139,7 +139,9 @@ class Ingestor:
                     latest_allowed = self._now() + MAX_FUTURE
             self._settle(pending, report, on_batch)
             if batch:
-                self._settle((writer.submit(self.store.write_readings, batch), report.received), report, on_batch)
+                self._settle(
+                    (writer.submit(self.store.write_readings, batch), report.received), report, on_batch
+                )
         return report
 
     @staticmethod

@@ -275,7 +275,9 @@ class PostgresReads:
         if with_registers:
             return buckets
         return [
-            b._replace(first_import_kwh=None, first_export_kwh=None, last_import_kwh=None, last_export_kwh=None)
+            b._replace(
+                first_import_kwh=None, first_export_kwh=None, last_import_kwh=None, last_export_kwh=None
+            )
             for b in buckets
         ]
 
