@@ -7,7 +7,10 @@ decimals (six for registers in kWh) come back exactly as they went in.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import numpy.typing as npt
 
 from meterhub.model import Reading
 from meterhub.store.fastpath import BatchRollups
@@ -16,12 +19,15 @@ from meterhub.timeutil import from_ms
 
 __all__ = [
     "DECODED_VALUES_SQL",
+    "ENCODING_INSERT_VALUES_SQL",
     "READING_COLUMNS",
     "READING_SCALES",
     "decode_reading",
     "encode_agg",
     "encode_reading",
     "encode_rollups",
+    "round_half_away",
+    "round_half_away_array",
     "row_of_encoded",
 ]
 
@@ -47,24 +53,34 @@ def _dec(value: int | None, scale: float) -> float | None:
     return None if value is None else value / scale
 
 
+def round_half_away(value: float) -> int:
+    """Round to the nearest whole number, halves away from zero: exactly as SQLite's round()."""
+    return int(math.copysign(math.floor(abs(value) + 0.5), value))
+
+
+def round_half_away_array(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Vectorised :func:`round_half_away`; NaN stays NaN."""
+    result: npt.NDArray[np.float64] = np.copysign(np.floor(np.abs(values) + 0.5), values)
+    return result
+
+
 def encode_reading(pk: int, reading: Reading, ts_ms: int) -> tuple[int | None, ...]:
     """Return the readings-table row of one reading."""
-    r = reading
     return (
         pk,
-        r.phase,
+        reading.phase,
         ts_ms,
-        None if r.voltage_v is None else round(r.voltage_v * 1e3),
-        None if r.current_a is None else round(r.current_a * 1e3),
-        None if r.power_w is None else round(r.power_w * 1e3),
-        None if r.reactive_power_var is None else round(r.reactive_power_var * 1e3),
-        None if r.power_factor is None else round(r.power_factor * 1e6),
-        None if r.frequency_hz is None else round(r.frequency_hz * 1e3),
-        None if r.energy_import_kwh is None else round(r.energy_import_kwh * 1e6),
-        None if r.energy_export_kwh is None else round(r.energy_export_kwh * 1e6),
-        None if r.reactive_import_kvarh is None else round(r.reactive_import_kvarh * 1e6),
-        None if r.reactive_export_kvarh is None else round(r.reactive_export_kvarh * 1e6),
+        *(
+            None if v is None else round_half_away(v * scale)
+            for v, scale in zip(reading.values(), READING_SCALES, strict=True)
+        ),
     )
+
+
+ENCODING_INSERT_VALUES_SQL = ", ".join(
+    ["?", "?", "?"] + [f"CAST(round(? * {scale!r}) AS INTEGER)" for scale in READING_SCALES]
+)
+"""VALUES list that scales and rounds canonical values to stored integers inside SQLite."""
 
 
 DECODED_VALUES_SQL = ", ".join(

@@ -24,12 +24,14 @@ from meterhub.store.base import WriteResult
 from meterhub.store.fastpath import SeriesBatch, rollup_batch
 from meterhub.store.rollup import WIDTHS_MS, RegisterState, RollupBuilder, Row, SeriesState
 from meterhub.store.sqlite_codec import (
+    ENCODING_INSERT_VALUES_SQL,
     READING_COLUMNS,
     READING_SCALES,
     ROLLUP_COLUMNS,
     encode_agg,
     encode_reading,
     encode_rollups,
+    round_half_away_array,
     row_from_db,
 )
 from meterhub.timeutil import to_ms
@@ -50,12 +52,8 @@ _VALUE_COLUMNS = "v, i, p, q, pf, f, ei, ee, qi, qe"
 def _merge_sql(table: str) -> str:
     columns = ", ".join(ROLLUP_COLUMNS)
     marks = ", ".join("?" * len(ROLLUP_COLUMNS))
-    first_wins = (
-        "excluded.first_off IS NOT NULL AND (first_off IS NULL OR excluded.first_off < first_off)"
-    )
-    last_wins = (
-        "excluded.last_off IS NOT NULL AND (last_off IS NULL OR excluded.last_off >= last_off)"
-    )
+    first_wins = "excluded.first_off IS NOT NULL AND (first_off IS NULL OR excluded.first_off < first_off)"
+    last_wins = "excluded.last_off IS NOT NULL AND (last_off IS NULL OR excluded.last_off >= last_off)"
     sets = [
         "n = n + excluded.n",
         "p_n = p_n + excluded.p_n",
@@ -68,15 +66,9 @@ def _merge_sql(table: str) -> str:
         "v_max = CASE WHEN v_max IS NULL OR excluded.v_max > v_max THEN excluded.v_max ELSE v_max END",
         "i_n = i_n + excluded.i_n",
         "i_sum = i_sum + excluded.i_sum",
-        *(
-            f"{c} = CASE WHEN {first_wins} THEN excluded.{c} ELSE {c} END"
-            for c in ("first_ei", "first_ee")
-        ),
+        *(f"{c} = CASE WHEN {first_wins} THEN excluded.{c} ELSE {c} END" for c in ("first_ei", "first_ee")),
         f"first_off = CASE WHEN {first_wins} THEN excluded.first_off ELSE first_off END",
-        *(
-            f"{c} = CASE WHEN {last_wins} THEN excluded.{c} ELSE {c} END"
-            for c in ("last_ei", "last_ee")
-        ),
+        *(f"{c} = CASE WHEN {last_wins} THEN excluded.{c} ELSE {c} END" for c in ("last_ei", "last_ee")),
         f"last_off = CASE WHEN {last_wins} THEN excluded.last_off ELSE last_off END",
         "e_imp = e_imp + excluded.e_imp",
         "e_exp = e_exp + excluded.e_exp",
@@ -91,6 +83,9 @@ def _merge_sql(table: str) -> str:
 _MERGE_SQL = {width: _merge_sql(table) for width, table in _TABLE_OF_WIDTH.items()}
 _INSERT_READING_SQL = (
     f"INSERT INTO readings (meter, phase, ts, {_VALUE_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+)
+_INSERT_ENCODING_SQL = (
+    f"INSERT INTO readings (meter, phase, ts, {_VALUE_COLUMNS}) VALUES ({ENCODING_INSERT_VALUES_SQL})"
 )
 _INSERT_IGNORE_READING_SQL = _INSERT_READING_SQL.replace("INSERT", "INSERT OR IGNORE", 1)
 _LATEST_SQL = (
@@ -120,16 +115,8 @@ class WriterContext:
 
 def _state_from(row: tuple[int | float | None, ...]) -> SeriesState:
     last, imp_ts, imp_kwh, imp_p, exp_ts, exp_kwh, exp_p = row
-    imp = (
-        None
-        if imp_ts is None or imp_kwh is None
-        else RegisterState(int(imp_ts), float(imp_kwh), _f(imp_p))
-    )
-    exp = (
-        None
-        if exp_ts is None or exp_kwh is None
-        else RegisterState(int(exp_ts), float(exp_kwh), _f(exp_p))
-    )
+    imp = None if imp_ts is None or imp_kwh is None else RegisterState(int(imp_ts), float(imp_kwh), _f(imp_p))
+    exp = None if exp_ts is None or exp_kwh is None else RegisterState(int(exp_ts), float(exp_kwh), _f(exp_p))
     return SeriesState(None if last is None else int(last), imp, exp)
 
 
@@ -183,9 +170,7 @@ def write_readings_tx(
     repeated = np.zeros(count, dtype=bool)
     repeated[1:] = (keys[1:] == keys[:-1]) & (ts[1:] == ts[:-1])
     series_keys, _first_rows = np.unique(keys, return_index=True)
-    last_known = np.array(
-        [_last_ms(ctx.states.get(int(k))) for k in series_keys.tolist()], dtype=np.float64
-    )
+    last_known = np.array([_last_ms(ctx.states.get(int(k))) for k in series_keys.tolist()], dtype=np.float64)
     newer = ts > last_known[np.searchsorted(series_keys, keys)]
     fresh = newer & ~repeated
     late = ~newer & ~repeated
@@ -219,11 +204,7 @@ def _last_ms(state: SeriesState | None) -> float:
 
 
 def _gap_ms(conn: sqlite3.Connection, pk: int) -> int:
-    return (
-        2
-        * int(conn.execute("SELECT interval_s FROM meters WHERE pk = ?", (pk,)).fetchone()[0])
-        * 1000
-    )
+    return 2 * int(conn.execute("SELECT interval_s FROM meters WHERE pk = ?", (pk,)).fetchone()[0]) * 1000
 
 
 def _write_fresh(
@@ -235,15 +216,21 @@ def _write_fresh(
     ts: npt.NDArray[np.int64],
     gap_ms: npt.NDArray[np.int64],
 ) -> int:
-    values = np.array([readings[p].values() for p in positions.tolist()], dtype=np.float64).reshape(
-        -1, 10
-    )
-    encoded = np.rint(values * _SCALES)
+    values = np.array([readings[p].values() for p in positions.tolist()], dtype=np.float64).reshape(-1, 10)
+    encoded = round_half_away_array(values * _SCALES)
     stored_values = encoded / _SCALES
     pks, phases = np.divmod(keys, 4)
-    raw = np.column_stack((pks, phases, ts, encoded))
     before = conn.total_changes
-    conn.executemany(_INSERT_READING_SQL, raw.tolist())
+    # SQLite scales and rounds each value itself, so the readings' own floats are bound as they are.
+    conn.executemany(
+        _INSERT_ENCODING_SQL,
+        [
+            (pk, phase, t, *readings[p][3:])
+            for pk, phase, t, p in zip(
+                pks.tolist(), phases.tolist(), ts.tolist(), positions.tolist(), strict=True
+            )
+        ],
+    )
     stored = conn.total_changes - before
     column = _VALUE_INDEX
     batch = SeriesBatch(
@@ -264,7 +251,8 @@ def _write_fresh(
         conn.executemany(_MERGE_SQL[width], encode_rollups(rollups, width))
     last_rows = np.append(np.nonzero(keys[1:] != keys[:-1])[0], len(keys) - 1)
     latest_rows = []
-    for key, raw_row in zip(keys[last_rows].tolist(), raw[last_rows].tolist(), strict=True):
+    raw_last = np.column_stack((pks[last_rows], phases[last_rows], ts[last_rows], encoded[last_rows]))
+    for key, raw_row in zip(keys[last_rows].tolist(), raw_last.tolist(), strict=True):
         state = new_states[key]
         latest_rows.append(_latest_row(tuple(raw_row), state))
         ctx.states[key] = state
@@ -276,9 +264,7 @@ def _write_fresh(
     return stored
 
 
-def _latest_row(
-    raw: tuple[int | float | None, ...], state: SeriesState
-) -> tuple[int | float | None, ...]:
+def _latest_row(raw: tuple[int | float | None, ...], state: SeriesState) -> tuple[int | float | None, ...]:
     imp, exp = state.imp, state.exp
     return (
         *raw,
@@ -393,9 +379,7 @@ def load_series_window(
         _last_register(conn, pk, phase, "ei", start),
         _last_register(conn, pk, phase, "ee", start),
     )
-    inside = _rows(
-        conn, f"{select} AND ts >= ? AND ts < ? ORDER BY ts", (pk, phase, start, end), True
-    )
+    inside = _rows(conn, f"{select} AND ts >= ? AND ts < ? ORDER BY ts", (pk, phase, start, end), True)
     after: dict[int, Row] = {}
     for condition in ("1", "ei IS NOT NULL", "ee IS NOT NULL"):
         for row in _rows(
@@ -436,9 +420,7 @@ def rebuild_series(
 
 
 def _rebuild_gaps(conn: sqlite3.Connection, pk: int, lo_ms: int, hi_ms: int, gap_ms: int) -> None:
-    conn.execute(
-        "DELETE FROM gaps WHERE meter = ? AND start_ms >= ? AND start_ms < ?", (pk, lo_ms, hi_ms)
-    )
+    conn.execute("DELETE FROM gaps WHERE meter = ? AND start_ms >= ? AND start_ms < ?", (pk, lo_ms, hi_ms))
     times = [
         r[0]
         for r in conn.execute(
