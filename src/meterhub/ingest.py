@@ -6,6 +6,7 @@ Each batch is one transaction, so a crash loses at most the batch in flight, nev
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ MAX_ABS_POWER_W = 10_000_000.0
 MAX_FUTURE = timedelta(minutes=5)
 MAX_PHASE = 3
 MAX_REJECTIONS_KEPT = 1000
+UNKNOWN_METER_RECHECK_S = 10.0
+"""A meter missing now may be added meanwhile: look again after this long."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +108,8 @@ class Ingestor:
         self.batch_size = batch_size
         self._now = now
         self._known_meters: set[str] = set()
-        self._unknown_meters: set[str] = set()
+        self._unknown_checked: dict[str, float] = {}
+        """meter id -> monotonic time it was last found missing; looked up again after a while"""
 
     def ingest(
         self,
@@ -163,10 +167,12 @@ class Ingestor:
     def _meter_known(self, meter_id: str) -> bool:
         if meter_id in self._known_meters:
             return True
-        if meter_id in self._unknown_meters:
+        checked = self._unknown_checked.get(meter_id)
+        if checked is not None and time.monotonic() - checked < UNKNOWN_METER_RECHECK_S:
             return False
         self._known_meters = {meter.id for meter in self.store.list_meters()}
         if meter_id not in self._known_meters:
-            self._unknown_meters.add(meter_id)
+            self._unknown_checked[meter_id] = time.monotonic()
             return False
+        self._unknown_checked.pop(meter_id, None)
         return True

@@ -149,10 +149,14 @@ class Store(Protocol):
         """Return stored rollup buckets of width 900 or 3600 s overlapping [start, end)."""
         ...
 
-    def aggregate(self, meter_id: str, phase: int, boundaries: Sequence[datetime]) -> list[Bucket]:
+    def aggregate(
+        self, meter_id: str, phase: int, boundaries: Sequence[datetime], with_registers: bool = True
+    ) -> list[Bucket]:
         """Merge rollups into the periods between consecutive boundaries (read-only).
 
         Every boundary must fall on a 15-minute edge; periods are returned even when empty.
+        With ``with_registers`` False the first/last register values are left out (None),
+        which is faster where only power and energy are wanted.
         """
         ...
 

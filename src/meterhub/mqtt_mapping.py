@@ -1,0 +1,340 @@
+"""Map the AMS reader's MQTT payloads to readings and device extras (pure).
+
+The reader's payload formats, as its MQTT "payload format" setting names them:
+
+- JSON classic: one document on ``<prefix>`` (``<prefix>/list1``..``list4`` in the multi-topic
+  variant): ``{"id", "name", "up", "t", "vcc", "rssi", "temp", "data": {...}, "realtime": {...}}``
+  with ``data`` growing with the HAN list type (1: ``P``; 2: ``PO``, ``Q``, ``I1``, ``U1``...;
+  3: ``tPI``, ``tPO``... registers; 4: per-phase ``P1``, ``PO1``, ``PF1``, ``tPI1``...).
+- JSON flat: the same numbers at the top level, the realtime ones prefixed ``rt_``.
+- raw: one value per topic under ``<prefix>/``, e.g. ``meter/import/active``,
+  ``meter/l1/voltage``, ``meter/import/accumulated`` (``.../active/accumulated`` in firmware 2.x).
+
+Power in W and energy in kWh, as the reader sends them; ``power_w`` is import minus export.
+The same topics also carry system, price and temperature documents: the system one gives
+extras, the others nothing. Field tables reuse the engine of :mod:`meterhub.vendors.amsreader.mapping`.
+:class:`MqttSource` says which meter a topic's messages belong to.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from meterhub.errors import ConfigError, PayloadError
+from meterhub.model import PHASE_TOTAL, Extra
+from meterhub.vendors.amsreader.mapping import (
+    ExtraSpec,
+    FieldSpec,
+    epoch_time,
+    extras_from,
+    readings_from,
+    require_object,
+)
+from meterhub.vendors.base import Fetched
+
+__all__ = [
+    "CLASSIC_EXTRAS",
+    "CLASSIC_FIELDS",
+    "FLAT_EXTRAS",
+    "FLAT_FIELDS",
+    "RAW_EXTRAS",
+    "RAW_FIELDS",
+    "RAW_TEXTS",
+    "MqttSource",
+    "PayloadFormat",
+    "decode_json",
+    "json_device_keys",
+    "json_topic_wanted",
+    "map_json",
+    "map_raw",
+    "parse_raw_number",
+    "raw_suffix",
+]
+
+_NO_SENSOR_C = -85.0
+_MAX_PEAKS = 5
+_MAX_PORT = 65_535
+
+
+class PayloadFormat(StrEnum):
+    """The reader's MQTT payload formats meterhub ingests."""
+
+    JSON = "json"
+    """JSON classic, single or multi-topic."""
+    FLAT = "flat"
+    """JSON flat."""
+    RAW = "raw"
+    """One value per topic."""
+
+
+def _list_fields(root: tuple[str, ...]) -> tuple[FieldSpec, ...]:
+    def at(key: str) -> tuple[str, ...]:
+        """Return the path of ``key`` under ``root``."""
+        return (*root, key)
+
+    total = (
+        FieldSpec(at("P"), PHASE_TOTAL, "power_w"),
+        FieldSpec(at("PO"), PHASE_TOTAL, "power_w", sign=-1.0),
+        FieldSpec(at("Q"), PHASE_TOTAL, "reactive_power_var"),
+        FieldSpec(at("QO"), PHASE_TOTAL, "reactive_power_var", sign=-1.0),
+        FieldSpec(at("PF"), PHASE_TOTAL, "power_factor"),
+        FieldSpec(at("tPI"), PHASE_TOTAL, "energy_import_kwh"),
+        FieldSpec(at("tPO"), PHASE_TOTAL, "energy_export_kwh"),
+        FieldSpec(at("tQI"), PHASE_TOTAL, "reactive_import_kvarh"),
+        FieldSpec(at("tQO"), PHASE_TOTAL, "reactive_export_kvarh"),
+    )
+    phases = tuple(
+        spec
+        for n in (1, 2, 3)
+        for spec in (
+            FieldSpec(at(f"U{n}"), n, "voltage_v"),
+            FieldSpec(at(f"I{n}"), n, "current_a"),
+            FieldSpec(at(f"P{n}"), n, "power_w"),
+            FieldSpec(at(f"PO{n}"), n, "power_w", sign=-1.0),
+            FieldSpec(at(f"PF{n}"), n, "power_factor"),
+            FieldSpec(at(f"tPI{n}"), n, "energy_import_kwh"),
+            FieldSpec(at(f"tPO{n}"), n, "energy_export_kwh"),
+        )
+    )
+    return total + phases
+
+
+def _envelope_extras(realtime: Callable[[str], tuple[str, ...]]) -> tuple[ExtraSpec, ...]:
+    return (
+        ExtraSpec(("temp",), "temperature_c", above=_NO_SENSOR_C),
+        ExtraSpec(("rssi",), "rssi_dbm"),
+        ExtraSpec(("vcc",), "vcc_v"),
+        ExtraSpec(("up",), "uptime_s"),
+        ExtraSpec(realtime("h"), "hour_import_kwh"),
+        ExtraSpec(realtime("d"), "day_import_kwh"),
+        ExtraSpec(realtime("m"), "month_import_kwh"),
+        ExtraSpec(realtime("he"), "hour_export_kwh"),
+        ExtraSpec(realtime("de"), "day_export_kwh"),
+        ExtraSpec(realtime("me"), "month_export_kwh"),
+        ExtraSpec(realtime("t"), "capacity_threshold_kwh"),
+        ExtraSpec(realtime("x"), "capacity_month_max_kwh"),
+    )
+
+
+CLASSIC_FIELDS = _list_fields(("data",))
+"""JSON classic ``data`` numbers and the readings they feed."""
+FLAT_FIELDS = _list_fields(())
+"""JSON flat numbers and the readings they feed."""
+CLASSIC_EXTRAS = _envelope_extras(lambda key: ("realtime", key))
+FLAT_EXTRAS = _envelope_extras(lambda key: (f"rt_{key}",))
+_FLAT_READING_KEYS = frozenset(spec.path[0] for spec in FLAT_FIELDS)
+_MULTI_TOPIC_SUFFIXES = frozenset({"", "list1", "list2", "list3", "list4", "system"})
+
+
+# --- sources ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class MqttSource:
+    """One topic prefix on one broker, its payload format and the meter its messages feed.
+
+    ``topic`` is the reader's publish topic; it may hold ``+`` levels, and then each matching
+    prefix is one device. Its meter is ``devices[prefix]``, else ``devices[meterId or id]`` from
+    the payload, else ``meter_id``. Credentials are references (``env:NAME``), resolved at
+    each connect.
+    """
+
+    host: str
+    port: int
+    topic: str
+    meter_id: str | None
+    format: PayloadFormat = PayloadFormat.JSON
+    username_ref: str | None = None
+    password_ref: str | None = None
+    devices: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        levels = self.topic.split("/")
+        if not self.topic or "#" in self.topic or "" in levels:
+            raise ConfigError(f"MQTT topic prefix {self.topic!r} must be non-empty, without # or //")
+        if not 0 < self.port <= _MAX_PORT:
+            raise ConfigError(f"MQTT port {self.port} is not 1..65535")
+        if self.meter_id is None and not self.devices:
+            raise ConfigError(f"MQTT topic {self.topic!r} needs a meter_id or a devices mapping")
+        object.__setattr__(self, "format", PayloadFormat(self.format))
+
+    @property
+    def subscription(self) -> str:
+        """Return the topic filter: the prefix and everything below it."""
+        return f"{self.topic}/#"
+
+    def split(self, topic: str) -> tuple[str, str] | None:
+        """Return (device prefix, suffix) of a topic under this source, or None."""
+        pattern, levels = self.topic.split("/"), topic.split("/")
+        if len(levels) < len(pattern):
+            return None
+        head = levels[: len(pattern)]
+        if any(want not in ("+", got) for want, got in zip(pattern, head, strict=True)):
+            return None
+        return "/".join(head), "/".join(levels[len(pattern) :])
+
+    def meter_for(self, prefix: str, keys: Sequence[str]) -> str | None:
+        """Return the meter a device's message belongs to, or None when none is configured."""
+        for key in (prefix, *keys):
+            if key in self.devices:
+                return self.devices[key]
+        return self.meter_id
+
+
+# --- JSON -------------------------------------------------------------------------------------
+def decode_json(payload: bytes) -> Mapping[str, object]:
+    """Return the JSON object in ``payload`` or raise PayloadError."""
+    try:
+        document = json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise PayloadError(f"AMS reader MQTT payload is not JSON ({len(payload)} bytes)") from exc
+    return require_object(document, "AMS reader MQTT payload")
+
+
+def json_topic_wanted(suffix: str) -> bool:
+    """Say whether a JSON document under ``<prefix>/<suffix>`` can carry readings or extras."""
+    return suffix in _MULTI_TOPIC_SUFFIXES
+
+
+def json_device_keys(document: Mapping[str, object], fmt: PayloadFormat) -> tuple[str, ...]:
+    """Return what names the device in a JSON document: the meter's id, then the reader's MAC."""
+    data = document.get("data") if fmt is PayloadFormat.JSON else document
+    meter_id = data.get("meterId") if isinstance(data, dict) else None
+    keys = (meter_id, document.get("id"))
+    return tuple(key for key in keys if isinstance(key, str) and key)
+
+
+def _peak_extras(raw: object, meter_id: str, ts: datetime) -> list[Extra]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or len(raw) > _MAX_PEAKS:
+        raise PayloadError(f"AMS reader peaks is {raw!r}, not a list of up to 5 numbers")
+    extras: list[Extra] = []
+    for rank, value in enumerate(raw, start=1):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise PayloadError(f"AMS reader peak {rank} is {value!r}, not a number")
+        extras.append(Extra(meter_id, ts, f"capacity_peak_{rank}_kwh", float(value)))
+    return extras
+
+
+def map_json(
+    document: Mapping[str, object], fmt: PayloadFormat, meter_id: str, received_at: datetime
+) -> Fetched:
+    """Map a JSON classic or flat document; one without reader fields maps to nothing."""
+    flat = fmt is PayloadFormat.FLAT
+    if flat:
+        data = document
+        if not _FLAT_READING_KEYS & document.keys() and "version" not in document:
+            return Fetched()
+    else:
+        raw_data = document.get("data")
+        if raw_data is None and "version" not in document:
+            return Fetched()  # a price or temperature document
+        data = require_object(raw_data if raw_data is not None else {}, "AMS reader data")
+    ts = (
+        epoch_time(document.get("t"), "time t")
+        or epoch_time(data.get("rtc"), "meter clock rtc")
+        or received_at
+    )
+    realtime = document if flat else document.get("realtime")
+    peaks = realtime.get("peaks") if isinstance(realtime, dict) else None
+    return Fetched(
+        readings=readings_from(document, FLAT_FIELDS if flat else CLASSIC_FIELDS, meter_id, ts),
+        extras=[
+            *extras_from(document, FLAT_EXTRAS if flat else CLASSIC_EXTRAS, meter_id, ts),
+            *_peak_extras(peaks, meter_id, ts),
+        ],
+    )
+
+
+# --- raw --------------------------------------------------------------------------------------
+RAW_ALIASES: Mapping[str, str] = {
+    "meter/import/active/accumulated": "meter/import/accumulated",
+    "meter/export/active/accumulated": "meter/export/accumulated",
+}
+"""Firmware 2.x topic names and the names meterhub files their values under."""
+
+
+def _raw_phase(n: int) -> tuple[FieldSpec, ...]:
+    return (
+        FieldSpec((f"meter/l{n}/voltage",), n, "voltage_v"),
+        FieldSpec((f"meter/l{n}/current",), n, "current_a"),
+        FieldSpec((f"meter/import/l{n}",), n, "power_w"),
+        FieldSpec((f"meter/export/l{n}",), n, "power_w", sign=-1.0),
+        FieldSpec((f"meter/l{n}/powerfactor",), n, "power_factor"),
+    )
+
+
+RAW_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec(("meter/import/active",), PHASE_TOTAL, "power_w"),
+    FieldSpec(("meter/export/active",), PHASE_TOTAL, "power_w", sign=-1.0),
+    FieldSpec(("meter/import/reactive",), PHASE_TOTAL, "reactive_power_var"),
+    FieldSpec(("meter/export/reactive",), PHASE_TOTAL, "reactive_power_var", sign=-1.0),
+    FieldSpec(("meter/powerfactor",), PHASE_TOTAL, "power_factor"),
+    FieldSpec(("meter/import/accumulated",), PHASE_TOTAL, "energy_import_kwh"),
+    FieldSpec(("meter/export/accumulated",), PHASE_TOTAL, "energy_export_kwh"),
+    FieldSpec(("meter/import/reactive/accumulated",), PHASE_TOTAL, "reactive_import_kvarh"),
+    FieldSpec(("meter/export/reactive/accumulated",), PHASE_TOTAL, "reactive_export_kvarh"),
+    *_raw_phase(1),
+    *_raw_phase(2),
+    *_raw_phase(3),
+)
+"""Raw topic suffixes and the readings they feed."""
+
+RAW_EXTRAS: tuple[ExtraSpec, ...] = (
+    ExtraSpec(("temperature",), "temperature_c", above=_NO_SENSOR_C),
+    ExtraSpec(("rssi",), "rssi_dbm"),
+    ExtraSpec(("vcc",), "vcc_v"),
+    ExtraSpec(("uptime",), "uptime_s"),
+    ExtraSpec(("realtime/import/hour",), "hour_import_kwh"),
+    ExtraSpec(("realtime/import/day",), "day_import_kwh"),
+    ExtraSpec(("realtime/import/month",), "month_import_kwh"),
+    ExtraSpec(("realtime/export/hour",), "hour_export_kwh"),
+    ExtraSpec(("realtime/export/day",), "day_export_kwh"),
+    ExtraSpec(("realtime/export/month",), "month_export_kwh"),
+    ExtraSpec(("realtime/import/threshold",), "capacity_threshold_kwh"),
+    ExtraSpec(("realtime/import/monthmax",), "capacity_month_max_kwh"),
+    *(
+        ExtraSpec((f"realtime/import/peak/{rank}",), f"capacity_peak_{rank}_kwh")
+        for rank in range(1, _MAX_PEAKS + 1)
+    ),
+)
+"""Raw topic suffixes kept as device extras."""
+
+RAW_TIMES = ("meter/dlms/timestamp", "meter/clock")
+"""Raw suffixes carrying the reading's time (epoch seconds), best first."""
+RAW_TEXTS = frozenset({"meter/id", "meter/type", "id"})
+"""Raw suffixes carrying text that names the device."""
+_RAW_NUMBERS = frozenset(
+    [spec.path[0] for spec in RAW_FIELDS] + [spec.path[0] for spec in RAW_EXTRAS] + list(RAW_TIMES)
+)
+
+
+def raw_suffix(suffix: str) -> str | None:
+    """Return the name a raw value is filed under, or None for a topic meterhub ignores."""
+    suffix = RAW_ALIASES.get(suffix, suffix)
+    return suffix if suffix in _RAW_NUMBERS or suffix in RAW_TEXTS else None
+
+
+def parse_raw_number(suffix: str, payload: bytes) -> float:
+    """Read a raw topic's number; raise PayloadError when it is not a finite number."""
+    try:
+        value = float(payload.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PayloadError(f"AMS reader raw {suffix} is {payload[:40]!r}, not a number") from exc
+    if not math.isfinite(value):
+        raise PayloadError(f"AMS reader raw {suffix} is {value}, not finite")
+    return value
+
+
+def map_raw(numbers: Mapping[str, float], meter_id: str, received_at: datetime) -> Fetched:
+    """Map the raw values one device sent in one round to readings and extras."""
+    stamps = (epoch_time(numbers.get(suffix), suffix) for suffix in RAW_TIMES)
+    ts = next((stamp for stamp in stamps if stamp is not None), received_at)
+    return Fetched(
+        readings=readings_from(numbers, RAW_FIELDS, meter_id, ts),
+        extras=extras_from(numbers, RAW_EXTRAS, meter_id, ts),
+    )

@@ -1,0 +1,270 @@
+"""One metering point of an Intellimeter API account as a meterhub meter.
+
+Meter options (secrets only as ``env:NAME`` references, resolved at each login, never kept):
+
+    base_url   the API address; default ``https://api.intellimeter.ca``
+    key        reference to the account's API key: the vendor's recommended login
+    username   the API account's user name (literal, or a reference); used with ``password``
+    password   reference to the account's password; used when no ``key`` is given
+    point      the metering point's name (``MeterParam``); every call but ``discover`` needs it
+    timeout_s  seconds to wait for an answer; default 20
+
+The meter's ``tz`` must be the site's zone: the vendor stamps rows in local wall-clock time.
+
+The session cookie is kept in the token cache, reused across restarts, and re-established once
+when the vendor answers 401. The key is read from its reference at every login, so a rotated key
+(``rotate_key`` or the vendor's ``POST /key``) takes effect as soon as the reference holds it.
+
+Intellimeter documents no rate limit. The limits in :data:`QUOTAS` are our own, polite ones:
+``/data`` and ``/interval`` change every 5 minutes, so 12 calls an hour per metering point (one
+per 5 minutes, with room for a retry after a re-login); ``/file`` exports 7 days per call.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import ClassVar, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from meterhub.config import resolve_secret
+from meterhub.errors import ConfigError, InputError, QuotaExceeded, VendorAuthError
+from meterhub.model import IntervalEnergy, Meter
+from meterhub.vendors.base import ConnectorContext, Discovered, Fetched, QuotaRule, meter_option
+
+from . import mapping
+from .client import DEFAULT_TIMEOUT_S, IntellimeterClient
+
+__all__ = ["FILE_CHUNK_DAYS", "QUOTAS", "IntellimeterConnector"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+QUOTAS: tuple[QuotaRule, ...] = (
+    QuotaRule("session", limit=10, window_s=3600, scope="account"),
+    QuotaRule("data", limit=12, window_s=3600, scope="meter"),
+    QuotaRule("interval", limit=12, window_s=3600, scope="meter"),
+    QuotaRule("file", limit=60, window_s=3600, scope="meter"),
+    QuotaRule("point", limit=60, window_s=3600, scope="account"),
+    QuotaRule("key", limit=5, window_s=86_400, scope="account"),
+)
+"""Our polite limits (the vendor documents none); see the module docstring."""
+FILE_CHUNK_DAYS = 7
+"""Local days asked of ``/file`` per call during a backfill."""
+_CREDENTIAL_OPTIONS = ("base_url", "key", "username", "password", "timeout_s")
+_REFERENCE_PREFIX = "env:"
+
+
+@dataclass(frozen=True, slots=True)
+class _Login:
+    """How a meter logs in: option values, which name secrets and never hold them."""
+
+    key_ref: str | None
+    username: str | None
+    password_ref: str | None
+
+    @classmethod
+    def from_meter(cls, meter: Meter) -> _Login:
+        """Read the login options of ``meter``; raise ConfigError when none is complete."""
+        options = meter.options
+        login = cls(options.get("key"), options.get("username"), options.get("password"))
+        if login.key_ref is None and (login.username is None or login.password_ref is None):
+            raise ConfigError(
+                f"meter {meter.id!r} (intellimeter) needs the option 'key', "
+                "or 'username' and 'password' (secrets as env:NAME)"
+            )
+        return login
+
+    @property
+    def account(self) -> str:
+        """Return a secret-free name of the account, for quota and token keys."""
+        return f"key={self.key_ref}" if self.key_ref else f"user={self.username}"
+
+    def describe(self) -> str:
+        """Say which credentials were used, naming references but never values."""
+        if self.key_ref:
+            return f"the API key in {self.key_ref} (a rotated key replaces the old one)"
+        return f"user {self.username!r} and the password in {self.password_ref}"
+
+    def form(self) -> dict[str, str]:
+        """Return the login form with the secrets resolved now."""
+        if self.key_ref:
+            return {"key": resolve_secret(self.key_ref)}
+        if self.username is None or self.password_ref is None:
+            raise ConfigError("an Intellimeter login needs a key, or a username and a password")
+        username = self.username
+        if username.startswith(_REFERENCE_PREFIX):
+            username = resolve_secret(username)
+        return {"username": username, "password": resolve_secret(self.password_ref)}
+
+
+def _zone(meter: Meter) -> ZoneInfo:
+    try:
+        return ZoneInfo(meter.tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"meter {meter.id!r} has an unknown time zone {meter.tz!r}") from exc
+
+
+def _timeout_s(meter: Meter, default_s: float) -> float:
+    text = meter_option(meter, "timeout_s", str(default_s))
+    try:
+        timeout_s = float(text)
+    except ValueError:
+        timeout_s = -1.0
+    if not 0 < timeout_s < float("inf"):
+        raise ConfigError(f"meter {meter.id!r} option timeout_s={text!r} is not a positive number")
+    return timeout_s
+
+
+def _suggested_id(point: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", point.lower()).strip("-")
+    return f"intellimeter-{slug or 'point'}"
+
+
+class IntellimeterConnector:
+    """Latest readings, 5-minute energies and history of one Intellimeter metering point."""
+
+    vendor: ClassVar[str] = "intellimeter"
+    quotas: ClassVar[tuple[QuotaRule, ...]] = QUOTAS
+    min_interval_s: ClassVar[int] = 300
+    default_base_url: ClassVar[str] = "https://api.intellimeter.ca"
+    history_chunk_s: ClassVar[int] = FILE_CHUNK_DAYS * 86_400
+    """One ``history`` call of this span (7 local days) makes one ``/file`` call."""
+    history_quota: ClassVar[str] = "file"
+
+    def __init__(self, meter: Meter, context: ConnectorContext) -> None:
+        self.meter = meter
+        self._context = context
+        base_url = meter_option(meter, "base_url", self.default_base_url).rstrip("/")
+        timeout_s = _timeout_s(meter, DEFAULT_TIMEOUT_S)
+        self._client = IntellimeterClient(context.client, base_url, timeout_s)
+        self._login = _Login.from_meter(meter)
+        self._zone = _zone(meter)
+        self._account_scope = f"{base_url}|{self._login.account}"
+        self._token_key = f"session|{self._account_scope}"
+        self._cookie: str | None = None
+
+    def __repr__(self) -> str:
+        return f"IntellimeterConnector(meter={self.meter.id!r}, base_url={self._client.base_url!r})"
+
+    # --- session --------------------------------------------------------------------------
+    async def _session(self) -> tuple[str, bool]:
+        """Return the session cookie and whether it was opened just now."""
+        if self._cookie is None:
+            self._cookie = await self._context.tokens.get(self._token_key, margin_s=0.0)
+        if self._cookie is not None:
+            return self._cookie, False
+        await self._context.quotas.acquire("session", self._account_scope)
+        try:
+            cookie = await self._client.open_session(self._login.form())
+        except VendorAuthError as exc:
+            raise VendorAuthError(f"{exc}; check {self._login.describe()}") from exc
+        await self._context.tokens.put(self._token_key, cookie, None)
+        self._cookie = cookie
+        return cookie, True
+
+    async def _forget_session(self) -> None:
+        self._cookie = None
+        await self._context.tokens.forget(self._token_key)
+
+    async def _call(self, rule: str, scope_key: str, fetch: Callable[[str], Awaitable[T]]) -> T:
+        """Take a quota slot and call ``fetch(cookie)``; on 401 log in again once and retry."""
+        cookie, fresh = await self._session()
+        await self._context.quotas.acquire(rule, scope_key)
+        try:
+            return await fetch(cookie)
+        except VendorAuthError:
+            if fresh:
+                raise
+            log.info("Intellimeter session of meter %s was refused; logging in again", self.meter.id)
+            await self._forget_session()
+        cookie, _ = await self._session()
+        await self._context.quotas.acquire(rule, scope_key)
+        return await fetch(cookie)
+
+    # --- the Connector protocol -----------------------------------------------------------
+    def _point(self) -> str:
+        return meter_option(self.meter, "point")
+
+    async def latest(self) -> Fetched:
+        """Return the point's newest register reading and its latest 5-minute energy."""
+        point, now = self._point(), self._context.now()
+        document = await self._call("data", self.meter.id, self._client.data)
+        rows = mapping.point_rows(document, self._zone, now)
+        readings = mapping.register_readings(rows, self.meter.id, point)
+        if not readings:
+            log.debug("Intellimeter /data has no row for point %r (offline?)", point)
+        return Fetched(readings=readings, intervals=await self._latest_intervals(point, now))
+
+    async def _latest_intervals(self, point: str, now: datetime) -> list[IntervalEnergy]:
+        try:
+            document = await self._call("interval", self.meter.id, self._client.interval)
+        except QuotaExceeded as exc:
+            log.debug("skipping Intellimeter /interval for meter %s: %s", self.meter.id, exc)
+            return []
+        rows = mapping.point_rows(document, self._zone, now)
+        return mapping.interval_records(rows, self.meter.id, point)
+
+    async def history(self, start: datetime, end: datetime) -> AsyncIterator[Fetched]:
+        """Yield the point's register readings in [start, end), 7 local days per ``/file`` call."""
+        if start.tzinfo is None or end.tzinfo is None:
+            raise InputError("history needs timezone-aware start and end")
+        point = self._point()
+        end = min(end, self._context.now())
+        if end <= start:
+            return
+        day = start.astimezone(self._zone).date()
+        last_day = (end - timedelta(microseconds=1)).astimezone(self._zone).date()
+        while day <= last_day:
+            chunk_last = min(day + timedelta(days=FILE_CHUNK_DAYS - 1), last_day)
+            fetch = functools.partial(self._export, day=day, last=chunk_last, point=point)
+            document = await self._call("file", self.meter.id, fetch)
+            rows = mapping.point_rows(document, self._zone)
+            readings = [
+                reading
+                for reading in mapping.register_readings(rows, self.meter.id, point)
+                if start <= reading.ts < end
+            ]
+            if readings:
+                yield Fetched(readings=readings)
+            day = chunk_last + timedelta(days=1)
+
+    async def _export(self, cookie: str, *, day: date, last: date, point: str) -> object:
+        return await self._client.file(cookie, day, last, point)
+
+    async def discover(self) -> list[Discovered]:
+        """Return every metering point ``/data`` lists, with its phases from ``/point``."""
+        document = await self._call("data", self.meter.id, self._client.data)
+        rows = mapping.point_rows(document, self._zone, self._context.now())
+        shared = {key: self.meter.options[key] for key in _CREDENTIAL_OPTIONS if key in self.meter.options}
+        found: list[Discovered] = []
+        for name in mapping.point_names(rows):
+            fetch = functools.partial(self._client.point, name=name)
+            info = await self._call("point", self._account_scope, fetch)
+            found.append(
+                Discovered(
+                    suggested_id=_suggested_id(name),
+                    vendor=self.vendor,
+                    phases=mapping.point_phases(info),
+                    name=name,
+                    options={**shared, "point": name},
+                    tz=self.meter.tz,
+                )
+            )
+        return found
+
+    async def set_relay(self, on: bool) -> bool:
+        """Refuse: Intellimeter offers no relay."""
+        raise InputError(f"meter {self.meter.id!r}: the Intellimeter API offers no relay to switch")
+
+    async def rotate_key(self) -> str:
+        """Generate a new API key and return it; the old key stops working at once.
+
+        Put the new key where the ``key`` option's reference points before the next login.
+        """
+        return await self._call("key", self._account_scope, self._client.rotate_key)
