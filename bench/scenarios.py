@@ -9,6 +9,7 @@ from bench.fixtures import Context
 from bench.harness import Result
 from bench.scenarios_ingest import ingest_backfill, ingest_poll_order
 from bench.scenarios_latest import latest_all
+from bench.scenarios_parse import parse_payloads
 from bench.scenarios_reads import downsample_year, energy_days_year, offline_year, power_stats_7d
 from bench.scenarios_storage import storage
 
@@ -31,6 +32,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(("latest_all",), latest_all),
     Scenario(("power_stats_7d",), power_stats_7d),
     Scenario(("offline_year",), offline_year),
+    Scenario(("parse_payloads",), parse_payloads),
     Scenario(("storage_bytes", "storage_rollup_share"), storage),
 )
 

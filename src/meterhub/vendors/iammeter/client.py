@@ -1,0 +1,188 @@
+"""Raw calls to the IAMMETER cloud API (``/api/v1``) on an injected ``httpx.AsyncClient``.
+
+Every failure becomes a typed meterhub error raised ``from`` its cause: timeouts, refused or
+dropped connections, HTTP 5xx and truncated or non-JSON bodies are :class:`VendorUnavailable`;
+HTTP 401/403 and a failure envelope about the token or login are :class:`VendorAuthError`
+(other failure envelopes are :class:`PayloadError` with the vendor's message);
+HTTP 429 and the empty body the vendor sends over its quotas ("the API will return nothing") are
+:class:`QuotaExceeded` and never count as data. The token travels in the ``token`` header (which
+the vendor accepts as well as ``?token=``), so no URL, log line or error ever carries it.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+
+from meterhub.errors import (
+    ConfigError,
+    PayloadError,
+    QuotaExceeded,
+    VendorAuthError,
+    VendorUnavailable,
+)
+from meterhub.vendors.iammeter import mapping
+
+__all__ = ["DEFAULT_BASE_URL", "EMPTY_BODY_RETRY_S", "IammeterClient", "request_deadline_s"]
+
+DEFAULT_BASE_URL = "https://www.iammeter.com"
+"""The vendor's address, as the seed document gives it."""
+EMPTY_BODY_RETRY_S = 300.0
+"""Back-off after an empty answer: the documented spacing of meterdata polls (5 minutes)."""
+_API = "/api/v1"
+
+
+def request_deadline_s(http: httpx.AsyncClient) -> float | None:
+    """Return the whole-request deadline the client's timeouts imply (None: no limit)."""
+    timeout = http.timeout
+    parts = [t for t in (timeout.connect, timeout.write, timeout.read) if t is not None]
+    return sum(parts) if parts else None
+
+
+class IammeterClient:
+    """The vendor's routes as methods returning decoded JSON whose envelope says success."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str = DEFAULT_BASE_URL) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._host = urlsplit(self._base_url).hostname or self._base_url
+
+    @property
+    def host(self) -> str:
+        """Return the host name of the API (the scope of the per-IP login quota)."""
+        return self._host
+
+    def __repr__(self) -> str:
+        return f"IammeterClient(base_url={self._base_url!r})"
+
+    async def login(self, user_name: str, password: str) -> str:
+        """Log in and return the account's token."""
+        body = {"userName": user_name, "password": password}
+        data = mapping.unwrap(await self._call("POST", "/user/login", json=body))
+        token = data.get("token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise PayloadError("IAMMETER login answered without a token")
+        return token
+
+    async def meterdata(self, token: str, sn: str, *, advanced: bool = True) -> Any:
+        """GET meterdata2/{sn} (with the power factor) or meterdata/{sn}: the latest upload."""
+        route = "meterdata2" if advanced else "meterdata"
+        return await self._call("GET", f"/site/{route}/{sn}", token=token)
+
+    async def meterdatalist(self, token: str, sn: str, first_day: date, last_day: date,
+                            interval_s: int, *, advanced: bool = True) -> Any:
+        """GET meterdatalist2/{sn} or meterdatalist/{sn}: history rows of whole days (inclusive)."""
+        route = "meterdatalist2" if advanced else "meterdatalist"
+        params = {"startTime": first_day.isoformat(), "endTime": last_day.isoformat(),
+                  "interval": str(interval_s)}
+        return await self._call("GET", f"/site/{route}/{sn}", token=token, params=params)
+
+    async def metersdata(self, token: str) -> Any:
+        """GET metersdata: the latest upload of every meter of the account."""
+        return await self._call("GET", "/site/metersdata", token=token)
+
+    async def energyhistory(self, token: str, place_id: str, first_day: date, end_day: date,
+                            group_by: str) -> Any:
+        """GET energyhistory/{place_id}: kWh by ``hour`` or ``day``; ``end_day`` is exclusive."""
+        params = {"startTime": first_day.isoformat(), "endTime": end_day.isoformat(),
+                  "groupby": group_by}
+        return await self._call("GET", f"/site/energyhistory/{place_id}", token=token, params=params)
+
+    async def power_analysis(self, token: str, sn: str, first_day: date, last_day: date) -> Any:
+        """GET powerAnalysis: average, daytime average, minimum and maximum power."""
+        params = {"sn": sn, "startTime": first_day.isoformat(), "endTime": last_day.isoformat()}
+        return await self._call("GET", "/site/powerAnalysis", token=token, params=params)
+
+    async def offline_analysis(self, token: str, sn: str, first_day: date, last_day: date) -> Any:
+        """GET offlineAnalysis: the gaps in a meter's uploads."""
+        params = {"sn": sn, "startTime": first_day.isoformat(), "endTime": last_day.isoformat()}
+        return await self._call("GET", "/site/offlineAnalysis", token=token, params=params)
+
+    async def _call(self, method: str, route: str, *, token: str | None = None,
+                    params: dict[str, str] | None = None, json: object = None) -> Any:
+        what = f"IAMMETER {route}"
+        headers = {"token": token} if token is not None else None
+        response = await self._send(method, route, what, headers=headers, params=params, json=json)
+        status = response.status_code
+        error: Exception | None = None
+        if status in (401, 403):
+            error = VendorAuthError(f"{what}: the token or login was rejected (HTTP {status})")
+        elif status == 429:
+            error = QuotaExceeded(f"{what}: too many requests (HTTP 429)", _retry_after_s(response))
+        elif status >= 500:
+            error = VendorUnavailable(f"{what}: the server failed (HTTP {status})")
+        elif status >= 400:
+            error = _refusal(what, response)
+        elif not response.content.strip():
+            error = QuotaExceeded(f"{what}: the vendor answered nothing, as it does over its quotas",
+                                  retry_after_s=EMPTY_BODY_RETRY_S)
+        if error is not None:
+            raise error from _response_cause(response)
+        try:
+            payload = mapping.decode(response.content)
+        except PayloadError as exc:
+            raise VendorUnavailable(f"{what}: a truncated or non-JSON answer") from exc
+        _check_envelope(what, payload)
+        return payload
+
+    async def _send(self, method: str, route: str, what: str, **kwargs: Any) -> httpx.Response:
+        url = f"{self._base_url}{_API}{route}"
+        # Enforced here too, so a transport that ignores httpx timeouts (an in-process ASGI app)
+        # cannot hang a poll either.
+        deadline_s = request_deadline_s(self._http)
+        try:
+            with anyio.fail_after(deadline_s):
+                return await self._http.request(method, url, **kwargs)
+        except TimeoutError as exc:
+            raise VendorUnavailable(f"{what}: no answer within {deadline_s:g} s") from exc
+        except httpx.TimeoutException as exc:
+            raise VendorUnavailable(f"{what}: timed out ({type(exc).__name__})") from exc
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise ConfigError(f"IAMMETER base_url {self._base_url!r} is not usable: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise VendorUnavailable(f"{what}: no usable answer ({type(exc).__name__})") from exc
+
+
+def _check_envelope(what: str, payload: object) -> None:
+    """Raise the error a failure envelope means: a rejected token or login, or a refusal."""
+    message = mapping.failure_message(payload)
+    if message is None:
+        mapping.unwrap(payload)  # not an object: PayloadError
+        return
+    lowered = message.lower()
+    if "token" in lowered:
+        raise VendorAuthError(f"{what}: the token was rejected: {message}")
+    if "password" in lowered or "user name" in lowered:
+        raise VendorAuthError(f"{what}: the login was refused: {message}")
+    raise PayloadError(f"{what}: refused: {message}")
+
+
+def _refusal(what: str, response: httpx.Response) -> Exception:
+    """Return the error a 4xx answer means, with the vendor's own message when it gives one."""
+    try:
+        payload = mapping.decode(response.content)
+        if mapping.failure_message(payload) is not None:
+            _check_envelope(what, payload)
+    except (PayloadError, VendorAuthError) as exc:
+        return exc
+    return PayloadError(f"{what}: the request was refused (HTTP {response.status_code})")
+
+
+def _response_cause(response: httpx.Response, detail: str = "") -> httpx.HTTPStatusError:
+    """Return the answer as an exception to chain from; its message carries no URL (no secrets)."""
+    text = f"HTTP {response.status_code}{detail}"
+    return httpx.HTTPStatusError(text, request=response.request, response=response)
+
+
+def _retry_after_s(response: httpx.Response) -> float | None:
+    text = response.headers.get("retry-after", "")
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None

@@ -1,0 +1,239 @@
+"""The IAMMETER cloud connector: latest readings, history, discovery, quotas and the token.
+
+Meter options (secrets only as references such as ``env:IAMMETER_PASSWORD``, resolved at use):
+
+    base_url   the API's address; default https://www.iammeter.com (the seed's)
+    username   the account's user name, plain or a reference
+    password   a reference to the account's password
+    sn         the meter's serial number
+    place_id   optional: the "My Places" id whose hourly grid energy ``history`` also fetches
+
+The meter's ``tz`` must be the zone of the account (the vendor's local days and hours).
+
+The token is logged in for only when none is stored, kept in ``context.tokens`` (so a restart
+reuses it), and on rejection forgotten and logged in for once. Every call takes its slot in the
+persisted quota ledger first (:data:`QUOTAS`), so a refused call never reaches the vendor.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import date, datetime, timedelta
+from functools import partial
+from typing import ClassVar, TypeVar
+from zoneinfo import ZoneInfo
+
+from meterhub.config import resolve_secret
+from meterhub.errors import ConfigError, InputError, VendorAuthError
+from meterhub.model import Meter, Reading
+from meterhub.timeutil import get_zone
+from meterhub.vendors.base import ConnectorContext, Discovered, Fetched, QuotaRule, meter_option
+from meterhub.vendors.iammeter import mapping
+from meterhub.vendors.iammeter.client import DEFAULT_BASE_URL, IammeterClient
+
+__all__ = [
+    "ENERGYHISTORY_HOUR_DAYS",
+    "HISTORY_DAYS",
+    "MAX_LIST_ROWS",
+    "QUOTAS",
+    "IammeterConnector",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+QUOTAS: tuple[QuotaRule, ...] = (
+    QuotaRule("login_hourly", 5, 3600, "ip"),
+    QuotaRule("login_daily", 30, 86_400, "ip"),
+    QuotaRule("meterdata", 12, 3600, "meter"),
+    QuotaRule("powerAnalysis", 5, 86_400, "meter"),
+    QuotaRule("offlineAnalysis", 5, 86_400, "meter"),
+    QuotaRule("metersdata", 1, 300, "account"),
+)
+"""The seed's limits: login per IP (5/hour and 30/day), meterdata (and meterdata2) 12/hour,
+powerAnalysis and offlineAnalysis 5/day per SN, metersdata once per 5 minutes per account."""
+_LOGIN_RULES = ("login_hourly", "login_daily")
+
+HISTORY_DAYS = 30
+"""meterdatalist reaches back over the latest month only (the vendor allows 31 days)."""
+MAX_LIST_ROWS = 2000
+"""meterdatalist answers at most this many rows per call."""
+UPLOAD_INTERVAL_S = 60
+"""IAMMETER meters upload once a minute: the finest history interval."""
+ENERGYHISTORY_HOUR_DAYS = 7
+"""energyhistory grouped by hour covers at most 7 days per call (90 by day)."""
+_LONGEST_DAY_S = 25 * 3600  # a local day that leaves daylight saving time
+
+
+class IammeterConnector:
+    """One meter of an IAMMETER cloud account."""
+
+    vendor: ClassVar[str] = "iammeter"
+    quotas: ClassVar[tuple[QuotaRule, ...]] = QUOTAS
+    min_interval_s: ClassVar[int] = 300
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
+
+    def __init__(self, meter: Meter, context: ConnectorContext) -> None:
+        self.meter = meter
+        self._context = context
+        self._client = IammeterClient(context.client, meter_option(meter, "base_url", DEFAULT_BASE_URL))
+        try:
+            self._zone: ZoneInfo = get_zone(meter.tz)
+        except InputError as exc:
+            raise ConfigError(f"meter {meter.id!r}: {exc}") from exc
+        self._limits = {rule.name: rule.limit for rule in QUOTAS}
+
+    def __repr__(self) -> str:
+        return f"IammeterConnector(meter={self.meter.id!r})"
+
+    async def latest(self) -> Fetched:
+        """Return the meter's latest upload (meterdata2: with the power factor)."""
+        sn = self._sn()
+        payload = await self._call("meterdata", sn, lambda token: self._client.meterdata(token, sn))
+        return Fetched(readings=mapping.map_meterdata(payload, self.meter.id))
+
+    async def history(self, start: datetime, end: datetime) -> AsyncIterator[Fetched]:
+        """Yield readings of [start, end) within the latest month, then the place's hourly energy."""
+        _require_aware(start, end)
+        now = self._context.now()
+        async for fetched in self._list_history(max(start, now - timedelta(days=HISTORY_DAYS)),
+                                                min(end, now)):
+            yield fetched
+        place_id = self.meter.options.get("place_id")
+        if place_id:
+            async for fetched in self._place_history(place_id, start, min(end, now)):
+                yield fetched
+
+    async def discover(self) -> list[Discovered]:
+        """Return every meter of the account (metersdata), with the options to add it."""
+        payload = await self._call("metersdata", self._user_name(), self._client.metersdata)
+        return [
+            Discovered(
+                suggested_id=f"iammeter-{meter.sn.lower()}",
+                vendor=self.vendor,
+                phases=meter.phases,
+                name=f"IAMMETER {meter.sn}",
+                options=self._options_for(meter.sn),
+                tz=self.meter.tz,
+            )
+            for meter in mapping.metersdata_meters(payload)
+        ]
+
+    async def set_relay(self, on: bool) -> bool:
+        """Refuse: IAMMETER meters have no relay that the cloud API switches."""
+        raise ConfigError(f"meter {self.meter.id!r}: IAMMETER offers no relay control")
+
+    async def _list_history(self, start: datetime, end: datetime) -> AsyncIterator[Fetched]:
+        """Yield meterdatalist2 chunks of whole local days, each within MAX_LIST_ROWS rows."""
+        if start >= end:
+            return
+        sn = self._sn()
+        interval_s = max(UPLOAD_INTERVAL_S, self.meter.interval_s)
+        days_per_call = max(1, MAX_LIST_ROWS // math.ceil(_LONGEST_DAY_S / interval_s))
+        for first_day, last_day in _day_chunks(self._day(start), self._day(end, before=True),
+                                               days_per_call):
+            fetch = partial(self._client.meterdatalist, sn=sn, first_day=first_day,
+                            last_day=last_day, interval_s=interval_s)
+            payload = await self._call(None, sn, fetch)
+            readings = mapping.map_meterdatalist2(payload, self.meter.id)
+            yield Fetched(readings=_within(readings, start, end))
+
+    async def _place_history(self, place_id: str, start: datetime, end: datetime) -> AsyncIterator[Fetched]:
+        """Yield the place's complete hours of grid energy, 7 days per energyhistory call."""
+        if start >= end:
+            return
+        last_day = self._day(end, before=True)
+        for first_day, chunk_last in _day_chunks(self._day(start), last_day, ENERGYHISTORY_HOUR_DAYS):
+            fetch = partial(self._client.energyhistory, place_id=place_id, first_day=first_day,
+                            end_day=chunk_last + timedelta(days=1), group_by="hour")
+            payload = await self._call(None, place_id, fetch)
+            intervals = mapping.map_energyhistory(payload, self.meter.id, self._zone, "hour")
+            yield Fetched(intervals=[i for i in intervals if start <= i.start and i.end <= end])
+
+    async def _call(self, rule: str | None, scope_key: str,
+                    call: Callable[[str], Awaitable[T]]) -> T:
+        """Take the rule's quota slot, then call with the token; on rejection log in once more."""
+        if rule is not None:
+            await self._context.quotas.acquire(rule, scope_key)
+        token, fresh = await self._token()
+        try:
+            return await call(token)
+        except VendorAuthError:
+            if fresh:
+                raise
+            log.info("IAMMETER rejected the stored token of meter %s; logging in again", self.meter.id)
+            await self._context.tokens.forget(self._token_key())
+            token = await self._login()
+            if rule is not None:
+                await self._context.quotas.acquire(rule, scope_key)
+            return await call(token)
+
+    async def _token(self) -> tuple[str, bool]:
+        """Return the stored token (False) or a new one from a login (True)."""
+        stored = await self._context.tokens.get(self._token_key())
+        if stored is not None:
+            return stored, False
+        return await self._login(), True
+
+    async def _login(self) -> str:
+        """Log in within the per-IP login quotas and store the token."""
+        scope_key = self._client.host
+        quotas = self._context.quotas
+        for name in _LOGIN_RULES:  # check both windows first, so a full one costs no slot
+            if await quotas.used(name, scope_key) >= self._limits[name]:
+                await quotas.acquire(name, scope_key)  # raises QuotaExceeded with the wait
+        for name in _LOGIN_RULES:
+            await quotas.acquire(name, scope_key)
+        password = resolve_secret(meter_option(self.meter, "password"))
+        token = await self._client.login(self._user_name(), password)
+        await self._context.tokens.put(self._token_key(), token, None)
+        log.info("logged in to IAMMETER for meter %s", self.meter.id)
+        return token
+
+    def _token_key(self) -> str:
+        return f"{self._client.host}:{self._user_name()}"
+
+    def _user_name(self) -> str:
+        return _plain_or_secret(meter_option(self.meter, "username"))
+
+    def _sn(self) -> str:
+        return meter_option(self.meter, "sn").strip().upper()
+
+    def _day(self, ts: datetime, *, before: bool = False) -> date:
+        """Return the local day of ``ts`` (of the instant just before it, with ``before``)."""
+        return (ts - timedelta(microseconds=1) if before else ts).astimezone(self._zone).date()
+
+    def _options_for(self, sn: str) -> dict[str, str]:
+        options = {name: self.meter.options[name]
+                   for name in ("base_url", "username", "password") if name in self.meter.options}
+        options["sn"] = sn
+        place_id = self.meter.options.get("place_id")
+        if place_id and sn == self._sn():
+            options["place_id"] = place_id
+        return options
+
+
+def _plain_or_secret(value: str) -> str:
+    return resolve_secret(value) if value.startswith("env:") else value
+
+
+def _require_aware(*instants: datetime) -> None:
+    for ts in instants:
+        if ts.tzinfo is None or ts.utcoffset() is None:
+            raise InputError(f"{ts.isoformat()} has no time zone; meterhub works in aware UTC times")
+
+
+def _day_chunks(first_day: date, last_day: date, days: int) -> list[tuple[date, date]]:
+    """Return consecutive (first, last) day pairs of at most ``days`` days covering the range."""
+    chunks = []
+    while first_day <= last_day:
+        chunk_last = min(last_day, first_day + timedelta(days=days - 1))
+        chunks.append((first_day, chunk_last))
+        first_day = chunk_last + timedelta(days=1)
+    return chunks
+
+
+def _within(readings: Sequence[Reading], start: datetime, end: datetime) -> list[Reading]:
+    return [reading for reading in readings if start <= reading.ts < end]

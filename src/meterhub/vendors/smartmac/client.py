@@ -1,0 +1,129 @@
+"""Raw calls to a smart-MAC meter's local HTTP API (``GET /?page=getdata``).
+
+Every failure becomes a typed meterhub error raised ``from`` its cause: timeouts, refused or
+dropped connections, HTTP 5xx and empty, truncated or non-JSON bodies are
+:class:`VendorUnavailable`; HTTP 401/403 (wrong ``devid``/``devpass``) is
+:class:`VendorAuthError`; HTTP 429 (asked sooner than the device's rate class allows) is
+:class:`QuotaExceeded` with the device's ``Retry-After``. The PIN travels in the query string,
+as the device requires, so messages name the device's host only, never the URL.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+
+from meterhub.errors import (
+    ConfigError,
+    PayloadError,
+    QuotaExceeded,
+    VendorAuthError,
+    VendorUnavailable,
+)
+from meterhub.vendors.smartmac import mapping
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "REQUEST_RELAY_OFF",
+    "REQUEST_RELAY_ON",
+    "SmartmacClient",
+    "request_deadline_s",
+]
+
+DEFAULT_BASE_URL = "http://192.168.4.1"
+"""The device's address in the seed's sample request (its own access point)."""
+
+# The seed contradicts itself on the relay (see mapping.REPORTED_RELAY_ON): in a *request*,
+# "pout" follows its request section, "0 - turn-on / 1 - turn-off".
+REQUEST_RELAY_ON = "0"
+"""``&pout=0`` in a request turns the external load on."""
+REQUEST_RELAY_OFF = "1"
+"""``&pout=1`` in a request turns the external load off."""
+
+
+def request_deadline_s(http: httpx.AsyncClient) -> float | None:
+    """Return the whole-request deadline the client's timeouts imply (None: no limit)."""
+    timeout = http.timeout
+    parts = [t for t in (timeout.connect, timeout.write, timeout.read) if t is not None]
+    return sum(parts) if parts else None
+
+
+class SmartmacClient:
+    """One device's ``getdata`` page, returning the decoded answer."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str = DEFAULT_BASE_URL) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._host = urlsplit(self._base_url).hostname or self._base_url
+
+    def __repr__(self) -> str:
+        return f"SmartmacClient(base_url={self._base_url!r})"
+
+    async def getdata(self, devid: str, devpass: str, *, relay_on: bool | None = None) -> Any:
+        """GET ``?page=getdata``; with ``relay_on`` also switch the external-load relay."""
+        params = {"page": "getdata", "devid": devid, "devpass": devpass}
+        if relay_on is not None:
+            params["pout"] = REQUEST_RELAY_ON if relay_on else REQUEST_RELAY_OFF
+        what = f"smart-MAC device {self._host}"
+        response = await self._send(params, what)
+        status = response.status_code
+        error: Exception | None = None
+        if status in (401, 403):
+            error = VendorAuthError(f"{what} refused the devid/devpass (HTTP {status}){_said(response)}")
+        elif status == 429:
+            error = QuotaExceeded(f"{what}: asked too often (HTTP 429){_said(response)}",
+                                  _retry_after_s(response))
+        elif status >= 500:
+            error = VendorUnavailable(f"{what} failed (HTTP {status})")
+        elif status >= 400:
+            error = PayloadError(f"{what} refused the request (HTTP {status}){_said(response)}")
+        elif not response.content.strip():
+            error = VendorUnavailable(f"{what} answered nothing")
+        if error is not None:
+            raise error from _response_cause(response)
+        try:
+            return mapping.decode(response.content)
+        except PayloadError as exc:
+            raise VendorUnavailable(f"{what}: a truncated or non-JSON answer") from exc
+
+    async def _send(self, params: dict[str, str], what: str) -> httpx.Response:
+        deadline_s = request_deadline_s(self._http)
+        try:
+            with anyio.fail_after(deadline_s):
+                return await self._http.get(f"{self._base_url}/", params=params)
+        except TimeoutError as exc:
+            raise VendorUnavailable(f"{what}: no answer within {deadline_s:g} s") from exc
+        except httpx.TimeoutException as exc:
+            raise VendorUnavailable(f"{what}: timed out ({type(exc).__name__})") from exc
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise ConfigError(f"smart-MAC base_url {self._base_url!r} is not usable: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise VendorUnavailable(f"{what}: no usable answer ({type(exc).__name__})") from exc
+
+
+def _said(response: httpx.Response) -> str:
+    """Return ``: <the device's error text>`` when its answer carries one, else ""."""
+    try:
+        answer = mapping.decode(response.content)
+    except PayloadError:
+        return ""
+    error = answer.get("error") if isinstance(answer, dict) else None
+    return f": {error}" if isinstance(error, str) and error else ""
+
+
+def _response_cause(response: httpx.Response, detail: str = "") -> httpx.HTTPStatusError:
+    """Return the answer as an exception to chain from; its message carries no URL (no secrets)."""
+    text = f"HTTP {response.status_code}{detail}"
+    return httpx.HTTPStatusError(text, request=response.request, response=response)
+
+
+def _retry_after_s(response: httpx.Response) -> float | None:
+    try:
+        seconds = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None

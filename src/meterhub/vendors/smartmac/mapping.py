@@ -1,0 +1,257 @@
+"""Pure functions from smart-MAC ``getdata`` answers to the canonical model.
+
+The device's answer is not strict JSON: the ``br0..br2`` names hold a raw line break. Every
+value is a string, sometimes padded with spaces (``"  586"``). Fields are mapped declaratively
+(:data:`PHASE_FIELDS`): each reading field is the sum of device keys times a factor, so Wh
+becomes kWh and reverse power becomes negative (export) power. Newer firmware adds ``Fr1..3``
+per line and the totals ``A``, ``W`` and ``TWh``. A single-line device has phase 0 only; a
+three-line device has phases 1..3 and their total as phase 0. Anything that cannot be mapped
+raises :class:`PayloadError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from operator import itemgetter
+from typing import Any, cast
+
+import orjson
+
+from meterhub.errors import PayloadError
+from meterhub.model import PHASE_TOTAL, READING_FIELDS, Extra, Reading
+
+__all__ = [
+    "EXTRA_FIELDS",
+    "LINES",
+    "PHASE_FIELDS",
+    "REPORTED_RELAY_OFF",
+    "REPORTED_RELAY_ON",
+    "TOTAL_FIELDS",
+    "DeviceField",
+    "DeviceSnapshot",
+    "decode",
+    "device_time",
+    "map_getdata",
+    "relay_state",
+]
+
+# The seed contradicts itself on the relay (see client.REQUEST_RELAY_ON): in an *answer*,
+# "pout" follows its JSON comment, "relay status 0-Off / 1-On".
+REPORTED_RELAY_ON = "1"
+"""``"pout": "1"`` in an answer: the relay is on."""
+REPORTED_RELAY_OFF = "0"
+"""``"pout": "0"`` in an answer: the relay is off."""
+
+WH_PER_KWH = 1000.0
+LINES = (1, 2, 3)
+"""The device's measuring lines; per-line keys carry the number as a suffix (``V1``)."""
+LIVE_PHASE_MIN_V = 50.0
+"""Below this a line is not connected and stays out of the phase-0 voltage mean."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceField:
+    """A reading field as the sum of device values, each times its factor: ``(key, factor)``."""
+
+    target: str
+    terms: tuple[tuple[str, float], ...]
+
+
+PHASE_FIELDS: tuple[DeviceField, ...] = (
+    DeviceField("voltage_v", (("V", 1.0),)),
+    DeviceField("current_a", (("A", 1.0),)),
+    DeviceField("power_w", (("W", 1.0), ("rW", -1.0))),  # import minus reverse (export) power
+    DeviceField("power_factor", (("PF", 1.0),)),
+    DeviceField("frequency_hz", (("Fr", 1.0),)),  # newer firmware
+    DeviceField("energy_import_kwh", (("Wh", 1 / WH_PER_KWH),)),
+    DeviceField("energy_export_kwh", (("rWh", 1 / WH_PER_KWH),)),
+)
+"""Per-line fields; keys get the line number appended."""
+
+TOTAL_FIELDS: tuple[DeviceField, ...] = (
+    DeviceField("current_a", (("A", 1.0),)),
+    DeviceField("energy_import_kwh", (("TWh", 1 / WH_PER_KWH),)),
+)
+"""Newer firmware's device-wide totals, preferred for phase 0. Its total ``W`` is import power
+only (no reverse total is sent), so phase-0 power stays the exact sum of the lines' net power."""
+
+EXTRA_FIELDS: tuple[tuple[str, str], ...] = (("T", "temperature_c"),)
+"""Device values that become named extras: (key in ``data``, extra name)."""
+RELAY_EXTRA = "relay_on"
+POWER_LIMIT_EXTRA = "power_limit_w"
+"""Newer firmware's top-level ``powset``."""
+
+
+def _live_mean(values: Sequence[Any]) -> float | None:
+    live = [v for v in values if v >= LIVE_PHASE_MIN_V]
+    return sum(live) / len(live) if live else None
+
+
+PhaseRule = Callable[[Sequence[Any]], float | None]
+"""Makes phase 0's value of a field from the phases' values (floats; typed loosely so the hot
+loop needs no casts)."""
+_FIRST: PhaseRule = itemgetter(0)
+
+PHASE_TOTAL_RULES: dict[str, PhaseRule | None] = {
+    "voltage_v": _live_mean,
+    "current_a": sum,
+    "power_w": sum,
+    "reactive_power_var": None,
+    "power_factor": None,  # not derivable from the lines' power factors alone
+    "frequency_hz": _FIRST,
+    "energy_import_kwh": sum,
+    "energy_export_kwh": sum,
+    "reactive_import_kvarh": None,
+    "reactive_export_kvarh": None,
+}
+"""How phase 0 is made from the lines of a multi-line device."""
+
+Plan = tuple[tuple[int, str, float], ...]
+"""(index in READING_FIELDS, suffixed key, factor) of each term a device may send."""
+Values = list[float | None]
+"""A line's values in READING_FIELDS order."""
+
+
+def _plan(fields: tuple[DeviceField, ...], suffix: str) -> Plan:
+    """Return where each field goes and its terms with keys suffixed."""
+    return tuple((READING_FIELDS.index(f.target), f"{key}{suffix}", factor)
+                 for f in fields for key, factor in f.terms)
+
+
+_LINE_PLANS: tuple[Plan, ...] = tuple(_plan(PHASE_FIELDS, str(line)) for line in LINES)
+_TOTAL_PLAN: Plan = _plan(TOTAL_FIELDS, "")
+_RULES = tuple(PHASE_TOTAL_RULES[name] for name in READING_FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSnapshot:
+    """One ``getdata`` answer in the model: readings, extras and the relay state."""
+
+    readings: list[Reading]
+    extras: list[Extra]
+    relay_on: bool | None
+    phases: int
+
+
+def decode(body: bytes) -> Any:
+    """Parse a device answer: JSON whose strings may hold raw line breaks (``br0..br2``)."""
+    try:
+        # Escaping raw breaks is exact when they sit inside strings (a backslash outside one is
+        # invalid JSON, so any other case fails here and takes the lenient parser below).
+        return orjson.loads(body.replace(b"\r", b"\\r").replace(b"\n", b"\\n"))
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body.decode("utf-8", errors="replace"), strict=False)
+    except (ValueError, RecursionError) as exc:
+        raise PayloadError(f"smart-MAC answered something that is not JSON: {exc}") from exc
+
+
+def _values(data: dict[str, Any], plan: Plan) -> Values:
+    """Return the plan's fields from ``data``; raise PayloadError on a malformed value."""
+    values: Values = [None] * len(READING_FIELDS)
+    checksum = 0.0
+    try:
+        for index, key, factor in plan:
+            entry = data.get(key)
+            if entry is not None:
+                number = float(entry["value"]) * factor  # float() strips the padding
+                checksum += number
+                known = values[index]
+                values[index] = number if known is None else known + number
+    except (TypeError, KeyError, ValueError) as exc:
+        raise PayloadError(f"smart-MAC data has a value that is not a number: {exc}") from exc
+    if checksum - checksum != 0.0:  # NaN or infinity somewhere
+        raise PayloadError(f"smart-MAC data has a value that is not finite: {values}")
+    return values
+
+
+def _phase_total(lines: list[Values], totals: Values) -> Values:
+    """Return phase 0 from the lines' known values; the device's own totals win."""
+    result: list[float | None] = []
+    for rule, column, total in zip(_RULES, zip(*lines), totals):  # noqa: B905 - one per field
+        if total is not None:
+            result.append(total)
+        elif rule is not None and None not in column:
+            result.append(rule(column))
+        elif rule is None or column.count(None) == len(column):
+            result.append(None)
+        else:
+            result.append(rule([v for v in column if v is not None]))
+    return result
+
+
+def device_time(answer: object) -> datetime | None:
+    """Return the answer's ``time`` (UNIX seconds as text), or None when it has none."""
+    if type(answer) is not dict or answer.get("time") is None:
+        return None
+    try:
+        return datetime.fromtimestamp(float(answer["time"]), UTC)
+    except (TypeError, ValueError, OverflowError, OSError) as exc:
+        raise PayloadError(f"smart-MAC time {answer['time']!r} is not UNIX seconds") from exc
+
+
+def relay_state(answer: object) -> bool | None:
+    """Return the relay state an answer reports (``pout``), or None when it reports none."""
+    if type(answer) is not dict or answer.get("pout") is None:
+        return None
+    pout = answer["pout"]
+    text = pout.strip() if isinstance(pout, str) else pout
+    if text == REPORTED_RELAY_ON:
+        return True
+    if text == REPORTED_RELAY_OFF:
+        return False
+    raise PayloadError(f"smart-MAC pout {pout!r} is neither {REPORTED_RELAY_OFF} nor {REPORTED_RELAY_ON}")
+
+
+def map_getdata(answer: object, meter_id: str, ts: datetime | None = None) -> DeviceSnapshot:
+    """Map a ``getdata`` answer at ``ts`` (default: the device's own ``time``)."""
+    if type(answer) is not dict:
+        raise PayloadError("smart-MAC answered JSON that is not an object")
+    if "error" in answer:
+        raise PayloadError(f"smart-MAC device error: {answer['error']!r}")
+    data = answer.get("data")
+    if type(data) is not dict:
+        raise PayloadError("smart-MAC answer has no data object")
+    ts = ts or device_time(answer)
+    if ts is None:
+        raise PayloadError("smart-MAC answer has no time")
+    lines = [values for values in (_values(data, plan) for plan in _LINE_PLANS)
+             if values.count(None) != len(values)]
+    if not lines:
+        raise PayloadError("smart-MAC data has no measuring line (V1, A1, W1, ...)")
+    if len(lines) == 1:
+        readings = [Reading(meter_id, ts, PHASE_TOTAL, *lines[0])]
+    else:
+        readings = [Reading(meter_id, ts, PHASE_TOTAL, *_phase_total(lines, _values(data, _TOTAL_PLAN)))]
+        readings.extend(Reading(meter_id, ts, phase, *values) for phase, values in enumerate(lines, 1))
+    relay_on = relay_state(answer)
+    return DeviceSnapshot(readings, _extras(answer, data, meter_id, ts, relay_on), relay_on, len(lines))
+
+
+def _extras(answer: dict[str, Any], data: dict[str, Any], meter_id: str, ts: datetime,
+            relay_on: bool | None) -> list[Extra]:
+    extras = []
+    for key, name in EXTRA_FIELDS:
+        entry = data.get(key)
+        if entry is not None:
+            value = _scalar(entry.get("value") if type(entry) is dict else entry, key)
+            extras.append(Extra(meter_id, ts, name, value))
+    if relay_on is not None:
+        extras.append(Extra(meter_id, ts, RELAY_EXTRA, 1.0 if relay_on else 0.0))
+    if answer.get("powset") is not None:
+        extras.append(Extra(meter_id, ts, POWER_LIMIT_EXTRA, _scalar(answer["powset"], "powset")))
+    return extras
+
+
+def _scalar(value: object, key: str) -> float:
+    try:
+        number = float(cast(str, value))
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"smart-MAC {key} {value!r} is not a number") from exc
+    if number - number != 0.0:
+        raise PayloadError(f"smart-MAC {key} {value!r} is not finite")
+    return number
