@@ -11,24 +11,22 @@ the vendor accepts as well as ``?token=``), so no URL, log line or error ever ca
 
 from __future__ import annotations
 
-import math
 from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 import httpx
 
 from meterhub.errors import (
-    ConfigError,
     PayloadError,
     QuotaExceeded,
     VendorAuthError,
     VendorUnavailable,
 )
+from meterhub.vendors.http import response_cause, retry_after_s, send
 from meterhub.vendors.iammeter import mapping
 
-__all__ = ["DEFAULT_BASE_URL", "EMPTY_BODY_RETRY_S", "IammeterClient", "request_deadline_s"]
+__all__ = ["DEFAULT_BASE_URL", "EMPTY_BODY_RETRY_S", "IammeterClient"]
 
 DEFAULT_BASE_URL = "https://www.iammeter.com"
 """The vendor's address, as the seed document gives it."""
@@ -37,11 +35,6 @@ EMPTY_BODY_RETRY_S = 300.0
 _API = "/api/v1"
 
 
-def request_deadline_s(http: httpx.AsyncClient) -> float | None:
-    """Return the whole-request deadline the client's timeouts imply (None: no limit)."""
-    timeout = http.timeout
-    parts = [t for t in (timeout.connect, timeout.write, timeout.read) if t is not None]
-    return sum(parts) if parts else None
 
 
 class IammeterClient:
@@ -113,7 +106,7 @@ class IammeterClient:
         if status in (401, 403):
             error = VendorAuthError(f"{what}: the token or login was rejected (HTTP {status})")
         elif status == 429:
-            error = QuotaExceeded(f"{what}: too many requests (HTTP 429)", _retry_after_s(response))
+            error = QuotaExceeded(f"{what}: too many requests (HTTP 429)", retry_after_s(response))
         elif status >= 500:
             error = VendorUnavailable(f"{what}: the server failed (HTTP {status})")
         elif status >= 400:
@@ -122,7 +115,7 @@ class IammeterClient:
             error = QuotaExceeded(f"{what}: the vendor answered nothing, as it does over its quotas",
                                   retry_after_s=EMPTY_BODY_RETRY_S)
         if error is not None:
-            raise error from _response_cause(response)
+            raise error from response_cause(response)
         try:
             payload = mapping.decode(response.content)
         except PayloadError as exc:
@@ -132,20 +125,7 @@ class IammeterClient:
 
     async def _send(self, method: str, route: str, what: str, **kwargs: Any) -> httpx.Response:
         url = f"{self._base_url}{_API}{route}"
-        # Enforced here too, so a transport that ignores httpx timeouts (an in-process ASGI app)
-        # cannot hang a poll either.
-        deadline_s = request_deadline_s(self._http)
-        try:
-            with anyio.fail_after(deadline_s):
-                return await self._http.request(method, url, **kwargs)
-        except TimeoutError as exc:
-            raise VendorUnavailable(f"{what}: no answer within {deadline_s:g} s") from exc
-        except httpx.TimeoutException as exc:
-            raise VendorUnavailable(f"{what}: timed out ({type(exc).__name__})") from exc
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise ConfigError(f"IAMMETER base_url {self._base_url!r} is not usable: {exc}") from exc
-        except httpx.TransportError as exc:
-            raise VendorUnavailable(f"{what}: no usable answer ({type(exc).__name__})") from exc
+        return await send(self._http, method, url, what=what, address=self._base_url, **kwargs)
 
 
 def _check_envelope(what: str, payload: object) -> None:
@@ -173,16 +153,5 @@ def _refusal(what: str, response: httpx.Response) -> Exception:
     return PayloadError(f"{what}: the request was refused (HTTP {response.status_code})")
 
 
-def _response_cause(response: httpx.Response, detail: str = "") -> httpx.HTTPStatusError:
-    """Return the answer as an exception to chain from; its message carries no URL (no secrets)."""
-    text = f"HTTP {response.status_code}{detail}"
-    return httpx.HTTPStatusError(text, request=response.request, response=response)
 
 
-def _retry_after_s(response: httpx.Response) -> float | None:
-    text = response.headers.get("retry-after", "")
-    try:
-        seconds = float(text)
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None

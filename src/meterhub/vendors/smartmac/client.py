@@ -10,20 +10,18 @@ as the device requires, so messages name the device's host only, never the URL.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 import httpx
 
 from meterhub.errors import (
-    ConfigError,
     PayloadError,
     QuotaExceeded,
     VendorAuthError,
     VendorUnavailable,
 )
+from meterhub.vendors.http import response_cause, retry_after_s, send
 from meterhub.vendors.smartmac import mapping
 
 __all__ = [
@@ -31,7 +29,6 @@ __all__ = [
     "REQUEST_RELAY_OFF",
     "REQUEST_RELAY_ON",
     "SmartmacClient",
-    "request_deadline_s",
 ]
 
 DEFAULT_BASE_URL = "http://192.168.4.1"
@@ -45,11 +42,6 @@ REQUEST_RELAY_OFF = "1"
 """``&pout=1`` in a request turns the external load off."""
 
 
-def request_deadline_s(http: httpx.AsyncClient) -> float | None:
-    """Return the whole-request deadline the client's timeouts imply (None: no limit)."""
-    timeout = http.timeout
-    parts = [t for t in (timeout.connect, timeout.write, timeout.read) if t is not None]
-    return sum(parts) if parts else None
 
 
 class SmartmacClient:
@@ -76,7 +68,7 @@ class SmartmacClient:
             error = VendorAuthError(f"{what} refused the devid/devpass (HTTP {status}){_said(response)}")
         elif status == 429:
             error = QuotaExceeded(f"{what}: asked too often (HTTP 429){_said(response)}",
-                                  _retry_after_s(response))
+                                  retry_after_s(response))
         elif status >= 500:
             error = VendorUnavailable(f"{what} failed (HTTP {status})")
         elif status >= 400:
@@ -84,25 +76,15 @@ class SmartmacClient:
         elif not response.content.strip():
             error = VendorUnavailable(f"{what} answered nothing")
         if error is not None:
-            raise error from _response_cause(response)
+            raise error from response_cause(response)
         try:
             return mapping.decode(response.content)
         except PayloadError as exc:
             raise VendorUnavailable(f"{what}: a truncated or non-JSON answer") from exc
 
     async def _send(self, params: dict[str, str], what: str) -> httpx.Response:
-        deadline_s = request_deadline_s(self._http)
-        try:
-            with anyio.fail_after(deadline_s):
-                return await self._http.get(f"{self._base_url}/", params=params)
-        except TimeoutError as exc:
-            raise VendorUnavailable(f"{what}: no answer within {deadline_s:g} s") from exc
-        except httpx.TimeoutException as exc:
-            raise VendorUnavailable(f"{what}: timed out ({type(exc).__name__})") from exc
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise ConfigError(f"smart-MAC base_url {self._base_url!r} is not usable: {exc}") from exc
-        except httpx.TransportError as exc:
-            raise VendorUnavailable(f"{what}: no usable answer ({type(exc).__name__})") from exc
+        url = f"{self._base_url}/"
+        return await send(self._http, "GET", url, what=what, address=self._base_url, params=params)
 
 
 def _said(response: httpx.Response) -> str:
@@ -115,15 +97,5 @@ def _said(response: httpx.Response) -> str:
     return f": {error}" if isinstance(error, str) and error else ""
 
 
-def _response_cause(response: httpx.Response, detail: str = "") -> httpx.HTTPStatusError:
-    """Return the answer as an exception to chain from; its message carries no URL (no secrets)."""
-    text = f"HTTP {response.status_code}{detail}"
-    return httpx.HTTPStatusError(text, request=response.request, response=response)
 
 
-def _retry_after_s(response: httpx.Response) -> float | None:
-    try:
-        seconds = float(response.headers.get("retry-after", ""))
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None

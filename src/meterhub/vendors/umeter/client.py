@@ -11,24 +11,22 @@ bodies are :class:`VendorUnavailable`; HTTP 401 and an OAuth ``invalid_grant`` a
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 import httpx
 
 from meterhub.errors import (
-    ConfigError,
     PayloadError,
     QuotaExceeded,
     VendorAuthError,
     VendorUnavailable,
 )
+from meterhub.vendors.http import response_cause, retry_after_s, send
 from meterhub.vendors.umeter import mapping
 
-__all__ = ["DEFAULT_HOSTS", "Hosts", "UmeterClient", "request_deadline_s"]
+__all__ = ["DEFAULT_HOSTS", "Hosts", "UmeterClient"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +48,6 @@ DEFAULT_HOSTS = Hosts("https://auth.umeter.nl", "https://app.umeter.nl", "https:
 _AUTH_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
 
 
-def request_deadline_s(http: httpx.AsyncClient) -> float | None:
-    """Return the whole-request deadline the client's timeouts imply (None: no limit)."""
-    timeout = http.timeout
-    parts = [t for t in (timeout.connect, timeout.write, timeout.read) if t is not None]
-    return sum(parts) if parts else None
 
 
 class UmeterClient:
@@ -102,7 +95,7 @@ class UmeterClient:
         if status == 401:
             error = VendorAuthError(f"{what}: the token was rejected (HTTP 401)")
         elif status == 429:
-            error = QuotaExceeded(f"{what}: too many requests (HTTP 429)", _retry_after_s(response))
+            error = QuotaExceeded(f"{what}: too many requests (HTTP 429)", retry_after_s(response))
         elif status >= 500:
             error = VendorUnavailable(f"{what}: the server failed (HTTP {status})")
         elif status >= 400:
@@ -110,25 +103,15 @@ class UmeterClient:
         elif not response.content.strip():
             error = VendorUnavailable(f"{what}: an empty answer")
         if error is not None:
-            raise error from _response_cause(response)
+            raise error from response_cause(response)
         try:
             return mapping.decode(response.content)
         except PayloadError as exc:
             raise VendorUnavailable(f"{what}: a truncated or non-JSON answer") from exc
 
     async def _send(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
-        deadline_s = request_deadline_s(self._http)
-        try:
-            with anyio.fail_after(deadline_s):
-                return await self._http.request(method, url, **kwargs)
-        except TimeoutError as exc:
-            raise VendorUnavailable(f"{what}: no answer within {deadline_s:g} s") from exc
-        except httpx.TimeoutException as exc:
-            raise VendorUnavailable(f"{what}: timed out ({type(exc).__name__})") from exc
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise ConfigError(f"UMeter address {url.split('?')[0]!r} is not usable: {exc}") from exc
-        except httpx.TransportError as exc:
-            raise VendorUnavailable(f"{what}: no usable answer ({type(exc).__name__})") from exc
+        address = url.split("?")[0]
+        return await send(self._http, method, url, what=what, address=address, **kwargs)
 
 
 def _bearer(access_token: str) -> dict[str, str]:
@@ -148,15 +131,5 @@ def _refusal(what: str, response: httpx.Response) -> Exception:
     return VendorAuthError(text) if error in _AUTH_ERRORS else PayloadError(text)
 
 
-def _response_cause(response: httpx.Response, detail: str = "") -> httpx.HTTPStatusError:
-    """Return the answer as an exception to chain from; its message carries no URL (no secrets)."""
-    text = f"HTTP {response.status_code}{detail}"
-    return httpx.HTTPStatusError(text, request=response.request, response=response)
 
 
-def _retry_after_s(response: httpx.Response) -> float | None:
-    try:
-        seconds = float(response.headers.get("retry-after", ""))
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
