@@ -44,7 +44,7 @@ def print_table(console: Console, results: list[Result], title: str) -> None:
     for column, justify in (("scenario", "left"), ("unit", "left"), ("ours", "right"),
                             ("reference", "right"), ("ratio", "right"), ("min-max", "right"),
                             ("goal", "left"), ("result", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        table.add_column(column, justify=justify)
     for r in results:
         verdict = "[green]pass[/]" if r.passed else "[bold red]MISS[/]"
         table.add_row(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bench.fixtures import Context
 from bench.harness import Result
+from bench.scenarios_api import api_latest_rps
 from bench.scenarios_ingest import ingest_backfill, ingest_poll_order
 from bench.scenarios_latest import latest_all
 from bench.scenarios_parse import parse_payloads
@@ -34,6 +35,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(("offline_year",), offline_year),
     Scenario(("parse_payloads",), parse_payloads),
     Scenario(("storage_bytes", "storage_rollup_share"), storage),
+    Scenario(("api_latest_rps",), api_latest_rps),
 )
 
 

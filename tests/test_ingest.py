@@ -33,7 +33,7 @@ LATEST = NOW + timedelta(minutes=5)
 )
 def test_each_bad_value_has_its_reason(changes: dict[str, object], reason: str) -> None:
     fields: dict[str, object] = {"meter": "m", "ts": NOW, "power_w": 100.0, **changes}
-    assert reason in (validate_reading(Reading(**fields), LATEST) or "")  # type: ignore[arg-type]
+    assert reason in (validate_reading(Reading(**fields), LATEST) or "")
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,7 @@ def test_each_bad_value_has_its_reason(changes: dict[str, object], reason: str) 
 )
 def test_edge_values_are_accepted(changes: dict[str, object]) -> None:
     fields: dict[str, object] = {"meter": "m", "ts": NOW, "power_w": 100.0, **changes}
-    assert validate_reading(Reading(**fields), LATEST) is None  # type: ignore[arg-type]
+    assert validate_reading(Reading(**fields), LATEST) is None
 
 
 def test_rejected_rows_never_block_their_batch(tmp_path: Path) -> None:

@@ -160,7 +160,7 @@ def test_system_price_and_temperature_documents() -> None:
 
 def test_sources_split_topics_and_find_their_meter() -> None:
     source = MqttSource(
-        "h", 1883, "ams/+", "fallback", "raw",  # type: ignore[arg-type]  # as a config file gives it
+        "h", 1883, "ams/+", "fallback", "raw",  # as a config file gives it
         devices={"ams/garage": "garage", "5706": "house"},
     )  # fmt: skip
     assert source.format is PayloadFormat.RAW and source.subscription == "ams/+/#"
@@ -175,7 +175,7 @@ def test_sources_split_topics_and_find_their_meter() -> None:
         with pytest.raises((ConfigError, ValueError)):
             MqttSource(**{"host": "h", "port": 1883, "topic": "ams", "meter_id": "m", **bad})
     with pytest.raises(ValueError):
-        MqttSource("h", 1883, "ams", "m", "domoticz")  # type: ignore[arg-type]
+        MqttSource("h", 1883, "ams", "m", "domoticz")
 
 
 JSON_VALUES = st.recursive(

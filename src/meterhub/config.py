@@ -7,7 +7,9 @@ Secrets are never stored in settings as values: connection options hold referenc
 from __future__ import annotations
 
 import os
+from typing import Annotated
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from meterhub.errors import ConfigError
@@ -25,6 +27,27 @@ class Settings(BaseSettings):
 
     import_batch_rows: int = 50_000
     """Rows per transaction when importing files."""
+
+    api_rate_per_s: Annotated[float, Field(ge=0)] = 50.0
+    """Requests per second each API key or signed-in session may make on average (0: no limit)."""
+
+    api_rate_burst: Annotated[int, Field(ge=1)] = 200
+    """Requests an API key or session may make at once before the average rate applies."""
+
+    access_token_ttl_s: Annotated[int, Field(ge=10)] = 900
+    """Lifetime of an access token from ``POST /api/v1/auth/token``, in seconds."""
+
+    refresh_token_ttl_s: Annotated[int, Field(ge=60)] = 30 * 86_400
+    """Lifetime of a refresh token (and of the sign-in session it keeps), in seconds."""
+
+    login_free_attempts: Annotated[int, Field(ge=0)] = 5
+    """Failed sign-ins per user and per address before each further one locks them out a while."""
+
+    login_lock_base_s: Annotated[float, Field(gt=0)] = 1.0
+    """The first lock-out after the free attempts, in seconds; it doubles with each failure."""
+
+    login_lock_max_s: Annotated[float, Field(gt=0)] = 900.0
+    """The longest lock-out after failed sign-ins, in seconds."""
 
 
 def resolve_secret(reference: str) -> str:

@@ -18,6 +18,7 @@ __all__ = [
     "READING_FIELDS",
     "REGISTER_FIELDS",
     "VENDOR_FILE",
+    "ApiKey",
     "Direction",
     "Extra",
     "Gap",
@@ -28,6 +29,8 @@ __all__ = [
     "PricePoint",
     "Reading",
     "Role",
+    "User",
+    "UserRole",
 ]
 
 PHASE_TOTAL = 0
@@ -200,6 +203,37 @@ class MeterHealth:
     last_error: str | None
     last_error_at: datetime | None
     consecutive_failures: int
+
+
+class UserRole(StrEnum):
+    """What a user of the hub may do: admins manage everything, viewers only read."""
+
+    ADMIN = "admin"
+    MEMBER = "member"
+    VIEWER = "viewer"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person or program that signs in to the hub's API."""
+
+    name: str
+    role: UserRole
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key's public record; its secret is shown once at creation and stored only hashed."""
+
+    key_id: str
+    user: str
+    name: str
+    prefix: str
+    """What identifies the key to people, such as ``mh_1a2b3c4d5e6f``; never part of the secret."""
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked: bool = False
 
 
 def utc_now() -> datetime:

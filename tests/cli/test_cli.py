@@ -56,6 +56,10 @@ def test_meters_add_list_remove(run: Run) -> None:
             "name": "Main fuse",
             "last_reading": None,
             "power_w": None,
+            "online": None,
+            "last_success": None,
+            "last_error": None,
+            "failures": None,
         }
     ]
     again = run("meters", "add", "m1", "--vendor", "file", ok=False)
@@ -292,7 +296,7 @@ def test_unreachable_database_is_one_line_without_password(tmp_path: Path) -> No
 
 def test_db_migrate_reports_state(run: Run) -> None:
     assert (
-        "applied 0001_core, 0002_rollups_and_gaps, 0003_kv_intervals_extras, 0004_places_prices_health"
-        in run("db", "migrate").stdout
+        "applied 0001_core, 0002_rollups_and_gaps, 0003_kv_intervals_extras, 0004_places_prices_health, "
+        "0005_users_keys_shares" in run("db", "migrate").stdout
     )
-    assert "up to date (0004_places_prices_health)" in run("db", "migrate").stdout
+    assert "up to date (0005_users_keys_shares)" in run("db", "migrate").stdout

@@ -87,8 +87,8 @@ def test_sigkill_mid_import_loses_nothing_reported(tmp_path: Path) -> None:
     store = SQLiteStore(db)
     try:
         assert store.count_readings() == ROWS
-        stored_again = int(re.search(r"stored: (\d+)", summary).group(1))  # type: ignore[union-attr]
-        duplicates = int(re.search(r"duplicates: (\d+)", summary).group(1))  # type: ignore[union-attr]
+        stored_again = int(re.search(r"stored: (\d+)", summary).group(1))
+        duplicates = int(re.search(r"duplicates: (\d+)", summary).group(1))
         assert stored_again + duplicates == ROWS
         assert stored_again == ROWS - stored_now
     finally:

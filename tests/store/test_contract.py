@@ -27,6 +27,7 @@ ALL_MIGRATIONS = [
     "0002_rollups_and_gaps",
     "0003_kv_intervals_extras",
     "0004_places_prices_health",
+    "0005_users_keys_shares",
 ]
 
 
@@ -630,7 +631,7 @@ def test_iter_readings_streams_many_rows(store: Store) -> None:
     assert rest[-1].ts == at(seconds=4499)
     abandoned = store.iter_readings(["m"], at(0), at(120))
     assert next(abandoned).ts == at(0)
-    abandoned.close()  # type: ignore[attr-defined]
+    abandoned.close()
     assert store.count_readings("m") == 4500
 
 
@@ -810,7 +811,12 @@ def _older_database(backend: Backend) -> Store:
     old.migrate_to("0001_core")
     old.add_meter(Meter("m", "file", interval_s=300))
     backend.insert_raw("m", OLD_ROWS)
-    assert old.migrate() == ["0002_rollups_and_gaps", "0003_kv_intervals_extras", "0004_places_prices_health"]
+    assert old.migrate() == [
+        "0002_rollups_and_gaps",
+        "0003_kv_intervals_extras",
+        "0004_places_prices_health",
+        "0005_users_keys_shares",
+    ]
     return old
 
 

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from meterhub.errors import InputError
+from meterhub.model import Gap
 from meterhub.store.base import Store
 
-__all__ = ["OfflineStats", "offline_stats"]
+__all__ = ["OfflineStats", "gaps_within", "offline_stats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +32,11 @@ def offline_stats(store: Store, meter_id: str, start: datetime, end: datetime) -
             count += 1
             total_s += inside_s
     return OfflineStats(count, total_s)
+
+
+def gaps_within(store: Store, meter_id: str, start: datetime, end: datetime) -> list[Gap]:
+    """Return the gaps overlapping [start, end), clipped to it, oldest first (read-only)."""
+    if end < start:
+        raise InputError(f"end {end.isoformat()} is before start {start.isoformat()}")
+    clipped = (Gap(g.meter, max(g.start, start), min(g.end, end)) for g in store.gaps(meter_id, start, end))
+    return [gap for gap in clipped if gap.end > gap.start]

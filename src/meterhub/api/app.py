@@ -1,4 +1,4 @@
-"""The ASGI application: health now; the REST API and dashboard mount here."""
+"""The ASGI application: health, the REST API under /api/v1, metrics and the API docs."""
 
 from __future__ import annotations
 
@@ -7,33 +7,58 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from meterhub import __version__
+from meterhub.api.auth import Authenticator
+from meterhub.api.problems import install_problem_handlers
+from meterhub.api.routes import RESOURCE_ROUTERS
+from meterhub.config import Settings
 from meterhub.errors import MeterhubError
-from meterhub.store import Store, open_store
+from meterhub.metrics import RequestMetricsMiddleware
+from meterhub.store import open_store
 from meterhub.store.factory import redact_url
 
 __all__ = ["create_app"]
 
+DESCRIPTION = (
+    "One API over every meter the hub collects. Authenticate with `Authorization: Bearer <token "
+    "or API key>`, `X-API-Key`, or `?token=`; get tokens from `POST /api/v1/auth/token`. Every "
+    "JSON answer is also XML (`?format=xml` or `Accept: application/xml`); tables also CSV, YAML "
+    "and NDJSON. Errors are RFC 9457 problem details."
+)
 
-def create_app(database_url: str) -> FastAPI:
+
+def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     """Build the hub's ASGI app on the store at ``database_url``."""
-    holder: dict[str, Store] = {}
+    chosen = settings if settings is not None else Settings()
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        holder["store"] = await anyio.to_thread.run_sync(open_store, database_url)
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = await anyio.to_thread.run_sync(open_store, database_url)
+        app.state.store = store
+        app.state.auth = Authenticator(store, chosen)
         try:
             yield
         finally:
-            await anyio.to_thread.run_sync(holder["store"].close)
+            await anyio.to_thread.run_sync(store.close)
 
-    app = FastAPI(title="meterhub", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="meterhub",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = chosen
+    install_problem_handlers(app)
+    app.add_middleware(RequestMetricsMiddleware)
 
     @app.get("/healthz", tags=["health"])
-    async def healthz() -> JSONResponse:
+    async def healthz(request: Request) -> JSONResponse:
         """Report whether the hub and its database answer."""
         body: dict[str, Any] = {
             "status": "ok",
@@ -41,10 +66,12 @@ def create_app(database_url: str) -> FastAPI:
             "database": redact_url(database_url),
         }
         try:
-            body["meters"] = len(await anyio.to_thread.run_sync(holder["store"].list_meters))
+            body["meters"] = len(await anyio.to_thread.run_sync(request.app.state.store.list_meters))
         except MeterhubError as exc:
             body.update(status="degraded", error=str(exc))
             return JSONResponse(body, status_code=503)
         return JSONResponse(body)
 
+    for router in RESOURCE_ROUTERS:
+        app.include_router(router)
     return app

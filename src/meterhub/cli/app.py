@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Any
@@ -51,6 +52,9 @@ class _Group(click.Group):
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None) -> None:
     """meterhub: collect, store and analyse electricity-meter data."""
+    # httpx logs whole request URLs at INFO, and some vendors (smart-MAC) take secrets in the
+    # query string: keep it at WARNING so no secret reaches a log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     ctx.obj = {"database_url": database_url}
 
 
@@ -66,3 +70,18 @@ for _command in (meters, import_, export, readings, latest, db, serve, demo):
 from meterhub.cli.simulate import simulate  # noqa: E402
 
 main.add_command(simulate)
+from meterhub.cli.poll import backfill, poll  # noqa: E402
+from meterhub.cli.relay import relay  # noqa: E402
+
+for _command in (backfill, poll, relay):
+    main.add_command(_command)
+from meterhub.cli.analytics import analyze, capacity, cost, energy  # noqa: E402
+from meterhub.cli.places import places, prices  # noqa: E402
+
+for _command in (places, prices, energy, cost, capacity, analyze):
+    main.add_command(_command)
+from meterhub.cli.keys import keys  # noqa: E402
+from meterhub.cli.users import users  # noqa: E402
+
+for _command in (users, keys):
+    main.add_command(_command)

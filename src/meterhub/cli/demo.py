@@ -1,15 +1,31 @@
-"""``meterhub demo``: a hub with real data, ready to explore."""
+"""``meterhub demo``: five simulated vendors, one meter each, polled live; plus a real household."""
 
 from __future__ import annotations
 
-import click
+import socket
 
-from meterhub.cli.common import opened_store
-from meterhub.cli.serve import serve
+import anyio
+import anyio.to_thread
+import click
+import httpx
+
+from meterhub.cli.common import database_url, opened_store
+from meterhub.cli.demo_setup import (
+    DemoSimulator,
+    backfill_recent,
+    demo_credentials,
+    demo_meter,
+    start_simulators,
+    upsert_meter,
+)
+from meterhub.cli.serve import configure_logging
 from meterhub.datasets import UCI_HOUSEHOLD, bundled, uci_readings
 from meterhub.errors import UnknownMeterError
 from meterhub.ingest import Ingestor
 from meterhub.model import Meter
+from meterhub.poller.connectors import ConnectorFactory
+from meterhub.poller.hub import Hub, bind_socket, stop_on_signals
+from meterhub.store import Store, open_store
 
 __all__ = ["demo"]
 
@@ -17,27 +33,135 @@ DEMO_METER = "uci-household"
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address of the hub's HTTP API.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8700, show_default=True)
-@click.pass_context
-def demo(ctx: click.Context, host: str, port: int) -> None:
-    """Load a real household's two days of readings, then serve the hub."""
+@click.option(
+    "--sim-port",
+    type=click.IntRange(0, 65531),
+    default=0,
+    show_default=True,
+    help="Port of the first simulator, the others following; 0 picks free ports.",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Simulated household seed.")
+@click.option(
+    "--history-h",
+    type=click.FloatRange(0, 24 * 30),
+    default=24.0,
+    show_default=True,
+    help="Hours of recent history to backfill from the simulators before polling live.",
+)
+def demo(host: str, port: int, sim_port: int, seed: int, history_h: float) -> None:
+    """Serve five vendor simulators and a hub polling one meter of each; load a real household."""
+    _load_household()
+    hub_sock = bind_socket(host, port)
+    try:
+        anyio.run(_run, hub_sock, host, port, sim_port, seed, history_h * 3600)
+    finally:
+        hub_sock.close()
+    click.echo("meterhub demo stopped")
+
+
+def _load_household() -> None:
     with opened_store() as store:
         try:
             store.get_meter(DEMO_METER)
         except UnknownMeterError:
-            store.add_meter(
-                Meter(DEMO_METER, "file", 1, "Europe/Paris", 60, "UCI household, Sceaux")
-            )
+            store.add_meter(Meter(DEMO_METER, "file", 1, "Europe/Paris", 60, "UCI household, Sceaux"))
         report = Ingestor(store).ingest(uci_readings(bundled(UCI_HOUSEHOLD), DEMO_METER))
     click.echo(
-        f"demo data: meter {DEMO_METER}, {report.stored} new readings "
-        f"({report.duplicates} already there)"
+        f"demo data: meter {DEMO_METER}, {report.stored} new readings ({report.duplicates} already there)"
     )
+
+
+async def _run(
+    hub_sock: socket.socket, host: str, port: int, sim_port: int, seed: int, history_s: float
+) -> None:
+    url = database_url()
+    simulators = await start_simulators("127.0.0.1", sim_port, seed)
+    hub = Hub(url)
+    setup = anyio.CancelScope()
+    hub_started = False
+
+    def stop_simulators() -> None:
+        for simulator in simulators:
+            simulator.server.should_exit = True
+
+    def stop_all() -> None:
+        setup.cancel()
+        hub.stop()  # the simulators stop once the hub has, so its last polls still find them
+        if not hub_started:
+            stop_simulators()
+
+    async def run_hub() -> None:
+        try:
+            await hub.run(hub_sock)
+        finally:
+            stop_simulators()
+
+    configure_logging()
+    try:
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(stop_on_signals, stop_all)
+            for simulator in simulators:
+                task_group.start_soon(_serve_simulator, simulator)
+            with setup:
+                store = await anyio.to_thread.run_sync(open_store, url)
+                try:
+                    meters = await _add_meters(store, simulators)
+                    _announce(simulators, meters, host, port)
+                    hub_started = True
+                    task_group.start_soon(run_hub)
+                    await _backfill_all(store, meters, history_s)
+                    click.echo(f"Polling live. API health: http://{host}:{port}/healthz; stop with Ctrl-C.")
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(store.close)
+    finally:
+        for simulator in simulators:
+            simulator.sock.close()
+
+
+async def _serve_simulator(simulator: DemoSimulator) -> None:
+    await simulator.server.serve(sockets=[simulator.sock])
+
+
+async def _add_meters(store: Store, simulators: list[DemoSimulator]) -> list[Meter]:
+    async with httpx.AsyncClient() as client:
+        factory = ConnectorFactory(store, client)
+        meters = [demo_meter(simulator, factory) for simulator in simulators]
+    for meter in meters:
+        await anyio.to_thread.run_sync(upsert_meter, store, meter)
+    return meters
+
+
+def _announce(simulators: list[DemoSimulator], meters: list[Meter], host: str, port: int) -> None:
+    click.echo("simulated vendors (credentials in METERHUB_DEMO_* variables of this process):")
+    for simulator, meter in zip(simulators, meters, strict=True):
+        click.echo(f"  {simulator.vendor:<13} {simulator.base_url:<24} meter {meter.id}")
+    click.echo(f"meterhub API on http://{host}:{port} (health: http://{host}:{port}/healthz)")
     click.echo(
-        "Explore: meterhub latest | meterhub meters list | "
-        f"meterhub readings {DEMO_METER} --start 2007-02-01 --end 2007-02-03 --bucket 1h | "
-        f"meterhub export --start 2007-02-01 --end 2007-02-02 --meter {DEMO_METER} | head"
+        "Explore, in another shell: meterhub meters list | meterhub latest | "
+        "meterhub readings demo-iammeter --start now-1d --end now --bucket 1h | "
+        f"meterhub readings {DEMO_METER} --start 2007-02-01 --end 2007-02-03 --bucket 1h"
+    )
+    exports = " ".join(f"{name}={value}" for name, value in demo_credentials())
+    click.echo(
+        "Commands that call a simulated vendor need its demo credentials (from /_sim/info), "
+        f"e.g.: env {exports} meterhub relay demo-smartmac on"
     )
     click.echo("Stop with Ctrl-C.")
-    ctx.invoke(serve, host=host, port=port)
+
+
+async def _backfill_all(store: Store, meters: list[Meter], history_s: float) -> None:
+    if history_s <= 0:
+        return
+    lines: list[str] = []
+
+    async def one(meter: Meter) -> None:
+        lines.append(await backfill_recent(store, meter, history_s))
+
+    async with anyio.create_task_group() as task_group:
+        for meter in meters:
+            task_group.start_soon(one, meter)
+    for line in sorted(lines):
+        click.echo(line)

@@ -1,39 +1,70 @@
-"""``meterhub serve``: run the hub."""
+"""``meterhub serve``: run the hub: poller, MQTT subscribers and the HTTP API, in one process."""
 
 from __future__ import annotations
 
+import logging
 import socket
+from pathlib import Path
 
+import anyio
 import click
-import uvicorn
 
-from meterhub.api.app import create_app
 from meterhub.cli.common import database_url
-from meterhub.errors import ConfigError
+from meterhub.poller.config import HubConfig, load_config
+from meterhub.poller.hub import Hub, bind_socket, stop_on_signals
 from meterhub.store import open_store
 from meterhub.store.factory import redact_url
 
-__all__ = ["serve"]
+__all__ = ["configure_logging", "run_hub", "serve"]
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Log meterhub's own messages to stderr; keep libraries (and URLs with secrets) quiet."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    logging.getLogger("meterhub").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def run_hub(hub: Hub, sock: socket.socket) -> None:
+    """Serve ``hub`` on a bound socket until Ctrl-C or SIGTERM."""
+
+    async def main() -> None:
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(stop_on_signals, hub.stop)
+            await hub.run(sock)
+            task_group.cancel_scope.cancel()
+
+    try:
+        anyio.run(main)
+    finally:
+        sock.close()
+    click.echo("meterhub stopped")
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8700, show_default=True)
-def serve(host: str, port: int) -> None:
-    """Run the hub: HTTP API with /healthz on HOST:PORT."""
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="A meterhub.toml declaring meters, MQTT sources and poller settings.",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Log every poll problem and backfill.")
+def serve(host: str, port: int, config_file: Path | None, verbose: bool) -> None:
+    """Run the hub: poll every meter, ingest MQTT, serve the HTTP API on HOST:PORT."""
     url = database_url()
+    config = load_config(config_file) if config_file is not None else HubConfig()
     open_store(url).close()  # fail fast, with one line, on a database that cannot be opened
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    click.echo(
-        f"meterhub serving on http://{host}:{port} (health: /healthz, database: {redact_url(url)})"
-    )
+    configure_logging(verbose)
+    hub = Hub(url, config)
+    sock = bind_socket(host, port)
+    click.echo(f"meterhub serving on http://{host}:{port} (health: /healthz, database: {redact_url(url)})")
+    if config.meters or config.mqtt:
+        click.echo(f"from {config_file}: {len(config.meters)} meters, {len(config.mqtt)} MQTT sources")
     click.echo(
         "Try, in another shell: meterhub meters list | meterhub latest | "
         "meterhub readings METER --start now-1d --end now | meterhub --help"
     )
-    uvicorn.run(create_app(url), host=host, port=port, log_level="warning")
+    click.echo("Stop with Ctrl-C.")
+    run_hub(hub, sock)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -38,10 +38,12 @@ def uci_readings(
     """Yield one reading a minute; the import register integrates the minute powers.
 
     Each row's power is the mean of the minute that starts at its time, so the register at a
-    row holds the energy of all earlier minutes. Rows marked ``?`` (missing) are skipped and
-    leave a gap.
+    row holds the energy of all earlier minutes; a last reading, one minute after the last row,
+    carries only the register at the end of the trace, so the last minute's energy is known
+    too. Rows marked ``?`` (missing) are skipped and leave a gap.
     """
     register_kwh = start_kwh
+    last_ts: datetime | None = None
     with path.open(encoding="utf-8") as lines:
         header = next(lines, "")
         semicolons = header.count(";") >= 8
@@ -63,3 +65,7 @@ def uci_readings(
                 energy_import_kwh=round(register_kwh, 6),
             )
             register_kwh += power_kw / 60
+            last_ts = _parse_time(stamp, tz)
+    if last_ts is not None:
+        end = (last_ts + timedelta(minutes=1)).astimezone(get_zone("UTC"))
+        yield Reading(meter_id, end, 0, energy_import_kwh=round(register_kwh, 6))

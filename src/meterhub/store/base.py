@@ -12,7 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
 
-from meterhub.model import Extra, Gap, IntervalEnergy, Meter, MeterHealth, Place, PricePoint, Reading, Role
+from meterhub.model import (
+    ApiKey,
+    Extra,
+    Gap,
+    IntervalEnergy,
+    Meter,
+    MeterHealth,
+    Place,
+    PricePoint,
+    Reading,
+    Role,
+    User,
+    UserRole,
+)
 
 __all__ = ["ROLLUP_WIDTHS_S", "Bucket", "Store", "WriteResult", "chunked"]
 
@@ -238,6 +251,67 @@ class Store(Protocol):
 
     def health(self, meter_ids: Sequence[str] | None = None) -> dict[str, MeterHealth]:
         """Return the recorded health of meters that have been polled (read-only)."""
+        ...
+
+    # --- users, API keys and shares -----------------------------------------------------
+    def add_user(self, name: str, role: UserRole, password_hash: str) -> None:
+        """Add a user; raise ConflictError if the name is taken."""
+        ...
+
+    def get_user(self, name: str) -> User:
+        """Return one user or raise NotFoundError (read-only)."""
+        ...
+
+    def list_users(self) -> list[User]:
+        """Return all users ordered by name (read-only)."""
+        ...
+
+    def remove_user(self, name: str) -> None:
+        """Remove a user with their API keys and shares; raise NotFoundError if absent."""
+        ...
+
+    def set_user_password(self, name: str, password_hash: str) -> None:
+        """Replace a user's password hash; raise NotFoundError if absent."""
+        ...
+
+    def set_user_role(self, name: str, role: UserRole) -> None:
+        """Change a user's role; raise NotFoundError if absent."""
+        ...
+
+    def user_password_hash(self, name: str) -> str | None:
+        """Return a user's password hash, or None for an unknown user (read-only)."""
+        ...
+
+    def add_api_key(self, key: ApiKey, key_hash: str) -> None:
+        """Store a new key's record and hash; raise ConflictError for a taken id."""
+        ...
+
+    def api_key_by_id(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """Return a key's record and stored hash, or None (read-only)."""
+        ...
+
+    def list_api_keys(self, user: str | None = None) -> list[ApiKey]:
+        """Return the keys of one user or of all, revoked ones included, oldest first (read-only)."""
+        ...
+
+    def revoke_api_key(self, key_id: str) -> None:
+        """Mark a key revoked (it stays listed); raise NotFoundError for an unknown id."""
+        ...
+
+    def touch_api_key(self, key_id: str, at: datetime) -> None:
+        """Record when a key was last used."""
+        ...
+
+    def share(self, user: str, kind: str, object_id: str) -> None:
+        """Let a user see a meter or a place (and its meters); sharing twice is harmless."""
+        ...
+
+    def unshare(self, user: str, kind: str, object_id: str) -> None:
+        """Stop sharing a meter or place with a user; raise NotFoundError if it was not shared."""
+        ...
+
+    def shares_of(self, user: str) -> list[tuple[str, str]]:
+        """Return (kind, object id) of what is shared with a user and still exists (read-only)."""
         ...
 
     # --- key-value: vendor tokens and the quota ledger -----------------------------------

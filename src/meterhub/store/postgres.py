@@ -29,6 +29,7 @@ from psycopg_pool import ConnectionPool
 
 from meterhub.errors import ConflictError, StoreError, UnknownMeterError
 from meterhub.model import Extra, IntervalEnergy, Meter, Reading, utc_now
+from meterhub.store.accounts import AccountsMixin
 from meterhub.store.base import WriteResult
 from meterhub.store.catalog import CatalogMixin
 from meterhub.store.postgres_reads import PostgresReads, one_line
@@ -87,7 +88,7 @@ def parse_url(url: str, schema: str | None = None) -> tuple[str, str | None, str
     return make_conninfo("", **params), chosen, _redact(base)
 
 
-class PostgresStore(CatalogMixin, PostgresReads):
+class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
     """meterhub's server store: PostgreSQL through psycopg 3.
 
     ``url`` is kept without its password, so it can be shown; ``schema`` is the one chosen by
@@ -236,6 +237,7 @@ class PostgresStore(CatalogMixin, PostgresReads):
                 conn.execute(f"DELETE FROM {table} WHERE meter = %s", row)
             conn.execute("DELETE FROM meters WHERE pk = %s", row)
             self._forget_meter(conn, meter_id)
+            self._forget_shares(conn, "meter", meter_id)
             return removed
 
         return self._transaction(remove)

@@ -20,6 +20,7 @@ from psycopg.rows import TupleRow
 
 from meterhub.errors import MigrationError
 from meterhub.model import READING_FIELDS
+from meterhub.store.accounts import ACCOUNTS_DDL
 from meterhub.store.catalog import CATALOG_DDL
 from meterhub.timeutil import from_ms, to_ms
 
@@ -158,11 +159,17 @@ def _m0004_places_prices_health(conn: Conn) -> None:
         conn.execute(statement)
 
 
+def _m0005_users_keys_shares(conn: Conn) -> None:
+    for statement in ACCOUNTS_DDL:
+        conn.execute(statement)
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[Conn], None]], ...] = (
     ("0001_core", _m0001_core),
     ("0002_rollups_and_gaps", _m0002_rollups_and_gaps),
     ("0003_kv_intervals_extras", _m0003_kv_intervals_extras),
     ("0004_places_prices_health", _m0004_places_prices_health),
+    ("0005_users_keys_shares", _m0005_users_keys_shares),
 )
 
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from meterhub.errors import ConflictError, StoreError, UnknownMeterError
 from meterhub.model import Extra, IntervalEnergy, Meter, Reading, utc_now
+from meterhub.store.accounts import AccountsMixin
 from meterhub.store.base import WriteResult
 from meterhub.store.catalog import CatalogMixin
 from meterhub.store.sqlite_reads import SQLiteReads
@@ -107,7 +108,7 @@ class _Writer(threading.Thread):
             self.join()
 
 
-class SQLiteStore(CatalogMixin, SQLiteReads):
+class SQLiteStore(AccountsMixin, CatalogMixin, SQLiteReads):
     """meterhub's embedded store: a single SQLite file in WAL mode."""
 
     def __init__(self, path: str | Path, *, migrate: bool = True) -> None:
@@ -193,6 +194,7 @@ class SQLiteStore(CatalogMixin, SQLiteReads):
                 conn.execute(f"DELETE FROM {table} WHERE meter = ?", row)
             conn.execute("DELETE FROM meters WHERE pk = ?", row)
             self._forget_meter(conn, meter_id)
+            self._forget_shares(conn, "meter", meter_id)
             return removed
 
         removed = self._writer.transaction(remove)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from meterhub.errors import MigrationError
+from meterhub.store.accounts import ACCOUNTS_DDL
 from meterhub.store.catalog import CATALOG_DDL
 from meterhub.store.sqlite_codec import ROLLUP_COLUMNS
 
@@ -115,11 +116,17 @@ def _m0004_places_prices_health(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _m0005_users_keys_shares(conn: sqlite3.Connection) -> None:
+    for statement in ACCOUNTS_DDL:
+        conn.execute(statement)
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("0001_core", _m0001_core),
     ("0002_rollups_and_gaps", _m0002_rollups_and_gaps),
     ("0003_kv_intervals_extras", _m0003_kv_intervals_extras),
     ("0004_places_prices_health", _m0004_places_prices_health),
+    ("0005_users_keys_shares", _m0005_users_keys_shares),
 )
 
 

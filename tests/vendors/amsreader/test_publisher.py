@@ -92,7 +92,7 @@ def broker() -> None:
 
 
 def make_device(list_type: int = 4, **options: object) -> ReaderDevice:
-    config = AmsReaderConfig(start=START, list_type=list_type, **options)  # type: ignore[arg-type]
+    config = AmsReaderConfig(start=START, list_type=list_type, **options)
     return ReaderDevice(config, seed=5, speed=0.0)
 
 

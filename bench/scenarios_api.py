@@ -1,0 +1,288 @@
+"""HTTP requests per second on /api/v1/latest against a bare ASGI app serving the same JSON.
+
+Both apps run under uvicorn (same settings, one worker, loopback) in processes of their own,
+so the load generator here never shares a core's GIL with a server. The hub answers as it
+would in production: API key checked, the caller's visibility applied, the latest table read,
+JSON encoded, request metrics recorded; only the per-key rate limit is off. The bare app sends
+the very bytes the hub answered, from memory. The load is a small asyncio HTTP/1.1 client on
+keep-alive connections, cheap enough that the servers, not it, set the pace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.fixtures import Context
+from bench.harness import Goal, Result, interleaved
+
+__all__ = [
+    "Load",
+    "api_latest_rps",
+    "drive",
+    "seed_hub",
+    "served",
+]
+
+METERS = 50
+"""Meters the hub answers for: a small building."""
+CONNECTIONS = 16
+REQUESTS = {True: 1500, False: 6000}
+"""Requests per timed round, quick run and full run."""
+PATH = "/api/v1/latest"
+_READ_LIMIT = 1 << 22
+
+
+@dataclass(slots=True)
+class Load:
+    """What a load run saw: request latencies in seconds, errors, and the wall-clock time."""
+
+    latencies_s: list[float] = field(default_factory=list)
+    errors: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    def error(self, kind: str) -> None:
+        """Count one failed request of a kind (a status, a timeout, a dropped connection)."""
+        self.errors += 1
+        self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
+
+
+def seed_hub(path: Path, meters: int = METERS) -> str:
+    """Create a hub database with ``meters`` meters, two readings each and an admin; return a key."""
+    from meterhub.api import security
+    from meterhub.model import Meter, Reading, UserRole
+    from meterhub.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(path)
+    try:
+        now = datetime.now(UTC).replace(microsecond=0)
+        readings = []
+        for n in range(meters):
+            meter_id = f"m{n:04d}"
+            store.add_meter(Meter(meter_id, "file", phases=1, interval_s=60))
+            for k, ts in enumerate((now - timedelta(minutes=1), now)):
+                readings.append(
+                    Reading(meter_id, ts, 0, 230.1 + n / 10, 4.2, 950.5 + n, 10.0, 0.98, 50.01,
+                            1000.0 + n + k / 60, 20.0 + n, 3.0, 1.0)
+                )  # fmt: skip
+        store.write_readings(readings)
+        store.add_user("bench", UserRole.ADMIN, security.hash_password("bench-password-1"))
+        return security.issue_api_key(store, "bench", "bench")[1]
+    finally:
+        store.close()
+
+
+def _bare_app(body: bytes) -> Callable[..., Any]:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+
+    async def app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def _serve(kind: str, argument: str | bytes, pipe: Connection) -> None:
+    """Run one app under uvicorn on a free loopback port and send the port back (child process)."""
+    import uvicorn
+
+    from meterhub.poller.hub import bind_socket
+
+    if kind == "hub":
+        from meterhub.api.app import create_app
+        from meterhub.config import Settings
+
+        url = str(argument)
+        app: Any = create_app(url, Settings(database_url=url, api_rate_per_s=0))
+    else:
+        app = _bare_app(bytes(argument))
+    sock = bind_socket("127.0.0.1", 0)
+    pipe.send(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    asyncio.run(server.serve(sockets=[sock]))
+
+
+@contextmanager
+def served(kind: str, argument: str | bytes) -> Iterator[int]:
+    """Serve the hub (``argument`` its database URL) or the bare app (its body); yield the port."""
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    process = context.Process(target=_serve, args=(kind, argument, child), daemon=True)
+    process.start()
+    try:
+        if not parent.poll(60):
+            raise RuntimeError(f"the {kind} server did not start")
+        port = int(parent.recv())
+        _wait_ready(port)
+        yield port
+    finally:
+        process.terminate()
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def _wait_ready(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            load = asyncio.run(drive(port, "/healthz", {}, connections=1, requests=1))
+        except OSError:
+            time.sleep(0.05)
+            continue
+        if load.latencies_s:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing answers on port {port}")
+
+
+def _request(path: str, headers: dict[str, str]) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Read one response with a Content-Length; return its status and body."""
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("the server closed the connection")
+    status = int(status_line.split(b" ", 2)[1])
+    length = -1
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if length < 0:
+        raise ConnectionError("an answer without Content-Length")
+    return status, await reader.readexactly(length)
+
+
+async def _connection(
+    port: int, request: bytes, load: Load, take: Callable[[], bool], check: Callable[[bytes], bool] | None
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=_READ_LIMIT)
+    try:
+        while take():
+            started = time.perf_counter()
+            writer.write(request)
+            try:
+                status, body = await asyncio.wait_for(_answer(reader), 30)
+            except (TimeoutError, ConnectionError, asyncio.IncompleteReadError) as exc:
+                load.error(type(exc).__name__)
+                return
+            load.latencies_s.append(time.perf_counter() - started)
+            if status != 200:
+                load.error(str(status))
+            elif check is not None and not check(body):
+                load.error("bad body")
+    finally:
+        writer.close()
+
+
+async def drive(
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    *,
+    connections: int,
+    requests: int | None = None,
+    duration_s: float | None = None,
+    check: Callable[[bytes], bool] | None = None,
+) -> Load:
+    """Send GET ``path`` over keep-alive connections until ``requests`` are done or time is up."""
+    load = Load()
+    request = _request(path, headers)
+    left = [requests if requests is not None else -1]
+    deadline = time.perf_counter() + (duration_s if duration_s is not None else 1e9)
+
+    def take() -> bool:
+        if time.perf_counter() >= deadline or left[0] == 0:
+            return False
+        left[0] -= 1
+        return True
+
+    started = time.perf_counter()
+    results = await asyncio.gather(
+        *(_connection(port, request, load, take, check) for _ in range(connections)), return_exceptions=True
+    )
+    load.elapsed_s = time.perf_counter() - started
+    for result in results:
+        if isinstance(result, BaseException):
+            load.error(type(result).__name__)
+    return load
+
+
+def _round(port: int, headers: dict[str, str], requests: int) -> Callable[[], float]:
+    def measure() -> float:
+        load = asyncio.run(drive(port, PATH, headers, connections=CONNECTIONS, requests=requests))
+        if load.errors:
+            raise RuntimeError(f"{load.errors} failed requests on port {port}: {load.error_kinds}")
+        return load.elapsed_s
+
+    return measure
+
+
+def api_latest_rps(ctx: Context) -> list[Result]:
+    """Time GET /api/v1/latest of the hub against a bare ASGI app sending the same bytes."""
+    path = ctx.fresh_path("api-latest")
+    key = seed_hub(path)
+    headers = {"X-API-Key": key}
+    requests = REQUESTS[ctx.quick]
+    with served("hub", f"sqlite:///{path}") as hub_port:
+        body = _first_body(hub_port, headers)
+        with served("bare", body) as bare_port:
+            for port in (hub_port, bare_port):  # warm both: caches, the first connections
+                _round(port, headers, requests // 5)()
+            ours_s, reference_s = interleaved(
+                _round(hub_port, headers, requests), _round(bare_port, headers, requests), ctx.rounds
+            )
+    ratios = [ref / ours for ours, ref in zip(ours_s, reference_s, strict=True)]
+    ratio = statistics.median(ratios)
+    goal = Goal(">=", 0.5)
+    return [
+        Result(
+            "api_latest_rps",
+            "req/s",
+            requests / statistics.median(ours_s),
+            requests / statistics.median(reference_s),
+            f"a bare ASGI app sending the same {len(body)}-byte JSON from memory, uvicorn on loopback, "
+            f"{CONNECTIONS} keep-alive connections",
+            ratio,
+            goal.text(),
+            goal.met(ratio),
+            min(ratios),
+            max(ratios),
+            f"{METERS} meters in each answer, X-API-Key auth",
+        )
+    ]
+
+
+def _first_body(port: int, headers: dict[str, str]) -> bytes:
+    bodies: list[bytes] = []
+
+    def keep(body: bytes) -> bool:
+        bodies.append(body)
+        return True
+
+    load = asyncio.run(drive(port, PATH, headers, connections=1, requests=1, check=keep))
+    if load.errors or not bodies or len(orjson.loads(bodies[0])) != METERS:
+        raise RuntimeError(f"the hub did not answer {PATH} with {METERS} readings: {load.error_kinds}")
+    return bodies[0]

@@ -1,0 +1,189 @@
+"""``/api/v1/meters/{id}/readings`` (downsampled history) and ``/intervals`` (interval energy)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel
+
+from meterhub.api.deps import PrincipalDep, StoreDep
+from meterhub.api.problems import PROBLEM_RESPONSES, ApiProblem
+from meterhub.api.render import FormatQuery, render
+from meterhub.api.routes._params import (
+    EndQuery,
+    StartQuery,
+    TzQuery,
+    iso,
+    time_range,
+    visible_meter,
+    zone_name,
+)
+from meterhub.errors import InputError
+from meterhub.history import MAX_POINTS, downsample
+from meterhub.store.base import Bucket
+
+__all__ = ["BUCKET_FIELDS", "DEFAULT_FIELDS", "router"]
+
+router = APIRouter(prefix="/api/v1/meters", tags=["readings"], responses=PROBLEM_RESPONSES)
+
+BUCKET_FIELDS: tuple[str, ...] = (
+    "count",
+    "power_avg_w",
+    "power_min_w",
+    "power_max_w",
+    "voltage_avg_v",
+    "voltage_min_v",
+    "voltage_max_v",
+    "current_avg_a",
+    "energy_import_kwh",
+    "energy_export_kwh",
+    "covered_s",
+)
+"""The per-bucket figures a caller may ask for with ``fields``."""
+DEFAULT_FIELDS: tuple[str, ...] = (
+    "count",
+    "power_avg_w",
+    "power_min_w",
+    "power_max_w",
+    "voltage_avg_v",
+    "current_avg_a",
+    "energy_import_kwh",
+    "energy_export_kwh",
+)
+DEFAULT_POINTS = 1000
+
+
+class History(BaseModel):
+    """Downsampled history of one meter phase: one row per non-empty bucket."""
+
+    meter: str
+    phase: int
+    start: datetime
+    end: datetime
+    fields: list[str]
+    data: list[dict[str, Any]]
+
+
+class IntervalPublic(BaseModel):
+    """Energy a source reported for [start, end), in kWh."""
+
+    meter: str
+    start: datetime
+    end: datetime
+    import_kwh: float | None
+    export_kwh: float | None
+    source: str
+
+
+def chosen_fields(text: str | None) -> tuple[str, ...]:
+    """Return the bucket fields named in a comma-separated list (default: the usual ones)."""
+    if text is None or not text.strip():
+        return DEFAULT_FIELDS
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [name for name in names if name not in BUCKET_FIELDS]
+    if unknown:
+        raise InputError(f"unknown field(s) {', '.join(unknown)}; choose from {', '.join(BUCKET_FIELDS)}")
+    return names
+
+
+def bucket_row(bucket: Bucket, fields: tuple[str, ...]) -> dict[str, Any]:
+    """Return one bucket as a flat row: its edges and the asked fields."""
+    return {"start": iso(bucket.start), "end": iso(bucket.end), **{f: getattr(bucket, f) for f in fields}}
+
+
+@router.get("/{meter_id}/readings", response_model=History, summary="Downsampled history")
+def readings(
+    meter_id: str,
+    request: Request,
+    store: StoreDep,
+    principal: PrincipalDep,
+    start: StartQuery = None,
+    end: EndQuery = None,
+    points: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            description=f"At most this many buckets, {MAX_POINTS} at the most (default {DEFAULT_POINTS}).",
+            json_schema_extra={"maximum": MAX_POINTS},
+        ),
+    ] = None,
+    bucket: Annotated[
+        Literal["15m", "1h", "1d"] | None,
+        Query(description="A fixed bucket instead of points; 1d is a local day."),
+    ] = None,
+    phase: Annotated[int, Query(ge=0, le=3, description="0 is the whole meter, 1..3 are L1..L3.")] = 0,
+    fields: Annotated[
+        str | None,
+        Query(max_length=400, description=f"Comma-separated subset of {', '.join(BUCKET_FIELDS)}."),
+    ] = None,
+    tz: TzQuery = None,
+    fmt: FormatQuery = None,
+) -> Response:
+    """Return avg/min/max power, voltage, current and energy per bucket over [start, end) (default a day)."""
+    meter = visible_meter(store, principal.can_see_meter, meter_id)
+    if points is not None and bucket is not None:
+        raise InputError("give either points or bucket, not both")
+    if points is not None and points > MAX_POINTS:
+        raise ApiProblem(
+            422,
+            "Too many points",
+            f"points={points} exceeds the limit of {MAX_POINTS} per request; ask for fewer points, "
+            "a wider bucket or a shorter range",
+            max_points=MAX_POINTS,
+        )
+    names = chosen_fields(fields)
+    zone = zone_name(tz) if tz is not None else meter.tz
+    start_ts, end_ts = time_range(start, end, zone, timedelta(days=1))
+    buckets = downsample(
+        store,
+        meter_id,
+        start_ts,
+        end_ts,
+        points=DEFAULT_POINTS if points is None and bucket is None else points,
+        bucket=bucket,
+        phase=phase,
+        tz=zone,
+    )
+    rows = [bucket_row(b, names) for b in buckets]
+    payload = {
+        "meter": meter_id,
+        "phase": phase,
+        "start": iso(start_ts),
+        "end": iso(end_ts),
+        "fields": list(names),
+        "data": rows,
+    }
+    return render(request, payload, rows=rows, root="history")
+
+
+@router.get("/{meter_id}/intervals", response_model=list[IntervalPublic], summary="Interval energy")
+def intervals(
+    meter_id: str,
+    request: Request,
+    store: StoreDep,
+    principal: PrincipalDep,
+    start: StartQuery = None,
+    end: EndQuery = None,
+    source: Annotated[
+        str | None, Query(max_length=64, description="Only records of this source, such as umeter.")
+    ] = None,
+    tz: TzQuery = None,
+    fmt: FormatQuery = None,
+) -> Response:
+    """Return the interval-energy records (Intellimeter /interval and the like) starting in [start, end)."""
+    meter = visible_meter(store, principal.can_see_meter, meter_id)
+    start_ts, end_ts = time_range(start, end, zone_name(tz) if tz else meter.tz, timedelta(days=1))
+    items = [
+        {
+            "meter": r.meter,
+            "start": iso(r.start),
+            "end": iso(r.end),
+            "import_kwh": r.import_kwh,
+            "export_kwh": r.export_kwh,
+            "source": r.source,
+        }
+        for r in store.intervals(meter_id, start_ts, end_ts, source)
+    ]
+    return render(request, items, rows=items, root="intervals")

@@ -1,0 +1,197 @@
+"""What ``meterhub demo`` sets up: the five vendor simulators on loopback and a meter of each.
+
+Each simulator is served in process by uvicorn on its own socket. Its ``/_sim/info`` gives the
+credentials, which go into this process's environment (``METERHUB_DEMO_<VENDOR>_<WHAT>``), so
+the demo meters hold only ``env:NAME`` references, exactly as a real configuration would.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import uvicorn
+
+from meterhub.errors import InputError, MeterhubError, UnknownMeterError
+from meterhub.model import Meter, utc_now
+from meterhub.poller.backfill import BackfillLedger, backfill_meter, resume
+from meterhub.poller.connectors import HTTP_LIMITS, HTTP_TIMEOUT, ConnectorFactory
+from meterhub.poller.hub import QuietServer, bind_socket
+from meterhub.store import Store
+from meterhub.vendors.registry import load_factory, vendor_names
+
+__all__ = [
+    "DemoSimulator",
+    "backfill_recent",
+    "demo_credentials",
+    "demo_meter",
+    "start_simulators",
+    "upsert_meter",
+]
+
+
+@dataclass(slots=True)
+class DemoSimulator:
+    """One vendor simulator the demo serves."""
+
+    vendor: str
+    app: Any
+    sock: socket.socket
+    info: Mapping[str, Any]
+    server: QuietServer
+
+    @property
+    def base_url(self) -> str:
+        """Return the simulator's address."""
+        host, port = self.sock.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+
+async def _sim_info(app: Any) -> dict[str, Any]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://simulator") as client:
+        answer = await client.get("/_sim/info")
+    info: dict[str, Any] = answer.json()
+    return info
+
+
+async def start_simulators(host: str, first_port: int, seed: int) -> list[DemoSimulator]:
+    """Bind and build every simulator (ports from ``first_port`` on, or free ones for 0)."""
+    simulators: list[DemoSimulator] = []
+    try:
+        for offset, vendor in enumerate(vendor_names()):
+            sock = bind_socket(host, first_port + offset if first_port else 0)
+            app = load_factory(vendor)(seed=seed, speed=1.0)
+            config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+            simulators.append(DemoSimulator(vendor, app, sock, await _sim_info(app), QuietServer(config)))
+    except BaseException:
+        for simulator in simulators:
+            simulator.sock.close()
+        raise
+    return simulators
+
+
+DEMO_PREFIX = "METERHUB_DEMO_"
+
+
+def _secret(vendor: str, what: str, value: object) -> str:
+    """Put a simulator's credential in this process's environment; return its reference."""
+    name = f"{DEMO_PREFIX}{vendor.upper()}_{what.upper()}"
+    os.environ[name] = str(value)
+    return f"env:{name}"
+
+
+def demo_credentials() -> list[tuple[str, str]]:
+    """Return the simulators' demo credentials this process holds, as (variable, value)."""
+    return sorted((name, value) for name, value in os.environ.items() if name.startswith(DEMO_PREFIX))
+
+
+def _iammeter(sim: DemoSimulator) -> Meter:
+    info = sim.info
+    meter = info["meters"][0]
+    place = next((p for p in info["places"] if p["grid"] == meter["sn"]), None)
+    options = {
+        "base_url": sim.base_url,
+        "username": info["user_name"],
+        "password": _secret("iammeter", "password", info["password"]),
+        "sn": meter["sn"],
+    }
+    if place is not None:
+        options["place_id"] = str(place["place_id"])
+    name = f"IAMMETER {meter['sn']} (simulated)"
+    return Meter("demo-iammeter", "iammeter", int(meter["phases"]), info["tz"], 300, name, options)
+
+
+def _smartmac(sim: DemoSimulator) -> Meter:
+    info = sim.info
+    options = {
+        "base_url": sim.base_url,
+        "devid": str(info["devid"]),
+        "devpass": _secret("smartmac", "devpass", info["devpass"]),
+        "rate_class": str(info["rate_class"]),
+    }
+    name = "smart-MAC device (simulated)"
+    return Meter("demo-smartmac", "smartmac", int(info["phases"]), "Europe/Oslo", 60, name, options)
+
+
+def _intellimeter(sim: DemoSimulator) -> Meter:
+    info = sim.info
+    options = {
+        "base_url": sim.base_url,
+        "username": _secret("intellimeter", "username", info["login"]["username"]),
+        "password": _secret("intellimeter", "password", info["login"]["password"]),
+        "point": str(info["meters"][0]),
+    }
+    name = f"Intellimeter {info['meters'][0]} (simulated)"
+    return Meter("demo-intellimeter", "intellimeter", 1, info["tz"], 300, name, options)
+
+
+def _amsreader(sim: DemoSimulator) -> Meter:
+    info = sim.info
+    options = {"base_url": sim.base_url}
+    name = f"AMS reader {info.get('hostname', '')} (simulated)".replace("  ", " ")
+    return Meter("demo-amsreader", "amsreader", 3, "Europe/Oslo", 10, name, options)
+
+
+def _umeter(sim: DemoSimulator) -> Meter:
+    info = sim.info
+    options = {
+        "base_url": sim.base_url,
+        "username": _secret("umeter", "username", info["credentials"]["username"]),
+        "password": _secret("umeter", "password", info["credentials"]["password"]),
+        "ean": str(info["eans"][0]),
+    }
+    name = f"UMeter {info['eans'][0]} (simulated)"
+    return Meter("demo-umeter", "umeter", 1, str(info["zone"]), 900, name, options)
+
+
+_METERS: dict[str, Callable[[DemoSimulator], Meter]] = {
+    "iammeter": _iammeter,
+    "smartmac": _smartmac,
+    "intellimeter": _intellimeter,
+    "amsreader": _amsreader,
+    "umeter": _umeter,
+}
+
+
+def demo_meter(sim: DemoSimulator, factory: ConnectorFactory) -> Meter:
+    """Return the demo meter of a simulator, polled no faster than its vendor allows."""
+    meter = _METERS[sim.vendor](sim)
+    try:
+        interval_s = max(meter.interval_s, factory.poll_interval_s(meter))
+    except InputError:
+        return meter
+    return Meter(meter.id, meter.vendor, meter.phases, meter.tz, interval_s, meter.name, meter.options)
+
+
+def upsert_meter(store: Store, meter: Meter) -> None:
+    """Add the meter, or update it (the simulators' ports change from run to run)."""
+    try:
+        store.get_meter(meter.id)
+    except UnknownMeterError:
+        store.add_meter(meter)
+    else:
+        store.update_meter(meter)
+
+
+async def backfill_recent(store: Store, meter: Meter, history_s: float) -> str:
+    """Backfill the meter's recent history without waiting for quotas; return one line."""
+    end = utc_now()
+    start = end - timedelta(seconds=history_s)
+    try:
+        job = resume(await BackfillLedger(store).load(meter.id), meter.id, start, end)
+        if job.finished:
+            return f"{meter.id}: recent history is stored already"
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, limits=HTTP_LIMITS) as client:
+            _, stored = await backfill_meter(store, client, meter, job, max_retries=1)
+    except MeterhubError as exc:
+        return f"{meter.id}: no backfill ({exc})"
+    return (
+        f"{meter.id}: backfilled {stored.readings} readings and {stored.intervals} intervals "
+        f"of the last {history_s / 3600:g} h"
+    )

@@ -1,0 +1,200 @@
+"""``meterhub places`` and ``meterhub prices``: places, their meters and tariffs, and price series."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from meterhub.analytics.prices import import_prices
+from meterhub.analytics.tariffs import Tariff
+from meterhub.cli.common import emit, format_option, opened_store
+from meterhub.errors import InputError
+from meterhub.model import Place, Role
+from meterhub.timeutil import get_zone
+
+__all__ = ["places", "prices"]
+
+_PRICING_KINDS: tuple[tuple[frozenset[str], ...], ...] = (
+    (
+        frozenset({"import_per_kwh"}),
+        frozenset({"peak_per_kwh", "offpeak_per_kwh"}),
+        frozenset({"import_series"}),
+    ),
+    (frozenset({"export_per_kwh"}), frozenset({"export_series"})),
+)
+"""Ways to price one direction; choosing one drops the others."""
+
+
+@click.group()
+def places() -> None:
+    """Add places, put meters in them by role, and set their tariffs."""
+
+
+@places.command("add")
+@click.argument("place_id")
+@click.option("--tz", required=True, help="IANA time zone of the place, such as Europe/Oslo.")
+@click.option("--name", default="", help="A label for people.")
+def add(place_id: str, tz: str, name: str) -> None:
+    """Add a place."""
+    if not place_id.strip() or any(c.isspace() for c in place_id):
+        raise InputError("a place id must be non-empty and contain no spaces")
+    get_zone(tz)
+    with opened_store() as store:
+        store.add_place(Place(place_id, tz, name))
+    click.echo(f"added place {place_id} ({tz})")
+
+
+@places.command("attach")
+@click.argument("place_id")
+@click.argument("meter_id")
+@click.option(
+    "--role", type=click.Choice([r.value for r in Role]), required=True, help="What the meter measures."
+)
+def attach(place_id: str, meter_id: str, role: str) -> None:
+    """Put a meter in a place with a role (replacing its role there)."""
+    with opened_store() as store:
+        store.attach_meter(place_id, meter_id, Role(role))
+    click.echo(f"attached {meter_id} to {place_id} as {role}")
+
+
+@places.command("detach")
+@click.argument("place_id")
+@click.argument("meter_id")
+def detach(place_id: str, meter_id: str) -> None:
+    """Take a meter out of a place."""
+    with opened_store() as store:
+        store.detach_meter(place_id, meter_id)
+    click.echo(f"detached {meter_id} from {place_id}")
+
+
+@places.command("list")
+@format_option
+def list_(fmt: str) -> None:
+    """List places with their meters and tariffs."""
+    with opened_store() as store:
+        rows = [
+            (
+                p.id,
+                p.tz,
+                p.name,
+                " ".join(f"{role.value}:{meter}" for meter, role in p.meters),
+                _tariff_text(p.tariff),
+            )
+            for p in store.list_places()
+        ]
+    emit(("id", "tz", "name", "meters", "tariff"), rows, fmt, title="places")
+
+
+@places.command("tariff")
+@click.argument("place_id")
+@click.option("--currency", help="Currency of every price and fee, such as EUR or NOK.")
+@click.option("--price", "import_per_kwh", type=float, help="Fixed import price per kWh.")
+@click.option("--peak-price", "peak_per_kwh", type=float, help="Time-of-use peak price per kWh.")
+@click.option("--offpeak-price", "offpeak_per_kwh", type=float, help="Time-of-use off-peak price per kWh.")
+@click.option("--peak-hours", help="Local peak window START-END in whole hours, such as 7-23 (default).")
+@click.option(
+    "--peak-days",
+    type=click.Choice(["weekdays", "all"]),
+    help="Days the peak price applies (default weekdays, as UMeter's).",
+)
+@click.option(
+    "--series", "import_series", help="Dynamic import prices: a series from 'meterhub prices import'."
+)
+@click.option("--adder", "import_adder_per_kwh", type=float, help="Added to every import price per kWh.")
+@click.option("--export-price", "export_per_kwh", type=float, help="Fixed export compensation per kWh.")
+@click.option("--export-series", help="Export compensation from a price series.")
+@click.option(
+    "--export-adder", "export_adder_per_kwh", type=float, help="Added to every export price per kWh."
+)
+@click.option("--fee-day", "fee_per_day", type=float, help="Fixed fee per local day.")
+@click.option("--fee-month", "fee_per_month", type=float, help="Fixed fee per local month.")
+@click.option("--capacity-thresholds", help="Capacity steps in kWh/h, such as 5,10,15,20,25,50,75,100,150.")
+@click.option(
+    "--capacity-peaks", "capacity_peak_days", type=click.IntRange(1, 31), help="Peak days averaged."
+)
+@click.option("--clear", is_flag=True, help="Start from an empty tariff instead of changing the current one.")
+def tariff(
+    place_id: str,
+    peak_hours: str | None,
+    peak_days: str | None,
+    capacity_thresholds: str | None,
+    clear: bool,
+    **settings: Any,
+) -> None:
+    """Show or change a place's tariff; options given replace those settings only."""
+    changes = {name: value for name, value in settings.items() if value is not None}
+    if peak_hours is not None:
+        changes["peak_start_hour"], changes["peak_end_hour"] = _hours(peak_hours)
+    if peak_days is not None:
+        changes["peak_weekdays_only"] = peak_days == "weekdays"
+    if capacity_thresholds is not None:
+        changes["capacity_thresholds_kwh"] = _numbers(capacity_thresholds)
+    with opened_store() as store:
+        place = store.get_place(place_id)
+        if not changes and not clear:
+            click.echo(f"{place_id}: {_tariff_text(place.tariff) or 'no tariff'}")
+            return
+        data = {} if clear else dict(Tariff.from_data(place.tariff).to_data())
+        for kinds in _PRICING_KINDS:
+            for chosen in (kind for kind in kinds if kind & changes.keys()):
+                for other in kinds:
+                    if other is not chosen:
+                        for name in other:
+                            data.pop(name, None)
+        data.update(changes)
+        updated = Tariff.from_data(data).to_data()
+        store.update_place(Place(place.id, place.tz, place.name, place.meters, updated))
+    click.echo(f"{place_id}: {_tariff_text(updated) or 'no tariff'}")
+
+
+def _hours(text: str) -> tuple[int, int]:
+    start, sep, end = text.partition("-")
+    try:
+        if not sep:
+            raise ValueError(text)
+        return int(start), int(end)
+    except ValueError:
+        raise InputError(f"--peak-hours {text!r} is not START-END in whole hours, like 7-23") from None
+
+
+def _numbers(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"--capacity-thresholds {text!r} is not a list of numbers like 5,10,15") from None
+
+
+def _tariff_text(data: Any) -> str:
+    return " ".join(
+        f"{key}={','.join(map(str, value)) if isinstance(value, list) else value}"
+        for key, value in sorted(data.items())
+    )
+
+
+@click.group()
+def prices() -> None:
+    """Import and list dynamic price series."""
+
+
+@prices.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--series", default="default", show_default=True, help="Name the slots are stored under.")
+def import_(file: Path, series: str) -> None:
+    """Import price slots from CSV or JSON (start, end or resolution, price, currency, direction)."""
+    with opened_store() as store:
+        result = import_prices(store, file, series)
+    click.echo(
+        f"series {result.series}: {result.read} slots read, {result.stored} stored, "
+        f"{result.unchanged} unchanged, {result.first_start.isoformat()} to {result.last_end.isoformat()}"
+    )
+
+
+@prices.command("list")
+@format_option
+def list_prices(fmt: str) -> None:
+    """List stored price series."""
+    with opened_store() as store:
+        rows = store.price_series()
+    emit(("series", "direction", "currency", "slots", "start", "end"), rows, fmt, title="price series")

@@ -1,0 +1,145 @@
+"""Build a connector for a configured meter, with the vendor's persisted quota guard and tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar, cast
+
+import httpx
+
+from meterhub.errors import InputError
+from meterhub.model import Meter
+from meterhub.poller.clock import Clock
+from meterhub.store.base import Store
+from meterhub.vendors.base import Connector, ConnectorContext, QuotaGuard, QuotaRule, TokenCache
+from meterhub.vendors.registry import CONNECTORS, load_connector
+
+__all__ = [
+    "ConnectorClass",
+    "ConnectorFactory",
+    "Resolver",
+    "history_chunk_s",
+    "history_rule",
+    "known_vendors",
+    "with_connector",
+]
+
+T = TypeVar("T")
+
+HTTP_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+"""Per-request limits for vendor calls: a stuck vendor costs a poll, never the poller."""
+HTTP_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+"""Connections the shared HTTP client keeps to vendors."""
+
+DEFAULT_HISTORY_CHUNK_S = 86_400
+"""The span of one history call when a connector does not declare ``history_chunk_s``."""
+
+
+class ConnectorClass(Protocol):
+    """A connector class: its documented limits as data, built as ``Class(meter, context)``."""
+
+    vendor: str
+    quotas: tuple[QuotaRule, ...]
+    min_interval_s: int
+    default_base_url: str
+
+    def __call__(self, meter: Meter, context: ConnectorContext) -> Connector:
+        """Build the connector of one meter."""
+        ...
+
+
+Resolver = Callable[[str], Any]
+"""Return the connector class of a vendor name, or raise InputError (default: the registry)."""
+
+
+def history_chunk_s(connector_class: ConnectorClass) -> int:
+    """Return the span one history call covers, as the connector declares it (default one day)."""
+    chunk_s = getattr(connector_class, "history_chunk_s", None)
+    return int(chunk_s) if isinstance(chunk_s, int | float) and chunk_s > 0 else DEFAULT_HISTORY_CHUNK_S
+
+
+def history_rule(connector_class: ConnectorClass) -> QuotaRule | None:
+    """Return the quota rule each history call takes, if the connector names one."""
+    name = getattr(connector_class, "history_quota", None)
+    return next((rule for rule in connector_class.quotas if rule.name == name), None)
+
+
+class ConnectorFactory:
+    """Builds connectors sharing one HTTP client, one quota guard and one token cache per vendor."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: httpx.AsyncClient,
+        clock: Clock | None = None,
+        resolve: Resolver = load_connector,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._clock = clock or Clock()
+        self._resolve = resolve
+        self._classes: dict[str, ConnectorClass | None] = {}
+        self._contexts: dict[str, ConnectorContext] = {}
+
+    def connector_class(self, vendor: str) -> ConnectorClass:
+        """Return the connector class of ``vendor`` or raise InputError."""
+        found = self._classes.get(vendor)
+        if found is None:
+            found = cast(ConnectorClass, self._resolve(vendor))
+            self._classes[vendor] = found
+        return found
+
+    def has_connector(self, vendor: str) -> bool:
+        """Return whether meterhub can poll meters of ``vendor``."""
+        if vendor not in self._classes:
+            try:
+                self.connector_class(vendor)
+            except InputError:
+                self._classes[vendor] = None
+        return self._classes[vendor] is not None
+
+    def is_pollable(self, meter: Meter) -> bool:
+        """Return whether the poller should poll ``meter``.
+
+        A meter is polled when its vendor has a connector and it carries connection options;
+        meters without options (imports, MQTT-fed readers) and ``poll = "no"`` are left alone.
+        """
+        if not meter.options or meter.options.get("poll", "yes").lower() in {"no", "false", "0"}:
+            return False
+        return self.has_connector(meter.vendor)
+
+    def context(self, vendor: str) -> ConnectorContext:
+        """Return the shared services for connectors of ``vendor``."""
+        context = self._contexts.get(vendor)
+        if context is None:
+            rules = self.connector_class(vendor).quotas
+            now = self._clock.now
+            context = ConnectorContext(
+                self._client,
+                TokenCache(self._store, vendor, now=now),
+                QuotaGuard(self._store, vendor, rules, now=now),
+                now,
+            )
+            self._contexts[vendor] = context
+        return context
+
+    def build(self, meter: Meter) -> Connector:
+        """Return a connector for ``meter``."""
+        return self.connector_class(meter.vendor)(meter, self.context(meter.vendor))
+
+    def poll_interval_s(self, meter: Meter) -> int:
+        """Return how often to poll ``meter``: its interval, never faster than the vendor allows."""
+        return max(meter.interval_s, int(self.connector_class(meter.vendor).min_interval_s))
+
+
+def known_vendors() -> tuple[str, ...]:
+    """Return the vendors with a connector in the registry."""
+    return tuple(name for name, _ in CONNECTORS)
+
+
+async def with_connector(
+    store: Store, meter: Meter, action: Callable[[Connector], Awaitable[T]], clock: Clock | None = None
+) -> T:
+    """Build the connector of ``meter`` on a fresh HTTP client, run ``action`` on it, close."""
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, limits=HTTP_LIMITS) as client:
+        return await action(ConnectorFactory(store, client, clock).build(meter))

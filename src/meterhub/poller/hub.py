@@ -1,0 +1,153 @@
+"""The running hub: poller, MQTT subscribers and the HTTP API on one event loop.
+
+:class:`Hub` is what ``meterhub serve`` (and ``meterhub demo``) run. It opens the store, writes
+the meters a ``meterhub.toml`` declares, and runs until :meth:`Hub.stop` (or SIGINT/SIGTERM via
+:func:`stop_on_signals`): the HTTP server finishes its requests, then the poller and subscribers
+are cancelled between writes, the shared HTTP client is closed and the store flushed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import signal
+import socket
+from collections.abc import Callable, Generator, Sequence
+
+import anyio
+import anyio.to_thread
+import httpx
+import uvicorn
+
+from meterhub.api.app import create_app
+from meterhub.errors import ConfigError, UnknownMeterError
+from meterhub.model import Meter
+from meterhub.mqtt import MqttSubscriber
+from meterhub.poller.clock import Clock
+from meterhub.poller.config import HubConfig
+from meterhub.poller.connectors import HTTP_LIMITS, HTTP_TIMEOUT
+from meterhub.poller.scheduler import Poller
+from meterhub.store import Store, open_store
+
+__all__ = ["Hub", "QuietServer", "apply_declared_meters", "bind_socket", "stop_on_signals"]
+
+log = logging.getLogger(__name__)
+
+
+class QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to its owner, which stops everything at once."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        """Install no signal handlers."""
+        yield
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Return a listening socket on host:port (0 picks a free port), or raise ConfigError."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot resolve host {host!r}: {exc.strerror}") from exc
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        reason = "is busy" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+        raise ConfigError(f"port {port} on {host} {reason}; choose another with --port") from exc
+    sock.setblocking(False)
+    return sock
+
+
+def apply_declared_meters(store: Store, meters: Sequence[Meter]) -> list[str]:
+    """Add or update declared meters in the store; return what changed, one line each."""
+    changes: list[str] = []
+    for meter in meters:
+        try:
+            current = store.get_meter(meter.id)
+        except UnknownMeterError:
+            store.add_meter(meter)
+            changes.append(f"added meter {meter.id} ({meter.vendor})")
+            continue
+        if current != meter or dict(current.options) != dict(meter.options):
+            store.update_meter(meter)
+            changes.append(f"updated meter {meter.id} ({meter.vendor})")
+    return changes
+
+
+async def stop_on_signals(stop: Callable[[], None]) -> None:
+    """Call ``stop`` at the first SIGINT or SIGTERM."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for received in signals:
+            log.info("received %s; stopping", signal.Signals(received).name)
+            stop()
+            return
+
+
+class Hub:
+    """The hub's processes in one event loop, sharing one store and one HTTP client."""
+
+    def __init__(
+        self,
+        database_url: str,
+        config: HubConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        http_timeout: httpx.Timeout = HTTP_TIMEOUT,
+    ) -> None:
+        self.database_url = database_url
+        self.config = config or HubConfig()
+        self.clock = clock or Clock()
+        self._http_timeout = http_timeout
+        self._server: QuietServer | None = None
+        self._stopping = False
+        self.poller: Poller | None = None
+        self.changes: list[str] = []
+        self.started = anyio.Event()
+
+    def stop(self) -> None:
+        """Ask the hub to finish: the HTTP server first, then everything else."""
+        self._stopping = True
+        if self._server is not None:
+            self._server.should_exit = True
+
+    async def run(self, sock: socket.socket) -> None:
+        """Serve the API on ``sock`` and poll until :meth:`stop`."""
+        store = await anyio.to_thread.run_sync(open_store, self.database_url)
+        try:
+            self.changes = await anyio.to_thread.run_sync(apply_declared_meters, store, self.config.meters)
+            async with httpx.AsyncClient(timeout=self._http_timeout, limits=HTTP_LIMITS) as client:
+                await self._run_parts(store, client, sock)
+        finally:
+            with anyio.CancelScope(shield=True):  # flushed even when the hub is cancelled
+                await anyio.to_thread.run_sync(store.close)
+
+    async def _run_parts(self, store: Store, client: httpx.AsyncClient, sock: socket.socket) -> None:
+        self.poller = Poller(store, client, clock=self.clock, settings=self.config.poller)
+        app = create_app(self.database_url)
+        server = QuietServer(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+        self._server = server
+        if self._stopping:
+            return
+        subscriber = MqttSubscriber(store, self.config.mqtt) if self.config.mqtt else None
+        poller_scope = anyio.CancelScope()
+
+        async def run_poller(poller: Poller) -> None:
+            with poller_scope:
+                await poller.run()
+
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(run_poller, self.poller)
+            if subscriber is not None:
+                task_group.start_soon(subscriber.run)
+            self.started.set()
+            try:
+                await server.serve(sockets=[sock])
+            finally:
+                poller_scope.cancel()
+                if subscriber is not None:
+                    subscriber.stop()  # it stores what it already received, then returns

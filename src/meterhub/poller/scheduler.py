@@ -1,0 +1,350 @@
+"""The poller: every meter on its own schedule, on one event loop, from one heap.
+
+Each meter has one entry in a heap ordered by when it is due. The loop sleeps until the earliest
+entry is due, starts that poll as a task (at most ``max_concurrent_polls`` run at once), and the
+poll pushes the meter back with its next due time: the poll interval plus jitter after a
+success, an exponential backoff capped at ``backoff_cap_s`` after a failure, and exactly the
+vendor's ``retry_after_s`` after QuotaExceeded. No meter ever has a task of its own waiting, so
+one process holds thousands of meters at the cost of a heap entry each.
+
+A typed vendor error, and any unexpected one, becomes the meter's health (``last_error``,
+``consecutive_failures``) and never stops the loop. When fresh data starts later than twice the
+poll interval after what was stored before (an outage, or the hub was down), the missed window
+is backfilled through ``connector.history`` in the background, resumably.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import anyio
+import anyio.to_thread
+import httpx
+
+from meterhub.errors import ConfigError, InputError, MeterhubError, QuotaExceeded
+from meterhub.ingest import Ingestor
+from meterhub.model import Meter
+from meterhub.poller.backfill import BackfillJob, BackfillLedger
+from meterhub.poller.clock import Clock
+from meterhub.poller.connectors import ConnectorFactory, Resolver, history_chunk_s
+from meterhub.poller.recovery import Recovery, RecoveryState, describe_error, missed_window
+from meterhub.poller.sink import HealthNote, Sink
+from meterhub.store.base import Store
+from meterhub.vendors.base import Connector
+from meterhub.vendors.registry import load_connector
+
+__all__ = ["PollOutcome", "Poller", "PollerSettings", "PollerStats", "retry_delay_s"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PollerSettings:
+    """How the poller paces itself; every field has a default that suits a household."""
+
+    jitter_ratio: float = 0.1
+    """Each wait is stretched by a random 0..ratio of itself, so meters drift apart."""
+    backoff_cap_s: float = 3600.0
+    """The longest wait between retries of a failing meter."""
+    max_concurrent_polls: int = 200
+    """Polls in flight at once."""
+    max_concurrent_backfills: int = 8
+    """Recovery backfills in flight at once."""
+    recovery_max_s: float = 7 * 86_400.0
+    """How far back a recovery backfill reaches at most."""
+    startup_spread_s: float = 10.0
+    """First polls are spread over this many seconds (and never before a meter's interval)."""
+    refresh_meters_s: float = 60.0
+    """How often the meter list is re-read from the store, so added meters get polled."""
+
+    def __post_init__(self) -> None:
+        if self.jitter_ratio < 0 or self.backoff_cap_s <= 0 or self.max_concurrent_polls < 1:
+            raise ConfigError("poller settings must be positive")
+
+
+@dataclass(slots=True)
+class PollerStats:
+    """Counts since the poller started."""
+
+    polls: int = 0
+    successes: int = 0
+    failures: int = 0
+    backfilled_windows: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    """What one poll of one meter did."""
+
+    meter_id: str
+    ok: bool
+    at: datetime
+    error: str | None
+    next_in_s: float
+    backfill: BackfillJob | None = None
+
+
+@dataclass(slots=True)
+class _Slot:
+    meter: Meter
+    interval_s: float
+    generation: int
+    recovery: RecoveryState
+    connector: Connector | None = None
+    failures: int = 0
+    covered_until: datetime | None = None
+    running: bool = False
+    last_success: datetime | None = None
+
+
+def retry_delay_s(interval_s: float, failures: int, cap_s: float) -> float:
+    """Return the wait before retry number ``failures``: interval, doubled each time, capped."""
+    return min(max(cap_s, interval_s), interval_s * 2.0 ** max(0, failures - 1))
+
+
+class Poller:
+    """Polls meters on their schedules and stores what they report, with health and recovery."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: httpx.AsyncClient,
+        *,
+        clock: Clock | None = None,
+        settings: PollerSettings | None = None,
+        resolve: Resolver = load_connector,
+        meters: Sequence[Meter] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock or Clock()
+        self.settings = settings or PollerSettings()
+        self.factory = ConnectorFactory(store, client, self._clock, resolve)
+        self.sink = Sink(store, Ingestor(store, now=self._clock.now))
+        self.stats = PollerStats()
+        self._recovery = Recovery(
+            self.sink,
+            BackfillLedger(store),
+            self._clock,
+            self.settings.max_concurrent_backfills,
+            on_window=self._count_window,
+        )
+        self._fixed_meters = list(meters) if meters is not None else None
+        self._random = random.Random(seed)  # noqa: S311 - jitter, not security
+        self._slots: dict[str, _Slot] = {}
+        self._heap: list[tuple[float, int, str, int]] = []
+        self._sequence = itertools.count()
+        self._generations = itertools.count(1)
+        self._wake = anyio.Event()
+        self._polls = anyio.Semaphore(self.settings.max_concurrent_polls)
+        self._task_group: anyio.abc.TaskGroup | None = None
+
+    # --- the meters ---------------------------------------------------------------------
+    @property
+    def meter_ids(self) -> list[str]:
+        """Return the ids of the meters being polled."""
+        return sorted(self._slots)
+
+    async def load_meters(self) -> None:
+        """Read the meters to poll and what the store already holds of them."""
+        if self._fixed_meters is not None:
+            meters = self._fixed_meters
+        else:
+            meters = await anyio.to_thread.run_sync(self._store.list_meters)
+        wanted = {m.id: m for m in meters if self.factory.is_pollable(m)}
+        for meter_id in set(self._slots) - set(wanted):
+            del self._slots[meter_id]  # its heap entry goes stale and is skipped
+        fresh = [m for m in wanted.values() if self._changed(m)]
+        if not fresh:
+            return
+        covered = await anyio.to_thread.run_sync(self._covered_until, [m.id for m in fresh])
+        health = await anyio.to_thread.run_sync(self._store.health, [m.id for m in fresh])
+        now = self._clock.now()
+        for meter in fresh:
+            slot = self._new_slot(meter)
+            slot.covered_until = covered.get(meter.id)
+            known = health.get(meter.id)
+            slot.failures = known.consecutive_failures if known is not None else 0
+            slot.last_success = known.last_success if known is not None else None
+            self._slots[meter.id] = slot
+            self._push(slot, self._first_due(slot, now))
+
+    def _changed(self, meter: Meter) -> bool:
+        slot = self._slots.get(meter.id)
+        return slot is None or slot.meter != meter or dict(slot.meter.options) != dict(meter.options)
+
+    def _new_slot(self, meter: Meter) -> _Slot:
+        try:
+            interval_s = float(self.factory.poll_interval_s(meter))
+        except InputError:
+            interval_s = float(meter.interval_s)
+        return _Slot(meter, interval_s, next(self._generations), RecoveryState(meter.id))
+
+    def _first_due(self, slot: _Slot, now: datetime) -> datetime:
+        spread_s = self._random.uniform(0, min(slot.interval_s, self.settings.startup_spread_s))
+        due = now + timedelta(seconds=spread_s)
+        if slot.last_success is not None:  # a restart must not poll sooner than the vendor allows
+            due = max(due, slot.last_success + timedelta(seconds=slot.interval_s + spread_s))
+        return due
+
+    def _covered_until(self, meter_ids: list[str]) -> dict[str, datetime]:
+        """Return the newest instant stored per meter: readings, else interval ends (worker thread)."""
+        covered = {r.meter: r.ts for r in self._store.latest(meter_ids, phase=0)}
+        now = self._clock.now()
+        since = now - timedelta(seconds=self.settings.recovery_max_s)
+        for meter_id in meter_ids:
+            if meter_id not in covered:
+                ends = [record.end for record in self._store.intervals(meter_id, since, now)]
+                if ends:
+                    covered[meter_id] = max(ends)
+        return covered
+
+    # --- the schedule -------------------------------------------------------------------
+    def _push(self, slot: _Slot, due: datetime) -> None:
+        due_s = due.timestamp()
+        earliest = self._heap[0][0] if self._heap else None
+        heapq.heappush(self._heap, (due_s, next(self._sequence), slot.meter.id, slot.generation))
+        if earliest is None or due_s < earliest:
+            self._wake.set()
+
+    def _pop_due(self, now_s: float) -> _Slot | None:
+        """Return the most overdue meter, skipping entries of meters removed or replaced."""
+        while self._heap and self._heap[0][0] <= now_s:
+            _, _, meter_id, generation = heapq.heappop(self._heap)
+            slot = self._slots.get(meter_id)
+            if slot is not None and slot.generation == generation and not slot.running:
+                return slot
+        return None
+
+    async def run(self) -> None:
+        """Poll until cancelled."""
+        await self.load_meters()
+        async with anyio.create_task_group() as task_group:
+            self._task_group = task_group
+            task_group.start_soon(self.sink.run)
+            if self._fixed_meters is None:
+                task_group.start_soon(self._refresh_loop)
+            try:
+                await self._schedule_loop(task_group)
+            finally:
+                self._task_group = None
+
+    async def _schedule_loop(self, task_group: anyio.abc.TaskGroup) -> None:
+        while True:
+            now_s = self._clock.now().timestamp()
+            if self._heap and self._heap[0][0] <= now_s:
+                await self._polls.acquire()  # a task exists only for a poll that may run now
+                slot = self._pop_due(self._clock.now().timestamp())
+                if slot is None:
+                    self._polls.release()
+                else:
+                    slot.running = True
+                    task_group.start_soon(self._poll_task, slot)
+                continue
+            wait_s = self._heap[0][0] - now_s if self._heap else self.settings.refresh_meters_s
+            self._wake = anyio.Event()
+            with anyio.move_on_after(self._clock.real_s(wait_s)):
+                await self._wake.wait()
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await self._clock.sleep(self.settings.refresh_meters_s)
+            try:
+                await self.load_meters()
+            except MeterhubError as exc:
+                log.warning("cannot re-read the meters: %s", exc)
+
+    async def _poll_task(self, slot: _Slot) -> None:
+        try:
+            outcome = await self._poll(slot)
+        finally:
+            slot.running = False
+            self._polls.release()
+        if self._slots.get(slot.meter.id) is slot:  # counted from the end, so latency never crowds
+            self._push(slot, self._clock.now() + timedelta(seconds=outcome.next_in_s))
+
+    # --- one poll -----------------------------------------------------------------------
+    async def poll_once(self, meter_id: str) -> PollOutcome:
+        """Poll one meter now (outside the schedule) and return what happened."""
+        if not self._slots:
+            await self.load_meters()
+        slot = self._slots.get(meter_id)
+        if slot is None:
+            raise InputError(f"meter {meter_id!r} is not polled (no connector or no options)")
+        return await self._poll(slot, recover_now=True)
+
+    async def _poll(self, slot: _Slot, *, recover_now: bool = False) -> PollOutcome:
+        at = self._clock.now()
+        meter_id = slot.meter.id
+        self.stats.polls += 1
+        try:
+            if slot.connector is None:
+                slot.connector = self.factory.build(slot.meter)
+            fetched = await slot.connector.latest()
+        except Exception as exc:
+            return await self._failed(slot, at, exc)
+        reach = at - timedelta(seconds=self.settings.recovery_max_s)
+        covered, gap = missed_window(meter_id, slot.covered_until, fetched, slot.interval_s, reach)
+        try:
+            await self.sink.write(fetched, HealthNote(meter_id, True, at))
+        except MeterhubError as exc:
+            log.error("cannot store what %s reported: %s", meter_id, exc)
+            return PollOutcome(meter_id, False, at, describe_error(exc), slot.interval_s)
+        self.stats.successes += 1
+        slot.failures, slot.last_success, slot.covered_until = 0, at, covered
+        job = await self._recover(slot, gap, wait=recover_now)
+        return PollOutcome(meter_id, True, at, None, self._next_in_s(slot.interval_s), job)
+
+    async def _failed(self, slot: _Slot, at: datetime, exc: Exception) -> PollOutcome:
+        meter_id = slot.meter.id
+        text = describe_error(exc)
+        if not isinstance(exc, MeterhubError):
+            log.error("polling %s failed unexpectedly", meter_id, exc_info=exc)
+        elif slot.failures == 0:
+            log.warning("polling %s failed: %s", meter_id, text)
+        if isinstance(exc, ConfigError | InputError):
+            slot.connector = None  # built again next time, after the settings may have changed
+        slot.failures += 1
+        self.stats.failures += 1
+        if isinstance(exc, QuotaExceeded) and exc.retry_after_s is not None:
+            next_in_s = exc.retry_after_s
+        else:
+            next_in_s = self._next_in_s(
+                retry_delay_s(slot.interval_s, slot.failures, self.settings.backoff_cap_s)
+            )
+        try:
+            await self.sink.note(HealthNote(meter_id, False, at, text))
+        except MeterhubError as store_exc:
+            log.error("cannot record the health of %s: %s", meter_id, store_exc)
+        return PollOutcome(meter_id, False, at, text, next_in_s)
+
+    def _next_in_s(self, base_s: float) -> float:
+        return base_s * (1.0 + self._random.uniform(0.0, self.settings.jitter_ratio))
+
+    async def _recover(self, slot: _Slot, gap: BackfillJob | None, *, wait: bool) -> BackfillJob | None:
+        """Start (or, with ``wait``, run) the meter's pending recovery backfill, if any."""
+        state = slot.recovery
+        try:
+            job = await self._recovery.pending(state, gap)
+        except MeterhubError as exc:
+            log.warning("cannot keep the backfill progress of %s: %s", slot.meter.id, exc)
+            return None
+        connector = slot.connector
+        if job is None or connector is None:
+            return job
+        chunk_s = history_chunk_s(self.factory.connector_class(slot.meter.vendor))
+        if wait or self._task_group is None:
+            return await self._recovery.run(state, connector, chunk_s, job)
+        if self._recovery.has_room:  # else a later poll starts it
+            state.running = True  # claimed now, so the next poll does not start it twice
+            self._task_group.start_soon(self._recovery.run, state, connector, chunk_s, job)
+        return job
+
+    async def _count_window(self, _: BackfillJob) -> None:
+        self.stats.backfilled_windows += 1

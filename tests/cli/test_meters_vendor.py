@@ -1,0 +1,205 @@
+"""``meterhub meters add|discover|list``, ``poll`` and ``relay`` against the simulators on loopback."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meterhub.store import open_store
+from tests.cli.conftest import Run
+from tests.simservers import Sim, simulator
+
+
+def stored_meter_options(db_url: str, meter_id: str) -> dict[str, str]:
+    store = open_store(db_url)
+    try:
+        return dict(store.get_meter(meter_id).options)
+    finally:
+        store.close()
+
+
+def listed(run: Run) -> dict[str, dict[str, Any]]:
+    return {m["id"]: m for m in json.loads(run("meters", "list", "--format", "json").stdout)}
+
+
+def test_add_keeps_connection_options_and_only_references_to_secrets(
+    run: Run, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("T_SECRET_PIN", "4711-very-secret")
+    result = run(
+        "meters", "add", "sm", "--vendor", "smartmac", "--phases", "3", "--tz", "Europe/Oslo",
+        "--base-url", "http://10.0.0.7", "--devid", "1728053249", "--devpass-env", "T_SECRET_PIN",
+        "--rate-class", "extended",
+    )  # fmt: skip
+    assert result.stdout.strip() == "added meter sm (smartmac, 3-phase, Europe/Oslo, every 60 s)"
+    assert stored_meter_options(db_url, "sm") == {
+        "base_url": "http://10.0.0.7",
+        "devid": "1728053249",
+        "devpass": "env:T_SECRET_PIN",
+        "rate_class": "extended",
+    }
+    run(
+        "meters", "add", "iam", "--vendor", "iammeter", "--sn", "3FE34ABE", "--place-id", "2393",
+        "--username-env", "T_USER", "--password-env", "T_PASSWORD", "--option", "timeout_s=5",
+    )  # fmt: skip
+    assert stored_meter_options(db_url, "iam") == {
+        "sn": "3FE34ABE",
+        "place_id": "2393",
+        "username": "env:T_USER",
+        "password": "env:T_PASSWORD",
+        "timeout_s": "5",
+    }
+    for option, value in (("--ean", "8716"), ("--point", "meter1"), ("--host", "ams.local")):
+        run("meters", "add", f"m{option}", "--vendor", "umeter", option, value, "--key-env", "K")
+    assert b"4711-very-secret" not in b"".join(p.read_bytes() for p in tmp_path.glob("cli.db*"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--option", "password=hunter2"), "option 'password' must be a reference like env:"),
+        (("--password-env", "not a name"), "--password-env takes the NAME of an environment variable"),
+        (("--option", "novalue"), "--option takes KEY=VALUE"),
+    ],
+)
+def test_add_refuses_secrets_in_the_clear(run: Run, args: tuple[str, ...], message: str) -> None:
+    result = run("meters", "add", "x", "--vendor", "iammeter", *args, ok=False)
+    assert result.exit_code == 1
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_add_refuses_an_unknown_vendor(run: Run) -> None:
+    result = run("meters", "add", "x", "--vendor", "acme", ok=False)
+    assert result.stderr.startswith("error: unknown vendor 'acme'; choose one of iammeter, ")
+
+
+DISCOVER: dict[str, tuple[str, ...]] = {
+    "iammeter": ("--username", "test", "--password-env", "T_PASSWORD", "--tz", "Europe/Oslo"),
+    "intellimeter": ("--username", "test", "--password-env", "T_PASSWORD", "--tz", "America/Toronto"),
+    "umeter": ("--username-env", "T_USER", "--password-env", "T_PASSWORD"),
+    "smartmac": ("--devid", "1728053249", "--devpass-env", "T_PASSWORD"),
+    "amsreader": (),
+}
+
+
+def _discover_secrets(sim: Sim, monkeypatch: pytest.MonkeyPatch) -> None:
+    info = sim.info()
+    secrets = {
+        "iammeter": lambda: info["password"],
+        "intellimeter": lambda: info["login"]["password"],
+        "umeter": lambda: info["credentials"]["password"],
+        "smartmac": lambda: info["devpass"],
+        "amsreader": lambda: "",
+    }
+    monkeypatch.setenv("T_PASSWORD", secrets[sim.vendor]())
+    if sim.vendor == "umeter":
+        monkeypatch.setenv("T_USER", info["credentials"]["username"])
+
+
+@pytest.mark.parametrize("vendor", list(DISCOVER))
+def test_discover_lists_what_an_account_holds_and_adds_it(
+    vendor: str, run: Run, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with simulator(vendor) as sim:
+        _discover_secrets(sim, monkeypatch)
+        args = ("meters", "discover", vendor, "--base-url", sim.base_url, *DISCOVER[vendor])
+        result = run(*args, "--add", "--format", "json")
+        found = json.loads(result.stdout)
+        ids = [item["id"] for item in found]
+        polled = json.loads(run("poll", ids[0], "--format", "json", ok=vendor != "smartmac").stdout)
+        calls = sim.calls()
+    assert found and all(item["vendor"] == vendor for item in found)
+    assert sorted(listed(run)) == sorted(ids)
+    assert all(f"added meter {meter_id}" in result.stderr for meter_id in ids)
+    if vendor == "smartmac":  # the device answers once a minute: discovery just asked
+        assert polled[0]["error"].startswith("QuotaExceeded: ")
+        assert calls == {"/": 1}
+    else:
+        assert polled[0]["ok"] is True
+    options = stored_meter_options(db_url, ids[0])
+    assert all(v.startswith("env:") for k, v in options.items() if k in {"password", "devpass", "key"})
+    if vendor == "iammeter":
+        assert {item["id"] for item in found} >= {"iammeter-3fe34abe", "iammeter-da2bed94"}
+
+
+def test_discover_without_add_adds_nothing_and_again_keeps_what_exists(run: Run) -> None:
+    with simulator("amsreader") as sim:
+        args = ("meters", "discover", "amsreader", "--base-url", sim.base_url)
+        found = run(*args, "--format", "csv").stdout.splitlines()
+        assert listed(run) == {}
+        run(*args, "--add")
+        kept = run(*args, "--add")
+    assert found[0] == "id,vendor,phases,tz,name,options" and len(found) == 2
+    meter_id = found[1].split(",")[0]
+    assert list(listed(run)) == [meter_id]
+    assert f"kept meter {meter_id} (it exists already)" in kept.stdout
+
+
+def test_discover_honours_the_vendor_quota_across_commands(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    with simulator("iammeter") as sim:
+        _discover_secrets(sim, monkeypatch)
+        args = ("meters", "discover", "iammeter", "--base-url", sim.base_url, *DISCOVER["iammeter"])
+        run(*args)
+        again = run(*args, ok=False)
+        calls = sim.calls()
+    assert again.exit_code == 1
+    assert again.stderr.startswith("error: iammeter allows 1 metersdata calls per 5 minutes")
+    assert calls["/api/v1/site/metersdata"] == 1  # the refused call never reached the vendor
+
+
+def test_list_shows_health_after_polls(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    with simulator("amsreader") as sim:
+        run("meters", "add", "ams", "--vendor", "amsreader", "--phases", "3", "--base-url", sim.base_url)
+        assert listed(run)["ams"]["online"] is None  # never polled
+        run("poll", "ams")
+        healthy = listed(run)["ams"]
+        sim.faults(offline=True)
+        time.sleep(2.1)  # the reader's own pace: one call per 2 s
+        failed = run("poll", "ams", ok=False)
+        broken = listed(run)["ams"]
+    assert healthy["online"] is True and healthy["failures"] == 0 and healthy["last_error"] is None
+    assert healthy["last_success"] is not None and healthy["last_reading"] is not None
+    assert failed.exit_code == 1 and "VendorUnavailable" in failed.stdout
+    assert broken["online"] is False and broken["failures"] == 1
+    assert broken["last_error"].startswith("VendorUnavailable: ")
+    assert broken["last_success"] == healthy["last_success"]
+
+
+def test_relay_switches_and_the_device_reports_the_state(
+    run: Run, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with simulator("smartmac", extended=True) as sim:
+        info = sim.info()
+        monkeypatch.setenv("T_PIN", info["devpass"])
+        run(
+            "meters", "add", "sm", "--vendor", "smartmac", "--phases", "3", "--base-url", sim.base_url,
+            "--devid", info["devid"], "--devpass-env", "T_PIN", "--rate-class", "extended",
+        )  # fmt: skip
+        assert info["relay_on"] is False
+        on = run("relay", "sm", "on")
+        assert sim.info()["relay_on"] is True
+        off = run("relay", "sm", "off")  # waits out the device's 6 s pace
+        assert sim.info()["relay_on"] is False
+    assert on.stdout.strip() == "relay of sm is on (as the device reports)"
+    assert off.stdout.strip() == "relay of sm is off (as the device reports)"
+    assert "waiting" in off.stderr
+    store = open_store(db_url)
+    try:
+        from datetime import UTC, datetime, timedelta
+
+        now = datetime.now(UTC)
+        states = [e.value for e in store.extras("sm", "relay_on", now - timedelta(minutes=5), now)]
+    finally:
+        store.close()
+    assert states[-2:] == [1.0, 0.0]
+
+
+def test_relay_of_a_meter_without_one_is_refused(run: Run) -> None:
+    run("meters", "add", "iam", "--vendor", "iammeter", "--sn", "X", "--username", "u", "--password-env", "P")
+    result = run("relay", "iam", "on", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: meter 'iam': IAMMETER offers no relay control"

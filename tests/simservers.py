@@ -1,0 +1,97 @@
+"""Serve vendor simulators over real loopback HTTP for tests, and talk to their /_sim routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import uvicorn
+
+from meterhub.poller import Clock
+from meterhub.poller.hub import QuietServer, bind_socket
+from meterhub.vendors.registry import load_factory
+from meterhub.vendors.simkit import SimulatedOffline
+
+
+class _DropSimulatedOffline(logging.Filter):
+    """Hide the traceback uvicorn logs when a simulator drops a connection on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, SimulatedOffline)
+
+
+@contextmanager
+def served(app: Any) -> Iterator[str]:
+    """Serve an ASGI app on a free loopback port in a thread; yield its base URL."""
+    logging.getLogger("uvicorn.error").addFilter(_DropSimulatedOffline())
+    sock = bind_socket("127.0.0.1", 0)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = QuietServer(config)
+    thread = threading.Thread(target=asyncio.run, args=(server.serve(sockets=[sock]),), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@contextmanager
+def simulator(vendor: str, speed: float = 1.0, **options: Any) -> Iterator[Sim]:
+    """Serve one vendor's simulator on loopback and yield a handle on it."""
+    app = load_factory(vendor)(seed=1, speed=speed, **options)
+    with served(app) as base_url:
+        yield Sim(vendor, base_url, app, speed)
+
+
+class Sim:
+    """A served simulator: its address and its ``/_sim`` control routes."""
+
+    def __init__(self, vendor: str, base_url: str, app: Any, speed: float) -> None:
+        self.vendor = vendor
+        self.base_url = base_url
+        self.app = app
+        self.speed = speed
+
+    def _control(self, method: str, path: str, body: object = None) -> Any:
+        with httpx.Client(base_url=self.base_url, timeout=10) as client:
+            answer = client.request(method, path, json=body)
+        answer.raise_for_status()
+        return answer.json()
+
+    def info(self) -> dict[str, Any]:
+        """Return ``GET /_sim/info``."""
+        info: dict[str, Any] = self._control("GET", "/_sim/info")
+        return info
+
+    def calls(self) -> dict[str, int]:
+        """Return ``GET /_sim/calls``: requests per route."""
+        calls: dict[str, int] = self._control("GET", "/_sim/calls")
+        return calls
+
+    def faults(self, **faults: Any) -> None:
+        """Set faults with ``POST /_sim/faults`` (no arguments clears them)."""
+        self._control("POST", "/_sim/faults", faults)
+
+    def now(self) -> datetime:
+        """Return the simulated time."""
+        return datetime.fromisoformat(self.info()["now"])
+
+    def clock(self) -> Clock:
+        """Return a hub clock that runs with the simulator's (to within half a round trip)."""
+        before_s = time.monotonic()
+        now = self.now()
+        middle_s = (before_s + time.monotonic()) / 2
+        return Clock(now + timedelta(seconds=(time.monotonic() - middle_s) * self.speed), self.speed)

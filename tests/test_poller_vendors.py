@@ -1,0 +1,262 @@
+"""The poller against the real vendor simulators over loopback HTTP, on a real SQLite store.
+
+Quotas are asserted from the simulators' own call counts (``/_sim/calls``) and from the fact that
+a simulator answers over quota with an error the poller would count as a failure; faults come
+from ``POST /_sim/faults``. The simulators and the hub's clock run faster than real time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime, timedelta
+from functools import partial
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from meterhub.model import Meter, MeterHealth
+from meterhub.poller import BackfillJob, Clock, Poller, PollerSettings
+from meterhub.poller.backfill import backfill_meter
+from meterhub.store import Store, open_store
+from tests.simservers import Sim, simulator
+
+pytestmark = pytest.mark.anyio
+
+METERDATA = "/api/v1/site/meterdata2/{sn}"
+LOGIN = "/api/v1/user/login"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(f"sqlite:///{tmp_path / 'hub.db'}")
+    yield opened
+    opened.close()
+
+
+def vendor_meter(sim: Sim, monkeypatch: pytest.MonkeyPatch, interval_s: int = 60) -> Meter:
+    """Return a meter of the simulator's account, its secrets passed as env references."""
+    info: dict[str, Any] = sim.info()
+    url = sim.base_url
+    if sim.vendor == "iammeter":
+        monkeypatch.setenv("T_IAM_PASSWORD", info["password"])
+        first = info["meters"][0]
+        options = {"base_url": url, "username": info["user_name"], "password": "env:T_IAM_PASSWORD"}
+        return Meter("iam", "iammeter", first["phases"], info["tz"], 300, "", {**options, "sn": first["sn"]})
+    if sim.vendor == "smartmac":
+        monkeypatch.setenv("T_SM_PIN", info["devpass"])
+        options = {"base_url": url, "devid": info["devid"], "devpass": "env:T_SM_PIN"}
+        return Meter("sm", "smartmac", info["phases"], "Europe/Oslo", 60, "", options)
+    if sim.vendor == "intellimeter":
+        monkeypatch.setenv("T_IM_PASSWORD", info["login"]["password"])
+        options = {"base_url": url, "username": info["login"]["username"], "password": "env:T_IM_PASSWORD"}
+        return Meter("im", "intellimeter", 1, info["tz"], 300, "", {**options, "point": info["meters"][0]})
+    if sim.vendor == "amsreader":
+        return Meter("ams", "amsreader", 3, "Europe/Oslo", max(interval_s, 10), "", {"base_url": url})
+    monkeypatch.setenv("T_UM_PASSWORD", info["credentials"]["password"])
+    options = {"base_url": url, "username": info["credentials"]["username"], "password": "env:T_UM_PASSWORD"}
+    return Meter("um", "umeter", 1, info["zone"], 900, "", {**options, "ean": info["eans"][0]})
+
+
+async def run_for(poller: Poller, real_s: float) -> None:
+    with anyio.move_on_after(real_s):
+        await poller.run()
+
+
+def total_times(store: Store, meter_id: str, start: datetime, end: datetime) -> list[datetime]:
+    return [r.ts for r in store.iter_readings([meter_id], start, end, phase=0)]
+
+
+def widest_gap_s(times: list[datetime]) -> float:
+    return max((b - a).total_seconds() for a, b in pairwise(times))
+
+
+@pytest.mark.parametrize("vendor", ["iammeter", "smartmac", "intellimeter", "amsreader", "umeter"])
+async def test_every_vendor_polls_and_backfills(
+    vendor: str, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with simulator(vendor) as sim:
+        meter = vendor_meter(sim, monkeypatch)
+        store.add_meter(meter)
+        async with httpx.AsyncClient(timeout=10) as client:
+            outcome = await Poller(store, client).poll_once(meter.id)
+            assert outcome.ok, outcome.error
+            now = sim.now()
+            # UMeter's latest is today's quarter hours, so its history is asked of yesterday
+            end = now - timedelta(days=1) if vendor == "umeter" else now
+            job = BackfillJob.new(meter.id, end - timedelta(hours=3), end)
+            done, stored = await backfill_meter(store, client, meter, job)
+    assert done.finished
+    health = store.health([meter.id])[meter.id]
+    assert health.online and health.consecutive_failures == 0
+    latest = store.latest([meter.id])
+    intervals = store.intervals(meter.id, now - timedelta(days=2), now + timedelta(hours=1))
+    assert latest or intervals
+    if vendor == "smartmac":
+        assert stored.readings == stored.intervals == 0  # the device keeps no history
+    else:
+        assert stored.readings + stored.intervals > 0
+
+
+@pytest.mark.slow
+async def test_iammeter_quota_holds_and_data_stays_complete_across_restarts(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with simulator("iammeter", speed=300.0) as sim:
+        meter = vendor_meter(sim, monkeypatch)
+        store.add_meter(meter)
+        clock = sim.clock()
+        started = clock.now()
+        failures = 0
+        for pause_real_s in (0.0, 6.0, 0.5):  # the hub is down for 30 simulated minutes, then restarts
+            await anyio.sleep(pause_real_s)
+            async with httpx.AsyncClient(timeout=10) as client:
+                poller = Poller(store, client, clock=clock, settings=PollerSettings(startup_spread_s=5))
+                await run_for(poller, 5.0)
+                failures += poller.stats.failures
+        ended = clock.now()
+        calls = sim.calls()
+    hours = (ended - started).total_seconds() / 3600
+    assert failures == 0  # over quota the simulator answers nothing, which would be a failure
+    assert calls[LOGIN] == 1  # the token survives restarts
+    assert 8 <= calls[METERDATA] <= 12 * hours + 1
+    times = total_times(store, meter.id, started, ended)
+    assert times == sorted(set(times))
+    assert widest_gap_s(times) <= 2 * meter.interval_s  # the outage was backfilled
+    assert store.gaps(meter.id, times[0], times[-1]) == []
+
+
+async def health_now(store: Store, meter_id: str) -> MeterHealth | None:
+    return (await anyio.to_thread.run_sync(store.health, [meter_id])).get(meter_id)
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float) -> None:
+    """Return once ``check()`` holds, or fail after ``timeout_s``."""
+    for _ in range(int(timeout_s / 0.05)):
+        if await check():
+            return
+        await anyio.sleep(0.05)
+    raise AssertionError(f"not so after {timeout_s} s")
+
+
+@pytest.mark.slow
+async def test_faults_give_health_errors_backoff_and_recovery_backfills(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[MeterHealth] = []
+
+    async def online() -> bool:
+        health = await health_now(store, meter.id)
+        return health is not None and health.online
+
+    async def backfilled() -> bool:
+        return poller.stats.backfilled_windows > 0
+
+    async def new_error(known: set[str | None]) -> bool:
+        health = await health_now(store, meter.id)
+        if health is not None:
+            seen.append(health)
+        return health is not None and not health.online and health.last_error not in known
+
+    with simulator("iammeter", speed=300.0) as sim:
+        meter = vendor_meter(sim, monkeypatch)
+        store.add_meter(meter)
+        clock = sim.clock()
+        settings = PollerSettings(startup_spread_s=1, backoff_cap_s=1200)
+        async with httpx.AsyncClient(timeout=2) as client, anyio.create_task_group() as tasks:
+            poller = Poller(store, client, clock=clock, settings=settings)
+            tasks.start_soon(poller.run)
+            await wait_until(online, 10)
+            before_faults = clock.now()
+            calls_before = sim.calls()[METERDATA]
+            for faults in (
+                {"error_status": 500, "error_every": 1},
+                {"truncate_json": True},
+                {"offline": True},
+            ):
+                sim.faults(**faults)  # each until the poller has met it, while its waits grow
+                known = {h.last_error for h in seen}
+                await wait_until(partial(new_error, known), 15)
+            calls_during = sim.calls()[METERDATA] - calls_before
+            sim.faults()
+            await wait_until(online, 15)
+            await wait_until(backfilled, 15)
+            await anyio.sleep(0.5)
+            tasks.cancel_scope.cancel()
+    errors = {h.last_error for h in seen if not h.online}
+    assert errors and all(e is not None and e.startswith("VendorUnavailable") for e in errors)
+    assert len(errors) >= 3  # a 5xx, a truncated body and a dropped connection read differently
+    assert max(h.consecutive_failures for h in seen) >= 3
+    failed_at = sorted({h.last_error_at for h in seen if not h.online and h.last_error_at is not None})
+    waits_s = [(later - earlier).total_seconds() for earlier, later in pairwise(failed_at)]
+    assert len(waits_s) >= 2
+    for retry, wait_s in enumerate(waits_s):  # 5, 10, 20 minutes... between the failing polls
+        assert wait_s >= meter.interval_s * 2**retry * 0.99, waits_s
+    assert calls_during == len(failed_at)  # no call beyond those the backoff allowed
+    times = total_times(store, meter.id, before_faults - timedelta(minutes=10), clock.now())
+    assert widest_gap_s(times) <= 2 * meter.interval_s  # the faulty hour was backfilled
+
+
+async def test_each_fault_is_a_typed_error_with_a_doubling_wait(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with simulator("iammeter", speed=3600.0) as sim:
+        meter = vendor_meter(sim, monkeypatch)
+        store.add_meter(meter)
+        clock = sim.clock()
+        outcomes = []
+        async with httpx.AsyncClient(timeout=httpx.Timeout(0.5)) as client:
+            poller = Poller(store, client, clock=clock)
+            outcomes.append(await poller.poll_once(meter.id))
+            for faults in (
+                {"error_status": 503, "error_every": 1},
+                {"truncate_json": True},
+                {"offline": True},
+                {"latency_s": 1.5},
+                {},
+            ):
+                sim.faults(**faults)
+                await anyio.sleep(0.2)  # 12 simulated minutes: within the meterdata quota
+                outcomes.append(await poller.poll_once(meter.id))
+    assert [o.ok for o in outcomes] == [True, False, False, False, False, True]
+    for outcome in outcomes[1:5]:
+        assert outcome.error is not None and outcome.error.startswith("VendorUnavailable: ")
+    assert len({o.error for o in outcomes[1:5]}) == 4
+    waits = [o.next_in_s / meter.interval_s for o in outcomes[1:5]]
+    assert [round(w) for w in waits] == [1, 2, 4, 8] or all(
+        lo <= w <= lo * 1.1 for w, lo in zip(waits, (1, 2, 4, 8), strict=True)
+    )
+    health = store.health([meter.id])[meter.id]
+    assert health.online and health.consecutive_failures == 0
+
+
+async def test_a_restarted_hub_reuses_the_quota_ledger(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    with simulator("smartmac") as sim:
+        meter = vendor_meter(sim, monkeypatch)
+        store.add_meter(meter)
+        async with httpx.AsyncClient(timeout=5) as client:
+            first = await Poller(store, client).poll_once(meter.id)
+            second = await Poller(store, client).poll_once(meter.id)  # a restart, a second later
+        calls = sim.calls()
+    assert first.ok and not second.ok
+    assert second.error is not None and second.error.startswith("QuotaExceeded")
+    assert 55 <= second.next_in_s <= 60  # exactly the wait the ledger gives
+    assert calls == {"/": 1}  # the refused call never reached the device
+
+
+async def test_clock_follows_a_simulator() -> None:
+    with simulator("umeter", speed=120.0) as sim:
+        clock: Clock = sim.clock()
+        await anyio.sleep(0.25)
+        before = clock.now()
+        simulated = sim.now()
+        after = clock.now()
+    assert before - timedelta(seconds=2) <= simulated <= after + timedelta(seconds=2)
