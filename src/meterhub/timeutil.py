@@ -36,7 +36,7 @@ def get_zone(name: str) -> ZoneInfo:
     """Return the IANA zone ``name`` or raise InputError naming it."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a folder such as 'America'
         raise InputError(f"unknown time zone {name!r} (use an IANA name like Europe/Oslo)") from exc
 
 
@@ -53,7 +53,10 @@ def parse_time(text: str, tz: str = "UTC", now: datetime | None = None) -> datet
             "empty time; use ISO 8601 (2026-03-29T10:00:00+02:00), a date or epoch seconds"
         )
     if _EPOCH_RE.match(value):
-        return datetime.fromtimestamp(float(value), UTC)
+        try:
+            return datetime.fromtimestamp(float(value), UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise InputError(f"epoch seconds {text!r} are out of range") from exc
     lowered = value.lower()
     if lowered == "today":
         local = current.astimezone(zone).date()
@@ -65,7 +68,10 @@ def parse_time(text: str, tz: str = "UTC", now: datetime | None = None) -> datet
         sign = -1 if rest[0] == "-" else 1 if rest[0] == "+" else 0
         if sign == 0:
             raise InputError(f"cannot read time {text!r}; try now-2h or now-7d")
-        return current + timedelta(seconds=sign * parse_duration_s(rest[1:]))
+        try:
+            return current + timedelta(seconds=sign * parse_duration_s(rest[1:]))
+        except OverflowError as exc:
+            raise InputError(f"time {text!r} is out of range") from exc
     try:
         if len(value) == 10 and value[4] == "-":
             day = date.fromisoformat(value)

@@ -143,3 +143,17 @@ def test_the_hub_answers_unknown_routes_methods_and_bad_input_as_problems(
     assert (
         broken_json.status_code == 422 and broken_json.headers["content-type"] == "application/problem+json"
     )
+
+
+def test_a_write_answered_in_an_unknown_format_changes_nothing(admin: httpx.Client) -> None:
+    """406 comes before the write: the user is not created, no key is issued."""
+    refused = admin.post(
+        "/api/v1/users",
+        json={"name": "csvuser", "role": "viewer", "password": "a-long-password-1"},
+        headers={"Accept": "text/csv"},
+    )
+    assert refused.status_code == 406
+    assert admin.get("/api/v1/users/csvuser").status_code == 404
+    before = admin.get("/api/v1/keys").json()
+    assert admin.post("/api/v1/keys", json={"name": "x"}, headers={"Accept": "text/csv"}).status_code == 406
+    assert admin.get("/api/v1/keys").json() == before

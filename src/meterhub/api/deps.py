@@ -29,6 +29,7 @@ __all__ = [
     "current_principal",
     "get_authenticator",
     "get_store",
+    "store_of",
 ]
 
 Role = UserRole
@@ -71,9 +72,14 @@ class Principal:
             raise ApiProblem(403, "Forbidden", f"{self.user} is a viewer and may only read")
 
 
-def get_store(request: Request) -> Store:
+def store_of(request: Request) -> Store:
     """Return the app's store."""
     return cast(Store, request.app.state.store)
+
+
+async def get_store(request: Request) -> Store:
+    """Return the app's store as a dependency (async: a plain function costs a thread hop)."""
+    return store_of(request)
 
 
 def get_authenticator(request: Request) -> Authenticator:

@@ -13,6 +13,7 @@ from meterhub.api.auth import AuthDep
 from meterhub.api.deps import Principal, PrincipalDep, StoreDep
 from meterhub.api.problems import PROBLEM_RESPONSES
 from meterhub.api.render import DocFormat, FormatQuery, answer_formats, render
+from meterhub.api.routes._params import check_acceptable
 from meterhub.errors import NotFoundError
 from meterhub.model import ApiKey, UserRole
 from meterhub.store.base import Store
@@ -106,6 +107,7 @@ def create_key(body: KeyCreate, request: Request, store: StoreDep, principal: Pr
     owner = body.user or principal.user
     if owner != principal.user:
         principal.require_admin()
+    check_acceptable(request)
     key, text = security.issue_api_key(store, owner, body.name)
     answer = render(request, _created(key, text), root="key", status_code=201)
     answer.headers.update(_NO_STORE)
@@ -132,6 +134,7 @@ def rotate_key(
 ) -> Response:
     """Replace a key by a new one with the same user and name; the old one stops working now."""
     _own_key(store, principal, key_id)
+    check_acceptable(request)
     key, text = security.rotate_api_key(store, key_id)
     auth.forget()
     answer = render(request, _created(key, text), root="key", status_code=201)

@@ -26,7 +26,7 @@ from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel
 
-from meterhub.api.deps import Principal, PrincipalDep, Role, StoreDep, current_principal, get_store
+from meterhub.api.deps import Principal, PrincipalDep, Role, StoreDep, current_principal, store_of
 from meterhub.api.problems import PROBLEM_RESPONSES
 from meterhub.api.render import TABULAR_FORMATS, FormatQuery, choose_format, render
 from meterhub.api.routes._params import visible_meter
@@ -115,7 +115,7 @@ async def _answer(request: Request, principal: Principal) -> Response:
     now_s = time.monotonic()
     answer = cache.get(key, now_s)
     if answer is None:
-        items = await anyio.to_thread.run_sync(_records, get_store(request), principal)
+        items = await anyio.to_thread.run_sync(_records, store_of(request), principal)
         response = render(request, items, rows=items, root="readings")
         answer = _Answer(now_s + LATEST_TTL_S, bytes(response.body), response.media_type or "")
         cache.put(key, answer)

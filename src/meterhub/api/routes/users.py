@@ -13,6 +13,7 @@ from meterhub.api.auth import AuthDep
 from meterhub.api.deps import Principal, PrincipalDep, StoreDep
 from meterhub.api.problems import PROBLEM_RESPONSES, ApiProblem
 from meterhub.api.render import DocFormat, FormatQuery, answer_formats, render
+from meterhub.api.routes._params import check_acceptable
 from meterhub.model import User, UserRole
 from meterhub.store.base import Store
 
@@ -101,6 +102,7 @@ def list_users(
 def add_user(body: UserCreate, request: Request, store: StoreDep, principal: PrincipalDep) -> Response:
     """Add a user (409 when the name is taken)."""
     principal.require_admin()
+    check_acceptable(request)
     user = security.create_user(store, body.name, body.role, body.password)
     return render(request, _public(store, user), root="user", status_code=201)
 
@@ -127,6 +129,7 @@ def update_user(
 ) -> Response:
     """Change a user's role (409 when that would leave no admin)."""
     principal.require_admin()
+    check_acceptable(request)
     user = security.set_role(store, name, body.role)
     auth.forget()
     return render(request, _public(store, user), root="user")
