@@ -59,12 +59,22 @@ def test_demo_serves_five_simulated_vendors_and_stops_cleanly(tmp_path: Path) ->
         stderr=subprocess.PIPE,
         text=True,
     )
+    early: list[str] = []
     try:
+        assert demo.stdout is not None
+        for line in demo.stdout:  # the sign-in lines come first, before the simulators start
+            early.append(line)
+            if line.startswith("API key for the demo: "):
+                break
+        key = early[-1].split(": ", 1)[1].strip()
         deadline = time.monotonic() + 60
         while not healthy(port) and time.monotonic() < deadline:
             assert demo.poll() is None, demo.communicate()
             time.sleep(0.2)
         assert healthy(port)
+        latest = httpx.get(f"http://127.0.0.1:{port}/api/v1/latest", headers={"X-API-Key": key}, timeout=10)
+        assert latest.status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/latest", timeout=10).status_code == 401
         seen: set[str] = set()
         while seen != set(DEMO_METERS) and time.monotonic() < deadline + 30:
             time.sleep(0.5)
@@ -79,7 +89,9 @@ def test_demo_serves_five_simulated_vendors_and_stops_cleanly(tmp_path: Path) ->
             demo.kill()
             out, err = demo.communicate()
             pytest.fail(f"the demo did not stop within 30 s of SIGTERM: {out[-500:]} {err[-2000:]}")
+    out = "".join(early) + out
     assert demo.returncode == 0, err
+    assert any(line.startswith("API sign-in for the demo: user admin, password ") for line in early)
     assert health["status"] == "ok" and health["meters"] >= 6  # five vendors and the household
     assert f"http://127.0.0.1:{port}/healthz" in out
     assert "Stop with Ctrl-C." in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 
 import anyio
@@ -9,6 +10,7 @@ import anyio.to_thread
 import click
 import httpx
 
+from meterhub.api import security
 from meterhub.cli.common import database_url, opened_store
 from meterhub.cli.demo_setup import (
     DemoSimulator,
@@ -20,9 +22,9 @@ from meterhub.cli.demo_setup import (
 )
 from meterhub.cli.serve import configure_logging
 from meterhub.datasets import UCI_HOUSEHOLD, bundled, uci_readings
-from meterhub.errors import UnknownMeterError
+from meterhub.errors import NotFoundError, UnknownMeterError
 from meterhub.ingest import Ingestor
-from meterhub.model import Meter
+from meterhub.model import Meter, UserRole
 from meterhub.poller.connectors import ConnectorFactory
 from meterhub.poller.hub import Hub, bind_socket, stop_on_signals
 from meterhub.store import Store, open_store
@@ -54,6 +56,7 @@ def demo(host: str, port: int, sim_port: int, seed: int, history_h: float) -> No
     """Serve five vendor simulators and a hub polling one meter of each; load a real household."""
     _load_household()
     hub_sock = bind_socket(host, port)
+    _demo_admin(host, port)
     try:
         anyio.run(_run, hub_sock, host, port, sim_port, seed, history_h * 3600)
     finally:
@@ -71,6 +74,25 @@ def _load_household() -> None:
     click.echo(
         f"demo data: meter {DEMO_METER}, {report.stored} new readings ({report.duplicates} already there)"
     )
+
+
+DEMO_ADMIN = "admin"
+
+
+def _demo_admin(host: str, port: int) -> None:
+    """Give the demo an admin with a fresh password and API key, and print both (demo data only)."""
+    password = secrets.token_urlsafe(12)
+    with opened_store() as store:
+        try:
+            store.get_user(DEMO_ADMIN)
+        except NotFoundError:
+            security.create_user(store, DEMO_ADMIN, UserRole.ADMIN, password)
+        else:
+            security.change_password(store, DEMO_ADMIN, password)
+        _, key = security.issue_api_key(store, DEMO_ADMIN, "demo")
+    click.echo(f"API sign-in for the demo: user {DEMO_ADMIN}, password {password}")
+    click.echo(f"API key for the demo: {key}")
+    click.echo(f"  e.g. curl -H 'X-API-Key: {key}' http://{host}:{port}/api/v1/latest")
 
 
 async def _run(
