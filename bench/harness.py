@@ -59,6 +59,8 @@ class Result:
     ratio_max: float
     check: str = ""
     """What the harness verified about the answers (printed, not written to results.json)."""
+    notes: str = ""
+    """Further figures of the scenario, such as CPU time per call (printed, not written)."""
 
     def as_json(self) -> dict[str, object]:
         """Return the entry exactly as results.json holds it."""

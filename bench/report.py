@@ -56,3 +56,5 @@ def print_table(console: Console, results: list[Result], title: str) -> None:
         console.print(f"[bold]{r.name}[/]: reference is {r.reference_is}.", highlight=False)
         if r.check:
             console.print(f"  checked: {r.check}", highlight=False)
+        if r.notes:
+            console.print(f"  notes: {r.notes}", highlight=False)

@@ -11,6 +11,7 @@ from bench.scenarios_api import api_latest_rps
 from bench.scenarios_ingest import ingest_backfill, ingest_poll_order
 from bench.scenarios_latest import latest_all
 from bench.scenarios_parse import parse_payloads
+from bench.scenarios_poll import poll_many
 from bench.scenarios_reads import downsample_year, energy_days_year, offline_year, power_stats_7d
 from bench.scenarios_storage import storage
 
@@ -36,6 +37,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(("parse_payloads",), parse_payloads),
     Scenario(("storage_bytes", "storage_rollup_share"), storage),
     Scenario(("api_latest_rps",), api_latest_rps),
+    Scenario(("poll_many",), poll_many),
 )
 
 

@@ -81,6 +81,11 @@ class Sim:
         calls: dict[str, int] = self._control("GET", "/_sim/calls")
         return calls
 
+    def call_times(self) -> dict[str, list[datetime]]:
+        """Return ``GET /_sim/calls?times=true``: the simulated instant of every call, per route."""
+        times: dict[str, list[str]] = self._control("GET", "/_sim/calls?times=true")
+        return {path: [datetime.fromisoformat(at) for at in ats] for path, ats in times.items()}
+
     def faults(self, **faults: Any) -> None:
         """Set faults with ``POST /_sim/faults`` (no arguments clears them)."""
         self._control("POST", "/_sim/faults", faults)

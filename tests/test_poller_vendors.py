@@ -8,7 +8,8 @@ from ``POST /_sim/faults``. The simulators and the hub's clock run faster than r
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import pairwise
 from pathlib import Path
@@ -23,6 +24,7 @@ from meterhub.poller import BackfillJob, Clock, Poller, PollerSettings
 from meterhub.poller.backfill import backfill_meter
 from meterhub.store import Store, open_store
 from tests.simservers import Sim, simulator
+from tests.steppedtime import SteppedClock, TimeDriver
 
 pytestmark = pytest.mark.anyio
 
@@ -260,3 +262,35 @@ async def test_clock_follows_a_simulator() -> None:
         simulated = sim.now()
         after = clock.now()
     assert before - timedelta(seconds=2) <= simulated <= after + timedelta(seconds=2)
+
+
+@pytest.mark.parametrize(("rate_class", "interval_s"), [("extended", 6), ("standard", 60)])
+async def test_a_smartmac_is_polled_as_often_as_its_rate_class_allows(
+    rate_class: str, interval_s: int, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = datetime(2026, 2, 10, 12, 0, tzinfo=UTC)
+    extended = rate_class == "extended"
+    with simulator("smartmac", speed=0.0, start=start, extended=extended) as sim:
+        meter = vendor_meter(sim, monkeypatch)
+        meter = replace(meter, interval_s=1, options={**meter.options, "rate_class": rate_class})
+        store.add_meter(meter)
+        clock = SteppedClock(start)
+        async with (
+            httpx.AsyncClient(base_url=sim.base_url, timeout=10) as control,
+            httpx.AsyncClient(timeout=10) as client,
+            anyio.create_task_group() as tasks,
+        ):
+            driver = TimeDriver(clock, control)
+            await driver.freeze()
+            poller = Poller(store, client, clock=clock, meters=[meter], seed=3)
+            await poller.load_meters()
+            tasks.start_soon(poller.run)
+            driver.poller = poller
+            await driver.run_until(start + timedelta(minutes=10))
+            tasks.cancel_scope.cancel()
+        polled = sim.call_times()["/"]
+    gaps_s = [(b - a).total_seconds() for a, b in pairwise(polled)]
+    assert poller.stats.failures == 0  # the device never answered 429
+    assert min(gaps_s) >= interval_s
+    assert sorted(gaps_s)[len(gaps_s) // 2] <= interval_s * 1.1 + 1  # and on time, plus jitter
+    assert len(polled) >= 600 / (interval_s * 1.1 + 1) - 1

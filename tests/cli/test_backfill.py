@@ -11,12 +11,14 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from itertools import pairwise
+from typing import cast
 
 import anyio
 import pytest
 
-from meterhub.poller import BackfillLedger
+from meterhub.poller import BackfillLedger, ConnectorClass, declared_plan, history_chunk_s
 from meterhub.store import open_store
+from meterhub.vendors.registry import CONNECTORS, load_connector
 from tests.cli.conftest import Run
 from tests.simservers import Sim, simulator
 
@@ -87,8 +89,34 @@ def test_backfill_resumes_after_an_interruption_and_is_idempotent(
 
 def test_backfill_says_what_the_quota_allows(run: Run, iammeter: Sim) -> None:
     out = run("backfill", "iam", "--since", "now-3d", "--until", "now-1h").stdout
-    assert re.match(r"iammeter: [34] history windows of 1 day; the quota wait is measured", out)
+    first_line = out.splitlines()[0]
+    assert re.fullmatch(
+        r"iammeter: [34] history windows of 1 day; no documented quota limits them, so no waits",
+        first_line,
+    )
     assert "fetched; stored" in out
+
+
+@pytest.mark.parametrize("vendor", [name for name, _ in CONNECTORS])
+def test_every_vendor_declares_what_its_history_costs(vendor: str) -> None:
+    connector_class = cast(ConnectorClass, load_connector(vendor))
+    plan = declared_plan(connector_class, 400)
+    assert plan.measured, f"{vendor} leaves the backfill estimate to a measurement"
+    assert plan.chunk_s == history_chunk_s(connector_class)
+    text = plan.describe()
+    assert text.startswith(f"{vendor}: 400 history windows of ")
+    assert "measured after the first window" not in text
+    if plan.uses:  # a rule: 400 calls against it take at least a window of waiting
+        assert "the quota makes this take at least" in text
+
+
+def test_umeter_backfill_says_how_long_the_quota_makes_it_take() -> None:
+    connector_class = cast(ConnectorClass, load_connector("umeter"))
+    year = declared_plan(connector_class, 365).describe()
+    assert year == (
+        "umeter: 365 history windows of 1 day (1 api call(s) each, at most 240 per 1 h per account);"
+        " the quota makes this take at least 1 h"
+    )
 
 
 def test_backfill_refuses_a_reversed_range(run: Run, iammeter: Sim) -> None:

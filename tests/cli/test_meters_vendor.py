@@ -35,7 +35,7 @@ def test_add_keeps_connection_options_and_only_references_to_secrets(
         "--base-url", "http://10.0.0.7", "--devid", "1728053249", "--devpass-env", "T_SECRET_PIN",
         "--rate-class", "extended",
     )  # fmt: skip
-    assert result.stdout.strip() == "added meter sm (smartmac, 3-phase, Europe/Oslo, every 60 s)"
+    assert result.stdout.strip() == "added meter sm (smartmac, 3-phase, Europe/Oslo, every 6 s)"  # extended
     assert stored_meter_options(db_url, "sm") == {
         "base_url": "http://10.0.0.7",
         "devid": "1728053249",

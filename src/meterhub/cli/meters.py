@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, cast
 
 import anyio
@@ -9,10 +10,10 @@ import click
 
 from meterhub.cli.common import emit, format_option, opened_store
 from meterhub.cli.vendor_options import connection_options, options_from, unset_references
-from meterhub.errors import ConflictError, InputError
+from meterhub.errors import ConflictError, InputError, MeterhubError
 from meterhub.model import VENDOR_FILE, Meter
 from meterhub.poller.config import check_secret_options
-from meterhub.poller.connectors import ConnectorClass, known_vendors, with_connector
+from meterhub.poller.connectors import ConnectorClass, known_vendors, min_poll_interval_s, with_connector
 from meterhub.store import Store
 from meterhub.timeutil import get_zone
 from meterhub.vendors.base import Connector, Discovered
@@ -57,6 +58,21 @@ def _default_interval_s(vendor: str) -> int:
     return int(connector_class.min_interval_s)
 
 
+def _meter_interval_s(store: Store, meter: Meter) -> int:
+    """Return the meter's shortest polling interval: its device's own (a smart-MAC's rate class)."""
+    if meter.vendor == VENDOR_FILE:
+        return 60
+    connector_class = cast(ConnectorClass, load_connector(meter.vendor))
+
+    async def floor(connector: Connector) -> int:
+        return min_poll_interval_s(connector_class, connector)
+
+    try:
+        return anyio.run(with_connector, store, meter, floor)
+    except MeterhubError:  # options still incomplete: the vendor's interval
+        return int(connector_class.min_interval_s)
+
+
 def _warn_unset(options: dict[str, str]) -> None:
     for name in unset_references(options):
         click.echo(f"note: environment variable {name} is not set here; the hub needs it", err=True)
@@ -89,9 +105,10 @@ def add(
     vendor = _check_vendor(vendor)
     get_zone(tz)
     options = options_from(connection)
-    interval_s = interval_s or _default_interval_s(vendor)
     with opened_store() as store:
-        store.add_meter(Meter(meter_id, vendor, int(phases), tz, interval_s, name, options))
+        meter = Meter(meter_id, vendor, int(phases), tz, interval_s or 60, name, options)
+        interval_s = interval_s or _meter_interval_s(store, meter)
+        store.add_meter(replace(meter, interval_s=interval_s))
     click.echo(f"added meter {meter_id} ({vendor}, {phases}-phase, {tz}, every {interval_s} s)")
     _warn_unset(options)
 
@@ -130,10 +147,8 @@ def _add_found(store: Store, found: list[Discovered]) -> list[str]:
     lines = []
     for item in found:
         check_secret_options(item.options, f"discovered meter {item.suggested_id}")
-        interval_s = _default_interval_s(item.vendor)
-        meter = Meter(
-            item.suggested_id, item.vendor, item.phases, item.tz, interval_s, item.name, dict(item.options)
-        )
+        meter = Meter(item.suggested_id, item.vendor, item.phases, item.tz, 60, item.name, dict(item.options))
+        meter = replace(meter, interval_s=_meter_interval_s(store, meter))
         try:
             store.add_meter(meter)
         except ConflictError:

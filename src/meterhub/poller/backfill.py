@@ -200,7 +200,9 @@ async def backfill_meter(
     clock = clock or Clock()
     connector_class = cast(ConnectorClass, load_connector(meter.vendor))
     guard = CountingGuard(store, meter.vendor, connector_class.quotas, clock.now)
-    context = ConnectorContext(client, TokenCache(store, meter.vendor, clock.now), guard, clock.now)
+    context = ConnectorContext(
+        client, TokenCache(store, meter.vendor, clock.now), guard, clock.now, clock.sleep
+    )
     connector: Connector = connector_class(meter, context)
     chunk_s = history_chunk_s(connector_class)
     windows_done = 0

@@ -18,9 +18,11 @@ __all__ = [
     "ConnectorClass",
     "ConnectorFactory",
     "Resolver",
+    "declares_history_quota",
     "history_chunk_s",
     "history_rule",
     "known_vendors",
+    "min_poll_interval_s",
     "with_connector",
 ]
 
@@ -62,6 +64,19 @@ def history_rule(connector_class: ConnectorClass) -> QuotaRule | None:
     """Return the quota rule each history call takes, if the connector names one."""
     name = getattr(connector_class, "history_quota", None)
     return next((rule for rule in connector_class.quotas if rule.name == name), None)
+
+
+def declares_history_quota(connector_class: ConnectorClass) -> bool:
+    """Return whether the connector says which rule history takes (None: no rule at all)."""
+    return hasattr(connector_class, "history_quota")
+
+
+def min_poll_interval_s(connector_class: ConnectorClass, connector: Connector | None = None) -> int:
+    """Return the shortest polling interval: the connector's own, else its vendor's."""
+    own = getattr(connector, "min_poll_interval_s", None) if connector is not None else None
+    if isinstance(own, int | float) and not isinstance(own, bool) and own > 0:
+        return int(own)
+    return int(connector_class.min_interval_s)
 
 
 class ConnectorFactory:
@@ -119,6 +134,7 @@ class ConnectorFactory:
                 TokenCache(self._store, vendor, now=now),
                 QuotaGuard(self._store, vendor, rules, now=now),
                 now,
+                self._clock.sleep,
             )
             self._contexts[vendor] = context
         return context
@@ -127,9 +143,13 @@ class ConnectorFactory:
         """Return a connector for ``meter``."""
         return self.connector_class(meter.vendor)(meter, self.context(meter.vendor))
 
-    def poll_interval_s(self, meter: Meter) -> int:
-        """Return how often to poll ``meter``: its interval, never faster than the vendor allows."""
-        return max(meter.interval_s, int(self.connector_class(meter.vendor).min_interval_s))
+    def poll_interval_s(self, meter: Meter, connector: Connector | None = None) -> int:
+        """Return how often to poll ``meter``: its interval, never faster than it allows.
+
+        The limit is the connector's own when it has one (a smart-MAC's rate class), else
+        the vendor's ``min_interval_s``.
+        """
+        return max(meter.interval_s, min_poll_interval_s(self.connector_class(meter.vendor), connector))
 
 
 def known_vendors() -> tuple[str, ...]:

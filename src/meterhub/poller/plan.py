@@ -6,7 +6,7 @@ costs in quota is measured, not guessed: the backfill's connector gets a :class:
 which grants slots exactly like the persisted :class:`~meterhub.vendors.base.QuotaGuard` and
 counts them per rule, so after the first window the plan knows which limits history calls take
 and how long the rest must wait for them. A connector may also declare ``history_quota`` (the
-rule one history call takes), which lets the plan say so before the first call.
+rule one history call takes, or None for none), which lets the plan say so before the first call.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from meterhub.model import utc_now
-from meterhub.poller.connectors import ConnectorClass, history_chunk_s, history_rule
+from meterhub.poller.connectors import ConnectorClass, declares_history_quota, history_chunk_s, history_rule
 from meterhub.store.base import Store
 from meterhub.timeutil import get_zone
 from meterhub.vendors.base import QuotaGuard, QuotaRule
@@ -152,9 +152,8 @@ def declared_plan(connector_class: ConnectorClass, windows: int) -> HistoryPlan:
     """Return the plan from what the connector declares (before any call)."""
     rule = history_rule(connector_class)
     uses = (QuotaUse(rule, 1.0, 0),) if rule is not None else ()
-    return HistoryPlan(
-        str(connector_class.vendor), windows, history_chunk_s(connector_class), uses, rule is not None
-    )
+    known = rule is not None or declares_history_quota(connector_class)
+    return HistoryPlan(str(connector_class.vendor), windows, history_chunk_s(connector_class), uses, known)
 
 
 async def measured_plan(

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from anyio.abc import TaskGroup
+
 from meterhub.errors import MeterhubError, QuotaExceeded, VendorUnavailable
 from meterhub.poller.backfill import BackfillJob, BackfillLedger, run_backfill
 from meterhub.poller.clock import Clock
@@ -131,14 +133,36 @@ class Recovery:
         self, state: RecoveryState, connector: Connector, chunk_s: int, job: BackfillJob
     ) -> BackfillJob:
         """Fetch the job until done or paused by the vendor; return its progress."""
+        self._claim(state)
+        return await self._run_claimed(state, connector, chunk_s, job)
+
+    def start(
+        self,
+        task_group: TaskGroup,
+        state: RecoveryState,
+        connector: Connector,
+        chunk_s: int,
+        job: BackfillJob,
+    ) -> None:
+        """Run the job in ``task_group``, counted as running from now on."""
+        self._claim(state)  # now, so the next poll does not start it twice
+        task_group.start_soon(self._run_claimed, state, connector, chunk_s, job)
+
+    def _claim(self, state: RecoveryState) -> None:
         self.running += 1
         state.running = True
+
+    async def _run_claimed(
+        self, state: RecoveryState, connector: Connector, chunk_s: int, job: BackfillJob
+    ) -> BackfillJob:
         try:
             return await self._run(state, connector, chunk_s, job)
         finally:
             state.running = False
-            self.running -= 1
-            await self._take_deferred(state)
+            try:
+                await self._take_deferred(state)
+            finally:
+                self.running -= 1
 
     async def _run(
         self, state: RecoveryState, connector: Connector, chunk_s: int, job: BackfillJob

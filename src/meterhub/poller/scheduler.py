@@ -15,13 +15,14 @@ is backfilled through ``connector.history`` in the background, resumably.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import anyio.to_thread
@@ -143,6 +144,7 @@ class Poller:
         self._generations = itertools.count(1)
         self._wake = anyio.Event()
         self._polls = anyio.Semaphore(self.settings.max_concurrent_polls)
+        self._polling = 0
         self._task_group: anyio.abc.TaskGroup | None = None
 
     # --- the meters ---------------------------------------------------------------------
@@ -180,11 +182,20 @@ class Poller:
         return slot is None or slot.meter != meter or dict(slot.meter.options) != dict(meter.options)
 
     def _new_slot(self, meter: Meter) -> _Slot:
+        slot = _Slot(meter, float(meter.interval_s), next(self._generations), RecoveryState(meter.id))
+        # Built now, so a limit of its own (a smart-MAC's rate class) paces the first poll; if
+        # it cannot be built, the first poll tries again and records why.
+        with contextlib.suppress(MeterhubError):
+            slot.connector = self.factory.build(meter)
+        self._pace(slot)
+        return slot
+
+    def _pace(self, slot: _Slot) -> None:
+        """Set the slot's interval: the meter's, never faster than its connector allows."""
         try:
-            interval_s = float(self.factory.poll_interval_s(meter))
+            slot.interval_s = float(self.factory.poll_interval_s(slot.meter, slot.connector))
         except InputError:
-            interval_s = float(meter.interval_s)
-        return _Slot(meter, interval_s, next(self._generations), RecoveryState(meter.id))
+            slot.interval_s = float(slot.meter.interval_s)
 
     def _first_due(self, slot: _Slot, now: datetime) -> datetime:
         spread_s = self._random.uniform(0, min(slot.interval_s, self.settings.startup_spread_s))
@@ -204,6 +215,22 @@ class Poller:
                 if ends:
                     covered[meter_id] = max(ends)
         return covered
+
+    @property
+    def in_flight(self) -> int:
+        """Return the polls and recovery backfills running now."""
+        return self._polling + self._recovery.running
+
+    @property
+    def next_due(self) -> datetime | None:
+        """Return when the next poll is due (None: no meter to poll)."""
+        if not self._heap:
+            return None
+        return datetime.fromtimestamp(self._heap[0][0], UTC)
+
+    def wake(self) -> None:
+        """Look at the schedule again now, as after the clock was set forward."""
+        self._wake.set()
 
     # --- the schedule -------------------------------------------------------------------
     def _push(self, slot: _Slot, due: datetime) -> None:
@@ -245,6 +272,7 @@ class Poller:
                     self._polls.release()
                 else:
                     slot.running = True
+                    self._polling += 1  # in flight from now, before its task first runs
                     task_group.start_soon(self._poll_task, slot)
                 continue
             wait_s = self._heap[0][0] - now_s if self._heap else self.settings.refresh_meters_s
@@ -265,6 +293,7 @@ class Poller:
             outcome = await self._poll(slot)
         finally:
             slot.running = False
+            self._polling -= 1
             self._polls.release()
         if self._slots.get(slot.meter.id) is slot:  # counted from the end, so latency never crowds
             self._push(slot, self._clock.now() + timedelta(seconds=outcome.next_in_s))
@@ -277,7 +306,11 @@ class Poller:
         slot = self._slots.get(meter_id)
         if slot is None:
             raise InputError(f"meter {meter_id!r} is not polled (no connector or no options)")
-        return await self._poll(slot, recover_now=True)
+        self._polling += 1
+        try:
+            return await self._poll(slot, recover_now=True)
+        finally:
+            self._polling -= 1
 
     async def _poll(self, slot: _Slot, *, recover_now: bool = False) -> PollOutcome:
         at = self._clock.now()
@@ -286,6 +319,7 @@ class Poller:
         try:
             if slot.connector is None:
                 slot.connector = self.factory.build(slot.meter)
+                self._pace(slot)
             fetched = await slot.connector.latest()
         except Exception as exc:
             return await self._failed(slot, at, exc)
@@ -342,8 +376,7 @@ class Poller:
         if wait or self._task_group is None:
             return await self._recovery.run(state, connector, chunk_s, job)
         if self._recovery.has_room:  # else a later poll starts it
-            state.running = True  # claimed now, so the next poll does not start it twice
-            self._task_group.start_soon(self._recovery.run, state, connector, chunk_s, job)
+            self._recovery.start(self._task_group, state, connector, chunk_s, job)
         return job
 
     async def _count_window(self, _: BackfillJob) -> None:

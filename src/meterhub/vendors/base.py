@@ -8,11 +8,12 @@ both persisted, so restarts never burn a vendor's login quota or exceed a docume
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import ClassVar, Protocol
 
+import anyio
 import anyio.to_thread
 import httpx
 
@@ -146,10 +147,19 @@ class ConnectorContext:
     tokens: TokenCache
     quotas: QuotaGuard
     now: Callable[[], datetime] = utc_now
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep
+    """Wait that many seconds of the same clock as ``now`` (a quota slot frees on that clock)."""
 
 
 class Connector(Protocol):
-    """One configured meter of one vendor."""
+    """One configured meter of one vendor.
+
+    Optional class attributes a backfill reads: ``history_chunk_s`` (the span one history
+    window covers; one day if absent) and ``history_quota`` (the name of the rule each window
+    takes, or None when history calls take none). Optional instance attribute the poller
+    reads: ``min_poll_interval_s``, when this meter's limit differs from the vendor's
+    ``min_interval_s`` (a smart-MAC device of the extended rate class).
+    """
 
     vendor: ClassVar[str]
     quotas: ClassVar[tuple[QuotaRule, ...]]

@@ -10,7 +10,9 @@ and its handlers read ``kit.clock.now()``. The kit adds the control routes
 
     GET  /_sim/info     vendor, simulated time and speed, faults, plus the vendor's ``info()``
     POST /_sim/clock    {"now": "<ISO 8601 with offset>"} and/or {"speed": <factor >= 0>}
-    GET  /_sim/calls    {"<route path>": count, ...}; DELETE resets the counts
+    GET  /_sim/calls    {"<route path>": count, ...}; DELETE resets the counts;
+                        ?times=true: {"<route path>": ["<simulated ISO 8601 instant>", ...]}
+                        (the latest CALL_TIMES_KEPT calls of each route)
     POST /_sim/faults   a Faults object as JSON; omitted fields take their defaults
 
 which are neither counted nor faulted. Every other request is counted under its route's path
@@ -48,8 +50,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meterhub.vendors.physics import SimClock
 
-__all__ = ["SIM_PREFIX", "Faults", "QuotaWindow", "SimKit", "SimulatedOffline"]
+__all__ = ["CALL_TIMES_KEPT", "SIM_PREFIX", "Faults", "QuotaWindow", "SimKit", "SimulatedOffline"]
 
+CALL_TIMES_KEPT = 100_000
+"""How many call instants each route keeps for ``GET /_sim/calls?times=true``."""
 SIM_PREFIX = "/_sim/"
 """Paths under this prefix control the simulator; they are never counted or faulted."""
 
@@ -143,6 +147,8 @@ class SimKit:
         self.clock = clock or SimClock()
         self.faults = faults or Faults()
         self.calls: Counter[str] = Counter()
+        self.call_times: dict[str, deque[datetime]] = {}
+        """The simulated instants of the latest counted calls, per route, oldest first."""
         self._info = info or dict
         self._offline_when = offline_when
         self._routes: list[BaseRoute] = []
@@ -195,6 +201,15 @@ class SimKit:
                 return str(getattr(route, "path", scope["path"]))
         return str(scope["path"])
 
+    def count_call(self, scope: Scope) -> None:
+        """Count a vendor call under its route, at the simulated now."""
+        endpoint = self.endpoint(scope)
+        self.calls[endpoint] += 1
+        times = self.call_times.get(endpoint)
+        if times is None:
+            times = self.call_times[endpoint] = deque(maxlen=CALL_TIMES_KEPT)
+        times.append(self.clock.now())
+
     def is_offline(self) -> bool:
         """Return whether the device answers nothing right now."""
         if self.faults.offline:
@@ -232,6 +247,10 @@ class SimKit:
     async def _get_calls(self, request: Request) -> Response:
         if request.method == "DELETE":
             self.calls.clear()
+            self.call_times.clear()
+        if request.query_params.get("times", "").lower() in ("1", "true"):
+            times = {path: [at.isoformat() for at in ats] for path, ats in self.call_times.items()}
+            return JSONResponse(times)
         return JSONResponse(dict(self.calls))
 
     async def _set_faults(self, request: Request) -> Response:
@@ -255,7 +274,7 @@ class _FaultMiddleware:
             await self.app(scope, receive, send)
             return
         kit = self.kit
-        kit.calls[kit.endpoint(scope)] += 1
+        kit.count_call(scope)
         status = kit.next_error_status()
         if kit.is_offline():
             await send({"type": "http.response.start", "status": 503, "headers": []})

@@ -27,8 +27,6 @@ from datetime import datetime, time, timedelta
 from typing import ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import anyio
-
 from meterhub.config import resolve_secret
 from meterhub.errors import ConfigError, InputError, QuotaExceeded
 from meterhub.model import IntervalEnergy, Meter
@@ -127,7 +125,7 @@ class AmsReaderConnector:
                 wait_s = exc.retry_after_s
                 if wait_s is None or wait_s > MAX_QUOTA_WAIT_S or attempt == _QUOTA_ATTEMPTS:
                     raise
-                await anyio.sleep(wait_s + 0.01)
+                await self._context.sleep(wait_s + 0.01)
 
     async def _get(self, route: str) -> object:
         await self._acquire()

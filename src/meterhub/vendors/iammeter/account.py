@@ -72,6 +72,8 @@ class SiteSpec:
     initial_import_kwh: float = 1234.5
     offline_ago: tuple[tuple[timedelta, timedelta], ...] = ()
     """Offline windows as (how long before the clock start it began, how long it lasted)."""
+    resets: tuple[datetime, ...] = ()
+    """Instants (aware) at which the site's registers are reset to zero."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +315,7 @@ def build_account(
             base_load_w=site.base_load_w,
             pv_peak_w=site.pv_peak_w,
             offline=windows,
+            resets=site.resets,
             initial_import_kwh=site.initial_import_kwh,
         )
         households[site.name] = (Household(config), windows, site.phases)

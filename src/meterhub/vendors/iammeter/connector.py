@@ -74,6 +74,10 @@ class IammeterConnector:
     quotas: ClassVar[tuple[QuotaRule, ...]] = QUOTAS
     min_interval_s: ClassVar[int] = 300
     default_base_url: ClassVar[str] = DEFAULT_BASE_URL
+    history_chunk_s: ClassVar[int] = 86_400
+    """One local day per window: one meterdatalist2 call of at most 1500 rows (1 per minute)."""
+    history_quota: ClassVar[str | None] = None
+    """meterdatalist and energyhistory have no documented call quota (only their reach)."""
 
     def __init__(self, meter: Meter, context: ConnectorContext) -> None:
         self.meter = meter

@@ -37,6 +37,8 @@ class IntellimeterConfig:
     project_id: int = 1
     project_name: str = "myProject"
     offline: tuple[tuple[datetime, datetime], ...] = ()
+    resets: tuple[datetime, ...] = ()
+    """Instants (aware) at which every point's register is reset to zero."""
     max_file_days: int = 31
     max_graphic_units: float = 40.0
     joined: datetime | None = None
@@ -53,6 +55,7 @@ class IntellimeterConfig:
             tz=self.tz,
             base_load_w=_BASE_LOADS_W[index % len(_BASE_LOADS_W)],
             offline=self.offline,
+            resets=self.resets,
             initial_import_kwh=_INITIAL_IMPORT_KWH[index % len(_INITIAL_IMPORT_KWH)],
         )
 

@@ -27,7 +27,7 @@ from meterhub.vendors.base import ConnectorContext, Discovered, Fetched, QuotaRu
 from meterhub.vendors.smartmac import mapping
 from meterhub.vendors.smartmac.client import DEFAULT_BASE_URL, SmartmacClient
 
-__all__ = ["MAX_CLOCK_SKEW_S", "QUOTAS", "RATE_RULES", "SmartmacConnector"]
+__all__ = ["MAX_CLOCK_SKEW_S", "QUOTAS", "RATE_INTERVALS_S", "RATE_RULES", "SmartmacConnector"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ QUOTAS: tuple[QuotaRule, ...] = (
 """The seed's rate classes: standard devices once per minute, extended ones every 6 s."""
 RATE_RULES: dict[str, str] = {"standard": "getdata_standard", "extended": "getdata_extended"}
 """The quota rule of each ``rate_class`` option value."""
+RATE_INTERVALS_S: dict[str, int] = {"standard": 60, "extended": 6}
+"""The shortest polling interval of each ``rate_class`` option value."""
 MAX_CLOCK_SKEW_S = 3600.0
 """A device clock further off than this is not trusted for the readings' time."""
 
@@ -48,8 +50,11 @@ class SmartmacConnector:
     vendor: ClassVar[str] = "smartmac"
     quotas: ClassVar[tuple[QuotaRule, ...]] = QUOTAS
     min_interval_s: ClassVar[int] = 60
-    """For the standard rate class; extended devices allow 6 s."""
+    """For the standard rate class; an extended device's own ``min_poll_interval_s`` is 6 s."""
     default_base_url: ClassVar[str] = DEFAULT_BASE_URL
+    history_chunk_s: ClassVar[int] = 86_400
+    history_quota: ClassVar[str | None] = None
+    """The device keeps no history, so a backfill asks it nothing."""
 
     def __init__(self, meter: Meter, context: ConnectorContext) -> None:
         self.meter = meter
@@ -59,6 +64,8 @@ class SmartmacConnector:
         if rate_class not in RATE_RULES:
             raise ConfigError(f"meter {meter.id!r}: rate_class {rate_class!r} must be standard or extended")
         self._rule = RATE_RULES[rate_class]
+        self.min_poll_interval_s = RATE_INTERVALS_S[rate_class]
+        """The shortest polling interval of this device's rate class."""
 
     def __repr__(self) -> str:
         return f"SmartmacConnector(meter={self.meter.id!r})"

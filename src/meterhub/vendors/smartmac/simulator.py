@@ -72,6 +72,8 @@ class SmartMacSimConfig:
     pv_peak_w: float = 0.0
     initial_import_kwh: float = 45091.722
     offline: tuple[tuple[datetime, datetime], ...] = ()
+    resets: tuple[datetime, ...] = ()
+    """Instants (aware) at which the device's registers are reset to zero."""
 
 
 class _Device:
@@ -88,6 +90,7 @@ class _Device:
                 base_load_w=config.base_load_w,
                 pv_peak_w=config.pv_peak_w,
                 offline=config.offline,
+                resets=config.resets,
                 initial_import_kwh=config.initial_import_kwh,
             )
         )

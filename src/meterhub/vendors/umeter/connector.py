@@ -53,6 +53,9 @@ class UmeterConnector:
     min_interval_s: ClassVar[int] = 900
     """Measurements come in quarter hours."""
     default_base_url: ClassVar[str] = DEFAULT_HOSTS.app
+    history_chunk_s: ClassVar[int] = 86_400
+    """One local day per window: one measurements call."""
+    history_quota: ClassVar[str] = "api"
 
     def __init__(self, meter: Meter, context: ConnectorContext) -> None:
         self.meter = meter
