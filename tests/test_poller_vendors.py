@@ -19,6 +19,7 @@ import anyio
 import httpx
 import pytest
 
+from meterhub import metrics
 from meterhub.model import Meter, MeterHealth
 from meterhub.poller import BackfillJob, Clock, Poller, PollerSettings
 from meterhub.poller.backfill import backfill_meter
@@ -97,6 +98,9 @@ async def test_every_vendor_polls_and_backfills(
             job = BackfillJob.new(meter.id, end - timedelta(hours=3), end)
             done, stored = await backfill_meter(store, client, meter, job)
     assert done.finished
+    exposed = metrics.exposition().decode()
+    assert f'meterhub_polls_total{{outcome="ok",vendor="{vendor}"}}' in exposed
+    assert 'meterhub_quota_limit{quota=' in exposed and f'vendor="{vendor}"' in exposed
     health = store.health([meter.id])[meter.id]
     assert health.online and health.consecutive_failures == 0
     latest = store.latest([meter.id])

@@ -20,6 +20,7 @@ import heapq
 import itertools
 import logging
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ import anyio
 import anyio.to_thread
 import httpx
 
+from meterhub import metrics
 from meterhub.errors import ConfigError, InputError, MeterhubError, QuotaExceeded
 from meterhub.ingest import Ingestor
 from meterhub.model import Meter
@@ -316,13 +318,17 @@ class Poller:
         at = self._clock.now()
         meter_id = slot.meter.id
         self.stats.polls += 1
+        started = time.monotonic()
         try:
             if slot.connector is None:
                 slot.connector = self.factory.build(slot.meter)
                 self._pace(slot)
             fetched = await slot.connector.latest()
         except Exception as exc:
+            metrics.record_poll(slot.meter.vendor, False, time.monotonic() - started)
+            metrics.record_error(slot.meter.vendor, type(exc).__name__)
             return await self._failed(slot, at, exc)
+        metrics.record_poll(slot.meter.vendor, True, time.monotonic() - started)
         reach = at - timedelta(seconds=self.settings.recovery_max_s)
         covered, gap = missed_window(meter_id, slot.covered_until, fetched, slot.interval_s, reach)
         try:

@@ -19,6 +19,7 @@ import anyio
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from meterhub import metrics
 from meterhub.ingest import Ingestor, IngestReport
 from meterhub.model import Extra, IntervalEnergy, Reading
 from meterhub.store.base import Store
@@ -156,6 +157,7 @@ class Sink:
             totals.readings += report.stored
             totals.duplicates += report.duplicates
             totals.rejected += report.rejected_count
+            metrics.record_ingest("poller", report.stored, report.duplicates)
         if intervals:
             totals.intervals += self._store.write_intervals(intervals).stored
         if extras:

@@ -17,6 +17,7 @@ import anyio
 import anyio.to_thread
 import httpx
 
+from meterhub import metrics
 from meterhub.errors import ConfigError, QuotaExceeded
 from meterhub.model import Extra, IntervalEnergy, Meter, Reading, utc_now
 from meterhub.store.base import Store
@@ -85,7 +86,10 @@ class QuotaGuard:
         now = self._now()
         taken = await anyio.to_thread.run_sync(self._store.quota_acquire, key, rule.limit, rule.window_s, now)
         if taken:
+            used = await anyio.to_thread.run_sync(self._store.quota_used, key, rule.window_s, now)
+            metrics.record_quota(self._vendor, rule.name, used, rule.limit)
             return
+        metrics.record_quota(self._vendor, rule.name, rule.limit, rule.limit)
         free_at = await anyio.to_thread.run_sync(
             self._store.quota_next_free, key, rule.limit, rule.window_s, now
         )
