@@ -15,7 +15,7 @@ from meterhub.model import Direction, PricePoint
 from tests.analytics.builders import OSLO, local
 
 AMSTERDAM = "Europe/Amsterdam"
-FIXTURES = Path(__file__).parents[3] / "shared" / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 HOUR = timedelta(hours=1)
 
 

@@ -13,7 +13,7 @@ import pytest
 from meterhub.vendors import physics
 from meterhub.vendors.physics import Household, SimClock, SiteConfig
 
-DATASETS = Path("/work/shared/fixtures/datasets")
+DATASETS = Path(__file__).parents[1] / "fixtures" / "datasets"
 UCI_TXT = DATASETS / "uci_hpc_subset_2007-02-01_02__odeleongt.txt"
 UCI_CSV = DATASETS / "uci_hpc_first3000rows_2006-12-16__devyogeshwaran.csv"
 SUMMER = datetime(2026, 6, 21, 8, 0, 3, tzinfo=UTC)

@@ -22,7 +22,7 @@ from meterhub.vendors.umeter.payloads import UMeterAccount, UMeterSimConfig
 # Captured UMeter answers, read from the shared fixtures (see their README.md for provenance):
 #   p4data.json: bertrik/umeter-api, umeter-api/src/test/resources/p4data.json, commit bcc3617a, MIT
 #   customer.redacted.json: bertrik/umeter-api, .../resources/customer.json, commit 764e08f8, MIT
-FIXTURES = Path("/work/shared/fixtures/umeter")
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "umeter"
 METER = "um-1"
 QUARTER = timedelta(minutes=15)
 

@@ -19,7 +19,7 @@ from meterhub.vendors.physics import Household
 from meterhub.vendors.umeter.payloads import local_midnight
 from meterhub.vendors.umeter.simulator import UMeterSimConfig, create_app
 
-FIXTURES = Path("/work/shared/fixtures/umeter")
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "umeter"
 NOW = datetime(2022, 11, 15, 12, 0, tzinfo=UTC)
 pytestmark = pytest.mark.anyio
 
