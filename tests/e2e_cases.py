@@ -10,6 +10,7 @@ quotas its calls must keep.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -88,34 +89,32 @@ def _every(start: datetime, end: datetime, step: timedelta) -> Iterator[datetime
         start += step
 
 
-class VendorCase:
+class VendorCase(ABC):
     """One vendor: its simulator's options, its meter, its truth, what it serves, its quotas."""
 
     vendor: ClassVar[str]
     interval_s: ClassVar[int]
-    keeps_readings: ClassVar[bool] = True
-    """Whether the vendor's history serves readings (else only interval energy, or nothing)."""
     quota_checks: ClassVar[tuple[QuotaCheck, ...]]
 
+    @abstractmethod
     def sim_options(self, start: datetime, outages: Outages | None) -> dict[str, Any]:
         """Return the simulator's ``create_app`` options."""
-        raise NotImplementedError
 
     def physics_offline(self) -> bool:
         """Return whether the outage's offline window is the simulator's own (else a fault)."""
         return True
 
+    @abstractmethod
     def meter(self, info: dict[str, Any], base_url: str, monkeypatch: pytest.MonkeyPatch) -> Meter:
         """Return the meter of the simulator's account, its secrets as env references."""
-        raise NotImplementedError
 
     def latest_instant(self, app: Any, now: datetime) -> datetime:
         """Return the instant of the newest data the vendor has at ``now``."""
         return now
 
+    @abstractmethod
     def reading_truth(self, app: Any, reading: Reading) -> Expect:
         """Return what a stored reading should hold (raise AssertionError for a false instant)."""
-        raise NotImplementedError
 
     def interval_truth(self, app: Any, record: IntervalEnergy) -> Expect:
         """Return what a stored interval record should hold."""
@@ -131,9 +130,9 @@ class VendorCase:
         """Return (start, source) of interval records in [start, end) history serves at ``now``."""
         return []
 
+    @abstractmethod
     def household(self, app: Any) -> Household:
         """Return the physics behind the meter."""
-        raise NotImplementedError
 
 
 # --- IAMMETER ---------------------------------------------------------------------------------
@@ -215,7 +214,6 @@ class SmartmacCase(VendorCase):
 
     vendor = "smartmac"
     interval_s = 60
-    keeps_readings = False
     quota_checks = (QuotaCheck("getdata (standard rate class)", ("/",), 1, 60),)
 
     def sim_options(self, start: datetime, outages: Outages | None) -> dict[str, Any]:
@@ -334,7 +332,6 @@ class AmsReaderCase(VendorCase):
 
     vendor = "amsreader"
     interval_s = 300
-    keeps_readings = False
     quota_checks = (
         QuotaCheck(
             "one call per 2 s (declared)",
@@ -410,7 +407,6 @@ class UmeterCase(VendorCase):
 
     vendor = "umeter"
     interval_s = 900
-    keeps_readings = False
     quota_checks = (
         QuotaCheck("token (declared)", ("/token",), 10, 3600),
         QuotaCheck(
