@@ -51,3 +51,21 @@ def test_unknown_scenarios_are_refused() -> None:
     )
     assert completed.returncode == 2
     assert "unknown scenario no_such_scenario" in completed.stderr
+
+
+@pytest.mark.slow
+def test_quick_poll_many_reports_the_ratio_and_the_cpu_per_poll(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "poll_many", "--rounds", "1",
+         "--output", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    (scenario,) = json.loads(output.read_text())["scenarios"]
+    assert set(scenario) == SCENARIO_KEYS
+    assert scenario["name"] == "poll_many" and scenario["unit"] == "polls/s"
+    assert scenario["ratio"] > 0 and scenario["value"] > 0 and scenario["reference"] > 0
+    printed = " ".join(completed.stdout.split())
+    assert "throughput ratio ours/reference" in printed and "CPU per poll ours" in printed
+    assert "one reading per meter (2000)" in printed

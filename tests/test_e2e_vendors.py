@@ -122,8 +122,8 @@ async def test_a_poll_and_a_backfill_store_the_simulators_truth(
             backfilled_at = clock.now()
     assert done.finished
     app = sim.app
-    readings, intervals = stored_rows(store, meter.id, POLLED_AT - timedelta(days=2), POLLED_AT)
-    readings += list(store.iter_readings([meter.id], POLLED_AT, POLLED_AT + timedelta(seconds=1)))
+    since, until = POLLED_AT - timedelta(days=2), POLLED_AT + timedelta(seconds=1)
+    readings, intervals = stored_rows(store, meter.id, since, until)
     assert readings or intervals
     assert untrue_rows(case, app, readings, intervals) == []
 

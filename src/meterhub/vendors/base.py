@@ -84,9 +84,8 @@ class QuotaGuard:
         rule = self._rules[rule_name]
         key = self._key(rule, scope_key)
         now = self._now()
-        taken = await anyio.to_thread.run_sync(self._store.quota_acquire, key, rule.limit, rule.window_s, now)
-        if taken:
-            used = await anyio.to_thread.run_sync(self._store.quota_used, key, rule.window_s, now)
+        used = await anyio.to_thread.run_sync(self._take, key, rule, now)
+        if used is not None:
             metrics.record_quota(self._vendor, rule.name, used, rule.limit)
             return
         metrics.record_quota(self._vendor, rule.name, rule.limit, rule.limit)
@@ -99,6 +98,12 @@ class QuotaGuard:
             f" per {rule.scope}; the next is possible in {math.ceil(wait_s)} s",
             retry_after_s=wait_s,
         )
+
+    def _take(self, key: str, rule: QuotaRule, now: datetime) -> int | None:
+        """Take a slot and return the slots now used, or None when full (one worker-thread hop)."""
+        if not self._store.quota_acquire(key, rule.limit, rule.window_s, now):
+            return None
+        return self._store.quota_used(key, rule.window_s, now)
 
     async def used(self, rule_name: str, scope_key: str) -> int:
         """Return the calls recorded under the rule within its window."""
