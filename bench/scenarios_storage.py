@@ -12,7 +12,7 @@ __all__ = ["storage"]
 
 RAW_GOAL = Goal("<=", 84, "bytes/row")
 ROLLUP_SHARE_GOAL = Goal("<=", 0.10)
-ROLLUP_TABLES = ("rollup_15m", "rollup_1h")
+ROLLUP_TABLES = ("rollup_15m", "rollup_1h", "rollup_6h", "rollup_day")
 _REFERENCE_TABLE = (
     "CREATE TABLE ref (meter INTEGER NOT NULL, ts INTEGER NOT NULL, v REAL, i REAL, p REAL, "
     "pf REAL, f REAL, ei REAL, PRIMARY KEY (meter, ts)) WITHOUT ROWID"
@@ -83,7 +83,7 @@ def storage(ctx: Context) -> list[Result]:
         ),
         Result(
             "storage_rollup_share", "bytes/row", rollup_per_row, raw_per_row,
-            "our raw readings table's bytes per row; value is the 15-minute and hourly rollups' "
+            "our raw readings table's bytes per row; value is the 15-minute, hourly, 6-hour and day rollups' "
             "bytes per raw row, ratio their share",
             share, ROLLUP_SHARE_GOAL.text(), ROLLUP_SHARE_GOAL.met(share), share, share, check,
         ),

@@ -13,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from typing import NamedTuple
+
+import numpy as np
 
 from meterhub.analytics.calendar import CalendarUnit, local_boundaries, to_zone
 from meterhub.analytics.fill import (
@@ -24,7 +27,7 @@ from meterhub.analytics.fill import (
 )
 from meterhub.errors import InputError
 from meterhub.model import PHASE_TOTAL
-from meterhub.store.base import Bucket, Store
+from meterhub.store.base import Store, SumField
 from meterhub.timeutil import to_ms
 
 __all__ = [
@@ -129,27 +132,43 @@ def meter_energy(
 
 def energy_between(store: Store, meter_id: str, boundaries: Sequence[datetime]) -> list[EnergyBucket]:
     """Return a meter's energy between consecutive 15-minute-aligned UTC boundaries (read-only)."""
-    buckets = store.aggregate(meter_id, PHASE_TOTAL, boundaries, with_registers=False)
-    runs: list[list[Bucket]] = []
-    for index, bucket in enumerate(buckets):
-        if bucket.covered_s >= bucket.width_s - COVER_TOLERANCE_S:
+    bounds_ms = np.array([to_ms(b) for b in boundaries], dtype=np.int64)
+    sums = store.period_sums(meter_id, PHASE_TOTAL, bounds_ms, _SUMS)
+    periods = [
+        _Period(start, end, import_kwh, export_kwh, covered_s)
+        for start, end, import_kwh, export_kwh, covered_s in zip(
+            boundaries[:-1],
+            boundaries[1:],
+            sums["energy_import_kwh"].tolist(),
+            sums["energy_export_kwh"].tolist(),
+            sums["covered_s"].tolist(),
+            strict=True,
+        )
+    ]
+    widths_s = (np.diff(bounds_ms) / 1000).tolist()
+    runs: list[list[int]] = []
+    for index, (period, width_s) in enumerate(zip(periods, widths_s, strict=True)):
+        if period.covered_s >= width_s - COVER_TOLERANCE_S:
             continue
-        if runs and runs[-1][-1] is buckets[index - 1]:
-            runs[-1].append(bucket)
+        if runs and runs[-1][-1] == index - 1:
+            runs[-1].append(index)
         else:
-            runs.append([bucket])
+            runs.append([index])
     if not runs:
-        return [_from_registers(bucket) for bucket in buckets]
+        return [_from_registers(period) for period in periods]
     # One look-up of interval records serves every stretch the readings leave incomplete.
-    records = records_near(store, meter_id, runs[0][0].start, runs[-1][-1].end)
-    filled: dict[datetime, EnergyBucket] = {}
+    records = records_near(store, meter_id, periods[runs[0][0]].start, periods[runs[-1][-1]].end)
+    filled: dict[int, EnergyBucket] = {}
     for run in runs:
-        quarters = fill_quarters(store, meter_id, run[0].start, run[-1].end, records) if records else None
-        for bucket in run:
-            filled[bucket.start] = (
-                _from_registers(bucket) if quarters is None else _from_quarters(bucket, quarters)
+        first, last = periods[run[0]], periods[run[-1]]
+        quarters = fill_quarters(store, meter_id, first.start, last.end, records) if records else None
+        for index in run:
+            filled[index] = (
+                _from_registers(periods[index])
+                if quarters is None
+                else _from_quarters(periods[index], quarters)
             )
-    return [filled.get(bucket.start) or _from_registers(bucket) for bucket in buckets]
+    return [filled.get(index) or _from_registers(period) for index, period in enumerate(periods)]
 
 
 def total(buckets: Sequence[EnergyBucket]) -> EnergyBucket:
@@ -168,7 +187,22 @@ def total(buckets: Sequence[EnergyBucket]) -> EnergyBucket:
     )
 
 
-def _from_registers(bucket: Bucket) -> EnergyBucket:
+class _Period(NamedTuple):
+    start: datetime
+    end: datetime
+    energy_import_kwh: float
+    energy_export_kwh: float
+    covered_s: float
+
+    @property
+    def width_s(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+_SUMS: tuple[SumField, ...] = ("energy_import_kwh", "energy_export_kwh", "covered_s")
+
+
+def _from_registers(bucket: _Period) -> EnergyBucket:
     has_energy = bool(bucket.energy_import_kwh or bucket.energy_export_kwh)
     parts = [SOURCE_REGISTERS] if bucket.covered_s > 0 else []
     source, estimated = label(parts, bucket.covered_s, bucket.width_s, has_energy)
@@ -183,7 +217,7 @@ def _from_registers(bucket: Bucket) -> EnergyBucket:
     )
 
 
-def _from_quarters(bucket: Bucket, quarters: dict[int, Quarter]) -> EnergyBucket:
+def _from_quarters(bucket: _Period, quarters: dict[int, Quarter]) -> EnergyBucket:
     lo_ms, hi_ms = to_ms(bucket.start), to_ms(bucket.end)
     import_kwh = export_kwh = covered_s = 0.0
     parts: set[str] = set()

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple, Protocol, TypeVar, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
 
 from meterhub.model import (
     ApiKey,
@@ -27,7 +30,15 @@ from meterhub.model import (
     UserRole,
 )
 
-__all__ = ["ROLLUP_WIDTHS_S", "Bucket", "Store", "WriteResult", "chunked"]
+__all__ = [
+    "ROLLUP_WIDTHS_S",
+    "Bucket",
+    "PowerColumns",
+    "Store",
+    "SumField",
+    "WriteResult",
+    "chunked",
+]
 
 T = TypeVar("T")
 
@@ -78,6 +89,19 @@ class Bucket(NamedTuple):
     def width_s(self) -> float:
         """Return the bucket's length in seconds."""
         return (self.end - self.start).total_seconds()
+
+
+SumField = Literal["energy_import_kwh", "energy_export_kwh", "covered_s", "count"]
+"""Bucket figures that add up over periods, named as in ``Bucket``."""
+
+
+class PowerColumns(NamedTuple):
+    """Power statistics of consecutive periods as arrays; NaN where a period has no power."""
+
+    count: npt.NDArray[np.int64]
+    power_avg_w: npt.NDArray[np.float64]
+    power_min_w: npt.NDArray[np.float64]
+    power_max_w: npt.NDArray[np.float64]
 
 
 @runtime_checkable
@@ -170,6 +194,30 @@ class Store(Protocol):
         Every boundary must fall on a 15-minute edge; periods are returned even when empty.
         With ``with_registers`` False the first/last register values are left out (None),
         which is faster where only power and energy are wanted.
+        """
+        ...
+
+    def period_sums(
+        self,
+        meter_id: str,
+        phase: int,
+        boundaries_ms: npt.NDArray[np.int64],
+        fields: Sequence[SumField],
+    ) -> dict[SumField, npt.NDArray[np.float64]]:
+        """Return the asked sums per period between consecutive boundaries (read-only).
+
+        The figures equal ``aggregate``'s; boundaries are epoch milliseconds on 15-minute edges.
+        Periods that are the meter's local days (or UTC-aligned multiples of six hours) are
+        read from the coarse rollups, so a year of days is one short scan.
+        """
+        ...
+
+    def period_power(
+        self, meter_id: str, phase: int, boundaries_ms: npt.NDArray[np.int64]
+    ) -> PowerColumns:
+        """Return count and average, minimum and maximum power per period (read-only).
+
+        The figures equal ``aggregate``'s, with NaN for None; boundaries as in ``period_energy``.
         """
         ...
 

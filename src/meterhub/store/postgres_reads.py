@@ -13,12 +13,15 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from meterhub.errors import InputError, StoreError, UnknownMeterError
 from meterhub.model import READING_FIELDS, Extra, Gap, IntervalEnergy, Meter, Reading
-from meterhub.store.base import Bucket
+from meterhub.store.base import Bucket, PowerColumns, SumField
+from meterhub.store.columns import checked_bounds, power_of_buckets, sums_of_buckets
 from meterhub.store.postgres_rollups import load_series_window
 from meterhub.store.postgres_schema import Conn
 from meterhub.store.rollup import RollupBuilder
@@ -280,6 +283,29 @@ class PostgresReads:
             )
             for b in buckets
         ]
+
+    def period_sums(
+        self,
+        meter_id: str,
+        phase: int,
+        boundaries_ms: npt.NDArray[np.int64],
+        fields: Sequence[SumField],
+    ) -> dict[SumField, npt.NDArray[np.float64]]:
+        """Return the asked sums per period between consecutive boundaries (read-only)."""
+        bounds = checked_bounds(boundaries_ms)
+        return sums_of_buckets(
+            self.aggregate(meter_id, phase, [from_ms(b) for b in bounds.tolist()], with_registers=False),
+            fields,
+        )
+
+    def period_power(
+        self, meter_id: str, phase: int, boundaries_ms: npt.NDArray[np.int64]
+    ) -> PowerColumns:
+        """Return count and average, minimum and maximum power per period (read-only)."""
+        bounds = checked_bounds(boundaries_ms)
+        return power_of_buckets(
+            self.aggregate(meter_id, phase, [from_ms(b) for b in bounds.tolist()], with_registers=False)
+        )
 
     def downsample_raw(
         self, meter_id: str, phase: int, start: datetime, end: datetime, width_s: int

@@ -17,6 +17,7 @@ from meterhub.model import Extra, IntervalEnergy, Meter, Reading, utc_now
 from meterhub.store.accounts import AccountsMixin
 from meterhub.store.base import WriteResult
 from meterhub.store.catalog import CatalogMixin
+from meterhub.store.coarse import COARSE_TABLES, refresh_meter_days
 from meterhub.store.sqlite_reads import SQLiteReads
 from meterhub.store.sqlite_schema import applied_migrations, apply_migrations
 from meterhub.store.sqlite_writer import WriterContext, write_readings_tx
@@ -171,14 +172,18 @@ class SQLiteStore(AccountsMixin, CatalogMixin, SQLiteReads):
 
         def update(conn: sqlite3.Connection) -> None:
             values = _meter_values(meter)
-            cursor = conn.execute(
+            before = conn.execute("SELECT pk, tz FROM meters WHERE id = ?", (meter.id,)).fetchone()
+            if before is None:
+                raise UnknownMeterError(meter.id)
+            conn.execute(
                 "UPDATE meters SET vendor = ?, phases = ?, tz = ?, interval_s = ?, name = ?, "
                 "options = ? WHERE id = ?",
                 (*values[1:], meter.id),
             )
-            if cursor.rowcount == 0:
-                raise UnknownMeterError(meter.id)
             self._writer.ctx.meters.pop(meter.id, None)
+            if before[1] != meter.tz:
+                # Local days follow the meter's zone.
+                refresh_meter_days(conn, before[0], meter.tz)
 
         self._writer.transaction(update)
 
@@ -190,7 +195,7 @@ class SQLiteStore(AccountsMixin, CatalogMixin, SQLiteReads):
             if row is None:
                 raise UnknownMeterError(meter_id)
             removed = int(conn.execute("DELETE FROM readings WHERE meter = ?", row).rowcount)
-            for table in ("latest", "rollup_15m", "rollup_1h", "gaps", "intervals", "extras"):
+            for table in ("latest", "rollup_15m", "rollup_1h", *COARSE_TABLES, "gaps", "intervals", "extras"):
                 conn.execute(f"DELETE FROM {table} WHERE meter = ?", row)
             conn.execute("DELETE FROM meters WHERE pk = ?", row)
             self._forget_meter(conn, meter_id)

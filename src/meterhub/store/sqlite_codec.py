@@ -25,7 +25,7 @@ __all__ = [
     "decode_reading",
     "encode_agg",
     "encode_reading",
-    "encode_rollups",
+    "encode_rollup_array",
     "round_half_away",
     "round_half_away_array",
     "row_of_encoded",
@@ -182,8 +182,8 @@ ROLLUP_COLUMNS: tuple[str, ...] = (
 )
 
 
-def encode_rollups(rollups: BatchRollups, width_ms: int) -> list[list[float]]:
-    """Return the rollup-table rows of one width from vectorised aggregates (NaN binds as NULL)."""
+def encode_rollup_array(rollups: BatchRollups, width_ms: int) -> npt.NDArray[np.float64]:
+    """Return the rollup-table rows of one width, laid out as ROLLUP_COLUMNS (NaN binds as NULL)."""
     pick = rollups.width_ms == width_ms
     bucket = rollups.bucket_ms[pick]
     columns = (
@@ -211,5 +211,5 @@ def encode_rollups(rollups: BatchRollups, width_ms: int) -> list[list[float]]:
         np.rint(rollups.e_exp[pick] * 1e9),
         rollups.covered_ms[pick],
     )
-    rows: list[list[float]] = np.column_stack(columns).astype(np.float64).tolist()
+    rows: npt.NDArray[np.float64] = np.column_stack(columns).astype(np.float64)
     return rows

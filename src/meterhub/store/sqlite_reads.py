@@ -9,11 +9,17 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from itertools import pairwise
 
+import numpy as np
+import numpy.typing as npt
+
 from meterhub.errors import InputError, StoreError, UnknownMeterError
 from meterhub.model import Extra, Gap, IntervalEnergy, Meter, Reading
-from meterhub.store.base import Bucket
+from meterhub.store.base import Bucket, PowerColumns, SumField
+from meterhub.store.coarse import COARSE_TABLES
+from meterhub.store.columns import checked_bounds
 from meterhub.store.rollup import Agg, RollupBuilder
 from meterhub.store.sqlite_codec import DECODED_VALUES_SQL
+from meterhub.store.sqlite_periods import period_power, period_sums, table_for
 from meterhub.store.sqlite_writer import load_series_window
 from meterhub.timeutil import from_ms, to_ms
 
@@ -142,13 +148,14 @@ def _aggregate_sql(table: str) -> str:
     )
 
 
-_AGGREGATE_SQL = {width: _aggregate_sql(table) for width, table in _ROLLUP_TABLE.items()}
+_TABLES = ("rollup_15m", "rollup_1h", *COARSE_TABLES)
+_AGGREGATE_SQL = {table: _aggregate_sql(table) for table in _TABLES}
 _UNIFORM_SQL = {
-    width: "SELECT (r.bucket - :lo) / :step, "
+    table: "SELECT (r.bucket - :lo) / :step, "
     + _AGGREGATE_COLUMNS.format(first_ei="NULL", first_ee="NULL", last_ei="NULL", last_ee="NULL")
     + f" FROM {table} r WHERE r.meter = :pk AND r.phase = :phase AND r.bucket >= :lo AND r.bucket < :hi"
     " GROUP BY 1"
-    for width, table in _ROLLUP_TABLE.items()
+    for table in _TABLES
 }
 
 
@@ -291,31 +298,56 @@ class SQLiteReads:
         self, meter_id: str, phase: int, boundaries: Sequence[datetime], with_registers: bool = True
     ) -> list[Bucket]:
         """Merge rollups into the periods between consecutive boundaries (read-only)."""
-        bounds = [to_ms(b) for b in boundaries]
-        if any(b % 900_000 for b in bounds):
-            raise InputError("period boundaries must fall on 15-minute edges")
-        if any(b2 <= b1 for b1, b2 in pairwise(bounds)):
-            raise InputError("period boundaries must increase")
-        width = 3600 if all(b % 3_600_000 == 0 for b in bounds) else 900
-        pk, _ = self._meter_pk(meter_id)
+        checked = checked_bounds([to_ms(b) for b in boundaries])
+        pk, tz = self._meter_zone(meter_id)
+        if len(checked) < 2:
+            return []
+        table, _ = table_for(tz, checked)
+        bounds: list[int] = checked.tolist()
         steps = {b2 - b1 for b1, b2 in pairwise(bounds)}
         if not with_registers and len(steps) == 1:
-            return self._aggregate_uniform(meter_id, phase, pk, bounds, steps.pop(), width)
+            return self._aggregate_uniform(meter_id, phase, pk, bounds, steps.pop(), table)
         rows = (
             self._read()
-            .execute(_AGGREGATE_SQL[width], {"bounds": json.dumps(bounds), "pk": pk, "phase": phase})
+            .execute(_AGGREGATE_SQL[table], {"bounds": json.dumps(bounds), "pk": pk, "phase": phase})
             .fetchall()
         )
         return [_bucket_from_row(meter_id, phase, r[0], r[1], r[2:]) for r in rows]
 
+    def period_sums(
+        self,
+        meter_id: str,
+        phase: int,
+        boundaries_ms: npt.NDArray[np.int64],
+        fields: Sequence[SumField],
+    ) -> dict[SumField, npt.NDArray[np.float64]]:
+        """Return the asked sums per period between consecutive boundaries (read-only)."""
+        bounds = checked_bounds(boundaries_ms)
+        pk, tz = self._meter_zone(meter_id)
+        return period_sums(self._read(), pk, phase, tz, bounds, fields)
+
+    def period_power(
+        self, meter_id: str, phase: int, boundaries_ms: npt.NDArray[np.int64]
+    ) -> PowerColumns:
+        """Return count and average, minimum and maximum power per period (read-only)."""
+        bounds = checked_bounds(boundaries_ms)
+        pk, tz = self._meter_zone(meter_id)
+        return period_power(self._read(), pk, phase, tz, bounds)
+
+    def _meter_zone(self, meter_id: str) -> tuple[int, str]:
+        row = self._read().execute("SELECT pk, tz FROM meters WHERE id = ?", (meter_id,)).fetchone()
+        if row is None:
+            raise UnknownMeterError(meter_id)
+        return row[0], row[1]
+
     def _aggregate_uniform(
-        self, meter_id: str, phase: int, pk: int, bounds: list[int], step_ms: int, width: int
+        self, meter_id: str, phase: int, pk: int, bounds: list[int], step_ms: int, table: str
     ) -> list[Bucket]:
         """Equal periods: one GROUP BY over the rollups, without the register look-ups."""
         found = {
             row[0]: row[1:]
             for row in self._read().execute(
-                _UNIFORM_SQL[width],
+                _UNIFORM_SQL[table],
                 {"pk": pk, "phase": phase, "lo": bounds[0], "hi": bounds[-1], "step": step_ms},
             )
         }

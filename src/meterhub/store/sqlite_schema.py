@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from meterhub.errors import MigrationError
 from meterhub.store.accounts import ACCOUNTS_DDL
 from meterhub.store.catalog import CATALOG_DDL
+from meterhub.store.coarse import COARSE_COLUMN_ORDER, refresh_meter_days
 from meterhub.store.sqlite_codec import ROLLUP_COLUMNS
 
 __all__ = ["MIGRATIONS", "applied_migrations", "apply_migrations"]
@@ -61,8 +62,8 @@ def _m0001_core(conn: sqlite3.Connection) -> None:
     )
 
 
-def _rollup_table_sql(name: str) -> str:
-    value_columns = ", ".join(f"{c} INTEGER" for c in ROLLUP_COLUMNS[3:])
+def _rollup_table_sql(name: str, order: tuple[str, ...] = ROLLUP_COLUMNS) -> str:
+    value_columns = ", ".join(f"{c} INTEGER" for c in order[3:])
     return (
         f"CREATE TABLE {name} (meter INTEGER NOT NULL, phase INTEGER NOT NULL, "
         f"bucket INTEGER NOT NULL, {value_columns}, PRIMARY KEY (meter, phase, bucket)) "
@@ -84,7 +85,7 @@ def _m0002_rollups_and_gaps(conn: sqlite3.Connection) -> None:
         ) WITHOUT ROWID;
         """,
     )
-    rebuild_all(conn)
+    rebuild_all(conn, coarse=False)
 
 
 def _m0003_kv_intervals_extras(conn: sqlite3.Connection) -> None:
@@ -121,12 +122,23 @@ def _m0005_users_keys_shares(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _m0006_coarse_rollups(conn: sqlite3.Connection) -> None:
+    _script(
+        conn,
+        _rollup_table_sql("rollup_6h", COARSE_COLUMN_ORDER)
+        + _rollup_table_sql("rollup_day", COARSE_COLUMN_ORDER),
+    )
+    for pk, tz in conn.execute("SELECT pk, tz FROM meters").fetchall():
+        refresh_meter_days(conn, pk, tz)
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("0001_core", _m0001_core),
     ("0002_rollups_and_gaps", _m0002_rollups_and_gaps),
     ("0003_kv_intervals_extras", _m0003_kv_intervals_extras),
     ("0004_places_prices_health", _m0004_places_prices_health),
     ("0005_users_keys_shares", _m0005_users_keys_shares),
+    ("0006_coarse_rollups", _m0006_coarse_rollups),
 )
 
 

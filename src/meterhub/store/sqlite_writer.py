@@ -21,6 +21,7 @@ import numpy.typing as npt
 from meterhub.errors import UnknownMeterError
 from meterhub.model import PHASE_TOTAL, Reading
 from meterhub.store.base import WriteResult
+from meterhub.store.coarse import COARSE_TABLES, merge_fresh, refresh_coarse
 from meterhub.store.fastpath import SeriesBatch, rollup_batch
 from meterhub.store.rollup import WIDTHS_MS, RegisterState, RollupBuilder, Row, SeriesState
 from meterhub.store.sqlite_codec import (
@@ -30,7 +31,7 @@ from meterhub.store.sqlite_codec import (
     ROLLUP_COLUMNS,
     encode_agg,
     encode_reading,
-    encode_rollups,
+    encode_rollup_array,
     round_half_away_array,
     row_from_db,
 )
@@ -81,6 +82,7 @@ def _merge_sql(table: str) -> str:
 
 
 _MERGE_SQL = {width: _merge_sql(table) for width, table in _TABLE_OF_WIDTH.items()}
+_COARSE_MERGE_SQL = {table: _merge_sql(table) for table in COARSE_TABLES}
 _INSERT_READING_SQL = (
     f"INSERT INTO readings (meter, phase, ts, {_VALUE_COLUMNS}) VALUES ({', '.join('?' * 13)})"
 )
@@ -103,12 +105,15 @@ class WriterContext:
     """meter id -> (pk, gap threshold in ms)"""
     states: dict[int, SeriesState] = field(default_factory=dict)
     """series key (meter pk * 4 + phase) -> where the series stands"""
+    zones: dict[int, str] = field(default_factory=dict)
+    """meter pk -> IANA zone, which the local-day rollups follow"""
     states_loaded: bool = False
     data_version: int | None = None
 
     def forget(self) -> None:
         """Drop every cached fact; they are reloaded from the database."""
         self.meters.clear()
+        self.zones.clear()
         self.states.clear()
         self.states_loaded = False
 
@@ -138,8 +143,9 @@ def _meter_info(conn: sqlite3.Connection, ctx: WriterContext, meter_id: str) -> 
     info = ctx.meters.get(meter_id)
     if info is None:
         # One query for all meters: a batch from a fleet names thousands of them.
-        for found_id, pk, interval_s in conn.execute("SELECT id, pk, interval_s FROM meters"):
+        for found_id, pk, interval_s, tz in conn.execute("SELECT id, pk, interval_s, tz FROM meters"):
             ctx.meters[found_id] = (pk, 2 * interval_s * 1000)
+            ctx.zones[pk] = tz
         info = ctx.meters.get(meter_id)
         if info is None:
             raise UnknownMeterError(meter_id)
@@ -248,7 +254,10 @@ def _write_fresh(
     states = {key: ctx.states[key] for key in series_keys.tolist() if key in ctx.states}
     rollups, gaps, new_states = rollup_batch(batch, states)
     for width in WIDTHS_MS:
-        conn.executemany(_MERGE_SQL[width], encode_rollups(rollups, width))
+        rows = encode_rollup_array(rollups, width)
+        conn.executemany(_MERGE_SQL[width], rows.tolist())
+        if width == min(WIDTHS_MS):
+            merge_fresh(conn, _COARSE_MERGE_SQL, rows, ctx.zones)
     last_rows = np.append(np.nonzero(keys[1:] != keys[:-1])[0], len(keys) - 1)
     latest_rows = []
     raw_last = np.column_stack((pks[last_rows], phases[last_rows], ts[last_rows], encoded[last_rows]))
@@ -393,9 +402,18 @@ def load_series_window(
 
 
 def rebuild_series(
-    conn: sqlite3.Connection, pk: int, phase: int, lo_ms: int, hi_ms: int, gap_ms: int
+    conn: sqlite3.Connection,
+    pk: int,
+    phase: int,
+    lo_ms: int,
+    hi_ms: int,
+    gap_ms: int,
+    coarse: bool = True,
 ) -> None:
-    """Recompute the rollups overlapping [lo_ms, hi_ms] (and gaps, for phase 0) from raw rows."""
+    """Recompute the rollups overlapping [lo_ms, hi_ms] (and gaps, for phase 0) from raw rows.
+
+    ``coarse=False`` leaves out the 6-hour and day tables (for migrations older than them).
+    """
     start = lo_ms - lo_ms % _HOUR_MS
     end = hi_ms - hi_ms % _HOUR_MS + _HOUR_MS
     state, rows = load_series_window(conn, pk, phase, start, end)
@@ -415,6 +433,9 @@ def rebuild_series(
                 if w == width and start <= bucket < end
             ],
         )
+    if coarse:
+        tz = conn.execute("SELECT tz FROM meters WHERE pk = ?", (pk,)).fetchone()[0]
+        refresh_coarse(conn, pk, phase, start, end, tz)
     if phase == PHASE_TOTAL:
         _rebuild_gaps(conn, pk, lo_ms, hi_ms, gap_ms)
 
@@ -434,12 +455,12 @@ def _rebuild_gaps(conn: sqlite3.Connection, pk: int, lo_ms: int, hi_ms: int, gap
     )
 
 
-def rebuild_all(conn: sqlite3.Connection) -> None:
+def rebuild_all(conn: sqlite3.Connection, coarse: bool = True) -> None:
     """Recompute every rollup, gap and register state from the raw rows."""
     meters = conn.execute("SELECT pk, interval_s FROM meters").fetchall()
     for pk, interval_s in meters:
         for phase, lo, hi in conn.execute(
             "SELECT phase, min(ts), max(ts) FROM readings WHERE meter = ? GROUP BY phase", (pk,)
         ).fetchall():
-            rebuild_series(conn, pk, phase, lo, hi, 2 * interval_s * 1000)
+            rebuild_series(conn, pk, phase, lo, hi, 2 * interval_s * 1000, coarse)
             _reload_state(conn, pk, phase)

@@ -1,0 +1,216 @@
+"""Coarse rollups derived from the 15-minute ones: 6-hour UTC buckets and the meter's local days.
+
+A year view reads 1,460 six-hour rows or 365 day rows instead of 8,760 hourly ones. Both tables
+hold sums of the stored 15-minute integers, and every column merges associatively (sums, min,
+max, first, last), so rows merged batch by batch at ingest equal rows rebuilt from the
+15-minute table. A day row's bucket is the UTC instant of local midnight in the meter's zone;
+local midnights fall on the 15-minute grid in every zone in use, so a day is a whole number of
+15-minute buckets even where it is 23 or 25 hours long.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from meterhub.store.sqlite_codec import ROLLUP_COLUMNS
+from meterhub.timeutil import to_ms
+
+__all__ = [
+    "COARSE_COLUMN_ORDER",
+    "COARSE_TABLES",
+    "QUARTER_MS",
+    "SIX_HOURS_MS",
+    "coarsen_rows",
+    "day_buckets",
+    "local_midnights_ms",
+    "merge_fresh",
+    "refresh_coarse",
+    "refresh_meter_days",
+]
+
+Ints = npt.NDArray[np.int64]
+Rows = npt.NDArray[np.float64]
+
+QUARTER_MS = 900_000
+SIX_HOURS_MS = 21_600_000
+COARSE_TABLES = ("rollup_6h", "rollup_day")
+
+_READ_FIRST = ("e_imp", "e_exp", "covered_ms", "n", "p_n", "p_sum", "p_min", "p_max")
+COARSE_COLUMN_ORDER: tuple[str, ...] = (
+    *ROLLUP_COLUMNS[:3],
+    *_READ_FIRST,
+    *(c for c in ROLLUP_COLUMNS[3:] if c not in _READ_FIRST),
+)
+"""Column order of the coarse tables on disk: what year views read comes first, so SQLite
+decodes less of each row. Every statement names its columns, so the order matters nowhere else."""
+
+_C = {name: k for k, name in enumerate(ROLLUP_COLUMNS)}
+_SUM_COLUMNS = [
+    _C[c]
+    for c in ("n", "p_n", "p_sum", "v_n", "v_sum", "i_n", "i_sum", "e_imp", "e_exp", "covered_ms")
+]
+_MIN_COLUMNS = [_C[c] for c in ("p_min", "v_min")]
+_MAX_COLUMNS = [_C[c] for c in ("p_max", "v_max")]
+_FIRST_YEAR, _LAST_YEAR = 2, 9997
+_MEAN_YEAR_MS = 31_556_952_000
+
+
+@functools.lru_cache(maxsize=256)
+def _year_midnights(tz: str, year: int) -> Ints:
+    zone = ZoneInfo(tz)
+    first = date(year, 1, 1).toordinal()
+    last = date(year + 1, 1, 1).toordinal()
+    days = (date.fromordinal(k) for k in range(first, last))
+    # fold=0 reads a skipped midnight with the offset before the jump: the jump itself.
+    return np.fromiter(
+        (
+to_ms(datetime(d.year, d.month, d.day, tzinfo=zone)) for d in days
+        ),
+        np.int64,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _span_midnights(tz: str, first_year: int, last_year: int) -> Ints:
+    return np.concatenate([_year_midnights(tz, year) for year in range(first_year, last_year + 1)])
+
+
+def _year_near(ts_ms: int) -> int:
+    """Return the UTC year of ``ts_ms``, give or take one."""
+    return 1970 + ts_ms // _MEAN_YEAR_MS
+
+
+def local_midnights_ms(tz: str, lo_ms: int, hi_ms: int) -> Ints:
+    """Return the local midnights of ``tz`` (UTC ms) from the last at or before ``lo_ms`` to the
+    first after ``hi_ms``."""
+    midnights = _span_midnights(
+        tz,
+        max(_FIRST_YEAR, _year_near(lo_ms) - 2),
+        min(_LAST_YEAR, _year_near(hi_ms) + 2),
+    )
+    first = max(int(np.searchsorted(midnights, lo_ms, "right")) - 1, 0)
+    last = int(np.searchsorted(midnights, hi_ms, "right")) + 1
+    found: Ints = midnights[first:last]
+    return found
+
+
+def day_buckets(tz: str, buckets_ms: Ints) -> Ints:
+    """Return the local midnight (UTC ms) that begins the day of each bucket."""
+    midnights = local_midnights_ms(tz, int(buckets_ms.min()), int(buckets_ms.max()))
+    day: Ints = midnights[np.searchsorted(midnights, buckets_ms, "right") - 1]
+    return day
+
+
+def coarsen_rows(rows: Rows, coarse_ms: Ints) -> Rows:
+    """Merge rollup rows (sorted by meter, phase, bucket) into the coarse buckets given per row.
+
+    Rows are laid out as ROLLUP_COLUMNS, NaN standing for NULL; the result has the same layout
+    with first/last offsets measured from the coarse bucket.
+    """
+    count = len(rows)
+    if count == 0:
+        return rows
+    meter, phase = rows[:, 0], rows[:, 1]
+    starts = np.ones(count, dtype=bool)
+    starts[1:] = (meter[1:] != meter[:-1]) | (phase[1:] != phase[:-1]) | (coarse_ms[1:] != coarse_ms[:-1])
+    groups = np.nonzero(starts)[0]
+    out = np.full((len(groups), rows.shape[1]), np.nan)
+    out[:, 0], out[:, 1] = meter[groups], phase[groups]
+    bucket = coarse_ms[groups].astype(np.float64)
+    out[:, 2] = bucket
+    for column in _SUM_COLUMNS:
+        out[:, column] = np.add.reduceat(np.nan_to_num(rows[:, column]), groups)
+    for column in _MIN_COLUMNS:
+        out[:, column] = np.fmin.reduceat(rows[:, column], groups)
+    for column in _MAX_COLUMNS:
+        out[:, column] = np.fmax.reduceat(rows[:, column], groups)
+    index = np.arange(count)
+    for edge, reduce, missing in (("first", np.minimum, count), ("last", np.maximum, -1)):
+        offset = _C[f"{edge}_off"]
+        has = ~np.isnan(rows[:, offset])
+        picked = reduce.reduceat(np.where(has, index, missing), groups)
+        found = (picked >= 0) & (picked < count)
+        safe = np.where(found, picked, 0)
+        out[:, offset] = np.where(found, rows[safe, 2] + rows[safe, offset] - bucket, np.nan)
+        for register in (f"{edge}_ei", f"{edge}_ee"):
+            out[:, _C[register]] = np.where(found, rows[safe, _C[register]], np.nan)
+    return out
+
+
+def _day_column(rows: Rows, zones: dict[int, str]) -> Ints:
+    """Return each row's local-day bucket, by the zone of its meter."""
+    buckets = rows[:, 2].astype(np.int64)
+    meters = rows[:, 0].astype(np.int64)
+    days = np.empty_like(buckets)
+    by_zone: dict[str, list[int]] = {}
+    for pk in np.unique(meters).tolist():
+        by_zone.setdefault(zones[pk], []).append(pk)
+    for tz, pks in by_zone.items():
+        pick = np.isin(meters, pks) if len(by_zone) > 1 else np.ones(len(meters), dtype=bool)
+        days[pick] = day_buckets(tz, buckets[pick])
+    return days
+
+
+def merge_fresh(
+    conn: sqlite3.Connection, merge_sql: dict[str, str], fine: Rows, zones: dict[int, str]
+) -> None:
+    """Merge a batch's 15-minute rows (sorted by meter, phase, bucket) into the coarse tables."""
+    if len(fine) == 0:
+        return
+    buckets = fine[:, 2].astype(np.int64)
+    six = coarsen_rows(fine, buckets - buckets % SIX_HOURS_MS)
+    conn.executemany(merge_sql["rollup_6h"], six.tolist())
+    days = coarsen_rows(fine, _day_column(fine, zones))
+    conn.executemany(merge_sql["rollup_day"], days.tolist())
+
+
+def refresh_coarse(
+    conn: sqlite3.Connection, pk: int, phase: int, lo_ms: int, hi_ms: int, tz: str
+) -> None:
+    """Recompute the coarse rows that cover [lo_ms, hi_ms) from the stored 15-minute rows."""
+    if hi_ms <= lo_ms:
+        return
+    six_lo = lo_ms - lo_ms % SIX_HOURS_MS
+    six_hi = -(-hi_ms // SIX_HOURS_MS) * SIX_HOURS_MS
+    midnights = local_midnights_ms(tz, lo_ms, hi_ms)
+    day_lo = int(midnights[np.searchsorted(midnights, lo_ms, "right") - 1])
+    day_hi = int(midnights[np.searchsorted(midnights, hi_ms - 1, "right")])
+    select = ", ".join(ROLLUP_COLUMNS)
+    fetched = conn.execute(
+        f"SELECT {select} FROM rollup_15m WHERE meter = ? AND phase = ? AND bucket >= ? AND bucket < ? "
+        "ORDER BY bucket",
+        (pk, phase, min(six_lo, day_lo), max(six_hi, day_hi)),
+    ).fetchall()
+    fine = np.array(fetched, dtype=np.float64).reshape(-1, len(ROLLUP_COLUMNS))
+    buckets = fine[:, 2].astype(np.int64)
+    insert = f"INSERT INTO {{}} ({select}) VALUES ({', '.join('?' * len(ROLLUP_COLUMNS))})"
+    for table, lo, hi in (("rollup_6h", six_lo, six_hi), ("rollup_day", day_lo, day_hi)):
+        conn.execute(
+            f"DELETE FROM {table} WHERE meter = ? AND phase = ? AND bucket >= ? AND bucket < ?",
+            (pk, phase, lo, hi),
+        )
+        inside = (buckets >= lo) & (buckets < hi)
+        if not inside.any():
+            continue
+        part = fine[inside]
+        coarse = (
+            buckets[inside] - buckets[inside] % SIX_HOURS_MS
+            if table == "rollup_6h"
+            else day_buckets(tz, buckets[inside])
+        )
+        conn.executemany(insert.format(table), coarsen_rows(part, coarse).tolist())
+
+
+def refresh_meter_days(conn: sqlite3.Connection, pk: int, tz: str) -> None:
+    """Recompute every coarse row of one meter (after its zone changed)."""
+    for phase, lo, hi in conn.execute(
+        "SELECT phase, min(bucket), max(bucket) FROM rollup_15m WHERE meter = ? GROUP BY phase", (pk,)
+    ).fetchall():
+        conn.execute("DELETE FROM rollup_day WHERE meter = ? AND phase = ?", (pk, phase))
+        refresh_coarse(conn, pk, phase, lo, hi + QUARTER_MS, tz)
