@@ -217,7 +217,7 @@ class Store(Protocol):
     ) -> PowerColumns:
         """Return count and average, minimum and maximum power per period (read-only).
 
-        The figures equal ``aggregate``'s, with NaN for None; boundaries as in ``period_energy``.
+        The figures equal ``aggregate``'s, with NaN for None; boundaries as in ``period_sums``.
         """
         ...
 

@@ -30,6 +30,7 @@ __all__ = [
     "day_buckets",
     "local_midnights_ms",
     "merge_fresh",
+    "midnights_around",
     "refresh_coarse",
     "refresh_meter_days",
 ]
@@ -86,14 +87,17 @@ def _year_near(ts_ms: int) -> int:
     return 1970 + ts_ms // _MEAN_YEAR_MS
 
 
+def midnights_around(tz: str, lo_ms: int, hi_ms: int) -> Ints:
+    """Return the local midnights of ``tz`` (UTC ms) of whole years around [lo_ms, hi_ms]."""
+    return _span_midnights(
+        tz, max(_FIRST_YEAR, _year_near(lo_ms) - 2), min(_LAST_YEAR, _year_near(hi_ms) + 2)
+    )
+
+
 def local_midnights_ms(tz: str, lo_ms: int, hi_ms: int) -> Ints:
     """Return the local midnights of ``tz`` (UTC ms) from the last at or before ``lo_ms`` to the
     first after ``hi_ms``."""
-    midnights = _span_midnights(
-        tz,
-        max(_FIRST_YEAR, _year_near(lo_ms) - 2),
-        min(_LAST_YEAR, _year_near(hi_ms) + 2),
-    )
+    midnights = midnights_around(tz, lo_ms, hi_ms)
     first = max(int(np.searchsorted(midnights, lo_ms, "right")) - 1, 0)
     last = int(np.searchsorted(midnights, hi_ms, "right")) + 1
     found: Ints = midnights[first:last]

@@ -1,6 +1,6 @@
 """Period figures as arrays: boundary checks and the folding of rollup rows into periods.
 
-Shared by the backends' ``period_energy`` and ``period_power``: rows of a rollup table (stored
+Shared by the backends' ``period_sums`` and ``period_power``: rows of a rollup table (stored
 integers) are folded into the periods between boundaries that are edges of that table, so each
 row lies in exactly one period.
 """

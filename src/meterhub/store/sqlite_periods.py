@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from meterhub.errors import StoreError
 from meterhub.store.base import PowerColumns, SumField
-from meterhub.store.coarse import QUARTER_MS, SIX_HOURS_MS, local_midnights_ms
+from meterhub.store.coarse import QUARTER_MS, SIX_HOURS_MS, midnights_around
 from meterhub.store.columns import SUM_SOURCES, power_of_rows, sums_of_rows
 
 __all__ = ["period_power", "period_sums", "table_for"]
@@ -35,9 +35,9 @@ _POWER_SOURCES = ("n", "p_n", "p_sum", "p_min", "p_max")
 def table_for(tz: str, bounds: Ints) -> tuple[str, Ints]:
     """Return the coarsest rollup table whose buckets tile the periods, and those buckets."""
     lo, hi = int(bounds[0]), int(bounds[-1])
-    midnights = local_midnights_ms(tz, lo, hi)
-    index = np.minimum(np.searchsorted(midnights, bounds), max(len(midnights) - 1, 0))
-    if len(midnights) and np.array_equal(midnights[index], bounds):
+    midnights = midnights_around(tz, lo, hi)
+    index = np.searchsorted(midnights, bounds)
+    if index[-1] < len(midnights) and np.array_equal(midnights[index], bounds):
         days: Ints = midnights[index[0] : index[-1]]
         return "rollup_day", days
     for width, table in _FIXED_TABLES:
