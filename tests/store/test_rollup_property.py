@@ -8,6 +8,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -98,7 +99,7 @@ def ingest_in_random_order(store: SQLiteStore, rows: list[Reading], seed: int) -
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=histories(), seed=st.integers(0, 2**32))
 def test_rollups_equal_brute_force(
-    tmp_path_factory: object, rows: list[Reading], seed: int
+    tmp_path_factory: pytest.TempPathFactory, rows: list[Reading], seed: int
 ) -> None:
     path = Path(tmp_path_factory.mktemp("prop")) / "p.db"
     store = SQLiteStore(path)
