@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -263,11 +262,7 @@ class PostgresReads:
         self, meter_id: str, phase: int, boundaries: Sequence[datetime], with_registers: bool = True
     ) -> list[Bucket]:
         """Merge rollups into the periods between consecutive boundaries (read-only)."""
-        bounds = [to_ms(b) for b in boundaries]
-        if any(b % 900_000 for b in bounds):
-            raise InputError("period boundaries must fall on 15-minute edges")
-        if any(b2 <= b1 for b1, b2 in pairwise(bounds)):
-            raise InputError("period boundaries must increase")
+        bounds: list[int] = checked_bounds([to_ms(b) for b in boundaries]).tolist()
         width = 3600 if all(b % 3_600_000 == 0 for b in bounds) else 900
         with self._read() as conn:
             pk, _ = self._meter_pk(conn, meter_id)
