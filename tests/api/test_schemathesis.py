@@ -4,12 +4,12 @@ Every operation gets positive cases (valid by the schema) and negative ones (vio
 real HTTP on loopback. Path ids are drawn at random and, for half of the positive cases of
 reading and changing operations, pinned to seeded objects, so the routes are exercised past
 their 404s. Deleting operations run last, so they do not empty the hub for the others. The run
-is bounded by example counts (at least 1,000 requests) and a wall-clock budget.
+is bounded by example counts per operation (at least 1,000 requests in all), never by wall time,
+so a busy machine makes it slower but not different.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +30,6 @@ from tests.api.test_places_prices_api import PRICES_CSV
 POSITIVE_EXAMPLES = 24
 NEGATIVE_EXAMPLES = 8
 MIN_REQUESTS = 1000
-BUDGET_S = 100.0
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
 """XML, CSV, YAML and NDJSON answers are not declared per route in the OpenAPI document, so the
 content-type check is left out; every JSON answer is still validated against its schema."""
@@ -88,7 +87,6 @@ def test_no_server_errors_and_no_schema_violations(api: ApiServer) -> None:
     failures: list[str] = []
     statuses: Counter[tuple[str, int]] = Counter()
     call = _runner(api.base_url, session, failures, statuses)
-    started = time.monotonic()
     for operation in operations:
         for strategy, examples in _strategies(operation):
 
@@ -108,10 +106,8 @@ def test_no_server_errors_and_no_schema_violations(api: ApiServer) -> None:
                 run()
             except Unsatisfiable:  # nothing in this operation can be made invalid
                 continue
-        assert time.monotonic() - started < BUDGET_S, f"over budget after {statuses.total()} requests"
-    elapsed_s = time.monotonic() - started
     by_status = Counter(status for (_, status), n in statuses.items() for _ in range(n))
-    print(f"\nschemathesis: {len(operations)} operations, {statuses.total()} requests in {elapsed_s:.1f} s")
+    print(f"\nschemathesis: {len(operations)} operations, {statuses.total()} requests")
     print(f"statuses: {dict(sorted(by_status.items()))}")
     for (label, status), n in sorted(statuses.items()):
         print(f"  {label} {status}: {n}")
