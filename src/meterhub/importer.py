@@ -1,7 +1,11 @@
 """Read CSV and NDJSON files in the canonical columns into readings.
 
 A row that cannot be read becomes a rejection with its line number and reason; it never stops
-the rest of the file.
+the rest of the file. A row's line is the line it starts on (the header is line 1), so a quoted
+field spanning lines does not shift the rows after it. Only a header that cannot be trusted
+(missing ``ts``, unknown or repeated columns) refuses the whole file, before anything is written.
+Meter ids follow the one rule of :mod:`meterhub.ids`, so an import never creates a meter the API
+cannot reach.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from meterhub.errors import ConflictError, ImportFileError
+from meterhub.ids import check_id, id_problem
 from meterhub.ingest import Ingestor, IngestReport
 from meterhub.model import (
     CANONICAL_COLUMNS,
@@ -98,6 +103,9 @@ def to_reading(record: dict[str, Any], default_meter: str | None) -> Reading:
     meter_id = str(meter).strip() if meter not in (None, "") else default_meter
     if not meter_id:
         raise ValueError("no meter: add a meter column or pass --meter")
+    problem = id_problem(meter_id)
+    if problem is not None:
+        raise ValueError(f"bad meter id: {problem}")
     if record.get("ts") in (None, ""):
         raise ValueError("no ts")
     try:
@@ -122,9 +130,12 @@ def read_rows(stream: BinaryIO, fmt: str, default_meter: str | None) -> Iterator
         text.detach()
 
 
-def _csv_rows(text: io.TextIOWrapper, default_meter: str | None) -> Iterator[ImportRow]:
-    reader = csv.reader(text)
-    header = next(reader, None)
+def _csv_header(reader: Iterator[list[str]]) -> list[str]:
+    """Return the header's columns; raise ImportFileError when they cannot be trusted."""
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise ImportFileError(f"line 1: the header cannot be read: {exc}") from exc
     if header is None:
         raise ImportFileError("the file is empty")
     columns = [c.strip() for c in header]
@@ -138,8 +149,29 @@ def _csv_rows(text: io.TextIOWrapper, default_meter: str | None) -> Iterator[Imp
         raise ImportFileError(
             f"unknown column(s) {', '.join(unknown)}; expected some of: {','.join(CANONICAL_COLUMNS)}"
         )
-    for values in reader:
-        where = f"line {reader.line_num}"
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        # Which of two values would be meant is unknowable: refuse rather than guess.
+        raise ImportFileError(f"the header names column(s) {', '.join(repeated)} more than once")
+    return columns
+
+
+def _csv_rows(text: io.TextIOWrapper, default_meter: str | None) -> Iterator[ImportRow]:
+    # csv's field limit (128 KiB) stays: a longer field rejects its row, and the rest is read.
+    reader = csv.reader(text)
+    columns = _csv_header(reader)
+    last_line = reader.line_num
+    while True:
+        where = f"line {last_line + 1}"
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # the reader goes on with the next line
+            last_line = reader.line_num
+            yield ImportRow(where, None, f"unreadable CSV: {exc}")
+            continue
+        last_line = reader.line_num
         if not values or all(not v.strip() for v in values):
             continue
         if len(values) != len(columns):
@@ -190,6 +222,8 @@ def import_file(
     """Import a CSV or NDJSON file; unknown meters are created with vendor ``file``."""
     if stream is None and not path.is_file():
         raise ImportFileError(f"file {path} not found")
+    if default_meter is not None:
+        check_id(default_meter, "--meter")
     report = IngestReport()
     known = {meter.id for meter in store.list_meters()}
 

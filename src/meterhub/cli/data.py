@@ -47,6 +47,19 @@ def import_(file: Path, meter_id: str | None, batch_rows: int | None) -> None:
                 store, file, meter_id, batch_rows=rows, stream=stream, on_batch=_print_checkpoint
             )
     _print_summary(report)
+    _require_something_kept(report)
+
+
+def _require_something_kept(report: IngestReport) -> None:
+    """Fail (exit 1) when the file left no reading in the database, neither new nor already there.
+
+    A re-import that finds every row stored already is a success: the file is in the database.
+    """
+    if report.stored or report.duplicates:
+        return
+    if report.received == 0:
+        raise ImportFileError("nothing stored: the file holds no rows")
+    raise ImportFileError(f"nothing stored: all {report.rejected_count} rows were rejected")
 
 
 def _import_with_bar(
