@@ -144,14 +144,18 @@ async def test_publisher_sends_both_formats_every_interval(broker: None) -> None
     topic = f"meterhub-test/{uuid.uuid4().hex}"
     device = make_device(4)
     config = PublisherConfig(topic=topic, interval_s=0.2)
+    marker = f"{topic}-marker"
     json_documents: list[dict[str, object]] = []
     raw: dict[str, str] = {}
+    received = 0
     async with aiomqtt.Client(BROKER_HOST, BROKER_PORT) as subscriber:
         await subscriber.subscribe(f"{topic}/#")
+        await subscriber.subscribe(marker)
         publisher = AmsPublisher(device, config)
         async with publisher:
-            with anyio.fail_after(15):
+            with anyio.fail_after(60):
                 async for message in subscriber.messages:
+                    received += 1
                     payload = bytes(message.payload).decode()
                     if message.topic.value == topic:
                         json_documents.append(json.loads(payload))
@@ -160,8 +164,16 @@ async def test_publisher_sends_both_formats_every_interval(broker: None) -> None
                     if len(json_documents) >= 2 and raw.keys() >= RAW_SUFFIXES:
                         break
         stopped_at = publisher.published_count
-        await anyio.sleep(0.5)
+        # Whatever the stopped publisher sent reached the broker before it disconnected, so it
+        # arrives before a marker sent afterwards: once the marker is here, nothing more can come.
+        await subscriber.publish(marker, payload="after the stop")
+        with anyio.fail_after(60):
+            async for message in subscriber.messages:
+                if message.topic.value == marker:
+                    break
+                received += 1
     assert publisher.published_count == stopped_at
+    assert received == stopped_at  # every message sent before the stop, and none after it
     for document in json_documents:
         assert_envelope(document, 4)
     assert json_documents[0]["id"] == device.mac
@@ -178,7 +190,7 @@ async def test_publisher_can_send_one_format_only(broker: None) -> None:
     async with aiomqtt.Client(BROKER_HOST, BROKER_PORT) as subscriber:
         await subscriber.subscribe(f"{topic}/#")
         async with AmsPublisher(make_device(2), config):
-            with anyio.fail_after(15):
+            with anyio.fail_after(60):
                 topics = set()
                 async for message in subscriber.messages:
                     topics.add(message.topic.value)
