@@ -28,6 +28,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from meterhub.errors import ConflictError, StoreError, UnknownMeterError
+from meterhub.ids import check_id
 from meterhub.model import Extra, IntervalEnergy, Meter, Reading, utc_now
 from meterhub.store.accounts import AccountsMixin
 from meterhub.store.base import WriteResult
@@ -198,7 +199,8 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
 
     # --- meters -------------------------------------------------------------------------
     def add_meter(self, meter: Meter) -> None:
-        """Add a meter; raise ConflictError if its id exists."""
+        """Add a meter; raise InputError for an id outside the id rule, ConflictError if it exists."""
+        check_id(meter.id)
 
         def add(conn: Conn) -> None:
             cursor = conn.execute(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from meterhub.errors import ConflictError, StoreError, UnknownMeterError
+from meterhub.ids import check_id
 from meterhub.model import Extra, IntervalEnergy, Meter, Reading, utc_now
 from meterhub.store.accounts import AccountsMixin
 from meterhub.store.base import WriteResult
@@ -153,7 +154,8 @@ class SQLiteStore(AccountsMixin, CatalogMixin, SQLiteReads):
 
     # --- meters -------------------------------------------------------------------------
     def add_meter(self, meter: Meter) -> None:
-        """Add a meter; raise ConflictError if its id exists."""
+        """Add a meter; raise InputError for an id outside the id rule, ConflictError if it exists."""
+        check_id(meter.id)
 
         def add(conn: sqlite3.Connection) -> None:
             try:
