@@ -28,6 +28,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from meterhub.errors import ConflictError, InputError, NotFoundError
+from meterhub.ids import USER_NAME_PATTERN
 from meterhub.model import ApiKey, User, UserRole, utc_now
 from meterhub.store.base import Store
 
@@ -59,7 +60,7 @@ REFRESH_PREFIX = "mhr_"
 PASSWORD_MIN_CHARS = 8
 PASSWORD_MAX_CHARS = 1024
 SIGNING_SCOPE, SIGNING_NAME = "api", "signing_key"
-_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+_USER_NAME = re.compile(USER_NAME_PATTERN)
 _KEY_ID = re.compile(r"[0-9a-f]{12}")
 _JWT_HEADER = {"alg": "HS256", "typ": "JWT"}
 

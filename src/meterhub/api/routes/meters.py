@@ -19,6 +19,7 @@ from meterhub.api.problems import PROBLEM_RESPONSES
 from meterhub.api.render import DocFormat, FormatQuery, render
 from meterhub.api.routes._params import check_acceptable, records, visible_meter, zone_name
 from meterhub.errors import ConfigError, InputError
+from meterhub.ids import ID_PATTERN
 from meterhub.model import VENDOR_FILE, Meter, MeterHealth
 from meterhub.poller.config import SECRET_OPTIONS, check_secret_options
 from meterhub.poller.connectors import ConnectorClass, known_vendors
@@ -28,7 +29,6 @@ __all__ = ["MeterCreate", "MeterPublic", "MeterUpdate", "router"]
 
 router = APIRouter(prefix="/api/v1/meters", tags=["meters"], responses=PROBLEM_RESPONSES)
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 OPTION_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 _REFERENCE = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _OPTIONS_HELP = (

@@ -14,6 +14,7 @@ from meterhub.api.problems import PROBLEM_RESPONSES
 from meterhub.api.render import DocFormat, FormatQuery, render
 from meterhub.api.routes._params import check_acceptable, visible_place, zone_name
 from meterhub.errors import InputError, UnknownMeterError
+from meterhub.ids import ID_PATTERN
 from meterhub.model import Place, Role
 from meterhub.store.base import Store
 
@@ -21,7 +22,6 @@ __all__ = ["PlaceCreate", "PlacePublic", "TariffBody", "router"]
 
 router = APIRouter(prefix="/api/v1/places", tags=["places"], responses=PROBLEM_RESPONSES)
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 Money = Annotated[float, Field(ge=-1e6, le=1e6)]
 
 

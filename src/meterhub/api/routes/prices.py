@@ -23,6 +23,7 @@ from meterhub.api.problems import PROBLEM_RESPONSES, ApiProblem, problem_respons
 from meterhub.api.render import FormatQuery, render
 from meterhub.api.routes._params import EndQuery, StartQuery, check_acceptable, iso, time_range
 from meterhub.errors import InputError
+from meterhub.ids import ID_PATTERN
 from meterhub.store.base import Store
 
 __all__ = ["MAX_BODY_BYTES", "router"]
@@ -33,7 +34,7 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 """The largest price file one request may carry (a year of 15-minute slots is ~3 MB of CSV)."""
 _DAY = timedelta(days=1)
 SeriesPath = Annotated[
-    str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", description="Name of the price series.")
+    str, PathParam(pattern=ID_PATTERN, description="Name of the price series.")
 ]
 _IMPORT_BODY = {
     "required": True,

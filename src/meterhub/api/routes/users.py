@@ -14,6 +14,7 @@ from meterhub.api.deps import Principal, PrincipalDep, StoreDep
 from meterhub.api.problems import PROBLEM_RESPONSES, ApiProblem
 from meterhub.api.render import DocFormat, FormatQuery, answer_formats, render
 from meterhub.api.routes._params import check_acceptable
+from meterhub.ids import USER_NAME_PATTERN
 from meterhub.model import User, UserRole
 from meterhub.store.base import Store
 
@@ -21,7 +22,7 @@ __all__ = ["UserCreate", "UserPublic", "router"]
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"], responses=PROBLEM_RESPONSES)
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
+NAME_PATTERN = USER_NAME_PATTERN
 UserName = Annotated[str, Path(pattern=NAME_PATTERN, description="The user's name.")]
 ShareKind = Literal["meter", "place"]
 Password = Annotated[
