@@ -87,13 +87,15 @@ class AccountsMixin(ABC):
         created_ms = to_ms(utc_now())
 
         def add(conn: Any) -> None:
-            if self._fetch(conn, "SELECT 1 FROM users WHERE name = ?", (name,)):
-                raise ConflictError(f"user {name!r} exists already")
-            self._sql(
+            # One conditional insert: two adders of one name get a conflict, never a key error.
+            added = self._sql(
                 conn,
-                "INSERT INTO users (name, role, password_hash, created_ms) VALUES (?, ?, ?, ?)",
+                "INSERT INTO users (name, role, password_hash, created_ms) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
                 (name, UserRole(role).value, password_hash, created_ms),
-            )
+            ).rowcount
+            if added == 0:
+                raise ConflictError(f"user {name!r} exists already")
 
         self._catalog_write(add)
 
@@ -153,11 +155,10 @@ class AccountsMixin(ABC):
 
         def add(conn: Any) -> None:
             self._require_user(conn, key.user)
-            if self._fetch(conn, "SELECT 1 FROM api_keys WHERE key_id = ?", (key.key_id,)):
-                raise ConflictError(f"API key {key.key_id!r} exists already")
-            self._sql(
+            added = self._sql(
                 conn,
-                f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (key_id) DO NOTHING",
                 (
                     key.key_id,
                     key.user,
@@ -168,7 +169,9 @@ class AccountsMixin(ABC):
                     int(key.revoked),
                     key_hash,
                 ),
-            )
+            ).rowcount
+            if added == 0:
+                raise ConflictError(f"API key {key.key_id!r} exists already")
 
         self._catalog_write(add)
 
@@ -219,9 +222,11 @@ class AccountsMixin(ABC):
         def share(conn: Any) -> None:
             self._require_user(conn, user)
             self._require_object(conn, kind, object_id)
-            key = (user, kind, object_id)
-            self._sql(conn, "DELETE FROM shares WHERE user_name = ? AND kind = ? AND object_id = ?", key)
-            self._sql(conn, "INSERT INTO shares (user_name, kind, object_id) VALUES (?, ?, ?)", key)
+            self._sql(
+                conn,
+                "INSERT INTO shares (user_name, kind, object_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (user, kind, object_id),
+            )
 
         self._catalog_write(share)
 

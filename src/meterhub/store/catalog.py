@@ -38,6 +38,24 @@ CATALOG_DDL: tuple[str, ...] = (
 
 _HEALTH_COLUMNS = "meter, online, last_success_ms, last_error, last_error_ms, failures"
 _ERROR_TEXT_MAX = 500
+_HEALTH_INSERT = (
+    f"INSERT INTO meter_health ({_HEALTH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (meter) "
+)
+_HEALTH_OK_UPSERT = (
+    f"{_HEALTH_INSERT}DO UPDATE SET online = 1, last_success_ms = excluded.last_success_ms, "
+    f"failures = 0 RETURNING {_HEALTH_COLUMNS}"
+)
+_HEALTH_FAILED_UPSERT = (
+    f"{_HEALTH_INSERT}DO UPDATE SET online = 0, last_error = excluded.last_error, "
+    f"last_error_ms = excluded.last_error_ms, failures = meter_health.failures + 1 "
+    f"RETURNING {_HEALTH_COLUMNS}"
+)
+_PRICE_UPSERT = (
+    "INSERT INTO prices (series, direction, start_ms, end_ms, price, currency) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (series, direction, start_ms) DO UPDATE SET end_ms = excluded.end_ms, "
+    "price = excluded.price, currency = excluded.currency WHERE prices.end_ms <> excluded.end_ms "
+    "OR prices.price <> excluded.price OR prices.currency <> excluded.currency"
+)
 
 
 def _health(row: Sequence[Any]) -> MeterHealth:
@@ -79,39 +97,36 @@ class CatalogMixin(ABC):
         if not self._rows(conn, "SELECT 1 FROM meters WHERE id = ?", (meter_id,)):
             raise UnknownMeterError(meter_id)
 
-    def _write_place(self, conn: Any, place: Place) -> None:
+    def _write_place(self, conn: Any, place: Place, *, new: bool) -> None:
+        # Writing the place row first takes its row lock, so a concurrent writer of the same
+        # place waits here and then sees this one's members, instead of colliding on a key.
+        values = (place.id, place.tz, place.name, json.dumps(dict(place.tariff), sort_keys=True))
+        if new:
+            sql = "INSERT INTO places (id, tz, name, tariff) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+            if conn.execute(self._q(sql), values).rowcount == 0:
+                raise ConflictError(f"place {place.id!r} exists already")
+        elif conn.execute(
+            self._q("UPDATE places SET tz = ?, name = ?, tariff = ? WHERE id = ?"), (*values[1:], place.id)
+        ).rowcount == 0:
+            raise UnknownPlaceError(place.id)
         conn.execute(self._q("DELETE FROM place_meters WHERE place = ?"), (place.id,))
-        conn.execute(self._q("DELETE FROM places WHERE id = ?"), (place.id,))
-        conn.execute(
-            self._q("INSERT INTO places (id, tz, name, tariff) VALUES (?, ?, ?, ?)"),
-            (place.id, place.tz, place.name, json.dumps(dict(place.tariff), sort_keys=True)),
-        )
         for meter_id, role in place.meters:
             self._require_meter(conn, meter_id)
             conn.execute(
-                self._q("INSERT INTO place_meters (place, meter, role) VALUES (?, ?, ?)"),
+                self._q(
+                    "INSERT INTO place_meters (place, meter, role) VALUES (?, ?, ?) "
+                    "ON CONFLICT (place, meter) DO UPDATE SET role = excluded.role"
+                ),
                 (place.id, meter_id, Role(role).value),
             )
 
     def add_place(self, place: Place) -> None:
         """Add a place (with its meters and tariff); raise ConflictError if its id exists."""
-
-        def add(conn: Any) -> None:
-            if self._place_exists(conn, place.id):
-                raise ConflictError(f"place {place.id!r} exists already")
-            self._write_place(conn, place)
-
-        self._catalog_write(add)
+        self._catalog_write(lambda conn: self._write_place(conn, place, new=True))
 
     def update_place(self, place: Place) -> None:
         """Replace a place's zone, name, tariff and meters; raise UnknownPlaceError if absent."""
-
-        def update(conn: Any) -> None:
-            if not self._place_exists(conn, place.id):
-                raise UnknownPlaceError(place.id)
-            self._write_place(conn, place)
-
-        self._catalog_write(update)
+        self._catalog_write(lambda conn: self._write_place(conn, place, new=False))
 
     def _load_place(self, conn: Any, row: Sequence[Any]) -> Place:
         place_id, tz, name, tariff = row
@@ -159,10 +174,10 @@ class CatalogMixin(ABC):
                 raise UnknownPlaceError(place_id)
             self._require_meter(conn, meter_id)
             conn.execute(
-                self._q("DELETE FROM place_meters WHERE place = ? AND meter = ?"), (place_id, meter_id)
-            )
-            conn.execute(
-                self._q("INSERT INTO place_meters (place, meter, role) VALUES (?, ?, ?)"),
+                self._q(
+                    "INSERT INTO place_meters (place, meter, role) VALUES (?, ?, ?) "
+                    "ON CONFLICT (place, meter) DO UPDATE SET role = excluded.role"
+                ),
                 (place_id, meter_id, Role(role).value),
             )
 
@@ -187,31 +202,14 @@ class CatalogMixin(ABC):
         """Store prices keyed (series, direction, start); a re-imported slot takes the new price."""
 
         def write(conn: Any) -> WriteResult:
-            stored = same = 0
+            stored = 0
             for point in points:
                 key = (point.series, Direction(point.direction).value, to_ms(point.start))
-                values = (to_ms(point.end), point.price_per_kwh, point.currency)
-                found = self._rows(
-                    conn,
-                    "SELECT end_ms, price, currency FROM prices "
-                    "WHERE series = ? AND direction = ? AND start_ms = ?",
-                    key,
-                )
-                if found and (int(found[0][0]), float(found[0][1]), found[0][2]) == values:
-                    same += 1
-                    continue
-                conn.execute(
-                    self._q("DELETE FROM prices WHERE series = ? AND direction = ? AND start_ms = ?"), key
-                )
-                conn.execute(
-                    self._q(
-                        "INSERT INTO prices (series, direction, start_ms, end_ms, price, currency) "
-                        "VALUES (?, ?, ?, ?, ?, ?)"
-                    ),
-                    (*key, *values),
-                )
-                stored += 1
-            return WriteResult(stored, same)
+                # One upsert per slot: it changes the row only when the slot differs, and two
+                # importers of the same slot never collide on its key.
+                stored += conn.execute(self._q(_PRICE_UPSERT), (*key, to_ms(point.end),
+                                       point.price_per_kwh, point.currency)).rowcount
+            return WriteResult(stored, len(points) - stored)
 
         return self._catalog_write(write)
 
@@ -265,30 +263,14 @@ class CatalogMixin(ABC):
 
         def record(conn: Any) -> MeterHealth:
             self._require_meter(conn, meter_id)
-            rows = self._rows(
-                conn, f"SELECT {_HEALTH_COLUMNS} FROM meter_health WHERE meter = ?", (meter_id,)
-            )
-            before = _health(rows[0]) if rows else MeterHealth(meter_id, False, None, None, None, 0)
+            # One upsert, failures counted by the database: concurrent writers of one meter's
+            # health never collide on its key, and none of their outcomes is lost.
             if ok:
-                after = MeterHealth(meter_id, True, at, before.last_error, before.last_error_at, 0)
+                args: tuple[Any, ...] = (meter_id, 1, to_ms(at), None, None, 0)
             else:
-                text = (error or "failed")[:_ERROR_TEXT_MAX]
-                after = MeterHealth(
-                    meter_id, False, before.last_success, text, at, before.consecutive_failures + 1
-                )
-            conn.execute(self._q("DELETE FROM meter_health WHERE meter = ?"), (meter_id,))
-            conn.execute(
-                self._q(f"INSERT INTO meter_health ({_HEALTH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"),
-                (
-                    meter_id,
-                    int(after.online),
-                    None if after.last_success is None else to_ms(after.last_success),
-                    after.last_error,
-                    None if after.last_error_at is None else to_ms(after.last_error_at),
-                    after.consecutive_failures,
-                ),
-            )
-            return after
+                args = (meter_id, 0, None, (error or "failed")[:_ERROR_TEXT_MAX], to_ms(at), 1)
+            rows = self._rows(conn, _HEALTH_OK_UPSERT if ok else _HEALTH_FAILED_UPSERT, args)
+            return _health(rows[0])
 
         return self._catalog_write(record)
 
