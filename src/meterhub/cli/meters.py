@@ -11,6 +11,7 @@ import click
 from meterhub.cli.common import emit, format_option, opened_store
 from meterhub.cli.vendor_options import connection_options, options_from, unset_references
 from meterhub.errors import ConflictError, InputError, MeterhubError
+from meterhub.ids import check_id, id_problem
 from meterhub.model import VENDOR_FILE, Meter
 from meterhub.poller.config import check_secret_options
 from meterhub.poller.connectors import ConnectorClass, known_vendors, min_poll_interval_s, with_connector
@@ -100,8 +101,7 @@ def add(
     meter_id: str, vendor: str, phases: str, tz: str, interval_s: int | None, name: str, **connection: Any
 ) -> None:
     """Add a meter, with the vendor's connection options."""
-    if not meter_id.strip() or any(c.isspace() for c in meter_id):
-        raise InputError("a meter id must be non-empty and contain no spaces")
+    check_id(meter_id)
     vendor = _check_vendor(vendor)
     get_zone(tz)
     options = options_from(connection)
@@ -146,6 +146,10 @@ async def _discover(store: Store, probe: Meter) -> list[Discovered]:
 def _add_found(store: Store, found: list[Discovered]) -> list[str]:
     lines = []
     for item in found:
+        problem = id_problem(item.suggested_id)
+        if problem is not None:
+            lines.append(f"skipped a meter: {problem}")
+            continue
         check_secret_options(item.options, f"discovered meter {item.suggested_id}")
         meter = Meter(item.suggested_id, item.vendor, item.phases, item.tz, 60, item.name, dict(item.options))
         meter = replace(meter, interval_s=_meter_interval_s(store, meter))

@@ -11,6 +11,7 @@ from meterhub.analytics.prices import import_prices
 from meterhub.analytics.tariffs import Tariff
 from meterhub.cli.common import emit, format_option, opened_store
 from meterhub.errors import InputError
+from meterhub.ids import check_id
 from meterhub.model import Place, Role
 from meterhub.timeutil import get_zone
 
@@ -38,8 +39,7 @@ def places() -> None:
 @click.option("--name", default="", help="A label for people.")
 def add(place_id: str, tz: str, name: str) -> None:
     """Add a place."""
-    if not place_id.strip() or any(c.isspace() for c in place_id):
-        raise InputError("a place id must be non-empty and contain no spaces")
+    check_id(place_id, "place id")
     get_zone(tz)
     with opened_store() as store:
         store.add_place(Place(place_id, tz, name))

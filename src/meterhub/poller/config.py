@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from meterhub.errors import ConfigError, MeterhubError
+from meterhub.ids import id_problem
 from meterhub.model import Meter
 from meterhub.mqtt import MqttSource
 from meterhub.poller.scheduler import PollerSettings
@@ -107,8 +108,11 @@ def _meter(table: Mapping[str, Any], where: str) -> Meter:
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
     meter_id, vendor = table.get("id"), table.get("vendor")
-    if not isinstance(meter_id, str) or not meter_id.strip() or any(c.isspace() for c in meter_id):
-        raise ConfigError(f"{where}: id must be a non-empty string without spaces")
+    if not isinstance(meter_id, str):
+        raise ConfigError(f"{where}: id must be a non-empty string of letters, digits and _ . : -")
+    problem = id_problem(meter_id)
+    if problem is not None:
+        raise ConfigError(f"{where}: {problem}")
     if not isinstance(vendor, str) or not vendor:
         raise ConfigError(f"{where}: vendor must be a string")
     options = table.get("options", {})
@@ -133,6 +137,12 @@ def _mqtt_source(table: Mapping[str, Any], where: str) -> MqttSource:
         reference = fields_.get(name)
         if reference is not None and not (isinstance(reference, str) and reference.startswith("env:")):
             raise ConfigError(f"{where}: {name} must be a reference like env:VARIABLE_NAME")
+    devices = fields_.get("devices", {})
+    meter_ids = [fields_["meter_id"], *(devices.values() if isinstance(devices, dict) else ())]
+    for meter_id in (m for m in meter_ids if m is not None):
+        problem = id_problem(meter_id) if isinstance(meter_id, str) else "meter id must be a string"
+        if problem is not None:
+            raise ConfigError(f"{where}: {problem}")
     try:
         return MqttSource(**fields_)
     except (TypeError, ValueError) as exc:
