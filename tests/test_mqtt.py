@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from meterhub.store.sqlite import SQLiteStore
 from meterhub.vendors.amsreader.device import AmsReaderConfig, ReaderDevice, Snapshot
 from meterhub.vendors.amsreader.mqttpayloads import json_classic, raw_messages
 from meterhub.vendors.amsreader.publisher import AmsPublisher, PublisherConfig
+from tests.waiting import DEADLINE_S, wait_until_async
 
 BROKER_HOST = "127.0.0.1"
 BROKER_PORT = 1883
@@ -248,10 +249,6 @@ def unique_topic() -> str:
     return f"meterhub-test/{uuid.uuid4().hex}"
 
 
-async def until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    with anyio.fail_after(timeout_s):
-        while not condition():  # noqa: ASYNC110 - the subscriber offers counters, not events
-            await anyio.sleep(0.05)
 
 
 @pytest.mark.mqtt
@@ -263,7 +260,7 @@ async def test_json_classic_messages_are_stored(broker: None, store: SQLiteStore
     async with MqttSubscriber(store, [source]) as subscriber:
         await subscriber.wait_subscribed()
         async with AmsPublisher(live_device(), publisher):
-            await until(lambda: subscriber.counters.readings_stored >= 8)
+            await wait_until_async(lambda: subscriber.counters.readings_stored >= 8, "8 readings stored")
     counters = subscriber.counters
     assert counters.malformed == {} and counters.readings_rejected == 0
     latest = by_phase(store.latest(["ams-house"], phase=None))
@@ -283,11 +280,15 @@ async def test_raw_values_of_a_round_become_one_reading(broker: None, store: SQL
     topic = unique_topic()
     source = MqttSource(BROKER_HOST, BROKER_PORT, topic, "ams-house", PayloadFormat.RAW)
     publisher = PublisherConfig(topic=topic, interval_s=1.0)  # both formats: the JSON one is ignored
-    async with MqttSubscriber(store, [source], raw_window_s=0.5) as subscriber:
+    # A window longer than the test: rounds are told apart only by a topic coming again, never
+    # by how quickly a busy machine delivers one round's messages.
+    async with MqttSubscriber(store, [source], raw_window_s=3600.0) as subscriber:
         await subscriber.wait_subscribed()
         async with AmsPublisher(live_device(), publisher) as running:
-            await until(lambda: subscriber.counters.readings_stored >= 12)
+            await wait_until_async(lambda: subscriber.counters.readings_stored >= 12, "12 readings stored")
         rounds = running.published_count
+        # the last round is whole before the subscriber stops and stores it
+        await wait_until_async(lambda: subscriber.counters.messages >= rounds, "every published message")
     start, end = START, datetime.now(UTC) + timedelta(minutes=1)
     totals = list(store.iter_readings(["ams-house"], start, end, phase=0))
     assert 3 <= len(totals) <= rounds
@@ -310,9 +311,9 @@ async def test_a_malformed_message_is_counted_logged_once_and_ingest_goes_on(
         async with aiomqtt.Client(BROKER_HOST, BROKER_PORT) as client:
             for garbage in (b"{not json", b"[1, 2]", b'{"data": 5}'):
                 await client.publish(topic, garbage)
-        await until(lambda: subscriber.counters.malformed[topic] == 3)
+        await wait_until_async(lambda: subscriber.counters.malformed[topic] == 3, "3 malformed messages")
         async with AmsPublisher(live_device(), PublisherConfig(topic=topic, interval_s=1.0)):
-            await until(lambda: subscriber.counters.readings_stored >= 4)
+            await wait_until_async(lambda: subscriber.counters.readings_stored >= 4, "4 readings stored")
     assert subscriber.counters.malformed == {topic: 3}
     warnings = [record for record in caplog.records if "malformed MQTT message" in record.getMessage()]
     assert len(warnings) == 1 and topic in warnings[0].getMessage()
@@ -363,11 +364,13 @@ async def test_ingest_resumes_after_the_broker_connection_drops(broker: None, st
         subscriber = MqttSubscriber(store, [source], reconnect_min_s=0.1, reconnect_max_s=0.5)
         async with subscriber, AmsPublisher(live_device(), PublisherConfig(topic=topic, interval_s=1.0)):
             await subscriber.wait_subscribed()
-            await until(lambda: subscriber.counters.readings_stored >= 4)
+            await wait_until_async(lambda: subscriber.counters.readings_stored >= 4, "4 readings stored")
             proxy.drop_all()
-            await until(lambda: subscriber.counters.connects >= 2)
+            await wait_until_async(lambda: subscriber.counters.connects >= 2, "a reconnection")
             stored_before = subscriber.counters.readings_stored
-            await until(lambda: subscriber.counters.readings_stored >= stored_before + 8)
+            await wait_until_async(
+                lambda: subscriber.counters.readings_stored >= stored_before + 8, "8 readings after it"
+            )
         tasks.cancel_scope.cancel()
     assert subscriber.counters.connection_failures >= 1
 
@@ -384,10 +387,10 @@ async def test_an_unreachable_broker_is_retried_with_backoff_and_stops_cleanly(s
     subscriber = MqttSubscriber(
         store, [source], reconnect_min_s=0.05, reconnect_max_s=0.2, connect_timeout_s=1
     )
-    with anyio.fail_after(20):
+    with anyio.fail_after(DEADLINE_S):
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(subscriber.run)
-            await until(lambda: subscriber.counters.connection_failures >= 3)
+            await wait_until_async(lambda: subscriber.counters.connection_failures >= 3, "3 failed connects")
             subscriber.stop()
     assert subscriber.counters.connects == 0
 

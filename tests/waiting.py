@@ -7,8 +7,9 @@ happened by a deadline far beyond any plausible delay, saying what was awaited.
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import anyio
 
@@ -31,14 +32,16 @@ def wait_until(predicate: Callable[[], object], what: str, timeout_s: float = DE
         pause_s = min(pause_s * 2, _LONGEST_PAUSE_S)
 
 
-async def wait_until_async(
-    predicate: Callable[[], Awaitable[object]], what: str, timeout_s: float = DEADLINE_S
-) -> None:
-    """Return once ``await predicate()`` is truthy; fail with ``what`` after ``timeout_s``."""
+async def wait_until_async(predicate: Callable[[], object], what: str, timeout_s: float = DEADLINE_S) -> None:
+    """Return once ``predicate()`` (awaited if it is a coroutine) is truthy; fail after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     pause_s = _PAUSE_S
-    while not await predicate():
+    while not await _value(predicate()):
         if time.monotonic() >= deadline:
             raise AssertionError(f"waited {timeout_s:g} s for {what}, in vain")
         await anyio.sleep(pause_s)  # a pause between looks at the condition
         pause_s = min(pause_s * 2, _LONGEST_PAUSE_S)
+
+
+async def _value(result: object) -> object:
+    return await result if inspect.isawaitable(result) else result
