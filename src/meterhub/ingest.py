@@ -10,15 +10,22 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from meterhub.model import Reading, utc_now
+from meterhub.model import REGISTER_FIELDS, Reading, utc_now
 from meterhub.store.base import Store, WriteResult
 
-__all__ = ["IngestReport", "Ingestor", "Rejection", "validate_reading"]
+__all__ = ["EARLIEST_TS", "MAX_REGISTER", "IngestReport", "Ingestor", "Rejection", "validate_reading"]
 
 MAX_VOLTAGE_V = 1000.0
 MAX_ABS_POWER_W = 10_000_000.0
+MAX_ABS_REACTIVE_POWER_VAR = 10_000_000.0
+MAX_ABS_CURRENT_A = 100_000.0
+MAX_FREQUENCY_HZ = 1000.0
+MAX_REGISTER = 10_000_000_000.0
+"""Largest register in kWh or kvarh: 10 TWh, more than a 10 MW meter counts in a century."""
+EARLIEST_TS = datetime(2000, 1, 1, tzinfo=UTC)
+"""Readings before this are rejected: no meter meterhub speaks to has a clock that old."""
 MAX_FUTURE = timedelta(minutes=5)
 MAX_PHASE = 3
 MAX_REJECTIONS_KEPT = 1000
@@ -68,6 +75,8 @@ def validate_reading(reading: Reading, latest_allowed: datetime) -> str | None:
     try:
         if ts > latest_allowed:
             return f"timestamp {ts.isoformat()} is more than 5 minutes in the future"
+        if ts < EARLIEST_TS:
+            return f"timestamp {ts.isoformat()} is before 2000-01-01T00:00:00Z, the earliest time meterhub keeps"
     except TypeError:
         return "timestamp has no time zone"
     if not 0 <= reading.phase <= MAX_PHASE:
@@ -87,6 +96,28 @@ def validate_reading(reading: Reading, latest_allowed: datetime) -> str | None:
         return f"power {power} W beyond ±10 MW"
     if factor is not None and not -1 <= factor <= 1:
         return f"power factor {factor} outside -1..1"
+    return _beyond_storable(reading)
+
+
+def _beyond_storable(reading: Reading) -> str | None:
+    """Return why a finite value lies beyond what any real meter reports, or None."""
+    current, reactive, frequency = reading.current_a, reading.reactive_power_var, reading.frequency_hz
+    if current is not None and not -MAX_ABS_CURRENT_A <= current <= MAX_ABS_CURRENT_A:
+        return f"current {current} A beyond ±100 kA"
+    if reactive is not None and not -MAX_ABS_REACTIVE_POWER_VAR <= reactive <= MAX_ABS_REACTIVE_POWER_VAR:
+        return f"reactive power {reactive} var beyond ±10 Mvar"
+    if frequency is not None and not 0 <= frequency <= MAX_FREQUENCY_HZ:
+        return f"frequency {frequency} Hz outside 0..1000 Hz"
+    registers = (
+        reading.energy_import_kwh,
+        reading.energy_export_kwh,
+        reading.reactive_import_kvarh,
+        reading.reactive_export_kvarh,
+    )
+    for name, value in zip(REGISTER_FIELDS, registers, strict=True):
+        if value is not None and not 0 <= value <= MAX_REGISTER:
+            unit = "kWh" if name.endswith("_kwh") else "kvarh"
+            return f"register {name} {value} {unit} outside 0..10,000,000,000 {unit}"
     return None
 
 

@@ -48,7 +48,7 @@ from meterhub.mqtt_mapping import (
     parse_raw_number,
     raw_suffix,
 )
-from meterhub.store.base import Store, chunked
+from meterhub.store.base import Store
 from meterhub.vendors.base import Fetched
 
 __all__ = ["MqttCounters", "MqttSource", "MqttSubscriber", "PayloadFormat"]
@@ -117,6 +117,21 @@ def _payload_bytes(payload: object) -> bytes:
     if isinstance(payload, bytes | bytearray):
         return bytes(payload)
     return b"" if payload is None else str(payload).encode()
+
+
+def _whole_messages(batch: list[Fetched], max_readings: int) -> list[list[Fetched]]:
+    """Split messages into groups of about ``max_readings`` readings, never splitting one."""
+    groups: list[list[Fetched]] = []
+    count = max_readings
+    for fetched in batch:
+        if not fetched.readings:
+            continue
+        if count + len(fetched.readings) > max_readings:
+            groups.append([])
+            count = 0
+        groups[-1].append(fetched)
+        count += len(fetched.readings)
+    return groups
 
 
 def _group(sources: Sequence[MqttSource]) -> list[_Broker]:
@@ -375,21 +390,33 @@ class MqttSubscriber:
                 await self._write(batch)
 
     async def _write(self, batch: list[Fetched]) -> None:
-        readings = [reading for fetched in batch for reading in fetched.readings]
-        for chunk in chunked(readings, self._batch_size):
-            try:
-                report = await anyio.to_thread.run_sync(self._ingestor.ingest, chunk)
-            except Exception:  # the store failing must not stop ingest of later messages
-                self.counters.write_errors += 1
-                log.exception("storing %d MQTT readings failed", len(chunk))
-                continue
-            self._count(report)
+        for messages in _whole_messages(batch, self._batch_size):
+            await self._write_readings(messages)
         by_meter: dict[str, list[Extra]] = {}
         for fetched in batch:
             for extra in fetched.extras:
                 by_meter.setdefault(extra.meter, []).append(extra)
         for meter_id, extras in by_meter.items():
             await self._write_extras(meter_id, extras)
+
+    async def _write_readings(self, messages: list[Fetched]) -> None:
+        """Store the readings of several messages; when that fails, each message on its own."""
+        readings = [reading for fetched in messages for reading in fetched.readings]
+        if not readings:
+            return
+        try:
+            report = await anyio.to_thread.run_sync(self._ingestor.ingest, readings)
+        except Exception:  # the store failing must not stop ingest of later messages
+            if len(messages) > 1:
+                # One message the store cannot take must not cost the others their readings;
+                # writes are idempotent and the failed transaction stored nothing.
+                for fetched in messages:
+                    await self._write_readings([fetched])
+                return
+            self.counters.write_errors += 1
+            log.exception("storing the %d readings of one MQTT message failed", len(readings))
+            return
+        self._count(report)
 
     def _count(self, report: IngestReport) -> None:
         self.counters.readings_stored += report.stored

@@ -58,7 +58,7 @@ _SUM_COLUMNS = [
 ]
 _MIN_COLUMNS = [_C[c] for c in ("p_min", "v_min")]
 _MAX_COLUMNS = [_C[c] for c in ("p_max", "v_max")]
-_FIRST_YEAR, _LAST_YEAR = 2, 9997
+_FIRST_YEAR, _LAST_YEAR = 1, 9998
 _MEAN_YEAR_MS = 31_556_952_000
 
 
@@ -104,10 +104,23 @@ def local_midnights_ms(tz: str, lo_ms: int, hi_ms: int) -> Ints:
     return found
 
 
+def _midnights_near(tz: str, times_ms: Ints) -> Ints:
+    """Return the local midnights of the whole years around each time, in order.
+
+    Only the years the times fall in are built, so buckets decades apart cost a few years each.
+    """
+    near = (1970 + np.unique(times_ms // _MEAN_YEAR_MS)).tolist()
+    years = sorted({year + k for year in near for k in range(-2, 3)})
+    years = [year for year in years if _FIRST_YEAR <= year <= _LAST_YEAR]
+    return np.concatenate([_year_midnights(tz, year) for year in years])
+
+
 def day_buckets(tz: str, buckets_ms: Ints) -> Ints:
     """Return the local midnight (UTC ms) that begins the day of each bucket."""
-    midnights = local_midnights_ms(tz, int(buckets_ms.min()), int(buckets_ms.max()))
-    day: Ints = midnights[np.searchsorted(midnights, buckets_ms, "right") - 1]
+    midnights = _midnights_near(tz, buckets_ms)
+    # Clipped, not wrapped: a bucket before the first midnight of year 1 joins that first day.
+    index = np.maximum(np.searchsorted(midnights, buckets_ms, "right") - 1, 0)
+    day: Ints = midnights[index]
     return day
 
 
@@ -182,9 +195,9 @@ def refresh_coarse(
         return
     six_lo = lo_ms - lo_ms % SIX_HOURS_MS
     six_hi = -(-hi_ms // SIX_HOURS_MS) * SIX_HOURS_MS
-    midnights = local_midnights_ms(tz, lo_ms, hi_ms)
-    day_lo = int(midnights[np.searchsorted(midnights, lo_ms, "right") - 1])
-    day_hi = int(midnights[np.searchsorted(midnights, hi_ms - 1, "right")])
+    midnights = _midnights_near(tz, np.array([lo_ms, hi_ms - 1], dtype=np.int64))
+    day_lo = int(midnights[max(int(np.searchsorted(midnights, lo_ms, "right")) - 1, 0)])
+    day_hi = int(midnights[min(int(np.searchsorted(midnights, hi_ms - 1, "right")), len(midnights) - 1)])
     select = ", ".join(ROLLUP_COLUMNS)
     fetched = conn.execute(
         f"SELECT {select} FROM rollup_15m WHERE meter = ? AND phase = ? AND bucket >= ? AND bucket < ? "

@@ -3,8 +3,8 @@
 Given the rows of many series, all newer than what is stored for their series, and each series'
 state, this computes with numpy what :class:`~meterhub.store.rollup.RollupBuilder` computes row by
 row: per-bucket statistics, register energy spread over buckets, covered time, gap events and the
-new series states. The arithmetic (register deltas, resets, the 10 MW rule) is the same; a test
-holds the two to the same results.
+new series states. The arithmetic (register deltas, resets, the 10 MW rule, nothing spread over
+an interval longer than 92 days) is the same; a test holds the two to the same results.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from meterhub.store.rollup import (
     MAX_POWER_W,
+    MAX_SPREAD_MS,
     RESET_POWER_FALLBACK_W,
     WIDTHS_MS,
     RegisterState,
@@ -28,7 +29,6 @@ __all__ = ["BatchRollups", "SeriesBatch", "rollup_batch"]
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
-_CODE_SHIFT = np.int64(1 << 26)  # bucket index bits inside a (series, bucket) code
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,7 @@ def _register_deltas(k0: Floats, k1: Floats, dt_ms: Ints, p0: Floats, p1: Floats
         peak_w = np.fmax(np.abs(p0), np.abs(p1))
     bound_w = np.where(both_missing, RESET_POWER_FALLBACK_W, 1.5 * peak_w + 100.0)
     restart = np.where((k1 >= 0) & (k1 <= bound_w / 1000 * hours), k1, 0.0)
-    return np.where(delta >= 0, forward, restart)
+    return np.where(dt_ms > MAX_SPREAD_MS, 0.0, np.where(delta >= 0, forward, restart))
 
 
 def _state_columns(series_keys: Ints, states: dict[int, SeriesState]) -> dict[str, Floats]:
@@ -123,8 +123,13 @@ class _Contributions:
     def add(
         self, keys: Ints, t0: Ints, t1: Ints, e_imp: Floats, e_exp: Floats, covered: bool
     ) -> None:
-        """Spread each interval (t0, t1] over the buckets it crosses, in proportion to time."""
+        """Spread each interval (t0, t1] over the buckets it crosses, in proportion to time.
+
+        An interval longer than MAX_SPREAD_MS is left out: it carries no energy and covers nothing.
+        """
         width = self.width
+        kept = t1 - t0 <= MAX_SPREAD_MS
+        keys, t0, t1, e_imp, e_exp = keys[kept], t0[kept], t1[kept], e_imp[kept], e_exp[kept]
         span = t1 - t0
         b0 = t0 - t0 % width
         single = t1 <= b0 + width
@@ -330,12 +335,13 @@ def _combine(
         last_exp=batch.export_kwh[ends],
     )
     c_keys, c_buckets, c_imp, c_exp, c_cov = contributions.columns()
-    codes = np.concatenate(
-        (
-            keys[groups] * _CODE_SHIFT + bucket[groups] // width,
-            c_keys * _CODE_SHIFT + c_buckets // width,
-        )
-    )
+    all_keys = np.concatenate((keys[groups], c_keys))
+    all_buckets = np.concatenate((bucket[groups], c_buckets))
+    # One integer per (series, bucket): the bucket's index counted from the batch's first bucket,
+    # so buckets before 1970 (negative times) keep their series.
+    first_index = int(all_buckets.min()) // width
+    shift = np.int64(int(all_buckets.max()) // width - first_index + 1)
+    codes = all_keys * shift + (all_buckets // width - first_index)
     unique, inverse = np.unique(codes, return_inverse=True)
     size = len(unique)
     fine: dict[str, npt.NDArray[np.float64]] = {}
@@ -348,8 +354,8 @@ def _combine(
     fine["e_exp"] = np.bincount(tail, weights=c_exp, minlength=size).astype(np.float64)
     covered = np.bincount(tail, weights=c_cov.astype(np.float64), minlength=size)
     fine["covered_ms"] = covered.astype(np.float64)
-    fine_keys = unique // _CODE_SHIFT
-    fine_buckets = (unique % _CODE_SHIFT) * width
+    fine_keys = unique // shift
+    fine_buckets = (unique % shift + first_index) * width
     parts = [(width, fine_keys, fine_buckets, fine)]
     for coarse_width in sorted(set(widths_ms) - {width}):
         parts.append(_coarsen(fine_keys, fine_buckets, fine, coarse_width))

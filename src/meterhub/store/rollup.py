@@ -3,6 +3,10 @@
 Pure functions and small accumulators: the backends feed them rows and persist what they yield.
 A bucket's energy comes from register increments between consecutive readings that carry the
 register; an increment is spread over the buckets its interval crosses in proportion to time.
+
+An interval longer than :data:`MAX_SPREAD_MS` (92 days) is spread over nothing: its energy is
+unknown, as across a meter swap, and it covers no time. So one reading costs at most the buckets
+of 92 days, however far it lies from its neighbours; the gap event between them is still kept.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import NamedTuple
 
 __all__ = [
     "MAX_POWER_W",
+    "MAX_SPREAD_MS",
     "RESET_POWER_FALLBACK_W",
     "WIDTHS_MS",
     "Agg",
@@ -26,6 +31,8 @@ __all__ = [
 WIDTHS_MS: tuple[int, ...] = (900_000, 3_600_000)
 MAX_POWER_W = 10_000_000.0
 """Largest plausible power; a forward register jump above it over its interval is a swap."""
+MAX_SPREAD_MS = 92 * 86_400_000
+"""Longest interval whose register increment is spread over buckets; a longer one counts zero."""
 RESET_POWER_FALLBACK_W = 50_000.0
 """Power assumed plausible after a register decrease when the readings carry no power."""
 
@@ -161,8 +168,11 @@ def register_delta_kwh(
     A decrease is a counter reset, wrap or meter swap: the new value counts as energy since a
     restart from zero when it is plausible for the interval (from the readings' power, else
     50 kW), and the interval's energy is zero otherwise. A forward jump beyond 10 MW over the
-    interval is a swap to a meter with a higher register and counts as zero.
+    interval is a swap to a meter with a higher register and counts as zero. Across an interval
+    longer than 92 days the energy is unknown and counts as zero.
     """
+    if dt_ms > MAX_SPREAD_MS:
+        return 0.0
     hours = dt_ms / 3_600_000
     delta = cur_kwh - prev_kwh
     if delta >= 0:
@@ -266,7 +276,7 @@ class RollupBuilder:
 
     def _spread(self, t0: int, t1: int, e_imp: float, e_exp: float, covered: bool) -> None:
         span = t1 - t0
-        if span <= 0:
+        if span <= 0 or span > MAX_SPREAD_MS:  # bounds the buckets one reading can touch
             return
         width = min(self.widths_ms)
         aggs = self.aggs
