@@ -1,7 +1,8 @@
 """Stream readings out in the canonical columns: CSV, NDJSON or one JSON array.
 
 Output is produced row by row, so memory stays constant for any range, and the CSV reads back
-through ``meterhub import`` unchanged.
+through ``meterhub import`` unchanged. A text cell a spreadsheet would run as a formula is
+written with a leading ``'`` (see :mod:`meterhub.csvsafe`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Iterable, Iterator
 
 import orjson
 
+from meterhub.csvsafe import safe_text
 from meterhub.errors import InputError
 from meterhub.model import CANONICAL_COLUMNS, Reading
 
@@ -34,7 +36,7 @@ def reading_record(reading: Reading) -> dict[str, str | int | float | None]:
 
 
 def _csv_line(reading: Reading) -> str:
-    meter = reading.meter
+    meter = safe_text(reading.meter)
     if any(c in meter for c in ',"\n\r'):
         meter = '"' + meter.replace('"', '""') + '"'
     values = ",".join(_text(v) for v in reading.values())

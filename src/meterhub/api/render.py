@@ -2,6 +2,7 @@
 
 Every route answers JSON and XML. Tabular routes also pass ``rows`` (flat dicts), which makes
 CSV, YAML and NDJSON available. :func:`stream` writes rows as they come, in constant memory.
+CSV text cells that a spreadsheet would run as formulas get a leading ``'``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from meterhub.api.encoding import (
     xml_element,
 )
 from meterhub.api.problems import ApiProblem
+from meterhub.csvsafe import safe_cell
 
 __all__ = [
     "TABULAR_FORMATS",
@@ -119,9 +121,9 @@ def _csv_text(rows: Iterable[dict[str, Any]], columns: Sequence[str], header: bo
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if header:
-        writer.writerow(columns)
+        writer.writerow([safe_cell(column) for column in columns])
     for row in rows:
-        writer.writerow([_cell(row.get(column)) for column in columns])
+        writer.writerow([safe_cell(_cell(row.get(column))) for column in columns])
     return buffer.getvalue()
 
 

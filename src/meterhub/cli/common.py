@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from meterhub.config import Settings
+from meterhub.csvsafe import safe_cell
 from meterhub.store import Store, open_store
 from meterhub.timeutil import parse_time
 
@@ -72,7 +73,7 @@ def emit(
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow(["" if v is None else _jsonable(v) for v in row])
+            writer.writerow(["" if v is None else safe_cell(_jsonable(v)) for v in row])
     else:
         table = Table(title=title)
         for column in columns:
