@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
 from meterhub.errors import ConflictError, InputError, UnknownMeterError, UnknownPlaceError
+from meterhub.ids import check_id
 from meterhub.model import Direction, MeterHealth, Place, PricePoint, Role
 from meterhub.store.base import WriteResult
 from meterhub.timeutil import from_ms, to_ms
@@ -122,6 +123,7 @@ class CatalogMixin(ABC):
 
     def add_place(self, place: Place) -> None:
         """Add a place (with its meters and tariff); raise ConflictError if its id exists."""
+        check_id(place.id, "place id")
         self._catalog_write(lambda conn: self._write_place(conn, place, new=True))
 
     def update_place(self, place: Place) -> None:
@@ -200,6 +202,8 @@ class CatalogMixin(ABC):
     # --- prices -------------------------------------------------------------------------
     def write_prices(self, points: Sequence[PricePoint]) -> WriteResult:
         """Store prices keyed (series, direction, start); a re-imported slot takes the new price."""
+        for series in {point.series for point in points}:
+            check_id(series, "price series")
 
         def write(conn: Any) -> WriteResult:
             stored = 0
