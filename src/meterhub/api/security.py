@@ -27,8 +27,8 @@ import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from meterhub import ids
 from meterhub.errors import ConflictError, InputError, NotFoundError
-from meterhub.ids import USER_NAME_PATTERN
 from meterhub.model import ApiKey, User, UserRole, utc_now
 from meterhub.store.base import Store
 
@@ -60,7 +60,6 @@ REFRESH_PREFIX = "mhr_"
 PASSWORD_MIN_CHARS = 8
 PASSWORD_MAX_CHARS = 1024
 SIGNING_SCOPE, SIGNING_NAME = "api", "signing_key"
-_USER_NAME = re.compile(USER_NAME_PATTERN)
 _KEY_ID = re.compile(r"[0-9a-f]{12}")
 _JWT_HEADER = {"alg": "HS256", "typ": "JWT"}
 
@@ -72,11 +71,7 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 # --- passwords ----------------------------------------------------------------------------
 def check_user_name(name: str) -> str:
     """Return ``name`` if it can name a user; raise InputError otherwise."""
-    if not _USER_NAME.fullmatch(name):
-        raise InputError(
-            f"user name {name[:70]!r} must be 1-64 letters, digits or _.@- and start with a letter or digit"
-        )
-    return name
+    return ids.check_user_name(name)
 
 
 def check_password(password: str) -> str:
@@ -143,8 +138,7 @@ def _new_key(user: str, name: str, now: datetime) -> tuple[ApiKey, str, str]:
 
 def issue_api_key(store: Store, user: str, name: str = "", now: datetime | None = None) -> tuple[ApiKey, str]:
     """Make a key for a user; return its record and the key itself, to be shown once."""
-    if len(name) > 100:
-        raise InputError("a key name may have at most 100 characters")
+    ids.check_label(name, "key name")
     store.get_user(user)
     record, text, key_hash = _new_key(user, name, now or utc_now())
     store.add_api_key(record, key_hash)
