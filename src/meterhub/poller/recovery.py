@@ -1,8 +1,9 @@
 """Recovery backfill: fill the window a meter missed while it (or the hub) was away.
 
 After each successful poll the scheduler asks :func:`missed_window` whether the fresh data starts
-later than twice the poll interval after what was stored before; if so the window in between is
-fetched through ``connector.history`` by :class:`Recovery`, window by window, with its progress
+two poll intervals or more after what was stored before (room for at least one reading the hub
+never got); if so the window in between is fetched through ``connector.history`` by
+:class:`Recovery`, window by window, with its progress
 persisted (scope ``backfill``, key ``recover:<meter>``). Over quota or with the vendor away the
 backfill pauses and resumes after a later successful poll, also after a restart of the hub.
 """
@@ -40,12 +41,19 @@ def describe_error(exc: BaseException) -> str:
 
 
 def _data_span(meter_id: str, fetched: Fetched) -> tuple[datetime, datetime] | None:
-    """Return the earliest and latest instant the fetched data covers for ``meter_id``."""
-    instants = [r.ts for r in fetched.readings if r.meter == meter_id]
-    for record in fetched.intervals:
-        if record.meter == meter_id:
-            instants += (record.start, record.end)
-    return (min(instants), max(instants)) if instants else None
+    """Return where the fetched data of ``meter_id`` starts and the latest instant it covers.
+
+    It starts at its earliest reading; only data without readings starts at its earliest
+    interval record. A poll's newest record ends at its reading and so starts one record
+    earlier: counted, it would hide a missed reading and cut the backfill short before it.
+    """
+    readings = [r.ts for r in fetched.readings if r.meter == meter_id]
+    records = [(r.start, r.end) for r in fetched.intervals if r.meter == meter_id]
+    if not readings and not records:
+        return None
+    earliest = min(readings) if readings else min(start for start, _ in records)
+    latest = max([*readings, *(end for _, end in records)])
+    return earliest, latest
 
 
 def missed_window(
@@ -57,15 +65,17 @@ def missed_window(
 ) -> tuple[datetime | None, BackfillJob | None]:
     """Return the meter's new coverage and a job for the window it missed, if any.
 
-    A window is missed when fresh data starts more than twice ``interval_s`` after
-    ``covered_until``; the job never reaches back before ``reach_start``.
+    A window is missed when fresh data starts twice ``interval_s`` or more after
+    ``covered_until``: a whole interval, and so at least one reading, lies between them (a
+    vendor that stamps readings on interval boundaries misses exactly one at twice the
+    interval). The job never reaches back before ``reach_start``.
     """
     span = _data_span(meter_id, fetched)
     if span is None:
         return covered_until, None
     earliest, latest = span
     covered = latest if covered_until is None else max(covered_until, latest)
-    if covered_until is None or (earliest - covered_until).total_seconds() <= 2 * interval_s:
+    if covered_until is None or (earliest - covered_until).total_seconds() < 2 * interval_s:
         return covered, None
     start = max(covered_until, reach_start)
     return covered, (BackfillJob.new(meter_id, start, earliest) if start < earliest else None)

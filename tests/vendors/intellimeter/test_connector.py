@@ -31,7 +31,11 @@ from meterhub.errors import (
 from meterhub.model import Meter
 from meterhub.store.sqlite import SQLiteStore
 from meterhub.vendors.base import ConnectorContext, Fetched, QuotaGuard, TokenCache
-from meterhub.vendors.intellimeter.connector import FILE_CHUNK_DAYS, IntellimeterConnector
+from meterhub.vendors.intellimeter.connector import (
+    FILE_CHUNK_DAYS,
+    HISTORY_WINDOW_DAYS,
+    IntellimeterConnector,
+)
 from meterhub.vendors.intellimeter.simulator import create_app
 
 pytestmark = pytest.mark.anyio
@@ -183,7 +187,8 @@ async def test_a_history_window_of_the_declared_span_is_one_file_call(rig: Rig) 
     end = start + timedelta(seconds=IntellimeterConnector.history_chunk_s)
     chunks = await collect(rig.connector(), start, end)
     assert (await rig.calls())["/file"] == 1
-    assert len(chunks[0].readings) == 7 * 288
+    assert len(chunks[0].readings) == HISTORY_WINDOW_DAYS * 288
+    assert len(chunks[0].intervals) == HISTORY_WINDOW_DAYS * 288  # the last one ends at ``end``
 
 
 async def test_history_over_the_autumn_clock_change_keeps_the_repeated_hour(store: SQLiteStore) -> None:

@@ -18,14 +18,21 @@ when the vendor answers 401. The key is read from its reference at every login, 
 Intellimeter documents no rate limit. The limits in :data:`QUOTAS` are our own, polite ones:
 ``/data`` and ``/interval`` change every 5 minutes, so 12 calls an hour per metering point (one
 per 5 minutes, with room for a retry after a re-login); ``/file`` exports 7 days per call.
+
+``/interval`` answers only the latest 5 minutes, and ``/file`` only registers. History therefore
+gives each 5 minutes' energy as the difference of the two registers that bound it (the vendor's
+own ``/interval`` value, read to 0.001 kWh at both ends); across a register reset it gives none.
+A history window spans 6 local days, so the one ``/file`` call of 7 days that serves it also holds
+the register at the window's end, which the window's last 5 minutes need.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import ClassVar, TypeVar
@@ -33,13 +40,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from meterhub.config import resolve_secret
 from meterhub.errors import ConfigError, InputError, QuotaExceeded, VendorAuthError
-from meterhub.model import IntervalEnergy, Meter
+from meterhub.model import IntervalEnergy, Meter, Reading
 from meterhub.vendors.base import ConnectorContext, Discovered, Fetched, QuotaRule, meter_option
 
 from . import mapping
 from .client import DEFAULT_TIMEOUT_S, IntellimeterClient
 
-__all__ = ["FILE_CHUNK_DAYS", "QUOTAS", "IntellimeterConnector"]
+__all__ = ["FILE_CHUNK_DAYS", "HISTORY_WINDOW_DAYS", "QUOTAS", "IntellimeterConnector"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +63,10 @@ QUOTAS: tuple[QuotaRule, ...] = (
 """Our polite limits (the vendor documents none); see the module docstring."""
 FILE_CHUNK_DAYS = 7
 """Local days asked of ``/file`` per call during a backfill."""
+HISTORY_WINDOW_DAYS = FILE_CHUNK_DAYS - 1
+"""Local days of one history window: with the day its end falls on, one ``/file`` call."""
+_ENERGY_DIGITS = 3
+"""Registers come to 0.001 kWh, so their difference does too (no float residue)."""
 _CREDENTIAL_OPTIONS = ("base_url", "key", "username", "password", "timeout_s")
 _REFERENCE_PREFIX = "env:"
 
@@ -121,6 +132,22 @@ def _timeout_s(meter: Meter, default_s: float) -> float:
     return timeout_s
 
 
+def _register_intervals(registers: Sequence[Reading]) -> list[IntervalEnergy]:
+    """Return the energy of each 5 minutes bounded by two registers (none across a reset)."""
+    records: list[IntervalEnergy] = []
+    for before, after in itertools.pairwise(registers):
+        if after.ts - before.ts != mapping.INTERVAL:
+            continue
+        if before.energy_import_kwh is None or after.energy_import_kwh is None:
+            continue
+        import_kwh = round(after.energy_import_kwh - before.energy_import_kwh, _ENERGY_DIGITS)
+        if import_kwh >= 0:
+            records.append(
+                IntervalEnergy(after.meter, before.ts, after.ts, import_kwh, None, mapping.SOURCE_INTERVAL)
+            )
+    return records
+
+
 def _suggested_id(point: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", point.lower()).strip("-")
     return f"intellimeter-{slug or 'point'}"
@@ -133,8 +160,8 @@ class IntellimeterConnector:
     quotas: ClassVar[tuple[QuotaRule, ...]] = QUOTAS
     min_interval_s: ClassVar[int] = 300
     default_base_url: ClassVar[str] = "https://api.intellimeter.ca"
-    history_chunk_s: ClassVar[int] = FILE_CHUNK_DAYS * 86_400
-    """One ``history`` call of this span (7 local days) makes one ``/file`` call."""
+    history_chunk_s: ClassVar[int] = HISTORY_WINDOW_DAYS * 86_400
+    """One ``history`` call of this span (6 local days) makes one ``/file`` call of 7 days."""
     history_quota: ClassVar[str] = "file"
 
     def __init__(self, meter: Meter, context: ConnectorContext) -> None:
@@ -211,7 +238,7 @@ class IntellimeterConnector:
         return mapping.interval_records(rows, self.meter.id, point)
 
     async def history(self, start: datetime, end: datetime) -> AsyncIterator[Fetched]:
-        """Yield the point's register readings in [start, end), 7 local days per ``/file`` call."""
+        """Yield the point's registers and 5-minute energies in [start, end), 7 local days per ``/file``."""
         if start.tzinfo is None or end.tzinfo is None:
             raise InputError("history needs timezone-aware start and end")
         point = self._point()
@@ -219,19 +246,22 @@ class IntellimeterConnector:
         if end <= start:
             return
         day = start.astimezone(self._zone).date()
-        last_day = (end - timedelta(microseconds=1)).astimezone(self._zone).date()
+        last_day = end.astimezone(self._zone).date()  # it holds the register at ``end``
+        previous: Reading | None = None  # the register before a call's first, from the call before
         while day <= last_day:
             chunk_last = min(day + timedelta(days=FILE_CHUNK_DAYS - 1), last_day)
             fetch = functools.partial(self._export, day=day, last=chunk_last, point=point)
             document = await self._call("file", self.meter.id, fetch)
             rows = mapping.point_rows(document, self._zone)
-            readings = [
-                reading
-                for reading in mapping.register_readings(rows, self.meter.id, point)
-                if start <= reading.ts < end
-            ]
-            if readings:
-                yield Fetched(readings=readings)
+            registers = mapping.register_readings(rows, self.meter.id, point)
+            intervals = _register_intervals([previous, *registers] if previous else registers)
+            previous = registers[-1] if registers else None
+            fetched = Fetched(
+                readings=[reading for reading in registers if start <= reading.ts < end],
+                intervals=[i for i in intervals if start <= i.start and i.end <= end],
+            )
+            if fetched.readings or fetched.intervals:
+                yield fetched
             day = chunk_last + timedelta(days=1)
 
     async def _export(self, cookie: str, *, day: date, last: date, point: str) -> object:
