@@ -2,9 +2,11 @@
 
 A password grant opens a *session* (tokens scope ``session``, keyed by a random id) and answers
 a short-lived access token bound to it plus an opaque refresh token (scope ``refresh``, stored
-as its SHA-256). Each refresh rotates the refresh token; presenting a used one again ends the
-session, as a stolen token would be. Revoking a token, changing the password or removing the
-user ends the session and with it every access token bound to it.
+as its SHA-256). Each refresh rotates the refresh token. Using one is a single conditional
+update in the store, so of two requests presenting the same token exactly one can use it; any
+other use of it, at the same time or later, ends the session, as a stolen token would. A used
+token is kept until it expires, to notice its reuse. Revoking a token, changing the password or
+removing the user ends the session and with it every access and refresh token bound to it.
 
 Authenticated principals are cached for a few seconds per credential, so a busy client costs
 no database reads; changes made through this process clear the cache at once.
@@ -39,6 +41,8 @@ TOUCH_EVERY_S = 60.0
 """How often, at most, a key's last use is written."""
 KEY_RELOAD_S = 10.0
 """How often, at most, a token that fails its signature makes the signing key be read again."""
+PURGE_EVERY_S = 3600.0
+"""How often, at most, expired sessions and refresh tokens are deleted."""
 SESSION_SCOPE, REFRESH_SCOPE = "session", "refresh"
 
 
@@ -75,6 +79,7 @@ class Authenticator:
         self._clock = clock
         self._key: bytes | None = None
         self._key_read_at = 0.0
+        self._purged_at: float | None = None
         self._cache: dict[str, tuple[float, Principal, str]] = {}
         self._lock = threading.Lock()
         self.logins = LoginThrottle(
@@ -102,7 +107,8 @@ class Authenticator:
             )
         return claims
 
-    def _session(self, sid: str) -> dict[str, Any] | None:
+    def _live_session(self, sid: str) -> tuple[str, dict[str, Any]] | None:
+        """Return a session's stored text and record while it lives and its password is unchanged."""
         found = self.store.token_get(SESSION_SCOPE, sid)
         if found is None or (found[1] is not None and found[1] <= self._now()):
             return None
@@ -112,7 +118,24 @@ class Authenticator:
             != session["pw"]
         ):
             return None
-        return session
+        return found[0], session
+
+    def _session(self, sid: str) -> dict[str, Any] | None:
+        live = self._live_session(sid)
+        return None if live is None else live[1]
+
+    def _end_session(self, sid: str) -> None:
+        """End a session: every access and refresh token bound to it stops working."""
+        self.store.token_delete(SESSION_SCOPE, sid)
+        self.forget()
+
+    def _purge_expired(self) -> None:
+        now = time.monotonic()
+        if self._purged_at is not None and now - self._purged_at < PURGE_EVERY_S:
+            return
+        self._purged_at = now
+        for scope in (REFRESH_SCOPE, SESSION_SCOPE):
+            self.store.token_purge(scope, self._now())
 
     def forget(self) -> None:
         """Drop cached principals (after a change to users, keys, shares or sessions)."""
@@ -120,17 +143,21 @@ class Authenticator:
             self._cache.clear()
 
     # --- grants -------------------------------------------------------------------------
-    def _issue(self, user: str, sid: str, fingerprint: str, previous: str | None = None) -> TokenPair:
+    def _issue(self, user: str, sid: str, fingerprint: str, session_text: str | None = None) -> TokenPair:
+        """Answer a new token pair; open the session, or extend ``session_text`` while it lives."""
         now = self._clock()
         ttl_s = self.settings.access_token_ttl_s
         claims = {"sub": user, "sid": sid, "typ": "access", "iat": int(now), "exp": int(now) + ttl_s}
         access = security.sign_access_token(self._signing_key(), claims)
         refresh = security.new_refresh_token()
         until = self._now() + timedelta(seconds=self.settings.refresh_token_ttl_s)
-        self.store.token_set(
-            SESSION_SCOPE, sid, orjson.dumps({"user": user, "pw": fingerprint}).decode(), until
-        )
-        record = {"user": user, "sid": sid, "used": False, "previous": previous}
+        text = orjson.dumps({"user": user, "pw": fingerprint}).decode()
+        if session_text is None:
+            self.store.token_set(SESSION_SCOPE, sid, text, until)
+        elif not self.store.token_swap(SESSION_SCOPE, sid, session_text, text, until):
+            # Ended meanwhile (a reuse of a refresh token, a revocation): it must stay ended.
+            raise _invalid_grant("the session has ended; sign in again")
+        record = {"user": user, "sid": sid, "used": False}
         self.store.token_set(REFRESH_SCOPE, security.digest(refresh), orjson.dumps(record).decode(), until)
         return TokenPair(access, refresh, ttl_s)
 
@@ -149,27 +176,28 @@ class Authenticator:
         if security.password_needs_rehash(stored):
             stored = security.hash_password(password)
             self.store.set_user_password(username, stored)
+        self._purge_expired()
         sid = secrets.token_urlsafe(16)
         return self._issue(username, sid, security.password_fingerprint(stored))
 
     def refresh_grant(self, refresh_token: str) -> TokenPair:
         """Rotate a refresh token: answer a new pair and retire the old refresh token."""
+        self._purge_expired()
         key = security.digest(refresh_token)
         found = self.store.token_get(REFRESH_SCOPE, key)
         if found is None or (found[1] is not None and found[1] <= self._now()):
             raise _invalid_grant("the refresh token is unknown or expired; sign in again")
         record: dict[str, Any] = orjson.loads(found[0])
-        if record["used"]:
-            self.store.token_delete(SESSION_SCOPE, record["sid"])
-            self.forget()
+        used = orjson.dumps({**record, "used": True}).decode()
+        # Retiring the token is the one conditional write that decides who used it: a request
+        # that loses it, now or later, presented a used token.
+        if record["used"] or not self.store.token_swap(REFRESH_SCOPE, key, found[0], used, found[1]):
+            self._end_session(record["sid"])
             raise _invalid_grant("the refresh token was used before, so its session has ended; sign in again")
-        session = self._session(record["sid"])
-        if session is None or session["user"] != record["user"]:
+        live = self._live_session(record["sid"])
+        if live is None or live[1]["user"] != record["user"]:
             raise _invalid_grant("the session has ended; sign in again")
-        self.store.token_set(REFRESH_SCOPE, key, orjson.dumps({**record, "used": True}).decode(), found[1])
-        if record.get("previous"):  # keep one retired token per session, to notice its reuse
-            self.store.token_delete(REFRESH_SCOPE, record["previous"])
-        return self._issue(record["user"], record["sid"], session["pw"], previous=key)
+        return self._issue(record["user"], record["sid"], live[1]["pw"], session_text=live[0])
 
     def revoke(self, token: str) -> None:
         """End the session of an access or refresh token, or revoke an API key; unknown ones are ignored."""
@@ -184,7 +212,7 @@ class Authenticator:
             sid = orjson.loads(record[0])["sid"]
             self.store.token_delete(REFRESH_SCOPE, security.digest(token))
         if sid is not None:
-            self.store.token_delete(SESSION_SCOPE, sid)
+            self._end_session(sid)
         self.forget()
 
     # --- requests -----------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Like :mod:`meterhub.store.catalog`, each backend mixes :class:`AccountsMixin` in and supplies
 the ``_catalog_write``/``_catalog_read`` hooks. Passwords and key secrets arrive here already
 hashed; the store never sees a secret. Refresh tokens and the token signing key live in the
-``tokens`` table (scopes ``refresh``, ``session`` and ``api``), not here.
+``tokens`` table (scopes ``refresh``, ``session`` and ``api``); the conditional writes sign-in
+needs on that table (use a refresh token once, extend a session only while it lives) are here.
 """
 
 from __future__ import annotations
@@ -207,6 +208,27 @@ class AccountsMixin(ABC):
                 conn, "UPDATE api_keys SET last_used_ms = ? WHERE key_id = ?", (to_ms(at), key_id)
             )
         )
+
+    # --- conditional token writes --------------------------------------------------------
+    def token_swap(
+        self, scope: str, key: str, expected: str, value: str, expires: datetime | None
+    ) -> bool:
+        """Replace a token only if it still holds ``expected``; return whether this call did.
+
+        One conditional UPDATE: of two callers presenting the same ``expected`` at once, exactly
+        one succeeds, on every backend.
+        """
+        expires_ms = None if expires is None else to_ms(expires)
+        sql = "UPDATE tokens SET value = ?, expires_ms = ? WHERE scope = ? AND key = ? AND value = ?"
+        changed = self._catalog_write(
+            lambda conn: self._sql(conn, sql, (value, expires_ms, scope, key, expected)).rowcount
+        )
+        return bool(changed)
+
+    def token_purge(self, scope: str, now: datetime) -> int:
+        """Delete the tokens of ``scope`` that expired by ``now``; return how many."""
+        sql = "DELETE FROM tokens WHERE scope = ? AND expires_ms IS NOT NULL AND expires_ms <= ?"
+        return int(self._catalog_write(lambda conn: self._sql(conn, sql, (scope, to_ms(now))).rowcount))
 
     # --- shares -------------------------------------------------------------------------
     def _require_object(self, conn: Any, kind: str, object_id: str) -> None:

@@ -375,6 +375,16 @@ class Store(Protocol):
         """Forget a token."""
         ...
 
+    def token_swap(
+        self, scope: str, key: str, expected: str, value: str, expires: datetime | None
+    ) -> bool:
+        """Replace a token only if it still holds ``expected`` (atomically); return whether it did."""
+        ...
+
+    def token_purge(self, scope: str, now: datetime) -> int:
+        """Delete the tokens of ``scope`` that expired by ``now``; return how many."""
+        ...
+
     def quota_acquire(self, key: str, limit: int, window_s: int, now: datetime) -> bool:
         """Record one call under ``key`` if fewer than ``limit`` fall in the window; else False."""
         ...
