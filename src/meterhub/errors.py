@@ -14,6 +14,7 @@
         ├── VendorUnavailable     timeout, connection refused, HTTP 5xx, empty or truncated body
         ├── VendorAuthError       bad credentials, expired or rejected token
         ├── QuotaExceeded         a documented vendor limit would be or was exceeded
+        │   └── QuotaHeld         our own quota ledger refused: another caller holds the slot
         └── PayloadError          the vendor answered something that cannot be mapped
 
 Every vendor or parse failure is raised ``from`` its cause, so logs keep the chain while the
@@ -32,6 +33,7 @@ __all__ = [
     "NotFoundError",
     "PayloadError",
     "QuotaExceeded",
+    "QuotaHeld",
     "StoreError",
     "UnknownMeterError",
     "UnknownPlaceError",
@@ -107,6 +109,10 @@ class QuotaExceeded(VendorError):
     def __init__(self, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class QuotaHeld(QuotaExceeded):
+    """Our own quota ledger refused a call before it was made: another caller holds the slot."""
 
 
 class PayloadError(VendorError):

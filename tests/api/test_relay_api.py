@@ -44,7 +44,9 @@ def test_switching_on_and_off_reaches_the_device(hub: ApiServer, admin: httpx.Cl
         "meter": "sm",
         "on": None,
         "ts": None,
+        "age_s": None,
         "source": "recorded",
+        "next_live_in_s": 0.0,
     }
     on = admin.put("/api/v1/meters/sm/relay", json={"state": "on"})
     assert on.status_code == 200, on.text
@@ -55,10 +57,12 @@ def test_switching_on_and_off_reaches_the_device(hub: ApiServer, admin: httpx.Cl
     off = admin.put("/api/v1/meters/sm/relay", json={"state": "off"})  # waits out the device's 6 s pace
     assert off.status_code == 200, off.text
     assert off.json()["on"] is False and device.info()["relay_on"] is False
+    # the switch was the device's turn: a live read now answers its stored state with its age
     live = admin.get("/api/v1/meters/sm/relay", params={"live": "true", "format": "xml"})
     root = xml_root(live)
-    assert root.tag == "relay" and root.findtext("on") == "false" and root.findtext("source") == "device"
-    assert device.calls()["/"] == 3
+    assert root.tag == "relay" and root.findtext("on") == "false" and root.findtext("source") == "recorded"
+    assert root.findtext("ts") == off.json()["ts"] and 0 < float(root.findtext("next_live_in_s") or 0) <= 6
+    assert device.calls()["/"] == 2
 
 
 def test_vendors_without_a_relay_answer_409(hub: ApiServer, admin: httpx.Client) -> None:
@@ -103,10 +107,11 @@ def test_a_busy_device_answers_429_with_retry_after(hub: ApiServer, admin: httpx
 def test_an_unreachable_or_misconfigured_device_is_not_a_500(
     hub: ApiServer, admin: httpx.Client, device: Sim
 ) -> None:
-    device.faults(offline=True)
-    assert "smart-MAC" in problem(admin.put("/api/v1/meters/sm/relay", json={"state": "on"}), 502)["detail"]
     admin.patch("/api/v1/meters/sm", json={"options": {"base_url": "nonsense://device"}})
     assert (
         "not a usable address"
         in problem(admin.get("/api/v1/meters/sm/relay", params={"live": "true"}), 409)["detail"]
     )
+    admin.patch("/api/v1/meters/sm", json={"options": {"base_url": device.base_url}})
+    device.faults(offline=True)
+    assert "smart-MAC" in problem(admin.put("/api/v1/meters/sm/relay", json={"state": "on"}), 502)["detail"]

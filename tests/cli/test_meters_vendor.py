@@ -182,8 +182,9 @@ def test_relay_switches_and_the_device_reports_the_state(
         assert sim.info()["relay_on"] is True
         off = run("relay", "sm", "off")  # waits out the device's 6 s pace
         assert sim.info()["relay_on"] is False
-    assert on.stdout.strip() == "relay of sm is on (as the device reports)"
-    assert off.stdout.strip() == "relay of sm is off (as the device reports)"
+    assert on.stdout.startswith("relay of sm is on (as the device reports, live at ")
+    assert off.stdout.startswith("relay of sm is off (as the device reports, live at ")
+    assert "its answer is stored as the meter's poll" in off.stdout
     assert "waiting" in off.stderr
     store = open_store(db_url)
     try:

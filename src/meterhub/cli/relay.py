@@ -6,11 +6,8 @@ import anyio
 import click
 
 from meterhub.cli.common import opened_store
-from meterhub.errors import QuotaExceeded, VendorError
-from meterhub.model import Extra, Meter, utc_now
-from meterhub.poller.connectors import with_connector
-from meterhub.store import Store
-from meterhub.vendors.base import Connector
+from meterhub.errors import VendorError
+from meterhub.model import Extra
 
 __all__ = ["relay"]
 
@@ -23,29 +20,25 @@ MAX_RATE_WAIT_S = 120.0
 @click.argument("state", type=click.Choice(["on", "off"]))
 def relay(meter_id: str, state: str) -> None:
     """Switch the relay of METER_ID on or off and show what the device reports."""
+    from meterhub.poller.live import RELAY_EXTRA, LedgerLive  # the poller stack only where it is used
+
     wanted = state == "on"
+
+    def waiting(wait_s: float) -> None:
+        click.echo(f"waiting {wait_s:.0f} s for the device's rate limit", err=True)
+
     with opened_store() as store:
         meter = store.get_meter(meter_id)
-        reported = anyio.run(_switch, store, meter, wanted)
-        store.write_extras([Extra(meter_id, utc_now(), "relay_on", 1.0 if reported else 0.0)])
-    shown = "on" if reported else "off"
-    if reported != wanted:
+        contact = anyio.run(LedgerLive(on_wait=waiting).switch, store, meter, wanted, MAX_RATE_WAIT_S)
+    fetched = contact.fetched
+    reports: list[Extra] = [e for e in fetched.extras if e.name == RELAY_EXTRA] if fetched else []
+    if not reports:
+        raise VendorError(f"meter {meter_id!r}: the device did not report its relay state")
+    shown = "on" if reports[-1].value >= 0.5 else "off"
+    if shown != state:
         raise VendorError(f"asked {meter_id} to switch its relay {state}, but it reports {shown}")
-    click.echo(f"relay of {meter_id} is {shown} (as the device reports)")
-
-
-async def _switch(store: Store, meter: Meter, on: bool) -> bool:
-    """Switch the relay, waiting once for the device's rate limit if a poll just used it."""
-
-    async def switch(connector: Connector) -> bool:
-        return await connector.set_relay(on)
-
-    try:
-        return await with_connector(store, meter, switch)
-    except QuotaExceeded as exc:
-        wait_s = exc.retry_after_s
-        if wait_s is None or wait_s > MAX_RATE_WAIT_S:
-            raise
-        click.echo(f"waiting {wait_s:.0f} s for the device's rate limit", err=True)
-        await anyio.sleep(wait_s + 0.05)
-        return await with_connector(store, meter, switch)
+    stored = len(fetched.readings) if fetched else 0
+    click.echo(
+        f"relay of {meter_id} is {shown} (as the device reports, live at {reports[-1].ts.isoformat()}; "
+        f"its answer is stored as the meter's poll: {stored} readings)"
+    )

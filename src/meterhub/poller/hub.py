@@ -21,6 +21,7 @@ import httpx
 import uvicorn
 
 from meterhub.api.app import create_app
+from meterhub.api.routes.relay import use_poller
 from meterhub.errors import ConfigError, UnknownMeterError
 from meterhub.model import Meter
 from meterhub.mqtt import MqttSubscriber
@@ -129,6 +130,7 @@ class Hub:
     async def _run_parts(self, store: Store, client: httpx.AsyncClient, sock: socket.socket) -> None:
         self.poller = Poller(store, client, clock=self.clock, settings=self.config.poller)
         app = create_app(self.database_url)
+        use_poller(app, self.poller)  # live reads and relay switches take the meter's turn
         server = QuietServer(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
         self._server = server
         if self._stopping:

@@ -7,6 +7,13 @@ success, an exponential backoff capped at ``backoff_cap_s`` after a failure, and
 vendor's ``retry_after_s`` after QuotaExceeded. No meter ever has a task of its own waiting, so
 one process holds thousands of meters at the cost of a heap entry each.
 
+Live reads and relay switches from the API run as the meter's poll (:meth:`Poller.poll_in_turn`):
+they join a poll in flight, or take the meter's next turn, so they share its quota and push its
+next poll back. When our own quota ledger refuses a poll (:class:`QuotaHeld`: a live read in
+another process, or another hub, holds the slot), the holder stores what it fetched and records
+the meter's health; while the meter's newest success is recent, the poll waits for the next
+slot and counts no failure.
+
 A typed vendor error, and any unexpected one, becomes the meter's health (``last_error``,
 ``consecutive_failures``) and never stops the loop. When fresh data starts later than twice the
 poll interval after what was stored before (an outage, or the hub was down), the missed window
@@ -21,8 +28,8 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -30,21 +37,24 @@ import anyio.to_thread
 import httpx
 
 from meterhub import metrics
-from meterhub.errors import ConfigError, InputError, MeterhubError, QuotaExceeded
+from meterhub.errors import ConfigError, InputError, MeterhubError, QuotaExceeded, QuotaHeld
 from meterhub.ingest import Ingestor
 from meterhub.model import Meter
 from meterhub.poller.backfill import BackfillJob, BackfillLedger
 from meterhub.poller.clock import Clock
-from meterhub.poller.connectors import ConnectorFactory, Resolver, history_chunk_s
+from meterhub.poller.connectors import ConnectorFactory, Resolver, history_chunk_s, min_poll_interval_s
 from meterhub.poller.recovery import Recovery, RecoveryState, describe_error, missed_window
 from meterhub.poller.sink import HealthNote, Sink
 from meterhub.store.base import Store
-from meterhub.vendors.base import Connector
+from meterhub.vendors.base import Connector, Fetched
 from meterhub.vendors.registry import load_connector
 
-__all__ = ["PollOutcome", "Poller", "PollerSettings", "PollerStats", "retry_delay_s"]
+__all__ = ["Fetch", "PollOutcome", "Poller", "PollerSettings", "PollerStats", "retry_delay_s"]
 
 log = logging.getLogger(__name__)
+
+Fetch = Callable[[Connector], Awaitable[Fetched]]
+"""A vendor call made in a meter's turn instead of ``latest`` (a relay switch)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +89,8 @@ class PollerStats:
     successes: int = 0
     failures: int = 0
     backfilled_windows: int = 0
+    deferred: int = 0
+    """Polls put off because another caller held the meter's quota slot (and stores its data)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +103,18 @@ class PollOutcome:
     error: str | None
     next_in_s: float
     backfill: BackfillJob | None = None
+    fetched: Fetched | None = field(default=None, compare=False, repr=False)
+    """What the vendor answered (stored already); None after a failure."""
+    cause: Exception | None = field(default=None, compare=False, repr=False)
+    """The error behind ``error``, for a caller that reports it typed."""
+
+
+@dataclass(slots=True)
+class _Flight:
+    """A poll under way; callers wanting the same meter's data wait for it."""
+
+    done: anyio.Event = field(default_factory=anyio.Event)
+    outcome: PollOutcome | None = None
 
 
 @dataclass(slots=True)
@@ -104,6 +128,11 @@ class _Slot:
     covered_until: datetime | None = None
     running: bool = False
     last_success: datetime | None = None
+    next_turn: datetime | None = None
+    """When the meter may be asked again: its last call plus its minimum interval."""
+    entry: int = -1
+    """The sequence number of the meter's live heap entry; older entries are skipped."""
+    flight: _Flight | None = None
 
 
 def retry_delay_s(interval_s: float, failures: int, cap_s: float) -> float:
@@ -238,16 +267,18 @@ class Poller:
     def _push(self, slot: _Slot, due: datetime) -> None:
         due_s = due.timestamp()
         earliest = self._heap[0][0] if self._heap else None
-        heapq.heappush(self._heap, (due_s, next(self._sequence), slot.meter.id, slot.generation))
+        slot.entry = next(self._sequence)
+        heapq.heappush(self._heap, (due_s, slot.entry, slot.meter.id, slot.generation))
         if earliest is None or due_s < earliest:
             self._wake.set()
 
     def _pop_due(self, now_s: float) -> _Slot | None:
         """Return the most overdue meter, skipping entries of meters removed or replaced."""
         while self._heap and self._heap[0][0] <= now_s:
-            _, _, meter_id, generation = heapq.heappop(self._heap)
+            _, entry, meter_id, generation = heapq.heappop(self._heap)
             slot = self._slots.get(meter_id)
-            if slot is not None and slot.generation == generation and not slot.running:
+            current = slot is not None and slot.generation == generation and slot.entry == entry
+            if slot is not None and current and not slot.running:
                 return slot
         return None
 
@@ -273,8 +304,7 @@ class Poller:
                 if slot is None:
                     self._polls.release()
                 else:
-                    slot.running = True
-                    self._polling += 1  # in flight from now, before its task first runs
+                    self._begin(slot)  # in flight from now, before its task first runs
                     task_group.start_soon(self._poll_task, slot)
                 continue
             wait_s = self._heap[0][0] - now_s if self._heap else self.settings.refresh_meters_s
@@ -291,14 +321,97 @@ class Poller:
                 log.warning("cannot re-read the meters: %s", exc)
 
     async def _poll_task(self, slot: _Slot) -> None:
+        outcome: PollOutcome | None = None
         try:
             outcome = await self._poll(slot)
         finally:
-            slot.running = False
-            self._polling -= 1
             self._polls.release()
-        if self._slots.get(slot.meter.id) is slot:  # counted from the end, so latency never crowds
+            self._finish(slot, outcome)
+
+    def _begin(self, slot: _Slot) -> _Flight:
+        slot.running = True
+        slot.flight = _Flight()
+        self._polling += 1
+        return slot.flight
+
+    def _finish(self, slot: _Slot, outcome: PollOutcome | None) -> None:
+        """End a poll in flight: schedule the next and hand the outcome to those waiting."""
+        slot.running = False
+        self._polling -= 1
+        if outcome is not None and self._slots.get(slot.meter.id) is slot:
+            # counted from the end, so latency never crowds
             self._push(slot, self._clock.now() + timedelta(seconds=outcome.next_in_s))
+        flight, slot.flight = slot.flight, None
+        if flight is not None:
+            flight.outcome = outcome
+            flight.done.set()
+
+    # --- polls asked for from outside the schedule ----------------------------------------
+    def polls(self, meter_id: str) -> bool:
+        """Return whether this poller polls ``meter_id``."""
+        return meter_id in self._slots
+
+    @property
+    def clock(self) -> Clock:
+        """Return the clock the poller schedules by."""
+        return self._clock
+
+    def now(self) -> datetime:
+        """Return the time on the poller's clock."""
+        return self._clock.now()
+
+    def turn_free_in_s(self, meter_id: str) -> float:
+        """Return the seconds until the meter may be asked again (0: now)."""
+        slot = self._slots[meter_id]
+        turn = slot.next_turn
+        if turn is None and slot.last_success is not None:  # polled before a restart
+            turn = slot.last_success + timedelta(seconds=self._min_interval_s(slot))
+        if turn is None:
+            return 0.0
+        return max(0.0, (turn - self._clock.now()).total_seconds())
+
+    def _min_interval_s(self, slot: _Slot) -> float:
+        try:
+            return float(min_poll_interval_s(self.factory.connector_class(slot.meter.vendor), slot.connector))
+        except InputError:
+            return float(slot.meter.interval_s)
+
+    async def poll_in_turn(
+        self, meter_id: str, fetch: Fetch | None = None, *, max_wait_s: float = 0.0
+    ) -> PollOutcome | None:
+        """Poll a meter as its next poll, within its quota; None when a read must not ask now.
+
+        A read (no ``fetch``) joins a poll in flight, or polls now when the meter was last asked
+        at least its minimum interval ago, else returns None. A ``fetch`` of its own (a relay
+        switch) waits for a poll in flight, then up to ``max_wait_s`` for the meter's turn, or
+        raises QuotaExceeded. Either way the data is stored and counts as the meter's poll.
+        """
+        slot = self._slots.get(meter_id)
+        if slot is None:
+            raise InputError(f"meter {meter_id!r} is not polled (no connector or no options)")
+        while slot.flight is not None:
+            flight = slot.flight
+            await flight.done.wait()
+            if fetch is None:
+                return flight.outcome
+        wait_s = self.turn_free_in_s(meter_id)
+        if wait_s > 0 and fetch is None:
+            return None
+        if wait_s > max_wait_s:
+            raise QuotaExceeded(
+                f"meter {meter_id!r} was asked less than its minimum interval ago; "
+                f"the next request is possible in {wait_s:.0f} s",
+                retry_after_s=wait_s,
+            )
+        self._begin(slot)
+        outcome: PollOutcome | None = None
+        try:
+            if wait_s > 0:
+                await self._clock.sleep(wait_s)
+            outcome = await self._poll(slot, fetch=fetch)
+        finally:
+            self._finish(slot, outcome)
+        return outcome
 
     # --- one poll -----------------------------------------------------------------------
     async def poll_once(self, meter_id: str) -> PollOutcome:
@@ -314,16 +427,19 @@ class Poller:
         finally:
             self._polling -= 1
 
-    async def _poll(self, slot: _Slot, *, recover_now: bool = False) -> PollOutcome:
+    async def _poll(
+        self, slot: _Slot, *, recover_now: bool = False, fetch: Fetch | None = None
+    ) -> PollOutcome:
         at = self._clock.now()
         meter_id = slot.meter.id
         self.stats.polls += 1
+        slot.next_turn = at + timedelta(seconds=self._min_interval_s(slot))
         started = time.monotonic()
         try:
             if slot.connector is None:
                 slot.connector = self.factory.build(slot.meter)
                 self._pace(slot)
-            fetched = await slot.connector.latest()
+            fetched = await (fetch(slot.connector) if fetch is not None else slot.connector.latest())
         except Exception as exc:
             metrics.record_poll(slot.meter.vendor, False, time.monotonic() - started)
             metrics.record_error(slot.meter.vendor, type(exc).__name__)
@@ -335,14 +451,18 @@ class Poller:
             await self.sink.write(fetched, HealthNote(meter_id, True, at))
         except MeterhubError as exc:
             log.error("cannot store what %s reported: %s", meter_id, exc)
-            return PollOutcome(meter_id, False, at, describe_error(exc), slot.interval_s)
+            return PollOutcome(meter_id, False, at, describe_error(exc), slot.interval_s, cause=exc)
         self.stats.successes += 1
         slot.failures, slot.last_success, slot.covered_until = 0, at, covered
         job = await self._recover(slot, gap, wait=recover_now)
-        return PollOutcome(meter_id, True, at, None, self._next_in_s(slot.interval_s), job)
+        return PollOutcome(meter_id, True, at, None, self._next_in_s(slot.interval_s), job, fetched)
 
     async def _failed(self, slot: _Slot, at: datetime, exc: Exception) -> PollOutcome:
         meter_id = slot.meter.id
+        if isinstance(exc, QuotaHeld):
+            deferred = await self._held_elsewhere(slot, at, exc)
+            if deferred is not None:
+                return deferred
         text = describe_error(exc)
         if not isinstance(exc, MeterhubError):
             log.error("polling %s failed unexpectedly", meter_id, exc_info=exc)
@@ -362,7 +482,32 @@ class Poller:
             await self.sink.note(HealthNote(meter_id, False, at, text))
         except MeterhubError as store_exc:
             log.error("cannot record the health of %s: %s", meter_id, store_exc)
-        return PollOutcome(meter_id, False, at, text, next_in_s)
+        return PollOutcome(meter_id, False, at, text, next_in_s, cause=exc)
+
+    async def _held_elsewhere(self, slot: _Slot, at: datetime, exc: QuotaHeld) -> PollOutcome | None:
+        """Return a poll put off because another caller holds the meter's slot, else None.
+
+        Whoever holds a slot (a live read, a switch, another hub) stores what it fetched and
+        records the meter's health, so while the newest success is recent, waiting for the next
+        slot is no failure. Without a recent success a held quota is a failure like any other.
+        """
+        meter_id = slot.meter.id
+        wait_s = exc.retry_after_s if exc.retry_after_s is not None else slot.interval_s
+        try:
+            known = (await anyio.to_thread.run_sync(self._store.health, [meter_id])).get(meter_id)
+            newest = known.last_success if known is not None else None
+            if newest is not None and (slot.last_success is None or newest > slot.last_success):
+                covered = await anyio.to_thread.run_sync(self._covered_until, [meter_id])
+                slot.last_success = newest
+                slot.covered_until = covered.get(meter_id, slot.covered_until)
+        except MeterhubError as store_exc:
+            log.warning("cannot read the health of %s: %s", meter_id, store_exc)
+        newest = slot.last_success
+        if newest is None or (at - newest).total_seconds() > 2 * slot.interval_s + wait_s:
+            return None
+        slot.next_turn = at + timedelta(seconds=wait_s)
+        self.stats.deferred += 1
+        return PollOutcome(meter_id, False, at, describe_error(exc), wait_s, cause=exc)
 
     def _next_in_s(self, base_s: float) -> float:
         return base_s * (1.0 + self._random.uniform(0.0, self.settings.jitter_ratio))

@@ -18,7 +18,7 @@ import anyio.to_thread
 import httpx
 
 from meterhub import metrics
-from meterhub.errors import ConfigError, QuotaExceeded
+from meterhub.errors import ConfigError, QuotaHeld
 from meterhub.model import Extra, IntervalEnergy, Meter, Reading, utc_now
 from meterhub.store.base import Store
 
@@ -80,7 +80,7 @@ class QuotaGuard:
         return f"{self._vendor}:{rule.name}:{rule.scope}:{scope_key}"
 
     async def acquire(self, rule_name: str, scope_key: str) -> None:
-        """Record one call under the rule, or raise QuotaExceeded with the wait until a slot frees."""
+        """Record one call under the rule, or raise QuotaHeld with the wait until a slot frees."""
         rule = self._rules[rule_name]
         key = self._key(rule, scope_key)
         now = self._now()
@@ -93,7 +93,7 @@ class QuotaGuard:
             self._store.quota_next_free, key, rule.limit, rule.window_s, now
         )
         wait_s = max(0.0, (free_at - now).total_seconds())
-        raise QuotaExceeded(
+        raise QuotaHeld(
             f"{self._vendor} allows {rule.limit} {rule.name} calls per {_window_text(rule.window_s)}"
             f" per {rule.scope}; the next is possible in {math.ceil(wait_s)} s",
             retry_after_s=wait_s,

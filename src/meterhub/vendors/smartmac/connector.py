@@ -97,13 +97,25 @@ class SmartmacConnector:
 
     async def set_relay(self, on: bool) -> bool:
         """Switch the external-load relay and return the state the device reports afterwards."""
+        snapshot = await self._switch(on)
+        return bool(snapshot.relay_on)
+
+    async def switch_relay(self, on: bool) -> Fetched:
+        """Switch the external-load relay; return the whole answer, relay state included.
+
+        The device answers a switch with a full reading, which is worth storing like a poll's.
+        """
+        snapshot = await self._switch(on)
+        return Fetched(readings=snapshot.readings, extras=snapshot.extras)
+
+    async def _switch(self, on: bool) -> mapping.DeviceSnapshot:
         snapshot = await self._getdata(on)
         if snapshot.relay_on is None:
             raise PayloadError(f"meter {self.meter.id!r}: the device did not report its relay state")
         if snapshot.relay_on != on:
             log.warning("smart-MAC meter %s reports its relay %s after switching it %s",
                         self.meter.id, _on_off(snapshot.relay_on), _on_off(on))
-        return snapshot.relay_on
+        return snapshot
 
     async def _getdata(self, relay_on: bool | None) -> mapping.DeviceSnapshot:
         """Take the rate slot, ask the device, and map its answer."""
