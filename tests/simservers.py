@@ -18,6 +18,7 @@ from meterhub.poller import Clock
 from meterhub.poller.hub import QuietServer, bind_socket
 from meterhub.vendors.registry import load_factory
 from meterhub.vendors.simkit import SimulatedOffline
+from tests.waiting import DEADLINE_S, wait_until
 
 
 class _DropSimulatedOffline(logging.Filter):
@@ -37,14 +38,14 @@ def served(app: Any) -> Iterator[str]:
     server = QuietServer(config)
     thread = threading.Thread(target=asyncio.run, args=(server.serve(sockets=[sock]),), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: server.started or not thread.is_alive(), "a simulator to start serving")
+    assert server.started, "the simulator's server thread ended before it served"
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
-        thread.join(10)
+        server.force_exit = True  # answers still held back by a latency fault are not waited for
+        thread.join(DEADLINE_S)
         sock.close()
 
 
@@ -96,7 +97,13 @@ class Sim:
 
     def clock(self) -> Clock:
         """Return a hub clock that runs with the simulator's (to within half a round trip)."""
+        return self.clock_and_round_trip()[0]
+
+    def clock_and_round_trip(self) -> tuple[Clock, float]:
+        """Return :meth:`clock` and the real seconds the round trip took (the clock's error bound)."""
         before_s = time.monotonic()
         now = self.now()
-        middle_s = (before_s + time.monotonic()) / 2
-        return Clock(now + timedelta(seconds=(time.monotonic() - middle_s) * self.speed), self.speed)
+        after_s = time.monotonic()
+        middle_s = (before_s + after_s) / 2
+        clock = Clock(now + timedelta(seconds=(time.monotonic() - middle_s) * self.speed), self.speed)
+        return clock, after_s - before_s

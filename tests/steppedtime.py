@@ -84,19 +84,21 @@ Event = tuple[datetime, Callable[[], Awaitable[None]]]
 class TimeDriver:
     """Steps a frozen simulator and a :class:`SteppedClock` together, from one thing due to the next."""
 
-    def __init__(self, clock: SteppedClock, control: httpx.AsyncClient) -> None:
+    def __init__(self, clock: SteppedClock, *controls: httpx.AsyncClient) -> None:
+        """Drive ``clock`` and the simulators behind ``controls`` (clients on their base URLs)."""
         self.clock = clock
-        self._control = control
+        self._controls = controls
         self.poller: Poller | None = None
         self.steps = 0
 
     async def freeze(self) -> None:
-        """Stop the simulator's clock at the hub clock's instant."""
+        """Stop the simulators' clocks at the hub clock's instant."""
         await self._set_simulator(self.clock.now())
 
     async def _set_simulator(self, now: datetime) -> None:
-        answer = await self._control.post("/_sim/clock", json={"now": now.isoformat(), "speed": 0})
-        answer.raise_for_status()
+        for control in self._controls:
+            answer = await control.post("/_sim/clock", json={"now": now.isoformat(), "speed": 0})
+            answer.raise_for_status()
 
     async def step_to(self, now: datetime) -> None:
         """Move both clocks to ``now`` and let the poller look at its schedule."""
@@ -147,6 +149,28 @@ class TimeDriver:
             if self.clock.now() >= until:
                 return
             await self.step_to(self._next_instant(until, pending))
+
+    async def step(self) -> None:
+        """Let the hub settle, then move to the next thing due (a poll or a sleeper)."""
+        await self.settle()
+        wakes = [self.clock.next_wake]
+        if self.poller is not None:
+            wakes.append(self.poller.next_due)
+        due = [whole_second_after(at) for at in wakes if at is not None]
+        if not due:
+            raise AssertionError("nothing is due: stepping would never end")
+        await self.step_to(max(self.clock.now(), min(due)))
+        await self.settle()
+
+    async def run_until_true(self, check: Callable[[], object], what: str, max_steps: int = 10_000) -> None:
+        """Step from one thing due to the next until ``check()`` holds; fail after ``max_steps``."""
+        await self.settle()
+        for _ in range(max_steps):
+            if check():
+                return
+            await self.step()
+        if not check():
+            raise AssertionError(f"{what} did not happen within {max_steps} steps of simulated time")
 
     async def run_while(self, work: Awaitable[object]) -> None:
         """Await ``work``, moving time on whenever it only waits for the clock."""

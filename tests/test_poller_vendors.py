@@ -2,12 +2,16 @@
 
 Quotas are asserted from the simulators' own call counts (``/_sim/calls``) and from the fact that
 a simulator answers over quota with an error the poller would count as a failure; faults come
-from ``POST /_sim/faults``. The simulators and the hub's clock run faster than real time.
+from ``POST /_sim/faults``. Time is stepped (:mod:`tests.steppedtime`): the simulator is frozen
+and moved with the hub's clock from one thing due to the next, so hours pass in seconds and a
+busy machine changes how long a test takes, never what it sees.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -21,14 +25,17 @@ import pytest
 
 from meterhub import metrics
 from meterhub.model import Meter, MeterHealth
-from meterhub.poller import BackfillJob, Clock, Poller, PollerSettings
+from meterhub.poller import BackfillJob, Poller, PollerSettings
 from meterhub.poller.backfill import backfill_meter
 from meterhub.store import Store, open_store
 from tests.simservers import Sim, simulator
 from tests.steppedtime import SteppedClock, TimeDriver
+from tests.waiting import DEADLINE_S, wait_until
 
 pytestmark = pytest.mark.anyio
 
+START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+"""Where the frozen simulators start: in the past, so what they answer passes ingest's checks."""
 METERDATA = "/api/v1/site/meterdata2/{sn}"
 LOGIN = "/api/v1/user/login"
 
@@ -112,45 +119,69 @@ async def test_every_vendor_polls_and_backfills(
         assert stored.readings + stored.intervals > 0
 
 
+@asynccontextmanager
+async def stepped(sim: Sim, start: datetime) -> AsyncIterator[tuple[TimeDriver, httpx.AsyncClient]]:
+    """Freeze the simulator at ``start`` and yield a driver of it and the hub's clock, and a client."""
+    async with (
+        httpx.AsyncClient(base_url=sim.base_url, timeout=DEADLINE_S) as control,
+        httpx.AsyncClient(timeout=DEADLINE_S) as client,
+    ):
+        driver = TimeDriver(SteppedClock(start), control)
+        await driver.freeze()
+        yield driver, client
+
+
+@asynccontextmanager
+async def running(poller: Poller, driver: TimeDriver) -> AsyncIterator[Poller]:
+    """Run ``poller`` on the driver's clock for the body of the block, then stop it.
+
+    The poller is given its meters: one that reads them again every minute sleeps on the clock
+    outside any poll, and the driver could not tell when the hub is idle.
+    """
+    await poller.load_meters()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(poller.run)
+        driver.poller = poller
+        try:
+            yield poller
+            await driver.settle()
+        finally:
+            driver.poller = None
+            tasks.cancel_scope.cancel()
+
+
 @pytest.mark.slow
 async def test_iammeter_quota_holds_and_data_stays_complete_across_restarts(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with simulator("iammeter", speed=300.0) as sim:
+    with simulator("iammeter", speed=0.0, start=START) as sim:
         meter = vendor_meter(sim, monkeypatch)
         store.add_meter(meter)
-        clock = sim.clock()
-        started = clock.now()
         failures = 0
-        for pause_real_s in (0.0, 6.0, 0.5):  # the hub is down for 30 simulated minutes, then restarts
-            await anyio.sleep(pause_real_s)
-            async with httpx.AsyncClient(timeout=10) as client:
-                poller = Poller(store, client, clock=clock, settings=PollerSettings(startup_spread_s=5))
-                await run_for(poller, 5.0)
+        async with stepped(sim, START) as (driver, client):
+            clock = driver.clock
+            # the hub runs 25 minutes, is down for 30, runs 25, is down for 2.5, runs 25
+            for down_s in (0.0, 1800.0, 150.0):
+                await driver.step_to(clock.now() + timedelta(seconds=down_s))
+                settings = PollerSettings(startup_spread_s=5)
+                poller = Poller(store, client, clock=clock, settings=settings, meters=[meter])
+                async with running(poller, driver):
+                    await driver.run_until(clock.now() + timedelta(minutes=25))
                 failures += poller.stats.failures
-        ended = clock.now()
+            ended = clock.now()
         calls = sim.calls()
-    hours = (ended - started).total_seconds() / 3600
+    hours = (ended - START).total_seconds() / 3600
     assert failures == 0  # over quota the simulator answers nothing, which would be a failure
     assert calls[LOGIN] == 1  # the token survives restarts
     assert 8 <= calls[METERDATA] <= 12 * hours + 1
-    times = total_times(store, meter.id, started, ended)
+    times = total_times(store, meter.id, START, ended)
     assert times == sorted(set(times))
     assert widest_gap_s(times) <= 2 * meter.interval_s  # the outage was backfilled
     assert store.gaps(meter.id, times[0], times[-1]) == []
 
 
-async def health_now(store: Store, meter_id: str) -> MeterHealth | None:
-    return (await anyio.to_thread.run_sync(store.health, [meter_id])).get(meter_id)
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float) -> None:
-    """Return once ``check()`` holds, or fail after ``timeout_s``."""
-    for _ in range(int(timeout_s / 0.05)):
-        if await check():
-            return
-        await anyio.sleep(0.05)
-    raise AssertionError(f"not so after {timeout_s} s")
+def health_now(store: Store, meter_id: str) -> MeterHealth | None:
+    return store.health([meter_id]).get(meter_id)
 
 
 @pytest.mark.slow
@@ -159,44 +190,39 @@ async def test_faults_give_health_errors_backoff_and_recovery_backfills(
 ) -> None:
     seen: list[MeterHealth] = []
 
-    async def online() -> bool:
-        health = await health_now(store, meter.id)
+    def online() -> bool:
+        health = health_now(store, meter.id)
         return health is not None and health.online
 
-    async def backfilled() -> bool:
-        return poller.stats.backfilled_windows > 0
-
-    async def new_error(known: set[str | None]) -> bool:
-        health = await health_now(store, meter.id)
+    def new_error(known: set[str | None]) -> bool:
+        health = health_now(store, meter.id)
         if health is not None:
             seen.append(health)
         return health is not None and not health.online and health.last_error not in known
 
-    with simulator("iammeter", speed=300.0) as sim:
+    with simulator("iammeter", speed=0.0, start=START) as sim:
         meter = vendor_meter(sim, monkeypatch)
         store.add_meter(meter)
-        clock = sim.clock()
         settings = PollerSettings(startup_spread_s=1, backoff_cap_s=1200)
-        async with httpx.AsyncClient(timeout=2) as client, anyio.create_task_group() as tasks:
-            poller = Poller(store, client, clock=clock, settings=settings)
-            tasks.start_soon(poller.run)
-            await wait_until(online, 10)
-            before_faults = clock.now()
-            calls_before = sim.calls()[METERDATA]
-            for faults in (
-                {"error_status": 500, "error_every": 1},
-                {"truncate_json": True},
-                {"offline": True},
-            ):
-                sim.faults(**faults)  # each until the poller has met it, while its waits grow
-                known = {h.last_error for h in seen}
-                await wait_until(partial(new_error, known), 15)
-            calls_during = sim.calls()[METERDATA] - calls_before
-            sim.faults()
-            await wait_until(online, 15)
-            await wait_until(backfilled, 15)
-            await anyio.sleep(0.5)
-            tasks.cancel_scope.cancel()
+        async with stepped(sim, START) as (driver, client):
+            poller = Poller(store, client, clock=driver.clock, settings=settings, meters=[meter])
+            async with running(poller, driver):
+                await driver.run_until_true(online, "a first good poll")
+                before_faults = driver.clock.now()
+                calls_before = sim.calls()[METERDATA]
+                for faults in (
+                    {"error_status": 500, "error_every": 1},
+                    {"truncate_json": True},
+                    {"offline": True},
+                ):
+                    sim.faults(**faults)  # each until the poller has met it, while its waits grow
+                    known = {h.last_error for h in seen}
+                    await driver.run_until_true(partial(new_error, known), f"a poll meeting {faults}")
+                calls_during = sim.calls()[METERDATA] - calls_before
+                sim.faults()
+                await driver.run_until_true(online, "a good poll after the faults")
+                await driver.run_until_true(lambda: poller.stats.backfilled_windows > 0, "a backfill")
+            ended = driver.clock.now()
     errors = {h.last_error for h in seen if not h.online}
     assert errors and all(e is not None and e.startswith("VendorUnavailable") for e in errors)
     assert len(errors) >= 3  # a 5xx, a truncated body and a dropped connection read differently
@@ -207,30 +233,30 @@ async def test_faults_give_health_errors_backoff_and_recovery_backfills(
     for retry, wait_s in enumerate(waits_s):  # 5, 10, 20 minutes... between the failing polls
         assert wait_s >= meter.interval_s * 2**retry * 0.99, waits_s
     assert calls_during == len(failed_at)  # no call beyond those the backoff allowed
-    times = total_times(store, meter.id, before_faults - timedelta(minutes=10), clock.now())
+    times = total_times(store, meter.id, before_faults - timedelta(minutes=10), ended)
     assert widest_gap_s(times) <= 2 * meter.interval_s  # the faulty hour was backfilled
 
 
 async def test_each_fault_is_a_typed_error_with_a_doubling_wait(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with simulator("iammeter", speed=3600.0) as sim:
+    with simulator("iammeter", speed=0.0, start=START) as sim:
         meter = vendor_meter(sim, monkeypatch)
         store.add_meter(meter)
-        clock = sim.clock()
         outcomes = []
-        async with httpx.AsyncClient(timeout=httpx.Timeout(0.5)) as client:
-            poller = Poller(store, client, clock=clock)
+        async with stepped(sim, START) as (driver, client):
+            poller = Poller(store, client, clock=driver.clock)
             outcomes.append(await poller.poll_once(meter.id))
             for faults in (
                 {"error_status": 503, "error_every": 1},
                 {"truncate_json": True},
                 {"offline": True},
-                {"latency_s": 1.5},
+                {"latency_s": 2 * DEADLINE_S},  # an answer far later than the client waits
                 {},
             ):
                 sim.faults(**faults)
-                await anyio.sleep(0.2)  # 12 simulated minutes: within the meterdata quota
+                client.timeout = httpx.Timeout(1.0 if "latency_s" in faults else DEADLINE_S)
+                await driver.step_to(driver.clock.now() + timedelta(minutes=12))  # within the quota
                 outcomes.append(await poller.poll_once(meter.id))
     assert [o.ok for o in outcomes] == [True, False, False, False, False, True]
     for outcome in outcomes[1:5]:
@@ -245,27 +271,39 @@ async def test_each_fault_is_a_typed_error_with_a_doubling_wait(
 
 
 async def test_a_restarted_hub_reuses_the_quota_ledger(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    with simulator("smartmac") as sim:
+    with simulator("smartmac", speed=0.0, start=START) as sim:
         meter = vendor_meter(sim, monkeypatch)
         store.add_meter(meter)
-        async with httpx.AsyncClient(timeout=5) as client:
-            first = await Poller(store, client).poll_once(meter.id)
-            second = await Poller(store, client).poll_once(meter.id)  # a restart, a second later
+        async with stepped(sim, START) as (driver, client):
+            first = await Poller(store, client, clock=driver.clock).poll_once(meter.id)
+            await driver.step_to(START + timedelta(seconds=1))
+            second = await Poller(store, client, clock=driver.clock).poll_once(meter.id)  # a restart
         calls = sim.calls()
     assert first.ok and not second.ok
-    assert second.error is not None and second.error.startswith("QuotaExceeded")
-    assert 55 <= second.next_in_s <= 60  # exactly the wait the ledger gives
+    assert second.error is not None and second.error.startswith("QuotaHeld")  # our ledger said no
+    assert second.next_in_s == 59  # exactly the wait the ledger gives
     assert calls == {"/": 1}  # the refused call never reached the device
 
 
 async def test_clock_follows_a_simulator() -> None:
-    with simulator("umeter", speed=120.0) as sim:
-        clock: Clock = sim.clock()
-        await anyio.sleep(0.25)
+    speed = 120.0
+    with simulator("umeter", speed=speed) as sim:
+        clock, round_trip_s = sim.clock_and_round_trip()
+        started = clock.now()
+        wait_until(lambda: clock.now() - started >= timedelta(minutes=1), "a simulated minute to pass")
         before = clock.now()
-        simulated = sim.now()
+        simulated, asked_s = timed(sim.now)
         after = clock.now()
-    assert before - timedelta(seconds=2) <= simulated <= after + timedelta(seconds=2)
+    # the clock is off by at most half the round trip it was set with; the ask took asked_s
+    slack = timedelta(seconds=(round_trip_s / 2 + asked_s) * speed + 1)
+    assert before - slack <= simulated <= after + slack
+
+
+def timed(ask: Callable[[], datetime]) -> tuple[datetime, float]:
+    """Return what ``ask()`` answers and the real seconds it took."""
+    before_s = time.monotonic()
+    answer = ask()
+    return answer, time.monotonic() - before_s
 
 
 @pytest.mark.parametrize(("rate_class", "interval_s"), [("extended", 6), ("standard", 60)])
