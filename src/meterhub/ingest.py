@@ -76,7 +76,10 @@ def validate_reading(reading: Reading, latest_allowed: datetime) -> str | None:
         if ts > latest_allowed:
             return f"timestamp {ts.isoformat()} is more than 5 minutes in the future"
         if ts < EARLIEST_TS:
-            return f"timestamp {ts.isoformat()} is before 2000-01-01T00:00:00Z, the earliest time meterhub keeps"
+            return (
+                f"timestamp {ts.isoformat()} is before 2000-01-01T00:00:00Z, "
+                "the earliest time meterhub keeps"
+            )
     except TypeError:
         return "timestamp has no time zone"
     if not 0 <= reading.phase <= MAX_PHASE:
