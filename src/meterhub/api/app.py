@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,10 +18,12 @@ from meterhub.api.routes import RESOURCE_ROUTERS
 from meterhub.config import Settings
 from meterhub.errors import MeterhubError
 from meterhub.metrics import RequestMetricsMiddleware
+from meterhub.redact import backend_kind, redact_text
 from meterhub.store import open_store
-from meterhub.store.factory import redact_url
 
 __all__ = ["create_app"]
+
+logger = logging.getLogger("meterhub.api")
 
 DESCRIPTION = (
     "One API over every meter the hub collects. Authenticate with `Authorization: Bearer <token "
@@ -59,16 +62,17 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["health"])
     async def healthz(request: Request) -> JSONResponse:
-        """Report whether the hub and its database answer."""
+        """Report whether the hub and its database answer; anyone may ask, so it names no internals."""
         body: dict[str, Any] = {
             "status": "ok",
             "version": __version__,
-            "database": redact_url(database_url),
+            "database": backend_kind(database_url),
         }
         try:
             body["meters"] = len(await anyio.to_thread.run_sync(request.app.state.store.list_meters))
         except MeterhubError as exc:
-            body.update(status="degraded", error=str(exc))
+            logger.warning("health check: the database does not answer: %s", redact_text(str(exc)))
+            body.update(status="degraded", error="the database does not answer; see the hub's log")
             return JSONResponse(body, status_code=503)
         return JSONResponse(body)
 

@@ -11,6 +11,7 @@ import click
 
 from meterhub import __version__
 from meterhub.errors import MeterhubError
+from meterhub.redact import redact_text
 
 __all__ = ["main"]
 
@@ -22,7 +23,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except MeterhubError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {redact_text(str(exc))}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -33,7 +34,7 @@ class _Group(click.Group):
             if os.environ.get("METERHUB_DEBUG"):
                 raise
             click.echo(
-                f"error: unexpected failure ({type(exc).__name__}: {exc}); "
+                f"error: unexpected failure ({type(exc).__name__}: {redact_text(str(exc))}); "
                 "set METERHUB_DEBUG=1 to see the details",
                 err=True,
             )

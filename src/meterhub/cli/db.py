@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from meterhub.cli.common import database_url, opened_store
-from meterhub.store.factory import redact_url
+from meterhub.redact import redact_url
 
 __all__ = ["db"]
 

@@ -12,15 +12,20 @@ import click
 from meterhub.cli.common import database_url
 from meterhub.poller.config import HubConfig, load_config
 from meterhub.poller.hub import Hub, bind_socket, stop_on_signals
+from meterhub.redact import RedactingFormatter, redact_url
 from meterhub.store import open_store
-from meterhub.store.factory import redact_url
 
-__all__ = ["configure_logging", "run_hub", "serve"]
+__all__ = ["LOG_FORMAT", "configure_logging", "run_hub", "serve"]
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def configure_logging(verbose: bool = False) -> None:
-    """Log meterhub's own messages to stderr; keep libraries (and URLs with secrets) quiet."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    """Log meterhub's own messages to stderr, with connection secrets hidden; keep libraries quiet."""
+    logging.basicConfig(format=LOG_FORMAT, level=logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if type(handler) is logging.StreamHandler:  # ours, not a host's (such as a test's capture)
+            handler.setFormatter(RedactingFormatter(LOG_FORMAT))
     logging.getLogger("meterhub").setLevel(logging.INFO if verbose else logging.WARNING)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from meterhub.errors import ConfigError
+from meterhub.redact import redact_url
 from meterhub.store.base import Store
 
 __all__ = ["DEFAULT_DATABASE_URL", "open_store", "redact_url"]
@@ -23,12 +24,3 @@ def open_store(url: str = DEFAULT_DATABASE_URL, *, migrate: bool = True) -> Stor
     raise ConfigError(
         f"unsupported database URL {redact_url(url)!r}; use sqlite:///path/to/file.db or postgresql://..."
     )
-
-
-def redact_url(url: str) -> str:
-    """Return the URL with any password replaced, so it can be shown."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest and ":" in rest.split("@", 1)[0]:
-        user = rest.split("@", 1)[0].split(":", 1)[0]
-        return f"{scheme}{sep}{user}:***@{rest.split('@', 1)[1]}"
-    return url

@@ -30,6 +30,7 @@ from psycopg_pool import ConnectionPool
 from meterhub.errors import ConflictError, StoreError, UnknownMeterError
 from meterhub.ids import check_id
 from meterhub.model import Extra, IntervalEnergy, Meter, Reading, utc_now
+from meterhub.redact import redact_text, redact_url
 from meterhub.store.accounts import AccountsMixin
 from meterhub.store.base import WriteResult
 from meterhub.store.catalog import CatalogMixin
@@ -49,30 +50,18 @@ __all__ = ["PostgresStore", "parse_url"]
 
 T = TypeVar("T")
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_URL_PASSWORD_RE = re.compile(r"(://[^:/@\s\"]*:)[^@\s\"]*@")
 _CONNECT_TIMEOUT_S = 10
-
-
-def _redact(url: str) -> str:
-    """Return the URL with its password (in the authority or the query) replaced by ``***``."""
-    text = _URL_PASSWORD_RE.sub(r"\1***@", url)
-    return re.sub(r"([?&]password=)[^&]*", r"\1***", text)
-
-
-def _scrub(text: str, password: str | None) -> str:
-    text = _redact(text)
-    return text.replace(password, "***") if password else text
 
 
 def parse_url(url: str, schema: str | None = None) -> tuple[str, str | None, str]:
     """Return (libpq conninfo, schema, the URL without its password) of a PostgreSQL URL."""
-    shown = _redact(url)
+    shown = redact_url(url)
     # URL parse errors quote the URL, password and all: they are not chained (``from None``).
     try:
         split = urlsplit(url)
         password = split.password
     except ValueError as exc:
-        raise StoreError(f"bad PostgreSQL URL {shown}: {_scrub(one_line(exc), None)}") from None
+        raise StoreError(f"bad PostgreSQL URL {shown}: {redact_text(one_line(exc))}") from None
     query = parse_qsl(split.query, keep_blank_values=True)
     chosen = schema or next((v for k, v in reversed(query) if k == "schema"), None)
     rest = urlencode([(k, v) for k, v in query if k != "schema"], quote_via=quote)
@@ -80,13 +69,13 @@ def parse_url(url: str, schema: str | None = None) -> tuple[str, str | None, str
     try:
         params = conninfo_to_dict(base)
     except psycopg.Error as exc:
-        raise StoreError(f"bad PostgreSQL URL {shown}: {_scrub(one_line(exc), password)}") from None
+        raise StoreError(f"bad PostgreSQL URL {shown}: {redact_text(one_line(exc), [password])}") from None
     if chosen is not None:
         if not _SCHEMA_RE.match(chosen):
             raise StoreError(f"bad PostgreSQL schema name {chosen!r}; use letters, digits and _")
         params["options"] = f"{params.get('options') or ''} -c search_path={chosen}".strip()
     params.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
-    return make_conninfo("", **params), chosen, _redact(base)
+    return make_conninfo("", **params), chosen, redact_url(base)
 
 
 class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
@@ -130,7 +119,7 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
         try:
             return psycopg.connect(self._conninfo, autocommit=True)
         except psycopg.Error as exc:
-            message = _scrub(one_line(exc), self._password)
+            message = redact_text(one_line(exc), [self._password])
             raise StoreError(f"cannot connect to PostgreSQL at {self.url}: {message}") from exc
 
     def _prepare_schema(self, conn: Conn) -> str:
@@ -143,7 +132,7 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
                     conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             row = conn.execute("SELECT current_schema()").fetchone()
         except psycopg.Error as exc:
-            raise StoreError(f"cannot use schema {self.schema!r}: {one_line(exc)}") from exc
+            raise StoreError(f"cannot use schema {self.schema!r}: {redact_text(one_line(exc))}") from exc
         if row is None or row[0] is None:
             raise StoreError("no schema on search_path exists; create it or pass schema=")
         return str(row[0])
@@ -158,7 +147,7 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
             try:
                 yield self._conn
             except psycopg.Error as exc:
-                raise StoreError(f"database write failed: {one_line(exc)}") from exc
+                raise StoreError(f"database write failed: {redact_text(one_line(exc))}") from exc
 
     def _transaction(self, fn: Callable[[Conn], T]) -> T:
         with self._writing() as conn, conn.transaction():
