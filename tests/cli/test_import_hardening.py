@@ -224,7 +224,7 @@ def test_cli_csv_tables_neutralise_formula_text_and_keep_numbers(run: Run, tmp_p
     path.write_text(f"meter,ts,power_w\nm1,{T0},-250.0\n")
     run("import", str(path))
     rows = list(csv.DictReader(io.StringIO(run("meters", "list", "--format", "csv").stdout)))
-    assert [row["name"] for row in rows] == ["'=HYPERLINK(\"http://x\")", "'+1 -2 @3"]
+    assert [row["name"] for row in rows] == ['\'=HYPERLINK("http://x")', "'+1 -2 @3"]
     assert rows[0]["power_w"] == "-250.0"
     latest = list(csv.DictReader(io.StringIO(run("latest", "--format", "csv").stdout)))
     assert latest[0]["power_w"] == "-250.0"
@@ -243,7 +243,7 @@ def test_export_csv_neutralises_a_formula_meter_id_of_an_old_database(run: Run, 
         store.close()
     exported = run("export", "--start", "2025-12-31", "--end", "2026-01-02").stdout
     rows = list(csv.reader(io.StringIO(exported)))
-    assert rows[1][:3] == ["'=HYPERLINK(\"http://x\")", "2026-01-01T00:00:00+00:00", "0"]
+    assert rows[1][:3] == ['\'=HYPERLINK("http://x")', "2026-01-01T00:00:00+00:00", "0"]
     assert rows[1][5] == "-250.0"
 
 
