@@ -13,6 +13,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.vendors.mapping_checks import (
+    JSON,
+    STRUCTURED_VALUES,
+    check_items,
+    maps_or_refuses,
+    replaced,
+    wrong_leaves,
+)
 
 from meterhub.errors import PayloadError
 from meterhub.model import IntervalEnergy, Reading
@@ -156,12 +164,8 @@ def test_misshapen_plots_are_payload_errors(plot: object) -> None:
 
 
 # --- fuzz ---------------------------------------------------------------------------------------
-SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10)
-VALUES = st.recursive(
-    SCALARS,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
-    max_leaves=15,
-)
+VALUES = STRUCTURED_VALUES
+LIVE_DATA = live_data()
 DATA_KEYS = st.sampled_from(["i", "e", "ic", "c", "t", "r", "l1", "l2", "l3", "ea", "f"])
 PLOT_KEYS = st.sampled_from(["unit", "i00", "e00", "i13", "e31", "i31", "x"])
 
@@ -177,24 +181,45 @@ def garble(document: dict[str, Any], data: st.DataObject, keys: st.SearchStrateg
     return garbled
 
 
+def _maps_or_refuses(document: object) -> None:
+    """Map a document every way the connector does; each maps to ingestable items or refuses."""
+    fetched = maps_or_refuses(lambda: mapping.map_data_json(document, "ams", RECEIVED))
+    if fetched is not None:
+        check_items([*fetched.readings, *fetched.intervals, *fetched.extras], RECEIVED)
+    phases = maps_or_refuses(lambda: mapping.phases_in(document))
+    assert phases is None or phases in {1, 2, 3}
+    for records in (
+        maps_or_refuses(lambda: mapping.dayplot_intervals(document, "ams", NOW)),
+        maps_or_refuses(lambda: mapping.monthplot_intervals(document, "ams", NOW, OSLO)),
+    ):
+        check_items(records or [], NOW)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_fuzz_garbled_data_json_maps_or_raises_payload_error(data: st.DataObject) -> None:
-    document = garble(live_data(), data, DATA_KEYS)
-    try:
-        fetched = mapping.map_data_json(document, "ams", RECEIVED)
-    except PayloadError:
-        return
-    assert all(0 <= reading.phase <= 3 for reading in fetched.readings)
+    _maps_or_refuses(garble(live_data(), data, DATA_KEYS))
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.data(), VALUES)
-def test_fuzz_garbled_plots_map_or_raise_payload_error(data: st.DataObject, anything: object) -> None:
-    for plot in (garble(seed("dayplot.json"), data, PLOT_KEYS), anything):
-        try:
-            mapping.dayplot_intervals(plot, "ams", NOW)
-            mapping.monthplot_intervals(plot, "ams", NOW, OSLO)
-            mapping.map_data_json(plot, "ams", RECEIVED)
-        except PayloadError:
-            pass
+@given(st.data())
+def test_fuzz_garbled_plots_map_or_raise_payload_error(data: st.DataObject) -> None:
+    _maps_or_refuses(garble(seed("dayplot.json"), data, PLOT_KEYS))
+
+
+@settings(max_examples=300, deadline=None)
+@given(replaced([LIVE_DATA, seed("dayplot.json"), seed("monthplot.json")], STRUCTURED_VALUES))
+def test_fuzz_hostile_values_in_real_documents_map_or_raise_payload_error(document: object) -> None:
+    _maps_or_refuses(document)
+
+
+@settings(max_examples=200, deadline=None)
+@given(JSON)
+def test_fuzz_random_json_maps_or_raises_payload_error(document: object) -> None:
+    _maps_or_refuses(document)
+
+
+@settings(max_examples=300, deadline=None)
+@given(wrong_leaves([LIVE_DATA, seed("dayplot.json"), seed("monthplot.json")]))
+def test_fuzz_wrong_values_under_the_right_keys_map_or_raise_payload_error(document: object) -> None:
+    _maps_or_refuses(document)

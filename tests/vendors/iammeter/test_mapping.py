@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import itertools
 import json
@@ -14,6 +13,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.vendors.mapping_checks import (
+    JSON,
+    STRUCTURED_VALUES,
+    check_items,
+    maps_or_refuses,
+    replaced,
+    wrong_leaves,
+)
 
 from meterhub.errors import PayloadError
 from meterhub.model import IntervalEnergy, Reading
@@ -173,6 +180,14 @@ def test_energyhistory_repeated_autumn_hour_follows_the_order() -> None:
     assert starts == [utc(2024, 10, 26, 23), utc(2024, 10, 27, 0), utc(2024, 10, 27, 1), utc(2024, 10, 27, 2)]
 
 
+@pytest.mark.parametrize("field", ["fromGrid", "toGrid"])
+def test_negative_energyhistory_energy_is_a_payload_error(field: str) -> None:
+    payload = copy.deepcopy(seed.ENERGYHISTORY_1P_DAY)
+    payload["data"][0][field] = -1.0
+    with pytest.raises(PayloadError, match=f"{field}.*negative"):
+        mapping.map_energyhistory(payload, "place", OSLO, "day")
+
+
 def test_monitorjson_three_phase_with_signed_power() -> None:
     at = utc(2026, 1, 1)
     phases = by_phase(mapping.map_monitorjson(MONITORJSON_3P_WEM3080T, METER, at))
@@ -230,61 +245,32 @@ def test_non_json_bodies_are_payload_errors() -> None:
 
 # --- fuzz -------------------------------------------------------------------------------------------
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda children: (st.lists(children, max_size=6)
-                      | st.dictionaries(st.text(max_size=8), children, max_size=6)),
-    max_leaves=30,
-)
 SEEDS = [seed.METERDATA_1P, seed.METERDATA2_3P, seed.METERSDATA, seed.METERDATALIST_3P,
          seed.METERDATALIST2_3P, seed.ENERGYHISTORY_3P_DAY, MONITORJSON_3P_REACTIVE]
+AT = utc(2026, 1, 1)
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += _paths(item, (*prefix, index))
-    return found
-
-
-@st.composite
-def mutated(draw: st.DrawFn) -> Any:
-    """A seed payload with one part replaced by random JSON."""
-    payload = copy.deepcopy(draw(st.sampled_from(SEEDS)))
-    path = draw(st.sampled_from(_paths(payload)))
-    replacement = draw(JSON)
-    if not path:
-        return replacement
-    target = payload
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = replacement
-    return payload
+def mutated() -> st.SearchStrategy[Any]:
+    """A seed payload with up to three parts replaced by hostile values or random JSON."""
+    return replaced(SEEDS, STRUCTURED_VALUES)
 
 
 def _maps_or_refuses(payload: Any) -> None:
-    at = utc(2026, 1, 1)
     mappers: list[Callable[[], Sequence[Reading | IntervalEnergy]]] = [
         lambda: mapping.map_meterdata(payload, METER),
         lambda: mapping.map_meterdatalist(payload, METER, OSLO),
+        lambda: mapping.map_meterdatalist(payload, METER),
         lambda: mapping.map_meterdatalist2(payload, METER),
         lambda: mapping.map_metersdata(payload, {"DA2BED94": "a", "B384789C": "b", "3FE34ABE": "c"}),
         lambda: mapping.map_energyhistory(payload, METER, OSLO, "hour"),
-        lambda: mapping.map_monitorjson(payload, METER, at),
+        lambda: mapping.map_energyhistory(payload, METER, OSLO, "day"),
+        lambda: mapping.map_monitorjson(payload, METER, AT),
     ]
     for mapper in mappers:
-        try:
-            result = mapper()
-        except PayloadError:
-            continue
-        assert all(isinstance(item, Reading | IntervalEnergy) for item in result)
-        for item in result:
-            if isinstance(item, Reading):
-                assert item.ts.utcoffset() is not None and 0 <= item.phase <= 3
+        check_items(maps_or_refuses(mapper) or [], AT)
+    meters = maps_or_refuses(lambda: mapping.metersdata_meters(payload))
+    assert meters is None or all(isinstance(m, mapping.MetersdataMeter) for m in meters)
+    maps_or_refuses(lambda: mapping.unwrap(payload))
 
 
 @settings(max_examples=300, deadline=None)
@@ -302,5 +288,12 @@ def test_random_json_maps_or_raises_payload_error(payload: Any) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200))
 def test_garbled_bodies_decode_or_raise_payload_error(body: bytes) -> None:
-    with contextlib.suppress(PayloadError):
-        mapping.decode(body)
+    decoded = maps_or_refuses(lambda: mapping.decode(body))
+    if decoded is not None:
+        _maps_or_refuses(decoded)
+
+
+@settings(max_examples=300, deadline=None)
+@given(wrong_leaves(SEEDS))
+def test_wrong_values_under_the_right_keys_map_or_raise_payload_error(payload: Any) -> None:
+    _maps_or_refuses(payload)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -10,6 +9,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.vendors.mapping_checks import (
+    HOSTILE_SCALARS,
+    JSON,
+    STRUCTURED_VALUES,
+    check_items,
+    maps_or_refuses,
+    replaced,
+    wrong_leaves,
+)
 
 from meterhub.errors import PayloadError
 from meterhub.model import IntervalEnergy, Reading
@@ -138,41 +146,48 @@ def test_negative_interval_energy_is_a_payload_error() -> None:
 
 
 # --- fuzz ---------------------------------------------------------------------------------------
-JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-    max_leaves=20,
-)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ROW_LIKE = st.fixed_dictionaries(
     {},
     optional={
-        "MeterParam": st.sampled_from(["meter1", "meter2", ""]) | JSON_SCALARS,
-        "TimeStamping": st.sampled_from(["2019-10-30 13:15:00", "2019-10-30T13:15:00", "x"]) | JSON_SCALARS,
-        "value": st.floats(allow_nan=True) | JSON_SCALARS,
+        "MeterParam": st.sampled_from(["meter1", "meter2", ""]) | HOSTILE_SCALARS,
+        "TimeStamping": st.sampled_from(["2019-10-30 13:15:00", "2019-10-30T13:15:00", "x"])
+        | HOSTILE_SCALARS,
+        "value": HOSTILE_SCALARS,
     },
 )
+SEED_DOCUMENTS = [json.loads(DATA_JSON), json.loads(INTERVAL_JSON)]
 
 
 def map_all(document: object) -> None:
-    values = mapping.point_rows(document, TORONTO, datetime(2026, 1, 1, tzinfo=UTC))
-    for reading in mapping.register_readings(values, "m", "meter1"):
-        assert reading.ts.tzinfo is not None and reading.energy_import_kwh is not None
-    mapping.interval_records(values, "m", "meter1")
+    """Map a document every way the connector does; each maps to ingestable items or refuses."""
+    values = maps_or_refuses(lambda: mapping.point_rows(document, TORONTO, NOW))
+    assert maps_or_refuses(lambda: mapping.point_phases(document)) in {None, 1, 2, 3}
+    if values is None:
+        return
+    for point in {*mapping.point_names(values), "meter1"}:
+        check_items(maps_or_refuses(mapping.register_readings, values, "m", point) or [], NOW)
+        check_items(maps_or_refuses(mapping.interval_records, values, "m", point) or [], NOW)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
 def test_fuzz_any_bytes_decode_or_raise_payload_error(body: bytes) -> None:
-    with contextlib.suppress(PayloadError):
-        map_all(mapping.decode_document(body))
+    document = maps_or_refuses(lambda: mapping.decode_document(body))
+    if document is not None:
+        map_all(document)
 
 
 @settings(max_examples=300, deadline=None)
-@given(JSON_VALUES | st.lists(ROW_LIKE, max_size=5))
+@given(JSON | st.lists(ROW_LIKE, max_size=5))
 def test_fuzz_any_document_maps_or_raises_payload_error(document: object) -> None:
-    with contextlib.suppress(PayloadError):
-        map_all(document)
+    map_all(document)
+
+
+@settings(max_examples=300, deadline=None)
+@given(replaced(SEED_DOCUMENTS, STRUCTURED_VALUES))
+def test_fuzz_hostile_values_in_seed_documents_map_or_raise_payload_error(document: object) -> None:
+    map_all(document)
 
 
 @settings(max_examples=300, deadline=None)
@@ -186,5 +201,12 @@ def test_fuzz_garbled_seed_answers_map_or_raise_payload_error(
     body: str, at: int, cut: int, insert: str
 ) -> None:
     garbled = body[:at] + insert + body[at + cut :]
-    with contextlib.suppress(PayloadError):
-        map_all(mapping.decode_document(garbled.encode()))
+    document = maps_or_refuses(lambda: mapping.decode_document(garbled.encode()))
+    if document is not None:
+        map_all(document)
+
+
+@settings(max_examples=300, deadline=None)
+@given(wrong_leaves(SEED_DOCUMENTS))
+def test_fuzz_wrong_values_under_the_right_keys_map_or_raise_payload_error(document: object) -> None:
+    map_all(document)

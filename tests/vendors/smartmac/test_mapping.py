@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 from datetime import UTC, datetime
@@ -11,6 +10,15 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.vendors.mapping_checks import (
+    HOSTILE_SCALARS,
+    JSON,
+    STRUCTURED_VALUES,
+    check_items,
+    maps_or_refuses,
+    replaced,
+    wrong_leaves,
+)
 
 from meterhub.errors import PayloadError
 from meterhub.model import Reading
@@ -134,6 +142,14 @@ def test_bad_answers_are_payload_errors(answer: Any) -> None:
         mapping.map_getdata(answer, METER)
 
 
+@pytest.mark.parametrize("key", ["V1", "Wh2", "T"])
+def test_integers_too_large_for_a_float_are_payload_errors(key: str) -> None:
+    answer = copy.deepcopy(GETDATA)
+    answer["data"][key]["value"] = 10**400  # JSON has no bound on integers; a float has
+    with pytest.raises(PayloadError, match="not a number"):
+        mapping.map_getdata(answer, METER)
+
+
 def test_the_caller_may_set_the_time() -> None:
     at = datetime(2026, 1, 1, tzinfo=UTC)
     snapshot = mapping.map_getdata(GETDATA, METER, at)
@@ -142,13 +158,11 @@ def test_the_caller_may_set_the_time() -> None:
 
 # --- fuzz -------------------------------------------------------------------------------------------
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda children: (st.lists(children, max_size=5)
-                      | st.dictionaries(st.text(max_size=6), children, max_size=5)),
-    max_leaves=25,
+VALUE_TEXT = (
+    st.from_regex(r"\s{0,3}-?\d{0,6}(\.\d{0,3})?\s{0,3}", fullmatch=True)
+    | st.text(max_size=8)
+    | HOSTILE_SCALARS.map(str)
 )
-VALUE_TEXT = st.from_regex(r"\s{0,3}-?\d{0,6}(\.\d{0,3})?\s{0,3}", fullmatch=True) | st.text(max_size=8)
 
 
 @st.composite
@@ -170,12 +184,16 @@ def mutated(draw: st.DrawFn) -> Any:
 
 
 def _maps_or_refuses(answer: Any) -> None:
-    try:
-        snapshot = mapping.map_getdata(answer, METER)
-    except PayloadError:
-        return
-    assert snapshot.readings and all(isinstance(r, Reading) for r in snapshot.readings)
-    assert all(0 <= r.phase <= 3 for r in snapshot.readings)
+    """Map an answer as the connector does; it maps to ingestable items or refuses."""
+    maps_or_refuses(mapping.device_time, answer)
+    assert maps_or_refuses(mapping.relay_state, answer) in {None, True, False}
+    snapshot = maps_or_refuses(mapping.map_getdata, answer, METER, SEED_TIME)
+    if snapshot is not None:
+        assert snapshot.readings, "a mapped answer has at least the whole-meter reading"
+        check_items([*snapshot.readings, *snapshot.extras], SEED_TIME)
+    own_time = maps_or_refuses(mapping.map_getdata, answer, METER)
+    if own_time is not None:
+        check_items([*own_time.readings, *own_time.extras], own_time.readings[0].ts)
 
 
 @settings(max_examples=300, deadline=None)
@@ -193,5 +211,18 @@ def test_random_json_maps_or_raises_payload_error(answer: Any) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300) | st.text(max_size=200).map(str.encode))
 def test_garbled_bodies_decode_or_raise_payload_error(body: bytes) -> None:
-    with contextlib.suppress(PayloadError):
-        _maps_or_refuses(mapping.decode(body))
+    answer = maps_or_refuses(mapping.decode, body)
+    if answer is not None:
+        _maps_or_refuses(answer)
+
+
+@settings(max_examples=300, deadline=None)
+@given(replaced([GETDATA], STRUCTURED_VALUES))
+def test_hostile_values_in_the_seed_answer_map_or_raise_payload_error(answer: Any) -> None:
+    _maps_or_refuses(answer)
+
+
+@settings(max_examples=300, deadline=None)
+@given(wrong_leaves([GETDATA]))
+def test_wrong_values_under_the_right_keys_map_or_raise_payload_error(answer: Any) -> None:
+    _maps_or_refuses(answer)

@@ -12,6 +12,14 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.vendors.mapping_checks import (
+    JSON,
+    STRUCTURED_VALUES,
+    check_items,
+    json_paths,
+    maps_or_refuses,
+    wrong_leaves,
+)
 
 from meterhub.errors import PayloadError
 from meterhub.model import IntervalEnergy
@@ -101,6 +109,24 @@ def test_registers_not_asked_for_leave_their_energy_unknown() -> None:
     assert interval.import_kwh == pytest.approx(0.3) and interval.export_kwh is None
 
 
+@pytest.mark.parametrize(
+    ("usage", "reason"),
+    [({"r181": -0.1}, "negative"), ({"r181": 1e308, "r182": 1e308}, "overflows")],
+)
+def test_negative_or_overflowing_usage_is_a_payload_error(usage: dict[str, float], reason: str) -> None:
+    answer = copy.deepcopy(SMALL_DAY)
+    answer["aData"][1]["usage"] = usage
+    with pytest.raises(PayloadError, match=reason):
+        mapping.map_measurements(answer, METER)
+
+
+def test_token_lifetimes_are_never_negative_nor_past_a_year() -> None:
+    with pytest.raises(PayloadError, match="negative"):
+        mapping.map_token({"access_token": "abc123", "expires_in": -1})
+    forever = mapping.map_token({"access_token": "abc123", "expires_in": 1e308})
+    assert forever.expires_in_s == mapping.MAX_TOKEN_LIFETIME_S == 366 * 86_400
+
+
 def test_token_answers_hide_their_tokens() -> None:
     token = mapping.map_token({"access_token": "abc123", "token_type": "Bearer", "expires_in": 86400,
                                "refresh_token": "def456", "userName": "x"})
@@ -130,34 +156,19 @@ def test_bad_answers_are_payload_errors(answer: Any) -> None:
 
 # --- fuzz -------------------------------------------------------------------------------------------
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: (st.lists(children, max_size=5)
-                      | st.dictionaries(st.text(max_size=10), children, max_size=5)),
-    max_leaves=25,
-)
 SMALL_DAY = {**fixture("p4data.json"), "explain": None}
 SMALL_DAY["aData"] = SMALL_DAY["aData"][:6]
-SEEDS = [SMALL_DAY, fixture("customer.redacted.json")]
-
-
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += _paths(item, (*prefix, index))
-    return found
+TOKEN = {"access_token": "abc123", "expires_in": 86400, "refresh_token": "def456"}
+SEEDS = [SMALL_DAY, fixture("customer.redacted.json"), TOKEN]
+NOW = utc(2030, 1, 1)
 
 
 @st.composite
 def mutated(draw: st.DrawFn) -> Any:
     """A captured answer with one part replaced by random JSON (or a near-miss time text)."""
     answer = copy.deepcopy(draw(st.sampled_from(SEEDS)))
-    path = draw(st.sampled_from(_paths(answer)))
-    replacement = draw(JSON | st.from_regex(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", fullmatch=True))
+    path = draw(st.sampled_from(json_paths(answer)))
+    replacement = draw(STRUCTURED_VALUES | st.from_regex(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", fullmatch=True))
     if not path:
         return replacement
     target = answer
@@ -168,18 +179,14 @@ def mutated(draw: st.DrawFn) -> Any:
 
 
 def _maps_or_refuses(answer: Any) -> None:
-    try:
-        measured = mapping.map_measurements(answer, METER)
-    except PayloadError:
-        pass
-    else:
-        assert all(i.end > i.start and i.start.utcoffset() is not None for i in measured.intervals)
-    try:
-        addresses = mapping.map_customer(answer)
-    except PayloadError:
-        pass
-    else:
-        assert all(address.ean for address in addresses)
+    """Map an answer every way the connector does; each maps to ingestable items or refuses."""
+    measured = maps_or_refuses(mapping.map_measurements, answer, METER)
+    if measured is not None:
+        check_items([*measured.intervals, *measured.readings, *measured.extras], NOW)
+    addresses = maps_or_refuses(mapping.map_customer, answer)
+    assert addresses is None or all(address.ean for address in addresses)
+    token = maps_or_refuses(mapping.map_token, answer)
+    assert token is None or (token.access_token and (token.expires_in_s or 0) >= 0)
 
 
 @settings(max_examples=300, deadline=None)
@@ -191,4 +198,10 @@ def test_mutated_answers_map_or_raise_payload_error(answer: Any) -> None:
 @settings(max_examples=200, deadline=None)
 @given(JSON)
 def test_random_json_maps_or_raises_payload_error(answer: Any) -> None:
+    _maps_or_refuses(answer)
+
+
+@settings(max_examples=300, deadline=None)
+@given(wrong_leaves(SEEDS))
+def test_wrong_values_under_the_right_keys_map_or_raise_payload_error(answer: Any) -> None:
     _maps_or_refuses(answer)

@@ -157,6 +157,14 @@ def _number(value: object, where: str) -> float | None:
     return number
 
 
+def _energy_kwh(value: object, where: str) -> float | None:
+    """Return an energy over an interval; fromGrid and toGrid each count one direction, so never < 0."""
+    energy_kwh = _number(value, where)
+    if energy_kwh is not None and energy_kwh < 0:
+        raise PayloadError(f"IAMMETER {where}: energy {value!r} kWh is negative")
+    return energy_kwh
+
+
 def _row(row: object, where: str,
          projections: Mapping[int, Callable[[list[float | None]], Values]] = _PROJECTIONS) -> Values | None:
     """Return a row's values in READING_FIELDS order, or None when the row is all nulls."""
@@ -345,8 +353,8 @@ def map_energyhistory(payload: object, meter_id: str, zone: ZoneInfo, group_by: 
         where = f"energyhistory item {index}"
         item = _object(item, where)
         naive = parse_vendor_time(item.get("time"), zone).replace(tzinfo=None)
-        from_grid_kwh = _number(item.get("fromGrid"), where)
-        to_grid_kwh = _number(item.get("toGrid"), where)
+        from_grid_kwh = _energy_kwh(item.get("fromGrid"), f"{where} fromGrid")
+        to_grid_kwh = _energy_kwh(item.get("toGrid"), f"{where} toGrid")
         try:
             start = _local_instant(naive, zone, previous)
             if group_by == "hour":

@@ -162,7 +162,7 @@ def _values(data: dict[str, Any], plan: Plan) -> Values:
                 checksum += number
                 known = values[index]
                 values[index] = number if known is None else known + number
-    except (TypeError, KeyError, ValueError) as exc:
+    except (TypeError, KeyError, ValueError, OverflowError) as exc:
         raise PayloadError(f"smart-MAC data has a value that is not a number: {exc}") from exc
     if checksum - checksum != 0.0:  # NaN or infinity somewhere
         raise PayloadError(f"smart-MAC data has a value that is not finite: {values}")
@@ -250,8 +250,8 @@ def _extras(answer: dict[str, Any], data: dict[str, Any], meter_id: str, ts: dat
 def _scalar(value: object, key: str) -> float:
     try:
         number = float(cast(str, value))
-    except (TypeError, ValueError) as exc:
-        raise PayloadError(f"smart-MAC {key} {value!r} is not a number") from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise PayloadError(f"smart-MAC {key} {str(value)[:40]!r} is not a number") from exc
     if number - number != 0.0:
         raise PayloadError(f"smart-MAC {key} {value!r} is not finite")
     return number

@@ -46,6 +46,9 @@ _LOCAL_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})", 
 _DAY = re.compile(r"(\d{4})(\d{2})(\d{2})", re.ASCII)
 _SHORTEST_INTERVAL = timedelta(seconds=1)  # the times' resolution: an interval's end is after its start
 OUTDOOR_TEMPERATURE_EXTRA = "outdoor_temperature_c"
+MAX_TOKEN_LIFETIME_S = 366 * 86_400.0
+"""A longer promised lifetime is cut to this: signing in again early is harmless, an expiry past
+the calendar's end is not."""
 """The KNMI station's temperature that interval rows may carry."""
 
 
@@ -128,10 +131,13 @@ def map_token(payload: object) -> Token:
     if not isinstance(access, str) or not access:
         raise PayloadError("UMeter token answer has no access_token")
     expires = body.get("expires_in")
+    expires_in_s = None if expires is None else _number(expires, "expires_in")
+    if expires_in_s is not None and expires_in_s < 0:
+        raise PayloadError(f"UMeter token answer's expires_in {expires!r} is negative")
     refresh = body.get("refresh_token")
     return Token(
         access,
-        None if expires is None else _number(expires, "expires_in"),
+        None if expires_in_s is None else min(expires_in_s, MAX_TOKEN_LIFETIME_S),
         refresh if isinstance(refresh, str) and refresh else None,
     )
 
@@ -190,7 +196,13 @@ def _energies(registers: object, where: str, factor: float) -> tuple[float | Non
     energies = []
     for energy in ENERGY_FIELDS:
         present = [_number(values[r], f"{where} {r}") for r in energy.registers if values.get(r) is not None]
-        energies.append(sum(present) * factor if present else None)
+        if any(value < 0 for value in present):
+            # Registers only count up and usage is per direction, so a negative one is corruption.
+            raise PayloadError(f"UMeter {where} holds a negative energy: {present}")
+        total = sum(present) * factor if present else None
+        if total is not None and not math.isfinite(total):
+            raise PayloadError(f"UMeter {where}: the energy {present} overflows")
+        energies.append(total)
     return tuple(energies)
 
 
