@@ -115,7 +115,7 @@ def test_discover_lists_what_an_account_holds_and_adds_it(
     assert sorted(listed(run)) == sorted(ids)
     assert all(f"added meter {meter_id}" in result.stderr for meter_id in ids)
     if vendor == "smartmac":  # the device answers once a minute: discovery just asked
-        assert polled[0]["error"].startswith("QuotaExceeded: ")
+        assert polled[0]["error"].startswith("QuotaHeld: ")  # our own ledger said no
         assert calls == {"/": 1}
     else:
         assert polled[0]["ok"] is True
