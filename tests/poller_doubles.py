@@ -1,8 +1,11 @@
 """A test double of a vendor for the poller tests: a scripted device behind a tiny connector.
 
-This stands in for a vendor's servers (which cannot be here); meterhub's own code is never
-patched. The device answers each ``latest`` with one reading at the current clock time, or
-raises the error its script says; ``history`` yields one reading per ``step_s``.
+Poller tests drive the real vendor simulators over loopback; this double is only for what no
+simulator can produce: an unexpected exception raised inside a connector (a bug of ours), and
+thousands of meters on one loop, where what is counted is the poller's own tasks, not HTTP.
+meterhub's own code is never patched. The device answers each ``latest`` with one reading at the
+current clock time, or raises the error its script says; ``history`` yields one reading per
+``history_step_s``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from meterhub.errors import InputError, MeterhubError, VendorUnavailable
+from meterhub.errors import InputError
 from meterhub.model import Meter, Reading
 from meterhub.vendors.base import ConnectorContext, Discovered, Fetched, QuotaRule
 
@@ -25,12 +28,7 @@ class Device:
 
     errors: list[Exception | None] = field(default_factory=list)
     """Consumed one per ``latest`` call; ``None`` (or an empty script) answers normally."""
-    offline_from: datetime | None = None
-    offline_until: datetime | None = None
-    history_errors: list[Exception | None] = field(default_factory=list)
-    """Consumed one per ``history`` call, like ``errors``."""
     calls: list[datetime] = field(default_factory=list)
-    history_calls: list[tuple[datetime, datetime]] = field(default_factory=list)
     history_step_s: int = 60
 
 
@@ -63,21 +61,11 @@ def connector_class(devices: dict[str, Device], min_interval: int = 1) -> type[A
             error = device.errors.pop(0) if device.errors else None
             if error is not None:
                 raise error
-            if (
-                device.offline_from is not None
-                and device.offline_until is not None
-                and (device.offline_from <= now < device.offline_until)
-            ):
-                raise VendorUnavailable("the double is offline")
             ts = now.replace(microsecond=0)
             return Fetched(readings=[reading_at(self.meter.id, ts)])
 
         async def history(self, start: datetime, end: datetime) -> AsyncIterator[Fetched]:
             device = self._device
-            device.history_calls.append((start, end))
-            error = device.history_errors.pop(0) if device.history_errors else None
-            if error is not None:
-                raise error
             step = timedelta(seconds=device.history_step_s)
             first_s = -(-int(start.timestamp()) // device.history_step_s) * device.history_step_s
             ts = datetime.fromtimestamp(first_s, start.tzinfo)
@@ -106,8 +94,3 @@ def resolver(devices: dict[str, Device], min_interval: int = 1) -> Callable[[str
         return cls
 
     return resolve
-
-
-def errors_of(kind: type[MeterhubError], count: int, **kwargs: Any) -> list[Exception | None]:
-    """Return a script of ``count`` errors of one kind."""
-    return [kind(f"scripted {kind.__name__} {n}", **kwargs) for n in range(count)]

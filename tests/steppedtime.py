@@ -11,7 +11,8 @@ tasks asleep on the clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 import anyio
@@ -20,7 +21,7 @@ import httpx
 
 from meterhub.poller import Clock, Poller
 
-__all__ = ["SteppedClock", "TimeDriver", "whole_second_after"]
+__all__ = ["SteppedClock", "TimeDriver", "running", "stepped", "whole_second_after"]
 
 _IDLE_POLL_S = 0.001
 _CALM_CHECKS = 3
@@ -150,17 +151,16 @@ class TimeDriver:
                 return
             await self.step_to(self._next_instant(until, pending))
 
-    async def step(self) -> None:
-        """Let the hub settle, then move to the next thing due (a poll or a sleeper)."""
+    async def step(self, until: datetime | None = None) -> None:
+        """Let the hub settle, then move to the next thing due (a poll or a sleeper), or ``until``."""
         await self.settle()
-        wakes = [self.clock.next_wake]
+        wakes = [self.clock.next_wake, until]
         if self.poller is not None:
             wakes.append(self.poller.next_due)
         due = [whole_second_after(at) for at in wakes if at is not None]
         if not due:
             raise AssertionError("nothing is due: stepping would never end")
         await self.step_to(max(self.clock.now(), min(due)))
-        await self.settle()
 
     async def run_until_true(self, check: Callable[[], object], what: str, max_steps: int = 10_000) -> None:
         """Step from one thing due to the next until ``check()`` holds; fail after ``max_steps``."""
@@ -169,6 +169,7 @@ class TimeDriver:
             if check():
                 return
             await self.step()
+            await self.settle()
         if not check():
             raise AssertionError(f"{what} did not happen within {max_steps} steps of simulated time")
 
@@ -189,3 +190,36 @@ class TimeDriver:
                 wake = self.clock.next_wake
                 if wake is not None and not finished.is_set():
                     await self.step_to(whole_second_after(wake))
+
+
+@asynccontextmanager
+async def stepped(start: datetime, *base_urls: str) -> AsyncIterator[tuple[TimeDriver, httpx.AsyncClient]]:
+    """Freeze the simulators at ``base_urls`` at ``start``; yield their driver and a hub client."""
+    async with httpx.AsyncClient(timeout=_SETTLE_TIMEOUT_S) as client:
+        controls = [httpx.AsyncClient(base_url=url, timeout=_SETTLE_TIMEOUT_S) for url in base_urls]
+        try:
+            driver = TimeDriver(SteppedClock(start), *controls)
+            await driver.freeze()
+            yield driver, client
+        finally:
+            for control in controls:
+                await control.aclose()
+
+
+@asynccontextmanager
+async def running(poller: Poller, driver: TimeDriver) -> AsyncIterator[Poller]:
+    """Run ``poller`` on the driver's clock for the body of the block, then stop it.
+
+    Give the poller its meters (``meters=``): one that reads them again every minute sleeps on the
+    clock outside any poll, and the driver could not tell when the hub is idle.
+    """
+    await poller.load_meters()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(poller.run)
+        driver.poller = poller
+        try:
+            yield poller
+            await driver.settle()
+        finally:
+            driver.poller = None
+            tasks.cancel_scope.cancel()

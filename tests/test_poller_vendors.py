@@ -10,8 +10,7 @@ busy machine changes how long a test takes, never what it sees.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -29,7 +28,7 @@ from meterhub.poller import BackfillJob, Poller, PollerSettings
 from meterhub.poller.backfill import backfill_meter
 from meterhub.store import Store, open_store
 from tests.simservers import Sim, simulator
-from tests.steppedtime import SteppedClock, TimeDriver
+from tests.steppedtime import SteppedClock, TimeDriver, running, stepped
 from tests.waiting import DEADLINE_S, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -119,37 +118,6 @@ async def test_every_vendor_polls_and_backfills(
         assert stored.readings + stored.intervals > 0
 
 
-@asynccontextmanager
-async def stepped(sim: Sim, start: datetime) -> AsyncIterator[tuple[TimeDriver, httpx.AsyncClient]]:
-    """Freeze the simulator at ``start`` and yield a driver of it and the hub's clock, and a client."""
-    async with (
-        httpx.AsyncClient(base_url=sim.base_url, timeout=DEADLINE_S) as control,
-        httpx.AsyncClient(timeout=DEADLINE_S) as client,
-    ):
-        driver = TimeDriver(SteppedClock(start), control)
-        await driver.freeze()
-        yield driver, client
-
-
-@asynccontextmanager
-async def running(poller: Poller, driver: TimeDriver) -> AsyncIterator[Poller]:
-    """Run ``poller`` on the driver's clock for the body of the block, then stop it.
-
-    The poller is given its meters: one that reads them again every minute sleeps on the clock
-    outside any poll, and the driver could not tell when the hub is idle.
-    """
-    await poller.load_meters()
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(poller.run)
-        driver.poller = poller
-        try:
-            yield poller
-            await driver.settle()
-        finally:
-            driver.poller = None
-            tasks.cancel_scope.cancel()
-
-
 @pytest.mark.slow
 async def test_iammeter_quota_holds_and_data_stays_complete_across_restarts(
     store: Store, monkeypatch: pytest.MonkeyPatch
@@ -158,7 +126,7 @@ async def test_iammeter_quota_holds_and_data_stays_complete_across_restarts(
         meter = vendor_meter(sim, monkeypatch)
         store.add_meter(meter)
         failures = 0
-        async with stepped(sim, START) as (driver, client):
+        async with stepped(START, sim.base_url) as (driver, client):
             clock = driver.clock
             # the hub runs 25 minutes, is down for 30, runs 25, is down for 2.5, runs 25
             for down_s in (0.0, 1800.0, 150.0):
@@ -204,7 +172,7 @@ async def test_faults_give_health_errors_backoff_and_recovery_backfills(
         meter = vendor_meter(sim, monkeypatch)
         store.add_meter(meter)
         settings = PollerSettings(startup_spread_s=1, backoff_cap_s=1200)
-        async with stepped(sim, START) as (driver, client):
+        async with stepped(START, sim.base_url) as (driver, client):
             poller = Poller(store, client, clock=driver.clock, settings=settings, meters=[meter])
             async with running(poller, driver):
                 await driver.run_until_true(online, "a first good poll")
@@ -244,7 +212,7 @@ async def test_each_fault_is_a_typed_error_with_a_doubling_wait(
         meter = vendor_meter(sim, monkeypatch)
         store.add_meter(meter)
         outcomes = []
-        async with stepped(sim, START) as (driver, client):
+        async with stepped(START, sim.base_url) as (driver, client):
             poller = Poller(store, client, clock=driver.clock)
             outcomes.append(await poller.poll_once(meter.id))
             for faults in (
@@ -274,7 +242,7 @@ async def test_a_restarted_hub_reuses_the_quota_ledger(store: Store, monkeypatch
     with simulator("smartmac", speed=0.0, start=START) as sim:
         meter = vendor_meter(sim, monkeypatch)
         store.add_meter(meter)
-        async with stepped(sim, START) as (driver, client):
+        async with stepped(START, sim.base_url) as (driver, client):
             first = await Poller(store, client, clock=driver.clock).poll_once(meter.id)
             await driver.step_to(START + timedelta(seconds=1))
             second = await Poller(store, client, clock=driver.clock).poll_once(meter.id)  # a restart
