@@ -79,7 +79,7 @@ def replaced(draw: st.DrawFn, documents: list[Any], values: st.SearchStrategy[An
 STRUCTURED_VALUES = HOSTILE_SCALARS | JSON
 """Replacements for a node of a real payload: mostly wrong scalars, sometimes a whole subtree."""
 
-WRONG_LEAVES = (
+WRONG_LEAVES: st.SearchStrategy[Any] = (
     HOSTILE_NUMBERS | HOSTILE_NUMBERS.map(str) | HOSTILE_TEXTS | st.sampled_from([None, True, [], {}])
 )
 """Replacements for one value of a real payload: wrong types, huge, NaN, negative, odd text."""
@@ -149,6 +149,16 @@ def check_items(items: Iterable[object], at: datetime) -> None:
             check_interval(item)
         else:
             check_extra(item)  # type: ignore[arg-type]
+
+
+def assert_accepted(items: Iterable[object], at: datetime) -> None:
+    """Check that ingest accepts every reading a documented example maps to, and its other items."""
+    items = list(items)
+    assert items, "a documented example maps to something"
+    check_items(items, at)
+    latest_allowed = at + timedelta(minutes=5)
+    rejected = [(r, validate_reading(r, latest_allowed)) for r in items if isinstance(r, Reading)]
+    assert [pair for pair in rejected if pair[1] is not None] == []
 
 
 def maps_or_refuses(call: Callable[..., T], *args: Any) -> T | None:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from tests.vendors.mapping_checks import (
     JSON,
     STRUCTURED_VALUES,
+    assert_accepted,
     check_items,
     maps_or_refuses,
     replaced,
@@ -223,3 +224,11 @@ def test_fuzz_random_json_maps_or_raises_payload_error(document: object) -> None
 @given(wrong_leaves([LIVE_DATA, seed("dayplot.json"), seed("monthplot.json")]))
 def test_fuzz_wrong_values_under_the_right_keys_map_or_raise_payload_error(document: object) -> None:
     _maps_or_refuses(document)
+
+
+def test_documented_examples_map_to_what_ingest_accepts() -> None:
+    for document in (seed("data.json"), live_data()):
+        fetched = mapping.map_data_json(document, "ams", RECEIVED)
+        assert_accepted([*fetched.readings, *fetched.extras], RECEIVED)
+    assert_accepted(mapping.dayplot_intervals(seed("dayplot.json"), "ams", NOW), NOW)
+    assert_accepted(mapping.monthplot_intervals(seed("monthplot.json"), "ams", NOW, OSLO), NOW)

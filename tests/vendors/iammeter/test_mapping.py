@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from tests.vendors.mapping_checks import (
     JSON,
     STRUCTURED_VALUES,
+    assert_accepted,
     check_items,
     maps_or_refuses,
     replaced,
@@ -297,3 +298,21 @@ def test_garbled_bodies_decode_or_raise_payload_error(body: bytes) -> None:
 @given(wrong_leaves(SEEDS))
 def test_wrong_values_under_the_right_keys_map_or_raise_payload_error(payload: Any) -> None:
     _maps_or_refuses(payload)
+
+
+def test_documented_examples_map_to_what_ingest_accepts() -> None:
+    for payload in (seed.METERDATA_1P, seed.METERDATA2_1P, seed.METERDATA_3P, seed.METERDATA2_3P):
+        assert_accepted(mapping.map_meterdata(payload, METER), AT)
+    for payload in (seed.METERDATALIST_1P, seed.METERDATALIST_3P):
+        assert_accepted(mapping.map_meterdatalist(payload, METER), AT)
+    assert_accepted(mapping.map_meterdatalist2(seed.METERDATALIST2_3P, METER), AT)
+    assert_accepted(mapping.map_metersdata(seed.METERSDATA, {"DA2BED94": "a", "B384789C": "b"}), AT)
+    for payload, group_by in (
+        (seed.ENERGYHISTORY_1P_DAY, "day"),
+        (seed.ENERGYHISTORY_3P_DAY, "day"),
+        (seed.ENERGYHISTORY_3P_HOUR, "hour"),
+    ):
+        assert_accepted(mapping.map_energyhistory(payload, METER, OSLO, group_by), AT)
+    local = (MONITORJSON_3P_WEM3080T, MONITORJSON_1P_LEGACY, MONITORJSON_1P_FW_I91, MONITORJSON_3P_REACTIVE)
+    for payload in local:
+        assert_accepted(mapping.map_monitorjson(payload, METER, AT), AT)

@@ -13,6 +13,7 @@ from tests.vendors.mapping_checks import (
     HOSTILE_SCALARS,
     JSON,
     STRUCTURED_VALUES,
+    assert_accepted,
     check_items,
     maps_or_refuses,
     replaced,
@@ -210,3 +211,10 @@ def test_fuzz_garbled_seed_answers_map_or_raise_payload_error(
 @given(wrong_leaves(SEED_DOCUMENTS))
 def test_fuzz_wrong_values_under_the_right_keys_map_or_raise_payload_error(document: object) -> None:
     map_all(document)
+
+
+def test_documented_examples_map_to_what_ingest_accepts() -> None:
+    for body in (DATA_JSON, DATA_XML):
+        assert_accepted(mapping.register_readings(rows(body), "m1", "meter1"), NOW)
+    for body in (INTERVAL_JSON, INTERVAL_XML):
+        assert_accepted(mapping.interval_records(rows(body), "m2", "meter2"), NOW)

@@ -14,6 +14,7 @@ from tests.vendors.mapping_checks import (
     HOSTILE_SCALARS,
     JSON,
     STRUCTURED_VALUES,
+    assert_accepted,
     check_items,
     maps_or_refuses,
     replaced,
@@ -226,3 +227,8 @@ def test_hostile_values_in_the_seed_answer_map_or_raise_payload_error(answer: An
 @given(wrong_leaves([GETDATA]))
 def test_wrong_values_under_the_right_keys_map_or_raise_payload_error(answer: Any) -> None:
     _maps_or_refuses(answer)
+
+
+def test_documented_example_maps_to_what_ingest_accepts() -> None:
+    snapshot = mapping.map_getdata(mapping.decode(GETDATA_RAW.encode()), METER)
+    assert_accepted([*snapshot.readings, *snapshot.extras], SEED_TIME)

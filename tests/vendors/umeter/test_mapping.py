@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from tests.vendors.mapping_checks import (
     JSON,
     STRUCTURED_VALUES,
+    assert_accepted,
     check_items,
     json_paths,
     maps_or_refuses,
@@ -205,3 +206,8 @@ def test_random_json_maps_or_raises_payload_error(answer: Any) -> None:
 @given(wrong_leaves(SEEDS))
 def test_wrong_values_under_the_right_keys_map_or_raise_payload_error(answer: Any) -> None:
     _maps_or_refuses(answer)
+
+
+def test_captured_answers_map_to_what_ingest_accepts() -> None:
+    measured = mapping.map_measurements(fixture("p4data.json"), METER)
+    assert_accepted([*measured.intervals, *measured.readings, *measured.extras], NOW)
