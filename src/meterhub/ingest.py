@@ -1,6 +1,8 @@
 """The ingest pipeline every source goes through: validate, batch, write.
 
 A rejected row never blocks the rest of its batch and is always reported with its reason.
+Times before 2000 and values no real meter reports are rejected here, for every source, so each
+stored value fits SQLite's fixed-point columns and no reading lies decades before the rest.
 Each batch is one transaction, so a crash loses at most the batch in flight, never part of one.
 """
 
