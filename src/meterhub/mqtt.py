@@ -10,9 +10,10 @@
 Every reading goes through :class:`meterhub.ingest.Ingestor` (in a worker thread, in small
 batches); extras go to ``store.write_extras``. Raw values one device sends in one round (the
 same device prefix, within ``raw_window_s``, no topic twice) become one reading. A malformed
-message is counted per topic and logged once per topic; it never stops the subscriber. A lost
-broker is reconnected with exponential backoff; :meth:`MqttSubscriber.stop` ends cleanly,
-storing what was already received.
+message is counted per topic and logged once per topic; it never stops the subscriber. Readings
+go through ingest's validation, and a batch the store refuses anyway is written again message by
+message, so one bad message costs only its own readings. A lost broker is reconnected with
+exponential backoff; :meth:`MqttSubscriber.stop` ends cleanly, storing what was already received.
 """
 
 from __future__ import annotations
