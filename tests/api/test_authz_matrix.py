@@ -312,3 +312,18 @@ def test_shares_do_not_let_a_non_admin_detach_a_meter(api: ApiServer, role: User
     answer = client.delete("/api/v1/places/home/meters/solar")
     assert answer.status_code == 403, answer.text
     assert ("solar", Role.SOLAR) in api.store.get_place("home").meters
+
+
+def test_only_admins_reach_other_users_keys_through_the_query_or_the_body(api: ApiServer) -> None:
+    seed_household(api.store)
+    for role in (UserRole.VIEWER, UserRole.MEMBER):
+        client = api.user(f"a-{role.value}", role, [("meter", "grid")])
+        assert client.get("/api/v1/keys", params={"user": "admin"}).status_code == 403
+        assert client.post("/api/v1/keys", json={"user": "admin"}).status_code == 403
+        own = client.get("/api/v1/keys", params={"user": f"a-{role.value}"})
+        assert own.status_code == 200 and {key["user"] for key in own.json()} == {f"a-{role.value}"}
+    assert {key["user"] for key in api.client(api.admin_key).get("/api/v1/keys").json()} == {
+        "admin",
+        "a-viewer",
+        "a-member",
+    }
