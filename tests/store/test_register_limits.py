@@ -7,12 +7,15 @@ back as it was given.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from meterhub.errors import InputError
 from meterhub.ingest import MAX_REGISTER, Ingestor
 from meterhub.model import Meter, Reading
 from meterhub.store.base import Store
+from meterhub.store.sqlite import SQLiteStore
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=1)
@@ -76,3 +79,17 @@ def test_values_at_their_bounds_are_stored_exactly(meter_store: Store) -> None:
     report = Ingestor(meter_store, now=lambda: NOW).ingest([largest, precise])
     assert (report.stored, report.rejected_count) == (2, 0)
     assert stored(meter_store) == [largest, precise]
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["in-order", "late"])
+def test_sqlite_refuses_a_value_it_cannot_encode_instead_of_clamping(tmp_path: Path, late: bool) -> None:
+    store = SQLiteStore(tmp_path / "direct.db")
+    try:
+        store.add_meter(Meter("m", "file", interval_s=60))
+        if late:
+            store.write_readings([at(30, power_w=1.0)])
+        with pytest.raises(InputError, match=r"reading of meter 'm' at 2026-06-01T12:01:00\+00:00"):
+            store.write_readings([at(0, power_w=1.0), at(1, power_w=1.0, energy_import_kwh=1e17)])
+        assert store.count_readings("m") == (1 if late else 0)
+    finally:
+        store.close()

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from meterhub.errors import InputError
 from meterhub.model import Reading
 from meterhub.store.fastpath import BatchRollups
 from meterhub.store.rollup import Agg, Row
@@ -20,6 +21,7 @@ from meterhub.timeutil import from_ms
 __all__ = [
     "DECODED_VALUES_SQL",
     "ENCODING_INSERT_VALUES_SQL",
+    "LARGEST_STORED",
     "READING_COLUMNS",
     "READING_SCALES",
     "decode_reading",
@@ -29,6 +31,7 @@ __all__ = [
     "round_half_away",
     "round_half_away_array",
     "row_of_encoded",
+    "unstorable",
 ]
 
 READING_COLUMNS: tuple[str, ...] = ("v", "i", "p", "q", "pf", "f", "ei", "ee", "qi", "qe")
@@ -64,17 +67,28 @@ def round_half_away_array(values: npt.NDArray[np.float64]) -> npt.NDArray[np.flo
     return result
 
 
-def encode_reading(pk: int, reading: Reading, ts_ms: int) -> tuple[int | None, ...]:
-    """Return the readings-table row of one reading."""
-    return (
-        pk,
-        reading.phase,
-        ts_ms,
-        *(
-            None if v is None else round_half_away(v * scale)
-            for v, scale in zip(reading.values(), READING_SCALES, strict=True)
-        ),
+LARGEST_STORED = 2.0**63
+"""Scaled values must stay below this in magnitude to fit SQLite's 64-bit integers."""
+
+
+def unstorable(reading: Reading) -> InputError:
+    """Return the error for a reading with a value too large for the fixed-point columns."""
+    return InputError(
+        f"reading of meter {reading.meter!r} at {reading.ts.isoformat()} holds a value too large "
+        "to store (ingest rejects such values with their reason)"
     )
+
+
+def encode_reading(pk: int, reading: Reading, ts_ms: int) -> tuple[int | None, ...]:
+    """Return the readings-table row of one reading; raise InputError for a value that cannot fit."""
+    scaled = [
+        None if v is None else v * scale
+        for v, scale in zip(reading.values(), READING_SCALES, strict=True)
+    ]
+    # Not silently clamped as SQLite's CAST would, nor an OverflowError deep in sqlite3.
+    if any(v is not None and not abs(v) < LARGEST_STORED for v in scaled):
+        raise unstorable(reading)
+    return (pk, reading.phase, ts_ms, *(None if v is None else round_half_away(v) for v in scaled))
 
 
 ENCODING_INSERT_VALUES_SQL = ", ".join(

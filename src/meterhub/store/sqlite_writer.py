@@ -26,6 +26,7 @@ from meterhub.store.fastpath import SeriesBatch, rollup_batch
 from meterhub.store.rollup import WIDTHS_MS, RegisterState, RollupBuilder, Row, SeriesState
 from meterhub.store.sqlite_codec import (
     ENCODING_INSERT_VALUES_SQL,
+    LARGEST_STORED,
     READING_COLUMNS,
     READING_SCALES,
     ROLLUP_COLUMNS,
@@ -34,6 +35,7 @@ from meterhub.store.sqlite_codec import (
     encode_rollup_array,
     round_half_away_array,
     row_from_db,
+    unstorable,
 )
 from meterhub.timeutil import to_ms
 
@@ -224,6 +226,9 @@ def _write_fresh(
 ) -> int:
     values = np.array([readings[p].values() for p in positions.tolist()], dtype=np.float64).reshape(-1, 10)
     encoded = round_half_away_array(values * _SCALES)
+    too_large = np.abs(encoded) >= LARGEST_STORED  # NaN (a missing value) compares False
+    if too_large.any():
+        raise unstorable(readings[int(positions[np.nonzero(too_large.any(axis=1))[0][0]])])
     stored_values = encoded / _SCALES
     pks, phases = np.divmod(keys, 4)
     before = conn.total_changes
