@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ from meterhub.store.base import Store
 __all__ = ["ImportRow", "detect_format", "import_file", "read_rows"]
 
 _KNOWN = frozenset(CANONICAL_COLUMNS)
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,16 +120,23 @@ def to_reading(record: dict[str, Any], default_meter: str | None) -> Reading:
 
 def read_rows(stream: BinaryIO, fmt: str, default_meter: str | None) -> Iterator[ImportRow]:
     """Yield every row of a CSV or NDJSON stream as a reading or a rejection."""
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    # Bytes that are not UTF-8 decode to lone surrogates, so only the rows holding them are rejected.
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
         if fmt == "csv":
             yield from _csv_rows(text, default_meter)
         else:
             yield from _ndjson_rows(text, default_meter)
-    except UnicodeDecodeError as exc:
-        raise ImportFileError(f"the file is not UTF-8 text: {exc.reason}") from exc
     finally:
         text.detach()
+
+
+def _not_utf8(text: str) -> str | None:
+    """Return why ``text`` holds a byte that was not UTF-8, or None when it holds none."""
+    if text.isascii():
+        return None
+    found = _UNDECODABLE.search(text)
+    return None if found is None else f"not UTF-8 text (byte 0x{ord(found.group()) - 0xDC00:02x})"
 
 
 def _csv_header(reader: Iterator[list[str]]) -> list[str]:
@@ -138,6 +147,9 @@ def _csv_header(reader: Iterator[list[str]]) -> list[str]:
         raise ImportFileError(f"line 1: the header cannot be read: {exc}") from exc
     if header is None:
         raise ImportFileError("the file is empty")
+    problem = _not_utf8("".join(header))
+    if problem is not None:
+        raise ImportFileError(f"line 1: the header is {problem}; save the file as UTF-8")
     columns = [c.strip() for c in header]
     unknown = [c for c in columns if c not in _KNOWN]
     if "ts" not in columns:
@@ -174,6 +186,10 @@ def _csv_rows(text: io.TextIOWrapper, default_meter: str | None) -> Iterator[Imp
         last_line = reader.line_num
         if not values or all(not v.strip() for v in values):
             continue
+        problem = _not_utf8("".join(values))
+        if problem is not None:
+            yield ImportRow(where, None, problem)
+            continue
         if len(values) != len(columns):
             yield ImportRow(
                 where, None, f"{len(values)} fields where the header has {len(columns)}"
@@ -192,6 +208,10 @@ def _ndjson_rows(text: io.TextIOWrapper, default_meter: str | None) -> Iterator[
         if not line.strip():
             continue
         where = f"line {number}"
+        problem = _not_utf8(line)
+        if problem is not None:
+            yield ImportRow(where, None, problem)
+            continue
         try:
             record = orjson.loads(line)
         except orjson.JSONDecodeError as exc:

@@ -284,3 +284,32 @@ def test_exported_csv_of_a_normal_meter_imports_again_identically(
     assert reexported.stdout == exported
     assert "-250.0" in exported and "'" not in exported
     assert _stored(other) == _stored(db_url)
+
+
+def test_a_byte_that_is_not_utf8_rejects_only_its_row(run: Run, tmp_path: Path, db_url: str) -> None:
+    csv_path = tmp_path / "latin.csv"
+    csv_path.write_bytes(
+        b"meter,ts,power_w\nm1,2026-01-01T00:00:00Z,1\nm1,2026-01-01T00:01:00Z,2\xff\nm1,2026-01-01T00:02:00Z,3\n"
+    )
+    result = run("import", str(csv_path))
+    assert "rows read: 3, stored: 2, duplicates: 0, rejected: 1" in result.stdout
+    assert _rejections(result.stdout) == [(3, "not UTF-8 text (byte 0xff)")]
+    ndjson_path = tmp_path / "latin.ndjson"
+    ndjson_path.write_bytes(
+        b'{"meter": "m\xe9", "ts": 1767225600}\n{"meter": "m2", "ts": 1767225600, "power_w": 1}\n'
+    )
+    result = run("import", str(ndjson_path))
+    assert _rejections(result.stdout) == [(1, "not UTF-8 text (byte 0xe9)")]
+    assert [meter for meter, _, _ in _stored(db_url)] == ["m1", "m1", "m2"]
+
+
+def test_a_header_that_is_not_utf8_refuses_the_file(run: Run, tmp_path: Path) -> None:
+    path = tmp_path / "utf16.csv"
+    path.write_bytes("meter,ts,power_w\nm1,2026-01-01T00:00:00Z,1\n".encode("utf-16"))
+    result = run("import", str(path), ok=False)
+    assert result.exit_code == 1
+    assert (
+        result.stderr.strip()
+        == "error: line 1: the header is not UTF-8 text (byte 0xff); save the file as UTF-8"
+    )
+    assert _meter_ids(run) == []
