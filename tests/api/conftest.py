@@ -16,7 +16,6 @@ import asyncio
 import functools
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from meterhub.config import Settings
 from meterhub.model import UserRole
 from meterhub.poller.hub import QuietServer, bind_socket
 from meterhub.store import Store, open_store
+from tests.waiting import wait_until
 
 ADMIN = "admin"
 ADMIN_PASSWORD = "admin-password-1"
@@ -65,11 +65,9 @@ class ApiServer:
     def start(self) -> ApiServer:
         """Start serving and wait until the app answers."""
         self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the API server did not start")
-            time.sleep(0.01)
+        wait_until(lambda: self._server.started or not self._thread.is_alive(), "the API server to start")
+        if not self._server.started:
+            raise RuntimeError("the API server did not start")
         return self
 
     def client(self, key: str | None = None, *, how: str = "x-api-key") -> httpx.Client:

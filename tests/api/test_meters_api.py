@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from meterhub.api.routes.latest import LATEST_TTL_S
 from meterhub.model import Reading, utc_now
 from tests.api.conftest import ApiServer
 from tests.api.formats import csv_rows, ndjson_rows, problem, xml_root, yaml_data
 from tests.api.seeding import seed_household
+from tests.waiting import wait_until
 
 SECRET_VALUE = "pin-7f3a9c"
 
@@ -210,7 +209,6 @@ def test_latest_is_shared_briefly_but_never_across_visibility_or_format(
     assert admin.get("/api/v1/latest", params={"format": "csv"}).text.startswith("meter,ts,phase,")
     newer = Reading("grid", datetime(2026, 3, 4, 0, 1, tzinfo=UTC), power_w=1234.5, energy_import_kwh=99.0)
     hub.store.write_readings([newer])
-    deadline = time.monotonic() + LATEST_TTL_S + 2
-    while (now := admin.get("/api/v1/latest").json()) == before and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: admin.get("/api/v1/latest").json() != before, "the cached latest to expire")
+    now = admin.get("/api/v1/latest").json()
     assert now[0]["ts"] == "2026-03-04T00:01:00+00:00" and now[0]["power_w"] == 1234.5

@@ -14,9 +14,8 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from meterhub.vendors.amsreader.device import AmsReaderConfig, ReaderDevice
 from meterhub.vendors.amsreader.publisher import AmsPublisher, PayloadFormat, PublisherConfig
 from tests.cli.conftest import Run
 from tests.simservers import simulator
+from tests.waiting import wait_until
 
 BROKER = ("127.0.0.1", 1883)
 
@@ -66,15 +66,6 @@ def publishing(topic: str) -> Iterator[None]:
         loop.call_soon_threadsafe(publisher.stop)
         thread.join(10)
         loop.close()
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"no {what} after {timeout_s} s")
 
 
 def healthy(port: int) -> bool:
@@ -142,14 +133,14 @@ format = "json"
             text=True,
         )
         try:
-            wait_for(lambda: healthy(port), 30, "/healthz")
-            wait_for(lambda: has_readings(db_url, "iam"), 20, "polled IAMMETER readings")
+            wait_until(lambda: healthy(port), "/healthz to answer")
+            wait_until(lambda: has_readings(db_url, "iam"), "polled IAMMETER readings")
             with publishing(topic):
-                wait_for(lambda: has_readings(db_url, "ams"), 20, "MQTT readings")
+                wait_until(lambda: has_readings(db_url, "ams"), "MQTT readings")
             calls = iam.calls()
         finally:
             hub.send_signal(signal.SIGTERM)
-            out, err = hub.communicate(timeout=30)
+            out, err = hub.communicate(timeout=120)
     assert hub.returncode == 0, err
     assert "from " in out and "2 meters, 1 MQTT sources" in out
     assert out.rstrip().endswith("meterhub stopped")

@@ -6,8 +6,8 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from meterhub.cli import main
 from meterhub.vendors.registry import SIMULATORS, load_factory, vendor_names
+from tests.waiting import wait_until
 
 
 def _free_port() -> int:
@@ -69,20 +70,23 @@ def umeter_process() -> Iterator[tuple[subprocess.Popen[str], int]]:
         process.communicate(timeout=10)
 
 
+def sim_info(port: int) -> dict[str, Any] | None:
+    try:
+        info: dict[str, Any] = httpx.get(f"http://127.0.0.1:{port}/_sim/info", timeout=10).json()
+    except httpx.TransportError:
+        return None
+    return info
+
+
 def test_simulate_serves_until_interrupted(
     umeter_process: tuple[subprocess.Popen[str], int],
 ) -> None:
     process, port = umeter_process
-    deadline = time.monotonic() + 30
-    info = None
-    while info is None and time.monotonic() < deadline:
-        try:
-            info = httpx.get(f"http://127.0.0.1:{port}/_sim/info", timeout=2).json()
-        except httpx.TransportError:
-            time.sleep(0.1)
+    wait_until(lambda: sim_info(port) is not None, "the simulator to answer")
+    info = sim_info(port)
     assert info is not None and info["vendor"] == "umeter" and info["speed"] == 60.0
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=15)
+    stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr
     assert stdout.splitlines()[0] == f"umeter: http://127.0.0.1:{port}"
     assert '"eans"' in stdout

@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
-import anyio
 import httpx
 import pytest
 import uvicorn
@@ -17,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from tests.waiting import wait_until, wait_until_async
 
 from meterhub.vendors.physics import SimClock
 from meterhub.vendors.simkit import Faults, QuotaWindow, SimKit
@@ -76,9 +76,12 @@ async def test_clock_can_be_set_and_sped_up(client: httpx.AsyncClient) -> None:
     assert datetime.fromisoformat(answer.json()["now"]) == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
     answer = await client.post("/_sim/clock", json={"speed": 3600, "now": "2026-01-01T00:00:00Z"})
     assert answer.json()["speed"] == 3600.0
-    await anyio.sleep(0.01)
-    now = datetime.fromisoformat((await client.get("/_sim/info")).json()["now"])
-    assert now - datetime(2026, 1, 1, tzinfo=UTC) >= timedelta(seconds=30)
+
+    async def half_a_minute_passed() -> bool:
+        now = datetime.fromisoformat((await client.get("/_sim/info")).json()["now"])
+        return now - datetime(2026, 1, 1, tzinfo=UTC) >= timedelta(seconds=30)
+
+    await wait_until_async(half_a_minute_passed, "30 simulated seconds to pass at speed 3600")
 
 
 @pytest.mark.parametrize(
@@ -192,9 +195,7 @@ def served() -> Iterator[tuple[str, Starlette]]:
     server = uvicorn.Server(uvicorn.Config(app, log_level="critical"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: server.started or not thread.is_alive(), "the simulator to start serving")
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}", app
     finally:
