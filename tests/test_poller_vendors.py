@@ -75,11 +75,6 @@ def vendor_meter(sim: Sim, monkeypatch: pytest.MonkeyPatch, interval_s: int = 60
     return Meter("um", "umeter", 1, info["zone"], 900, "", {**options, "ean": info["eans"][0]})
 
 
-async def run_for(poller: Poller, real_s: float) -> None:
-    with anyio.move_on_after(real_s):
-        await poller.run()
-
-
 def total_times(store: Store, meter_id: str, start: datetime, end: datetime) -> list[datetime]:
     return [r.ts for r in store.iter_readings([meter_id], start, end, phase=0)]
 

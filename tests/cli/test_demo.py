@@ -94,7 +94,7 @@ def test_demo_serves_five_simulated_vendors_and_stops_cleanly(tmp_path: Path) ->
         assert latest.status_code == 200
         assert httpx.get(f"http://127.0.0.1:{port}/api/v1/latest", timeout=10).status_code == 401
         wait_until(lambda: meters_with_data(db_url) == set(DEMO_METERS), "data from every demo meter")
-        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=60).json()
     finally:
         out, err = terminate(demo)
     out = "".join(early) + out

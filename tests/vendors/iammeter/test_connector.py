@@ -93,7 +93,7 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 async def rig(tmp_path: Path, credentials: None) -> AsyncIterator[Rig]:
     app = create_app(seed=1, speed=0.0, start=START)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=2.0) as http:
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=60.0) as http:
         rig = Rig(app, http, tmp_path / "meterhub.db")
         try:
             yield rig

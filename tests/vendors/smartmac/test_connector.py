@@ -75,7 +75,7 @@ def rig_fixture(**device: Any) -> Any:
         monkeypatch.setenv("SMARTMAC_TEST_PIN", DEVPASS)
         app = create_app(seed=1, speed=0.0, start=START, **device)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL,
-                                     timeout=2.0) as http:
+                                     timeout=60.0) as http:
             rig = Rig(app, http, tmp_path / "meterhub.db")
             try:
                 yield rig

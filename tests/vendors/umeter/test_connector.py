@@ -94,7 +94,7 @@ async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     monkeypatch.setenv("UMETER_TEST_PASSWORD", PASSWORD)
     app = new_app()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL,
-                                 timeout=5.0) as http:
+                                 timeout=60.0) as http:
         rig = Rig(app, http, tmp_path / "meterhub.db")
         try:
             yield rig
