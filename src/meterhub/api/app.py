@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from meterhub import __version__
 from meterhub.api.auth import Authenticator
+from meterhub.api.nul_guard import reject_nul_parameters
 from meterhub.api.problems import install_problem_handlers
 from meterhub.api.routes import RESOURCE_ROUTERS
 from meterhub.config import Settings
@@ -52,6 +53,7 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(reject_nul_parameters)],
         docs_url=None,
         redoc_url=None,
         openapi_url=None,

@@ -30,7 +30,7 @@ from meterhub.api.deps import CHALLENGE, Principal, Role, get_authenticator
 from meterhub.api.limits import LoginThrottle, RateLimiter
 from meterhub.api.problems import ApiProblem
 from meterhub.config import Settings
-from meterhub.errors import NotFoundError, UnknownPlaceError
+from meterhub.errors import InputError, NotFoundError, UnknownPlaceError
 from meterhub.store.base import Store
 
 __all__ = ["AuthDep", "Authenticator", "TokenPair"]
@@ -167,7 +167,10 @@ class Authenticator:
         wait_s = self.logins.wait_s(keys)
         if wait_s > 0:
             raise _too_many("too many failed sign-ins; wait before trying again", wait_s)
-        stored = self.store.user_password_hash(username)
+        try:
+            stored = self.store.user_password_hash(username)
+        except InputError:  # a name no user can have (a NUL in it): simply a wrong sign-in
+            stored = None
         if not security.verify_password(stored, password):
             self.logins.failed(keys)
             raise _invalid_grant("the user name or password is incorrect")

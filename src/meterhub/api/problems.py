@@ -35,9 +35,11 @@ from meterhub.errors import (
     StoreError,
     VendorError,
 )
+from meterhub.redact import redact_text
 
 __all__ = [
     "PROBLEM_RESPONSES",
+    "STORE_UNAVAILABLE",
     "ApiProblem",
     "Problem",
     "install_problem_handlers",
@@ -192,9 +194,18 @@ async def _on_api_problem(request: Request, exc: Exception) -> Response:
     )
 
 
+STORE_UNAVAILABLE = "the database is unavailable; try again shortly (the cause is in the hub's log)"
+
+
 async def _on_meterhub_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, MeterhubError)
     status, headers = _meterhub_status(exc)
+    if status == 503:
+        # A database failure names hosts, tables and driver messages: those are for the log.
+        logger.warning(
+            "database failure answering %s %s: %s", request.method, request.url.path, redact_text(str(exc))
+        )
+        return problem_response(request, status, STORE_UNAVAILABLE, headers=headers)
     return problem_response(request, status, str(exc), headers=headers)
 
 

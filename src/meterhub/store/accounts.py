@@ -16,6 +16,7 @@ from typing import Any, ClassVar, TypeVar
 
 from meterhub.errors import ConflictError, InputError, NotFoundError, UnknownMeterError, UnknownPlaceError
 from meterhub.model import ApiKey, User, UserRole, utc_now
+from meterhub.store.text import reject_nul
 from meterhub.timeutil import from_ms, to_ms
 
 __all__ = ["ACCOUNTS_DDL", "SHARE_KINDS", "AccountsMixin"]
@@ -72,6 +73,7 @@ class AccountsMixin(ABC):
         """Run ``fn(conn)`` on a read connection (supplied by the backend)."""
 
     def _sql(self, conn: Any, sql: str, args: Sequence[Any] = ()) -> Any:
+        reject_nul(*args)
         text = sql if self._PLACEHOLDER == "?" else sql.replace("?", self._PLACEHOLDER)
         return conn.execute(text, tuple(args))
 

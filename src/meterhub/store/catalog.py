@@ -17,6 +17,7 @@ from meterhub.errors import ConflictError, InputError, UnknownMeterError, Unknow
 from meterhub.ids import check_id
 from meterhub.model import Direction, MeterHealth, Place, PricePoint, Role
 from meterhub.store.base import WriteResult
+from meterhub.store.text import reject_nul
 from meterhub.timeutil import from_ms, to_ms
 
 __all__ = ["CATALOG_DDL", "CatalogMixin"]
@@ -87,8 +88,12 @@ class CatalogMixin(ABC):
     def _q(self, sql: str) -> str:
         return sql if self._PLACEHOLDER == "?" else sql.replace("?", self._PLACEHOLDER)
 
+    def _exec(self, conn: Any, sql: str, args: Sequence[Any] = ()) -> Any:
+        reject_nul(*args)
+        return conn.execute(self._q(sql), tuple(args))
+
     def _rows(self, conn: Any, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in conn.execute(self._q(sql), tuple(args)).fetchall()]
+        return [tuple(row) for row in self._exec(conn, sql, args).fetchall()]
 
     # --- places -------------------------------------------------------------------------
     def _place_exists(self, conn: Any, place_id: str) -> bool:
@@ -101,23 +106,23 @@ class CatalogMixin(ABC):
     def _write_place(self, conn: Any, place: Place, *, new: bool) -> None:
         # Writing the place row first takes its row lock, so a concurrent writer of the same
         # place waits here and then sees this one's members, instead of colliding on a key.
+        reject_nul(place.tariff, what="a tariff")  # JSON would escape it out of the check below
         values = (place.id, place.tz, place.name, json.dumps(dict(place.tariff), sort_keys=True))
         if new:
             sql = "INSERT INTO places (id, tz, name, tariff) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
-            if conn.execute(self._q(sql), values).rowcount == 0:
+            if self._exec(conn, sql, values).rowcount == 0:
                 raise ConflictError(f"place {place.id!r} exists already")
-        elif conn.execute(
-            self._q("UPDATE places SET tz = ?, name = ?, tariff = ? WHERE id = ?"), (*values[1:], place.id)
+        elif self._exec(
+            conn, "UPDATE places SET tz = ?, name = ?, tariff = ? WHERE id = ?", (*values[1:], place.id)
         ).rowcount == 0:
             raise UnknownPlaceError(place.id)
-        conn.execute(self._q("DELETE FROM place_meters WHERE place = ?"), (place.id,))
+        self._exec(conn, "DELETE FROM place_meters WHERE place = ?", (place.id,))
         for meter_id, role in place.meters:
             self._require_meter(conn, meter_id)
-            conn.execute(
-                self._q(
-                    "INSERT INTO place_meters (place, meter, role) VALUES (?, ?, ?) "
-                    "ON CONFLICT (place, meter) DO UPDATE SET role = excluded.role"
-                ),
+            self._exec(
+                conn,
+                "INSERT INTO place_meters (place, meter, role) VALUES (?, ?, ?) "
+                "ON CONFLICT (place, meter) DO UPDATE SET role = excluded.role",
                 (place.id, meter_id, Role(role).value),
             )
 
@@ -163,8 +168,8 @@ class CatalogMixin(ABC):
         def remove(conn: Any) -> None:
             if not self._place_exists(conn, place_id):
                 raise UnknownPlaceError(place_id)
-            conn.execute(self._q("DELETE FROM place_meters WHERE place = ?"), (place_id,))
-            conn.execute(self._q("DELETE FROM places WHERE id = ?"), (place_id,))
+            self._exec(conn, "DELETE FROM place_meters WHERE place = ?", (place_id,))
+            self._exec(conn, "DELETE FROM places WHERE id = ?", (place_id,))
 
         self._catalog_write(remove)
 
@@ -175,11 +180,10 @@ class CatalogMixin(ABC):
             if not self._place_exists(conn, place_id):
                 raise UnknownPlaceError(place_id)
             self._require_meter(conn, meter_id)
-            conn.execute(
-                self._q(
-                    "INSERT INTO place_meters (place, meter, role) VALUES (?, ?, ?) "
-                    "ON CONFLICT (place, meter) DO UPDATE SET role = excluded.role"
-                ),
+            self._exec(
+                conn,
+                "INSERT INTO place_meters (place, meter, role) VALUES (?, ?, ?) "
+                "ON CONFLICT (place, meter) DO UPDATE SET role = excluded.role",
                 (place_id, meter_id, Role(role).value),
             )
 
@@ -191,8 +195,8 @@ class CatalogMixin(ABC):
         def detach(conn: Any) -> None:
             if not self._place_exists(conn, place_id):
                 raise UnknownPlaceError(place_id)
-            cursor = conn.execute(
-                self._q("DELETE FROM place_meters WHERE place = ? AND meter = ?"), (place_id, meter_id)
+            cursor = self._exec(
+                conn, "DELETE FROM place_meters WHERE place = ? AND meter = ?", (place_id, meter_id)
             )
             if cursor.rowcount == 0:
                 raise InputError(f"meter {meter_id!r} is not in place {place_id!r}")
@@ -211,8 +215,8 @@ class CatalogMixin(ABC):
                 key = (point.series, Direction(point.direction).value, to_ms(point.start))
                 # One upsert per slot: it changes the row only when the slot differs, and two
                 # importers of the same slot never collide on its key.
-                stored += conn.execute(self._q(_PRICE_UPSERT), (*key, to_ms(point.end),
-                                       point.price_per_kwh, point.currency)).rowcount
+                values = (*key, to_ms(point.end), point.price_per_kwh, point.currency)
+                stored += self._exec(conn, _PRICE_UPSERT, values).rowcount
             return WriteResult(stored, len(points) - stored)
 
         return self._catalog_write(write)
@@ -253,8 +257,9 @@ class CatalogMixin(ABC):
         return int(
             self._catalog_write(
                 lambda conn: (
-                    conn.execute(
-                        self._q("DELETE FROM prices WHERE series = ? AND start_ms >= ? AND start_ms < ?"),
+                    self._exec(
+                        conn,
+                        "DELETE FROM prices WHERE series = ? AND start_ms >= ? AND start_ms < ?",
                         (series, lo, hi),
                     ).rowcount
                 )
@@ -272,7 +277,9 @@ class CatalogMixin(ABC):
             if ok:
                 args: tuple[Any, ...] = (meter_id, 1, to_ms(at), None, None, 0)
             else:
-                args = (meter_id, 0, None, (error or "failed")[:_ERROR_TEXT_MAX], to_ms(at), 1)
+                # A device's error text is not the user's input: keep it, without NULs.
+                text = (error or "failed").replace("\x00", "")[:_ERROR_TEXT_MAX]
+                args = (meter_id, 0, None, text, to_ms(at), 1)
             rows = self._rows(conn, _HEALTH_OK_UPSERT if ok else _HEALTH_FAILED_UPSERT, args)
             return _health(rows[0])
 
@@ -288,5 +295,5 @@ class CatalogMixin(ABC):
 
     def _forget_meter(self, conn: Any, meter_id: str) -> None:
         """Drop a removed meter's place memberships and health."""
-        conn.execute(self._q("DELETE FROM place_meters WHERE meter = ?"), (meter_id,))
-        conn.execute(self._q("DELETE FROM meter_health WHERE meter = ?"), (meter_id,))
+        self._exec(conn, "DELETE FROM place_meters WHERE meter = ?", (meter_id,))
+        self._exec(conn, "DELETE FROM meter_health WHERE meter = ?", (meter_id,))

@@ -43,6 +43,7 @@ from meterhub.store.postgres_schema import (
     apply_migrations,
     ensure_partitions,
 )
+from meterhub.store.postgres_text import TEXT_CHECKED_ADAPTERS
 from meterhub.store.postgres_writer import lock_meters, write_readings_tx
 from meterhub.timeutil import to_ms
 
@@ -101,7 +102,8 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
             self._meter_locks = advisory_key("meterhub", current, "meters")
             self._quota_locks = advisory_key("meterhub", current, "quota")
             pool: ConnectionPool[Conn] = ConnectionPool(
-                self._conninfo, min_size=1, max_size=pool_size, kwargs={"autocommit": True},
+                self._conninfo, min_size=1, max_size=pool_size,
+                kwargs={"autocommit": True, "context": TEXT_CHECKED_ADAPTERS},
                 open=True, name="meterhub-reads", timeout=30,
             )
         except BaseException:
@@ -117,7 +119,7 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
 
     def _connect(self) -> Conn:
         try:
-            return psycopg.connect(self._conninfo, autocommit=True)
+            return psycopg.connect(self._conninfo, autocommit=True, context=TEXT_CHECKED_ADAPTERS)
         except psycopg.Error as exc:
             message = redact_text(one_line(exc), [self._password])
             raise StoreError(f"cannot connect to PostgreSQL at {self.url}: {message}") from exc
