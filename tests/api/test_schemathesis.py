@@ -76,6 +76,7 @@ def _runner(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a hang guard far above any busy machine's pace, not a time budget
 def test_no_server_errors_and_no_schema_violations(api: ApiServer) -> None:
     seed_household(api.store)
     session = requests.Session()
