@@ -15,6 +15,7 @@ from meterhub.vendors.base import Connector, ConnectorContext, QuotaGuard, Quota
 from meterhub.vendors.registry import CONNECTORS, load_connector
 
 __all__ = [
+    "SLOT_MARGIN_S",
     "ConnectorClass",
     "ConnectorFactory",
     "Resolver",
@@ -33,6 +34,10 @@ HTTP_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 HTTP_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
 """Connections the shared HTTP client keeps to vendors."""
 
+SLOT_MARGIN_S = 1.0
+"""How much later than our quota ledger allows a freed slot is taken after waiting for it: a
+device counts its rate window from when a request reached it, a little after the ledger stamped
+it, so a call exactly one window later by the ledger can be too early for the device."""
 DEFAULT_HISTORY_CHUNK_S = 86_400
 """The span of one history call when a connector does not declare ``history_chunk_s``."""
 

@@ -25,7 +25,13 @@ from meterhub.errors import InputError, QuotaExceeded, VendorError
 from meterhub.ingest import Ingestor
 from meterhub.model import Extra, Meter, utc_now
 from meterhub.poller.clock import Clock
-from meterhub.poller.connectors import HTTP_LIMITS, HTTP_TIMEOUT, ConnectorFactory, min_poll_interval_s
+from meterhub.poller.connectors import (
+    HTTP_LIMITS,
+    HTTP_TIMEOUT,
+    SLOT_MARGIN_S,
+    ConnectorFactory,
+    min_poll_interval_s,
+)
 from meterhub.poller.recovery import describe_error
 from meterhub.poller.scheduler import Fetch, Poller
 from meterhub.poller.sink import HealthNote, Sink
@@ -112,14 +118,9 @@ class LedgerLive:
             if wait_s > 0:
                 return Contact(None, at, wait_s)
             try:
-                fetched = await connector.latest()
+                return await self._call(store, connector, _latest, min_s)
             except QuotaExceeded as exc:  # the slot is taken (its holder stores its data): say so
                 return Contact(None, at, exc.retry_after_s or float(min_s))
-            except VendorError as exc:
-                await _store(store, self._clock, None, _failure(meter.id, at, exc))
-                raise
-        await _store(store, self._clock, fetched, HealthNote(meter.id, True, at))
-        return Contact(fetched, at, float(min_s))
 
     async def switch(self, store: Store, meter: Meter, on: bool, max_wait_s: float) -> Contact:
         """Switch the relay, waiting up to ``max_wait_s`` for the device's next quota slot."""
@@ -129,38 +130,48 @@ class LedgerLive:
             connector = factory.build(meter)
             min_s = min_poll_interval_s(factory.connector_class(meter.vendor), connector)
             while True:
-                at = self._clock.now()
                 try:
-                    fetched = await relay_fetch(on)(connector)
-                    break
+                    return await self._call(store, connector, relay_fetch(on), min_s)
                 except QuotaExceeded as exc:
                     wait_s = exc.retry_after_s
-                    if wait_s is None or at + timedelta(seconds=wait_s) > deadline:
+                    if wait_s is None or self._clock.now() + timedelta(seconds=wait_s) > deadline:
                         raise
                     if self._on_wait is not None:
                         self._on_wait(wait_s)
-                    await self._clock.sleep(wait_s + 0.05)
-                except VendorError as exc:
-                    await _store(store, self._clock, None, _failure(meter.id, at, exc))
-                    raise
-        await _store(store, self._clock, fetched, HealthNote(meter.id, True, at))
+                    await self._clock.sleep(wait_s + SLOT_MARGIN_S)
+
+    async def _call(self, store: Store, connector: Connector, fetch: Fetch, min_s: float) -> Contact:
+        """Make one device call and store its answer, or its failure, as the meter's poll."""
+        meter_id = connector.meter.id
+        at = self._clock.now()
+        with anyio.CancelScope(shield=True):  # a caller who stops waiting never loses the reading
+            try:
+                fetched = await fetch(connector)
+            except QuotaExceeded:
+                raise  # not asked, or refused unasked: no news of the device
+            except VendorError as exc:
+                await _store(store, self._clock, None, HealthNote(meter_id, False, at, describe_error(exc)))
+                raise
+            await _store(store, self._clock, fetched, HealthNote(meter_id, True, at))
         return Contact(fetched, at, float(min_s))
 
     @staticmethod
     async def _turn_free_in_s(store: Store, meter_id: str, now: datetime, min_s: float) -> float:
-        """Return the seconds until the meter's last call (as its health shows) is ``min_s`` old."""
+        """Return the seconds until the meter's last call (as its health shows) is ``min_s`` old.
+
+        Health is stamped when a call starts; the device counts from when the call reached it.
+        """
         health = (await anyio.to_thread.run_sync(store.health, [meter_id])).get(meter_id)
         if health is None:
             return 0.0
         called = [at for at in (health.last_success, health.last_error_at) if at is not None]
         if not called:
             return 0.0
-        return max(0.0, (max(called) + timedelta(seconds=min_s) - now).total_seconds())
+        return max(0.0, (max(called) + timedelta(seconds=min_s + SLOT_MARGIN_S) - now).total_seconds())
 
 
-def _failure(meter_id: str, at: datetime, exc: Exception) -> HealthNote:
-    """Return the health note of a device call that failed: it counts as the meter's poll."""
-    return HealthNote(meter_id, False, at, describe_error(exc))
+async def _latest(connector: Connector) -> Fetched:
+    return await connector.latest()
 
 
 async def _store(store: Store, clock: Clock, fetched: Fetched | None, health: HealthNote) -> None:

@@ -42,7 +42,13 @@ from meterhub.ingest import Ingestor
 from meterhub.model import Meter
 from meterhub.poller.backfill import BackfillJob, BackfillLedger
 from meterhub.poller.clock import Clock
-from meterhub.poller.connectors import ConnectorFactory, Resolver, history_chunk_s, min_poll_interval_s
+from meterhub.poller.connectors import (
+    SLOT_MARGIN_S,
+    ConnectorFactory,
+    Resolver,
+    history_chunk_s,
+    min_poll_interval_s,
+)
 from meterhub.poller.recovery import Recovery, RecoveryState, describe_error, missed_window
 from meterhub.poller.sink import HealthNote, Sink
 from meterhub.store.base import Store
@@ -338,9 +344,12 @@ class Poller:
         """End a poll in flight: schedule the next and hand the outcome to those waiting."""
         slot.running = False
         self._polling -= 1
-        if outcome is not None and self._slots.get(slot.meter.id) is slot:
-            # counted from the end, so latency never crowds
-            self._push(slot, self._clock.now() + timedelta(seconds=outcome.next_in_s))
+        if self._slots.get(slot.meter.id) is slot:  # counted from the end, so latency never crowds
+            # without an outcome (the caller was cancelled) the meter keeps its place all the same
+            next_in_s = outcome.next_in_s if outcome is not None else slot.interval_s
+            if outcome is not None and isinstance(outcome.cause, QuotaHeld):
+                next_in_s += SLOT_MARGIN_S
+            self._push(slot, self._clock.now() + timedelta(seconds=next_in_s))
         flight, slot.flight = slot.flight, None
         if flight is not None:
             flight.outcome = outcome
@@ -369,6 +378,10 @@ class Poller:
         if turn is None:
             return 0.0
         return max(0.0, (turn - self._clock.now()).total_seconds())
+
+    def _turn_after_call(self, slot: _Slot) -> datetime:
+        """Return the meter's next turn, counted from the end of a call (the device counts from its start)."""
+        return self._clock.now() + timedelta(seconds=self._min_interval_s(slot))
 
     def _min_interval_s(self, slot: _Slot) -> float:
         try:
@@ -408,7 +421,8 @@ class Poller:
         try:
             if wait_s > 0:
                 await self._clock.sleep(wait_s)
-            outcome = await self._poll(slot, fetch=fetch)
+            with anyio.CancelScope(shield=True):  # a caller who stops waiting never loses the reading
+                outcome = await self._poll(slot, fetch=fetch)
         finally:
             self._finish(slot, outcome)
         return outcome
@@ -433,7 +447,6 @@ class Poller:
         at = self._clock.now()
         meter_id = slot.meter.id
         self.stats.polls += 1
-        slot.next_turn = at + timedelta(seconds=self._min_interval_s(slot))
         started = time.monotonic()
         try:
             if slot.connector is None:
@@ -441,9 +454,11 @@ class Poller:
                 self._pace(slot)
             fetched = await (fetch(slot.connector) if fetch is not None else slot.connector.latest())
         except Exception as exc:
+            slot.next_turn = self._turn_after_call(slot)
             metrics.record_poll(slot.meter.vendor, False, time.monotonic() - started)
             metrics.record_error(slot.meter.vendor, type(exc).__name__)
             return await self._failed(slot, at, exc)
+        slot.next_turn = self._turn_after_call(slot)
         metrics.record_poll(slot.meter.vendor, True, time.monotonic() - started)
         reach = at - timedelta(seconds=self.settings.recovery_max_s)
         covered, gap = missed_window(meter_id, slot.covered_until, fetched, slot.interval_s, reach)
@@ -505,7 +520,7 @@ class Poller:
         newest = slot.last_success
         if newest is None or (at - newest).total_seconds() > 2 * slot.interval_s + wait_s:
             return None
-        slot.next_turn = at + timedelta(seconds=wait_s)
+        slot.next_turn = at + timedelta(seconds=wait_s + SLOT_MARGIN_S)
         self.stats.deferred += 1
         return PollOutcome(meter_id, False, at, describe_error(exc), wait_s, cause=exc)
 
