@@ -9,12 +9,14 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import psycopg
 import pytest
 
 from meterhub.model import Meter, Reading
 from meterhub.store.base import Store
-from meterhub.store.rollup import MAX_SPREAD_MS
+from meterhub.store.fastpath import SeriesBatch, rollup_batch
+from meterhub.store.rollup import MAX_SPREAD_MS, RollupBuilder, Row, SeriesState
 from tests.store.conftest import Backend
 
 Y2000 = datetime(2000, 1, 1, tzinfo=UTC)
@@ -108,3 +110,40 @@ def test_buckets_before_1970_keep_their_meter(backend: Backend, meter_store: Sto
     assert hour[0].count == 2
     assert hour[0].energy_import_kwh == pytest.approx(0.05)
     assert meter_store.aggregate("m", 0, [epoch - timedelta(hours=1), epoch])[0].count == 0
+
+
+def test_the_fast_path_and_the_builder_agree_on_far_intervals() -> None:
+    times = [-2_208_988_800_000]  # 1900-01-01
+    for step in (60_000, MAX_SPREAD_MS + 1, MAX_SPREAD_MS, 900_000, 27 * 365 * 86_400_000):
+        times.append(times[-1] + step)
+    rows = [Row(t, 100.0, 230.0, 1.0, float(k), None) for k, t in enumerate(times)]
+    builder = RollupBuilder()
+    state = builder.feed(SeriesState(), rows, 120_000, True)
+    expected, gaps = builder.take()
+    batch = SeriesBatch(
+        keys=np.full(len(rows), 5, dtype=np.int64),
+        ts_ms=np.array(times, dtype=np.int64),
+        power_w=np.full(len(rows), 100.0),
+        voltage_v=np.full(len(rows), 230.0),
+        current_a=np.full(len(rows), 1.0),
+        import_kwh=np.arange(len(rows), dtype=np.float64),
+        export_kwh=np.full(len(rows), np.nan),
+        gap_ms=np.full(len(rows), 120_000, dtype=np.int64),
+        track_gaps=np.ones(len(rows), dtype=bool),
+    )
+    rollups, batch_gaps, states = rollup_batch(batch, {})
+    got = {
+        (int(w), int(b)): (int(n), float(e))
+        for w, k, b, n, e in zip(
+            rollups.width_ms, rollups.keys, rollups.bucket_ms, rollups.n, rollups.e_imp, strict=True
+        )
+        if k == 5
+    }
+    assert len(got) == len(rollups.keys)  # every bucket kept its series
+    assert set(got) == set(expected)
+    for key, agg in expected.items():
+        assert got[key] == (agg.n, pytest.approx(agg.e_imp, abs=1e-12)), key
+    assert batch_gaps == [(5, a, b) for a, b in gaps] and states == {5: state}
+    quarters = MAX_SPREAD_MS // 900_000
+    assert len(expected) < 2 * (quarters + quarters // 4)  # one interval of 92 days, not decades
+    assert sum(agg.e_imp for (w, _), agg in expected.items() if w == 900_000) == pytest.approx(3.0)
