@@ -24,11 +24,14 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
+from starlette.types import Receive, Scope, Send
 
 from meterhub.api import security
+from meterhub.api.gate import RequestGate
 from meterhub.model import Meter, Reading, UserRole
 from meterhub.poller import PollerSettings
 from meterhub.poller.config import HubConfig
@@ -202,3 +205,38 @@ def test_heavy_history_reads_never_delay_a_poll(backend: Backend) -> None:
     assert gaps == []
     assert poller.stats.successes == STEPS + 1 and poller.stats.failures == 0
     assert readers.failures == [] and reads_done == CLIENTS * READS_PER_CLIENT
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_gate_admits_its_limit_and_lets_health_checks_through() -> None:
+    release = anyio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] != "/healthz":
+            await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    gate = RequestGate(app, 2)
+    answers: list[int] = []
+
+    async def read(client: httpx.AsyncClient) -> None:
+        answers.append((await client.get("/api/v1/export")).status_code)
+
+    transport = httpx.ASGITransport(app=gate)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://hub") as client,
+        anyio.create_task_group() as tasks,
+    ):
+        for _ in range(5):
+            tasks.start_soon(read, client)
+        await anyio.wait_all_tasks_blocked()
+        assert gate.inside == 2  # three more wait at the gate, holding nothing
+        assert (await client.get("/healthz")).status_code == 200
+        release.set()
+    assert answers == [200] * 5 and gate.inside == 0
