@@ -43,7 +43,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -281,12 +281,15 @@ class _FaultMiddleware:
             raise SimulatedOffline()
         if kit.faults.latency_s > 0:
             await asyncio.sleep(kit.faults.latency_s)
-        if status is not None:
-            await JSONResponse({"error": "simulated fault"}, status_code=status)(scope, receive, send)
-        elif kit.faults.truncate_json:
-            await self.app(scope, receive, _Truncator(send))
-        else:
-            await self.app(scope, receive, send)
+        try:
+            if status is not None:
+                await JSONResponse({"error": "simulated fault"}, status_code=status)(scope, receive, send)
+            elif kit.faults.truncate_json:
+                await self.app(scope, receive, _Truncator(send))
+            else:
+                await self.app(scope, receive, send)
+        except ClientDisconnect:
+            return  # the caller hung up (a hub stopping) before its request was read: nobody to answer
 
 
 class _Truncator:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -23,9 +23,6 @@ from .site import IntellimeterConfig, IntellimeterSite
 
 __all__ = ["IntellimeterConfig", "create_app"]
 
-_CLIENT_CLOSED = 499
-"""The status of a request whose client left before it was read; nobody receives it."""
-
 
 def _endpoint(site: IntellimeterSite, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def answer(request: Request) -> Response:
@@ -35,8 +32,6 @@ def _endpoint(site: IntellimeterSite, handler: Handler) -> Callable[[Request], A
             params = await read_params(request)
             xml = wants_xml(request, params, account)
             return await handler(Call(request, site, params, account, xml))
-        except ClientDisconnect:  # the caller hung up (a hub stopping) before it was read
-            return Response(status_code=_CLIENT_CLOSED)
         except MeterhubError as error:
             return respond({"error": str(error)}, xml=xml, status_code=error_status(error))
 
