@@ -28,15 +28,14 @@ import anyio
 import httpx
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from starlette.types import Receive, Scope, Send
 
 from meterhub.api import security
-from meterhub.api.gate import RequestGate
 from meterhub.model import Meter, Reading, UserRole
 from meterhub.poller import PollerSettings
 from meterhub.poller.config import HubConfig
 from meterhub.poller.hub import Hub, bind_socket
 from meterhub.store import Store
+from meterhub.threads import ingest_limiter, run_ingest
 from tests.simservers import simulator
 from tests.steppedtime import SteppedClock
 from tests.store.conftest import BACKENDS, Backend
@@ -213,30 +212,27 @@ def anyio_backend() -> str:
 
 
 @pytest.mark.anyio
-async def test_the_gate_admits_its_limit_and_lets_health_checks_through() -> None:
-    release = anyio.Event()
+async def test_ingest_finds_a_thread_while_reads_hold_every_default_one() -> None:
+    """A store call of ingest runs while every default worker thread is held by a blocked read."""
+    default = anyio.to_thread.current_default_thread_limiter()
+    default.total_tokens = 2
+    release = threading.Event()
+    started = threading.Semaphore(0)
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"] != "/healthz":
-            await release.wait()
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
+    def blocked_read() -> None:
+        started.release()
+        release.wait(DEADLINE_S)
 
-    gate = RequestGate(app, 2)
-    answers: list[int] = []
+    def held() -> int:
+        return default.borrowed_tokens
 
-    async def read(client: httpx.AsyncClient) -> None:
-        answers.append((await client.get("/api/v1/export")).status_code)
-
-    transport = httpx.ASGITransport(app=gate)
-    async with (
-        httpx.AsyncClient(transport=transport, base_url="http://hub") as client,
-        anyio.create_task_group() as tasks,
-    ):
-        for _ in range(5):
-            tasks.start_soon(read, client)
+    async with anyio.create_task_group() as tasks:
+        for _ in range(5):  # two hold the default threads, three wait for one
+            tasks.start_soon(anyio.to_thread.run_sync, blocked_read)
+        for _ in range(2):
+            await anyio.to_thread.run_sync(started.acquire, limiter=anyio.CapacityLimiter(1))
         await anyio.wait_all_tasks_blocked()
-        assert gate.inside == 2  # three more wait at the gate, holding nothing
-        assert (await client.get("/healthz")).status_code == 200
+        assert default.borrowed_tokens == 2 and default.statistics().tasks_waiting == 3
+        assert await run_ingest(held) == 2  # ran on ingest's own thread, nothing was freed
         release.set()
-    assert answers == [200] * 5 and gate.inside == 0
+    assert ingest_limiter().borrowed_tokens == 0

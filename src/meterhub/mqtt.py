@@ -50,6 +50,7 @@ from meterhub.mqtt_mapping import (
     raw_suffix,
 )
 from meterhub.store.base import Store
+from meterhub.threads import run_ingest
 from meterhub.vendors.base import Fetched
 
 __all__ = ["MqttCounters", "MqttSource", "MqttSubscriber", "PayloadFormat"]
@@ -406,7 +407,7 @@ class MqttSubscriber:
         if not readings:
             return
         try:
-            report = await anyio.to_thread.run_sync(self._ingestor.ingest, readings)
+            report = await run_ingest(self._ingestor.ingest, readings)
         except Exception:  # the store failing must not stop ingest of later messages
             if len(messages) > 1:
                 # One message the store cannot take must not cost the others their readings;
@@ -429,7 +430,7 @@ class MqttSubscriber:
 
     async def _write_extras(self, meter_id: str, extras: list[Extra]) -> None:
         try:
-            result = await anyio.to_thread.run_sync(self.store.write_extras, extras)
+            result = await run_ingest(self.store.write_extras, extras)
         except UnknownMeterError:
             self._warn_once(f"extras:{meter_id}", "MQTT extras for unknown meter %r dropped", meter_id)
             return

@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import cast
 
-import anyio.to_thread
 import httpx
 
 from meterhub.errors import QuotaExceeded, StoreError, VendorUnavailable
@@ -25,6 +24,7 @@ from meterhub.poller.connectors import ConnectorClass, history_chunk_s
 from meterhub.poller.plan import CountingGuard, HistoryPlan, count_windows, measured_plan, window_end
 from meterhub.poller.sink import Sink, Stored
 from meterhub.store.base import Store
+from meterhub.threads import run_ingest
 from meterhub.vendors.base import Connector, ConnectorContext, TokenCache
 from meterhub.vendors.registry import load_connector
 
@@ -104,16 +104,16 @@ class BackfillLedger:
 
     async def load(self, key: str) -> BackfillJob | None:
         """Return the job stored under ``key``, if any."""
-        found = await anyio.to_thread.run_sync(self._store.token_get, BACKFILL_SCOPE, key)
+        found = await run_ingest(self._store.token_get, BACKFILL_SCOPE, key)
         return None if found is None else BackfillJob.from_json(found[0])
 
     async def save(self, key: str, job: BackfillJob) -> None:
         """Persist a job's progress."""
-        await anyio.to_thread.run_sync(self._store.token_set, BACKFILL_SCOPE, key, job.to_json(), None)
+        await run_ingest(self._store.token_set, BACKFILL_SCOPE, key, job.to_json(), None)
 
     async def delete(self, key: str) -> None:
         """Forget a job."""
-        await anyio.to_thread.run_sync(self._store.token_delete, BACKFILL_SCOPE, key)
+        await run_ingest(self._store.token_delete, BACKFILL_SCOPE, key)
 
 
 Progress = Callable[[BackfillJob], Awaitable[None]]

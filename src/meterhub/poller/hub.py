@@ -5,10 +5,10 @@ the meters a ``meterhub.toml`` declares, and runs until :meth:`Hub.stop` (or SIG
 :func:`stop_on_signals`): the HTTP server finishes its requests, then the poller and subscribers
 are cancelled between writes, the shared HTTP client is closed and the store flushed.
 
-Reads never delay ingest. The API reads through a store of its own (its own connections), and of
-the loop's worker threads it may hold :data:`API_THREADS` at once (:class:`RequestGate`); the
-pool holds :data:`INGEST_THREADS` more, so a poll's, MQTT message's or backfill's store call
-always finds a thread, however many heavy reads are running or waiting.
+Reads never delay ingest. The API reads through a store of its own (its own connections) on the
+loop's default worker threads, at most :data:`API_THREADS` at once; polls, MQTT messages and
+backfills run their store calls on threads of their own (:mod:`meterhub.threads`), so they always
+find one, however many heavy reads are running or waiting.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import httpx
 import uvicorn
 
 from meterhub.api.app import create_app
-from meterhub.api.gate import RequestGate
 from meterhub.api.routes.relay import use_poller
 from meterhub.errors import ConfigError, UnknownMeterError
 from meterhub.model import Meter
@@ -39,7 +38,6 @@ from meterhub.store import Store, open_store
 
 __all__ = [
     "API_THREADS",
-    "INGEST_THREADS",
     "Hub",
     "QuietServer",
     "apply_declared_meters",
@@ -50,11 +48,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 API_THREADS = 4
-"""Worker threads API requests may hold at once; more requests wait at the gate, holding none.
+"""Worker threads the API's blocking calls may hold at once; more wait for one, holding nothing.
 Reads are mostly Python work under one interpreter lock: more threads would answer them little
-sooner, and would leave the poller's thread less of that lock."""
-INGEST_THREADS = 32
-"""Worker threads kept beyond the API's share, for polls, MQTT ingest and backfills."""
+sooner, and would leave ingest's threads less of that lock."""
 
 
 class QuietServer(uvicorn.Server):
@@ -139,8 +135,7 @@ class Hub:
 
     async def run(self, sock: socket.socket) -> None:
         """Serve the API on ``sock`` and poll until :meth:`stop`."""
-        threads = anyio.to_thread.current_default_thread_limiter()
-        threads.total_tokens = max(threads.total_tokens, API_THREADS + INGEST_THREADS)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = API_THREADS
         store = await anyio.to_thread.run_sync(open_store, self.database_url)
         try:
             self.changes = await anyio.to_thread.run_sync(apply_declared_meters, store, self.config.meters)
@@ -154,8 +149,7 @@ class Hub:
         self.poller = Poller(store, client, clock=self.clock, settings=self.config.poller)
         app = create_app(self.database_url)
         use_poller(app, self.poller)  # live reads and relay switches take the meter's turn
-        gated = RequestGate(app, API_THREADS)  # the API's share of the threads; the rest is ingest's
-        server = QuietServer(uvicorn.Config(gated, log_level="warning", access_log=False, lifespan="on"))
+        server = QuietServer(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
         self._server = server
         if self._stopping:
             return

@@ -36,6 +36,7 @@ from meterhub.poller.recovery import describe_error
 from meterhub.poller.scheduler import Fetch, Poller
 from meterhub.poller.sink import HealthNote, Sink
 from meterhub.store.base import Store
+from meterhub.threads import run_ingest
 from meterhub.vendors.base import Connector, Fetched
 
 __all__ = ["RELAY_EXTRA", "Contact", "LedgerLive", "LiveReads", "RelaySwitch", "ScheduledLive", "relay_fetch"]
@@ -161,7 +162,7 @@ class LedgerLive:
 
         Health is stamped when a call starts; the device counts from when the call reached it.
         """
-        health = (await anyio.to_thread.run_sync(store.health, [meter_id])).get(meter_id)
+        health = (await run_ingest(store.health, [meter_id])).get(meter_id)
         if health is None:
             return 0.0
         called = [at for at in (health.last_success, health.last_error_at) if at is not None]

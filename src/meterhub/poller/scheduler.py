@@ -52,6 +52,7 @@ from meterhub.poller.connectors import (
 from meterhub.poller.recovery import Recovery, RecoveryState, describe_error, missed_window
 from meterhub.poller.sink import HealthNote, Sink
 from meterhub.store.base import Store
+from meterhub.threads import run_ingest
 from meterhub.vendors.base import Connector, Fetched
 from meterhub.vendors.registry import load_connector
 
@@ -195,15 +196,15 @@ class Poller:
         if self._fixed_meters is not None:
             meters = self._fixed_meters
         else:
-            meters = await anyio.to_thread.run_sync(self._store.list_meters)
+            meters = await run_ingest(self._store.list_meters)
         wanted = {m.id: m for m in meters if self.factory.is_pollable(m)}
         for meter_id in set(self._slots) - set(wanted):
             del self._slots[meter_id]  # its heap entry goes stale and is skipped
         fresh = [m for m in wanted.values() if self._changed(m)]
         if not fresh:
             return
-        covered = await anyio.to_thread.run_sync(self._covered_until, [m.id for m in fresh])
-        health = await anyio.to_thread.run_sync(self._store.health, [m.id for m in fresh])
+        covered = await run_ingest(self._covered_until, [m.id for m in fresh])
+        health = await run_ingest(self._store.health, [m.id for m in fresh])
         now = self._clock.now()
         for meter in fresh:
             slot = self._new_slot(meter)
@@ -509,10 +510,10 @@ class Poller:
         meter_id = slot.meter.id
         wait_s = exc.retry_after_s if exc.retry_after_s is not None else slot.interval_s
         try:
-            known = (await anyio.to_thread.run_sync(self._store.health, [meter_id])).get(meter_id)
+            known = (await run_ingest(self._store.health, [meter_id])).get(meter_id)
             newest = known.last_success if known is not None else None
             if newest is not None and (slot.last_success is None or newest > slot.last_success):
-                covered = await anyio.to_thread.run_sync(self._covered_until, [meter_id])
+                covered = await run_ingest(self._covered_until, [meter_id])
                 slot.last_success = newest
                 slot.covered_until = covered.get(meter_id, slot.covered_until)
         except MeterhubError as store_exc:

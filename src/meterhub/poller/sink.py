@@ -23,6 +23,7 @@ from meterhub import metrics
 from meterhub.ingest import Ingestor, IngestReport
 from meterhub.model import Extra, IntervalEnergy, Reading
 from meterhub.store.base import Store
+from meterhub.threads import run_ingest
 from meterhub.vendors.base import Fetched
 
 __all__ = ["HealthNote", "Sink", "Stored"]
@@ -123,7 +124,7 @@ class Sink:
     async def _write(self, batch: Sequence[_Job]) -> None:
         """Write a batch in a worker thread and wake its waiters, handing them any error."""
         try:
-            await anyio.to_thread.run_sync(self._write_batch, batch)
+            await run_ingest(self._write_batch, batch)
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].error = exc  # handed to the waiter, who re-raises it

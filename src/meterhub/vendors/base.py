@@ -21,6 +21,7 @@ from meterhub import metrics
 from meterhub.errors import ConfigError, QuotaHeld
 from meterhub.model import Extra, IntervalEnergy, Meter, Reading, utc_now
 from meterhub.store.base import Store
+from meterhub.threads import run_ingest
 
 __all__ = [
     "Connector",
@@ -69,8 +70,9 @@ class Discovered:
 class QuotaGuard:
     """Takes a slot in the persisted quota ledger before each vendor call, or refuses."""
 
-    def __init__(self, store: Store, vendor: str, rules: tuple[QuotaRule, ...],
-                 now: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self, store: Store, vendor: str, rules: tuple[QuotaRule, ...], now: Callable[[], datetime] = utc_now
+    ) -> None:
         self._store = store
         self._vendor = vendor
         self._rules = {rule.name: rule for rule in rules}
@@ -84,14 +86,12 @@ class QuotaGuard:
         rule = self._rules[rule_name]
         key = self._key(rule, scope_key)
         now = self._now()
-        used = await anyio.to_thread.run_sync(self._take, key, rule, now)
+        used = await run_ingest(self._take, key, rule, now)
         if used is not None:
             metrics.record_quota(self._vendor, rule.name, used, rule.limit)
             return
         metrics.record_quota(self._vendor, rule.name, rule.limit, rule.limit)
-        free_at = await anyio.to_thread.run_sync(
-            self._store.quota_next_free, key, rule.limit, rule.window_s, now
-        )
+        free_at = await run_ingest(self._store.quota_next_free, key, rule.limit, rule.window_s, now)
         wait_s = max(0.0, (free_at - now).total_seconds())
         raise QuotaHeld(
             f"{self._vendor} allows {rule.limit} {rule.name} calls per {_window_text(rule.window_s)}"
@@ -108,7 +108,7 @@ class QuotaGuard:
     async def used(self, rule_name: str, scope_key: str) -> int:
         """Return the calls recorded under the rule within its window."""
         rule = self._rules[rule_name]
-        return await anyio.to_thread.run_sync(
+        return await run_ingest(
             self._store.quota_used, self._key(rule, scope_key), rule.window_s, self._now()
         )
 
@@ -131,7 +131,7 @@ class TokenCache:
 
     async def get(self, key: str, margin_s: float = 60.0) -> str | None:
         """Return a stored token that stays valid for ``margin_s`` more seconds, else None."""
-        found = await anyio.to_thread.run_sync(self._store.token_get, self._scope, key)
+        found = await run_ingest(self._store.token_get, self._scope, key)
         if found is None:
             return None
         value, expires = found
@@ -141,11 +141,11 @@ class TokenCache:
 
     async def put(self, key: str, value: str, expires: datetime | None) -> None:
         """Store a token with its expiry."""
-        await anyio.to_thread.run_sync(self._store.token_set, self._scope, key, value, expires)
+        await run_ingest(self._store.token_set, self._scope, key, value, expires)
 
     async def forget(self, key: str) -> None:
         """Drop a token the vendor rejected."""
-        await anyio.to_thread.run_sync(self._store.token_delete, self._scope, key)
+        await run_ingest(self._store.token_delete, self._scope, key)
 
 
 @dataclass(slots=True)
