@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from meterhub.errors import InputError, StoreError, UnknownMeterError
 from meterhub.model import READING_FIELDS, Extra, Gap, IntervalEnergy, Meter, Reading
+from meterhub.redact import redact_text
 from meterhub.store.base import Bucket, PowerColumns, SumField
 from meterhub.store.columns import checked_bounds, power_of_buckets, sums_of_buckets
 from meterhub.store.postgres_rollups import load_series_window
@@ -39,9 +40,9 @@ _BUCKET_COLUMNS = (
 
 
 def one_line(exc: BaseException) -> str:
-    """Return an exception's message folded onto one line."""
+    """Return an exception's message folded onto one line, with any connection secret hidden."""
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    return text or type(exc).__name__
+    return redact_text(text) or type(exc).__name__
 
 
 def _edge(column: str, marker: str, descending: bool) -> str:
