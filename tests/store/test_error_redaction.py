@@ -7,7 +7,9 @@ from meterhub.store.postgres_reads import one_line
 
 def test_a_store_error_message_hides_every_connection_secret() -> None:
     cause = Exception(
-        "connection failed:\n  postgresql://app:hunter2@db/meters?sslpassword=s3cr3t\n  host=db password='pa ss'"
+        "connection failed:\n"
+        "  postgresql://app:hunter2@db/meters?sslpassword=s3cr3t\n"
+        "  host=db password='pa ss'"
     )
     message = one_line(cause)
     assert "\n" not in message
