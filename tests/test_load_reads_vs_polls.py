@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,9 +36,9 @@ from meterhub.poller.config import HubConfig
 from meterhub.poller.hub import Hub, bind_socket
 from meterhub.store import Store
 from meterhub.threads import ingest_limiter, run_ingest
+from tests.backends import Backend, database_url
 from tests.simservers import simulator
 from tests.steppedtime import SteppedClock
-from tests.store.conftest import BACKENDS, Backend
 
 T0 = datetime(2026, 2, 11, 12, 0, tzinfo=UTC)
 INTERVAL_S = 2
@@ -51,22 +51,6 @@ READS_PER_STEP = 40
 """Reads that may finish while one poll is due; a poll queued behind reads needs more."""
 DEADLINE_S = 120.0
 _POLL_EVERY_S = 0.02
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    place = Backend(request.param, tmp_path)
-    try:
-        yield place
-    finally:
-        place.close()
-
-
-def database_url(backend: Backend) -> str:
-    """Return the URL a hub opens this backend's database with."""
-    if backend.name == "sqlite":
-        return f"sqlite:///{backend.sqlite_path}"
-    return f"{backend.postgres_url}?schema={backend.schema}"
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:

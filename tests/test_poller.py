@@ -26,10 +26,10 @@ from meterhub.model import Meter
 from meterhub.poller import BackfillLedger, Poller, PollerSettings, retry_delay_s
 from meterhub.poller.recovery import recovery_key
 from meterhub.store import Store, open_store
+from tests.backends import BACKENDS, Backend
 from tests.poller_doubles import VENDOR, Device, resolver
 from tests.simservers import Sim, simulator
 from tests.steppedtime import TimeDriver, running, stepped
-from tests.store.conftest import BACKENDS, Backend
 
 pytestmark = pytest.mark.anyio
 

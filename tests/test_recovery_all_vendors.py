@@ -10,10 +10,8 @@ each equal to the simulator's truth. Outages of 9 minutes (a restart) and of ove
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -25,10 +23,10 @@ from meterhub.store import Store
 from meterhub.vendors.intellimeter.mapping import SOURCE_INTERVAL
 from meterhub.vendors.intellimeter.payloads import INTERVAL as INTELLIMETER_INTERVAL
 from meterhub.vendors.intellimeter.payloads import interval_floor
+from tests.backends import Backend
 from tests.e2e_cases import CASES, VendorCase, mismatches
 from tests.simservers import simulator
 from tests.steppedtime import SteppedClock, TimeDriver
-from tests.store.conftest import BACKENDS, Backend
 
 pytestmark = pytest.mark.anyio
 
@@ -54,15 +52,6 @@ HISTORY_VENDORS = [vendor for vendor, case in CASES.items() if _keeps_history(ca
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    place = Backend(request.param, tmp_path)
-    try:
-        yield place
-    finally:
-        place.close()
 
 
 def intellimeter_intervals(app: Any, start: datetime, end: datetime) -> list[tuple[datetime, str]]:
@@ -94,8 +83,6 @@ def newest_instant(store: Store, meter_id: str) -> datetime:
         return latest[0].ts
     records = store.intervals(meter_id, T0 - timedelta(days=2), T0 + timedelta(days=2))
     return max(record.end for record in records)
-
-
 
 
 @dataclass

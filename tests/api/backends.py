@@ -18,17 +18,14 @@ import pytest
 
 from meterhub.config import Settings
 from tests.api.conftest import ApiServer
-from tests.store.conftest import require_postgres
+from tests.backends import BACKENDS, require_postgres, schema_url
 
 __all__ = ["BACKENDS", "hub_on", "postgres_schema_url"]
-
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 def postgres_schema_url(schema: str) -> str:
     """Return the test server's URL keeping meterhub's tables in ``schema``."""
-    url = require_postgres()
-    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
+    return schema_url(require_postgres(), schema)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -29,7 +29,7 @@ from meterhub.store import open_store
 from meterhub.store.factory import redact_url as factory_redact_url
 from tests.api.backends import postgres_schema_url
 from tests.api.conftest import ApiServer
-from tests.store.conftest import require_postgres
+from tests.backends import require_postgres
 from tests.waiting import wait_until
 
 SECRET = "S3cr3tPw"

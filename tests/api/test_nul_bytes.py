@@ -20,7 +20,7 @@ from meterhub.model import Meter, Place, PricePoint, UserRole
 from meterhub.store.base import Store
 from tests.api.backends import hub_on
 from tests.api.conftest import ApiServer
-from tests.store.conftest import Backend
+from tests.backends import Backend
 
 __all__ = ["hub_on"]
 

@@ -12,7 +12,7 @@ from meterhub.model import ApiKey, Meter, Place, UserRole
 from meterhub.store.base import Store
 
 if TYPE_CHECKING:
-    from tests.store.conftest import Backend
+    from tests.backends import Backend
 
 T0 = datetime(2026, 3, 29, 12, 0, tzinfo=UTC)
 

@@ -18,7 +18,7 @@ from meterhub.store.base import Bucket, Store, WriteResult
 from meterhub.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
-    from tests.store.conftest import Backend
+    from tests.backends import Backend
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 """A Monday, 00:00 UTC; ``at(minutes)`` counts from here."""

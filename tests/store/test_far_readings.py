@@ -17,7 +17,7 @@ from meterhub.model import Meter, Reading
 from meterhub.store.base import Store
 from meterhub.store.fastpath import SeriesBatch, rollup_batch
 from meterhub.store.rollup import MAX_SPREAD_MS, RollupBuilder, Row, SeriesState
-from tests.store.conftest import Backend
+from tests.backends import Backend
 
 Y2000 = datetime(2000, 1, 1, tzinfo=UTC)
 DEC_2026 = datetime(2026, 12, 1, tzinfo=UTC)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from meterhub.errors import ConflictError
 from meterhub.model import Meter, Place, PricePoint, Role, UserRole
 from meterhub.store.base import Store
-from tests.store.conftest import Backend
+from tests.backends import Backend
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 WRITERS = 4

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from meterhub.store.base import Store
-from tests.store.conftest import Backend
+from tests.backends import Backend
 
 TRIALS = 20
 EXPIRES = datetime(2030, 1, 1, tzinfo=UTC)
