@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.backends import BACKENDS, Backend
+from tests.mqttbroker import require_broker
 
 
 @pytest.fixture(params=BACKENDS)
@@ -18,3 +19,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         yield place
     finally:
         place.close()
+
+
+@pytest.fixture
+def broker() -> None:
+    """Fail on CI, skip elsewhere, when no Mosquitto listens on 127.0.0.1:1883."""
+    require_broker()

@@ -5,9 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,10 +25,9 @@ from meterhub.store.sqlite import SQLiteStore
 from meterhub.vendors.amsreader.device import AmsReaderConfig, ReaderDevice, Snapshot
 from meterhub.vendors.amsreader.mqttpayloads import json_classic, raw_messages
 from meterhub.vendors.amsreader.publisher import AmsPublisher, PublisherConfig
+from tests.mqttbroker import BROKER_HOST, BROKER_PORT, free_port, unique_topic
 from tests.waiting import DEADLINE_S, wait_until_async
 
-BROKER_HOST = "127.0.0.1"
-BROKER_PORT = 1883
 START = datetime(2026, 2, 10, 7, 15, tzinfo=UTC)
 RECEIVED = START + timedelta(seconds=1)
 
@@ -220,19 +216,6 @@ def test_fuzz_raw_values_map_or_raise_payload_error(payload: bytes, numbers: dic
 
 # --- the subscriber on the real broker ---------------------------------------------------------
 @pytest.fixture
-def broker() -> None:
-    """Fail on CI, skip elsewhere, when no Mosquitto listens on 127.0.0.1:1883."""
-    try:
-        with socket.create_connection((BROKER_HOST, BROKER_PORT), timeout=2):
-            return
-    except OSError as exc:
-        reason = f"no MQTT broker at {BROKER_HOST}:{BROKER_PORT} ({exc})"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI must provide Mosquitto")
-    pytest.skip(reason)
-
-
-@pytest.fixture
 def store(tmp_path: Path) -> Iterator[SQLiteStore]:
     store = SQLiteStore(tmp_path / "meterhub.db")
     store.add_meter(Meter("ams-house", "amsreader", phases=3, tz="Europe/Oslo", interval_s=10))
@@ -243,12 +226,6 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
 def live_device() -> ReaderDevice:
     """A reader whose clock is now, so its readings pass ingest's future check."""
     return ReaderDevice(AmsReaderConfig(list_type=4), seed=5, speed=1.0)
-
-
-def unique_topic() -> str:
-    return f"meterhub-test/{uuid.uuid4().hex}"
-
-
 
 
 @pytest.mark.mqtt
@@ -373,12 +350,6 @@ async def test_ingest_resumes_after_the_broker_connection_drops(broker: None, st
             )
         tasks.cancel_scope.cancel()
     assert subscriber.counters.connection_failures >= 1
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((BROKER_HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.anyio

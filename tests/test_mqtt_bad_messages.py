@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -18,7 +16,7 @@ from meterhub.model import Meter, Reading
 from meterhub.mqtt import MqttSource, MqttSubscriber, PayloadFormat
 from meterhub.store.sqlite import SQLiteStore
 from meterhub.vendors.base import Fetched
-from tests.test_mqtt import BROKER_HOST, BROKER_PORT, unique_topic
+from tests.mqttbroker import BROKER_HOST, BROKER_PORT, unique_topic
 from tests.waiting import wait_until_async
 
 FAR_T = 946_684_801
@@ -28,19 +26,6 @@ FAR_T = 946_684_801
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def broker() -> None:
-    """Fail on CI, skip elsewhere, when no Mosquitto listens on 127.0.0.1:1883."""
-    try:
-        with socket.create_connection((BROKER_HOST, BROKER_PORT), timeout=2):
-            return
-    except OSError as exc:
-        reason = f"no MQTT broker at {BROKER_HOST}:{BROKER_PORT} ({exc})"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI must provide Mosquitto")
-    pytest.skip(reason)
 
 
 @pytest.fixture

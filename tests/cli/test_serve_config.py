@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,27 +27,9 @@ from meterhub.store import open_store
 from meterhub.vendors.amsreader.device import AmsReaderConfig, ReaderDevice
 from meterhub.vendors.amsreader.publisher import AmsPublisher, PayloadFormat, PublisherConfig
 from tests.cli.conftest import Run
+from tests.mqttbroker import free_port, require_broker
 from tests.simservers import simulator
 from tests.waiting import wait_until
-
-BROKER = ("127.0.0.1", 1883)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def need_broker() -> None:
-    try:
-        with socket.create_connection(BROKER, timeout=2):
-            return
-    except OSError as exc:
-        reason = f"no MQTT broker at {BROKER[0]}:{BROKER[1]} ({exc})"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI must provide Mosquitto")
-    pytest.skip(reason)
 
 
 @contextmanager
@@ -86,7 +67,7 @@ def has_readings(db_url: str, meter_id: str) -> bool:
 @pytest.mark.slow
 @pytest.mark.mqtt
 def test_serve_polls_declared_meters_ingests_mqtt_and_stops_cleanly(tmp_path: Path) -> None:
-    need_broker()
+    require_broker()
     topic = f"meterhub-test/{uuid.uuid4().hex[:8]}"
     db_url = f"sqlite:///{tmp_path / 'hub.db'}"
     port = free_port()

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import aiomqtt
 import anyio
 import pytest
+from tests.mqttbroker import BROKER_HOST, BROKER_PORT, free_port, unique_topic
 
 from meterhub.errors import VendorUnavailable
 from meterhub.vendors.amsreader.device import AmsReaderConfig, ReaderDevice
 from meterhub.vendors.amsreader.mqttpayloads import json_classic, raw_messages
 from meterhub.vendors.amsreader.publisher import AmsPublisher, PayloadFormat, PublisherConfig
 
-BROKER_HOST = "127.0.0.1"
-BROKER_PORT = 1883
 START = datetime(2026, 2, 10, 7, 15, tzinfo=UTC)
 ENVELOPE_TYPES = {
     "id": str,
@@ -78,19 +74,6 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-def broker() -> None:
-    """Fail on CI, skip elsewhere, when no Mosquitto listens on 127.0.0.1:1883."""
-    try:
-        with socket.create_connection((BROKER_HOST, BROKER_PORT), timeout=2):
-            return
-    except OSError as exc:
-        reason = f"no MQTT broker at {BROKER_HOST}:{BROKER_PORT} ({exc})"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI must provide Mosquitto")
-    pytest.skip(reason)
-
-
 def make_device(list_type: int = 4, **options: object) -> ReaderDevice:
     config = AmsReaderConfig(start=START, list_type=list_type, **options)
     return ReaderDevice(config, seed=5, speed=0.0)
@@ -141,7 +124,7 @@ def test_nothing_is_published_while_offline() -> None:
 @pytest.mark.mqtt
 @pytest.mark.anyio
 async def test_publisher_sends_both_formats_every_interval(broker: None) -> None:
-    topic = f"meterhub-test/{uuid.uuid4().hex}"
+    topic = unique_topic()
     device = make_device(4)
     config = PublisherConfig(topic=topic, interval_s=0.2)
     marker = f"{topic}-marker"
@@ -185,7 +168,7 @@ async def test_publisher_sends_both_formats_every_interval(broker: None) -> None
 @pytest.mark.mqtt
 @pytest.mark.anyio
 async def test_publisher_can_send_one_format_only(broker: None) -> None:
-    topic = f"meterhub-test/{uuid.uuid4().hex}"
+    topic = unique_topic()
     config = PublisherConfig(topic=topic, interval_s=0.2, formats=(PayloadFormat.RAW,))
     async with aiomqtt.Client(BROKER_HOST, BROKER_PORT) as subscriber:
         await subscriber.subscribe(f"{topic}/#")
@@ -197,12 +180,6 @@ async def test_publisher_can_send_one_format_only(broker: None) -> None:
                     if f"{topic}/meter/l3/current" in topics:
                         break
     assert topic not in topics
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((BROKER_HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.anyio
