@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meterhub.errors import PayloadError
@@ -60,6 +61,14 @@ def json_paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]
     return found
 
 
+def replace_at(document: Any, path: tuple[Any, ...], replacement: Any) -> None:
+    """Put ``replacement`` at ``path`` (not the root) inside ``document``."""
+    target = document
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = replacement
+
+
 @st.composite
 def replaced(draw: st.DrawFn, documents: list[Any], values: st.SearchStrategy[Any] = JSON) -> Any:
     """Return one of ``documents`` with one to three of its nodes replaced by drawn values."""
@@ -69,10 +78,7 @@ def replaced(draw: st.DrawFn, documents: list[Any], values: st.SearchStrategy[An
         replacement = draw(values)
         if not path:
             return replacement
-        target = document
-        for step in path[:-1]:
-            target = target[step]
-        target[path[-1]] = replacement
+        replace_at(document, path, replacement)
     return document
 
 
@@ -102,10 +108,7 @@ def wrong_leaves(draw: st.DrawFn, documents: list[Any]) -> Any:
     document = copy.deepcopy(draw(st.sampled_from(documents)))
     leaves = _leaf_paths(document)
     for path in draw(st.lists(st.sampled_from(leaves), min_size=1, max_size=6)):
-        target = document
-        for step in path[:-1]:
-            target = target[step]
-        target[path[-1]] = draw(WRONG_LEAVES)
+        replace_at(document, path, draw(WRONG_LEAVES))
     return document
 
 
@@ -168,3 +171,35 @@ def maps_or_refuses(call: Callable[..., T], *args: Any) -> T | None:
     except PayloadError as exc:
         assert str(exc).strip(), f"PayloadError without a message: {exc!r}"
         return None
+
+
+def fuzz_test(
+    documents: st.SearchStrategy[Any], map_all: Callable[[Any], None], *, max_examples: int = 300
+) -> Callable[[], None]:
+    """Return a test that hands each drawn document to ``map_all``, which maps it or refuses it."""
+
+    @settings(max_examples=max_examples, deadline=None)
+    @given(documents)
+    def test(document: Any) -> None:
+        map_all(document)
+
+    return test
+
+
+def decode_fuzz_test(
+    bodies: st.SearchStrategy[bytes],
+    decode: Callable[[bytes], Any],
+    map_all: Callable[[Any], None],
+    *,
+    max_examples: int = 300,
+) -> Callable[[], None]:
+    """Return a test that each drawn body decodes and maps, or is refused with PayloadError."""
+
+    @settings(max_examples=max_examples, deadline=None)
+    @given(bodies)
+    def test(body: bytes) -> None:
+        document = maps_or_refuses(decode, body)
+        if document is not None:
+            map_all(document)
+
+    return test

@@ -18,6 +18,7 @@ from tests.vendors.mapping_checks import (
     STRUCTURED_VALUES,
     assert_accepted,
     check_items,
+    fuzz_test,
     maps_or_refuses,
     replaced,
     wrong_leaves,
@@ -208,22 +209,17 @@ def test_fuzz_garbled_plots_map_or_raise_payload_error(data: st.DataObject) -> N
     _maps_or_refuses(garble(seed("dayplot.json"), data, PLOT_KEYS))
 
 
-@settings(max_examples=300, deadline=None)
-@given(replaced([LIVE_DATA, seed("dayplot.json"), seed("monthplot.json")], STRUCTURED_VALUES))
-def test_fuzz_hostile_values_in_real_documents_map_or_raise_payload_error(document: object) -> None:
-    _maps_or_refuses(document)
+test_fuzz_hostile_values_in_real_documents_map_or_raise_payload_error = fuzz_test(
+    replaced([LIVE_DATA, seed("dayplot.json"), seed("monthplot.json")], STRUCTURED_VALUES), _maps_or_refuses
+)
 
 
-@settings(max_examples=200, deadline=None)
-@given(JSON)
-def test_fuzz_random_json_maps_or_raises_payload_error(document: object) -> None:
-    _maps_or_refuses(document)
+test_fuzz_random_json_maps_or_raises_payload_error = fuzz_test(JSON, _maps_or_refuses, max_examples=200)
 
 
-@settings(max_examples=300, deadline=None)
-@given(wrong_leaves([LIVE_DATA, seed("dayplot.json"), seed("monthplot.json")]))
-def test_fuzz_wrong_values_under_the_right_keys_map_or_raise_payload_error(document: object) -> None:
-    _maps_or_refuses(document)
+test_fuzz_wrong_values_under_the_right_keys_map_or_raise_payload_error = fuzz_test(
+    wrong_leaves([LIVE_DATA, seed("dayplot.json"), seed("monthplot.json")]), _maps_or_refuses
+)
 
 
 def test_documented_examples_map_to_what_ingest_accepts() -> None:

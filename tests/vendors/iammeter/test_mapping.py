@@ -11,13 +11,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.vendors.mapping_checks import (
     JSON,
     STRUCTURED_VALUES,
     assert_accepted,
     check_items,
+    decode_fuzz_test,
+    fuzz_test,
     maps_or_refuses,
     replaced,
     wrong_leaves,
@@ -274,30 +275,20 @@ def _maps_or_refuses(payload: Any) -> None:
     maps_or_refuses(lambda: mapping.unwrap(payload))
 
 
-@settings(max_examples=300, deadline=None)
-@given(mutated())
-def test_mutated_payloads_map_or_raise_payload_error(payload: Any) -> None:
-    _maps_or_refuses(payload)
+test_mutated_payloads_map_or_raise_payload_error = fuzz_test(mutated(), _maps_or_refuses)
 
 
-@settings(max_examples=200, deadline=None)
-@given(JSON)
-def test_random_json_maps_or_raises_payload_error(payload: Any) -> None:
-    _maps_or_refuses(payload)
+test_random_json_maps_or_raises_payload_error = fuzz_test(JSON, _maps_or_refuses, max_examples=200)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=200))
-def test_garbled_bodies_decode_or_raise_payload_error(body: bytes) -> None:
-    decoded = maps_or_refuses(lambda: mapping.decode(body))
-    if decoded is not None:
-        _maps_or_refuses(decoded)
+test_garbled_bodies_decode_or_raise_payload_error = decode_fuzz_test(
+    st.binary(max_size=200), mapping.decode, _maps_or_refuses, max_examples=200
+)
 
 
-@settings(max_examples=300, deadline=None)
-@given(wrong_leaves(SEEDS))
-def test_wrong_values_under_the_right_keys_map_or_raise_payload_error(payload: Any) -> None:
-    _maps_or_refuses(payload)
+test_wrong_values_under_the_right_keys_map_or_raise_payload_error = fuzz_test(
+    wrong_leaves(SEEDS), _maps_or_refuses
+)
 
 
 def test_documented_examples_map_to_what_ingest_accepts() -> None:

@@ -15,6 +15,8 @@ from tests.vendors.mapping_checks import (
     STRUCTURED_VALUES,
     assert_accepted,
     check_items,
+    decode_fuzz_test,
+    fuzz_test,
     maps_or_refuses,
     replaced,
     wrong_leaves,
@@ -171,24 +173,19 @@ def map_all(document: object) -> None:
         check_items(maps_or_refuses(mapping.interval_records, values, "m", point) or [], NOW)
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
-def test_fuzz_any_bytes_decode_or_raise_payload_error(body: bytes) -> None:
-    document = maps_or_refuses(lambda: mapping.decode_document(body))
-    if document is not None:
-        map_all(document)
+test_fuzz_any_bytes_decode_or_raise_payload_error = decode_fuzz_test(
+    st.binary(max_size=200) | st.text(max_size=200).map(str.encode), mapping.decode_document, map_all
+)
 
 
-@settings(max_examples=300, deadline=None)
-@given(JSON | st.lists(ROW_LIKE, max_size=5))
-def test_fuzz_any_document_maps_or_raises_payload_error(document: object) -> None:
-    map_all(document)
+test_fuzz_any_document_maps_or_raises_payload_error = fuzz_test(
+    JSON | st.lists(ROW_LIKE, max_size=5), map_all
+)
 
 
-@settings(max_examples=300, deadline=None)
-@given(replaced(SEED_DOCUMENTS, STRUCTURED_VALUES))
-def test_fuzz_hostile_values_in_seed_documents_map_or_raise_payload_error(document: object) -> None:
-    map_all(document)
+test_fuzz_hostile_values_in_seed_documents_map_or_raise_payload_error = fuzz_test(
+    replaced(SEED_DOCUMENTS, STRUCTURED_VALUES), map_all
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -207,10 +204,9 @@ def test_fuzz_garbled_seed_answers_map_or_raise_payload_error(
         map_all(document)
 
 
-@settings(max_examples=300, deadline=None)
-@given(wrong_leaves(SEED_DOCUMENTS))
-def test_fuzz_wrong_values_under_the_right_keys_map_or_raise_payload_error(document: object) -> None:
-    map_all(document)
+test_fuzz_wrong_values_under_the_right_keys_map_or_raise_payload_error = fuzz_test(
+    wrong_leaves(SEED_DOCUMENTS), map_all
+)
 
 
 def test_documented_examples_map_to_what_ingest_accepts() -> None:

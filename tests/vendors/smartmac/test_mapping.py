@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.vendors.mapping_checks import (
     HOSTILE_SCALARS,
@@ -16,6 +15,8 @@ from tests.vendors.mapping_checks import (
     STRUCTURED_VALUES,
     assert_accepted,
     check_items,
+    decode_fuzz_test,
+    fuzz_test,
     maps_or_refuses,
     replaced,
     wrong_leaves,
@@ -197,36 +198,28 @@ def _maps_or_refuses(answer: Any) -> None:
         check_items([*own_time.readings, *own_time.extras], own_time.readings[0].ts)
 
 
-@settings(max_examples=300, deadline=None)
-@given(mutated())
-def test_mutated_answers_map_or_raise_payload_error(answer: Any) -> None:
-    _maps_or_refuses(answer)
+test_mutated_answers_map_or_raise_payload_error = fuzz_test(mutated(), _maps_or_refuses)
 
 
-@settings(max_examples=200, deadline=None)
-@given(JSON)
-def test_random_json_maps_or_raises_payload_error(answer: Any) -> None:
-    _maps_or_refuses(answer)
+test_random_json_maps_or_raises_payload_error = fuzz_test(JSON, _maps_or_refuses, max_examples=200)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=300) | st.text(max_size=200).map(str.encode))
-def test_garbled_bodies_decode_or_raise_payload_error(body: bytes) -> None:
-    answer = maps_or_refuses(mapping.decode, body)
-    if answer is not None:
-        _maps_or_refuses(answer)
+test_garbled_bodies_decode_or_raise_payload_error = decode_fuzz_test(
+    st.binary(max_size=300) | st.text(max_size=200).map(str.encode),
+    mapping.decode,
+    _maps_or_refuses,
+    max_examples=200,
+)
 
 
-@settings(max_examples=300, deadline=None)
-@given(replaced([GETDATA], STRUCTURED_VALUES))
-def test_hostile_values_in_the_seed_answer_map_or_raise_payload_error(answer: Any) -> None:
-    _maps_or_refuses(answer)
+test_hostile_values_in_the_seed_answer_map_or_raise_payload_error = fuzz_test(
+    replaced([GETDATA], STRUCTURED_VALUES), _maps_or_refuses
+)
 
 
-@settings(max_examples=300, deadline=None)
-@given(wrong_leaves([GETDATA]))
-def test_wrong_values_under_the_right_keys_map_or_raise_payload_error(answer: Any) -> None:
-    _maps_or_refuses(answer)
+test_wrong_values_under_the_right_keys_map_or_raise_payload_error = fuzz_test(
+    wrong_leaves([GETDATA]), _maps_or_refuses
+)
 
 
 def test_documented_example_maps_to_what_ingest_accepts() -> None:

@@ -10,15 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.vendors.mapping_checks import (
     JSON,
     STRUCTURED_VALUES,
     assert_accepted,
     check_items,
+    fuzz_test,
     json_paths,
     maps_or_refuses,
+    replace_at,
     wrong_leaves,
 )
 
@@ -172,10 +173,7 @@ def mutated(draw: st.DrawFn) -> Any:
     replacement = draw(STRUCTURED_VALUES | st.from_regex(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", fullmatch=True))
     if not path:
         return replacement
-    target = answer
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = replacement
+    replace_at(answer, path, replacement)
     return answer
 
 
@@ -190,22 +188,15 @@ def _maps_or_refuses(answer: Any) -> None:
     assert token is None or (token.access_token and (token.expires_in_s or 0) >= 0)
 
 
-@settings(max_examples=300, deadline=None)
-@given(mutated())
-def test_mutated_answers_map_or_raise_payload_error(answer: Any) -> None:
-    _maps_or_refuses(answer)
+test_mutated_answers_map_or_raise_payload_error = fuzz_test(mutated(), _maps_or_refuses)
 
 
-@settings(max_examples=200, deadline=None)
-@given(JSON)
-def test_random_json_maps_or_raises_payload_error(answer: Any) -> None:
-    _maps_or_refuses(answer)
+test_random_json_maps_or_raises_payload_error = fuzz_test(JSON, _maps_or_refuses, max_examples=200)
 
 
-@settings(max_examples=300, deadline=None)
-@given(wrong_leaves(SEEDS))
-def test_wrong_values_under_the_right_keys_map_or_raise_payload_error(answer: Any) -> None:
-    _maps_or_refuses(answer)
+test_wrong_values_under_the_right_keys_map_or_raise_payload_error = fuzz_test(
+    wrong_leaves(SEEDS), _maps_or_refuses
+)
 
 
 def test_captured_answers_map_to_what_ingest_accepts() -> None:
