@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import logging
-import socket
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from tests import simservers
-from tests.waiting import wait_until
+from tests.vendors.simrig import SimulatorRig
 
 from meterhub.errors import ConfigError, InputError, PayloadError, VendorAuthError, VendorUnavailable
 from meterhub.model import Meter
@@ -35,18 +30,6 @@ PASSWORD = "Han-p0rt-secret"
 PASSWORD_ENV = "METERHUB_TEST_AMS_PASSWORD"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "meterhub.db")
-    yield store
-    store.close()
-
-
 def stepping_clock(step: timedelta = timedelta(seconds=3)) -> Callable[[], datetime]:
     """A quota clock that moves on by ``step`` at each look: every call finds its slot free."""
     ticks = [START]
@@ -59,12 +42,9 @@ def stepping_clock(step: timedelta = timedelta(seconds=3)) -> Callable[[], datet
 
 
 @dataclass
-class Rig:
+class Rig(SimulatorRig):
     """A reader simulator, an HTTP client on it, and a real SQLite store for quotas."""
 
-    app: Starlette
-    http: httpx.AsyncClient
-    store: SQLiteStore
     base_url: str = f"http://{HOST}"
     quota_clock: Callable[[], datetime] | None = None
 
@@ -81,13 +61,6 @@ class Rig:
         where = {"host": HOST} if self.base_url == f"http://{HOST}" else {"base_url": self.base_url}
         meter = Meter("ams", "amsreader", phases=3, tz=tz, interval_s=10, options={**where, **options})
         return AmsReaderConnector(meter, self.context())
-
-    async def calls(self) -> dict[str, int]:
-        return dict((await self.http.get(f"{self.base_url}/_sim/calls")).json())
-
-    async def faults(self, **faults: Any) -> None:
-        answer = await self.http.post(f"{self.base_url}/_sim/faults", json=faults)
-        assert answer.status_code == 200, answer.text
 
     async def vendor(self, route: str) -> Any:
         auth = ("admin", PASSWORD) if self.app.state.device.config.password else None
@@ -245,23 +218,6 @@ async def test_calls_keep_two_seconds_apart(rig: Rig) -> None:
     await connector.latest()
     assert time.monotonic() - started >= 1.9
     assert (await rig.calls()) == {"/data.json": 2}
-
-
-@contextmanager
-def served(app: Starlette) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="critical"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started or not thread.is_alive(), "the simulator to start serving")
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 async def test_timeouts_and_dropped_connections_on_a_real_socket(store: SQLiteStore) -> None:

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import itertools
 import logging
-import socket
-import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from tests import simservers
-from tests.waiting import wait_until
+from tests.vendors.simrig import SimulatorRig
 
 from meterhub.errors import (
     ConfigError,
@@ -51,30 +46,15 @@ KEY_ENV = "METERHUB_TEST_INTELLIMETER_KEY"
 FIVE_MINUTES = timedelta(minutes=5)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "meterhub.db")
-    yield store
-    store.close()
-
-
 @pytest.fixture(autouse=True)
 def password_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
 
 
 @dataclass
-class Rig:
+class Rig(SimulatorRig):
     """A simulator, an HTTP client on it, and a real SQLite store for tokens and quotas."""
 
-    app: Starlette
-    http: httpx.AsyncClient
-    store: SQLiteStore
     base_url: str = BASE_URL
 
     def context(self) -> ConnectorContext:
@@ -93,14 +73,6 @@ class Rig:
             "grid", "intellimeter", phases=3, tz=TZ, interval_s=300, options={**defaults, **options}
         )
         return IntellimeterConnector(meter, self.context())
-
-    async def calls(self) -> dict[str, int]:
-        answer = await self.http.get(f"{self.base_url}/_sim/calls")
-        return dict(answer.json())
-
-    async def faults(self, **faults: Any) -> None:
-        answer = await self.http.post(f"{self.base_url}/_sim/faults", json=faults)
-        assert answer.status_code == 200, answer.text
 
 
 def make_app(**options: Any) -> Starlette:
@@ -309,23 +281,6 @@ async def test_quota_allows_twelve_data_calls_an_hour(rig: Rig) -> None:
     assert caught.value.retry_after_s is not None and caught.value.retry_after_s > 3000
     calls = await rig.calls()
     assert calls["/data"] == calls["/interval"] == 12
-
-
-@contextmanager
-def served(app: Starlette) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="critical"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started or not thread.is_alive(), "the simulator to start serving")
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 async def test_timeouts_and_dropped_connections_on_a_real_socket(store: SQLiteStore) -> None:
