@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import httpx
 
@@ -204,6 +205,20 @@ async def stepped(start: datetime, *base_urls: str) -> AsyncIterator[tuple[TimeD
         finally:
             for control in controls:
                 await control.aclose()
+
+
+@asynccontextmanager
+async def frozen(
+    base_url: str, start: datetime
+) -> AsyncIterator[tuple[TimeDriver, httpx.AsyncClient, anyio.abc.TaskGroup]]:
+    """Freeze the simulator at ``base_url`` at ``start``; yield its driver, control and a task group."""
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=10) as control,
+        anyio.create_task_group() as tasks,
+    ):
+        driver = TimeDriver(SteppedClock(start), control)
+        await driver.freeze()
+        yield driver, control, tasks
 
 
 @asynccontextmanager

@@ -33,7 +33,7 @@ from meterhub.poller.recovery import recovery_key
 from meterhub.store import Store, open_store
 from tests.e2e_cases import CASES, Outages, VendorCase, mismatches
 from tests.simservers import simulator
-from tests.steppedtime import Event, SteppedClock, TimeDriver
+from tests.steppedtime import Event, SteppedClock, TimeDriver, frozen
 
 pytestmark = pytest.mark.anyio
 
@@ -304,13 +304,7 @@ async def test_two_days_with_outages_a_reset_5xx_and_a_restart_lose_and_double_n
     with simulator(vendor, speed=0.0, **case.sim_options(T0, OUTAGES)) as sim:
         meter = case.meter(sim.info(), sim.base_url, monkeypatch)
         store.add_meter(meter)
-        clock = SteppedClock(T0)
-        async with (
-            httpx.AsyncClient(base_url=sim.base_url, timeout=10) as control,
-            anyio.create_task_group() as tasks,
-        ):
-            driver = TimeDriver(clock, control)
-            await driver.freeze()
+        async with frozen(sim.base_url, T0) as (driver, control, tasks):
             hub = Hub(store, meter, driver, tasks)
             await hub.start()
             await driver.run_until(END, script(case, hub, control))

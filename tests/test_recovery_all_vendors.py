@@ -26,7 +26,7 @@ from meterhub.vendors.intellimeter.payloads import interval_floor
 from tests.backends import Backend
 from tests.e2e_cases import CASES, VendorCase, mismatches
 from tests.simservers import simulator
-from tests.steppedtime import SteppedClock, TimeDriver
+from tests.steppedtime import TimeDriver, frozen
 
 pytestmark = pytest.mark.anyio
 
@@ -135,13 +135,8 @@ async def test_recovery_stores_what_the_vendor_served_while_the_hub_was_down(
     with simulator(vendor, speed=0.0, **case.sim_options(T0 - timedelta(days=1), None)) as sim:
         meter = case.meter(sim.info(), sim.base_url, monkeypatch)
         store.add_meter(meter)
-        clock = SteppedClock(T0)
-        async with (
-            httpx.AsyncClient(base_url=sim.base_url, timeout=10) as control,
-            anyio.create_task_group() as tasks,
-        ):
-            driver = TimeDriver(clock, control)
-            await driver.freeze()
+        async with frozen(sim.base_url, T0) as (driver, _control, tasks):
+            clock = driver.clock
             hub = await start_hub(store, case, meter, driver, tasks, seed=0)
             await driver.run_until(T0 + WARM_UP)
             for number, outage in enumerate(OUTAGES, start=1):
