@@ -14,10 +14,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from meterhub.model import READING_FIELDS, REGISTER_FIELDS, Reading, utc_now
+from meterhub.model import READING_FIELDS, REGISTER_FIELDS, IntervalEnergy, Reading, utc_now
 from meterhub.store.base import Store, WriteResult
 
-__all__ = ["EARLIEST_TS", "MAX_REGISTER", "IngestReport", "Ingestor", "Rejection", "validate_reading"]
+__all__ = [
+    "EARLIEST_TS",
+    "MAX_REGISTER",
+    "IngestReport",
+    "Ingestor",
+    "Rejection",
+    "validate_interval",
+    "validate_reading",
+]
 
 MAX_VOLTAGE_V = 1000.0
 MAX_ABS_POWER_W = 10_000_000.0
@@ -91,8 +99,7 @@ def validate_reading(reading: Reading, latest_allowed: datetime) -> str | None:
             if ts > latest_allowed:
                 return f"timestamp {ts.isoformat()} is more than 5 minutes in the future"
             return (
-                f"timestamp {ts.isoformat()} is before 2000-01-01T00:00:00Z, "
-                "the earliest time meterhub keeps"
+                f"timestamp {ts.isoformat()} is before 2000-01-01T00:00:00Z, the earliest time meterhub keeps"
             )
     except TypeError:
         return "timestamp has no time zone"
@@ -106,6 +113,24 @@ def validate_reading(reading: Reading, latest_allowed: datetime) -> str | None:
             return _why_outside(reading)
     if values.count(None) == len(values):
         return "reading carries no value"
+    return None
+
+
+def validate_interval(record: IntervalEnergy, latest_allowed: datetime) -> str | None:
+    """Return why an interval energy record must be rejected, or None when it is acceptable.
+
+    Its energies are finite, never negative, and no more than 10 MW delivers over its interval;
+    it lies between :data:`EARLIEST_TS` and ``latest_allowed``.
+    """
+    if record.start < EARLIEST_TS:
+        return f"interval start {record.start.isoformat()} is before 2000-01-01T00:00:00Z"
+    if record.end > latest_allowed:
+        return f"interval end {record.end.isoformat()} is more than 5 minutes in the future"
+    hours = (record.end - record.start).total_seconds() / 3600
+    most_kwh = MAX_ABS_POWER_W / 1000 * hours
+    for name, value in (("import", record.import_kwh), ("export", record.export_kwh)):
+        if value is not None and not 0 <= value <= most_kwh:  # NaN fails every comparison
+            return f"interval {name} energy {value} kWh outside 0..{most_kwh:g} kWh (10 MW over {hours:g} h)"
     return None
 
 
@@ -197,6 +222,20 @@ class Ingestor:
                     (writer.submit(self.store.write_readings, batch), report.received), report, on_batch
                 )
         return report
+
+    def valid_intervals(
+        self, records: Iterable[IntervalEnergy], report: IngestReport
+    ) -> list[IntervalEnergy]:
+        """Return the interval records ingest accepts; count the others in ``report`` with their reason."""
+        latest_allowed = self._now() + MAX_FUTURE
+        kept: list[IntervalEnergy] = []
+        for record in records:
+            reason = validate_interval(record, latest_allowed)
+            if reason is None:
+                kept.append(record)
+            else:
+                report.reject(f"{record.meter} {record.start.isoformat()}", reason)
+        return kept
 
     @staticmethod
     def _settle(

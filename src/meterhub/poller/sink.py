@@ -160,6 +160,11 @@ class Sink:
             totals.rejected += report.rejected_count
             metrics.record_ingest("poller", report.stored, report.duplicates)
         if intervals:
+            refused = IngestReport()
+            intervals = self._ingestor.valid_intervals(intervals, refused)
+            self._log_rejections(refused)
+            totals.rejected += refused.rejected_count
+        if intervals:
             totals.intervals += self._store.write_intervals(intervals).stored
         if extras:
             totals.extras += self._store.write_extras(extras).stored
@@ -167,7 +172,7 @@ class Sink:
     @staticmethod
     def _log_rejections(report: IngestReport) -> None:
         for reason, count in report.reasons().items():
-            log.warning("rejected %d polled readings: %s", count, reason)
+            log.warning("rejected %d polled records: %s", count, reason)
 
 
 def _fail_queued(receive: MemoryObjectReceiveStream[_Job]) -> None:
