@@ -23,14 +23,12 @@ is backfilled through ``connector.history`` in the background, resumably.
 from __future__ import annotations
 
 import contextlib
-import heapq
 import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import anyio
 import anyio.to_thread
@@ -50,102 +48,24 @@ from meterhub.poller.connectors import (
     min_poll_interval_s,
 )
 from meterhub.poller.recovery import Recovery, RecoveryState, describe_error, missed_window
+from meterhub.poller.schedule import (
+    Fetch,
+    Flight,
+    PollerSettings,
+    PollerStats,
+    PollOutcome,
+    Schedule,
+    Slot,
+    retry_delay_s,
+)
 from meterhub.poller.sink import HealthNote, Sink
 from meterhub.store.base import Store
 from meterhub.threads import run_ingest
-from meterhub.vendors.base import Connector, Fetched
 from meterhub.vendors.registry import load_connector
 
 __all__ = ["Fetch", "PollOutcome", "Poller", "PollerSettings", "PollerStats", "retry_delay_s"]
 
 log = logging.getLogger(__name__)
-
-Fetch = Callable[[Connector], Awaitable[Fetched]]
-"""A vendor call made in a meter's turn instead of ``latest`` (a relay switch)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PollerSettings:
-    """How the poller paces itself; every field has a default that suits a household."""
-
-    jitter_ratio: float = 0.1
-    """Each wait is stretched by a random 0..ratio of itself, so meters drift apart."""
-    backoff_cap_s: float = 3600.0
-    """The longest wait between retries of a failing meter."""
-    max_concurrent_polls: int = 200
-    """Polls in flight at once."""
-    max_concurrent_backfills: int = 8
-    """Recovery backfills in flight at once."""
-    recovery_max_s: float = 7 * 86_400.0
-    """How far back a recovery backfill reaches at most."""
-    startup_spread_s: float = 10.0
-    """First polls are spread over this many seconds (and never before a meter's interval)."""
-    refresh_meters_s: float = 60.0
-    """How often the meter list is re-read from the store, so added meters get polled."""
-
-    def __post_init__(self) -> None:
-        if self.jitter_ratio < 0 or self.backoff_cap_s <= 0 or self.max_concurrent_polls < 1:
-            raise ConfigError("poller settings must be positive")
-
-
-@dataclass(slots=True)
-class PollerStats:
-    """Counts since the poller started."""
-
-    polls: int = 0
-    successes: int = 0
-    failures: int = 0
-    backfilled_windows: int = 0
-    deferred: int = 0
-    """Polls put off because another caller held the meter's quota slot (and stores its data)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PollOutcome:
-    """What one poll of one meter did."""
-
-    meter_id: str
-    ok: bool
-    at: datetime
-    error: str | None
-    next_in_s: float
-    backfill: BackfillJob | None = None
-    fetched: Fetched | None = field(default=None, compare=False, repr=False)
-    """What the vendor answered (stored already); None after a failure."""
-    cause: Exception | None = field(default=None, compare=False, repr=False)
-    """The error behind ``error``, for a caller that reports it typed."""
-
-
-@dataclass(slots=True)
-class _Flight:
-    """A poll under way; callers wanting the same meter's data wait for it."""
-
-    done: anyio.Event = field(default_factory=anyio.Event)
-    outcome: PollOutcome | None = None
-
-
-@dataclass(slots=True)
-class _Slot:
-    meter: Meter
-    interval_s: float
-    generation: int
-    recovery: RecoveryState
-    connector: Connector | None = None
-    failures: int = 0
-    covered_until: datetime | None = None
-    running: bool = False
-    last_success: datetime | None = None
-    next_turn: datetime | None = None
-    """When the meter may be asked again: its last call plus its minimum interval."""
-    entry: int = -1
-    """The sequence number of the meter's live heap entry; older entries are skipped."""
-    flight: _Flight | None = None
-
-
-def retry_delay_s(interval_s: float, failures: int, cap_s: float) -> float:
-    """Return the wait before retry number ``failures``: interval, doubled each time, capped."""
-    return min(max(cap_s, interval_s), interval_s * 2.0 ** max(0, failures - 1))
-
 
 class Poller:
     """Polls meters on their schedules and stores what they report, with health and recovery."""
@@ -176,9 +96,8 @@ class Poller:
         )
         self._fixed_meters = list(meters) if meters is not None else None
         self._random = random.Random(seed)  # noqa: S311 - jitter, not security
-        self._slots: dict[str, _Slot] = {}
-        self._heap: list[tuple[float, int, str, int]] = []
-        self._sequence = itertools.count()
+        self._slots: dict[str, Slot] = {}
+        self._schedule = Schedule()
         self._generations = itertools.count(1)
         self._wake = anyio.Event()
         self._polls = anyio.Semaphore(self.settings.max_concurrent_polls)
@@ -219,8 +138,8 @@ class Poller:
         slot = self._slots.get(meter.id)
         return slot is None or slot.meter != meter or dict(slot.meter.options) != dict(meter.options)
 
-    def _new_slot(self, meter: Meter) -> _Slot:
-        slot = _Slot(meter, float(meter.interval_s), next(self._generations), RecoveryState(meter.id))
+    def _new_slot(self, meter: Meter) -> Slot:
+        slot = Slot(meter, float(meter.interval_s), next(self._generations), RecoveryState(meter.id))
         # Built now, so a limit of its own (a smart-MAC's rate class) paces the first poll; if
         # it cannot be built, the first poll tries again and records why.
         with contextlib.suppress(MeterhubError):
@@ -228,14 +147,14 @@ class Poller:
         self._pace(slot)
         return slot
 
-    def _pace(self, slot: _Slot) -> None:
+    def _pace(self, slot: Slot) -> None:
         """Set the slot's interval: the meter's, never faster than its connector allows."""
         try:
             slot.interval_s = float(self.factory.poll_interval_s(slot.meter, slot.connector))
         except InputError:
             slot.interval_s = float(slot.meter.interval_s)
 
-    def _first_due(self, slot: _Slot, now: datetime) -> datetime:
+    def _first_due(self, slot: Slot, now: datetime) -> datetime:
         spread_s = self._random.uniform(0, min(slot.interval_s, self.settings.startup_spread_s))
         due = now + timedelta(seconds=spread_s)
         if slot.last_success is not None:  # a restart must not poll sooner than the vendor allows
@@ -262,32 +181,16 @@ class Poller:
     @property
     def next_due(self) -> datetime | None:
         """Return when the next poll is due (None: no meter to poll)."""
-        if not self._heap:
-            return None
-        return datetime.fromtimestamp(self._heap[0][0], UTC)
+        return self._schedule.next_due
 
     def wake(self) -> None:
         """Look at the schedule again now, as after the clock was set forward."""
         self._wake.set()
 
     # --- the schedule -------------------------------------------------------------------
-    def _push(self, slot: _Slot, due: datetime) -> None:
-        due_s = due.timestamp()
-        earliest = self._heap[0][0] if self._heap else None
-        slot.entry = next(self._sequence)
-        heapq.heappush(self._heap, (due_s, slot.entry, slot.meter.id, slot.generation))
-        if earliest is None or due_s < earliest:
+    def _push(self, slot: Slot, due: datetime) -> None:
+        if self._schedule.push(slot, due):
             self._wake.set()
-
-    def _pop_due(self, now_s: float) -> _Slot | None:
-        """Return the most overdue meter, skipping entries of meters removed or replaced."""
-        while self._heap and self._heap[0][0] <= now_s:
-            _, entry, meter_id, generation = heapq.heappop(self._heap)
-            slot = self._slots.get(meter_id)
-            current = slot is not None and slot.generation == generation and slot.entry == entry
-            if slot is not None and current and not slot.running:
-                return slot
-        return None
 
     async def run(self) -> None:
         """Poll until cancelled."""
@@ -305,16 +208,17 @@ class Poller:
     async def _schedule_loop(self, task_group: anyio.abc.TaskGroup) -> None:
         while True:
             now_s = self._clock.now().timestamp()
-            if self._heap and self._heap[0][0] <= now_s:
+            due_s = self._schedule.next_due_s
+            if due_s is not None and due_s <= now_s:
                 await self._polls.acquire()  # a task exists only for a poll that may run now
-                slot = self._pop_due(self._clock.now().timestamp())
+                slot = self._schedule.pop_due(self._clock.now().timestamp(), self._slots)
                 if slot is None:
                     self._polls.release()
                 else:
                     self._begin(slot)  # in flight from now, before its task first runs
                     task_group.start_soon(self._poll_task, slot)
                 continue
-            wait_s = self._heap[0][0] - now_s if self._heap else self.settings.refresh_meters_s
+            wait_s = due_s - now_s if due_s is not None else self.settings.refresh_meters_s
             self._wake = anyio.Event()
             with anyio.move_on_after(self._clock.real_s(wait_s)):
                 await self._wake.wait()
@@ -327,7 +231,7 @@ class Poller:
             except MeterhubError as exc:
                 log.warning("cannot re-read the meters: %s", exc)
 
-    async def _poll_task(self, slot: _Slot) -> None:
+    async def _poll_task(self, slot: Slot) -> None:
         outcome: PollOutcome | None = None
         try:
             outcome = await self._poll(slot)
@@ -335,13 +239,13 @@ class Poller:
             self._polls.release()
             self._finish(slot, outcome)
 
-    def _begin(self, slot: _Slot) -> _Flight:
+    def _begin(self, slot: Slot) -> Flight:
         slot.running = True
-        slot.flight = _Flight()
+        slot.flight = Flight()
         self._polling += 1
         return slot.flight
 
-    def _finish(self, slot: _Slot, outcome: PollOutcome | None) -> None:
+    def _finish(self, slot: Slot, outcome: PollOutcome | None) -> None:
         """End a poll in flight: schedule the next and hand the outcome to those waiting."""
         slot.running = False
         self._polling -= 1
@@ -380,11 +284,11 @@ class Poller:
             return 0.0
         return max(0.0, (turn - self._clock.now()).total_seconds())
 
-    def _turn_after_call(self, slot: _Slot) -> datetime:
+    def _turn_after_call(self, slot: Slot) -> datetime:
         """Return the meter's next turn, counted from the end of a call (the device counts from its start)."""
         return self._clock.now() + timedelta(seconds=self._min_interval_s(slot))
 
-    def _min_interval_s(self, slot: _Slot) -> float:
+    def _min_interval_s(self, slot: Slot) -> float:
         try:
             return float(min_poll_interval_s(self.factory.connector_class(slot.meter.vendor), slot.connector))
         except InputError:
@@ -443,7 +347,7 @@ class Poller:
             self._polling -= 1
 
     async def _poll(
-        self, slot: _Slot, *, recover_now: bool = False, fetch: Fetch | None = None
+        self, slot: Slot, *, recover_now: bool = False, fetch: Fetch | None = None
     ) -> PollOutcome:
         at = self._clock.now()
         meter_id = slot.meter.id
@@ -473,7 +377,7 @@ class Poller:
         job = await self._recover(slot, gap, wait=recover_now)
         return PollOutcome(meter_id, True, at, None, self._next_in_s(slot.interval_s), job, fetched)
 
-    async def _failed(self, slot: _Slot, at: datetime, exc: Exception) -> PollOutcome:
+    async def _failed(self, slot: Slot, at: datetime, exc: Exception) -> PollOutcome:
         meter_id = slot.meter.id
         if isinstance(exc, QuotaHeld):
             deferred = await self._held_elsewhere(slot, at, exc)
@@ -500,7 +404,7 @@ class Poller:
             log.error("cannot record the health of %s: %s", meter_id, store_exc)
         return PollOutcome(meter_id, False, at, text, next_in_s, cause=exc)
 
-    async def _held_elsewhere(self, slot: _Slot, at: datetime, exc: QuotaHeld) -> PollOutcome | None:
+    async def _held_elsewhere(self, slot: Slot, at: datetime, exc: QuotaHeld) -> PollOutcome | None:
         """Return a poll put off because another caller holds the meter's slot, else None.
 
         Whoever holds a slot (a live read, a switch, another hub) stores what it fetched and
@@ -528,7 +432,7 @@ class Poller:
     def _next_in_s(self, base_s: float) -> float:
         return base_s * (1.0 + self._random.uniform(0.0, self.settings.jitter_ratio))
 
-    async def _recover(self, slot: _Slot, gap: BackfillJob | None, *, wait: bool) -> BackfillJob | None:
+    async def _recover(self, slot: Slot, gap: BackfillJob | None, *, wait: bool) -> BackfillJob | None:
         """Start (or, with ``wait``, run) the meter's pending recovery backfill, if any."""
         state = slot.recovery
         try:
