@@ -11,12 +11,6 @@ from tests.backends import BACKENDS, Backend
 from tests.mqttbroker import require_broker
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    """Run anyio tests on asyncio only."""
-    return "asyncio"
-
-
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """Yield the place this test's stores live, once per backend."""

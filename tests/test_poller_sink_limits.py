@@ -16,6 +16,11 @@ from meterhub.vendors.base import Fetched
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
 def store(tmp_path: Path) -> Iterator[SQLiteStore]:
     store = SQLiteStore(tmp_path / "meterhub.db")
     store.add_meter(Meter("m", "iammeter", interval_s=60))

@@ -30,6 +30,11 @@ PASSWORD = "Han-p0rt-secret"
 PASSWORD_ENV = "METERHUB_TEST_AMS_PASSWORD"
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
 def stepping_clock(step: timedelta = timedelta(seconds=3)) -> Callable[[], datetime]:
     """A quota clock that moves on by ``step`` at each look: every call finds its slot free."""
     ticks = [START]

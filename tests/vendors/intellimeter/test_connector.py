@@ -46,6 +46,11 @@ KEY_ENV = "METERHUB_TEST_INTELLIMETER_KEY"
 FIVE_MINUTES = timedelta(minutes=5)
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
 @pytest.fixture(autouse=True)
 def password_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
