@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from meterhub.ingest import EARLIEST_TS, MAX_REGISTER, validate_reading
+from meterhub.ingest import EARLIEST_TS, MAX_REGISTER, IngestReport, validate_reading
 from meterhub.model import REGISTER_FIELDS, Reading
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -81,3 +81,13 @@ def test_values_at_their_bounds_are_accepted() -> None:
         )
         is None
     )
+
+
+def test_rejections_of_one_kind_count_together_whatever_their_instants() -> None:
+    report = IngestReport()
+    for day in (1, 2, 3):
+        report.reject(
+            f"line {day + 1}", f"timestamp 1999-12-{day:02d}T10:30:00+00:00 is before 2000-01-01T00:00:00Z"
+        )
+    report.reject("line 5", "bad meter id: '=HYPERLINK(1)' is not 1 to 64 letters")
+    assert report.reasons() == {"timestamp <time> is before <time>": 3, "bad meter id": 1}

@@ -8,6 +8,7 @@ Each batch is one transaction, so a crash loses at most the batch in flight, nev
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,6 +51,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
 _LOWEST = tuple(_BOUNDS[name][0] for name in READING_FIELDS)
 _HIGHEST = tuple(_BOUNDS[name][1] for name in READING_FIELDS)
 MAX_PHASE = 3
+_INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d)?")
 MAX_REJECTIONS_KEPT = 1000
 UNKNOWN_METER_RECHECK_S = 10.0
 """A meter missing now may be added meanwhile: look again after this long."""
@@ -83,10 +85,14 @@ class IngestReport:
             self.rejections.append(Rejection(where, reason))
 
     def reasons(self) -> dict[str, int]:
-        """Return how often each reason occurred among the kept rejections."""
+        """Return how often each kind of reason occurred among the kept rejections.
+
+        A reason's detail after ``": "`` and the instants it names are left out, so rejections of
+        one kind count together.
+        """
         counts: dict[str, int] = {}
         for rejection in self.rejections:
-            key = rejection.reason.split(":", 1)[0]
+            key = _INSTANT.sub("<time>", rejection.reason.split(": ", 1)[0])
             counts[key] = counts.get(key, 0) + 1
         return counts
 
