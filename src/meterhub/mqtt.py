@@ -29,7 +29,6 @@ from typing import Any
 
 import aiomqtt
 import anyio
-import anyio.to_thread
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 

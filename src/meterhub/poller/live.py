@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 import anyio
-import anyio.to_thread
 import httpx
 
 from meterhub.errors import InputError, QuotaExceeded, VendorError

@@ -31,7 +31,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import anyio
-import anyio.to_thread
 import httpx
 
 from meterhub import metrics

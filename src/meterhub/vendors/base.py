@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import ClassVar, Protocol
 
 import anyio
-import anyio.to_thread
 import httpx
 
 from meterhub import metrics
