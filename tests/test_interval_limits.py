@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from meterhub.ingest import Ingestor, validate_interval
-from meterhub.model import IntervalEnergy, Meter
-from meterhub.poller.sink import Sink
-from meterhub.store.sqlite import SQLiteStore
-from meterhub.vendors.base import Fetched
+from meterhub.ingest import validate_interval
+from meterhub.model import IntervalEnergy
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -43,29 +38,3 @@ def test_possible_interval_records_pass() -> None:
     latest_allowed = NOW + timedelta(minutes=5)
     for good in (record(NOW - HOUR, 0.0), record(NOW - HOUR, 10_000.0, None), record(NOW - HOUR, None, 3.2)):
         assert validate_interval(good, latest_allowed) is None
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "meterhub.db")
-    store.add_meter(Meter("m", "umeter", interval_s=900))
-    yield store
-    store.close()
-
-
-@pytest.mark.anyio
-async def test_the_sink_stores_good_interval_records_and_rejects_the_rest(store: SQLiteStore) -> None:
-    records = [
-        record(NOW - 3 * HOUR, 1.5),
-        record(NOW - 2 * HOUR, -7.0),
-        record(NOW - 2 * HOUR + timedelta(minutes=15), 1e300),
-        record(NOW - HOUR, 0.25, 0.5),
-    ]
-    sink = Sink(store, Ingestor(store, now=lambda: NOW))
-    await sink.write(Fetched(intervals=records))
-    assert (sink.totals.intervals, sink.totals.rejected) == (2, 2)
-    stored = store.intervals("m", NOW - 4 * HOUR, NOW)
-    assert [(r.start, r.import_kwh, r.export_kwh) for r in stored] == [
-        (NOW - 3 * HOUR, 1.5, 0.0),
-        (NOW - HOUR, 0.25, 0.5),
-    ]

@@ -9,19 +9,17 @@ needs on that table (use a refresh token once, extend a session only while it li
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any
 
 from meterhub.errors import ConflictError, InputError, NotFoundError, UnknownMeterError, UnknownPlaceError
 from meterhub.model import ApiKey, User, UserRole, utc_now
-from meterhub.store.text import reject_nul
+from meterhub.store.sqlmixin import SqlMixin
 from meterhub.timeutil import from_ms, to_ms
 
 __all__ = ["ACCOUNTS_DDL", "SHARE_KINDS", "AccountsMixin"]
 
-T = TypeVar("T")
 
 ACCOUNTS_DDL: tuple[str, ...] = (
     "CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL, "
@@ -59,29 +57,11 @@ def _unknown_user(name: str) -> NotFoundError:
     return NotFoundError(f"unknown user {name!r} (see 'meterhub users list')")
 
 
-class AccountsMixin(ABC):
+class AccountsMixin(SqlMixin):
     """User, API key and share methods of the Store protocol, shared by the backends."""
 
-    _PLACEHOLDER: ClassVar[str] = "?"
-
-    @abstractmethod
-    def _catalog_write(self, fn: Callable[[Any], T]) -> T:
-        """Run ``fn(conn)`` in a write transaction (supplied by the backend)."""
-
-    @abstractmethod
-    def _catalog_read(self, fn: Callable[[Any], T]) -> T:
-        """Run ``fn(conn)`` on a read connection (supplied by the backend)."""
-
-    def _sql(self, conn: Any, sql: str, args: Sequence[Any] = ()) -> Any:
-        reject_nul(*args)
-        text = sql if self._PLACEHOLDER == "?" else sql.replace("?", self._PLACEHOLDER)
-        return conn.execute(text, tuple(args))
-
-    def _fetch(self, conn: Any, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in self._sql(conn, sql, args).fetchall()]
-
     def _require_user(self, conn: Any, name: str) -> None:
-        if not self._fetch(conn, "SELECT 1 FROM users WHERE name = ?", (name,)):
+        if not self._rows(conn, "SELECT 1 FROM users WHERE name = ?", (name,)):
             raise _unknown_user(name)
 
     # --- users --------------------------------------------------------------------------
@@ -91,7 +71,7 @@ class AccountsMixin(ABC):
 
         def add(conn: Any) -> None:
             # One conditional insert: two adders of one name get a conflict, never a key error.
-            added = self._sql(
+            added = self._exec(
                 conn,
                 "INSERT INTO users (name, role, password_hash, created_ms) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (name) DO NOTHING",
@@ -105,7 +85,7 @@ class AccountsMixin(ABC):
     def get_user(self, name: str) -> User:
         """Return one user or raise NotFoundError (read-only)."""
         rows = self._catalog_read(
-            lambda conn: self._fetch(conn, "SELECT name, role, created_ms FROM users WHERE name = ?", (name,))
+            lambda conn: self._rows(conn, "SELECT name, role, created_ms FROM users WHERE name = ?", (name,))
         )
         if not rows:
             raise _unknown_user(name)
@@ -115,7 +95,7 @@ class AccountsMixin(ABC):
     def list_users(self) -> list[User]:
         """Return all users ordered by name (read-only)."""
         rows = self._catalog_read(
-            lambda conn: self._fetch(conn, "SELECT name, role, created_ms FROM users ORDER BY name")
+            lambda conn: self._rows(conn, "SELECT name, role, created_ms FROM users ORDER BY name")
         )
         return [User(name, UserRole(role), from_ms(int(ms))) for name, role, ms in rows]
 
@@ -125,15 +105,15 @@ class AccountsMixin(ABC):
         def remove(conn: Any) -> None:
             self._require_user(conn, name)
             for table in ("api_keys", "shares"):
-                self._sql(conn, f"DELETE FROM {table} WHERE user_name = ?", (name,))
-            self._sql(conn, "DELETE FROM users WHERE name = ?", (name,))
+                self._exec(conn, f"DELETE FROM {table} WHERE user_name = ?", (name,))
+            self._exec(conn, "DELETE FROM users WHERE name = ?", (name,))
 
         self._catalog_write(remove)
 
     def _update_user(self, name: str, column: str, value: str) -> None:
         def update(conn: Any) -> None:
             self._require_user(conn, name)
-            self._sql(conn, f"UPDATE users SET {column} = ? WHERE name = ?", (value, name))
+            self._exec(conn, f"UPDATE users SET {column} = ? WHERE name = ?", (value, name))
 
         self._catalog_write(update)
 
@@ -148,7 +128,7 @@ class AccountsMixin(ABC):
     def user_password_hash(self, name: str) -> str | None:
         """Return a user's password hash, or None for an unknown user (read-only)."""
         rows = self._catalog_read(
-            lambda conn: self._fetch(conn, "SELECT password_hash FROM users WHERE name = ?", (name,))
+            lambda conn: self._rows(conn, "SELECT password_hash FROM users WHERE name = ?", (name,))
         )
         return str(rows[0][0]) if rows else None
 
@@ -158,7 +138,7 @@ class AccountsMixin(ABC):
 
         def add(conn: Any) -> None:
             self._require_user(conn, key.user)
-            added = self._sql(
+            added = self._exec(
                 conn,
                 f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (key_id) DO NOTHING",
@@ -181,7 +161,7 @@ class AccountsMixin(ABC):
     def api_key_by_id(self, key_id: str) -> tuple[ApiKey, str] | None:
         """Return a key's record and stored hash, or None (read-only)."""
         rows = self._catalog_read(
-            lambda conn: self._fetch(conn, f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,))
+            lambda conn: self._rows(conn, f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,))
         )
         return _api_key(rows[0]) if rows else None
 
@@ -191,14 +171,14 @@ class AccountsMixin(ABC):
         args: tuple[str, ...] = ()
         if user is not None:
             sql, args = sql + " WHERE user_name = ?", (user,)
-        rows = self._catalog_read(lambda conn: self._fetch(conn, sql + " ORDER BY created_ms, key_id", args))
+        rows = self._catalog_read(lambda conn: self._rows(conn, sql + " ORDER BY created_ms, key_id", args))
         return [_api_key(row)[0] for row in rows]
 
     def revoke_api_key(self, key_id: str) -> None:
         """Mark a key revoked (it stays listed); raise NotFoundError for an unknown id."""
 
         def revoke(conn: Any) -> None:
-            if self._sql(conn, "UPDATE api_keys SET revoked = 1 WHERE key_id = ?", (key_id,)).rowcount == 0:
+            if self._exec(conn, "UPDATE api_keys SET revoked = 1 WHERE key_id = ?", (key_id,)).rowcount == 0:
                 raise NotFoundError(f"unknown API key {key_id!r} (see 'meterhub keys list')")
 
         self._catalog_write(revoke)
@@ -206,7 +186,7 @@ class AccountsMixin(ABC):
     def touch_api_key(self, key_id: str, at: datetime) -> None:
         """Record when a key was last used."""
         self._catalog_write(
-            lambda conn: self._sql(
+            lambda conn: self._exec(
                 conn, "UPDATE api_keys SET last_used_ms = ? WHERE key_id = ?", (to_ms(at), key_id)
             )
         )
@@ -223,21 +203,21 @@ class AccountsMixin(ABC):
         expires_ms = None if expires is None else to_ms(expires)
         sql = "UPDATE tokens SET value = ?, expires_ms = ? WHERE scope = ? AND key = ? AND value = ?"
         changed = self._catalog_write(
-            lambda conn: self._sql(conn, sql, (value, expires_ms, scope, key, expected)).rowcount
+            lambda conn: self._exec(conn, sql, (value, expires_ms, scope, key, expected)).rowcount
         )
         return bool(changed)
 
     def token_purge(self, scope: str, now: datetime) -> int:
         """Delete the tokens of ``scope`` that expired by ``now``; return how many."""
         sql = "DELETE FROM tokens WHERE scope = ? AND expires_ms IS NOT NULL AND expires_ms <= ?"
-        return int(self._catalog_write(lambda conn: self._sql(conn, sql, (scope, to_ms(now))).rowcount))
+        return int(self._catalog_write(lambda conn: self._exec(conn, sql, (scope, to_ms(now))).rowcount))
 
     # --- shares -------------------------------------------------------------------------
     def _require_object(self, conn: Any, kind: str, object_id: str) -> None:
         if kind not in SHARE_KINDS:
             raise InputError(f"cannot share a {kind!r}; share a {' or a '.join(SHARE_KINDS)}")
         table = "meters" if kind == "meter" else "places"
-        if not self._fetch(conn, f"SELECT 1 FROM {table} WHERE id = ?", (object_id,)):
+        if not self._rows(conn, f"SELECT 1 FROM {table} WHERE id = ?", (object_id,)):
             raise UnknownMeterError(object_id) if kind == "meter" else UnknownPlaceError(object_id)
 
     def share(self, user: str, kind: str, object_id: str) -> None:
@@ -246,7 +226,7 @@ class AccountsMixin(ABC):
         def share(conn: Any) -> None:
             self._require_user(conn, user)
             self._require_object(conn, kind, object_id)
-            self._sql(
+            self._exec(
                 conn,
                 "INSERT INTO shares (user_name, kind, object_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (user, kind, object_id),
@@ -259,7 +239,7 @@ class AccountsMixin(ABC):
 
         def unshare(conn: Any) -> None:
             self._require_user(conn, user)
-            cursor = self._sql(
+            cursor = self._exec(
                 conn,
                 "DELETE FROM shares WHERE user_name = ? AND kind = ? AND object_id = ?",
                 (user, kind, object_id),
@@ -271,7 +251,7 @@ class AccountsMixin(ABC):
 
     def _forget_shares(self, conn: Any, kind: str, object_id: str) -> None:
         """Drop every share of a removed meter or place."""
-        self._sql(conn, "DELETE FROM shares WHERE kind = ? AND object_id = ?", (kind, object_id))
+        self._exec(conn, "DELETE FROM shares WHERE kind = ? AND object_id = ?", (kind, object_id))
 
     def shares_of(self, user: str) -> list[tuple[str, str]]:
         """Return (kind, object id) of what is shared with a user and still exists (read-only)."""
@@ -281,5 +261,5 @@ class AccountsMixin(ABC):
             "(s.kind = 'place' AND EXISTS (SELECT 1 FROM places p WHERE p.id = s.object_id))"
             ") ORDER BY s.kind, s.object_id"
         )
-        rows = self._catalog_read(lambda conn: self._fetch(conn, sql, (user,)))
+        rows = self._catalog_read(lambda conn: self._rows(conn, sql, (user,)))
         return [(str(kind), str(object_id)) for kind, object_id in rows]

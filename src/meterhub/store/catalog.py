@@ -8,21 +8,20 @@ translated for drivers that use ``%s``.
 from __future__ import annotations
 
 import json
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any
 
 from meterhub.errors import ConflictError, InputError, UnknownMeterError, UnknownPlaceError
 from meterhub.ids import check_id
 from meterhub.model import Direction, MeterHealth, Place, PricePoint, Role
 from meterhub.store.base import WriteResult
+from meterhub.store.sqlmixin import SqlMixin
 from meterhub.store.text import reject_nul
 from meterhub.timeutil import from_ms, to_ms
 
 __all__ = ["CATALOG_DDL", "CatalogMixin"]
 
-T = TypeVar("T")
 
 CATALOG_DDL: tuple[str, ...] = (
     "CREATE TABLE places (id TEXT PRIMARY KEY, tz TEXT NOT NULL, name TEXT NOT NULL DEFAULT '', "
@@ -72,28 +71,8 @@ def _health(row: Sequence[Any]) -> MeterHealth:
     )
 
 
-class CatalogMixin(ABC):
+class CatalogMixin(SqlMixin):
     """Place, price and health methods of the Store protocol, shared by the backends."""
-
-    _PLACEHOLDER: ClassVar[str] = "?"
-
-    @abstractmethod
-    def _catalog_write(self, fn: Callable[[Any], T]) -> T:
-        """Run ``fn(conn)`` in a write transaction (supplied by the backend)."""
-
-    @abstractmethod
-    def _catalog_read(self, fn: Callable[[Any], T]) -> T:
-        """Run ``fn(conn)`` on a read connection (supplied by the backend)."""
-
-    def _q(self, sql: str) -> str:
-        return sql if self._PLACEHOLDER == "?" else sql.replace("?", self._PLACEHOLDER)
-
-    def _exec(self, conn: Any, sql: str, args: Sequence[Any] = ()) -> Any:
-        reject_nul(*args)
-        return conn.execute(self._q(sql), tuple(args))
-
-    def _rows(self, conn: Any, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in self._exec(conn, sql, args).fetchall()]
 
     # --- places -------------------------------------------------------------------------
     def _place_exists(self, conn: Any, place_id: str) -> bool:

@@ -45,7 +45,7 @@ from meterhub.store.postgres_schema import (
 )
 from meterhub.store.postgres_text import TEXT_CHECKED_ADAPTERS
 from meterhub.store.postgres_writer import lock_meters, write_readings_tx
-from meterhub.store.text import reject_nul
+from meterhub.store.text import reject_nul_in_meter
 from meterhub.timeutil import to_ms
 
 __all__ = ["PostgresStore", "parse_url"]
@@ -193,7 +193,7 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
     def add_meter(self, meter: Meter) -> None:
         """Add a meter; raise InputError for an id outside the id rule, ConflictError if it exists."""
         check_id(meter.id)
-        _check_meter_text(meter)
+        reject_nul_in_meter(meter)
 
         def add(conn: Conn) -> None:
             cursor = conn.execute(
@@ -208,7 +208,7 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
 
     def update_meter(self, meter: Meter) -> None:
         """Replace a meter's settings; raise UnknownMeterError if it does not exist."""
-        _check_meter_text(meter)
+        reject_nul_in_meter(meter)
 
         def update(conn: Conn) -> None:
             cursor = conn.execute(
@@ -348,8 +348,3 @@ def _pks(conn: Conn, meter_ids: list[str]) -> dict[str, int]:
 def _meter_values(meter: Meter) -> tuple[str | int | Jsonb, ...]:
     options = Jsonb(dict(meter.options))
     return (meter.id, meter.vendor, meter.phases, meter.tz, meter.interval_s, meter.name, options)
-
-
-def _check_meter_text(meter: Meter) -> None:
-    """Refuse a meter whose settings hold a NUL, as every backend must."""
-    reject_nul(meter.vendor, meter.tz, meter.name, dict(meter.options), what="a meter's settings")

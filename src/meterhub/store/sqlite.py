@@ -22,7 +22,7 @@ from meterhub.store.coarse import COARSE_TABLES, refresh_meter_days
 from meterhub.store.sqlite_reads import SQLiteReads
 from meterhub.store.sqlite_schema import applied_migrations, apply_migrations
 from meterhub.store.sqlite_writer import WriterContext, write_readings_tx
-from meterhub.store.text import reject_nul
+from meterhub.store.text import reject_nul_in_meter
 from meterhub.timeutil import to_ms
 
 __all__ = ["SQLiteStore", "connect"]
@@ -157,7 +157,7 @@ class SQLiteStore(AccountsMixin, CatalogMixin, SQLiteReads):
     def add_meter(self, meter: Meter) -> None:
         """Add a meter; raise InputError for an id outside the id rule, ConflictError if it exists."""
         check_id(meter.id)
-        _check_meter_text(meter)
+        reject_nul_in_meter(meter)
 
         def add(conn: sqlite3.Connection) -> None:
             try:
@@ -173,7 +173,7 @@ class SQLiteStore(AccountsMixin, CatalogMixin, SQLiteReads):
 
     def update_meter(self, meter: Meter) -> None:
         """Replace a meter's settings; raise UnknownMeterError if it does not exist."""
-        _check_meter_text(meter)
+        reject_nul_in_meter(meter)
 
         def update(conn: sqlite3.Connection) -> None:
             values = _meter_values(meter)
@@ -329,8 +329,3 @@ def _meter_values(meter: Meter) -> tuple[str | int, ...]:
         meter.name,
         json.dumps(dict(meter.options), sort_keys=True),
     )
-
-
-def _check_meter_text(meter: Meter) -> None:
-    """Refuse a meter whose settings hold a NUL, as every backend must."""
-    reject_nul(meter.vendor, meter.tz, meter.name, dict(meter.options), what="a meter's settings")

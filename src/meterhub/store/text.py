@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from meterhub.errors import InputError
+from meterhub.model import Meter
 
-__all__ = ["NUL_MESSAGE", "reject_nul"]
+__all__ = ["NUL_MESSAGE", "reject_nul", "reject_nul_in_meter"]
 
 NUL_MESSAGE = "must not contain the NUL character (\\u0000, %00); remove it and try again"
 _NUL = "\x00"
@@ -31,3 +32,8 @@ def reject_nul(*values: object, what: str = "text") -> None:
     """Raise InputError if any string in ``values`` (nested in mappings and sequences too) holds a NUL."""
     if any(_holds_nul(value) for value in values):
         raise InputError(f"{what} {NUL_MESSAGE}")
+
+
+def reject_nul_in_meter(meter: Meter) -> None:
+    """Raise InputError if a meter's vendor, zone, name or options hold a NUL."""
+    reject_nul(meter.vendor, meter.tz, meter.name, dict(meter.options), what="a meter's settings")
