@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
 
 from meterhub.errors import InputError
 from meterhub.store.base import Bucket, Store
 from meterhub.timeutil import from_ms, get_zone, to_ms
 
-__all__ = ["BUCKET_WIDTHS_S", "MAX_POINTS", "choose_width_s", "downsample"]
+__all__ = [
+    "BUCKET_WIDTHS_S",
+    "MAX_POINTS",
+    "PowerSeries",
+    "choose_width_s",
+    "downsample",
+    "joins",
+    "power_series",
+]
 
 MAX_POINTS = 20_000
 BUCKET_WIDTHS_S: dict[str, int] = {"15m": 900, "1h": 3600, "1d": 86_400}
@@ -100,3 +113,123 @@ def downsample(
 
 def _drop_empty(buckets: list[Bucket]) -> list[Bucket]:
     return [b for b in buckets if b.count > 0 or b.energy_import_kwh or b.energy_export_kwh]
+
+
+@dataclass(frozen=True)
+class PowerSeries:
+    """Power of one meter phase per bucket of [start, end), as columns ready to draw.
+
+    ``starts_ms`` are the bucket starts (epoch ms); ``avg_w``/``min_w``/``max_w`` are None where
+    a bucket holds no reading. ``connected[i]`` tells whether a line may join bucket ``i`` to
+    the previous bucket that holds a reading: False across a stretch longer than the meter's
+    readings allow (see :func:`joins`), so an offline gap is drawn as a gap.
+    """
+
+    meter: str
+    phase: int
+    start: datetime
+    end: datetime
+    width_s: int
+    """The bucket width; 86400 stands for local days, which may be 23 or 25 hours long."""
+    starts_ms: list[int]
+    count: list[int]
+    avg_w: list[float | None]
+    min_w: list[float | None]
+    max_w: list[float | None]
+    connected: list[bool]
+
+
+def joins(starts_ms: Sequence[int], has_value: Sequence[bool], width_s: int, interval_s: int) -> list[bool]:
+    """Tell, per bucket, whether a line may join it to the previous bucket holding a value.
+
+    Two buckets with readings are joined when the time between their starts is at most one
+    bucket plus the larger of one bucket and twice the meter's interval: sparse readings still
+    draw a line, a stretch where the meter was silent does not.
+    """
+    allowed_ms = (width_s + max(width_s, 2 * interval_s)) * 1000
+    joined: list[bool] = []
+    previous: int | None = None
+    for start_ms, present in zip(starts_ms, has_value, strict=True):
+        joined.append(present and previous is not None and start_ms - previous <= allowed_ms)
+        if present:
+            previous = start_ms
+    return joined
+
+
+def _none_if_nan(values: npt.NDArray[np.float64]) -> list[float | None]:
+    return [None if math.isnan(v) else v for v in values.tolist()]
+
+
+def power_series(
+    store: Store,
+    meter_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    points: int | None = None,
+    bucket: str | None = None,
+    phase: int = 0,
+    tz: str | None = None,
+) -> PowerSeries:
+    """Return a meter phase's power per bucket over [start, end), from rollups where they tile it.
+
+    Buckets of 15 minutes and more come from ``Store.period_power`` (rollups, so a year costs
+    as little as a day); a day or wider means the local days of ``tz`` (default: the meter's
+    zone). Narrower buckets aggregate the raw rows.
+    """
+    if end <= start:
+        raise InputError("--end must be after --start")
+    meter = store.get_meter(meter_id)
+    if bucket is not None:
+        if bucket not in BUCKET_WIDTHS_S:
+            raise InputError(f"unknown bucket {bucket!r}; use one of {', '.join(BUCKET_WIDTHS_S)}")
+        width_s = BUCKET_WIDTHS_S[bucket]
+    else:
+        width_s = choose_width_s(start, end, points or 1000)
+    if width_s >= 86_400:
+        width_s = 86_400
+        edges_ms = [to_ms(edge) for edge in _local_days(start, end, tz or meter.tz)]
+    elif width_s % 900 == 0:
+        width_ms = width_s * 1000
+        first = to_ms(start) - to_ms(start) % width_ms
+        edges_ms = list(range(first, to_ms(end) + width_ms, width_ms))  # the last edge is >= end
+    else:
+        return _raw_series(store, meter_id, start, end, width_s, phase, meter.interval_s)
+    if len(edges_ms) - 1 > MAX_POINTS:
+        raise InputError(f"{len(edges_ms) - 1} buckets exceed {MAX_POINTS}; choose a wider bucket")
+    columns = store.period_power(meter_id, phase, np.array(edges_ms, dtype=np.int64))
+    starts_ms = edges_ms[:-1]
+    counts = columns.count.tolist()
+    return PowerSeries(
+        meter_id,
+        phase,
+        start,
+        end,
+        width_s,
+        starts_ms,
+        counts,
+        _none_if_nan(columns.power_avg_w),
+        _none_if_nan(columns.power_min_w),
+        _none_if_nan(columns.power_max_w),
+        joins(starts_ms, [c > 0 for c in counts], width_s, meter.interval_s),
+    )
+
+
+def _raw_series(
+    store: Store, meter_id: str, start: datetime, end: datetime, width_s: int, phase: int, interval_s: int
+) -> PowerSeries:
+    buckets = [b for b in store.downsample_raw(meter_id, phase, start, end, width_s) if b.count > 0]
+    starts_ms = [to_ms(b.start) for b in buckets]
+    return PowerSeries(
+        meter_id,
+        phase,
+        start,
+        end,
+        width_s,
+        starts_ms,
+        [b.count for b in buckets],
+        [b.power_avg_w for b in buckets],
+        [b.power_min_w for b in buckets],
+        [b.power_max_w for b in buckets],
+        joins(starts_ms, [True] * len(buckets), width_s, interval_s),
+    )
