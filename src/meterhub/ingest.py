@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from meterhub.livefeed import FEED, LiveFeed
 from meterhub.model import READING_FIELDS, REGISTER_FIELDS, IntervalEnergy, Reading, utc_now
 from meterhub.store.base import Store, WriteResult
 
@@ -184,9 +185,12 @@ class Ingestor:
         *,
         batch_size: int = 50_000,
         now: Callable[[], datetime] = utc_now,
+        feed: LiveFeed | None = FEED,
     ) -> None:
         self.store = store
         self.batch_size = batch_size
+        self.feed = feed
+        """Where each committed batch is announced (the dashboard's live stream); None: nowhere."""
         self._now = now
         self._known_meters: set[str] = set()
         self._unknown_checked: dict[str, float] = {}
@@ -206,7 +210,7 @@ class Ingestor:
         latest_allowed = self._now() + MAX_FUTURE
         batch: list[Reading] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="meterhub-ingest") as writer:
-            pending: tuple[Future[WriteResult], int] | None = None
+            pending: tuple[Future[WriteResult], int, list[Reading]] | None = None
             for item in rows:
                 where, reading = ("", item) if isinstance(item, Reading) else item
                 report.received += 1
@@ -219,13 +223,15 @@ class Ingestor:
                 batch.append(reading)
                 if len(batch) >= self.batch_size:
                     self._settle(pending, report, on_batch)
-                    pending = (writer.submit(self.store.write_readings, batch), report.received)
+                    pending = (writer.submit(self.store.write_readings, batch), report.received, batch)
                     batch = []
                     latest_allowed = self._now() + MAX_FUTURE
             self._settle(pending, report, on_batch)
             if batch:
                 self._settle(
-                    (writer.submit(self.store.write_readings, batch), report.received), report, on_batch
+                    (writer.submit(self.store.write_readings, batch), report.received, batch),
+                    report,
+                    on_batch,
                 )
         return report
 
@@ -243,16 +249,18 @@ class Ingestor:
                 report.reject(f"{record.meter} {record.start.isoformat()}", reason)
         return kept
 
-    @staticmethod
     def _settle(
-        pending: tuple[Future[WriteResult], int] | None,
+        self,
+        pending: tuple[Future[WriteResult], int, list[Reading]] | None,
         report: IngestReport,
         on_batch: Callable[[IngestReport], None] | None,
     ) -> None:
         if pending is None:
             return
-        future, received = pending
+        future, received, batch = pending
         result = future.result()
+        if self.feed is not None and result.stored:
+            self.feed.publish(batch)
         report.received_committed = received
         report.stored += result.stored
         report.duplicates += result.duplicates
