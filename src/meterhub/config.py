@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     refresh_token_ttl_s: Annotated[int, Field(ge=60)] = 30 * 86_400
     """Lifetime of a refresh token (and of the sign-in session it keeps), in seconds."""
 
+    web_session_idle_s: Annotated[int, Field(ge=60)] = 12 * 3600
+    """How long a dashboard sign-in lasts without a request before it ends, in seconds."""
+
     login_free_attempts: Annotated[int, Field(ge=0)] = 5
     """Failed sign-ins per user and per address before each further one locks them out a while."""
 

@@ -86,6 +86,8 @@ class Authenticator:
             settings.login_free_attempts, settings.login_lock_base_s, settings.login_lock_max_s
         )
         self.limiter = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)
+        self.forget_hooks: list[Callable[[], None]] = []
+        """Called by :meth:`forget`: other caches of principals (the browser sessions') clear too."""
 
     # --- helpers ------------------------------------------------------------------------
     def _now(self) -> datetime:
@@ -141,6 +143,8 @@ class Authenticator:
         """Drop cached principals (after a change to users, keys, shares or sessions)."""
         with self._lock:
             self._cache.clear()
+        for hook in self.forget_hooks:
+            hook()
 
     # --- grants -------------------------------------------------------------------------
     def _issue(self, user: str, sid: str, fingerprint: str, session_text: str | None = None) -> TokenPair:
@@ -163,6 +167,12 @@ class Authenticator:
 
     def password_grant(self, username: str, password: str, address: str) -> TokenPair:
         """Check a user's password (slowed after failures) and open a session."""
+        stored = self.check_password(username, password, address)
+        sid = secrets.token_urlsafe(16)
+        return self._issue(username, sid, security.password_fingerprint(stored))
+
+    def check_password(self, username: str, password: str, address: str) -> str:
+        """Check a sign-in (slowed after failures); return the user's stored password hash."""
         keys = (f"user:{username[:64]}", f"addr:{address}")
         wait_s = self.logins.wait_s(keys)
         if wait_s > 0:
@@ -180,8 +190,7 @@ class Authenticator:
             stored = security.hash_password(password)
             self.store.set_user_password(username, stored)
         self._purge_expired()
-        sid = secrets.token_urlsafe(16)
-        return self._issue(username, sid, security.password_fingerprint(stored))
+        return stored
 
     def refresh_grant(self, refresh_token: str) -> TokenPair:
         """Rotate a refresh token: answer a new pair and retire the old refresh token."""
@@ -240,7 +249,7 @@ class Authenticator:
                 raise _unauthorized("the access token is invalid, expired or revoked; sign in again")
             user, key_id, bucket = claims["sub"], None, f"session:{claims['sid']}"
             ttl_s = min(ttl_s, claims["exp"] - self._clock())
-        principal = self._principal(user, key_id)
+        principal = self.principal_of(user, key_id)
         with self._lock:
             self._cache[security.digest(credential)] = (time.monotonic() + ttl_s, principal, bucket)
         return principal, bucket
@@ -255,7 +264,8 @@ class Authenticator:
             self.store.touch_api_key(key_id, now)
         return record.user
 
-    def _principal(self, name: str, key_id: str | None) -> Principal:
+    def principal_of(self, name: str, key_id: str | None = None) -> Principal:
+        """Return a user's principal: role, and the meters and places shared with them."""
         try:
             user = self.store.get_user(name)
         except NotFoundError:

@@ -7,6 +7,7 @@ of preference. Without one of them every route but /healthz and the token endpoi
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, cast
 
@@ -20,6 +21,7 @@ from meterhub.store.base import Store
 
 if TYPE_CHECKING:
     from meterhub.api.auth import Authenticator
+    from meterhub.api.websession import WebSessions
 
 __all__ = [
     "Principal",
@@ -29,6 +31,7 @@ __all__ = [
     "current_principal",
     "get_authenticator",
     "get_store",
+    "get_web_sessions",
     "store_of",
 ]
 
@@ -37,6 +40,12 @@ Role = UserRole
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 (a path, not a secret)
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="meterhub"'}
+COOKIE = "meterhub_session"
+"""The dashboard's session cookie (see :mod:`meterhub.api.websession`)."""
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods that change nothing; every other one needs the session's CSRF token."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,27 @@ def get_authenticator(request: Request) -> Authenticator:
     return cast("Authenticator", request.app.state.auth)
 
 
+def get_web_sessions(request: Request) -> WebSessions:
+    """Return the app's browser sessions."""
+    return cast("WebSessions", request.app.state.web_sessions)
+
+
+async def _cookie_principal(request: Request, cookie: str) -> Principal:
+    """Authenticate a browser session; a change also needs the session's CSRF token in a header."""
+    sessions = get_web_sessions(request)
+    session = sessions.cached(cookie) or await anyio.to_thread.run_sync(sessions.check, cookie)
+    if session is None:
+        raise ApiProblem(401, "Unauthorized", "your session has ended; sign in again", headers=CHALLENGE)
+    if request.method not in SAFE_METHODS:
+        given = request.headers.get(CSRF_HEADER)
+        if given is None or not hmac.compare_digest(given.encode(), session.csrf.encode()):
+            raise ApiProblem(
+                403, "Forbidden", f"a change from a signed-in browser needs the page's {CSRF_HEADER} header"
+            )
+    get_authenticator(request).spend(session.bucket)
+    return session.principal
+
+
 _bearer = OAuth2PasswordBearer(
     tokenUrl=TOKEN_URL,
     auto_error=False,
@@ -104,6 +134,8 @@ async def current_principal(
 ) -> Principal:
     """Authenticate the request and spend one request of the caller's rate limit."""
     credential = bearer or header_key or query_token
+    if not credential and (cookie := request.cookies.get(COOKIE)):
+        return await _cookie_principal(request, cookie)
     if not credential:
         raise ApiProblem(
             401,

@@ -1,0 +1,148 @@
+"""The periods a dashboard view shows: local calendar hours, days, weeks, months and years.
+
+A view is a range kind and an anchor, a local date or time in the meter's zone. Its bounds are
+local calendar edges turned into UTC instants, so a day is 23, 24 or 25 hours long; previous and
+next step one calendar period. Everything here is pure: no store, no clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Literal, cast, get_args
+
+from meterhub.analytics.calendar import CalendarUnit, local_midnight, to_zone
+from meterhub.errors import InputError
+
+__all__ = ["RANGES", "Period", "RangeKind", "energy_unit", "period_of"]
+
+RangeKind = Literal["hour", "day", "week", "month", "year", "custom"]
+RANGES: tuple[str, ...] = get_args(RangeKind)
+MAX_CUSTOM = timedelta(days=3 * 366)
+"""The longest custom range a view draws."""
+
+
+@dataclass(frozen=True)
+class Period:
+    """One view's [start, end) in UTC with its anchor and its neighbours' anchors (local ISO text)."""
+
+    kind: RangeKind
+    start: datetime
+    end: datetime
+    anchor: str
+    previous: str | None
+    next: str | None
+    title: str
+
+
+def _month_start(day: date, months: int = 0) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _local(day: date, zone: tzinfo) -> datetime:
+    return local_midnight(day, zone).astimezone(UTC)
+
+
+def _parse_anchor(text: str | None, zone: tzinfo, now: datetime) -> datetime:
+    """Return the anchor as a local wall-clock time (naive), default now in the zone."""
+    if not text:
+        return now.astimezone(zone).replace(tzinfo=None)
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time())
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(
+            f"anchor {text!r} is not a date (YYYY-MM-DD) or local time (YYYY-MM-DDTHH:MM)"
+        ) from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(zone).replace(tzinfo=None)
+    return parsed
+
+
+def period_of(
+    kind: str,
+    anchor: str | None,
+    tz: str,
+    now: datetime,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Period:
+    """Return the view of ``kind`` holding ``anchor`` (default: now) in zone ``tz``.
+
+    ``custom`` takes ``start`` and ``end`` instead and has no neighbours.
+    """
+    zone = to_zone(tz)
+    if kind == "custom":
+        if start is None or end is None:
+            raise InputError("a custom range needs start and end")
+        if end <= start:
+            raise InputError("end must be after start")
+        if end - start > MAX_CUSTOM:
+            raise InputError("a custom range may span at most three years; use the year view")
+        local = start.astimezone(zone)
+        return Period(
+            "custom",
+            start,
+            end,
+            local.isoformat(timespec="minutes"),
+            None,
+            None,
+            _span_title(start, end, zone),
+        )
+    if kind not in RANGES:
+        raise InputError(f"unknown range {kind!r}; use one of {', '.join(RANGES)}")
+    wall = _parse_anchor(anchor, zone, now)
+    day = wall.date()
+    if kind == "hour":
+        first = wall.replace(minute=0, second=0, microsecond=0)
+        begin = first.replace(tzinfo=zone).astimezone(UTC)
+        stop = begin + timedelta(hours=1)
+        text = first.isoformat(timespec="minutes")
+        before = (
+            (begin - timedelta(hours=1)).astimezone(zone).replace(tzinfo=None).isoformat(timespec="minutes")
+        )
+        after = stop.astimezone(zone).replace(tzinfo=None).isoformat(timespec="minutes")
+        title = f"{first:%a %d %b %Y, %H:00}"
+        return Period("hour", begin, stop, text, before, after, title)
+    if kind == "day":
+        lo, hi, prev = day, day + timedelta(days=1), day - timedelta(days=1)
+        title = f"{day:%A %d %B %Y}"
+    elif kind == "week":
+        lo = day - timedelta(days=day.weekday())
+        hi, prev = lo + timedelta(days=7), lo - timedelta(days=7)
+        title = f"Week {lo.isocalendar().week}, {lo:%d %b} to {hi - timedelta(days=1):%d %b %Y}"
+    elif kind == "month":
+        lo, hi, prev = _month_start(day), _month_start(day, 1), _month_start(day, -1)
+        title = f"{lo:%B %Y}"
+    else:
+        lo, hi, prev = date(day.year, 1, 1), date(day.year + 1, 1, 1), date(day.year - 1, 1, 1)
+        title = str(day.year)
+    chosen = cast(RangeKind, kind)
+    return Period(
+        chosen, _local(lo, zone), _local(hi, zone), lo.isoformat(), prev.isoformat(), hi.isoformat(), title
+    )
+
+
+def _span_title(start: datetime, end: datetime, zone: tzinfo) -> str:
+    return f"{start.astimezone(zone):%d %b %Y %H:%M} to {end.astimezone(zone):%d %b %Y %H:%M}"
+
+
+def energy_unit(period: Period) -> CalendarUnit:
+    """Return the calendar unit of the energy bars of a view."""
+    fixed: dict[str, CalendarUnit] = {
+        "hour": "15m",
+        "day": "hour",
+        "week": "day",
+        "month": "day",
+        "year": "month",
+    }
+    if period.kind in fixed:
+        return fixed[period.kind]
+    span = period.end - period.start
+    if span <= timedelta(hours=6):
+        return "15m"
+    if span <= timedelta(days=3):
+        return "hour"
+    return "day" if span <= timedelta(days=93) else "month"
