@@ -126,6 +126,8 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/meters/{meter_id}/analysis/power"): Rule(R),
     ("GET", "/api/v1/meters/{meter_id}/analysis/offline"): Rule(R),
     ("GET", "/api/v1/meters/{meter_id}/chart.png"): Rule(R),
+    ("GET", "/api/v1/status"): Rule(R),
+    ("GET", "/api/v1/meters/{meter_id}/status"): Rule(R),
     # a file meter has no relay: 409 says the request got past the role check
     ("GET", "/api/v1/meters/{meter_id}/relay"): Rule(R, 409),
     ("PUT", "/api/v1/meters/{meter_id}/relay"): Rule(W, 409, json={"state": "on"}),

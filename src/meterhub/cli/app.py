@@ -86,3 +86,6 @@ from meterhub.cli.users import users  # noqa: E402
 
 for _command in (users, keys):
     main.add_command(_command)
+from meterhub.cli.status import status  # noqa: E402
+
+main.add_command(status)

@@ -54,6 +54,10 @@ class ConnectorClass(Protocol):
         """Build the connector of one meter."""
         ...
 
+    def quota_scope_keys(self, meter: Meter) -> dict[str, str]:
+        """Return the scope key of each quota rule ``meter`` takes (see Connector.quota_scope_keys)."""
+        ...
+
 
 Resolver = Callable[[str], Any]
 """Return the connector class of a vendor name, or raise InputError (default: the registry)."""

@@ -31,6 +31,9 @@ __all__ = [
     "QuotaRule",
     "TokenCache",
     "meter_option",
+    "quota_ledger_key",
+    "rule_scope_key",
+    "window_text",
 ]
 
 
@@ -66,6 +69,24 @@ class Discovered:
     tz: str = "UTC"
 
 
+def quota_ledger_key(vendor: str, rule: QuotaRule, scope_key: str) -> str:
+    """Return the key under which the quota ledger counts calls of ``rule`` for ``scope_key``."""
+    return f"{vendor}:{rule.name}:{rule.scope}:{scope_key}"
+
+
+def rule_scope_key(keys: Mapping[str, str], meter: Meter, rule_name: str) -> str:
+    """Return the scope key of ``rule_name`` among a connector's ``quota_scope_keys(meter)``.
+
+    Raise ConfigError when the meter's options give none (the rule needs an option it lacks).
+    """
+    try:
+        return keys[rule_name]
+    except KeyError:
+        raise ConfigError(
+            f"meter {meter.id!r} ({meter.vendor}) lacks the options the {rule_name!r} calls need"
+        ) from None
+
+
 class QuotaGuard:
     """Takes a slot in the persisted quota ledger before each vendor call, or refuses."""
 
@@ -78,7 +99,7 @@ class QuotaGuard:
         self._now = now
 
     def _key(self, rule: QuotaRule, scope_key: str) -> str:
-        return f"{self._vendor}:{rule.name}:{rule.scope}:{scope_key}"
+        return quota_ledger_key(self._vendor, rule, scope_key)
 
     async def acquire(self, rule_name: str, scope_key: str) -> None:
         """Record one call under the rule, or raise QuotaHeld with the wait until a slot frees."""
@@ -93,7 +114,7 @@ class QuotaGuard:
         free_at = await run_ingest(self._store.quota_next_free, key, rule.limit, rule.window_s, now)
         wait_s = max(0.0, (free_at - now).total_seconds())
         raise QuotaHeld(
-            f"{self._vendor} allows {rule.limit} {rule.name} calls per {_window_text(rule.window_s)}"
+            f"{self._vendor} allows {rule.limit} {rule.name} calls per {window_text(rule.window_s)}"
             f" per {rule.scope}; the next is possible in {math.ceil(wait_s)} s",
             retry_after_s=wait_s,
         )
@@ -112,7 +133,8 @@ class QuotaGuard:
         )
 
 
-def _window_text(window_s: int) -> str:
+def window_text(window_s: int) -> str:
+    """Return a quota window for people: minute, hour, 5 minutes, 2 days, 90 s."""
     for unit_s, name in ((86_400, "day"), (3600, "hour"), (60, "minute")):
         if window_s % unit_s == 0:
             count = window_s // unit_s
@@ -188,6 +210,18 @@ class Connector(Protocol):
 
     async def discover(self) -> list[Discovered]:
         """Return what the account behind this meter's credentials holds."""
+        ...
+
+    @classmethod
+    def quota_scope_keys(cls, meter: Meter) -> dict[str, str]:
+        """Return, per quota rule a meter of these options takes, the scope key it is counted by.
+
+        Computed from ``meter.options`` alone (no network call); the connector passes exactly
+        these keys to ``context.quotas.acquire``, so a status reads the same ledger entries. A
+        rule whose key needs an option the meter lacks is left out (the meter cannot make that
+        call); a required option missing, or a secret reference not set, raises ConfigError.
+        Keys may hold account names: show their counts, never the keys.
+        """
         ...
 
     async def set_relay(self, on: bool) -> bool:

@@ -24,6 +24,7 @@ from meterhub.api.routes import (
     readings,
     relay,
     session,
+    status,
     users,
 )
 
@@ -38,6 +39,7 @@ RESOURCE_ROUTERS: list[APIRouter] = [
     metrics.router,
     docs.router,
     meters.router,
+    status.router,
     readings.router,
     energy.router,
     analysis.router,

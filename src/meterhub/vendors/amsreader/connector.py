@@ -30,7 +30,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from meterhub.config import resolve_secret
 from meterhub.errors import ConfigError, InputError, QuotaExceeded
 from meterhub.model import IntervalEnergy, Meter
-from meterhub.vendors.base import ConnectorContext, Discovered, Fetched, QuotaRule, meter_option
+from meterhub.vendors.base import (
+    ConnectorContext,
+    Discovered,
+    Fetched,
+    QuotaRule,
+    meter_option,
+    rule_scope_key,
+)
 
 from . import mapping
 from .client import DEFAULT_TIMEOUT_S, AmsReaderClient
@@ -106,6 +113,11 @@ class AmsReaderConnector:
     def __repr__(self) -> str:
         return f"AmsReaderConnector(meter={self.meter.id!r}, base_url={self._client.base_url!r})"
 
+    @classmethod
+    def quota_scope_keys(cls, meter: Meter) -> dict[str, str]:
+        """Return the scope key of the reader's one rule: its API address."""
+        return {"http": _base_url(meter).rstrip("/")}
+
     def _auth(self) -> tuple[str, str] | None:
         password_ref = self.meter.options.get("password")
         if password_ref is None:
@@ -119,7 +131,8 @@ class AmsReaderConnector:
         """Take the reader's call slot, waiting briefly when the previous call just took it."""
         for attempt in range(1, _QUOTA_ATTEMPTS + 1):
             try:
-                await self._context.quotas.acquire("http", self._client.base_url)
+                keys = self.quota_scope_keys(self.meter)
+                await self._context.quotas.acquire("http", rule_scope_key(keys, self.meter, "http"))
                 return
             except QuotaExceeded as exc:
                 wait_s = exc.retry_after_s

@@ -23,13 +23,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
 from functools import partial
 from typing import ClassVar, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from meterhub.config import resolve_secret
 from meterhub.errors import ConfigError, InputError, VendorAuthError
 from meterhub.model import Meter, Reading
 from meterhub.timeutil import get_zone
-from meterhub.vendors.base import ConnectorContext, Discovered, Fetched, QuotaRule, meter_option
+from meterhub.vendors.base import (
+    ConnectorContext,
+    Discovered,
+    Fetched,
+    QuotaRule,
+    meter_option,
+    rule_scope_key,
+)
 from meterhub.vendors.iammeter import mapping
 from meterhub.vendors.iammeter.client import DEFAULT_BASE_URL, IammeterClient
 
@@ -55,6 +63,7 @@ QUOTAS: tuple[QuotaRule, ...] = (
 """The seed's limits: login per IP (5/hour and 30/day), meterdata (and meterdata2) 12/hour,
 powerAnalysis and offlineAnalysis 5/day per SN, metersdata once per 5 minutes per account."""
 _LOGIN_RULES = ("login_hourly", "login_daily")
+_SN_RULES = ("meterdata", "powerAnalysis", "offlineAnalysis")
 
 HISTORY_DAYS = 30
 """meterdatalist reaches back over the latest month only (the vendor allows 31 days)."""
@@ -92,10 +101,24 @@ class IammeterConnector:
     def __repr__(self) -> str:
         return f"IammeterConnector(meter={self.meter.id!r})"
 
+    @classmethod
+    def quota_scope_keys(cls, meter: Meter) -> dict[str, str]:
+        """Return each rule's scope key: the API host for logins, the SN, the account's user name.
+
+        The SN rules are left out for a meter without ``sn`` (one that only discovers).
+        """
+        base_url = meter_option(meter, "base_url", DEFAULT_BASE_URL).rstrip("/")
+        host = urlsplit(base_url).hostname or base_url
+        keys = dict.fromkeys(_LOGIN_RULES, host)
+        keys["metersdata"] = _plain_or_secret(meter_option(meter, "username"))
+        if "sn" in meter.options:
+            keys.update(dict.fromkeys(_SN_RULES, _sn_of(meter)))
+        return keys
+
     async def latest(self) -> Fetched:
         """Return the meter's latest upload (meterdata2: with the power factor)."""
         sn = self._sn()
-        payload = await self._call("meterdata", sn, lambda token: self._client.meterdata(token, sn))
+        payload = await self._call("meterdata", lambda token: self._client.meterdata(token, sn))
         return Fetched(readings=mapping.map_meterdata(payload, self.meter.id))
 
     async def history(self, start: datetime, end: datetime) -> AsyncIterator[Fetched]:
@@ -112,7 +135,7 @@ class IammeterConnector:
 
     async def discover(self) -> list[Discovered]:
         """Return every meter of the account (metersdata), with the options to add it."""
-        payload = await self._call("metersdata", self._user_name(), self._client.metersdata)
+        payload = await self._call("metersdata", self._client.metersdata)
         return [
             Discovered(
                 suggested_id=f"iammeter-{meter.sn.lower()}",
@@ -140,7 +163,7 @@ class IammeterConnector:
                                                days_per_call):
             fetch = partial(self._client.meterdatalist, sn=sn, first_day=first_day,
                             last_day=last_day, interval_s=interval_s)
-            payload = await self._call(None, sn, fetch)
+            payload = await self._call(None, fetch)
             readings = mapping.map_meterdatalist2(payload, self.meter.id)
             yield Fetched(readings=_within(readings, start, end))
 
@@ -152,15 +175,14 @@ class IammeterConnector:
         for first_day, chunk_last in _day_chunks(self._day(start), last_day, ENERGYHISTORY_HOUR_DAYS):
             fetch = partial(self._client.energyhistory, place_id=place_id, first_day=first_day,
                             end_day=chunk_last + timedelta(days=1), group_by="hour")
-            payload = await self._call(None, place_id, fetch)
+            payload = await self._call(None, fetch)
             intervals = mapping.map_energyhistory(payload, self.meter.id, self._zone, "hour")
             yield Fetched(intervals=[i for i in intervals if start <= i.start and i.end <= end])
 
-    async def _call(self, rule: str | None, scope_key: str,
-                    call: Callable[[str], Awaitable[T]]) -> T:
+    async def _call(self, rule: str | None, call: Callable[[str], Awaitable[T]]) -> T:
         """Take the rule's quota slot, then call with the token; on rejection log in once more."""
         if rule is not None:
-            await self._context.quotas.acquire(rule, scope_key)
+            await self._context.quotas.acquire(rule, self._scope_key(rule))
         token, fresh = await self._token()
         try:
             return await call(token)
@@ -171,7 +193,7 @@ class IammeterConnector:
             await self._context.tokens.forget(self._token_key())
             token = await self._login()
             if rule is not None:
-                await self._context.quotas.acquire(rule, scope_key)
+                await self._context.quotas.acquire(rule, self._scope_key(rule))
             return await call(token)
 
     async def _token(self) -> tuple[str, bool]:
@@ -183,18 +205,20 @@ class IammeterConnector:
 
     async def _login(self) -> str:
         """Log in within the per-IP login quotas and store the token."""
-        scope_key = self._client.host
         quotas = self._context.quotas
         for name in _LOGIN_RULES:  # check both windows first, so a full one costs no slot
-            if await quotas.used(name, scope_key) >= self._limits[name]:
-                await quotas.acquire(name, scope_key)  # raises QuotaExceeded with the wait
+            if await quotas.used(name, self._scope_key(name)) >= self._limits[name]:
+                await quotas.acquire(name, self._scope_key(name))  # raises QuotaExceeded with the wait
         for name in _LOGIN_RULES:
-            await quotas.acquire(name, scope_key)
+            await quotas.acquire(name, self._scope_key(name))
         password = resolve_secret(meter_option(self.meter, "password"))
         token = await self._client.login(self._user_name(), password)
         await self._context.tokens.put(self._token_key(), token, None)
         log.info("logged in to IAMMETER for meter %s", self.meter.id)
         return token
+
+    def _scope_key(self, rule: str) -> str:
+        return rule_scope_key(self.quota_scope_keys(self.meter), self.meter, rule)
 
     def _token_key(self) -> str:
         return f"{self._client.host}:{self._user_name()}"
@@ -203,7 +227,7 @@ class IammeterConnector:
         return _plain_or_secret(meter_option(self.meter, "username"))
 
     def _sn(self) -> str:
-        return meter_option(self.meter, "sn").strip().upper()
+        return _sn_of(self.meter)
 
     def _day(self, ts: datetime, *, before: bool = False) -> date:
         """Return the local day of ``ts`` (of the instant just before it, with ``before``)."""
@@ -217,6 +241,10 @@ class IammeterConnector:
         if place_id and sn == self._sn():
             options["place_id"] = place_id
         return options
+
+
+def _sn_of(meter: Meter) -> str:
+    return meter_option(meter, "sn").strip().upper()
 
 
 def _plain_or_secret(value: str) -> str:

@@ -41,7 +41,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from meterhub.config import resolve_secret
 from meterhub.errors import ConfigError, InputError, QuotaExceeded, VendorAuthError
 from meterhub.model import IntervalEnergy, Meter, Reading
-from meterhub.vendors.base import ConnectorContext, Discovered, Fetched, QuotaRule, meter_option
+from meterhub.vendors.base import (
+    ConnectorContext,
+    Discovered,
+    Fetched,
+    QuotaRule,
+    meter_option,
+    rule_scope_key,
+)
 
 from . import mapping
 from .client import DEFAULT_TIMEOUT_S, IntellimeterClient
@@ -61,6 +68,8 @@ QUOTAS: tuple[QuotaRule, ...] = (
     QuotaRule("key", limit=5, window_s=86_400, scope="account"),
 )
 """Our polite limits (the vendor documents none); see the module docstring."""
+_ACCOUNT_RULES = ("session", "point", "key")
+_POINT_RULES = ("data", "interval", "file")
 FILE_CHUNK_DAYS = 7
 """Local days asked of ``/file`` per call during a backfill."""
 HISTORY_WINDOW_DAYS = FILE_CHUNK_DAYS - 1
@@ -112,6 +121,15 @@ class _Login:
         if username.startswith(_REFERENCE_PREFIX):
             username = resolve_secret(username)
         return {"username": username, "password": resolve_secret(self.password_ref)}
+
+
+def _base_url(meter: Meter) -> str:
+    return meter_option(meter, "base_url", IntellimeterConnector.default_base_url).rstrip("/")
+
+
+def _account_scope(meter: Meter) -> str:
+    """Return the account's quota and session key: the API address and a secret-free login name."""
+    return f"{_base_url(meter)}|{_Login.from_meter(meter).account}"
 
 
 def _zone(meter: Meter) -> ZoneInfo:
@@ -167,17 +185,28 @@ class IntellimeterConnector:
     def __init__(self, meter: Meter, context: ConnectorContext) -> None:
         self.meter = meter
         self._context = context
-        base_url = meter_option(meter, "base_url", self.default_base_url).rstrip("/")
         timeout_s = _timeout_s(meter, DEFAULT_TIMEOUT_S)
-        self._client = IntellimeterClient(context.client, base_url, timeout_s)
+        self._client = IntellimeterClient(context.client, _base_url(meter), timeout_s)
         self._login = _Login.from_meter(meter)
         self._zone = _zone(meter)
-        self._account_scope = f"{base_url}|{self._login.account}"
-        self._token_key = f"session|{self._account_scope}"
+        self._scope_keys = self.quota_scope_keys(meter)
+        self._token_key = f"session|{_account_scope(meter)}"
         self._cookie: str | None = None
 
     def __repr__(self) -> str:
         return f"IntellimeterConnector(meter={self.meter.id!r}, base_url={self._client.base_url!r})"
+
+    @classmethod
+    def quota_scope_keys(cls, meter: Meter) -> dict[str, str]:
+        """Return each rule's scope key: the meter's id per point, ``base_url|key=...`` per account.
+
+        The account key names the login's reference or user name, never a secret's value.
+        """
+        account = _account_scope(meter)
+        return {**dict.fromkeys(_ACCOUNT_RULES, account), **dict.fromkeys(_POINT_RULES, meter.id)}
+
+    def _scope_key(self, rule: str) -> str:
+        return rule_scope_key(self._scope_keys, self.meter, rule)
 
     # --- session --------------------------------------------------------------------------
     async def _session(self) -> tuple[str, bool]:
@@ -186,7 +215,7 @@ class IntellimeterConnector:
             self._cookie = await self._context.tokens.get(self._token_key, margin_s=0.0)
         if self._cookie is not None:
             return self._cookie, False
-        await self._context.quotas.acquire("session", self._account_scope)
+        await self._context.quotas.acquire("session", self._scope_key("session"))
         try:
             cookie = await self._client.open_session(self._login.form())
         except VendorAuthError as exc:
@@ -199,10 +228,10 @@ class IntellimeterConnector:
         self._cookie = None
         await self._context.tokens.forget(self._token_key)
 
-    async def _call(self, rule: str, scope_key: str, fetch: Callable[[str], Awaitable[T]]) -> T:
+    async def _call(self, rule: str, fetch: Callable[[str], Awaitable[T]]) -> T:
         """Take a quota slot and call ``fetch(cookie)``; on 401 log in again once and retry."""
         cookie, fresh = await self._session()
-        await self._context.quotas.acquire(rule, scope_key)
+        await self._context.quotas.acquire(rule, self._scope_key(rule))
         try:
             return await fetch(cookie)
         except VendorAuthError:
@@ -211,7 +240,7 @@ class IntellimeterConnector:
             log.info("Intellimeter session of meter %s was refused; logging in again", self.meter.id)
             await self._forget_session()
         cookie, _ = await self._session()
-        await self._context.quotas.acquire(rule, scope_key)
+        await self._context.quotas.acquire(rule, self._scope_key(rule))
         return await fetch(cookie)
 
     # --- the Connector protocol -----------------------------------------------------------
@@ -221,7 +250,7 @@ class IntellimeterConnector:
     async def latest(self) -> Fetched:
         """Return the point's newest register reading and its latest 5-minute energy."""
         point, now = self._point(), self._context.now()
-        document = await self._call("data", self.meter.id, self._client.data)
+        document = await self._call("data", self._client.data)
         rows = mapping.point_rows(document, self._zone, now)
         readings = mapping.register_readings(rows, self.meter.id, point)
         if not readings:
@@ -230,7 +259,7 @@ class IntellimeterConnector:
 
     async def _latest_intervals(self, point: str, now: datetime) -> list[IntervalEnergy]:
         try:
-            document = await self._call("interval", self.meter.id, self._client.interval)
+            document = await self._call("interval", self._client.interval)
         except QuotaExceeded as exc:
             log.debug("skipping Intellimeter /interval for meter %s: %s", self.meter.id, exc)
             return []
@@ -251,7 +280,7 @@ class IntellimeterConnector:
         while day <= last_day:
             chunk_last = min(day + timedelta(days=FILE_CHUNK_DAYS - 1), last_day)
             fetch = functools.partial(self._export, day=day, last=chunk_last, point=point)
-            document = await self._call("file", self.meter.id, fetch)
+            document = await self._call("file", fetch)
             rows = mapping.point_rows(document, self._zone)
             registers = mapping.register_readings(rows, self.meter.id, point)
             intervals = _register_intervals([previous, *registers] if previous else registers)
@@ -269,13 +298,13 @@ class IntellimeterConnector:
 
     async def discover(self) -> list[Discovered]:
         """Return every metering point ``/data`` lists, with its phases from ``/point``."""
-        document = await self._call("data", self.meter.id, self._client.data)
+        document = await self._call("data", self._client.data)
         rows = mapping.point_rows(document, self._zone, self._context.now())
         shared = {key: self.meter.options[key] for key in _CREDENTIAL_OPTIONS if key in self.meter.options}
         found: list[Discovered] = []
         for name in mapping.point_names(rows):
             fetch = functools.partial(self._client.point, name=name)
-            info = await self._call("point", self._account_scope, fetch)
+            info = await self._call("point", fetch)
             found.append(
                 Discovered(
                     suggested_id=_suggested_id(name),
@@ -297,4 +326,4 @@ class IntellimeterConnector:
 
         Put the new key where the ``key`` option's reference points before the next login.
         """
-        return await self._call("key", self._account_scope, self._client.rotate_key)
+        return await self._call("key", self._client.rotate_key)

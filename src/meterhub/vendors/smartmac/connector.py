@@ -23,7 +23,14 @@ from typing import ClassVar
 from meterhub.config import resolve_secret
 from meterhub.errors import ConfigError, PayloadError
 from meterhub.model import Meter
-from meterhub.vendors.base import ConnectorContext, Discovered, Fetched, QuotaRule, meter_option
+from meterhub.vendors.base import (
+    ConnectorContext,
+    Discovered,
+    Fetched,
+    QuotaRule,
+    meter_option,
+    rule_scope_key,
+)
 from meterhub.vendors.smartmac import mapping
 from meterhub.vendors.smartmac.client import DEFAULT_BASE_URL, SmartmacClient
 
@@ -60,15 +67,18 @@ class SmartmacConnector:
         self.meter = meter
         self._context = context
         self._client = SmartmacClient(context.client, meter_option(meter, "base_url", DEFAULT_BASE_URL))
-        rate_class = meter_option(meter, "rate_class", "standard")
-        if rate_class not in RATE_RULES:
-            raise ConfigError(f"meter {meter.id!r}: rate_class {rate_class!r} must be standard or extended")
+        rate_class = _rate_class(meter)
         self._rule = RATE_RULES[rate_class]
         self.min_poll_interval_s = RATE_INTERVALS_S[rate_class]
         """The shortest polling interval of this device's rate class."""
 
     def __repr__(self) -> str:
         return f"SmartmacConnector(meter={self.meter.id!r})"
+
+    @classmethod
+    def quota_scope_keys(cls, meter: Meter) -> dict[str, str]:
+        """Return the scope key of the device's rate-class rule: its device ID (the other is left out)."""
+        return {RATE_RULES[_rate_class(meter)]: _devid_of(meter)}
 
     async def latest(self) -> Fetched:
         """Return the device's readings now, with temperature and relay state as extras."""
@@ -120,7 +130,8 @@ class SmartmacConnector:
     async def _getdata(self, relay_on: bool | None) -> mapping.DeviceSnapshot:
         """Take the rate slot, ask the device, and map its answer."""
         devid = self._devid()
-        await self._context.quotas.acquire(self._rule, devid)
+        keys = self.quota_scope_keys(self.meter)
+        await self._context.quotas.acquire(self._rule, rule_scope_key(keys, self.meter, self._rule))
         devpass = resolve_secret(meter_option(self.meter, "devpass"))
         answer = await self._client.getdata(devid, devpass, relay_on=relay_on)
         return mapping.map_getdata(answer, self.meter.id, self._reading_time(answer))
@@ -139,8 +150,20 @@ class SmartmacConnector:
         return device_ts
 
     def _devid(self) -> str:
-        devid = meter_option(self.meter, "devid")
-        return resolve_secret(devid) if devid.startswith("env:") else devid
+        return _devid_of(self.meter)
+
+
+def _devid_of(meter: Meter) -> str:
+    devid = meter_option(meter, "devid")
+    return resolve_secret(devid) if devid.startswith("env:") else devid
+
+
+def _rate_class(meter: Meter) -> str:
+    """Return the meter's ``rate_class`` option, or raise ConfigError when it is neither class."""
+    rate_class = meter_option(meter, "rate_class", "standard")
+    if rate_class not in RATE_RULES:
+        raise ConfigError(f"meter {meter.id!r}: rate_class {rate_class!r} must be standard or extended")
+    return rate_class
 
 
 def _on_off(on: bool) -> str:

@@ -20,11 +20,19 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import ClassVar, TypeVar
+from urllib.parse import urlsplit
 
 from meterhub.config import resolve_secret
 from meterhub.errors import ConfigError, InputError, VendorAuthError
 from meterhub.model import Meter
-from meterhub.vendors.base import ConnectorContext, Discovered, Fetched, QuotaRule, meter_option
+from meterhub.vendors.base import (
+    ConnectorContext,
+    Discovered,
+    Fetched,
+    QuotaRule,
+    meter_option,
+    rule_scope_key,
+)
 from meterhub.vendors.umeter import mapping
 from meterhub.vendors.umeter.client import DEFAULT_HOSTS, Hosts, UmeterClient
 
@@ -45,6 +53,11 @@ QUARTER_SOURCE = "umeter:15min"
 """The interval-energy source of quarter-hour measurements."""
 
 
+def _hosts(meter: Meter) -> Hosts:
+    base_url = meter.options.get("base_url")
+    return Hosts.single(base_url) if base_url else DEFAULT_HOSTS
+
+
 class UmeterConnector:
     """One metering point (EAN) of a UMeter account."""
 
@@ -60,11 +73,23 @@ class UmeterConnector:
     def __init__(self, meter: Meter, context: ConnectorContext) -> None:
         self.meter = meter
         self._context = context
-        base_url = meter.options.get("base_url")
-        self._client = UmeterClient(context.client, Hosts.single(base_url) if base_url else DEFAULT_HOSTS)
+        self._client = UmeterClient(context.client, _hosts(meter))
 
     def __repr__(self) -> str:
         return f"UmeterConnector(meter={self.meter.id!r})"
+
+    @classmethod
+    def quota_scope_keys(cls, meter: Meter) -> dict[str, str]:
+        """Return each rule's scope key: the account, ``<token host>:<user name>`` (also the token key).
+
+        The user name is resolved when it is a reference, so the key may hold an account name.
+        """
+        auth_url = _hosts(meter).auth.rstrip("/")
+        user_name = meter_option(meter, "username")
+        if user_name.startswith("env:"):
+            user_name = resolve_secret(user_name)
+        account = f"{urlsplit(auth_url).hostname or auth_url}:{user_name}"
+        return {rule.name: account for rule in QUOTAS}
 
     async def latest(self) -> Fetched:
         """Return today's quarter hours so far (yesterday's while today has none yet)."""
@@ -168,7 +193,8 @@ class UmeterConnector:
         return token.access_token
 
     def _account(self) -> str:
-        return f"{self._client.host}:{self._user_name()}"
+        """Return the account's key: its quota scope (every rule's) and its token key."""
+        return rule_scope_key(self.quota_scope_keys(self.meter), self.meter, "api")
 
     def _user_name(self) -> str:
         user_name = meter_option(self.meter, "username")
