@@ -1,5 +1,9 @@
 """The formats the API speaks: choosing one from ``?format=`` or Accept, and encoding JSON and XML.
 
+A browser asks for a page (``text/html``, ``application/xhtml+xml``) before XML; the API has no
+pages, so those media types count as asking for JSON at their quality: a browser opening an API
+URL reads JSON, never raw XML, while a client that prefers XML still gets it.
+
 JSON goes through orjson; datetimes come out as ISO 8601 with their offset. XML is built from the
 same JSON-ready value: a root element, one child per key, lists as repeated ``<item>`` elements,
 None left out (or an empty element inside a list), and characters XML 1.0 forbids replaced, so
@@ -59,6 +63,8 @@ _ACCEPT: dict[str, str] = {
     "application/x-ndjson": "ndjson",
     "application/ndjson": "ndjson",
     "application/jsonl": "ndjson",
+    "text/html": "json",
+    "application/xhtml+xml": "json",
     "*/*": "*",
     "application/*": "*",
     "text/*": "*",
@@ -105,7 +111,10 @@ def query_format(request: Request) -> str | None:
 
 
 def accepted_formats(request: Request) -> list[str]:
-    """Return the formats the Accept header names, best first; ``*`` stands for any."""
+    """Return the formats the Accept header names, best first; ``*`` stands for any.
+
+    Page types (``text/html``, ``application/xhtml+xml``) are read as JSON.
+    """
     weighted: list[tuple[float, int, str]] = []
     for position, part in enumerate(request.headers.get("accept", "").split(",")):
         media, *params = (piece.strip() for piece in part.split(";"))

@@ -75,6 +75,9 @@ def answer_formats(*, tabular: bool = False, status: int = 200) -> dict[int | st
 def choose_format(request: Request, available: Sequence[str]) -> str:
     """Return the format to answer in: ``?format=`` first, then Accept, else JSON.
 
+    A browser's page types in Accept (``text/html``, ``application/xhtml+xml``) ask for JSON, so
+    a browser opening an API URL reads JSON rather than the XML it lists after them.
+
     An unknown ``?format=`` is a 422 problem; a known format this route cannot give, asked by
     ``?format=`` or by an Accept header naming nothing it can give, is a 406 problem.
     """
