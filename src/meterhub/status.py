@@ -180,8 +180,10 @@ def _quotas(
         key = keys.get(rule.name)
         used = None
         if key is not None:
-            used = min(rule.limit, store.quota_used(quota_ledger_key(connector_class.vendor, rule, key),
-                                                    rule.window_s, now))
+            used = min(
+                rule.limit,
+                store.quota_used(quota_ledger_key(connector_class.vendor, rule, key), rule.window_s, now),
+            )
         left = None if used is None else rule.limit - used
         found.append(QuotaStatus(rule.name, rule.scope, rule.limit, rule.window_s, used, left))
     return tuple(found)

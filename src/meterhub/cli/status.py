@@ -118,8 +118,10 @@ def age_text(age_s: float) -> str:
     from meterhub.poller.plan import span_text
 
     whole_s = max(0, round(age_s))
-    if whole_s >= 3600:
-        whole_s -= whole_s % 60  # seconds do not matter after an hour
+    if whole_s >= 86_400:  # past a day only the days matter
+        whole_s -= whole_s % 86_400
+    elif whole_s >= 3600:  # past an hour not the seconds
+        whole_s -= whole_s % 60
     return f"{span_text(whole_s)} ago"
 
 
