@@ -1,4 +1,4 @@
-"""The ASGI application: health, the REST API under /api/v1, metrics and the API docs."""
+"""The ASGI application: health, the REST API under /api/v1, metrics, the API docs and the dashboard."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from meterhub.api.auth import Authenticator
 from meterhub.api.nul_guard import reject_nul_parameters
 from meterhub.api.problems import install_problem_handlers
 from meterhub.api.routes import RESOURCE_ROUTERS
+from meterhub.api.websession import WebSessions
 from meterhub.config import Settings
 from meterhub.errors import MeterhubError
 from meterhub.metrics import RequestMetricsMiddleware
 from meterhub.redact import backend_kind, redact_text
 from meterhub.store import open_store
+from meterhub.web import install_web
 
 __all__ = ["create_app"]
 
@@ -43,6 +45,7 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
         store = await anyio.to_thread.run_sync(open_store, database_url)
         app.state.store = store
         app.state.auth = Authenticator(store, chosen)
+        app.state.web_sessions = WebSessions(app.state.auth)
         try:
             yield
         finally:
@@ -80,4 +83,5 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
 
     for router in RESOURCE_ROUTERS:
         app.include_router(router)
+    install_web(app)
     return app

@@ -24,6 +24,7 @@ import anyio
 import anyio.to_thread
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from meterhub.api.app import create_app
 from meterhub.api.routes.relay import use_poller
@@ -38,6 +39,7 @@ from meterhub.store import Store, open_store
 
 __all__ = [
     "API_THREADS",
+    "GRACE_S",
     "Hub",
     "QuietServer",
     "apply_declared_meters",
@@ -51,6 +53,9 @@ API_THREADS = 4
 """Worker threads the API's blocking calls may hold at once; more wait for one, holding nothing.
 Reads are mostly Python work under one interpreter lock: more threads would answer them little
 sooner, and would leave ingest's threads less of that lock."""
+
+GRACE_S = 5
+"""How long a stopping hub waits for open requests (a browser's event stream) before closing them."""
 
 
 class QuietServer(uvicorn.Server):
@@ -122,6 +127,7 @@ class Hub:
         self.clock = clock or Clock()
         self._http_timeout = http_timeout
         self._server: QuietServer | None = None
+        self._app: FastAPI | None = None
         self._stopping = False
         self.poller: Poller | None = None
         self.changes: list[str] = []
@@ -130,6 +136,8 @@ class Hub:
     def stop(self) -> None:
         """Ask the hub to finish: the HTTP server first, then everything else."""
         self._stopping = True
+        if self._app is not None:
+            self._app.state.draining = True  # event streams end, so the server can finish
         if self._server is not None:
             self._server.should_exit = True
 
@@ -148,8 +156,17 @@ class Hub:
     async def _run_parts(self, store: Store, client: httpx.AsyncClient, sock: socket.socket) -> None:
         self.poller = Poller(store, client, clock=self.clock, settings=self.config.poller)
         app = create_app(self.database_url)
+        self._app = app
         use_poller(app, self.poller)  # live reads and relay switches take the meter's turn
-        server = QuietServer(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+        server = QuietServer(
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                access_log=False,
+                lifespan="on",
+                timeout_graceful_shutdown=GRACE_S,
+            )
+        )
         self._server = server
         if self._stopping:
             return

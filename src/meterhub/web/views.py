@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from meterhub.analytics.calendar import local_midnight, to_zone
-from meterhub.analytics.energy import EnergyBucket, meter_energy
+from meterhub.analytics.energy import SOURCE_NONE, EnergyBucket, meter_energy
 from meterhub.history import PowerSeries, power_series
 from meterhub.model import PHASE_TOTAL, Meter, MeterHealth, Reading
 from meterhub.store.base import Store
@@ -90,7 +90,7 @@ def card_of(
 ) -> Card:
     """Return a meter's overview card."""
     today = today_energy(store, meter, now)
-    measured = today.source not in ("none", "")
+    measured = today.source != SOURCE_NONE
     return Card(
         meter=meter.id,
         name=meter.name or meter.id,
@@ -179,14 +179,19 @@ def _bar_labels(buckets: Sequence[EnergyBucket], zone: tzinfo, unit: str) -> lis
     ]
 
 
+def _kwh(bucket: EnergyBucket, value: float) -> float | None:
+    """Return a period's energy, or None where nothing measured it (no bar, not a zero)."""
+    return None if bucket.source == SOURCE_NONE else round(value, 4)
+
+
 def energy_columns(buckets: Sequence[EnergyBucket], zone: tzinfo, unit: str) -> dict[str, Any]:
     """Return energy bars as columns: local labels, UTC starts, import and export, sources."""
     return {
         "unit": unit,
         "label": _bar_labels(buckets, zone, unit),
         "start": [b.start.astimezone(UTC).isoformat() for b in buckets],
-        "import_kwh": [round(b.energy_import_kwh, 4) for b in buckets],
-        "export_kwh": [round(b.energy_export_kwh, 4) for b in buckets],
+        "import_kwh": [_kwh(b, b.energy_import_kwh) for b in buckets],
+        "export_kwh": [_kwh(b, b.energy_export_kwh) for b in buckets],
         "estimated": [b.estimated for b in buckets],
         "source": [b.source for b in buckets],
         "total_import_kwh": round(sum(b.energy_import_kwh for b in buckets), 3),

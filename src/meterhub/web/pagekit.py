@@ -1,0 +1,89 @@
+"""What every dashboard page shares: templates, the signed-in session, safe headers, redirects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import anyio.to_thread
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from meterhub import __version__
+from meterhub.api.deps import COOKIE, get_web_sessions
+from meterhub.api.websession import WebSession
+
+__all__ = [
+    "CSP",
+    "TEMPLATES",
+    "current_session",
+    "page",
+    "safe_next",
+    "secure_headers",
+    "to_sign_in",
+]
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+TEMPLATES.env.globals["version"] = __version__
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "connect-src 'self'; font-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+"""No inline or foreign scripts; Plotly sets inline styles, so styles may be inline."""
+
+
+def secure_headers(response: Response) -> Response:
+    """Set the headers every page carries: CSP, no caching of private data, no framing."""
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+async def current_session(request: Request) -> WebSession | None:
+    """Return the browser's live session, or None when it is not signed in."""
+    cookie = request.cookies.get(COOKIE)
+    if not cookie:
+        return None
+    sessions = get_web_sessions(request)
+    return sessions.cached(cookie) or await anyio.to_thread.run_sync(sessions.check, cookie)
+
+
+def safe_next(target: str | None) -> str:
+    """Return a local path to go to after signing in; anything else becomes the overview."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def to_sign_in(request: Request) -> RedirectResponse:
+    """Send the browser to the sign-in page, coming back here afterwards."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=303)
+
+
+def page(
+    request: Request, template: str, session: WebSession | None, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    """Render a page for the session (None on the sign-in page) with the safe headers."""
+    principal = session.principal if session is not None else None
+    response = TEMPLATES.TemplateResponse(
+        request,
+        template,
+        {
+            "principal": principal,
+            "csrf": session.csrf if session is not None else "",
+            "is_admin": principal is not None and principal.role.value == "admin",
+            "can_write": principal is not None and principal.role.value != "viewer",
+            **context,
+        },
+        status_code=status_code,
+    )
+    secure_headers(response)
+    return response

@@ -1,0 +1,228 @@
+"use strict";
+// A meter's page: power (average line, min–max band, gaps kept) and energy bars of one local period.
+(() => {
+  const root = document.getElementById("meter");
+  const meter = root.dataset.meter;
+  const tz = root.dataset.tz;
+  const state = { range: root.dataset.range || "day", anchor: root.dataset.anchor || "", start: "", end: "" };
+  const compareBox = document.getElementById("compare");
+  const COLORS = { avg: "#1c64c8", band: "rgba(28,100,200,0.18)", before: "#868e96", import: "#d9480f", export: "#2b8a3e" };
+  const PLOT_CONFIG = { responsive: true, displaylogo: false, scrollZoom: false,
+    modeBarButtonsToRemove: ["lasso2d", "select2d", "toImage"] };
+  let view = null;
+  let zoomed = false;
+  let loading = 0;
+
+  function query(extra = {}) {
+    const params = new URLSearchParams({ range: state.range });
+    if (state.range === "custom") {
+      if (state.start) params.set("start", state.start);
+      if (state.end) params.set("end", state.end);
+    } else if (state.anchor) params.set("anchor", state.anchor);
+    if (compareBox.checked) params.set("compare", "true");
+    Object.entries(extra).forEach(([k, v]) => params.set(k, v));
+    return params;
+  }
+
+  function remember() {
+    const params = new URLSearchParams({ range: state.range });
+    if (state.range === "custom") { params.set("start", state.start); params.set("end", state.end); }
+    else if (state.anchor) params.set("anchor", state.anchor);
+    history.replaceState(null, "", `${location.pathname}?${params}`);
+  }
+
+  function powerTraces(power, name, color, band) {
+    const traces = [];
+    if (band) {
+      traces.push({ x: power.t, y: power.min_w, type: "scatter", mode: "lines", line: { width: 0 },
+        hoverinfo: "skip", showlegend: false, connectgaps: false, name: "min" });
+      traces.push({ x: power.t, y: power.max_w, type: "scatter", mode: "lines", line: { width: 0 },
+        fill: "tonexty", fillcolor: COLORS.band, connectgaps: false, name: "min–max" });
+    }
+    traces.push({ x: power.t, y: power.avg_w, type: "scatter", mode: "lines", connectgaps: false, name,
+      line: { color, width: band ? 1.6 : 1.2, dash: band ? "solid" : "dot" } });
+    return traces;
+  }
+
+  function isolatedMarkers(power) {
+    // A reading joined to no neighbour would draw no line: show it as a dot.
+    const x = [], y = [];
+    power.avg_w.forEach((v, i) => {
+      if (v === null) return;
+      const before = i > 0 ? power.avg_w[i - 1] : null;
+      const after = i + 1 < power.avg_w.length ? power.avg_w[i + 1] : null;
+      if (before === null && after === null) { x.push(power.t[i]); y.push(v); }
+    });
+    return { x, y, type: "scatter", mode: "markers", marker: { color: COLORS.avg, size: 5 }, name: "lone reading", showlegend: false };
+  }
+
+  function drawPower() {
+    const traces = powerTraces(view.power, "average", COLORS.avg, true);
+    traces.push(isolatedMarkers(view.power));
+    if (view.compare) traces.push(...powerTraces(view.compare.power, `average, ${view.compare.title}`, COLORS.before, false));
+    const layout = {
+      margin: { l: 56, r: 12, t: 8, b: 48 }, height: 320, hovermode: "x unified",
+      legend: { orientation: "h", y: -0.22 },
+      xaxis: { type: "date", title: { text: `time (${tz})` }, range: [view.x_start, view.x_end] },
+      yaxis: { title: { text: "W" }, rangemode: "tozero", fixedrange: true },
+      dragmode: "zoom",
+    };
+    document.getElementById("power-note").textContent =
+      `${view.power.bucket_s >= 86400 ? "per day" : `per ${bucketText(view.power.bucket_s)}`} · ${tz}`;
+    Plotly.react("power-chart", traces, layout, PLOT_CONFIG);
+  }
+
+  function bucketText(seconds) {
+    if (seconds % 3600 === 0) return `${seconds / 3600} h`;
+    if (seconds % 60 === 0) return `${seconds / 60} min`;
+    return `${seconds} s`;
+  }
+
+  function drawEnergy() {
+    const e = view.energy;
+    const pattern = e.estimated.map((est) => (est ? "/" : ""));
+    const traces = [
+      { x: e.label, y: e.import_kwh, type: "bar", name: "import", marker: { color: COLORS.import, pattern: { shape: pattern } },
+        customdata: e.source, hovertemplate: "%{x}: %{y:.3f} kWh imported (%{customdata})<extra></extra>" },
+      { x: e.label, y: e.export_kwh.map((v) => (v === null ? null : -v)), type: "bar", name: "export", marker: { color: COLORS.export, pattern: { shape: pattern } },
+        customdata: e.export_kwh, hovertemplate: "%{x}: %{customdata:.3f} kWh exported<extra></extra>" },
+    ];
+    if (view.compare && view.compare.energy) {
+      const c = view.compare.energy;
+      const n = Math.min(c.label.length, e.label.length);
+      traces.push({ x: e.label.slice(0, n), y: c.import_kwh.slice(0, n), type: "scatter", mode: "markers",
+        marker: { symbol: "line-ew-open", size: 14, color: COLORS.before, line: { width: 2 } },
+        name: `import, ${view.compare.title}`, hovertemplate: "%{y:.3f} kWh before<extra></extra>" });
+    }
+    const layout = {
+      margin: { l: 56, r: 12, t: 8, b: 64 }, height: 300, barmode: "relative", bargap: 0.15,
+      legend: { orientation: "h", y: -0.3 },
+      xaxis: { type: "category", title: { text: `${unitText(e.unit)} (${tz})` }, fixedrange: true },
+      yaxis: { title: { text: "kWh (export below zero)" }, fixedrange: true },
+    };
+    Plotly.react("energy-chart", traces, layout, PLOT_CONFIG);
+    let caption = `${e.label.length} ${unitText(e.unit)}${e.label.length === 1 ? "" : "s"} · import ${e.total_import_kwh.toFixed(2)} kWh · export ${e.total_export_kwh.toFixed(2)} kWh`;
+    if (view.compare && view.compare.energy) {
+      const before = view.compare.energy.total_import_kwh;
+      const delta = e.total_import_kwh - before;
+      caption += ` · ${delta >= 0 ? "+" : "−"}${Math.abs(delta).toFixed(2)} kWh import vs ${view.compare.title}`;
+    }
+    const caps = document.getElementById("energy-caption");
+    caps.textContent = caption;
+    caps.dataset.bars = String(e.label.length);
+  }
+
+  function unitText(unit) {
+    return { "15m": "quarter hour", hour: "hour", day: "day", month: "month" }[unit] || unit;
+  }
+
+  function links() {
+    const params = new URLSearchParams({ start: view.start, end: view.end });
+    document.getElementById("csv").href = `/api/v1/meters/${encodeURIComponent(meter)}/readings?${params}&points=${Math.max(view.power.t.length, 10)}&format=csv`;
+    document.getElementById("csv").setAttribute("download", `${meter}-${view.anchor.replace(/[:]/g, "")}.csv`);
+    document.getElementById("png").href = `/api/v1/meters/${encodeURIComponent(meter)}/chart.png?${params}&width=1200&height=500`;
+    document.getElementById("png").setAttribute("download", `${meter}-${view.anchor.replace(/[:]/g, "")}.png`);
+  }
+
+  function controls() {
+    document.querySelectorAll(".ranges button").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.range === state.range)));
+    document.getElementById("custom").hidden = state.range !== "custom";
+    document.getElementById("prev").disabled = !view.previous_anchor;
+    document.getElementById("next").disabled = !view.next_anchor;
+    document.getElementById("period-title").textContent = `${view.title}${zoomed ? " (zoomed)" : ""}`;
+    if (state.range === "custom") {
+      document.getElementById("custom-start").value = view.x_start.slice(0, 16).replace(" ", "T");
+      document.getElementById("custom-end").value = view.x_end.slice(0, 16).replace(" ", "T");
+    }
+  }
+
+  async function load() {
+    const ticket = ++loading;
+    root.dataset.loading = "true";
+    try {
+      const body = await meterhub.getJson(`/api/v1/dashboard/meters/${encodeURIComponent(meter)}/view?${query()}`);
+      if (ticket !== loading) return;
+      view = body;
+      zoomed = false;
+      if (state.range !== "custom") state.anchor = view.anchor;
+      remember();
+      controls();
+      drawPower();
+      drawEnergy();
+      links();
+    } catch (error) {
+      document.getElementById("period-title").textContent = `Could not load this period: ${error.message}`;
+    } finally {
+      if (ticket === loading) root.dataset.loading = "false";
+    }
+  }
+
+  async function zoomTo(x0, x1) {
+    // Finer buckets for the zoomed stretch; the period and its energy bars stay.
+    const params = new URLSearchParams({ range: "custom", start: x0.replace(" ", "T"), end: x1.replace(" ", "T"), energy: "false" });
+    const ticket = ++loading;
+    root.dataset.loading = "true";
+    try {
+      const body = await meterhub.getJson(`/api/v1/dashboard/meters/${encodeURIComponent(meter)}/view?${params}`);
+      if (ticket !== loading) return;
+      view = { ...view, power: body.power, x_start: body.x_start, x_end: body.x_end, start: body.start, end: body.end, compare: null };
+      zoomed = true;
+      drawPower();
+      links();
+      controls();
+    } catch (error) {
+      document.getElementById("period-title").textContent = `Could not zoom: ${error.message}`;
+    } finally {
+      if (ticket === loading) root.dataset.loading = "false";
+    }
+  }
+
+  function wire() {
+    document.querySelectorAll(".ranges button").forEach((button) => button.addEventListener("click", () => {
+      state.range = button.dataset.range;
+      if (state.range === "custom") {
+        state.start = view.x_start.slice(0, 16).replace(" ", "T");
+        state.end = view.x_end.slice(0, 16).replace(" ", "T");
+      } else if (view) state.anchor = view.anchor.slice(0, 10);
+      load();
+    }));
+    document.getElementById("prev").addEventListener("click", () => { state.anchor = view.previous_anchor; load(); });
+    document.getElementById("next").addEventListener("click", () => { state.anchor = view.next_anchor; load(); });
+    document.getElementById("today").addEventListener("click", () => {
+      state.anchor = "";
+      if (state.range === "custom") state.range = "day";
+      load();
+    });
+    document.getElementById("custom").addEventListener("submit", (event) => {
+      event.preventDefault();
+      state.start = document.getElementById("custom-start").value;
+      state.end = document.getElementById("custom-end").value;
+      load();
+    });
+    compareBox.addEventListener("change", load);
+  }
+
+  function onRelayout(event) {
+    if (event["xaxis.autorange"]) { load(); return; }
+    const x0 = event["xaxis.range[0]"], x1 = event["xaxis.range[1]"];
+    if (x0 && x1) zoomTo(String(x0).slice(0, 19), String(x1).slice(0, 19));
+  }
+
+  function onReadings(batch) {
+    batch.forEach((r) => {
+      if (r.meter !== meter) return;
+      const name = r.phase === 0 ? "total" : `L${r.phase}`;
+      const row = document.querySelector(`#phases tr[data-phase="${name}"]`);
+      if (!row) return;
+      row.querySelector('[data-field="voltage_v"]').textContent = meterhub.fixed(r.voltage_v, 1);
+      row.querySelector('[data-field="current_a"]').textContent = meterhub.fixed(r.current_a, 2);
+      row.querySelector('[data-field="power_w"]').textContent = meterhub.fixed(r.power_w, 1);
+    });
+  }
+
+  const params = new URLSearchParams(location.search);
+  if (state.range === "custom") { state.start = params.get("start") || ""; state.end = params.get("end") || ""; }
+  wire();
+  load().then(() => document.getElementById("power-chart").on("plotly_relayout", onRelayout));
+  meterhub.live(onReadings, null);
+})();
