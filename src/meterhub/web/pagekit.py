@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from meterhub import __version__
 from meterhub.api.deps import COOKIE, get_web_sessions
 from meterhub.api.websession import WebSession
+from meterhub.web.formatting import duration, local, when
 
 __all__ = [
     "CSP",
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
-TEMPLATES.env.globals["version"] = __version__
+TEMPLATES.env.globals.update(version=__version__, duration=duration, when=when, local=local)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "

@@ -21,6 +21,7 @@ from meterhub.api.problems import ApiProblem
 from meterhub.api.websession import same_token
 from meterhub.errors import UnknownMeterError
 from meterhub.model import PHASE_TOTAL, Meter, utc_now
+from meterhub.status import MeterStatus, meter_status
 from meterhub.store.base import Store
 from meterhub.web.pagekit import current_session, page, safe_next, secure_headers, to_sign_in
 from meterhub.web.periods import RANGES
@@ -171,4 +172,21 @@ async def meter_page(request: Request, meter_id: str) -> Response:
         # Without an anchor a meter opens on the day of its newest reading (today, while it reports).
         anchor=request.query_params.get("anchor") or newest_day,
         title=meter.name or meter.id,
+    )
+
+
+def _status_rows(store: Store, principal: Principal) -> list[MeterStatus]:
+    return meter_status(store, [m.id for m in _visible_meters(store, principal)])
+
+
+@router.get("/health", response_class=HTMLResponse)
+async def health(request: Request) -> Response:
+    """Show how collecting each visible meter goes: cadence, failures, quota left, backfill."""
+    session = await current_session(request)
+    if session is None:
+        return to_sign_in(request)
+    rows = await anyio.to_thread.run_sync(_status_rows, store_of(request), session.principal)
+    now = utc_now()
+    return page(
+        request, "health.html", session, rows=rows, title="Health", now_text=f"{now:%Y-%m-%d %H:%M:%S} UTC"
     )
