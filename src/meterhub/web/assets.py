@@ -1,7 +1,7 @@
 """Browser assets: our own scripts and styles, and third-party code from installed packages.
 
 Plotly's ``plotly.min.js`` comes from the ``plotly`` wheel and Swagger UI from
-``swagger-ui-bundle``: nothing is fetched from the internet and nothing third-party is kept in
+``fastapi-offline``: nothing is fetched from the internet and nothing third-party is kept in
 this repository. Assets are public (the sign-in page needs them); they hold no data.
 """
 
@@ -67,8 +67,7 @@ async def docs(request: Request) -> Response:
 def mount_assets(app: FastAPI) -> None:
     """Serve our static files and Swagger UI's from their packages."""
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    swagger = package_dir("swagger_ui_bundle") / "vendor"
-    folders = sorted(p for p in swagger.iterdir() if p.name.startswith("swagger-ui"))
-    if not folders:
-        raise ConfigError("swagger-ui-bundle holds no Swagger UI; reinstall meterhub")
-    app.mount("/docs/assets", StaticFiles(directory=folders[-1]), name="docs-assets")
+    swagger = package_dir("fastapi_offline") / "static"
+    if not (swagger / "swagger-ui-bundle.js").is_file():
+        raise ConfigError("fastapi-offline holds no Swagger UI; reinstall meterhub")
+    app.mount("/docs/assets", StaticFiles(directory=swagger), name="docs-assets")

@@ -82,6 +82,7 @@ def page(
             "csrf": session.csrf if session is not None else "",
             "is_admin": principal is not None and principal.role.value == "admin",
             "can_write": principal is not None and principal.role.value != "viewer",
+            "status_code": status_code,
             **context,
         },
         status_code=status_code,
