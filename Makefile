@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench clean browser screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,25 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/meterhub demo
 
-test: $(STAMP)
+CHROMIUM ?= /usr/bin/chromium
+
+# The dashboard's tests drive Debian's chromium; install it when it is missing and we may.
+browser:
+	@if [ -x "$(CHROMIUM)" ] || command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium for the dashboard's browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "the dashboard's browser tests need chromium: run 'sudo apt-get install chromium', then make test" >&2; \
+		exit 1; \
+	fi
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Pictures of the dashboard for the README, taken by its browser tests.
+screenshots: $(STAMP) browser
+	METERHUB_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/web/test_browser_dashboard.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

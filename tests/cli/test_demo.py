@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -95,11 +96,14 @@ def test_demo_serves_five_simulated_vendors_and_stops_cleanly(tmp_path: Path) ->
         assert httpx.get(f"http://127.0.0.1:{port}/api/v1/latest", timeout=10).status_code == 401
         wait_until(lambda: meters_with_data(db_url) == set(DEMO_METERS), "data from every demo meter")
         health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=60).json()
+        dashboard = next(line for line in early if line.startswith("Dashboard: "))
+        overview = signed_in_overview(port, dashboard.rsplit("password ", 1)[1].rstrip(")\n"))
     finally:
         out, err = terminate(demo)
     out = "".join(early) + out
     assert demo.returncode == 0, err
-    assert any(line.startswith("API sign-in for the demo: user admin, password ") for line in early)
+    assert dashboard.startswith(f"Dashboard: http://127.0.0.1:{port}/  (sign in as admin, password ")
+    assert all(f'data-meter="{meter_id}"' in overview for meter_id in (*DEMO_METERS, "uci-household"))
     assert health["status"] == "ok" and health["meters"] >= 6  # five vendors and the household
     assert f"http://127.0.0.1:{port}/healthz" in out
     assert "Stop with Ctrl-C." in out
@@ -107,6 +111,18 @@ def test_demo_serves_five_simulated_vendors_and_stops_cleanly(tmp_path: Path) ->
     assert all(meter_id in out for meter_id in DEMO_METERS)
     assert out.rstrip().endswith("meterhub demo stopped")
     assert "Traceback" not in err
+
+
+def signed_in_overview(port: int, password: str) -> str:
+    """Sign in on the dashboard's form as the demo's admin and return the overview page."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, follow_redirects=True) as client:
+        form = client.get("/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token is not None, form
+        fields = {"username": "admin", "password": password, "csrf_token": token.group(1), "next": "/"}
+        page = client.post("/login", data=fields)
+        assert page.status_code == 200 and page.url.path == "/", page.text
+        return page.text
 
 
 def test_demo_stopped_while_backfilling_stops_cleanly_without_finishing_it(tmp_path: Path) -> None:

@@ -90,7 +90,8 @@ def _demo_admin(host: str, port: int) -> None:
         else:
             security.change_password(store, DEMO_ADMIN, password)
         _, key = security.issue_api_key(store, DEMO_ADMIN, "demo")
-    click.echo(f"API sign-in for the demo: user {DEMO_ADMIN}, password {password}")
+    click.echo(f"Dashboard: http://{host}:{port}/  (sign in as {DEMO_ADMIN}, password {password})")
+    click.echo("API sign-in for the demo: the same user and password, or the key below; docs at /docs")
     click.echo(f"API key for the demo: {key}")
     click.echo(f"  e.g. curl -H 'X-API-Key: {key}' http://{host}:{port}/api/v1/latest")
 
@@ -134,7 +135,7 @@ async def _run(
                     hub_started = True
                     task_group.start_soon(run_hub)
                     await _backfill_all(store, meters, history_s)
-                    click.echo(f"Polling live. API health: http://{host}:{port}/healthz; stop with Ctrl-C.")
+                    click.echo(f"Polling live. Dashboard: http://{host}:{port}/ ; stop with Ctrl-C.")
                 finally:
                     with anyio.CancelScope(shield=True):
                         await anyio.to_thread.run_sync(store.close)
@@ -160,7 +161,7 @@ def _announce(simulators: list[DemoSimulator], meters: list[Meter], host: str, p
     click.echo("simulated vendors (credentials in METERHUB_DEMO_* variables of this process):")
     for simulator, meter in zip(simulators, meters, strict=True):
         click.echo(f"  {simulator.vendor:<13} {simulator.base_url:<24} meter {meter.id}")
-    click.echo(f"meterhub API on http://{host}:{port} (health: http://{host}:{port}/healthz)")
+    click.echo(f"meterhub dashboard and API on http://{host}:{port}/ (health: http://{host}:{port}/healthz)")
     click.echo(
         "Explore, in another shell: meterhub meters list | meterhub latest | "
         "meterhub readings demo-iammeter --start now-1d --end now --bucket 1h | "
