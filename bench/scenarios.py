@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bench.fixtures import Context
 from bench.harness import Result
 from bench.scenarios_api import api_latest_rps
+from bench.scenarios_dashboard import dashboard_year, live_latency
 from bench.scenarios_ingest import ingest_backfill, ingest_poll_order
 from bench.scenarios_latest import latest_all
 from bench.scenarios_parse import parse_payloads
@@ -34,10 +35,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(("latest_all",), latest_all),
     Scenario(("power_stats_7d",), power_stats_7d),
     Scenario(("offline_year",), offline_year),
+    Scenario(("dashboard_year",), dashboard_year),
     Scenario(("parse_payloads",), parse_payloads),
     Scenario(("storage_bytes", "storage_rollup_share"), storage),
     Scenario(("api_latest_rps",), api_latest_rps),
     Scenario(("poll_many",), poll_many),
+    Scenario(("live_latency",), live_latency),
 )
 
 
