@@ -187,9 +187,6 @@ STREAMS = {"/api/v1/events"}
 """Routes that answer an endless stream: the first lines are read, then the stream is closed."""
 
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
-ORJSON_DEPRECATION = "ignore:ORJSONResponse is deprecated:fastapi.exceptions.FastAPIDeprecationWarning"
-"""src/meterhub/web/data.py answers with the deprecated ORJSONResponse, whose warning the suite turns
-into an error (a 500); tests/web/test_http_views.py holds the strict xfail that shows it."""
 
 
 @dataclass
@@ -360,7 +357,6 @@ def test_admin_only_routes_are_exactly_those_whose_handlers_require_an_admin(api
     assert sorted(in_code - expected) == [], "handlers that require an admin but are not ADMIN in EXPECTED"
 
 
-@pytest.mark.filterwarnings(ORJSON_DEPRECATION)
 def test_the_authorization_matrix(api: ApiServer, admin: httpx.Client) -> None:
     callers = _seed(api, admin)
     checked = 0

@@ -32,11 +32,6 @@ from tests.api.seeding import seed_household
 
 __all__ = ["no_unexpected_errors", "serve_api"]
 
-pytestmark = pytest.mark.filterwarnings(
-    # src/meterhub/web/data.py answers with the deprecated ORJSONResponse (see test_http_views.py)
-    "ignore:ORJSONResponse is deprecated:fastapi.exceptions.FastAPIDeprecationWarning"
-)
-
 COOKIE = "meterhub_session"
 VIEWER = "vera"
 
