@@ -35,7 +35,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(("latest_all",), latest_all),
     Scenario(("power_stats_7d",), power_stats_7d),
     Scenario(("offline_year",), offline_year),
-    Scenario(("dashboard_year",), dashboard_year),
+    Scenario(("dashboard_year", "dashboard_year_energy"), dashboard_year),
     Scenario(("parse_payloads",), parse_payloads),
     Scenario(("storage_bytes", "storage_rollup_share"), storage),
     Scenario(("api_latest_rps",), api_latest_rps),

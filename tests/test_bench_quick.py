@@ -75,13 +75,13 @@ def test_quick_poll_many_reports_the_ratio_and_the_cpu_per_poll(tmp_path: Path) 
 def test_quick_dashboard_scenarios_check_their_answers(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--only", "dashboard_year,live_latency",
+        [sys.executable, "-m", "bench", "--quick", "--only", "dashboard_year,dashboard_year_energy,live_latency",
          "--rounds", "1", "--output", str(output)],
         cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     scenarios = json.loads(output.read_text())["scenarios"]
-    assert [s["name"] for s in scenarios] == ["dashboard_year", "live_latency"]
+    assert [s["name"] for s in scenarios] == ["dashboard_year", "dashboard_year_energy", "live_latency"]
     for scenario in scenarios:
         assert set(scenario) == SCENARIO_KEYS
         for key in ("value", "reference", "ratio", "min", "max"):

@@ -11,16 +11,20 @@ import numpy as np
 import numpy.typing as npt
 
 from meterhub.errors import InputError
-from meterhub.store.base import Bucket, Store
+from meterhub.model import Meter
+from meterhub.store.base import Bucket, PowerColumns, Store
 from meterhub.timeutil import from_ms, get_zone, to_ms
 
 __all__ = [
     "BUCKET_WIDTHS_S",
     "MAX_POINTS",
+    "PowerArrays",
     "PowerSeries",
     "choose_width_s",
     "downsample",
     "joins",
+    "joins_array",
+    "power_arrays",
     "power_series",
 ]
 
@@ -102,9 +106,7 @@ def downsample(
     first = to_ms(start) - to_ms(start) % width_ms
     count = math.ceil((to_ms(end) - first) / width_ms)
     if count > MAX_POINTS:
-        raise InputError(
-            f"{count} buckets of {width_s} s exceed {MAX_POINTS}; choose a wider bucket"
-        )
+        raise InputError(f"{count} buckets of {width_s} s exceed {MAX_POINTS}; choose a wider bucket")
     if width_ms % 900_000 == 0:
         edges_utc = [from_ms(first + k * width_ms) for k in range(count + 1)]
         return _drop_empty(store.aggregate(meter_id, phase, edges_utc, with_registers=False))
@@ -160,6 +162,92 @@ def _none_if_nan(values: npt.NDArray[np.float64]) -> list[float | None]:
     return [None if math.isnan(v) else v for v in values.tolist()]
 
 
+@dataclass(frozen=True)
+class PowerArrays:
+    """What :class:`PowerSeries` holds, as arrays: NaN where a bucket has no power."""
+
+    width_s: int
+    starts_ms: npt.NDArray[np.int64]
+    columns: PowerColumns
+    connected: npt.NDArray[np.bool_]
+
+
+def joins_array(
+    starts_ms: npt.NDArray[np.int64], present: npt.NDArray[np.bool_], width_s: int, interval_s: int
+) -> npt.NDArray[np.bool_]:
+    """Return :func:`joins` for arrays, in one pass of numpy."""
+    allowed_ms = (width_s + max(width_s, 2 * interval_s)) * 1000
+    joined = np.zeros(len(starts_ms), dtype=np.bool_)
+    shown = np.flatnonzero(present)
+    if len(shown) > 1:
+        joined[shown[1:]] = np.diff(starts_ms[shown]) <= allowed_ms
+    return joined
+
+
+def power_arrays(
+    store: Store,
+    meter_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    points: int | None = None,
+    bucket: str | None = None,
+    phase: int = 0,
+    tz: str | None = None,
+    meter: Meter | None = None,
+) -> PowerArrays:
+    """Return a meter phase's power per bucket over [start, end), from rollups where they tile it.
+
+    Buckets of 15 minutes and more come from ``Store.period_power`` (rollups, so a year costs
+    as little as a day); a day or wider means the local days of ``tz`` (default: the meter's
+    zone). Narrower buckets aggregate the raw rows. ``meter`` saves reading it again.
+    """
+    if end <= start:
+        raise InputError("--end must be after --start")
+    meter = meter if meter is not None and meter.id == meter_id else store.get_meter(meter_id)
+    if bucket is not None:
+        if bucket not in BUCKET_WIDTHS_S:
+            raise InputError(f"unknown bucket {bucket!r}; use one of {', '.join(BUCKET_WIDTHS_S)}")
+        width_s = BUCKET_WIDTHS_S[bucket]
+    else:
+        width_s = choose_width_s(start, end, points or 1000)
+    if width_s >= 86_400:
+        width_s = 86_400
+        edges = np.array([to_ms(edge) for edge in _local_days(start, end, tz or meter.tz)], dtype=np.int64)
+    elif width_s % 900 == 0:
+        width_ms = width_s * 1000
+        first = to_ms(start) - to_ms(start) % width_ms
+        edges = np.arange(first, to_ms(end) + width_ms, width_ms, dtype=np.int64)  # the last edge is >= end
+    else:
+        return _raw_arrays(store, meter_id, start, end, width_s, phase, meter.interval_s)
+    if len(edges) - 1 > MAX_POINTS:
+        raise InputError(f"{len(edges) - 1} buckets exceed {MAX_POINTS}; choose a wider bucket")
+    columns = store.period_power(meter_id, phase, edges)
+    starts_ms = edges[:-1]
+    return PowerArrays(
+        width_s, starts_ms, columns, joins_array(starts_ms, columns.count > 0, width_s, meter.interval_s)
+    )
+
+
+def _raw_arrays(
+    store: Store, meter_id: str, start: datetime, end: datetime, width_s: int, phase: int, interval_s: int
+) -> PowerArrays:
+    buckets = [b for b in store.downsample_raw(meter_id, phase, start, end, width_s) if b.count > 0]
+    starts_ms = np.array([to_ms(b.start) for b in buckets], dtype=np.int64)
+
+    def column(values: list[float | None]) -> npt.NDArray[np.float64]:
+        return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+
+    columns = PowerColumns(
+        np.array([b.count for b in buckets], dtype=np.int64),
+        column([b.power_avg_w for b in buckets]),
+        column([b.power_min_w for b in buckets]),
+        column([b.power_max_w for b in buckets]),
+    )
+    present = np.ones(len(buckets), dtype=np.bool_)
+    return PowerArrays(width_s, starts_ms, columns, joins_array(starts_ms, present, width_s, interval_s))
+
+
 def power_series(
     store: Store,
     meter_id: str,
@@ -171,65 +259,19 @@ def power_series(
     phase: int = 0,
     tz: str | None = None,
 ) -> PowerSeries:
-    """Return a meter phase's power per bucket over [start, end), from rollups where they tile it.
-
-    Buckets of 15 minutes and more come from ``Store.period_power`` (rollups, so a year costs
-    as little as a day); a day or wider means the local days of ``tz`` (default: the meter's
-    zone). Narrower buckets aggregate the raw rows.
-    """
-    if end <= start:
-        raise InputError("--end must be after --start")
-    meter = store.get_meter(meter_id)
-    if bucket is not None:
-        if bucket not in BUCKET_WIDTHS_S:
-            raise InputError(f"unknown bucket {bucket!r}; use one of {', '.join(BUCKET_WIDTHS_S)}")
-        width_s = BUCKET_WIDTHS_S[bucket]
-    else:
-        width_s = choose_width_s(start, end, points or 1000)
-    if width_s >= 86_400:
-        width_s = 86_400
-        edges_ms = [to_ms(edge) for edge in _local_days(start, end, tz or meter.tz)]
-    elif width_s % 900 == 0:
-        width_ms = width_s * 1000
-        first = to_ms(start) - to_ms(start) % width_ms
-        edges_ms = list(range(first, to_ms(end) + width_ms, width_ms))  # the last edge is >= end
-    else:
-        return _raw_series(store, meter_id, start, end, width_s, phase, meter.interval_s)
-    if len(edges_ms) - 1 > MAX_POINTS:
-        raise InputError(f"{len(edges_ms) - 1} buckets exceed {MAX_POINTS}; choose a wider bucket")
-    columns = store.period_power(meter_id, phase, np.array(edges_ms, dtype=np.int64))
-    starts_ms = edges_ms[:-1]
-    counts = columns.count.tolist()
+    """Return :func:`power_arrays` as lists, None where a bucket has no power."""
+    arrays = power_arrays(store, meter_id, start, end, points=points, bucket=bucket, phase=phase, tz=tz)
+    columns = arrays.columns
     return PowerSeries(
         meter_id,
         phase,
         start,
         end,
-        width_s,
-        starts_ms,
-        counts,
+        arrays.width_s,
+        arrays.starts_ms.tolist(),
+        columns.count.tolist(),
         _none_if_nan(columns.power_avg_w),
         _none_if_nan(columns.power_min_w),
         _none_if_nan(columns.power_max_w),
-        joins(starts_ms, [c > 0 for c in counts], width_s, meter.interval_s),
-    )
-
-
-def _raw_series(
-    store: Store, meter_id: str, start: datetime, end: datetime, width_s: int, phase: int, interval_s: int
-) -> PowerSeries:
-    buckets = [b for b in store.downsample_raw(meter_id, phase, start, end, width_s) if b.count > 0]
-    starts_ms = [to_ms(b.start) for b in buckets]
-    return PowerSeries(
-        meter_id,
-        phase,
-        start,
-        end,
-        width_s,
-        starts_ms,
-        [b.count for b in buckets],
-        [b.power_avg_w for b in buckets],
-        [b.power_min_w for b in buckets],
-        [b.power_max_w for b in buckets],
-        joins(starts_ms, [True] * len(buckets), width_s, interval_s),
+        arrays.connected.tolist(),
     )

@@ -40,7 +40,7 @@ AnchorQuery = Annotated[
 
 def _json(body: dict[str, Any]) -> Response:
     """Answer a body as JSON, encoded in one step (series are long lists of numbers)."""
-    return Response(orjson.dumps(body), media_type="application/json")
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 
 @router.get("/overview", summary="Overview cards")
@@ -59,6 +59,7 @@ def view(
     start: StartQuery = None,
     end: EndQuery = None,
     compare: Annotated[bool, Query(description="Add the previous period, shifted onto this one.")] = False,
+    power: Annotated[bool, Query(description="Add power (average, min-max) per bucket.")] = True,
     energy: Annotated[bool, Query(description="Add energy bars by local period.")] = True,
     points: Annotated[int, Query(ge=10, le=4000, description="Power buckets wanted.")] = CHART_POINTS,
 ) -> Response:
@@ -80,5 +81,7 @@ def view(
             if period.previous is None
             else period_of(kind, period.previous, meter.tz, now)
         )
-    body: dict[str, Any] = meter_view(store, meter, period, previous, points=points, energy=energy)
+    body: dict[str, Any] = meter_view(
+        store, meter, period, previous, points=points, power=power, energy=energy
+    )
     return _json(body)

@@ -9,14 +9,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from meterhub.analytics.calendar import local_midnight, to_zone
 from meterhub.analytics.energy import SOURCE_NONE, EnergyBucket, meter_energy
-from meterhub.history import PowerSeries, power_series
+from meterhub.history import PowerArrays, power_arrays
 from meterhub.model import PHASE_TOTAL, Meter, MeterHealth, Reading
 from meterhub.store.base import Store
-from meterhub.timeutil import from_ms
+from meterhub.timeutil import from_ms, to_ms
 from meterhub.web.periods import Period, energy_unit
 
 __all__ = [
@@ -29,8 +33,11 @@ __all__ = [
     "power_columns",
     "reading_event",
     "today_energy",
+    "wall_clock_ms",
 ]
 
+OFFSET_SAMPLE_MS = 7 * 86_400_000
+"""How far apart a zone's offset is sampled for :func:`wall_clock_ms`."""
 CHART_POINTS = 800
 """Buckets a power chart asks for: finer than a phone's width, coarse enough for a year."""
 
@@ -139,31 +146,89 @@ def phase_rows(readings: Sequence[Reading], phases: int) -> list[dict[str, Any]]
     return rows
 
 
-def power_columns(series: PowerSeries, zone: tzinfo, shift: timedelta = timedelta(0)) -> dict[str, Any]:
-    """Return a power series as columns, with a None row wherever the line must break.
+def _offset_ms(instant_ms: int, zone: tzinfo) -> int:
+    offset = datetime.fromtimestamp(instant_ms / 1000, zone).utcoffset()
+    return 0 if offset is None else int(offset.total_seconds() * 1000)
 
-    ``shift`` moves the times (a previous period drawn over the current one).
+
+@lru_cache(maxsize=512)
+def _year_offsets(zone: tzinfo, year: int) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
+    """Return a zone's offset as a UTC year begins, and the instants (ms) it changes with the new offsets.
+
+    The offset is sampled weekly (no zone changes it twice within a week) and each change is
+    bisected to the millisecond: about 110 look-ups, once per zone and year.
     """
-    t: list[str] = []
-    avg: list[float | None] = []
-    lo: list[float | None] = []
-    hi: list[float | None] = []
-    for start_ms, a, mn, mx, joined in zip(
-        series.starts_ms, series.avg_w, series.min_w, series.max_w, series.connected, strict=True
-    ):
-        if a is None:
+    first = to_ms(datetime(year, 1, 1, tzinfo=UTC))
+    last = to_ms(datetime(year + 1, 1, 1, tzinfo=UTC))
+    samples = [*range(first, last, OFFSET_SAMPLE_MS), last]
+    offsets = [_offset_ms(t, zone) for t in samples]
+    changes: list[int] = []
+    values: list[int] = []
+    for k in range(1, len(samples)):
+        lo, hi, before = samples[k - 1], samples[k], offsets[k - 1]
+        if offsets[k] == before:
             continue
-        start = from_ms(start_ms) + shift
-        if t and not joined:  # a break: nothing is drawn between the two points
-            t.append(_wall(start, zone))
-            avg.append(None)
-            lo.append(None)
-            hi.append(None)
-        t.append(_wall(start, zone))
-        avg.append(_round(a, 1))
-        lo.append(_round(mn, 1))
-        hi.append(_round(mx, 1))
-    return {"t": t, "avg_w": avg, "min_w": lo, "max_w": hi, "bucket_s": series.width_s}
+        while hi - lo > 1:  # hi: the first millisecond with the new offset
+            mid = (lo + hi) // 2
+            if _offset_ms(mid, zone) == before:
+                lo = mid
+            else:
+                hi = mid
+        changes.append(hi)
+        values.append(offsets[k])
+    return offsets[0], tuple(changes), tuple(values)
+
+
+def wall_clock_ms(instants_ms: npt.NDArray[np.int64], zone: tzinfo) -> npt.NDArray[np.int64]:
+    """Return instants as the zone's wall clock, counted in ms as if it were UTC.
+
+    A chart's date axis shows such numbers as the local time, 23 or 25 hours on DST days.
+    """
+    if len(instants_ms) == 0:
+        return instants_ms
+    first_year = from_ms(int(instants_ms[0])).year
+    last_year = from_ms(int(instants_ms[-1])).year
+    initial, _, _ = _year_offsets(zone, first_year)
+    changes: list[int] = []
+    values: list[int] = [initial]
+    for year in range(first_year, last_year + 1):
+        _, year_changes, year_values = _year_offsets(zone, year)
+        changes.extend(year_changes)
+        values.extend(year_values)
+    shifts = np.array(values, dtype=np.int64)[
+        np.searchsorted(np.array(changes, dtype=np.int64), instants_ms, side="right")
+    ]
+    return instants_ms + shifts
+
+
+def power_columns(arrays: PowerArrays, zone: tzinfo, shift_ms: int = 0) -> dict[str, Any]:
+    """Return power as columns with a NaN row wherever the line must break (JSON null).
+
+    ``t`` is the zone's wall clock in ms (see :func:`wall_clock_ms`); ``shift_ms`` moves the
+    times, so a previous period can be drawn over the current one.
+    """
+    columns = arrays.columns
+    shown = np.flatnonzero(~np.isnan(columns.power_avg_w))
+    breaks = np.flatnonzero(~arrays.connected[shown])
+    breaks = breaks[breaks > 0]  # the first point starts the line
+    wall = wall_clock_ms(arrays.starts_ms[shown] + shift_ms, zone)
+    # A break is a row before the point it separates, at that point's time, with no values.
+    rows = np.insert(shown, breaks, shown[breaks]) if len(breaks) else shown
+    gap_rows = np.insert(np.zeros(len(shown), np.bool_), breaks, True) if len(breaks) else None
+
+    def column(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        picked = np.round(values[rows], 1)
+        if gap_rows is not None:
+            picked[gap_rows] = np.nan
+        return picked
+
+    return {
+        "t": np.insert(wall, breaks, wall[breaks]) if len(breaks) else wall,
+        "avg_w": column(columns.power_avg_w),
+        "min_w": column(columns.power_min_w),
+        "max_w": column(columns.power_max_w),
+        "bucket_s": arrays.width_s,
+    }
 
 
 def _bar_labels(buckets: Sequence[EnergyBucket], zone: tzinfo, unit: str) -> list[str]:
@@ -206,11 +271,14 @@ def meter_view(
     previous: Period | None = None,
     *,
     points: int = CHART_POINTS,
+    power: bool = True,
     energy: bool = True,
 ) -> dict[str, Any]:
-    """Return a meter page's data for one period: power, energy bars and, if asked, the previous period."""
+    """Return a meter page's data for one period: power and/or energy bars, and the previous period's.
+
+    The page asks for power and energy in two requests at once, so each is drawn when ready.
+    """
     zone = to_zone(meter.tz)
-    series = power_series(store, meter.id, period.start, period.end, points=points)
     view: dict[str, Any] = {
         "meter": meter.id,
         "tz": meter.tz,
@@ -223,21 +291,15 @@ def meter_view(
         "end": period.end.isoformat(),
         "x_start": _wall(period.start, zone),
         "x_end": _wall(period.end, zone),
-        "power": power_columns(series, zone),
     }
-    unit = energy_unit(period)
-    if energy:
-        view["energy"] = energy_columns(
-            meter_energy(store, meter.id, period.start, period.end, unit), zone, unit
-        )
-    if previous is not None:
-        before = power_series(store, meter.id, previous.start, previous.end, points=points)
-        view["compare"] = {
-            "title": previous.title,
-            "power": power_columns(before, zone, period.start - previous.start),
-        }
+    periods = [("", period)] if previous is None else [("", period), ("compare", previous)]
+    for part, shown in periods:
+        target = view if not part else view.setdefault(part, {"title": shown.title})
+        if power:
+            arrays = power_arrays(store, meter.id, shown.start, shown.end, points=points, meter=meter)
+            target["power"] = power_columns(arrays, zone, to_ms(period.start) - to_ms(shown.start))
         if energy:
-            view["compare"]["energy"] = energy_columns(
-                meter_energy(store, meter.id, previous.start, previous.end, unit), zone, unit
-            )
+            unit = energy_unit(period)
+            buckets = meter_energy(store, meter.id, shown.start, shown.end, unit)
+            target["energy"] = energy_columns(buckets, zone, unit)
     return view

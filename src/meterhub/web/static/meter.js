@@ -139,10 +139,16 @@
   async function load() {
     const ticket = ++loading;
     root.dataset.loading = "true";
+    const url = (part) => `/api/v1/dashboard/meters/${encodeURIComponent(meter)}/view?${query(part)}`;
     try {
-      const body = await meterhub.getJson(`/api/v1/dashboard/meters/${encodeURIComponent(meter)}/view?${query()}`);
+      // Power and energy come in two requests at once: each is its own quick read of the rollups.
+      const [power, energy] = await Promise.all([
+        meterhub.getJson(url({ energy: "false" })),
+        meterhub.getJson(url({ power: "false" })),
+      ]);
       if (ticket !== loading) return;
-      view = body;
+      view = { ...power, energy: energy.energy };
+      if (power.compare) view.compare = { ...power.compare, energy: energy.compare && energy.compare.energy };
       zoomed = false;
       if (state.range !== "custom") state.anchor = view.anchor;
       remember();
