@@ -127,7 +127,7 @@ def test_a_year_is_its_local_new_years_and_steps_a_year() -> None:
 def test_hours_step_over_the_spring_jump_where_two_oclock_does_not_exist() -> None:
     period = period_of("hour", "2026-03-29T00:40", OSLO, NOW)
     assert (period.anchor, period.start, period.end) == (
-        "2026-03-29T00:00",
+        "2026-03-29T00:00+01:00",
         utc(2026, 3, 28, 23),
         utc(2026, 3, 29),
     )
@@ -139,9 +139,14 @@ def test_hours_step_over_the_spring_jump_where_two_oclock_does_not_exist() -> No
         following = period_of("hour", period.next, OSLO, NOW)
         assert following.start == period.end
         period = following
-    assert anchors == ["2026-03-29T00:00", "2026-03-29T01:00", "2026-03-29T03:00", "2026-03-29T04:00"]
+    assert anchors == [
+        "2026-03-29T00:00+01:00",
+        "2026-03-29T01:00+01:00",
+        "2026-03-29T03:00+02:00",
+        "2026-03-29T04:00+02:00",
+    ]
     assert starts == [utc(2026, 3, 28, 23), utc(2026, 3, 29, 0), utc(2026, 3, 29, 1), utc(2026, 3, 29, 2)]
-    assert period_of("hour", "2026-03-29T03:00", OSLO, NOW).previous == "2026-03-29T01:00"
+    assert period_of("hour", "2026-03-29T03:00", OSLO, NOW).previous == "2026-03-29T01:00+01:00"
 
 
 def test_an_hour_anchored_by_an_instant_is_the_hour_holding_it() -> None:
@@ -149,23 +154,24 @@ def test_an_hour_anchored_by_an_instant_is_the_hour_holding_it() -> None:
     assert (second_two.start, second_two.end) == (utc(2026, 10, 25, 1), utc(2026, 10, 25, 2))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "src/meterhub/web/periods.py, hour branch of period_of (lines 98-108): neighbour anchors are "
-        "naive local text, so on 2026-10-25 the next hour after 02:00 CEST is anchored '2026-10-25T02:00' "
-        "again, which reads back as the same first 02:00; the repeated 02:00 CET hour is unreachable"
-    ),
-)
 def test_hours_step_through_the_autumn_hour_that_happens_twice() -> None:
     period = period_of("hour", "2026-10-25T00:00", OSLO, NOW)
-    starts = []
+    anchors, starts = [], []
     for _ in range(5):
+        anchors.append(period.anchor)
         starts.append(period.start)
         following = period_of("hour", period.next, OSLO, NOW)
         assert following.start == period.end, (period.anchor, period.next)
+        assert period_of("hour", following.previous, OSLO, NOW).start == period.start
         period = following
-    assert starts == [utc(2026, 10, 24, 22), *(utc(2026, 10, 25, h) for h in range(4))]
+    assert starts == [utc(2026, 10, 24, 22), utc(2026, 10, 24, 23), *(utc(2026, 10, 25, h) for h in range(3))]
+    assert anchors == [
+        "2026-10-25T00:00+02:00",
+        "2026-10-25T01:00+02:00",
+        "2026-10-25T02:00+02:00",
+        "2026-10-25T02:00+01:00",
+        "2026-10-25T03:00+01:00",
+    ]
 
 
 def test_a_custom_range_keeps_its_instants_and_has_no_neighbours() -> None:

@@ -138,7 +138,8 @@ class WebSessions:
             store.token_delete(WEB_SCOPE, key)
             return None
         idle = timedelta(seconds=self.idle_s)
-        if found[1] is None or found[1] - now < idle - timedelta(seconds=TOUCH_EVERY_S):
+        touch_every = timedelta(seconds=min(TOUCH_EVERY_S, self.idle_s / 2))
+        if found[1] is None or found[1] - now < idle - touch_every:
             store.token_set(WEB_SCOPE, key, found[0], now + idle)
         try:
             principal = self._auth.principal_of(record["user"])

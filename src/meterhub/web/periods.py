@@ -61,6 +61,39 @@ def _parse_anchor(text: str | None, zone: tzinfo, now: datetime) -> datetime:
     return parsed
 
 
+def _hour_of(anchor: str | None, zone: tzinfo, now: datetime) -> Period:
+    """Return the local clock hour holding ``anchor``; its neighbours' anchors carry their offset.
+
+    The offset tells the two 02:00 hours of an autumn night apart, so stepping walks through both.
+    """
+    aware = _aware_anchor(anchor, zone, now)
+    local = aware.astimezone(zone)
+    first = local.replace(minute=0, second=0, microsecond=0)
+    begin = first.astimezone(UTC)
+    if begin > aware.astimezone(UTC):  # a zone whose offset is not whole hours: stay in the hour
+        begin -= timedelta(hours=1)
+    stop = begin + timedelta(hours=1)
+
+    def text(instant: datetime) -> str:
+        return instant.astimezone(zone).isoformat(timespec="minutes")
+
+    shown = begin.astimezone(zone)
+    title = f"{shown:%a %d %b %Y, %H:00} {shown.tzname()}"
+    return Period("hour", begin, stop, text(begin), text(begin - timedelta(hours=1)), text(stop), title)
+
+
+def _aware_anchor(text: str | None, zone: tzinfo, now: datetime) -> datetime:
+    """Return an anchor as an instant: with its own offset if it has one, else local to ``zone``."""
+    if text:
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed
+    return _parse_anchor(text, zone, now).replace(tzinfo=zone)
+
+
 def period_of(
     kind: str,
     anchor: str | None,
@@ -96,16 +129,7 @@ def period_of(
     wall = _parse_anchor(anchor, zone, now)
     day = wall.date()
     if kind == "hour":
-        first = wall.replace(minute=0, second=0, microsecond=0)
-        begin = first.replace(tzinfo=zone).astimezone(UTC)
-        stop = begin + timedelta(hours=1)
-        text = first.isoformat(timespec="minutes")
-        before = (
-            (begin - timedelta(hours=1)).astimezone(zone).replace(tzinfo=None).isoformat(timespec="minutes")
-        )
-        after = stop.astimezone(zone).replace(tzinfo=None).isoformat(timespec="minutes")
-        title = f"{first:%a %d %b %Y, %H:00}"
-        return Period("hour", begin, stop, text, before, after, title)
+        return _hour_of(anchor, zone, now)
     if kind == "day":
         lo, hi, prev = day, day + timedelta(days=1), day - timedelta(days=1)
         title = f"{day:%A %d %B %Y}"

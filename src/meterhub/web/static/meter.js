@@ -34,10 +34,11 @@
   function powerTraces(power, name, color, band) {
     const traces = [];
     if (band) {
-      traces.push({ x: power.t, y: power.min_w, type: "scatter", mode: "lines", line: { width: 0 },
-        hoverinfo: "skip", showlegend: false, connectgaps: false, name: "min" });
-      traces.push({ x: power.t, y: power.max_w, type: "scatter", mode: "lines", line: { width: 0 },
-        fill: "tonexty", fillcolor: COLORS.band, connectgaps: false, name: "min–max" });
+      // The min–max band as one bar per bucket: a bucket without readings has none, so the band
+      // never bridges a gap (a filled area would).
+      const spread = power.max_w.map((max, i) => (max === null || power.min_w[i] === null ? null : max - power.min_w[i]));
+      traces.push({ x: power.t, y: spread, base: power.min_w, type: "bar", width: power.bucket_s * 1000, offset: 0,
+        marker: { color: COLORS.band, line: { width: 0 } }, name: "min–max", hoverinfo: "skip" });
     }
     traces.push({ x: power.t, y: power.avg_w, type: "scatter", mode: "lines", connectgaps: false, name,
       line: { color, width: band ? 1.6 : 1.2, dash: band ? "solid" : "dot" } });
@@ -61,7 +62,7 @@
     traces.push(isolatedMarkers(view.power));
     if (view.compare) traces.push(...powerTraces(view.compare.power, `average, ${view.compare.title}`, COLORS.before, false));
     const layout = {
-      margin: { l: 56, r: 12, t: 8, b: 48 }, height: 320, hovermode: "x unified",
+      margin: { l: 56, r: 12, t: 8, b: 48 }, height: 320, hovermode: "x unified", bargap: 0,
       legend: { orientation: "h", y: -0.22 },
       xaxis: { type: "date", title: { text: `time (${tz})` }, range: [view.x_start, view.x_end] },
       yaxis: { title: { text: "W" }, rangemode: "tozero", fixedrange: true },
