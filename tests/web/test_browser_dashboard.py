@@ -200,12 +200,13 @@ def test_the_phone_layout_fits_the_screen(browser_phone: Page, hub: RunningHub, 
     shot(page, "phone-meter", tmp_path)
 
 
-def test_health_shows_each_meter(context: BrowserContext, hub: RunningHub) -> None:
+def test_health_shows_each_meter(context: BrowserContext, hub: RunningHub, tmp_path: Path) -> None:
     page = sign_in(context.new_page(), hub, "admin", "/health")
     expect(page.locator(".health")).to_have_count(2)
     house = page.locator(f'.health[data-meter="{HOUSE}"]')
     expect(house.locator('[data-field="cadence"]')).to_contain_text("not polled")
     expect(house.locator('[data-field="newest"]')).to_contain_text("ago")
+    shot(page, "health", tmp_path)
 
 
 def test_api_docs_load_offline_and_try_it_out_uses_the_session(
