@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from meterhub.web import assets, data, events, pages
+from meterhub.web import assets, capacity_pages, data, events, manage, pages, place_pages, prices_pages
 
 __all__ = ["install_web"]
 
@@ -16,3 +16,7 @@ def install_web(app: FastAPI) -> None:
     app.include_router(pages.router)
     app.include_router(data.router)
     app.include_router(events.router)
+    app.include_router(place_pages.router)
+    app.include_router(capacity_pages.router)
+    app.include_router(prices_pages.router)
+    app.include_router(manage.router)

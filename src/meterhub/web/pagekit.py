@@ -83,6 +83,7 @@ def page(
             "is_admin": principal is not None and principal.role.value == "admin",
             "can_write": principal is not None and principal.role.value != "viewer",
             "status_code": status_code,
+            "notice": request.query_params.get("done", "")[:200],
             **context,
         },
         status_code=status_code,
