@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,15 @@ from tests.waiting import wait_until
 
 STOP_DEADLINE_S = 120.0
 """A deadline for stopping, far beyond any plausible delay: how fast it stops is not asserted."""
-DEMO_METERS = ("demo-iammeter", "demo-smartmac", "demo-intellimeter", "demo-amsreader", "demo-umeter")
+DEMO_METERS = (
+    "demo-iammeter",
+    "demo-smartmac",
+    "demo-intellimeter",
+    "demo-amsreader",
+    "demo-umeter",
+    "demo-farm-grid",
+    "demo-farm-solar",
+)
 
 
 def free_port() -> int:
@@ -98,12 +107,19 @@ def test_demo_serves_five_simulated_vendors_and_stops_cleanly(tmp_path: Path) ->
         health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=60).json()
         dashboard = next(line for line in early if line.startswith("Dashboard: "))
         overview = signed_in_overview(port, dashboard.rsplit("password ", 1)[1].rstrip(")\n"))
+        place = demo_place_figures(port, key)
     finally:
         out, err = terminate(demo)
     out = "".join(early) + out
     assert demo.returncode == 0, err
     assert dashboard.startswith(f"Dashboard: http://127.0.0.1:{port}/  (sign in as admin, password ")
     assert all(f'data-meter="{meter_id}"' in overview for meter_id in (*DEMO_METERS, "uci-household"))
+    roles = "grid demo-farm-grid, solar demo-farm-solar, special load demo-smartmac"
+    assert f"demo place demo-farm: {roles}" in out
+    energy, cost, capacity = place
+    assert energy["consumption"] > 0 and energy["selfSufficiency"] is not None
+    assert cost["currency"] == "NOK" and cost["total_cost"] > 0
+    assert capacity["hours"] > 0 and capacity["month_value_kwh"] > 0 and capacity["step_kwh"] is not None
     assert health["status"] == "ok" and health["meters"] >= 6  # five vendors and the household
     assert f"http://127.0.0.1:{port}/healthz" in out
     assert "Stop with Ctrl-C." in out
@@ -111,6 +127,19 @@ def test_demo_serves_five_simulated_vendors_and_stops_cleanly(tmp_path: Path) ->
     assert all(meter_id in out for meter_id in DEMO_METERS)
     assert out.rstrip().endswith("meterhub demo stopped")
     assert "Traceback" not in err
+
+
+def demo_place_figures(port: int, key: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Return the demo place's energy and cost of the last three hours, and its capacity month."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1/places/demo-farm", timeout=60) as client:
+        headers = {"X-API-Key": key}
+        span = {"start": "now-3h", "end": "now", "groupby": "month"}
+        energy = client.get("/energy", params=span, headers=headers)
+        cost = client.get("/cost", params=span, headers=headers)
+        capacity = client.get("/capacity", headers=headers)
+    for answer in (energy, cost, capacity):
+        assert answer.status_code == 200, answer.text
+    return energy.json()["data"][-1], cost.json(), capacity.json()
 
 
 def signed_in_overview(port: int, password: str) -> str:

@@ -12,6 +12,7 @@ import httpx
 
 from meterhub.api import security
 from meterhub.cli.common import database_url, opened_store
+from meterhub.cli.demo_place import DEMO_PRICE_SERIES, demo_place_meters, setup_demo_place
 from meterhub.cli.demo_setup import (
     DemoSimulator,
     backfill_recent,
@@ -132,9 +133,10 @@ async def _run(
                 try:
                     meters = await _add_meters(store, simulators)
                     _announce(simulators, meters, host, port)
+                    farm = await _add_place(store, simulators, meters)
                     hub_started = True
                     task_group.start_soon(run_hub)
-                    await _backfill_all(store, meters, history_s)
+                    await _backfill_all(store, [*meters, *farm], history_s)
                     click.echo(f"Polling live. Dashboard: http://{host}:{port}/ ; stop with Ctrl-C.")
                 finally:
                     with anyio.CancelScope(shield=True):
@@ -155,6 +157,21 @@ async def _add_meters(store: Store, simulators: list[DemoSimulator]) -> list[Met
     for meter in meters:
         await anyio.to_thread.run_sync(upsert_meter, store, meter)
     return meters
+
+
+async def _add_place(store: Store, simulators: list[DemoSimulator], meters: list[Meter]) -> list[Meter]:
+    """Add the farm's grid and solar meters and the demo place; return the two meters."""
+    iammeter = next(s for s in simulators if s.vendor == "iammeter")
+    grid, solar = demo_place_meters(iammeter)
+    special = next(m for m in meters if m.vendor == "smartmac")
+    for meter in (grid, solar):
+        await anyio.to_thread.run_sync(upsert_meter, store, meter)
+    place = await anyio.to_thread.run_sync(setup_demo_place, store, grid, solar, special)
+    click.echo(
+        f"demo place {place.id}: grid {grid.id}, solar {solar.id}, special load {special.id}; "
+        f"priced by the series {DEMO_PRICE_SERIES} and a capacity tariff"
+    )
+    return [grid, solar]
 
 
 def _announce(simulators: list[DemoSimulator], meters: list[Meter], host: str, port: int) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "backfill_recent",
     "demo_credentials",
     "demo_meter",
+    "secret_reference",
     "start_simulators",
     "upsert_meter",
 ]
@@ -79,7 +80,7 @@ async def start_simulators(host: str, first_port: int, seed: int) -> list[DemoSi
 DEMO_PREFIX = "METERHUB_DEMO_"
 
 
-def _secret(vendor: str, what: str, value: object) -> str:
+def secret_reference(vendor: str, what: str, value: object) -> str:
     """Put a simulator's credential in this process's environment; return its reference."""
     name = f"{DEMO_PREFIX}{vendor.upper()}_{what.upper()}"
     os.environ[name] = str(value)
@@ -98,7 +99,7 @@ def _iammeter(sim: DemoSimulator) -> Meter:
     options = {
         "base_url": sim.base_url,
         "username": info["user_name"],
-        "password": _secret("iammeter", "password", info["password"]),
+        "password": secret_reference("iammeter", "password", info["password"]),
         "sn": meter["sn"],
     }
     if place is not None:
@@ -112,7 +113,7 @@ def _smartmac(sim: DemoSimulator) -> Meter:
     options = {
         "base_url": sim.base_url,
         "devid": str(info["devid"]),
-        "devpass": _secret("smartmac", "devpass", info["devpass"]),
+        "devpass": secret_reference("smartmac", "devpass", info["devpass"]),
         "rate_class": str(info["rate_class"]),
     }
     name = "smart-MAC device (simulated)"
@@ -123,8 +124,8 @@ def _intellimeter(sim: DemoSimulator) -> Meter:
     info = sim.info
     options = {
         "base_url": sim.base_url,
-        "username": _secret("intellimeter", "username", info["login"]["username"]),
-        "password": _secret("intellimeter", "password", info["login"]["password"]),
+        "username": secret_reference("intellimeter", "username", info["login"]["username"]),
+        "password": secret_reference("intellimeter", "password", info["login"]["password"]),
         "point": str(info["meters"][0]),
     }
     name = f"Intellimeter {info['meters'][0]} (simulated)"
@@ -142,8 +143,8 @@ def _umeter(sim: DemoSimulator) -> Meter:
     info = sim.info
     options = {
         "base_url": sim.base_url,
-        "username": _secret("umeter", "username", info["credentials"]["username"]),
-        "password": _secret("umeter", "password", info["credentials"]["password"]),
+        "username": secret_reference("umeter", "username", info["credentials"]["username"]),
+        "password": secret_reference("umeter", "password", info["credentials"]["password"]),
         "ean": str(info["eans"][0]),
     }
     name = f"UMeter {info['eans'][0]} (simulated)"
