@@ -38,6 +38,7 @@ from meterhub.api import security
 from meterhub.model import Meter, Place, Role, UserRole
 from tests.api.conftest import USER_PASSWORD, ApiServer
 from tests.api.seeding import OSLO, seed_household
+from tests.api.webroutes import MOUNTS, PAGES, SIGN_IN
 
 PRICES_CSV = "start,resolution,price,currency\n" + "".join(
     f"2026-03-02T{hour:02d}:00:00+00:00,60m,{0.1 * hour:.2f},EUR\n" for hour in range(24)
@@ -164,25 +165,6 @@ EXPECTED: dict[tuple[str, str], Rule] = {
 }
 """Every API route of the app with the access it grants; a route missing here fails the matrix."""
 
-SIGN_IN = "sign-in"
-PAGES: dict[tuple[str, str], int | str] = {
-    # Pages redirect a browser without a session to /login?next=<the page> (303), so a browser
-    # signs in and comes back; they hold no data before that. API keys do not open them.
-    ("GET", "/"): SIGN_IN,
-    ("GET", "/meters/{meter_id}"): SIGN_IN,
-    ("GET", "/health"): SIGN_IN,
-    ("GET", "/docs"): SIGN_IN,
-    # the sign-in form itself; posting it without the form's token shows it again
-    ("GET", "/login"): 200,
-    ("POST", "/login"): 400,
-    # signing out without a session just goes to the sign-in page
-    ("POST", "/logout"): 303,
-    # a third-party script from an installed package: public, it holds no data
-    ("GET", "/static/vendor/plotly.min.js"): 200,
-}
-"""The dashboard's pages and assets (not API routes) with what a browser without a session gets."""
-MOUNTS = {"/static": "/static/app.css", "/docs/assets": "/docs/assets/swagger-ui.css"}
-"""Static folders (our scripts and styles, Swagger UI's), public like the sign-in page needs them."""
 STREAMS = {"/api/v1/events"}
 """Routes that answer an endless stream: the first lines are read, then the stream is closed."""
 
