@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import click
 
+from meterhub import catalog
 from meterhub.cli.common import emit, format_option, opened_store
 from meterhub.cli.vendor_options import connection_options, options_from, unset_references
-from meterhub.errors import ConflictError, InputError, MeterhubError
-from meterhub.ids import check_id, id_problem
-from meterhub.model import VENDOR_FILE, Meter
-from meterhub.poller.config import check_secret_options
-from meterhub.poller.connectors import ConnectorClass, known_vendors, min_poll_interval_s, with_connector
-from meterhub.store import Store
-from meterhub.timeutil import get_zone
-from meterhub.vendors.base import Connector, Discovered
-from meterhub.vendors.registry import load_connector
 
 __all__ = ["meters"]
 
@@ -41,37 +32,6 @@ LIST_COLUMNS = (
 @click.group()
 def meters() -> None:
     """Add, discover, list and remove meters."""
-
-
-def _check_vendor(vendor: str) -> str:
-    name = vendor.lower()
-    choices = (*known_vendors(), VENDOR_FILE)
-    if name not in choices:
-        raise InputError(f"unknown vendor {vendor!r}; choose one of {', '.join(choices)}")
-    return name
-
-
-def _default_interval_s(vendor: str) -> int:
-    """Return the vendor's shortest polling interval, or 60 s for imports."""
-    if vendor == VENDOR_FILE:
-        return 60
-    connector_class = cast(ConnectorClass, load_connector(vendor))
-    return int(connector_class.min_interval_s)
-
-
-def _meter_interval_s(store: Store, meter: Meter) -> int:
-    """Return the meter's shortest polling interval: its device's own (a smart-MAC's rate class)."""
-    if meter.vendor == VENDOR_FILE:
-        return 60
-    connector_class = cast(ConnectorClass, load_connector(meter.vendor))
-
-    async def floor(connector: Connector) -> int:
-        return min_poll_interval_s(connector_class, connector)
-
-    try:
-        return anyio.run(with_connector, store, meter, floor)
-    except MeterhubError:  # options still incomplete: the vendor's interval
-        return int(connector_class.min_interval_s)
 
 
 def _warn_unset(options: dict[str, str]) -> None:
@@ -101,15 +61,20 @@ def add(
     meter_id: str, vendor: str, phases: str, tz: str, interval_s: int | None, name: str, **connection: Any
 ) -> None:
     """Add a meter, with the vendor's connection options."""
-    check_id(meter_id)
-    vendor = _check_vendor(vendor)
-    get_zone(tz)
     options = options_from(connection)
     with opened_store() as store:
-        meter = Meter(meter_id, vendor, int(phases), tz, interval_s or 60, name, options)
-        interval_s = interval_s or _meter_interval_s(store, meter)
-        store.add_meter(replace(meter, interval_s=interval_s))
-    click.echo(f"added meter {meter_id} ({vendor}, {phases}-phase, {tz}, every {interval_s} s)")
+        meter = catalog.add_meter(
+            store,
+            meter_id,
+            vendor,
+            phases=int(phases),
+            tz=tz,
+            interval_s=interval_s,
+            name=name,
+            options=options,
+        )
+    every = f"every {meter.interval_s} s"
+    click.echo(f"added meter {meter.id} ({meter.vendor}, {meter.phases}-phase, {meter.tz}, {every})")
     _warn_unset(options)
 
 
@@ -121,45 +86,16 @@ def add(
 @connection_options
 def discover(vendor: str, tz: str, add_found: bool, fmt: str, **connection: Any) -> None:
     """List the meters an account or device holds; --add adds them."""
-    vendor = _check_vendor(vendor)
-    if vendor == VENDOR_FILE:
-        raise InputError("file meters are fed by imports; there is nothing to discover")
-    get_zone(tz)
+    vendor = catalog.check_vendor(vendor)
+    catalog.check_zone(tz)
     options = options_from(connection)
-    probe = Meter(f"discover-{vendor}", vendor, 1, tz, _default_interval_s(vendor), "", options)
     with opened_store() as store:
-        found = anyio.run(_discover, store, probe)
-        added = _add_found(store, found) if add_found else []
+        found = anyio.run(catalog.discover_meters, store, vendor, options, tz)
+        added = catalog.add_discovered(store, found) if add_found else []
     rows = [(d.suggested_id, d.vendor, d.phases, d.tz, d.name, _options_text(d.options)) for d in found]
     emit(("id", "vendor", "phases", "tz", "name", "options"), rows, fmt, title=f"{vendor} meters")
-    for line in added:
-        click.echo(line, err=fmt != "table")
-
-
-async def _discover(store: Store, probe: Meter) -> list[Discovered]:
-    async def run(connector: Connector) -> list[Discovered]:
-        return await connector.discover()
-
-    return await with_connector(store, probe, run)
-
-
-def _add_found(store: Store, found: list[Discovered]) -> list[str]:
-    lines = []
-    for item in found:
-        problem = id_problem(item.suggested_id)
-        if problem is not None:
-            lines.append(f"skipped a meter: {problem}")
-            continue
-        check_secret_options(item.options, f"discovered meter {item.suggested_id}")
-        meter = Meter(item.suggested_id, item.vendor, item.phases, item.tz, 60, item.name, dict(item.options))
-        meter = replace(meter, interval_s=_meter_interval_s(store, meter))
-        try:
-            store.add_meter(meter)
-        except ConflictError:
-            lines.append(f"kept meter {item.suggested_id} (it exists already)")
-            continue
-        lines.append(f"added meter {item.suggested_id} ({item.vendor}, {item.phases}-phase)")
-    return lines
+    for outcome in added:
+        click.echo(outcome.line, err=fmt != "table")
 
 
 def _options_text(options: Any) -> str:
@@ -200,5 +136,5 @@ def list_(fmt: str) -> None:
 def remove(meter_id: str) -> None:
     """Remove a meter and all its data."""
     with opened_store() as store:
-        removed = store.remove_meter(meter_id)
+        removed = catalog.remove_meter(store, meter_id)
     click.echo(f"removed meter {meter_id} and {removed} readings")

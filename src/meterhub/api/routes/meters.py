@@ -7,30 +7,27 @@ no option whose value is a reference is ever returned; ``secret_options`` names 
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from meterhub import catalog
 from meterhub.api.deps import PrincipalDep, StoreDep
 from meterhub.api.problems import PROBLEM_RESPONSES
 from meterhub.api.render import DocFormat, FormatQuery, render
-from meterhub.api.routes._params import check_acceptable, records, visible_meter, zone_name
-from meterhub.errors import ConfigError, InputError
+from meterhub.api.routes._params import check_acceptable, records, visible_meter
+from meterhub.catalog import OPTION_KEY_PATTERN, is_reference
 from meterhub.ids import ID_PATTERN
 from meterhub.model import VENDOR_FILE, Meter, MeterHealth
-from meterhub.poller.config import SECRET_OPTIONS, check_secret_options
-from meterhub.poller.connectors import ConnectorClass, known_vendors
-from meterhub.vendors.registry import load_connector
+from meterhub.poller.config import SECRET_OPTIONS
+from meterhub.poller.connectors import known_vendors
 
 __all__ = ["MeterCreate", "MeterPublic", "MeterUpdate", "router"]
 
 router = APIRouter(prefix="/api/v1/meters", tags=["meters"], responses=PROBLEM_RESPONSES)
 
-OPTION_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
-_REFERENCE = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _OPTIONS_HELP = (
     "Vendor connection options such as base_url, sn, devid, ean, username, rate_class. "
     f"Secrets ({', '.join(sorted(SECRET_OPTIONS))}) are accepted only as references env:NAME "
@@ -100,11 +97,6 @@ class MeterUpdate(BaseModel):
     )
 
 
-def is_reference(value: str) -> bool:
-    """Tell whether an option value is a secret reference (``env:NAME``)."""
-    return value.startswith("env:")
-
-
 def meter_public(meter: Meter, health: MeterHealth | None) -> dict[str, Any]:
     """Return a meter as the API shows it, as JSON-ready data."""
     public = MeterPublic(
@@ -142,36 +134,6 @@ def _row(public: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _checked_options(options: dict[str, str]) -> dict[str, str]:
-    """Return options whose keys are plain names and whose secrets are env:NAME references."""
-    for key, value in options.items():
-        if not re.fullmatch(OPTION_KEY_PATTERN, key):
-            raise InputError(f"option name {key!r} must be lower-case letters, digits and _ (at most 32)")
-        if len(value) > 500:
-            raise InputError(f"option {key!r} is longer than 500 characters")
-        if is_reference(value) and not _REFERENCE.match(value):
-            raise InputError(f"option {key!r}: a reference must look like env:VARIABLE_NAME")
-    try:
-        check_secret_options(options, "options")
-    except ConfigError as exc:
-        raise InputError(str(exc)) from exc
-    return options
-
-
-def _vendor(name: str) -> str:
-    vendor = name.lower()
-    choices = (*known_vendors(), VENDOR_FILE)
-    if vendor not in choices:
-        raise InputError(f"unknown vendor {name!r}; choose one of {', '.join(choices)}")
-    return vendor
-
-
-def _default_interval_s(vendor: str) -> int:
-    if vendor == VENDOR_FILE:
-        return 60
-    return int(cast(ConnectorClass, load_connector(vendor)).min_interval_s)
-
-
 @router.get("", response_model=list[MeterPublic], summary="List meters")
 def list_meters(
     request: Request, store: StoreDep, principal: PrincipalDep, fmt: FormatQuery = None
@@ -193,17 +155,17 @@ def add_meter(
     """Add a meter (admins); secret options only as env:NAME references."""
     principal.require_admin()
     check_acceptable(request)
-    vendor = _vendor(body.vendor)
-    meter = Meter(
+    vendor = catalog.check_vendor(body.vendor)
+    meter = catalog.add_meter(
+        store,
         body.id,
         vendor,
-        body.phases,
-        zone_name(body.tz),
-        body.interval_s or _default_interval_s(vendor),
-        body.name,
-        _checked_options(dict(body.options)),
+        phases=body.phases,
+        tz=body.tz,
+        interval_s=body.interval_s or catalog.vendor_interval_s(vendor),  # documented: the vendor's
+        name=body.name,
+        options=body.options,
     )
-    store.add_meter(meter)
     return render(request, meter_public(meter, None), root="meter", status_code=201)
 
 
@@ -229,23 +191,15 @@ def update_meter(
     """Change a meter's settings (admins); options are merged, null removes one."""
     principal.require_admin()
     check_acceptable(request)
-    meter = store.get_meter(meter_id)
-    options = dict(meter.options)
-    for key, value in (body.options or {}).items():
-        if value is None:
-            options.pop(key, None)
-        else:
-            options[key] = value
-    updated = Meter(
-        meter.id,
-        meter.vendor,
-        body.phases or meter.phases,
-        zone_name(body.tz) if body.tz is not None else meter.tz,
-        body.interval_s or meter.interval_s,
-        body.name if body.name is not None else meter.name,
-        _checked_options(options),
+    updated = catalog.update_meter(
+        store,
+        meter_id,
+        phases=body.phases,
+        tz=body.tz,
+        interval_s=body.interval_s,
+        name=body.name,
+        options=body.options,
     )
-    store.update_meter(updated)
     return render(request, meter_public(updated, store.health([meter_id]).get(meter_id)), root="meter")
 
 
@@ -253,5 +207,5 @@ def update_meter(
 def remove_meter(meter_id: str, store: StoreDep, principal: PrincipalDep) -> Response:
     """Remove a meter and all its data (admins)."""
     principal.require_admin()
-    store.remove_meter(meter_id)
+    catalog.remove_meter(store, meter_id)
     return Response(status_code=204)

@@ -1,0 +1,327 @@
+"""The meters the hub knows: adding, changing, discovering and removing them, checked one way.
+
+The CLI (``meterhub meters``), the API (``/api/v1/meters``) and the dashboard's manage pages all
+change meters through these functions, so a value is accepted or refused the same everywhere,
+with the same message. A refused value raises :class:`FieldInputError`, an ``InputError`` that
+names the field it concerns (``id``, ``vendor``, ``phases``, ``tz``, ``interval_s``, ``name`` or
+``options``, or ``options.<key>`` for one option), so a form can show the message next to
+that field.
+
+Secrets are never stored: an option holding a password, key, PIN or token is accepted only as a
+reference ``env:NAME`` to an environment variable of the hub.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import cast
+
+import httpx
+
+from meterhub.errors import ConfigError, ConflictError, InputError, MeterhubError
+from meterhub.ids import id_problem
+from meterhub.model import VENDOR_FILE, Meter
+from meterhub.poller.config import SECRET_OPTIONS, check_secret_options
+from meterhub.poller.connectors import (
+    ConnectorClass,
+    ConnectorFactory,
+    known_vendors,
+    min_poll_interval_s,
+    with_connector,
+)
+from meterhub.store.base import Store
+from meterhub.timeutil import get_zone
+from meterhub.vendors.base import Connector, Discovered
+from meterhub.vendors.registry import load_connector
+
+__all__ = [
+    "MAX_INTERVAL_S",
+    "MAX_NAME_CHARS",
+    "OPTION_KEY_PATTERN",
+    "SECRET_OPTIONS",
+    "AddedFound",
+    "FieldInputError",
+    "add_discovered",
+    "add_meter",
+    "check_interval_s",
+    "check_meter_id",
+    "check_name",
+    "check_options",
+    "check_phases",
+    "check_vendor",
+    "check_zone",
+    "device_interval_s",
+    "discover_meters",
+    "is_reference",
+    "remove_meter",
+    "update_meter",
+    "vendor_choices",
+    "vendor_interval_s",
+]
+
+OPTION_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+"""Option names: lower-case letters, digits and ``_``, at most 32 characters."""
+MAX_OPTION_CHARS = 500
+MAX_OPTIONS = 32
+MAX_NAME_CHARS = 200
+MAX_INTERVAL_S = 86_400
+_REFERENCE = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+class FieldInputError(InputError):
+    """A value given for one field of a meter is malformed; ``field`` names that field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def vendor_choices() -> tuple[str, ...]:
+    """Return the vendors a meter may have: every connector's, and ``file`` for imports."""
+    return (*known_vendors(), VENDOR_FILE)
+
+
+def check_meter_id(meter_id: str) -> str:
+    """Return ``meter_id`` if it is a valid id; raise FieldInputError (``id``) otherwise."""
+    problem = id_problem(meter_id)
+    if problem is not None:
+        raise FieldInputError("id", problem)
+    return meter_id
+
+
+def check_vendor(name: str) -> str:
+    """Return the vendor's name in lower case; raise FieldInputError (``vendor``) for an unknown one."""
+    vendor = name.strip().lower()
+    choices = vendor_choices()
+    if vendor not in choices:
+        raise FieldInputError("vendor", f"unknown vendor {name!r}; choose one of {', '.join(choices)}")
+    return vendor
+
+
+def check_zone(tz: str) -> str:
+    """Return ``tz`` if it names an IANA time zone; raise FieldInputError (``tz``) otherwise."""
+    try:
+        get_zone(tz)
+    except (OSError, ValueError, MeterhubError) as exc:  # a zone-database folder, a name too long
+        raise FieldInputError("tz", f"unknown time zone {tz!r} (use an IANA name like Europe/Oslo)") from exc
+    return tz
+
+
+def check_phases(phases: int) -> int:
+    """Return ``phases`` if it is 1, 2 or 3; raise FieldInputError (``phases``) otherwise."""
+    if phases not in (1, 2, 3):
+        raise FieldInputError("phases", f"phases must be 1, 2 or 3, not {phases}")
+    return phases
+
+
+def check_interval_s(interval_s: int) -> int:
+    """Return ``interval_s`` if it lies in 1..86400; raise FieldInputError (``interval_s``) otherwise."""
+    if not 1 <= interval_s <= MAX_INTERVAL_S:
+        raise FieldInputError(
+            "interval_s", f"the interval must be 1 to {MAX_INTERVAL_S} seconds, not {interval_s}"
+        )
+    return interval_s
+
+
+def check_name(name: str) -> str:
+    """Return a meter's label if it is short and free of control characters (field ``name``)."""
+    if len(name) > MAX_NAME_CHARS:
+        raise FieldInputError("name", f"the name is longer than {MAX_NAME_CHARS} characters")
+    if _CONTROL.search(name):
+        raise FieldInputError("name", "the name holds a control character")
+    return name
+
+
+def is_reference(value: str) -> bool:
+    """Tell whether an option value is a secret reference (``env:NAME``)."""
+    return value.startswith("env:")
+
+
+def check_options(options: Mapping[str, str]) -> dict[str, str]:
+    """Return options whose keys are plain names and whose secrets are ``env:NAME`` references.
+
+    Raise FieldInputError (``options``) naming the option that is wrong.
+    """
+    if len(options) > MAX_OPTIONS:
+        raise FieldInputError("options", f"a meter has at most {MAX_OPTIONS} options")
+    for key, value in options.items():
+        if not re.fullmatch(OPTION_KEY_PATTERN, key):
+            raise FieldInputError(
+                f"options.{key}", f"option name {key!r} must be lower-case letters, digits and _ (at most 32)"
+            )
+        if len(value) > MAX_OPTION_CHARS:
+            raise FieldInputError(
+                f"options.{key}", f"option {key!r} is longer than {MAX_OPTION_CHARS} characters"
+            )
+        if is_reference(value) and not _REFERENCE.match(value):
+            raise FieldInputError(
+                f"options.{key}", f"option {key!r}: a reference must look like env:VARIABLE_NAME"
+            )
+    for key, value in options.items():
+        try:
+            check_secret_options({key: value}, "options")
+        except ConfigError as exc:
+            raise FieldInputError(f"options.{key}", str(exc)) from exc
+    return dict(options)
+
+
+def vendor_interval_s(vendor: str) -> int:
+    """Return the vendor's shortest polling interval (60 s for ``file`` meters, fed by imports)."""
+    if vendor == VENDOR_FILE:
+        return 60
+    return int(cast(ConnectorClass, load_connector(vendor)).min_interval_s)
+
+
+@functools.cache
+def _idle_client() -> httpx.AsyncClient:
+    """Return the HTTP client of connectors built only to read their options: never opened."""
+    return httpx.AsyncClient()
+
+
+def device_interval_s(store: Store, meter: Meter) -> int:
+    """Return the meter's shortest polling interval: its device's own (a smart-MAC's rate class).
+
+    Options that cannot be used yet give the vendor's interval.
+    """
+    if meter.vendor == VENDOR_FILE:
+        return 60
+    factory = ConnectorFactory(store, _idle_client())
+    connector_class = factory.connector_class(meter.vendor)
+    try:
+        return min_poll_interval_s(connector_class, factory.build(meter))
+    except MeterhubError:
+        return int(connector_class.min_interval_s)
+
+
+def add_meter(
+    store: Store,
+    meter_id: str,
+    vendor: str,
+    *,
+    phases: int = 1,
+    tz: str = "UTC",
+    interval_s: int | None = None,
+    name: str = "",
+    options: Mapping[str, str] | None = None,
+) -> Meter:
+    """Check and add a meter; without ``interval_s`` it is polled as fast as its device allows.
+
+    Raise FieldInputError for a malformed value and ConflictError when the id is taken.
+    """
+    meter = Meter(
+        check_meter_id(meter_id),
+        check_vendor(vendor),
+        check_phases(phases),
+        check_zone(tz),
+        check_interval_s(interval_s) if interval_s is not None else 60,
+        check_name(name),
+        check_options(options or {}),
+    )
+    if interval_s is None:
+        meter = replace(meter, interval_s=device_interval_s(store, meter))
+    store.add_meter(meter)
+    return meter
+
+
+def update_meter(
+    store: Store,
+    meter_id: str,
+    *,
+    phases: int | None = None,
+    tz: str | None = None,
+    interval_s: int | None = None,
+    name: str | None = None,
+    options: Mapping[str, str | None] | None = None,
+) -> Meter:
+    """Change a meter's settings; options given are merged, and an option set to None is removed.
+
+    Raise UnknownMeterError for an unknown id and FieldInputError for a malformed value.
+    """
+    meter = store.get_meter(meter_id)
+    merged = dict(meter.options)
+    for key, value in (options or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    updated = Meter(
+        meter.id,
+        meter.vendor,
+        check_phases(phases) if phases is not None else meter.phases,
+        check_zone(tz) if tz is not None else meter.tz,
+        check_interval_s(interval_s) if interval_s is not None else meter.interval_s,
+        check_name(name) if name is not None else meter.name,
+        check_options(merged),
+    )
+    store.update_meter(updated)
+    return updated
+
+
+def remove_meter(store: Store, meter_id: str) -> int:
+    """Remove a meter and all its data; return how many readings went with it."""
+    return store.remove_meter(meter_id)
+
+
+async def discover_meters(
+    store: Store, vendor: str, options: Mapping[str, str], tz: str = "UTC"
+) -> list[Discovered]:
+    """Ask a vendor's account or device which meters it holds, with the connection ``options``.
+
+    Raise FieldInputError for a malformed value (``file`` has nothing to discover) and a
+    VendorError when the vendor fails.
+    """
+    name = check_vendor(vendor)
+    if name == VENDOR_FILE:
+        raise FieldInputError("vendor", "file meters are fed by imports; there is nothing to discover")
+    probe = Meter(
+        f"discover-{name}", name, 1, check_zone(tz), vendor_interval_s(name), "", check_options(options)
+    )
+
+    async def run(connector: Connector) -> list[Discovered]:
+        return await connector.discover()
+
+    return await with_connector(store, probe, run)
+
+
+@dataclass(frozen=True, slots=True)
+class AddedFound:
+    """What became of one discovered meter: ``added`` true, or kept/skipped with why in ``line``."""
+
+    meter_id: str
+    added: bool
+    line: str
+
+
+def add_discovered(store: Store, found: Iterable[Discovered]) -> list[AddedFound]:
+    """Add discovered meters, keeping any whose id exists; return what became of each."""
+    results: list[AddedFound] = []
+    for item in found:
+        problem = id_problem(item.suggested_id)
+        if problem is not None:
+            results.append(AddedFound(item.suggested_id, False, f"skipped a meter: {problem}"))
+            continue
+        try:
+            check_options(item.options)
+        except FieldInputError as exc:
+            raise FieldInputError("options", f"discovered meter {item.suggested_id}: {exc}") from exc
+        try:
+            add_meter(
+                store,
+                item.suggested_id,
+                item.vendor,
+                phases=item.phases,
+                tz=item.tz,
+                name=item.name,
+                options=dict(item.options),
+            )
+        except ConflictError:
+            line = f"kept meter {item.suggested_id} (it exists already)"
+            results.append(AddedFound(item.suggested_id, False, line))
+            continue
+        line = f"added meter {item.suggested_id} ({item.vendor}, {item.phases}-phase)"
+        results.append(AddedFound(item.suggested_id, True, line))
+    return results
