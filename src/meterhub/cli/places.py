@@ -7,13 +7,12 @@ from typing import Any
 
 import click
 
+from meterhub import placebook
 from meterhub.analytics.prices import import_prices
 from meterhub.analytics.tariffs import Tariff
 from meterhub.cli.common import emit, format_option, opened_store
 from meterhub.errors import InputError
-from meterhub.ids import check_id
-from meterhub.model import Place, Role
-from meterhub.timeutil import get_zone
+from meterhub.model import Role
 
 __all__ = ["places", "prices"]
 
@@ -39,10 +38,8 @@ def places() -> None:
 @click.option("--name", default="", help="A label for people.")
 def add(place_id: str, tz: str, name: str) -> None:
     """Add a place."""
-    check_id(place_id, "place id")
-    get_zone(tz)
     with opened_store() as store:
-        store.add_place(Place(place_id, tz, name))
+        placebook.add_place(store, place_id, tz, name)
     click.echo(f"added place {place_id} ({tz})")
 
 
@@ -55,7 +52,7 @@ def add(place_id: str, tz: str, name: str) -> None:
 def attach(place_id: str, meter_id: str, role: str) -> None:
     """Put a meter in a place with a role (replacing its role there)."""
     with opened_store() as store:
-        store.attach_meter(place_id, meter_id, Role(role))
+        placebook.attach_meter(store, place_id, meter_id, Role(role))
     click.echo(f"attached {meter_id} to {place_id} as {role}")
 
 
@@ -65,7 +62,7 @@ def attach(place_id: str, meter_id: str, role: str) -> None:
 def detach(place_id: str, meter_id: str) -> None:
     """Take a meter out of a place."""
     with opened_store() as store:
-        store.detach_meter(place_id, meter_id)
+        placebook.detach_meter(store, place_id, meter_id)
     click.echo(f"detached {meter_id} from {place_id}")
 
 
@@ -144,8 +141,7 @@ def tariff(
                         for name in other:
                             data.pop(name, None)
         data.update(changes)
-        updated = Tariff.from_data(data).to_data()
-        store.update_place(Place(place.id, place.tz, place.name, place.meters, updated))
+        updated = placebook.set_tariff(store, place_id, data)
     click.echo(f"{place_id}: {_tariff_text(updated) or 'no tariff'}")
 
 

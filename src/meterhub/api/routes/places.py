@@ -8,21 +8,21 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from meterhub import placebook
 from meterhub.analytics.tariffs import Tariff
 from meterhub.api.deps import PrincipalDep, StoreDep
 from meterhub.api.problems import PROBLEM_RESPONSES
 from meterhub.api.render import DocFormat, FormatQuery, render
-from meterhub.api.routes._params import check_acceptable, visible_place, zone_name
-from meterhub.errors import InputError, UnknownMeterError
+from meterhub.api.routes._params import check_acceptable, visible_place
 from meterhub.ids import ID_PATTERN
 from meterhub.model import Place, Role
-from meterhub.store.base import Store
 
 __all__ = ["PlaceCreate", "PlacePublic", "TariffBody", "router"]
 
 router = APIRouter(prefix="/api/v1/places", tags=["places"], responses=PROBLEM_RESPONSES)
 
 Money = Annotated[float, Field(ge=-1e6, le=1e6)]
+"""The envelope of an amount; meterhub.placebook says which may be negative (adders only)."""
 
 
 class TariffBody(BaseModel):
@@ -121,28 +121,12 @@ def _row(public: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def tariff_data(body: TariffBody | None) -> dict[str, Any]:
-    """Return a tariff body as the plain data a place keeps, checked by the tariff's own rules."""
-    if body is None:
-        return {}
-    return Tariff.from_data(body.model_dump(exclude_defaults=True)).to_data()
+def _settings(body: TariffBody | None) -> dict[str, Any]:
+    return {} if body is None else body.model_dump(exclude_defaults=True)
 
 
-def _members(meters: list[PlaceMeter]) -> tuple[tuple[str, Role], ...]:
-    ids = [m.meter for m in meters]
-    twice = sorted({i for i in ids if ids.count(i) > 1})
-    if twice:
-        raise InputError(f"meter(s) listed twice: {', '.join(twice)}; a meter has one role in a place")
-    return tuple(sorted((m.meter, m.role) for m in meters))
-
-
-def _store_place(store: Store, place: Place, write: Callable[[Place], None]) -> None:
-    try:
-        write(place)
-    except UnknownMeterError as exc:
-        raise InputError(
-            f"meter {exc.meter_id!r} does not exist; add it before putting it in a place"
-        ) from exc
+def _pairs(meters: list[PlaceMeter]) -> list[tuple[str, Role]]:
+    return [(m.meter, m.role) for m in meters]
 
 
 PlaceId = Annotated[str, Path(max_length=64)]
@@ -166,8 +150,9 @@ def add_place(
     """Add a place with its meters and tariff (admins)."""
     principal.require_admin()
     check_acceptable(request)
-    place = Place(body.id, zone_name(body.tz), body.name, _members(body.meters), tariff_data(body.tariff))
-    _store_place(store, place, store.add_place)
+    place = placebook.add_place(
+        store, body.id, body.tz, body.name, _pairs(body.meters), _settings(body.tariff)
+    )
     return render(request, place_public(place, principal.can_see_meter), root="place", status_code=201)
 
 
@@ -192,15 +177,12 @@ def update_place(
     """Change a place's zone, name, meters or tariff (admins); what is given replaces what was."""
     principal.require_admin()
     check_acceptable(request)
-    place = store.get_place(place_id)
-    updated = Place(
-        place.id,
-        zone_name(body.tz) if body.tz is not None else place.tz,
-        body.name if body.name is not None else place.name,
-        _members(body.meters) if body.meters is not None else place.meters,
-        tariff_data(body.tariff) if "tariff" in body.model_fields_set else place.tariff,
-    )
-    _store_place(store, updated, store.update_place)
+    changes: dict[str, Any] = {"tz": body.tz, "name": body.name}
+    if body.meters is not None:
+        changes["meters"] = _pairs(body.meters)
+    if "tariff" in body.model_fields_set:
+        changes["tariff"] = _settings(body.tariff)
+    updated = placebook.change_place(store, place_id, **changes)
     return render(request, place_public(updated, principal.can_see_meter), root="place")
 
 
@@ -208,7 +190,7 @@ def update_place(
 def remove_place(place_id: PlaceId, store: StoreDep, principal: PrincipalDep) -> Response:
     """Remove a place (admins); its meters and their data stay."""
     principal.require_admin()
-    store.remove_place(place_id)
+    placebook.remove_place(store, place_id)
     return Response(status_code=204)
 
 
@@ -225,8 +207,8 @@ def attach_meter(
     """Put a meter in a place with a role, replacing its role there (admins)."""
     principal.require_admin()
     check_acceptable(request)
-    store.attach_meter(place_id, meter_id, body.role)
-    return render(request, place_public(store.get_place(place_id), principal.can_see_meter), root="place")
+    place = placebook.attach_meter(store, place_id, meter_id, body.role)
+    return render(request, place_public(place, principal.can_see_meter), root="place")
 
 
 @router.delete(
@@ -243,8 +225,8 @@ def detach_meter(
     """Take a meter out of a place (admins)."""
     principal.require_admin()
     check_acceptable(request)
-    store.detach_meter(place_id, meter_id)
-    return render(request, place_public(store.get_place(place_id), principal.can_see_meter), root="place")
+    place = placebook.detach_meter(store, place_id, meter_id)
+    return render(request, place_public(place, principal.can_see_meter), root="place")
 
 
 @router.get("/{place_id}/tariff", response_model=TariffBody, summary="Show a place's tariff")
@@ -269,8 +251,6 @@ def put_tariff(
     """Replace a place's tariff (admins); an empty object clears it."""
     principal.require_admin()
     check_acceptable(request, tabular=True)
-    place = store.get_place(place_id)
-    data = tariff_data(body)
-    store.update_place(Place(place.id, place.tz, place.name, place.meters, data))
+    data = placebook.set_tariff(store, place_id, _settings(body))
     shown = TariffBody.model_validate(Tariff.from_data(data).to_data()).model_dump(mode="json")
     return render(request, shown, rows=[shown], root="tariff")
