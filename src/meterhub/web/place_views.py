@@ -92,7 +92,7 @@ def flow_of(store: Store, place: Place, start: datetime, end: datetime) -> dict[
     for name, roles in FLOW_FIGURES.items():
         part = _figure(by_role, roles)
         figures[name] = {
-            "kwh": _r(getattr(whole, name)) if part is not None else None,
+            "kwh": None if part is None or part.source == SOURCE_NONE else _r(getattr(whole, name)),
             "source": SOURCE_NONE if part is None else part.source,
             "estimated": True if part is None else part.estimated,
             "label": "no meter" if part is None else figure_label(part.source, part.estimated),
