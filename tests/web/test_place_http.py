@@ -295,3 +295,26 @@ def test_no_places_is_said_in_words(hub: ApiServer) -> None:
     browser = signed_in(hub, "nobody", USER_PASSWORD)
     listed = browser.get("/places")
     assert listed.status_code == 200 and "none is shared with you yet" in listed.text
+
+
+def test_a_custom_span_has_quarter_hour_bars_equal_to_the_energy_route(admin: httpx.Client) -> None:
+    span = {"range": "custom", "start": "2026-03-30T10:00", "end": "2026-03-30T14:00"}
+    body = view(admin, **span)
+    assert body["unit"] == "15m" and len(body["bars"]["label"]) == 16
+    assert (body["previous_anchor"], body["next_anchor"]) == (None, None)
+    rows = api_rows(admin, "energy", body, "15m")["data"]
+    assert body["bars"]["yield_kwh"] == [r4(r["yield"]) for r in rows]
+    assert sum(body["bars"]["yield_kwh"]) > 8  # four hours around noon
+    compare = view(admin, **span, compare="true")["compare"]
+    assert (body["start"], compare["start"]) == ("2026-03-30T08:00:00+00:00", "2026-03-30T04:00:00+00:00")
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [({"range": "hour"}, "range"), ({"range": "day", "anchor": "2026-02-30"}, "anchor"),
+     ({"range": "custom", "start": "2026-03-30T10:00", "end": "2026-03-29T10:00"}, "after")],
+)  # fmt: skip
+def test_a_wrong_period_is_a_readable_422(admin: httpx.Client, params: dict[str, str], words: str) -> None:
+    answer = admin.get(f"/api/v1/dashboard/places/{HOME}/view", params=params)
+    assert answer.status_code == 422, answer.text
+    assert words in answer.text
