@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+import httpx
+
 from tests.api.conftest import ADMIN_PASSWORD, USER_PASSWORD
 from tests.web.test_manage_places_http import (
     Site,
@@ -23,8 +25,10 @@ from tests.web.test_manage_places_http import (
 __all__ = ["no_unexpected_errors", "serve_api", "site"]
 
 
-def _redirected(answer_status: int, location: str, expected: str) -> None:
-    assert answer_status == 303 and location.startswith(expected), location
+def _redirected(answer: httpx.Response, expected: str) -> None:
+    """Check a form's answer is the redirect after a change that worked."""
+    assert answer.status_code == 303, answer.text[:2000]
+    assert answer.headers["location"].startswith(expected), answer.headers["location"]
 
 
 def test_add_a_user_with_a_password_typed_twice(site: Site) -> None:
@@ -53,7 +57,7 @@ def test_add_a_user_with_a_password_typed_twice(site: Site) -> None:
         "/manage/users",
         {"name": "nina", "role": "member", "password": "pass-word-1", "password2": "pass-word-1"},
     )
-    _redirected(made.status_code, made.headers["location"], "/manage/users/nina?done=")
+    _redirected(made, "/manage/users/nina?done=")
     assert site.admin.get("/api/v1/users/nina").json()["role"] == "member"
     signed_in(site, "nina", "pass-word-1")
     listing = client.get("/manage/users").text
@@ -80,22 +84,14 @@ def test_a_role_change_reaches_the_users_key_and_session_at_once(site: Site) -> 
     assert vera.get("/manage").status_code == 404
     assert site.viewer.get("/api/v1/users").status_code == 403
     client = signed_in(site)
-    _redirected(
-        *_go(form_post(client, "/manage/users/vera/role", {"role": "admin"})), "/manage/users/vera?done="
-    )
+    _redirected(form_post(client, "/manage/users/vera/role", {"role": "admin"}), "/manage/users/vera?done=")
     assert site.viewer.get("/api/v1/users").status_code == 200
     assert vera.get("/manage").status_code == 200
     _redirected(
-        *_go(form_post(client, "/manage/users/vera/role", {"role": "viewer"})), "/manage/users/vera?done="
+        (form_post(client, "/manage/users/vera/role", {"role": "viewer"})), "/manage/users/vera?done="
     )
     assert site.viewer.get("/api/v1/users").status_code == 403
     assert vera.get("/manage").status_code == 404
-
-
-def _go(answer: object) -> tuple[int, str]:
-    status = getattr(answer, "status_code")
-    headers = getattr(answer, "headers")
-    return status, headers.get("location", "")
 
 
 def test_reset_a_password_ends_the_users_sessions(site: Site) -> None:
@@ -106,7 +102,7 @@ def test_reset_a_password_ends_the_users_sessions(site: Site) -> None:
     )
     assert differ.status_code == 400 and field_error(differ.text, "password2")
     _redirected(
-        *_go(
+        (
             form_post(
                 client, "/manage/users/vera/password", {"password": "new-pass-1", "password2": "new-pass-1"}
             )
@@ -124,7 +120,7 @@ def test_share_and_unshare_a_place_and_a_meter(site: Site) -> None:
     client = signed_in(site)
     assert site.viewer.get("/api/v1/places/home").status_code == 404
     _redirected(
-        *_go(form_post(client, "/manage/users/vera/shares", {"object": "place:home"})),
+        (form_post(client, "/manage/users/vera/shares", {"object": "place:home"})),
         "/manage/users/vera?done=",
     )
     assert site.viewer.get("/api/v1/places/home").status_code == 200
@@ -139,7 +135,7 @@ def test_share_and_unshare_a_place_and_a_meter(site: Site) -> None:
     page = client.get("/manage/users/vera").text
     assert 'data-share="place:home"' in page and 'data-share="meter:m-grid"' in page
     _redirected(
-        *_go(form_post(client, "/manage/users/vera/shares/place/home/unshare", {})),
+        (form_post(client, "/manage/users/vera/shares/place/home/unshare", {})),
         "/manage/users/vera?done=",
     )
     assert site.viewer.get("/api/v1/places/home").status_code == 404
@@ -152,7 +148,7 @@ def test_remove_a_user_after_confirming(site: Site) -> None:
     confirm = client.get("/manage/users/mona/remove")
     assert confirm.status_code == 200 and "Remove user mona" in confirm.text
     assert site.member.get("/api/v1/meters").status_code == 200
-    _redirected(*_go(form_post(client, "/manage/users/mona/remove", {})), "/manage/users?done=")
+    _redirected(form_post(client, "/manage/users/mona/remove", {}), "/manage/users?done=")
     assert site.member.get("/api/v1/meters").status_code == 401
     assert client.get("/manage/users/mona").status_code == 404
     assert form_post(client, "/manage/users/mona/role", {"role": "viewer"}).status_code == 404
@@ -176,7 +172,7 @@ def test_a_created_key_is_shown_once_works_and_is_never_listed(site: Site) -> No
     assert key_id in listing.text and secret not in listing.text and key not in listing.text
     assert re.search(rf'<tr data-key="{key_id}">.*?<td>vera</td>\s*<td>wall display</td>', listing.text, re.S)
     assert "never" not in re.search(rf'<tr data-key="{key_id}">.*?</tr>', listing.text, re.S).group(0)  # type: ignore[union-attr]
-    _redirected(*_go(form_post(client, f"/manage/keys/{key_id}/revoke", {})), "/manage/keys?done=")
+    _redirected(form_post(client, f"/manage/keys/{key_id}/revoke", {}), "/manage/keys?done=")
     with site.api.client(key) as program:
         assert program.get("/api/v1/meters").status_code == 401
     revoked = client.get("/manage/keys").text
