@@ -312,6 +312,8 @@ def test_a_custom_span_has_quarter_hour_bars_equal_to_the_energy_route(admin: ht
 @pytest.mark.parametrize(
     ("params", "words"),
     [({"range": "hour"}, "range"), ({"range": "day", "anchor": "2026-02-30"}, "anchor"),
+     ({"range": "year", "anchor": "9999-12-31"}, "out of range"),
+     ({"range": "day", "anchor": "0001-01-01"}, "out of range"),
      ({"range": "custom", "start": "2026-03-30T10:00", "end": "2026-03-29T10:00"}, "after")],
 )  # fmt: skip
 def test_a_wrong_period_is_a_readable_422(admin: httpx.Client, params: dict[str, str], words: str) -> None:

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from meterhub.api.deps import PrincipalDep, StoreDep
 from meterhub.api.problems import PROBLEM_RESPONSES
 from meterhub.api.routes._params import EndQuery, StartQuery, time_range, visible_place
+from meterhub.errors import InputError
 from meterhub.model import utc_now
 from meterhub.web.periods import Period, period_of
 from meterhub.web.place_views import cost_now, place_view, power_now
@@ -46,14 +47,16 @@ def place_periods(
 ) -> tuple[Period, Period | None]:
     """Return the period asked for and, when comparing, the one before it (as long, for custom)."""
     lo, hi = time_range(start, end, tz, default_span=timedelta(days=1)) if kind == "custom" else (None, None)
-    period = period_of(kind, anchor, tz, now, lo, hi)
-    if not compare:
-        return period, None
-    if period.previous is None:
-        return period, period_of(
-            "custom", None, tz, now, period.start - (period.end - period.start), period.start
-        )
-    return period, period_of(kind, period.previous, tz, now)
+    try:
+        period = period_of(kind, anchor, tz, now, lo, hi)
+        if not compare:
+            return period, None
+        if period.previous is None:
+            span = period.end - period.start
+            return period, period_of("custom", None, tz, now, period.start - span, period.start)
+        return period, period_of(kind, period.previous, tz, now)
+    except (OverflowError, ValueError) as exc:  # a calendar edge beyond what dates can hold
+        raise InputError(f"anchor {anchor!r} is out of range; choose a date between 1970 and 2199") from exc
 
 
 @router.get("/places/{place_id}/view", summary="A place's energy flow, bars and cost of one period")

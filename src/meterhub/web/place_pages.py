@@ -24,8 +24,8 @@ from meterhub.web.place_views import tariff_note
 
 __all__ = ["PlaceRow", "place_rows", "router"]
 
-router = APIRouter(include_in_schema=False)
-router.include_router(place_data.router, include_in_schema=True)
+router = APIRouter()
+router.include_router(place_data.router)  # API routes, in the schema; the pages below are not
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def _place_page_data(store: Store, place_id: str) -> tuple[Place, str]:
     return place, when.astimezone(to_zone(place.tz)).date().isoformat()
 
 
-@router.get("/places", response_class=HTMLResponse)
+@router.get("/places", response_class=HTMLResponse, include_in_schema=False)
 async def places(request: Request) -> Response:
     """List the places the user may see, each with its zone and meters by role."""
     session = await current_session(request)
@@ -67,7 +67,7 @@ async def places(request: Request) -> Response:
     return page(request, "places.html", session, places=rows, title="Places", active="places")
 
 
-@router.get("/places/{place_id}", response_class=HTMLResponse)
+@router.get("/places/{place_id}", response_class=HTMLResponse, include_in_schema=False)
 async def place_page(request: Request, place_id: str) -> Response:
     """Show one place: energy flow, stacked bars and cost of a local period, and power now."""
     session = await current_session(request)
