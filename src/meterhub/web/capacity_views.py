@@ -124,7 +124,8 @@ def _live_hour(store: Store, place: Place, figures: Capacity, peak_days: int, zo
     cap = hour_cap_kwh(figures.day_peaks, day, peak_days, figures.step_kwh)
     grid = [meter_id for meter_id, role in place.meters if role is Role.GRID]
     registers = {
-        r.meter: {"import_kwh": r.energy_import_kwh, "ts": r.ts.astimezone(UTC).isoformat()}
+        # rounded as the live stream sends registers, so the page's increments add up
+        r.meter: {"import_kwh": round(r.energy_import_kwh, 3), "ts": r.ts.astimezone(UTC).isoformat()}
         for r in store.latest(grid, phase=PHASE_TOTAL)
         if r.energy_import_kwh is not None
     }
