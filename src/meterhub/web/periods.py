@@ -104,8 +104,23 @@ def period_of(
 ) -> Period:
     """Return the view of ``kind`` holding ``anchor`` (default: now) in zone ``tz``.
 
-    ``custom`` takes ``start`` and ``end`` instead and has no neighbours.
+    ``custom`` takes ``start`` and ``end`` instead and has no neighbours. An anchor whose
+    period or neighbours lie beyond what dates can hold is an InputError.
     """
+    try:
+        return _period_of(kind, anchor, tz, now, start, end)
+    except (OverflowError, ValueError) as exc:  # a calendar edge beyond year 1 or 9999
+        raise InputError(f"anchor {anchor!r} is out of range; choose a date between 1970 and 2199") from exc
+
+
+def _period_of(
+    kind: str,
+    anchor: str | None,
+    tz: str,
+    now: datetime,
+    start: datetime | None,
+    end: datetime | None,
+) -> Period:
     zone = to_zone(tz)
     if kind == "custom":
         if start is None or end is None:

@@ -247,7 +247,24 @@
       known.ts = r.ts;
       changed = true;
     });
-    if (changed) drawNow();
+    if (changed) {
+      drawNow();
+      refreshSoon();
+    }
+  }
+
+  // Cost so far and the figures of meters the stream does not bring are read again after new
+  // readings arrive, at most every half minute: no request is made while nothing is stored.
+  let refreshTimer = null;
+  let lastRefresh = Date.now();
+  function refreshSoon() {
+    if (refreshTimer !== null) return;
+    const wait = Math.max(0, lastRefresh + 30_000 - Date.now());
+    refreshTimer = setTimeout(() => {
+      refreshTimer = null;
+      lastRefresh = Date.now();
+      loadNow().catch(() => {});
+    }, wait);
   }
 
   function wire() {
@@ -280,7 +297,5 @@
   wire();
   load();
   loadNow().then(() => meterhub.live(onReadings, $("#live-state")));
-  // Cost so far, and meters the stream does not bring, are read again every minute.
-  setInterval(loadNow, 60_000);
-  setInterval(drawNow, 15_000); // keeps the readings' ages current
+  setInterval(drawNow, 15_000); // keeps the readings' ages current, in the page alone
 })();
