@@ -71,11 +71,14 @@ def test_quick_poll_many_reports_the_ratio_and_the_cpu_per_poll(tmp_path: Path) 
     assert "one reading per meter (2000)" in printed
 
 
+DASHBOARD_SCENARIOS = "dashboard_year,dashboard_year_energy,live_latency"
+
+
 @pytest.mark.slow
 def test_quick_dashboard_scenarios_check_their_answers(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--only", "dashboard_year,dashboard_year_energy,live_latency",
+        [sys.executable, "-m", "bench", "--quick", "--only", DASHBOARD_SCENARIOS,
          "--rounds", "1", "--output", str(output)],
         cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
     )
@@ -86,11 +89,12 @@ def test_quick_dashboard_scenarios_check_their_answers(tmp_path: Path) -> None:
         assert set(scenario) == SCENARIO_KEYS
         for key in ("value", "reference", "ratio", "min", "max"):
             assert isinstance(scenario[key], int | float) and scenario[key] > 0, key
-    year, live = scenarios
+    year, energy, live = scenarios
+    assert energy["unit"] == "ms" and "period_sums" in energy["reference_is"]
     assert year["unit"] == "ms" and year["goal"] == "<= 1.5"
     assert live["unit"] == "s" and live["goal"] == "<= 1 s"
     printed = " ".join(completed.stdout.split())
     assert "equal to period_power's rounded to 0.1 W" in printed
-    assert "without them (energy=false)" in printed
+    assert "12 monthly import bars equal to period_sums'" in printed
     assert "arriving once as a 'readings' event with the stored values" in printed
     assert "commit to event p50" in printed
