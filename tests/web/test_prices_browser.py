@@ -1,0 +1,99 @@
+"""The prices page in a real browser, on the shared hub: the crafted series of test_prices_http
+(25 October 2026 in quarter hours, 26 October hourly) drawn as steps, its cheapest and dearest
+hours read off the page equal to the data route's, and a place's cost on a second axis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+
+from meterhub.errors import UnknownPlaceError
+from meterhub.model import Direction, Place, PricePoint, Role
+from tests.web.conftest import HOUSE, RunningHub, sign_in
+from tests.web.test_browser_dashboard import shot
+from tests.web.test_prices_http import SERIES, price_rows
+
+pytestmark = pytest.mark.slow
+
+PLACE = "cap-priced-house"
+
+
+@pytest.fixture
+def priced(hub: RunningHub) -> str:
+    """Store the crafted series and a place whose tariff uses it (once per hub)."""
+    if not any(name == SERIES for name, *_ in hub.store.price_series()):
+        points = [PricePoint(s, e, p, "EUR", Direction.IMPORT, SERIES) for s, e, p in price_rows()]
+        hub.store.write_prices(points)
+    try:
+        hub.store.get_place(PLACE)
+    except UnknownPlaceError:
+        tariff = {"currency": "EUR", "import_series": SERIES}
+        hub.store.add_place(Place(PLACE, "Europe/Oslo", "Priced house", ((HOUSE, Role.GRID),), tariff))
+    return PLACE
+
+
+def loaded(page: Page) -> None:
+    expect(page.locator("#prices")).to_have_attribute("data-loading", "false")
+
+
+def api_json(page: Page, url: str) -> dict[str, Any]:
+    answer = page.request.get(url)
+    assert answer.status == 200, answer.text()
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_the_prices_page_lists_the_hours_the_api_names_and_draws_the_cost(
+    context: BrowserContext, hub: RunningHub, priced: str, tmp_path: Path
+) -> None:
+    page = sign_in(context.new_page(), hub, "admin", "/prices")
+    query = f"series={SERIES}&day=2026-10-25&place={priced}"
+    page.goto(f"{hub.url}/prices?{query}")
+    loaded(page)
+    view = api_json(page, f"{hub.url}/api/v1/dashboard/prices?{query}")
+    expect(page.locator("#prices-title")).to_have_text("Sunday 25 October 2026 and Monday 26 October 2026")
+    days = page.locator(".price-day")
+    expect(days).to_have_count(2)
+    for panel, day in zip(days.all(), view["days"], strict=True):
+        assert panel.get_attribute("data-day") == day["day"]
+        assert panel.locator('[data-field="facts"]').get_attribute("data-slots") == str(day["priced_slots"])
+        for kind in ("cheapest", "dearest"):
+            items = panel.locator(f".hour-list.{kind} li")
+            shown = [
+                (
+                    item.locator('[data-field="hour"]').inner_text(),
+                    item.locator('[data-field="price"]').inner_text(),
+                )
+                for item in items.all()
+            ]
+            assert shown == [(h["label"], f"{h['price']:.4f} EUR") for h in day[kind]], kind
+    first = days.first
+    expect(first.locator(".hour-list.cheapest li").first).to_contain_text("02:00 CET")
+    expect(first.locator('[data-field="facts"]')).to_contain_text("100 slots of 15 min")
+    expect(days.nth(1).locator('[data-field="facts"]')).to_contain_text("24 slots of 60 min")
+    traces = page.evaluate(
+        """() => document.getElementById('prices-chart').data.map((t) => (
+             { shape: t.line && t.line.shape, yaxis: t.yaxis || 'y', n: t.y.length, y: t.y }))"""
+    )
+    line = next(t for t in traces if t["shape"] == "hv")
+    assert line["n"] == len(view["line"]["price"]) == 126
+    cost = next(t for t in traces if t["yaxis"] == "y2")
+    api_cost = api_json(
+        page,
+        f"{hub.url}/api/v1/places/{priced}/cost?start=2026-10-25T00:00:00%2B02:00"
+        "&end=2026-10-27T00:00:00%2B01:00&groupby=hour",
+    )
+    assert cost["y"] == pytest.approx([r["total_cost"] for r in api_cost["data"]], abs=1e-4)
+    assert len(cost["y"]) == 49
+    expect(page.locator("#cost-note")).to_contain_text(f"{api_cost['total_cost']:.2f} EUR")
+    shot(page, "prices", tmp_path)
+    page.locator("#next").click()
+    loaded(page)
+    expect(page).to_have_url(f"{hub.url}/prices?series={SERIES}&day=2026-10-26&place={priced}")
+    expect(page.locator(".price-day").first.locator('[data-field="facts"]')).to_contain_text(
+        "24 slots of 60 min"
+    )
