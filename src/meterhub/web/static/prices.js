@@ -36,8 +36,8 @@
       hourMarks(view, "dearest", "dearest hours", COLORS.dear),
     ];
     const layout = {
-      margin: { l: 64, r: view.cost ? 64 : 12, t: 8, b: 56 }, height: 360, hovermode: "closest",
-      legend: { orientation: "h", y: -0.2 },
+      margin: { l: 64, r: view.cost ? 64 : 12, t: 8, b: 96 }, height: 400, hovermode: "closest",
+      legend: { orientation: "h", y: -0.35 },
       // Instants on a linear axis, ticks named in local time: the autumn night's repeated hour runs on.
       xaxis: { type: "linear", title: { text: `time (${view.tz})` }, range: [view.x_start, view.x_end],
         tickmode: "array", tickvals: view.ticks.t, ticktext: view.ticks.label, tickangle: -30 },
@@ -46,7 +46,7 @@
     if (view.cost) {
       traces.unshift({ x: view.cost.t, y: view.cost.total_cost, type: "bar", yaxis: "y2", offset: 0, width: 3600000,
         name: `cost of ${view.cost.name} (${view.cost.currency})`, marker: { color: COLORS.cost },
-        customdata: view.cost.energy_import_kwh, text: view.cost.label, hovertemplate: `%{text}: %{y:.3f} ${view.cost.currency} for %{customdata:.3f} kWh<extra></extra>` });
+        customdata: view.cost.energy_import_kwh, text: view.cost.label, textposition: "none", hovertemplate: `%{text}: %{y:.3f} ${view.cost.currency} for %{customdata:.3f} kWh<extra></extra>` });
       layout.yaxis2 = { title: { text: `cost per hour (${view.cost.currency})` }, overlaying: "y", side: "right", rangemode: "tozero", fixedrange: true, showgrid: false };
     }
     Plotly.react("prices-chart", traces, layout, PLOT_CONFIG);
