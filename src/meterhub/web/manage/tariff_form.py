@@ -24,7 +24,7 @@ class TariffField:
     label: str
     hint: str
     kind: str = "number"
-    """number, text, hours, days (weekdays or all), or list (numbers separated by commas)."""
+    """number, text, hours, whole (a count), days (weekdays or all), or list (numbers and commas)."""
 
 
 TARIFF_GROUPS: tuple[tuple[str, str, tuple[TariffField, ...]], ...] = (
