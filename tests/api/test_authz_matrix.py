@@ -162,6 +162,13 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/dashboard/overview"): Rule(R),
     ("GET", "/api/v1/dashboard/meters/{meter_id}/view"): Rule(R),
     ("GET", "/api/v1/events"): Rule(R),
+    # ... and for the places shared with them
+    ("GET", "/api/v1/dashboard/places/{place_id}/view"): Rule(R),
+    ("GET", "/api/v1/dashboard/places/{place_id}/now"): Rule(R),
+    ("GET", "/api/v1/dashboard/places/{place_id}/capacity"): Rule(R),
+    ("GET", "/api/v1/dashboard/prices"): Rule(R),
+    # backfill progress is an admin's; this app runs without the hub's poller, which 409 says
+    ("GET", "/api/v1/dashboard/backfills/events"): Rule(A, 409),
 }
 """Every API route of the app with the access it grants; a route missing here fails the matrix."""
 

@@ -38,7 +38,7 @@ KNOWN_IDS = {"meter_id": "grid", "place_id": "home", "series": "spot", "name": "
 SEEDED_RANGE = {"start": RANGE["start"], "end": RANGE["end"]}
 
 
-STREAMS = {"/api/v1/events"}
+STREAMS = {"/api/v1/events", "/api/v1/dashboard/backfills/events"}
 """Endless event streams, which a generated request would read forever; tests/web/test_http_events.py
 covers them."""
 

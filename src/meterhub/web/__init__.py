@@ -20,3 +20,4 @@ def install_web(app: FastAPI) -> None:
     app.include_router(capacity_pages.router)
     app.include_router(prices_pages.router)
     app.include_router(manage.router)
+    app.include_router(manage.events_router)

@@ -6,8 +6,9 @@ from fastapi import APIRouter
 
 from meterhub.web.manage import backfill, home, keys, meters, places, users
 
-__all__ = ["router"]
+__all__ = ["events_router", "router"]
 
 router = APIRouter(include_in_schema=False)
 for part in (home, meters, backfill, places, users, keys):
     router.include_router(part.router)
+events_router = backfill.events_router

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from meterhub.api.deps import PrincipalDep, store_of
-from meterhub.api.problems import ApiProblem
+from meterhub.api.problems import PROBLEM_RESPONSES, ApiProblem
 from meterhub.api.websession import WebSession
 from meterhub.backfills import BackfillRuns, plan_backfill
 from meterhub.catalog import FieldInputError
@@ -62,6 +62,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(include_in_schema=False, lifespan=lifespan)
+events_router = APIRouter(tags=["dashboard"], responses=PROBLEM_RESPONSES)
+"""The progress stream is an API route (in the OpenAPI document); the pages are not."""
 
 
 def _runs(request: Request) -> BackfillRuns | None:
@@ -155,7 +157,11 @@ async def _events(request: Request, runs: BackfillRuns) -> AsyncIterator[ServerS
         yield ServerSentEvent(data=orjson.dumps(body).decode(), event="backfills")
 
 
-@router.get("/api/v1/dashboard/backfills/events", response_class=EventSourceResponse)
+@events_router.get(
+    "/api/v1/dashboard/backfills/events",
+    response_class=EventSourceResponse,
+    summary="Backfill progress (server-sent events)",
+)
 async def backfill_events(request: Request, principal: PrincipalDep) -> EventSourceResponse:
     """Stream the backfill runs (event ``backfills``, a JSON list) each time one changes; admins only."""
     principal.require_admin()
