@@ -35,7 +35,7 @@ test: $(STAMP) browser
 
 # Pictures of the dashboard for the README, taken by its browser tests.
 screenshots: $(STAMP) browser
-	METERHUB_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/web/test_browser_dashboard.py
+	METERHUB_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q $(wildcard tests/web/test_*browser*.py)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

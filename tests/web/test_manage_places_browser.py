@@ -83,9 +83,9 @@ def test_an_admin_builds_a_place_prices_it_shares_it_and_makes_a_key(
     tariff.get_by_label("Fee per month").fill("399")
     tariff.get_by_label("Capacity thresholds in kWh").fill("2,5,10")
     tariff.get_by_label("Number of peak days").fill("3")
-    shot(page, "manage", tmp_path)
     tariff.get_by_role("button", name="Save tariff").click()
     _notice(page, f"Tariff of {PLACE} saved.")
+    shot(page, "manage", tmp_path)  # the place as saved, each field with what it means
 
     with httpx.Client(base_url=hub.url) as api:
         api.cookies.update({c["name"]: c["value"] for c in context.cookies()})
