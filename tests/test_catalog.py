@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from meterhub import catalog
-from meterhub.catalog import FieldInputError
+from meterhub.catalog import FieldError
 from meterhub.errors import ConflictError, UnknownMeterError
 from meterhub.store import Store, open_store
 from meterhub.vendors.base import Discovered
@@ -48,7 +48,7 @@ def test_add_refuses_a_bad_value_naming_its_field(
     store: Store, fields: dict[str, object], field: str, message: str
 ) -> None:
     given: dict[str, object] = {"meter_id": "m1", "vendor": "file", **fields}
-    with pytest.raises(FieldInputError) as refused:
+    with pytest.raises(FieldError) as refused:
         catalog.add_meter(store, **given)  # type: ignore[arg-type]
     assert refused.value.field == field
     assert message in str(refused.value)
@@ -74,10 +74,10 @@ def test_update_merges_options_removes_those_set_to_none_and_checks_as_add(store
     )
     assert dict(updated.options) == {"host": "c"} and (updated.name, updated.interval_s) == ("Reader", 10)
     assert store.get_meter("ams") == updated
-    with pytest.raises(FieldInputError) as refused:
+    with pytest.raises(FieldError) as refused:
         catalog.update_meter(store, "ams", tz="Nowhere/Land")
     assert refused.value.field == "tz"
-    with pytest.raises(FieldInputError):
+    with pytest.raises(FieldError):
         catalog.update_meter(store, "ams", options={"key": "plain-secret"})
     assert store.get_meter("ams").tz == "UTC"
     with pytest.raises(UnknownMeterError):
@@ -109,10 +109,10 @@ def test_discovery_asks_the_vendor_and_adding_keeps_existing_ids(
 
 
 def test_discovery_refuses_file_and_a_found_meter_with_a_secret_in_the_clear(store: Store) -> None:
-    with pytest.raises(FieldInputError) as refused:
+    with pytest.raises(FieldError) as refused:
         anyio.run(catalog.discover_meters, store, "file", {})
     assert refused.value.field == "vendor"
     clear = Discovered("x1", "umeter", 1, "X", {"password": "plain"})
-    with pytest.raises(FieldInputError):
+    with pytest.raises(FieldError):
         catalog.add_discovered(store, [clear])
     assert store.list_meters() == []

@@ -10,7 +10,7 @@ import pytest
 from meterhub import placebook
 from meterhub.errors import ConflictError, InputError, UnknownPlaceError
 from meterhub.model import Meter, Role
-from meterhub.placebook import SettingError
+from meterhub.placebook import FieldError
 from meterhub.store import Store, open_store
 
 
@@ -64,9 +64,9 @@ def test_a_place_is_added_with_meters_and_tariff_and_changed_in_parts(store: Sto
 def test_a_wrong_place_names_its_setting_and_stores_nothing(
     store: Store, call: object, setting: str, words: str
 ) -> None:
-    with pytest.raises(SettingError) as raised:
+    with pytest.raises(FieldError) as raised:
         call(store)  # type: ignore[operator]
-    assert raised.value.setting == setting and words in str(raised.value)
+    assert raised.value.field == setting and words in str(raised.value)
     assert store.list_places() == []
 
 
@@ -100,9 +100,9 @@ def test_a_wrong_tariff_names_its_setting_and_keeps_the_old_one(
     store: Store, settings: dict[str, object], setting: str, words: str
 ) -> None:
     placebook.add_place(store, "home", "UTC", tariff={"currency": "NOK", "import_per_kwh": 1})
-    with pytest.raises(SettingError) as raised:
+    with pytest.raises(FieldError) as raised:
         placebook.set_tariff(store, "home", settings)
-    assert raised.value.setting == setting and words in str(raised.value), str(raised.value)
+    assert raised.value.field == setting and words in str(raised.value), str(raised.value)
     assert isinstance(raised.value, InputError)
     assert store.get_place("home").tariff == {"currency": "NOK", "import_per_kwh": 1.0}
 
@@ -142,6 +142,6 @@ def test_tariff_from_text_reads_a_form(store: Store) -> None:
         ("peak_end_hour", "7.5", "must be a whole number"),
         ("capacity_thresholds_kwh", "5;10", "numbers like 5,10,15"),
     ):
-        with pytest.raises(SettingError) as raised:
+        with pytest.raises(FieldError) as raised:
             placebook.tariff_from_text({name: text})
-        assert raised.value.setting == name and words in str(raised.value)
+        assert raised.value.field == name and words in str(raised.value)

@@ -19,7 +19,7 @@ import anyio
 import anyio.abc
 import httpx
 
-from meterhub.catalog import FieldInputError
+from meterhub.catalog import FieldError
 from meterhub.errors import ConflictError, InputError, MeterhubError
 from meterhub.model import Meter
 from meterhub.poller.backfill import BackfillJob, BackfillLedger, backfill_meter, resume
@@ -38,7 +38,7 @@ def _instant(text: str, tz: str, field: str, now: datetime) -> datetime:
     try:
         return parse_time(text, tz, now)
     except InputError as exc:
-        raise FieldInputError(field, str(exc)) from exc
+        raise FieldError(field, str(exc)) from exc
 
 
 async def plan_backfill(
@@ -47,13 +47,13 @@ async def plan_backfill(
     """Return the job for ``meter`` from ``since`` to ``until`` (empty: now), read in its zone.
 
     The end is never after ``now``. Unless ``restart``, what an earlier job stored is counted
-    as done. Raise FieldInputError (``since`` or ``until``) for a time that cannot be read or a
+    as done. Raise FieldError (``since`` or ``until``) for a time that cannot be read or a
     range that is empty.
     """
     start = _instant(since, meter.tz, "since", now)
     end = min(_instant(until, meter.tz, "until", now), now) if until.strip() else now
     if end <= start:
-        raise FieldInputError(
+        raise FieldError(
             "since", f"the start ({start.isoformat()}) must be before the end ({end.isoformat()})"
         )
     existing = None if restart else await BackfillLedger(store).load(meter.id)

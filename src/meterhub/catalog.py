@@ -2,7 +2,7 @@
 
 The CLI (``meterhub meters``), the API (``/api/v1/meters``) and the dashboard's manage pages all
 change meters through these functions, so a value is accepted or refused the same everywhere,
-with the same message. A refused value raises :class:`FieldInputError`, an ``InputError`` that
+with the same message. A refused value raises :class:`FieldError`, an ``InputError`` that
 names the field it concerns (``id``, ``vendor``, ``phases``, ``tz``, ``interval_s``, ``name`` or
 ``options``, or ``options.<key>`` for one option), so a form can show the message next to
 that field.
@@ -21,7 +21,7 @@ from typing import cast
 
 import httpx
 
-from meterhub.errors import ConfigError, ConflictError, InputError, MeterhubError
+from meterhub.errors import ConfigError, ConflictError, FieldError, MeterhubError
 from meterhub.ids import id_problem
 from meterhub.model import VENDOR_FILE, Meter
 from meterhub.poller.config import SECRET_OPTIONS, check_secret_options
@@ -43,7 +43,7 @@ __all__ = [
     "OPTION_KEY_PATTERN",
     "SECRET_OPTIONS",
     "AddedFound",
-    "FieldInputError",
+    "FieldError",
     "add_discovered",
     "add_meter",
     "check_interval_s",
@@ -72,12 +72,6 @@ _REFERENCE = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
-class FieldInputError(InputError):
-    """A value given for one field of a meter is malformed; ``field`` names that field."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def vendor_choices() -> tuple[str, ...]:
@@ -86,42 +80,42 @@ def vendor_choices() -> tuple[str, ...]:
 
 
 def check_meter_id(meter_id: str) -> str:
-    """Return ``meter_id`` if it is a valid id; raise FieldInputError (``id``) otherwise."""
+    """Return ``meter_id`` if it is a valid id; raise FieldError (``id``) otherwise."""
     problem = id_problem(meter_id)
     if problem is not None:
-        raise FieldInputError("id", problem)
+        raise FieldError("id", problem)
     return meter_id
 
 
 def check_vendor(name: str) -> str:
-    """Return the vendor's name in lower case; raise FieldInputError (``vendor``) for an unknown one."""
+    """Return the vendor's name in lower case; raise FieldError (``vendor``) for an unknown one."""
     vendor = name.strip().lower()
     choices = vendor_choices()
     if vendor not in choices:
-        raise FieldInputError("vendor", f"unknown vendor {name!r}; choose one of {', '.join(choices)}")
+        raise FieldError("vendor", f"unknown vendor {name!r}; choose one of {', '.join(choices)}")
     return vendor
 
 
 def check_zone(tz: str) -> str:
-    """Return ``tz`` if it names an IANA time zone; raise FieldInputError (``tz``) otherwise."""
+    """Return ``tz`` if it names an IANA time zone; raise FieldError (``tz``) otherwise."""
     try:
         get_zone(tz)
     except (OSError, ValueError, MeterhubError) as exc:  # a zone-database folder, a name too long
-        raise FieldInputError("tz", f"unknown time zone {tz!r} (use an IANA name like Europe/Oslo)") from exc
+        raise FieldError("tz", f"unknown time zone {tz!r} (use an IANA name like Europe/Oslo)") from exc
     return tz
 
 
 def check_phases(phases: int) -> int:
-    """Return ``phases`` if it is 1, 2 or 3; raise FieldInputError (``phases``) otherwise."""
+    """Return ``phases`` if it is 1, 2 or 3; raise FieldError (``phases``) otherwise."""
     if phases not in (1, 2, 3):
-        raise FieldInputError("phases", f"phases must be 1, 2 or 3, not {phases}")
+        raise FieldError("phases", f"phases must be 1, 2 or 3, not {phases}")
     return phases
 
 
 def check_interval_s(interval_s: int) -> int:
-    """Return ``interval_s`` if it lies in 1..86400; raise FieldInputError (``interval_s``) otherwise."""
+    """Return ``interval_s`` if it lies in 1..86400; raise FieldError (``interval_s``) otherwise."""
     if not 1 <= interval_s <= MAX_INTERVAL_S:
-        raise FieldInputError(
+        raise FieldError(
             "interval_s", f"the interval must be 1 to {MAX_INTERVAL_S} seconds, not {interval_s}"
         )
     return interval_s
@@ -130,9 +124,9 @@ def check_interval_s(interval_s: int) -> int:
 def check_name(name: str) -> str:
     """Return a meter's label if it is short and free of control characters (field ``name``)."""
     if len(name) > MAX_NAME_CHARS:
-        raise FieldInputError("name", f"the name is longer than {MAX_NAME_CHARS} characters")
+        raise FieldError("name", f"the name is longer than {MAX_NAME_CHARS} characters")
     if _CONTROL.search(name):
-        raise FieldInputError("name", "the name holds a control character")
+        raise FieldError("name", "the name holds a control character")
     return name
 
 
@@ -144,28 +138,28 @@ def is_reference(value: str) -> bool:
 def check_options(options: Mapping[str, str]) -> dict[str, str]:
     """Return options whose keys are plain names and whose secrets are ``env:NAME`` references.
 
-    Raise FieldInputError (``options``) naming the option that is wrong.
+    Raise FieldError (``options``) naming the option that is wrong.
     """
     if len(options) > MAX_OPTIONS:
-        raise FieldInputError("options", f"a meter has at most {MAX_OPTIONS} options")
+        raise FieldError("options", f"a meter has at most {MAX_OPTIONS} options")
     for key, value in options.items():
         if not re.fullmatch(OPTION_KEY_PATTERN, key):
-            raise FieldInputError(
+            raise FieldError(
                 f"options.{key}", f"option name {key!r} must be lower-case letters, digits and _ (at most 32)"
             )
         if len(value) > MAX_OPTION_CHARS:
-            raise FieldInputError(
+            raise FieldError(
                 f"options.{key}", f"option {key!r} is longer than {MAX_OPTION_CHARS} characters"
             )
         if is_reference(value) and not _REFERENCE.match(value):
-            raise FieldInputError(
+            raise FieldError(
                 f"options.{key}", f"option {key!r}: a reference must look like env:VARIABLE_NAME"
             )
     for key, value in options.items():
         try:
             check_secret_options({key: value}, "options")
         except ConfigError as exc:
-            raise FieldInputError(f"options.{key}", str(exc)) from exc
+            raise FieldError(f"options.{key}", str(exc)) from exc
     return dict(options)
 
 
@@ -210,7 +204,7 @@ def add_meter(
 ) -> Meter:
     """Check and add a meter; without ``interval_s`` it is polled as fast as its device allows.
 
-    Raise FieldInputError for a malformed value and ConflictError when the id is taken.
+    Raise FieldError for a malformed value and ConflictError when the id is taken.
     """
     meter = Meter(
         check_meter_id(meter_id),
@@ -239,7 +233,7 @@ def update_meter(
 ) -> Meter:
     """Change a meter's settings; options given are merged, and an option set to None is removed.
 
-    Raise UnknownMeterError for an unknown id and FieldInputError for a malformed value.
+    Raise UnknownMeterError for an unknown id and FieldError for a malformed value.
     """
     meter = store.get_meter(meter_id)
     merged = dict(meter.options)
@@ -271,12 +265,12 @@ async def discover_meters(
 ) -> list[Discovered]:
     """Ask a vendor's account or device which meters it holds, with the connection ``options``.
 
-    Raise FieldInputError for a malformed value (``file`` has nothing to discover) and a
+    Raise FieldError for a malformed value (``file`` has nothing to discover) and a
     VendorError when the vendor fails.
     """
     name = check_vendor(vendor)
     if name == VENDOR_FILE:
-        raise FieldInputError("vendor", "file meters are fed by imports; there is nothing to discover")
+        raise FieldError("vendor", "file meters are fed by imports; there is nothing to discover")
     probe = Meter(
         f"discover-{name}", name, 1, check_zone(tz), vendor_interval_s(name), "", check_options(options)
     )
@@ -306,8 +300,8 @@ def add_discovered(store: Store, found: Iterable[Discovered]) -> list[AddedFound
             continue
         try:
             check_options(item.options)
-        except FieldInputError as exc:
-            raise FieldInputError("options", f"discovered meter {item.suggested_id}: {exc}") from exc
+        except FieldError as exc:
+            raise FieldError("options", f"discovered meter {item.suggested_id}: {exc}") from exc
         try:
             add_meter(
                 store,

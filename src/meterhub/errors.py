@@ -26,6 +26,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "ConflictError",
+    "FieldError",
     "ImportFileError",
     "InputError",
     "MeterhubError",
@@ -53,6 +54,18 @@ class ConfigError(MeterhubError):
 
 class InputError(MeterhubError):
     """A value given by the user is malformed."""
+
+
+class FieldError(InputError):
+    """A value given for one named field (of a meter, a place, a tariff) is refused.
+
+    ``field`` names it as the API's bodies and the dashboard's forms do, so a form shows the
+    message next to that field.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ImportFileError(InputError):

@@ -1,7 +1,7 @@
 """Places, their meters by role, and their tariffs: the changes the CLI, the API and the dashboard share.
 
 Every way of changing a place goes through these functions, so the same input gets the same
-answer everywhere. A wrong setting raises :class:`SettingError`, an ``InputError`` that names
+answer everywhere. A wrong setting raises :class:`FieldError`, an ``InputError`` that names
 the setting (``tz``, ``import_per_kwh``, ...) so a form can show the message next to its field;
 the API answers it as a 422 with the same message.
 
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from meterhub.analytics.tariffs import Tariff
-from meterhub.errors import InputError, UnknownMeterError
+from meterhub.errors import FieldError, InputError, UnknownMeterError
 from meterhub.ids import ID_MAX_CHARS, id_problem
 from meterhub.model import Place, Role
 from meterhub.store.base import Store
@@ -29,7 +29,7 @@ from meterhub.timeutil import get_zone
 __all__ = [
     "AMOUNT_LIMIT",
     "TARIFF_LABELS",
-    "SettingError",
+    "FieldError",
     "add_place",
     "attach_meter",
     "change_place",
@@ -74,44 +74,38 @@ _CURRENCY = re.compile(r"[A-Za-z]{3}")
 _MAX_THRESHOLDS = 50
 
 
-class SettingError(InputError):
-    """A place or tariff setting is wrong; ``setting`` names it as the API and the forms do."""
-
-    def __init__(self, setting: str, message: str) -> None:
-        super().__init__(message)
-        self.setting = setting
 
 
 # --- places -------------------------------------------------------------------------------
 def check_zone(tz: str) -> str:
-    """Return ``tz`` if it names an IANA time zone; raise SettingError on ``tz`` otherwise."""
+    """Return ``tz`` if it names an IANA time zone; raise FieldError on ``tz`` otherwise."""
     try:
         get_zone(tz)
     except InputError as exc:
-        raise SettingError("tz", str(exc)) from exc
+        raise FieldError("tz", str(exc)) from exc
     return tz
 
 
 def _check_place_id(place_id: str) -> str:
     problem = id_problem(place_id, "place id")
     if problem is not None:
-        raise SettingError("id", f"{problem} (at most {ID_MAX_CHARS} letters, digits and _ . : -)")
+        raise FieldError("id", f"{problem} (at most {ID_MAX_CHARS} letters, digits and _ . : -)")
     return place_id
 
 
 def _check_name(name: str) -> str:
     if len(name) > 200:
-        raise SettingError("name", "a place's name may have at most 200 characters")
+        raise FieldError("name", "a place's name may have at most 200 characters")
     return name
 
 
 def members(pairs: Iterable[tuple[str, Role]]) -> tuple[tuple[str, Role], ...]:
-    """Return (meter, role) pairs ordered by meter; raise SettingError if a meter is listed twice."""
+    """Return (meter, role) pairs ordered by meter; raise FieldError if a meter is listed twice."""
     listed = [(meter, Role(role)) for meter, role in pairs]
     ids = [meter for meter, _ in listed]
     twice = sorted({i for i in ids if ids.count(i) > 1})
     if twice:
-        raise SettingError(
+        raise FieldError(
             "meters", f"meter(s) listed twice: {', '.join(twice)}; a meter has one role in a place"
         )
     return tuple(sorted(listed))
@@ -121,7 +115,7 @@ def _written(place: Place, write: Any) -> Place:
     try:
         write(place)
     except UnknownMeterError as exc:
-        raise SettingError(
+        raise FieldError(
             "meters", f"meter {exc.meter_id!r} does not exist; add it before putting it in a place"
         ) from exc
     return place
@@ -191,11 +185,11 @@ def detach_meter(store: Store, place_id: str, meter_id: str) -> Place:
 def _amount(name: str, value: float) -> None:
     label = f"{TARIFF_LABELS[name]} ({name})"
     if not math.isfinite(value):
-        raise SettingError(name, f"{label} must be a number")
+        raise FieldError(name, f"{label} must be a number")
     if name in _NOT_NEGATIVE and value < 0:
-        raise SettingError(name, f"{label} cannot be negative, got {value:g}")
+        raise FieldError(name, f"{label} cannot be negative, got {value:g}")
     if abs(value) > AMOUNT_LIMIT:
-        raise SettingError(name, f"{label} must lie within {AMOUNT_LIMIT:,.0f} either way, got {value:g}")
+        raise FieldError(name, f"{label} must lie within {AMOUNT_LIMIT:,.0f} either way, got {value:g}")
 
 
 def _check_setting(name: str, value: Any) -> None:
@@ -205,38 +199,38 @@ def _check_setting(name: str, value: Any) -> None:
     elif name in _HOURS:
         low, high = _HOURS[name]
         if not low <= int(value) <= high:
-            raise SettingError(name, f"{label} must be a whole hour from {low} to {high}, got {value}")
+            raise FieldError(name, f"{label} must be a whole hour from {low} to {high}, got {value}")
     elif name == "currency" and value and not _CURRENCY.fullmatch(str(value)):
-        raise SettingError(name, f"{label} must be a three-letter code such as EUR or NOK, got {value!r}")
+        raise FieldError(name, f"{label} must be a three-letter code such as EUR or NOK, got {value!r}")
     elif name in {"import_series", "export_series"}:
         problem = id_problem(str(value), "price series")
         if problem is not None:
-            raise SettingError(name, f"{label}: {problem}")
+            raise FieldError(name, f"{label}: {problem}")
     elif name == "capacity_peak_days" and not 1 <= int(value) <= 31:
-        raise SettingError(name, f"{label} must be from 1 to 31, got {value}")
+        raise FieldError(name, f"{label} must be from 1 to 31, got {value}")
     elif name == "capacity_thresholds_kwh":
         steps = list(value)
         if len(steps) > _MAX_THRESHOLDS:
-            raise SettingError(name, f"{label}: at most {_MAX_THRESHOLDS} steps")
+            raise FieldError(name, f"{label}: at most {_MAX_THRESHOLDS} steps")
         if not all(math.isfinite(s) and 0 < s <= AMOUNT_LIMIT for s in steps) or any(
             b <= a for a, b in itertools.pairwise(steps)
         ):
-            raise SettingError(name, "capacity thresholds must be positive and increasing, like 5,10,15")
+            raise FieldError(name, "capacity thresholds must be positive and increasing, like 5,10,15")
 
 
 def check_tariff(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Return tariff settings as the plain data a place keeps; raise SettingError naming a wrong one."""
+    """Return tariff settings as the plain data a place keeps; raise FieldError naming a wrong one."""
     given = {name: value for name, value in settings.items() if value is not None}
     unknown = sorted(set(given) - set(TARIFF_LABELS))
     if unknown:
-        raise SettingError(unknown[0], f"unknown tariff setting(s) {', '.join(unknown)}")
+        raise FieldError(unknown[0], f"unknown tariff setting(s) {', '.join(unknown)}")
     for name, value in given.items():
         with contextlib.suppress(TypeError, ValueError):  # malformed: Tariff.from_data names it
             _check_setting(name, value)
     try:
         tariff = Tariff.from_data(given)
     except InputError as exc:
-        raise SettingError(_blamed(given, str(exc)), str(exc)) from exc
+        raise FieldError(_blamed(given, str(exc)), str(exc)) from exc
     return tariff.to_data()
 
 
@@ -292,5 +286,5 @@ def tariff_from_text(fields: Mapping[str, str]) -> dict[str, Any]:
             wanted = "numbers like 5,10,15" if name == "capacity_thresholds_kwh" else "a number"
             if name in _HOURS or name == "capacity_peak_days":
                 wanted = "a whole number"
-            raise SettingError(name, f"{label} must be {wanted}, got {text!r}") from None
+            raise FieldError(name, f"{label} must be {wanted}, got {text!r}") from None
     return settings

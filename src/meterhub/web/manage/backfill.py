@@ -26,7 +26,7 @@ from meterhub.api.deps import PrincipalDep, store_of
 from meterhub.api.problems import PROBLEM_RESPONSES, ApiProblem
 from meterhub.api.websession import WebSession
 from meterhub.backfills import BackfillRuns, plan_backfill
-from meterhub.catalog import FieldInputError
+from meterhub.catalog import FieldError
 from meterhub.errors import MeterhubError, NotFoundError
 from meterhub.model import utc_now
 from meterhub.poller.connectors import HTTP_LIMITS, HTTP_TIMEOUT
@@ -135,7 +135,7 @@ async def start_backfill(request: Request) -> Response:
         runs.start(store, meter, job)
     except NotFoundError as exc:
         errors.add("meter", str(exc))
-    except FieldInputError as exc:
+    except FieldError as exc:
         errors.add(exc.field, str(exc))
     except MeterhubError as exc:
         errors.add(None, redact_text(str(exc)))

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from meterhub.api.deps import store_of
 from meterhub.api.websession import WebSession
-from meterhub.errors import MeterhubError
+from meterhub.errors import FieldError, MeterhubError
 from meterhub.redact import redact_text
 from meterhub.status import meter_status
 from meterhub.store.base import Store
@@ -56,8 +56,8 @@ def show(
 
 
 def blame(errors: FormErrors, exc: MeterhubError, field: str | None = None) -> None:
-    """Keep a domain error by the field it is about (``field``, its ``setting``, or the whole form)."""
-    errors.add(getattr(exc, "setting", None) or field, redact_text(str(exc)))
+    """Keep a domain error by the field it names (a FieldError's), else ``field`` or the whole form."""
+    errors.add(exc.field if isinstance(exc, FieldError) else field, redact_text(str(exc)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from starlette.datastructures import FormData
 from meterhub import catalog
 from meterhub.api.deps import store_of
 from meterhub.api.websession import WebSession
-from meterhub.catalog import FieldInputError
+from meterhub.catalog import FieldError
 from meterhub.errors import ConflictError, MeterhubError, NotFoundError
 from meterhub.model import Meter
 from meterhub.redact import redact_text
@@ -59,7 +59,7 @@ def _show(
 
 def _refused(errors: FormErrors, exc: MeterhubError, vendor: str) -> None:
     """Keep a domain error next to the field it names (the whole form's, else)."""
-    if isinstance(exc, FieldInputError):
+    if isinstance(exc, FieldError):
         errors.add(error_field(vendor, exc.field), str(exc))
     elif isinstance(exc, ConflictError):
         errors.add("id", str(exc))

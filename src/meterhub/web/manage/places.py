@@ -182,9 +182,9 @@ async def attach_meter(request: Request, place_id: str) -> Response:
 
     def attach(store: Store, v: dict[str, str]) -> object:
         if v["role"] not in {r.value for r in Role}:
-            raise placebook.SettingError("role", f"choose a role: {', '.join(r.value for r in Role)}")
+            raise placebook.FieldError("role", f"choose a role: {', '.join(r.value for r in Role)}")
         if not v["meter"]:
-            raise placebook.SettingError("meter", "choose a meter")
+            raise placebook.FieldError("meter", "choose a meter")
         return placebook.attach_meter(store, place_id, v["meter"], Role(v["role"]))
 
     return await _change(request, place_id, ("meter", "role"), attach, f"Meter attached to {place_id}.")

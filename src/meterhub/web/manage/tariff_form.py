@@ -1,7 +1,7 @@
 """The tariff form of a place's manage page: each field with its label and a one-line explanation.
 
 The form's field names are the tariff's settings (as in ``PUT /api/v1/places/{id}/tariff``), so a
-:class:`~meterhub.placebook.SettingError` lands next to the field it names.
+:class:`~meterhub.placebook.FieldError` lands next to the field it names.
 """
 
 from __future__ import annotations
