@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,10 +19,10 @@ __all__ = [
     "MAX_POINTS",
     "PowerArrays",
     "PowerSeries",
+    "bucket_width_s",
     "choose_width_s",
     "downsample",
     "joins",
-    "joins_array",
     "power_arrays",
     "power_series",
 ]
@@ -63,6 +62,15 @@ def choose_width_s(start: datetime, end: datetime, points: int) -> int:
     return math.ceil(needed / 86_400) * 86_400
 
 
+def bucket_width_s(start: datetime, end: datetime, points: int | None, bucket: str | None) -> int:
+    """Return the width of the named bucket, or the round width giving at most ``points`` (1000)."""
+    if bucket is None:
+        return choose_width_s(start, end, points or 1000)
+    if bucket not in BUCKET_WIDTHS_S:
+        raise InputError(f"unknown bucket {bucket!r}; use one of {', '.join(BUCKET_WIDTHS_S)}")
+    return BUCKET_WIDTHS_S[bucket]
+
+
 def _local_days(start: datetime, end: datetime, tz: str) -> list[datetime]:
     zone = get_zone(tz)
     day = start.astimezone(zone).date()
@@ -91,17 +99,12 @@ def downsample(
     if end <= start:
         raise InputError("--end must be after --start")
     meter = store.get_meter(meter_id)
-    if bucket is not None:
-        if bucket not in BUCKET_WIDTHS_S:
-            raise InputError(f"unknown bucket {bucket!r}; use one of {', '.join(BUCKET_WIDTHS_S)}")
-        width_s = BUCKET_WIDTHS_S[bucket]
-        if bucket == "1d":
-            edges = _local_days(start, end, tz or meter.tz)
-            if len(edges) - 1 > MAX_POINTS:
-                raise InputError(f"the range holds more than {MAX_POINTS} days")
-            return _drop_empty(store.aggregate(meter_id, phase, edges))
-    else:
-        width_s = choose_width_s(start, end, points or 1000)
+    width_s = bucket_width_s(start, end, points, bucket)
+    if bucket == "1d":
+        edges = _local_days(start, end, tz or meter.tz)
+        if len(edges) - 1 > MAX_POINTS:
+            raise InputError(f"the range holds more than {MAX_POINTS} days")
+        return _drop_empty(store.aggregate(meter_id, phase, edges))
     width_ms = width_s * 1000
     first = to_ms(start) - to_ms(start) % width_ms
     count = math.ceil((to_ms(end) - first) / width_ms)
@@ -141,23 +144,6 @@ class PowerSeries:
     connected: list[bool]
 
 
-def joins(starts_ms: Sequence[int], has_value: Sequence[bool], width_s: int, interval_s: int) -> list[bool]:
-    """Tell, per bucket, whether a line may join it to the previous bucket holding a value.
-
-    Two buckets with readings are joined when the time between their starts is at most one
-    bucket plus the larger of one bucket and twice the meter's interval: sparse readings still
-    draw a line, a stretch where the meter was silent does not.
-    """
-    allowed_ms = (width_s + max(width_s, 2 * interval_s)) * 1000
-    joined: list[bool] = []
-    previous: int | None = None
-    for start_ms, present in zip(starts_ms, has_value, strict=True):
-        joined.append(present and previous is not None and start_ms - previous <= allowed_ms)
-        if present:
-            previous = start_ms
-    return joined
-
-
 def _none_if_nan(values: npt.NDArray[np.float64]) -> list[float | None]:
     return [None if math.isnan(v) else v for v in values.tolist()]
 
@@ -172,10 +158,15 @@ class PowerArrays:
     connected: npt.NDArray[np.bool_]
 
 
-def joins_array(
+def joins(
     starts_ms: npt.NDArray[np.int64], present: npt.NDArray[np.bool_], width_s: int, interval_s: int
 ) -> npt.NDArray[np.bool_]:
-    """Return :func:`joins` for arrays, in one pass of numpy."""
+    """Tell, per bucket, whether a line may join it to the previous bucket holding a value.
+
+    Two buckets with readings are joined when the time between their starts is at most one
+    bucket plus the larger of one bucket and twice the meter's interval: sparse readings still
+    draw a line, a stretch where the meter was silent does not.
+    """
     allowed_ms = (width_s + max(width_s, 2 * interval_s)) * 1000
     joined = np.zeros(len(starts_ms), dtype=np.bool_)
     shown = np.flatnonzero(present)
@@ -205,12 +196,7 @@ def power_arrays(
     if end <= start:
         raise InputError("--end must be after --start")
     meter = meter if meter is not None and meter.id == meter_id else store.get_meter(meter_id)
-    if bucket is not None:
-        if bucket not in BUCKET_WIDTHS_S:
-            raise InputError(f"unknown bucket {bucket!r}; use one of {', '.join(BUCKET_WIDTHS_S)}")
-        width_s = BUCKET_WIDTHS_S[bucket]
-    else:
-        width_s = choose_width_s(start, end, points or 1000)
+    width_s = bucket_width_s(start, end, points, bucket)
     if width_s >= 86_400:
         width_s = 86_400
         edges = np.array([to_ms(edge) for edge in _local_days(start, end, tz or meter.tz)], dtype=np.int64)
@@ -225,7 +211,7 @@ def power_arrays(
     columns = store.period_power(meter_id, phase, edges)
     starts_ms = edges[:-1]
     return PowerArrays(
-        width_s, starts_ms, columns, joins_array(starts_ms, columns.count > 0, width_s, meter.interval_s)
+        width_s, starts_ms, columns, joins(starts_ms, columns.count > 0, width_s, meter.interval_s)
     )
 
 
@@ -245,7 +231,7 @@ def _raw_arrays(
         column([b.power_max_w for b in buckets]),
     )
     present = np.ones(len(buckets), dtype=np.bool_)
-    return PowerArrays(width_s, starts_ms, columns, joins_array(starts_ms, present, width_s, interval_s))
+    return PowerArrays(width_s, starts_ms, columns, joins(starts_ms, present, width_s, interval_s))
 
 
 def power_series(
