@@ -10,21 +10,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from meterhub.analytics.calendar import to_zone
 from meterhub.analytics.capacity import month_edges
-from meterhub.api.deps import PrincipalDep, StoreDep, store_of
+from meterhub.api.deps import PrincipalDep, StoreDep
 from meterhub.api.problems import PROBLEM_RESPONSES
 from meterhub.api.routes._params import visible_place
 from meterhub.api.routes.energy import thresholds_kwh
-from meterhub.errors import InputError, UnknownPlaceError
+from meterhub.errors import InputError
 from meterhub.model import utc_now
 from meterhub.web.capacity_views import capacity_view, month_after, month_before, month_title
-from meterhub.web.pagekit import current_session, page, to_sign_in
+from meterhub.web.pagekit import page, visible_page
 
 __all__ = ["router"]
 
@@ -71,16 +70,10 @@ def capacity_data(
 @router.get("/places/{place_id}/capacity", response_class=HTMLResponse, include_in_schema=False)
 async def capacity_page(request: Request, place_id: str) -> Response:
     """Show a place's capacity-tariff month: day peaks, top days, thresholds and the hour in progress."""
-    session = await current_session(request)
-    if session is None:
-        return to_sign_in(request)
-    missing = f"There is no place {place_id!r} you may see."
-    if not session.principal.can_see_place(place_id):
-        return page(request, "error.html", session, 404, message=missing)
-    try:
-        place = await anyio.to_thread.run_sync(store_of(request).get_place, place_id)
-    except UnknownPlaceError:
-        return page(request, "error.html", session, 404, message=missing)
+    shown = await visible_page(request, "place", place_id, lambda store, key: store.get_place(key))
+    if isinstance(shown, Response):
+        return shown
+    session, place = shown
     now = utc_now()
     month = request.query_params.get("month") or f"{now.astimezone(to_zone(place.tz)):%Y-%m}"
     try:

@@ -7,33 +7,33 @@ same domain functions as the rest of the API: ``history.power_series`` (rollups)
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from meterhub.api.deps import PrincipalDep, StoreDep
 from meterhub.api.problems import PROBLEM_RESPONSES
-from meterhub.api.routes._params import EndQuery, StartQuery, time_range, visible_meter
+from meterhub.api.routes._params import visible_meter
 from meterhub.model import utc_now
 from meterhub.web.pages import cards_of
-from meterhub.web.periods import RANGES, period_of
+from meterhub.web.periods import RANGES
+from meterhub.web.view_periods import PeriodQuery, period_query
 from meterhub.web.views import CHART_POINTS, meter_view
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"], responses=PROBLEM_RESPONSES)
 
-RangeQuery = Annotated[
-    str, Query(alias="range", pattern="^(" + "|".join(RANGES) + ")$", description="The period kind.")
-]
-AnchorQuery = Annotated[
-    str | None,
-    Query(
-        max_length=32,
-        description="A local date (2026-03-29) or time (2026-03-29T14:00) in the meter's zone; default now.",
+MeterPeriod = Annotated[
+    PeriodQuery,
+    Depends(
+        period_query(
+            RANGES,
+            "A local date (2026-03-29) or time (2026-03-29T14:00) in the meter's zone; default now.",
+            "Add the previous period, shifted onto this one.",
+        )
     ),
 ]
 
@@ -54,11 +54,7 @@ def view(
     meter_id: str,
     store: StoreDep,
     principal: PrincipalDep,
-    kind: RangeQuery = "day",
-    anchor: AnchorQuery = None,
-    start: StartQuery = None,
-    end: EndQuery = None,
-    compare: Annotated[bool, Query(description="Add the previous period, shifted onto this one.")] = False,
+    asked: MeterPeriod,
     power: Annotated[bool, Query(description="Add power (average, min-max) per bucket.")] = True,
     energy: Annotated[bool, Query(description="Add energy bars by local period.")] = True,
     points: Annotated[int, Query(ge=10, le=4000, description="Power buckets wanted.")] = CHART_POINTS,
@@ -69,18 +65,7 @@ def view(
     and ``end``. Power comes from rollups at any range, so a year costs about what a day does.
     """
     meter = visible_meter(store, principal.can_see_meter, meter_id)
-    now = utc_now()
-    lo, hi = (
-        time_range(start, end, meter.tz, default_span=timedelta(days=1)) if kind == "custom" else (None, None)
-    )
-    period = period_of(kind, anchor, meter.tz, now, lo, hi)
-    previous = None
-    if compare:
-        previous = (
-            period_of("custom", None, meter.tz, now, period.start - (period.end - period.start), period.start)
-            if period.previous is None
-            else period_of(kind, period.previous, meter.tz, now)
-        )
+    period, previous = asked.periods(meter.tz, utc_now())
     body: dict[str, Any] = meter_view(
         store, meter, period, previous, points=points, power=power, energy=energy
     )

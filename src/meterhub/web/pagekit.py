@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import anyio.to_thread
@@ -12,8 +13,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from meterhub import __version__
-from meterhub.api.deps import COOKIE, get_web_sessions
+from meterhub.api.deps import COOKIE, Principal, get_web_sessions, store_of
 from meterhub.api.websession import WebSession
+from meterhub.errors import NotFoundError, UnknownMeterError, UnknownPlaceError
+from meterhub.store.base import Store
 from meterhub.web.formatting import duration, local, when
 
 __all__ = [
@@ -21,10 +24,14 @@ __all__ = [
     "TEMPLATES",
     "current_session",
     "page",
+    "period_context",
     "safe_next",
     "secure_headers",
     "to_sign_in",
+    "visible_page",
 ]
+
+T = TypeVar("T")
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 TEMPLATES.env.globals.update(version=__version__, duration=duration, when=when, local=local)
@@ -90,3 +97,49 @@ def page(
     )
     secure_headers(response)
     return response
+
+
+_OBJECTS: dict[str, tuple[Callable[[Principal, str], bool], type[NotFoundError]]] = {
+    "meter": (Principal.can_see_meter, UnknownMeterError),
+    "place": (Principal.can_see_place, UnknownPlaceError),
+}
+
+
+async def visible_page(
+    request: Request,
+    kind: Literal["meter", "place"],
+    object_id: str,
+    read: Callable[[Store, str], T],
+    **context: Any,
+) -> tuple[WebSession, T] | Response:
+    """Return the session and ``read(store, object_id)`` (on a worker thread), or the answer instead.
+
+    That answer is the sign-in redirect without a session, and the 404 page (with ``context``)
+    when the user may not see the meter or place ``object_id`` or ``read`` finds it gone. An
+    empty ``object_id``, on a page where choosing one is optional, is read without a check.
+    """
+    session = await current_session(request)
+    if session is None:
+        return to_sign_in(request)
+    can_see, gone = _OBJECTS[kind]
+    missing = f"There is no {kind} {object_id!r} you may see."
+    if object_id and not can_see(session.principal, object_id):
+        return page(request, "error.html", session, 404, message=missing, **context)
+    try:
+        found = await anyio.to_thread.run_sync(read, store_of(request), object_id)
+    except gone:
+        return page(request, "error.html", session, 404, message=missing, **context)
+    return session, found
+
+
+def period_context(request: Request, ranges: tuple[str, ...], newest_day: str) -> dict[str, Any]:
+    """Return what templates/period_controls.html shows: the ranges, the one chosen and the anchor.
+
+    Without an anchor a page opens on the day of its newest reading (today, while it reports).
+    """
+    chosen = request.query_params.get("range", "day")
+    return {
+        "ranges": ranges,
+        "range": chosen if chosen in ranges else "day",
+        "anchor": request.query_params.get("anchor") or newest_day,
+    }

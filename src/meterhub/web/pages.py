@@ -19,11 +19,18 @@ from meterhub.analytics.calendar import to_zone
 from meterhub.api.deps import COOKIE, CSRF_FIELD, Principal, get_web_sessions, store_of
 from meterhub.api.problems import ApiProblem
 from meterhub.api.websession import same_token
-from meterhub.errors import UnknownMeterError
 from meterhub.model import PHASE_TOTAL, Meter, utc_now
 from meterhub.status import MeterStatus, meter_status
 from meterhub.store.base import Store
-from meterhub.web.pagekit import current_session, page, safe_next, secure_headers, to_sign_in
+from meterhub.web.pagekit import (
+    current_session,
+    page,
+    period_context,
+    safe_next,
+    secure_headers,
+    to_sign_in,
+    visible_page,
+)
 from meterhub.web.periods import RANGES
 from meterhub.web.views import Card, card_of, phase_rows
 
@@ -145,33 +152,18 @@ def _meter_page_data(store: Store, meter_id: str) -> tuple[Meter, list[dict[str,
 @router.get("/meters/{meter_id}", response_class=HTMLResponse)
 async def meter_page(request: Request, meter_id: str) -> Response:
     """Show one meter: its power and energy over a chosen local period, and its phases now."""
-    session = await current_session(request)
-    if session is None:
-        return to_sign_in(request)
-    if not session.principal.can_see_meter(meter_id):
-        return page(
-            request, "error.html", session, 404, message=f"There is no meter {meter_id!r} you may see."
-        )
-    try:
-        meter, phases, newest_day = await anyio.to_thread.run_sync(
-            _meter_page_data, store_of(request), meter_id
-        )
-    except UnknownMeterError:
-        return page(
-            request, "error.html", session, 404, message=f"There is no meter {meter_id!r} you may see."
-        )
-    chosen = request.query_params.get("range", "day")
+    shown = await visible_page(request, "meter", meter_id, _meter_page_data)
+    if isinstance(shown, Response):
+        return shown
+    session, (meter, phases, newest_day) = shown
     return page(
         request,
         "meter.html",
         session,
         meter=meter,
         phases=phases,
-        ranges=RANGES,
-        range=chosen if chosen in RANGES else "day",
-        # Without an anchor a meter opens on the day of its newest reading (today, while it reports).
-        anchor=request.query_params.get("anchor") or newest_day,
         title=meter.name or meter.id,
+        **period_context(request, RANGES, newest_day),
     )
 
 

@@ -14,11 +14,10 @@ from fastapi.responses import HTMLResponse, Response
 
 from meterhub.analytics.calendar import to_zone
 from meterhub.api.deps import Principal, store_of
-from meterhub.errors import UnknownPlaceError
 from meterhub.model import PHASE_TOTAL, Place, utc_now
 from meterhub.store.base import Store
 from meterhub.web import place_data
-from meterhub.web.pagekit import current_session, page, to_sign_in
+from meterhub.web.pagekit import current_session, page, period_context, to_sign_in, visible_page
 from meterhub.web.place_data import PLACE_RANGES
 from meterhub.web.place_views import tariff_note
 
@@ -70,25 +69,16 @@ async def places(request: Request) -> Response:
 @router.get("/places/{place_id}", response_class=HTMLResponse, include_in_schema=False)
 async def place_page(request: Request, place_id: str) -> Response:
     """Show one place: energy flow, stacked bars and cost of a local period, and power now."""
-    session = await current_session(request)
-    if session is None:
-        return to_sign_in(request)
-    missing = f"There is no place {place_id!r} you may see."
-    if not session.principal.can_see_place(place_id):
-        return page(request, "error.html", session, 404, message=missing, active="places")
-    try:
-        place, newest_day = await anyio.to_thread.run_sync(_place_page_data, store_of(request), place_id)
-    except UnknownPlaceError:
-        return page(request, "error.html", session, 404, message=missing, active="places")
-    chosen = request.query_params.get("range", "day")
+    shown = await visible_page(request, "place", place_id, _place_page_data, active="places")
+    if isinstance(shown, Response):
+        return shown
+    session, (place, newest_day) = shown
     return page(
         request,
         "place.html",
         session,
         place=place,
-        ranges=PLACE_RANGES,
-        range=chosen if chosen in PLACE_RANGES else "day",
-        anchor=request.query_params.get("anchor") or newest_day,
+        **period_context(request, PLACE_RANGES, newest_day),
         tariff_note=tariff_note(place),
         title=place.name or place.id,
         active="places",

@@ -19,10 +19,10 @@ from fastapi.responses import HTMLResponse, Response
 from meterhub.api.deps import Principal, PrincipalDep, StoreDep, store_of
 from meterhub.api.problems import PROBLEM_RESPONSES, ApiProblem
 from meterhub.api.routes._params import visible_place
-from meterhub.errors import InputError, UnknownPlaceError
+from meterhub.errors import InputError
 from meterhub.model import Place, utc_now
 from meterhub.store.base import Store
-from meterhub.web.pagekit import current_session, page, to_sign_in
+from meterhub.web.pagekit import page, visible_page
 from meterhub.web.prices_views import DEFAULT_PRICE_ZONE, prices_view, series_choices
 
 __all__ = ["router"]
@@ -83,21 +83,14 @@ def _choices(store: Store, principal: Principal) -> tuple[list[dict[str, Any]], 
 @router.get("/prices", response_class=HTMLResponse, include_in_schema=False)
 async def prices_page(request: Request) -> Response:
     """Show a price series over a local day and the next, with a place's cost beside it."""
-    session = await current_session(request)
-    if session is None:
-        return to_sign_in(request)
-    store = store_of(request)
     place_id = request.query_params.get("place", "")
-    if place_id and not session.principal.can_see_place(place_id):
-        return page(
-            request, "error.html", session, 404, message=f"There is no place {place_id!r} you may see."
-        )
-    try:
-        place = await anyio.to_thread.run_sync(store.get_place, place_id) if place_id else None
-    except UnknownPlaceError:
-        return page(
-            request, "error.html", session, 404, message=f"There is no place {place_id!r} you may see."
-        )
+    shown = await visible_page(
+        request, "place", place_id, lambda store, key: store.get_place(key) if key else None
+    )
+    if isinstance(shown, Response):
+        return shown
+    session, place = shown
+    store = store_of(request)
     series, places = await anyio.to_thread.run_sync(_choices, store, session.principal)
     chosen = request.query_params.get("series", "") or (series[0]["series"] if series else "")
     if series and not any(s["series"] == chosen for s in series):

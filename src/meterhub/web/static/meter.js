@@ -4,32 +4,12 @@
   const root = document.getElementById("meter");
   const meter = root.dataset.meter;
   const tz = root.dataset.tz;
-  const state = { range: root.dataset.range || "day", anchor: root.dataset.anchor || "", start: "", end: "" };
-  const compareBox = document.getElementById("compare");
   const COLORS = { avg: "#1c64c8", band: "rgba(28,100,200,0.18)", before: "#868e96", import: "#d9480f", export: "#2b8a3e" };
   const PLOT_CONFIG = { responsive: true, displaylogo: false, scrollZoom: false,
     modeBarButtonsToRemove: ["lasso2d", "select2d", "toImage"] };
   let view = null;
-  let zoomed = false;
   let loading = 0;
-
-  function query(extra = {}) {
-    const params = new URLSearchParams({ range: state.range });
-    if (state.range === "custom") {
-      if (state.start) params.set("start", state.start);
-      if (state.end) params.set("end", state.end);
-    } else if (state.anchor) params.set("anchor", state.anchor);
-    if (compareBox.checked) params.set("compare", "true");
-    Object.entries(extra).forEach(([k, v]) => params.set(k, v));
-    return params;
-  }
-
-  function remember() {
-    const params = new URLSearchParams({ range: state.range });
-    if (state.range === "custom") { params.set("start", state.start); params.set("end", state.end); }
-    else if (state.anchor) params.set("anchor", state.anchor);
-    history.replaceState(null, "", `${location.pathname}?${params}`);
-  }
+  const period = meterhub.periodControls({ root, current: () => view, load });
 
   function powerTraces(power, name, color, band) {
     const traces = [];
@@ -125,22 +105,10 @@
     document.getElementById("png").setAttribute("download", `${meter}-${view.anchor.replace(/[:]/g, "")}.png`);
   }
 
-  function controls() {
-    document.querySelectorAll(".ranges button").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.range === state.range)));
-    document.getElementById("custom").hidden = state.range !== "custom";
-    document.getElementById("prev").disabled = !view.previous_anchor;
-    document.getElementById("next").disabled = !view.next_anchor;
-    document.getElementById("period-title").textContent = `${view.title}${zoomed ? " (zoomed)" : ""}`;
-    if (state.range === "custom") {
-      document.getElementById("custom-start").value = view.x_start.slice(0, 16).replace(" ", "T");
-      document.getElementById("custom-end").value = view.x_end.slice(0, 16).replace(" ", "T");
-    }
-  }
-
   async function load() {
     const ticket = ++loading;
     root.dataset.loading = "true";
-    const url = (part) => `/api/v1/dashboard/meters/${encodeURIComponent(meter)}/view?${query(part)}`;
+    const url = (part) => `/api/v1/dashboard/meters/${encodeURIComponent(meter)}/view?${period.query(part)}`;
     try {
       // Power and energy come in two requests at once: each is its own quick read of the rollups.
       const [power, energy] = await Promise.all([
@@ -150,10 +118,7 @@
       if (ticket !== loading) return;
       view = { ...power, energy: energy.energy };
       if (power.compare) view.compare = { ...power.compare, energy: energy.compare && energy.compare.energy };
-      zoomed = false;
-      if (state.range !== "custom") state.anchor = view.anchor;
-      remember();
-      controls();
+      period.loaded(view);
       drawPower();
       drawEnergy();
       links();
@@ -173,40 +138,14 @@
       const body = await meterhub.getJson(`/api/v1/dashboard/meters/${encodeURIComponent(meter)}/view?${params}`);
       if (ticket !== loading) return;
       view = { ...view, power: body.power, x_start: body.x_start, x_end: body.x_end, start: body.start, end: body.end, compare: null };
-      zoomed = true;
       drawPower();
       links();
-      controls();
+      period.show(view, `${view.title} (zoomed)`);
     } catch (error) {
       document.getElementById("period-title").textContent = `Could not zoom: ${error.message}`;
     } finally {
       if (ticket === loading) root.dataset.loading = "false";
     }
-  }
-
-  function wire() {
-    document.querySelectorAll(".ranges button").forEach((button) => button.addEventListener("click", () => {
-      state.range = button.dataset.range;
-      if (state.range === "custom") {
-        state.start = view.x_start.slice(0, 16).replace(" ", "T");
-        state.end = view.x_end.slice(0, 16).replace(" ", "T");
-      } else if (view) state.anchor = view.anchor.slice(0, 10);
-      load();
-    }));
-    document.getElementById("prev").addEventListener("click", () => { state.anchor = view.previous_anchor; load(); });
-    document.getElementById("next").addEventListener("click", () => { state.anchor = view.next_anchor; load(); });
-    document.getElementById("today").addEventListener("click", () => {
-      state.anchor = "";
-      if (state.range === "custom") state.range = "day";
-      load();
-    });
-    document.getElementById("custom").addEventListener("submit", (event) => {
-      event.preventDefault();
-      state.start = document.getElementById("custom-start").value;
-      state.end = document.getElementById("custom-end").value;
-      load();
-    });
-    compareBox.addEventListener("change", load);
   }
 
   function onRelayout(event) {
@@ -227,9 +166,6 @@
     });
   }
 
-  const params = new URLSearchParams(location.search);
-  if (state.range === "custom") { state.start = params.get("start") || ""; state.end = params.get("end") || ""; }
-  wire();
   load().then(() => document.getElementById("power-chart").on("plotly_relayout", onRelayout));
   meterhub.live(onReadings, null);
 })();

@@ -4,8 +4,6 @@
   const root = document.getElementById("place");
   const place = root.dataset.place;
   const tz = root.dataset.tz;
-  const state = { range: root.dataset.range || "day", anchor: root.dataset.anchor || "", start: "", end: "" };
-  const compareBox = document.getElementById("compare");
   const COLORS = { selfUse: "#f08c00", grid: "#1c64c8", other: "#7048e8", export: "#2b8a3e", special: "#c2255c",
     before: "#868e96", importCost: "#d9480f", fees: "#868e96", credit: "#2b8a3e" };
   const PLOT_CONFIG = { responsive: true, displaylogo: false, scrollZoom: false,
@@ -13,27 +11,11 @@
   const UNITS = { "15m": "quarter hour", hour: "hour", day: "day", month: "month" };
   let view = null;
   let loading = 0;
+  const period = meterhub.periodControls({ root, current: () => view, load });
   const meters = new Map(); // meter id -> { role, power_w, ts }
 
   const $ = (selector) => document.querySelector(selector);
   const base = `/api/v1/dashboard/places/${encodeURIComponent(place)}`;
-
-  function query() {
-    const params = new URLSearchParams({ range: state.range });
-    if (state.range === "custom") {
-      if (state.start) params.set("start", state.start);
-      if (state.end) params.set("end", state.end);
-    } else if (state.anchor) params.set("anchor", state.anchor);
-    if (compareBox.checked) params.set("compare", "true");
-    return params;
-  }
-
-  function remember() {
-    const params = new URLSearchParams({ range: state.range });
-    if (state.range === "custom") { params.set("start", state.start); params.set("end", state.end); }
-    else if (state.anchor) params.set("anchor", state.anchor);
-    history.replaceState(null, "", `${location.pathname}?${params}`);
-  }
 
   function money(value, currency) {
     return value === null || value === undefined ? "–" : `${Number(value).toFixed(2)} ${currency}`;
@@ -135,28 +117,14 @@
     $("#cost-caption").textContent = caption;
   }
 
-  function controls() {
-    document.querySelectorAll(".ranges button").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.range === state.range)));
-    $("#custom").hidden = state.range !== "custom";
-    $("#prev").disabled = !view.previous_anchor;
-    $("#next").disabled = !view.next_anchor;
-    $("#period-title").textContent = view.title;
-    if (state.range === "custom") {
-      $("#custom-start").value = view.x_start.slice(0, 16).replace(" ", "T");
-      $("#custom-end").value = view.x_end.slice(0, 16).replace(" ", "T");
-    }
-  }
-
   async function load() {
     const ticket = ++loading;
     root.dataset.loading = "true";
     try {
-      const body = await meterhub.getJson(`${base}/view?${query()}`);
+      const body = await meterhub.getJson(`${base}/view?${period.query()}`);
       if (ticket !== loading) return;
       view = body;
-      if (state.range !== "custom") state.anchor = view.anchor;
-      remember();
-      controls();
+      period.loaded(view);
       drawFlow();
       drawBars();
       drawCost();
@@ -267,34 +235,6 @@
     }, wait);
   }
 
-  function wire() {
-    document.querySelectorAll(".ranges button").forEach((button) => button.addEventListener("click", () => {
-      state.range = button.dataset.range;
-      if (state.range === "custom") {
-        state.start = view.x_start.slice(0, 16).replace(" ", "T");
-        state.end = view.x_end.slice(0, 16).replace(" ", "T");
-      } else if (view) state.anchor = view.anchor.slice(0, 10);
-      load();
-    }));
-    $("#prev").addEventListener("click", () => { state.anchor = view.previous_anchor; load(); });
-    $("#next").addEventListener("click", () => { state.anchor = view.next_anchor; load(); });
-    $("#today").addEventListener("click", () => {
-      state.anchor = "";
-      if (state.range === "custom") state.range = "day";
-      load();
-    });
-    $("#custom").addEventListener("submit", (event) => {
-      event.preventDefault();
-      state.start = $("#custom-start").value;
-      state.end = $("#custom-end").value;
-      load();
-    });
-    compareBox.addEventListener("change", load);
-  }
-
-  const params = new URLSearchParams(location.search);
-  if (state.range === "custom") { state.start = params.get("start") || ""; state.end = params.get("end") || ""; }
-  wire();
   load();
   loadNow().then(() => meterhub.live(onReadings, $("#live-state")));
   setInterval(drawNow, 15_000); // keeps the readings' ages current, in the page alone
