@@ -1,4 +1,8 @@
-"""A hub on loopback with a household's year of readings, two users, and a browser."""
+"""A hub on loopback with a household's year of readings, two users, and a browser.
+
+The HTTP tests serve an app of their own instead: each such module's ``hub`` is an ApiServer,
+and ``admin`` is its admin's API client.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
@@ -17,6 +22,7 @@ from meterhub.ingest import Ingestor
 from meterhub.model import Meter, Reading, UserRole, utc_now
 from meterhub.poller.hub import Hub, bind_socket
 from meterhub.store import Store, open_store
+from tests.api.conftest import ApiServer
 from tests.waiting import DEADLINE_S, wait_until
 from tests.web.browser import Guard, browser, guarded_context
 from tests.web.household import household_readings
@@ -92,6 +98,12 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
         sock.close()
         store.close()
         assert not thread.is_alive(), "the hub did not stop"
+
+
+@pytest.fixture
+def admin(hub: ApiServer) -> httpx.Client:
+    """The admin's API client of an HTTP test module's own served ``hub``."""
+    return hub.client(hub.admin_key)
 
 
 @pytest.fixture

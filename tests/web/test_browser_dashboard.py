@@ -4,33 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.web.conftest import GARAGE, HOUSE, PASSWORDS, RunningHub, sign_in
+from tests.web.helpers import admin_on, loaded, shot
 
 pytestmark = pytest.mark.slow
 
-SHOTS = Path(os.environ["METERHUB_SCREENSHOTS"]) if os.environ.get("METERHUB_SCREENSHOTS") else None
-"""Where `make screenshots` keeps the pictures the README shows; tests elsewhere use tmp_path."""
 
-
-def shot(page: Page, name: str, tmp_path: Path) -> Path:
-    """Save a full-page screenshot (for the docs when asked) and check it holds a picture."""
-    folder = SHOTS or tmp_path
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 10_000, f"{path} is too small to show a page"
-    return path
-
-
-def loaded(page: Page) -> None:
-    """Wait until the meter page has drawn the period it asked for."""
-    expect(page.locator("#meter")).to_have_attribute("data-loading", "false")
+def house_day(context: BrowserContext, hub: RunningHub, day: str) -> Page:
+    """Sign in as the admin and open the house's meter page on ``day``, drawn."""
+    return admin_on(context, hub, f"/meters/{HOUSE}", f"range=day&anchor={day}", "meter")
 
 
 def bars(page: Page) -> int:
@@ -59,17 +46,15 @@ def test_sign_in_and_see_the_overview_update_live(
 def test_a_meter_day_across_the_spring_dst_night_has_23_hourly_bars(
     context: BrowserContext, hub: RunningHub
 ) -> None:
-    page = sign_in(context.new_page(), hub, "admin", f"/meters/{HOUSE}")
-    page.goto(f"{hub.url}/meters/{HOUSE}?range=day&anchor=2026-03-29")
-    loaded(page)
+    page = house_day(context, hub, "2026-03-29")
     expect(page.locator("#period-title")).to_have_text("Sunday 29 March 2026")
     assert bars(page) == 23
     page.get_by_role("button", name="Next period").click()
-    loaded(page)
+    loaded(page, "meter")
     expect(page.locator("#period-title")).to_have_text("Monday 30 March 2026")
     assert bars(page) == 24
     page.goto(f"{hub.url}/meters/{HOUSE}?range=day&anchor=2026-10-25")
-    loaded(page)
+    loaded(page, "meter")
     assert bars(page) == 25
     labels = page.evaluate("() => document.getElementById('energy-chart').data[0].x")
     assert "02:00 CEST" in labels and "02:00 CET" in labels, labels
@@ -79,36 +64,32 @@ def test_a_meter_day_across_the_spring_dst_night_has_23_hourly_bars(
 def test_month_and_year_views_and_the_previous_period(
     context: BrowserContext, hub: RunningHub, tmp_path: Path
 ) -> None:
-    page = sign_in(context.new_page(), hub, "admin", f"/meters/{HOUSE}")
-    page.goto(f"{hub.url}/meters/{HOUSE}?range=day&anchor=2026-03-29")
-    loaded(page)
+    page = house_day(context, hub, "2026-03-29")
     page.get_by_role("button", name="Month").click()
-    loaded(page)
+    loaded(page, "meter")
     expect(page.locator("#period-title")).to_have_text("March 2026")
     assert bars(page) == 31
     page.get_by_role("button", name="Previous period").click()
-    loaded(page)
+    loaded(page, "meter")
     expect(page.locator("#period-title")).to_have_text("February 2026")
     assert bars(page) == 28
     page.get_by_role("button", name="Year").click()
-    loaded(page)
+    loaded(page, "meter")
     expect(page.locator("#period-title")).to_have_text("2026")
     assert bars(page) == 12
     expect(page).to_have_url(f"{hub.url}/meters/{HOUSE}?range=year&anchor=2026-01-01")
     page.get_by_label("Compare with the previous period").check()
-    loaded(page)
+    loaded(page, "meter")
     expect(page.locator("#energy-caption")).to_contain_text("vs 2025")
     page.get_by_label("Compare with the previous period").uncheck()
-    loaded(page)
+    loaded(page, "meter")
     shot(page, "meter-year", tmp_path)
 
 
 def test_a_day_with_a_silence_draws_a_gap_and_zooms(
     context: BrowserContext, hub: RunningHub, tmp_path: Path
 ) -> None:
-    page = sign_in(context.new_page(), hub, "admin", f"/meters/{HOUSE}")
-    page.goto(f"{hub.url}/meters/{HOUSE}?range=day&anchor=2026-10-24")
-    loaded(page)
+    page = house_day(context, hub, "2026-10-24")
     gaps = page.evaluate(
         """() => {
           const avg = document.getElementById('power-chart').data.find((t) => t.name === 'average');
@@ -127,7 +108,7 @@ def test_a_day_with_a_silence_draws_a_gap_and_zooms(
     page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2, steps=8)
     page.mouse.up()
     expect(page.locator("#period-title")).to_contain_text("(zoomed)")
-    loaded(page)
+    loaded(page, "meter")
     after = page.evaluate(
         """() => {
           const avg = document.getElementById('power-chart').data.find((t) => t.name === 'average');
@@ -139,9 +120,7 @@ def test_a_day_with_a_silence_draws_a_gap_and_zooms(
 
 
 def test_csv_and_png_of_the_view_download(context: BrowserContext, hub: RunningHub) -> None:
-    page = sign_in(context.new_page(), hub, "admin", f"/meters/{HOUSE}")
-    page.goto(f"{hub.url}/meters/{HOUSE}?range=day&anchor=2026-03-29")
-    loaded(page)
+    page = house_day(context, hub, "2026-03-29")
     with page.expect_download() as download:
         page.get_by_role("link", name="CSV").click()
     text = Path(download.value.path()).read_text()
@@ -195,7 +174,7 @@ def test_the_phone_layout_fits_the_screen(browser_phone: Page, hub: RunningHub, 
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     shot(page, "phone-overview", tmp_path)
     page.goto(f"{hub.url}/meters/{HOUSE}?range=day&anchor=2026-10-24")
-    loaded(page)
+    loaded(page, "meter")
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     shot(page, "phone-meter", tmp_path)
 

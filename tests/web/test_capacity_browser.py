@@ -8,17 +8,16 @@ The place ``cap-house`` has the household's meter as its grid meter; October 202
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, expect
 
 from meterhub.errors import UnknownPlaceError
 from meterhub.ingest import Ingestor
 from meterhub.model import Place, Role, utc_now
 from tests.waiting import wait_until
 from tests.web.conftest import HOUSE, RunningHub, household_reading, sign_in
-from tests.web.test_browser_dashboard import shot
+from tests.web.helpers import admin_on, api_json, loaded, shot
 
 pytestmark = pytest.mark.slow
 
@@ -35,23 +34,10 @@ def place(hub: RunningHub) -> str:
     return PLACE
 
 
-def loaded(page: Page) -> None:
-    expect(page.locator("#capacity")).to_have_attribute("data-loading", "false")
-
-
-def api_json(page: Page, url: str) -> dict[str, Any]:
-    answer = page.request.get(url)
-    assert answer.status == 200, answer.text()
-    body: dict[str, Any] = answer.json()
-    return body
-
-
 def test_the_october_page_shows_the_apis_figures(
     context: BrowserContext, hub: RunningHub, place: str, tmp_path: Path
 ) -> None:
-    page = sign_in(context.new_page(), hub, "admin", f"/places/{place}/capacity")
-    page.goto(f"{hub.url}/places/{place}/capacity?month=2026-10")
-    loaded(page)
+    page = admin_on(context, hub, f"/places/{place}/capacity", "month=2026-10", "capacity")
     api = api_json(page, f"{hub.url}/api/v1/places/{place}/capacity?month=2026-10")
     expect(page.locator("#month-title")).to_have_text("October 2026")
     expect(page.locator('[data-field="month_value_kwh"]')).to_have_text(f"{api['month_value_kwh']:.2f}")
@@ -82,7 +68,7 @@ def test_the_hour_in_progress_follows_the_live_stream(
     context: BrowserContext, hub: RunningHub, place: str
 ) -> None:
     page = sign_in(context.new_page(), hub, "admin", f"/places/{place}/capacity")
-    loaded(page)
+    loaded(page, "capacity")
     expect(page.locator("#live-hour")).to_be_visible()
     expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
     so_far = page.locator('[data-field="hour_import_kwh"]')

@@ -9,7 +9,6 @@ and /api/v1/places/{id}/capacity must both give these figures; a place not share
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,11 +19,11 @@ import pytest
 
 from meterhub.analytics.capacity import capacity_of_hours
 from meterhub.analytics.energy import EnergyBucket
-from meterhub.ingest import Ingestor
 from meterhub.model import Meter, Place, Reading, Role, UserRole
 from meterhub.store import open_store
 from meterhub.web.capacity_views import capacity_view, hour_cap_kwh
 from tests.api.conftest import USER_PASSWORD, ApiServer, no_unexpected_errors, serve_api
+from tests.web.helpers import served, signed_in, store_readings
 
 __all__ = ["no_unexpected_errors", "serve_api"]
 
@@ -69,21 +68,14 @@ def seed(store: Any, end: datetime = MONTH_END + STEP) -> None:
         store.add_meter(Meter(meter, "file", 1, "Europe/Oslo", 900, meter))
     store.add_place(Place(FLAT, "Europe/Oslo", "Flat", ((GRID, Role.GRID),)))
     store.add_place(Place(OTHER, "Europe/Oslo", "Elsewhere", ((OTHER_METER, Role.GRID),)))
-    rows = list(month_readings(GRID, MONTH_START, end))
-    report = Ingestor(store, feed=None).ingest(rows)
-    assert report.stored == len(rows), report.reasons()
+    store_readings(store, (), month_readings(GRID, MONTH_START, end))
 
 
 @pytest.fixture
 def hub(serve_api: Callable[..., ApiServer]) -> ApiServer:
-    api = serve_api(api_rate_per_s=0)
+    api = served(serve_api)
     seed(api.store)
     return api
-
-
-@pytest.fixture
-def admin(hub: ApiServer) -> httpx.Client:
-    return hub.client(hub.admin_key)
 
 
 @pytest.fixture
@@ -103,18 +95,6 @@ def api_capacity(client: httpx.Client, place: str = FLAT, **params: str) -> dict
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()
     return body
-
-
-def signed_in(hub: ApiServer, user: str, password: str) -> httpx.Client:
-    """Return a client holding a browser session of ``user``, signed in through the form."""
-    client = hub.client()
-    form = client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert token is not None, form.text[:300]
-    fields = {"username": user, "password": password, "csrf_token": token.group(1), "next": "/"}
-    answer = client.post("/login", data=fields, follow_redirects=False)
-    assert answer.status_code == 303, answer.text
-    return client
 
 
 # --- the month, by hand -------------------------------------------------------------------
@@ -193,7 +173,7 @@ def test_a_viewer_sees_the_shared_place_and_not_the_other(viewer: httpx.Client) 
 
 
 def test_the_page_is_a_404_for_a_place_not_shared(hub: ApiServer, viewer: httpx.Client) -> None:
-    browser = signed_in(hub, VIEWER, USER_PASSWORD)
+    browser = signed_in(hub.client(), VIEWER, USER_PASSWORD)
     shown = browser.get(f"/places/{FLAT}/capacity", params={"month": "2026-10"})
     assert shown.status_code == 200
     assert f'data-place="{FLAT}"' in shown.text and 'data-month="2026-10"' in shown.text

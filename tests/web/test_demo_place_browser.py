@@ -26,6 +26,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from tests.cli.test_demo import free_port, serving, terminate
 from tests.waiting import wait_until
 from tests.web.browser import Guard, guarded_context
+from tests.web.helpers import add_user_and_share, loaded, notice, save_tariff
 
 pytestmark = pytest.mark.slow
 
@@ -84,11 +85,6 @@ def sign_in(page: Page, demo: Demo, user: str, password: str, path: str) -> Page
     return page
 
 
-def notice(page: Page, words: str) -> None:
-    """Wait for the notice a change that worked leaves."""
-    expect(page.locator(".notice")).to_contain_text(words)
-
-
 def build_place(page: Page, demo: Demo) -> None:
     """Create the place, attach the demo's meters by role, and set a time-of-use tariff."""
     page.goto(demo.url + "/manage/places")
@@ -104,17 +100,11 @@ def build_place(page: Page, demo: Demo) -> None:
         attach.get_by_label("Role").select_option(role)
         attach.get_by_role("button", name="Attach").click()
         notice(page, "Meter attached")
-    tariff = page.get_by_role("form", name="Tariff")
-    tariff.get_by_label("Currency").fill("NOK")
-    tariff.get_by_label("Peak price per kWh", exact=True).fill("1.40")
-    tariff.get_by_label("Off-peak price per kWh").fill("0.70")
-    tariff.get_by_label("Peak starts at hour").fill("6")
-    tariff.get_by_label("Peak ends at hour").fill("22")
-    tariff.get_by_label("Peak on").select_option("all")
-    tariff.get_by_label("Flat export price per kWh").fill("0.30")
-    tariff.get_by_label("Fee per day").fill("5")
-    tariff.get_by_role("button", name="Save tariff").click()
-    notice(page, f"Tariff of {PLACE} saved.")
+    save_tariff(page, PLACE, {
+        "Currency": "NOK", "Peak price per kWh": "1.40", "Off-peak price per kWh": "0.70",
+        "Peak starts at hour": "6", "Peak ends at hour": "22", "Peak on": "all",
+        "Flat export price per kWh": "0.30", "Fee per day": "5",
+    })  # fmt: skip
 
 
 def import_prices(page: Page, demo: Demo, day: datetime) -> None:
@@ -152,7 +142,7 @@ def test_a_place_built_from_the_demo_meters_shows_the_apis_figures(
     import_prices(page, demo, yesterday)
 
     page.goto(f"{demo.url}/places/{PLACE}?range=day&anchor={yesterday.date().isoformat()}")
-    expect(page.locator("#place")).to_have_attribute("data-loading", "false")
+    loaded(page, "place")
     (energy,) = api(page, demo, "energy", yesterday)["data"]
     for figure, name in FLOW.items():
         box = page.locator(f'#flow [data-figure="{figure}"]')
@@ -166,24 +156,13 @@ def test_a_place_built_from_the_demo_meters_shows_the_apis_figures(
     assert cost["currency"] == "NOK" and cost["total_cost"] > 5.0  # the day's fee and its energy
 
     page.goto(f"{demo.url}/prices?series=e2e-spot&day={yesterday.date().isoformat()}&place={PLACE}")
-    expect(page.locator("#prices")).to_have_attribute("data-loading", "false")
+    loaded(page, "prices")
     expect(page.locator("#prices-chart")).to_be_visible()
     expect(page.get_by_text("Cheapest hours").first).to_be_visible()
     names = page.evaluate("() => document.getElementById('prices-chart').data.map((t) => t.name)")
     assert any("e2e-spot" in name for name in names) and any("cost" in name for name in names), names
 
-    page.goto(demo.url + "/manage/users")
-    add = page.get_by_role("form", name="Add a user")
-    add.get_by_label("User name").fill(VIEWER)
-    add.get_by_label("Role").select_option("viewer")
-    add.get_by_label("Password", exact=True).fill(VIEWER_PASSWORD)
-    add.get_by_label("Password again").fill(VIEWER_PASSWORD)
-    add.get_by_role("button", name="Add user").click()
-    notice(page, f"User {VIEWER} added as viewer.")
-    share = page.get_by_role("form", name="Share")
-    share.get_by_label("Share").select_option(f"place:{PLACE}")
-    share.get_by_role("button", name="Share").click()
-    notice(page, f"Shared with {VIEWER}.")
+    add_user_and_share(page, demo.url, VIEWER, VIEWER_PASSWORD, f"place:{PLACE}")
 
     viewer = guarded_context(browser, guard)
     viewer.on("page", guard.watch)
@@ -196,7 +175,7 @@ def test_a_place_built_from_the_demo_meters_shows_the_apis_figures(
 def the_viewer_reads_the_place_and_reaches_no_manage_page(page: Page, demo: Demo) -> None:
     """Sign in as the viewer the place is shared with: read it, and find no way to manage."""
     sign_in(page, demo, VIEWER, VIEWER_PASSWORD, f"/places/{PLACE}")
-    expect(page.locator("#place")).to_have_attribute("data-loading", "false")
+    loaded(page, "place")
     expect(page.get_by_role("link", name="Manage")).to_have_count(0)
     for path in ("/manage", "/manage/meters", "/manage/places", f"/manage/places/{PLACE}", "/manage/users",
                  "/manage/keys", "/manage/backfill", "/manage/meters/new"):  # fmt: skip

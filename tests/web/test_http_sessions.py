@@ -29,6 +29,7 @@ from tests.api.conftest import (
     serve_api,
 )
 from tests.api.seeding import seed_household
+from tests.web.helpers import form_token, post_sign_in, signed_in
 
 __all__ = ["no_unexpected_errors", "serve_api"]
 
@@ -67,32 +68,10 @@ def hub(build: Callable[..., Hub]) -> Hub:
     return build()
 
 
-def form_token(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found is not None, html[:500]
-    return found.group(1)
-
-
 def page_csrf(html: str) -> str:
     found = re.search(r'<meta name="csrf-token" content="([^"]*)">', html)
     assert found is not None, html[:500]
     return found.group(1)
-
-
-def sign_in(
-    client: httpx.Client, user: str = ADMIN, password: str = ADMIN_PASSWORD, next_: str = "/"
-) -> Response:
-    form = client.get("/login", params={"next": next_})
-    assert form.status_code == 200, form.text
-    fields = {"username": user, "password": password, "csrf_token": form_token(form.text), "next": next_}
-    return client.post("/login", data=fields, follow_redirects=False)
-
-
-def signed_in(hub: Hub, user: str = ADMIN, password: str = ADMIN_PASSWORD) -> httpx.Client:
-    client = hub.browser()
-    answer = sign_in(client, user, password)
-    assert answer.status_code == 303, answer.text
-    return client
 
 
 def csrf_of(client: httpx.Client) -> str:
@@ -119,7 +98,7 @@ def test_signing_in_through_the_form_sets_a_strict_httponly_session_cookie(hub: 
     client = hub.browser()
     form = client.get("/login")
     assert "meterhub_login_csrf" in set_cookies(form)
-    answer = sign_in(client, next_="/meters/grid?range=week")
+    answer = post_sign_in(client, next_="/meters/grid?range=week")
     assert answer.status_code == 303
     assert answer.headers["location"] == "/meters/grid?range=week"
     cookie = set_cookies(answer)[COOKIE].lower()
@@ -149,13 +128,13 @@ def test_over_https_the_cookies_are_secure(hub: Hub) -> None:
 
 def test_a_wrong_password_shows_the_form_again_without_a_session(hub: Hub) -> None:
     client = hub.browser()
-    answer = sign_in(client, ADMIN, "not-the-password")
+    answer = post_sign_in(client, ADMIN, "not-the-password")
     assert answer.status_code == 400
     assert "Wrong user name or password." in answer.text
     assert 'name="csrf_token"' in answer.text
     assert COOKIE not in set_cookies(answer)
     assert client.get("/api/v1/session").status_code == 401
-    assert sign_in(client, "nobody", ADMIN_PASSWORD).status_code == 400
+    assert post_sign_in(client, "nobody", ADMIN_PASSWORD).status_code == 400
 
 
 @pytest.mark.parametrize("token", [None, "", "a-token-of-another-form"])
@@ -184,14 +163,14 @@ def test_a_form_token_without_its_cookie_is_refused(hub: Hub) -> None:
 )
 def test_next_never_leaves_the_hub(hub: Hub, target: str) -> None:
     client = hub.browser()
-    answer = sign_in(client, next_=target)
+    answer = post_sign_in(client, next_=target)
     assert answer.status_code == 303
     assert answer.headers["location"] == "/"
 
 
 # --- the cookie on the API ------------------------------------------------------------------
 def test_a_signed_in_browser_reads_the_api_and_the_dashboard_data_with_the_cookie_alone(hub: Hub) -> None:
-    client = signed_in(hub, VIEWER, USER_PASSWORD)
+    client = signed_in(hub.browser(), VIEWER, USER_PASSWORD)
     who = client.get("/api/v1/session")
     assert who.status_code == 200
     assert (who.json()["user"], who.json()["meters"]) == (VIEWER, ["grid"])
@@ -205,7 +184,7 @@ def test_a_signed_in_browser_reads_the_api_and_the_dashboard_data_with_the_cooki
 
 @pytest.mark.parametrize("method", ["POST", "DELETE"])
 def test_a_change_with_the_cookie_needs_the_sessions_csrf_header(hub: Hub, method: str) -> None:
-    client = signed_in(hub)
+    client = signed_in(hub.browser())
     token = csrf_of(client)
     key_id = security.issue_api_key(hub.store, ADMIN, "spare")[0].key_id
     path, body = (
@@ -223,7 +202,7 @@ def test_a_change_with_the_cookie_needs_the_sessions_csrf_header(hub: Hub, metho
 
 
 def test_a_put_with_the_cookie_needs_the_csrf_header_too(hub: Hub) -> None:
-    client = signed_in(hub)
+    client = signed_in(hub.browser())
     token = csrf_of(client)
     body = {"currency": "EUR", "import_per_kwh": 3.0, "export_per_kwh": 0.5, "fee_per_day": 1.0}
     assert client.put("/api/v1/places/home/tariff", json=body).status_code == 403
@@ -235,7 +214,7 @@ def test_a_put_with_the_cookie_needs_the_csrf_header_too(hub: Hub) -> None:
 
 
 def test_a_session_csrf_token_does_not_open_another_session(hub: Hub) -> None:
-    first, second = signed_in(hub), signed_in(hub)
+    first, second = signed_in(hub.browser()), signed_in(hub.browser())
     token = csrf_of(first)
     assert csrf_of(second) != token
     assert second.post("/api/v1/keys", json={"name": "x"}, headers={"X-CSRF-Token": token}).status_code == 403
@@ -243,7 +222,7 @@ def test_a_session_csrf_token_does_not_open_another_session(hub: Hub) -> None:
 
 # --- signing out and ending -----------------------------------------------------------------
 def test_signing_out_needs_the_form_token_and_then_ends_the_session(hub: Hub) -> None:
-    client = signed_in(hub)
+    client = signed_in(hub.browser())
     cookie = client.cookies[COOKIE]
     refused = client.post("/logout", data={"csrf_token": "guessed"}, follow_redirects=False)
     assert refused.status_code == 400
@@ -258,18 +237,18 @@ def test_signing_out_needs_the_form_token_and_then_ends_the_session(hub: Hub) ->
 
 
 def test_changing_ones_password_ends_the_session(hub: Hub) -> None:
-    client = signed_in(hub, VIEWER, USER_PASSWORD)
+    client = signed_in(hub.browser(), VIEWER, USER_PASSWORD)
     token = csrf_of(client)
     body = {"password": "a-new-password-1", "current_password": USER_PASSWORD}
     changed = client.put(f"/api/v1/users/{VIEWER}/password", json=body, headers={"X-CSRF-Token": token})
     assert changed.status_code == 204, changed.text
     assert client.get("/api/v1/session").status_code == 401
     assert client.get("/", follow_redirects=False).status_code == 303
-    assert signed_in(hub, VIEWER, "a-new-password-1").get("/api/v1/session").status_code == 200
+    assert signed_in(hub.browser(), VIEWER, "a-new-password-1").get("/api/v1/session").status_code == 200
 
 
 def test_an_admin_setting_a_password_ends_that_users_sessions(hub: Hub) -> None:
-    client = signed_in(hub, VIEWER, USER_PASSWORD)
+    client = signed_in(hub.browser(), VIEWER, USER_PASSWORD)
     assert client.get("/api/v1/session").status_code == 200
     admin = hub.browser()
     body = {"password": "set-by-the-admin-1"}
@@ -279,7 +258,7 @@ def test_an_admin_setting_a_password_ends_that_users_sessions(hub: Hub) -> None:
 
 
 def test_removing_a_user_ends_their_session(hub: Hub) -> None:
-    client = signed_in(hub, VIEWER, USER_PASSWORD)
+    client = signed_in(hub.browser(), VIEWER, USER_PASSWORD)
     assert client.get("/api/v1/session").status_code == 200
     admin = hub.browser()
     assert admin.delete(f"/api/v1/users/{VIEWER}", headers={"X-API-Key": hub.admin_key}).status_code == 204
@@ -317,11 +296,11 @@ def later(clock: Clock, sessions: WebSessions, seconds: float) -> None:
 def test_a_session_idle_longer_than_the_limit_ends(build: Callable[..., Hub]) -> None:
     hub = build(web_session_idle_s=60)
     clock, sessions = with_clock(hub)
-    client = signed_in(hub)
+    client = signed_in(hub.browser())
     assert client.get("/api/v1/session").status_code == 200
     later(clock, sessions, 59)
     assert client.get("/api/v1/session").status_code == 200
-    idle = signed_in(hub)
+    idle = signed_in(hub.browser())
     later(clock, sessions, 61)
     assert idle.get("/api/v1/session").status_code == 401
     assert idle.get("/", follow_redirects=False).headers["location"] == "/login?next=%2F"
@@ -330,7 +309,7 @@ def test_a_session_idle_longer_than_the_limit_ends(build: Callable[..., Hub]) ->
 def test_a_session_in_use_lives_past_its_idle_limit(build: Callable[..., Hub]) -> None:
     hub = build(web_session_idle_s=600)
     clock, sessions = with_clock(hub)
-    client = signed_in(hub)
+    client = signed_in(hub.browser())
     for _ in range(12):  # an hour, used every five minutes
         later(clock, sessions, 300)
         assert client.get("/api/v1/session").status_code == 200
@@ -341,7 +320,7 @@ def test_a_session_in_use_lives_past_its_idle_limit(build: Callable[..., Hub]) -
 def test_a_session_used_every_30_s_outlives_a_60_s_idle_limit(build: Callable[..., Hub]) -> None:
     hub = build(web_session_idle_s=60)
     clock, sessions = with_clock(hub)
-    client = signed_in(hub)
+    client = signed_in(hub.browser())
     for step in range(6):
         later(clock, sessions, 30)
         assert client.get("/api/v1/session").status_code == 200, f"after {30 * (step + 1)} s"
@@ -350,7 +329,7 @@ def test_a_session_used_every_30_s_outlives_a_60_s_idle_limit(build: Callable[..
 def test_a_session_ends_at_its_lifetime_even_in_use(build: Callable[..., Hub]) -> None:
     hub = build(web_session_idle_s=3600, refresh_token_ttl_s=7200)
     clock, sessions = with_clock(hub)
-    client = signed_in(hub)
+    client = signed_in(hub.browser())
     for _ in range(3):
         later(clock, sessions, 2000)
         assert client.get("/api/v1/session").status_code == 200
@@ -360,15 +339,15 @@ def test_a_session_ends_at_its_lifetime_even_in_use(build: Callable[..., Hub]) -
 
 # --- pages ----------------------------------------------------------------------------------
 def test_a_viewer_sees_only_shared_meters_on_the_overview(hub: Hub) -> None:
-    viewer = signed_in(hub, VIEWER, USER_PASSWORD)
+    viewer = signed_in(hub.browser(), VIEWER, USER_PASSWORD)
     html = viewer.get("/").text
     assert re.findall(r'data-meter="([^"]+)"', html) == ["grid"]
-    admin = signed_in(hub)
+    admin = signed_in(hub.browser())
     assert sorted(re.findall(r'data-meter="([^"]+)"', admin.get("/").text)) == ["grid", "secret", "solar"]
 
 
 def test_a_viewer_gets_the_404_page_for_an_unshared_meter(hub: Hub) -> None:
-    viewer = signed_in(hub, VIEWER, USER_PASSWORD)
+    viewer = signed_in(hub.browser(), VIEWER, USER_PASSWORD)
     hidden = viewer.get("/meters/solar")
     assert hidden.status_code == 404
     assert "text/html" in hidden.headers["content-type"]
@@ -382,7 +361,7 @@ def test_a_viewer_gets_the_404_page_for_an_unshared_meter(hub: Hub) -> None:
 
 @pytest.mark.parametrize("path", ["/login", "/", "/meters/grid", "/docs"])
 def test_pages_carry_a_csp_without_inline_scripts(hub: Hub, path: str) -> None:
-    client = signed_in(hub) if path != "/login" else hub.browser()
+    client = signed_in(hub.browser()) if path != "/login" else hub.browser()
     answer = client.get(path)
     assert answer.status_code == 200
     policy = {
@@ -401,12 +380,12 @@ def test_docs_sends_a_browser_without_a_session_to_sign_in(hub: Hub) -> None:
     answer = hub.browser().get("/docs", follow_redirects=False)
     assert answer.status_code == 303
     assert answer.headers["location"] == "/login?next=%2Fdocs"
-    back = sign_in(hub.browser(), next_="/docs")
+    back = post_sign_in(hub.browser(), next_="/docs")
     assert back.headers["location"] == "/docs"
 
 
 def test_docs_with_a_session_loads_only_local_scripts(hub: Hub) -> None:
-    client = signed_in(hub)
+    client = signed_in(hub.browser())
     answer = client.get("/docs")
     assert answer.status_code == 200 and "text/html" in answer.headers["content-type"]
     scripts = re.findall(r"<script[^>]*\bsrc=\"([^\"]+)\"", answer.text)

@@ -17,6 +17,7 @@ import pytest
 from meterhub.ingest import Ingestor
 from meterhub.model import Meter, Reading, UserRole, utc_now
 from tests.api.conftest import ApiServer, no_unexpected_errors, serve_api
+from tests.web.helpers import served
 
 __all__ = ["no_unexpected_errors", "serve_api"]
 
@@ -49,18 +50,9 @@ def readings(meter: str, start: datetime, end: datetime, register: float) -> Ite
 
 @pytest.fixture
 def hub(serve_api: Callable[..., ApiServer]) -> ApiServer:
-    api = serve_api(api_rate_per_s=0)
-    for meter in (HOUSE, SHED):
-        api.store.add_meter(Meter(meter, "file", 1, "Europe/Oslo", 60, meter.title()))
-    rows = [r for start, end in SPANS for meter in (HOUSE, SHED) for r in readings(meter, start, end, 1000.0)]
-    report = Ingestor(api.store, feed=None).ingest(rows)
-    assert report.stored == len(rows), report.reasons()
-    return api
-
-
-@pytest.fixture
-def admin(hub: ApiServer) -> httpx.Client:
-    return hub.client(hub.admin_key)
+    meters = [Meter(meter, "file", 1, "Europe/Oslo", 60, meter.title()) for meter in (HOUSE, SHED)]
+    rows = (r for start, end in SPANS for meter in (HOUSE, SHED) for r in readings(meter, start, end, 1000.0))
+    return served(serve_api, meters, rows)
 
 
 @pytest.fixture

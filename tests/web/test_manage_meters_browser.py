@@ -11,7 +11,7 @@ from playwright.sync_api import BrowserContext, expect
 from meterhub.model import utc_now
 from tests.simservers import simulator
 from tests.web.conftest import RunningHub, sign_in
-from tests.web.test_browser_dashboard import shot
+from tests.web.helpers import shot
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,8 @@ import pytest
 
 from meterhub.model import UserRole
 from tests.api.conftest import USER_PASSWORD, ApiServer, no_unexpected_errors, password_hash, serve_api
-from tests.web.test_http_sessions import csrf_of, signed_in
+from tests.web.helpers import signed_in
+from tests.web.test_http_sessions import csrf_of
 
 __all__ = ["no_unexpected_errors", "serve_api"]
 
@@ -24,19 +25,8 @@ VIEWER = "vera"
 MEMBER = "mona"
 
 
-class Hub:
-    """What test_http_sessions' helpers need: a served app and a browser-like client."""
-
-    def __init__(self, api: ApiServer) -> None:
-        self.api = api
-        self.store = api.store
-
-    def browser(self) -> httpx.Client:
-        return self.api.client()
-
-
 @pytest.fixture
-def hub(serve_api: Callable[..., ApiServer]) -> Hub:
+def hub(serve_api: Callable[..., ApiServer]) -> ApiServer:
     from tests.api.seeding import seed_household
 
     api = serve_api(api_rate_per_s=0)
@@ -44,12 +34,12 @@ def hub(serve_api: Callable[..., ApiServer]) -> Hub:
     api.store.add_user(VIEWER, UserRole.VIEWER, password_hash(USER_PASSWORD))
     api.store.add_user(MEMBER, UserRole.MEMBER, password_hash(USER_PASSWORD))
     api.store.share(VIEWER, "meter", "grid")
-    return Hub(api)
+    return api
 
 
 @pytest.fixture
-def admin(hub: Hub) -> httpx.Client:
-    return signed_in(hub)  # type: ignore[arg-type]
+def admin(hub: ApiServer) -> httpx.Client:
+    return signed_in(hub.client())
 
 
 def error_for(page: str, field: str) -> str:
@@ -94,8 +84,8 @@ MANAGE_POSTS = [
 
 
 @pytest.mark.parametrize("user", [VIEWER, MEMBER])
-def test_anyone_but_an_admin_gets_the_404_page_on_every_manage_url(hub: Hub, user: str) -> None:
-    client = signed_in(hub, user, USER_PASSWORD)  # type: ignore[arg-type]
+def test_anyone_but_an_admin_gets_the_404_page_on_every_manage_url(hub: ApiServer, user: str) -> None:
+    client = signed_in(hub.client(), user, USER_PASSWORD)
     csrf = csrf_of(client)
     assert 'href="/manage"' not in client.get("/").text
     for path in MANAGE_GETS:
@@ -110,8 +100,8 @@ def test_anyone_but_an_admin_gets_the_404_page_on_every_manage_url(hub: Hub, use
     assert sorted(m.id for m in hub.store.list_meters()) == ["grid", "secret", "solar"]
 
 
-def test_a_browser_not_signed_in_is_sent_to_sign_in(hub: Hub) -> None:
-    answer = hub.browser().get("/manage/meters", follow_redirects=False)
+def test_a_browser_not_signed_in_is_sent_to_sign_in(hub: ApiServer) -> None:
+    answer = hub.client().get("/manage/meters", follow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"].startswith("/login?next=")
 
 
@@ -124,7 +114,7 @@ def test_the_list_shows_each_meter_with_vendor_zone_interval_and_its_actions(adm
     assert 'href="/manage/meters/new"' in page.text
 
 
-def test_a_form_without_its_csrf_token_changes_nothing(hub: Hub, admin: httpx.Client) -> None:
+def test_a_form_without_its_csrf_token_changes_nothing(hub: ApiServer, admin: httpx.Client) -> None:
     fields = {"vendor": "file", "id": "shed", "tz": "Europe/Oslo", "phases": "1"}
     for token in (None, "a-token-of-another-session"):
         answer = post(admin, "/manage/meters/new", fields, token)
@@ -134,11 +124,13 @@ def test_a_form_without_its_csrf_token_changes_nothing(hub: Hub, admin: httpx.Cl
     assert "shed" not in {m.id for m in hub.store.list_meters()}
 
 
-def test_a_bad_zone_is_shown_by_the_zone_field_as_the_api_says_it(hub: Hub, admin: httpx.Client) -> None:
+def test_a_bad_zone_is_shown_by_the_zone_field_as_the_api_says_it(
+    hub: ApiServer, admin: httpx.Client
+) -> None:
     fields = {"vendor": "file", "id": "shed", "tz": "Mars/Olympus", "phases": "1", "name": "The shed"}
     answer = post(admin, "/manage/meters/new", fields, csrf_of(admin))
     assert answer.status_code == 400
-    api = hub.api.client(hub.api.admin_key).post(
+    api = hub.client(hub.admin_key).post(
         "/api/v1/meters", json={"id": "shed", "vendor": "file", "tz": "Mars/Olympus"}
     )
     assert api.status_code == 422
@@ -166,7 +158,7 @@ def test_a_taken_id_and_a_secret_in_the_clear_are_refused_by_their_fields(admin:
     assert "hunter2" not in error_for(extra.text, "env_password")
 
 
-def test_adding_directly_keeps_only_a_reference_to_the_secret(hub: Hub, admin: httpx.Client) -> None:
+def test_adding_directly_keeps_only_a_reference_to_the_secret(hub: ApiServer, admin: httpx.Client) -> None:
     fields = {
         "vendor": "umeter",
         "id": "flat",
@@ -186,7 +178,7 @@ def test_adding_directly_keeps_only_a_reference_to_the_secret(hub: Hub, admin: h
 
 # --- editing and removing -------------------------------------------------------------------
 def test_editing_shows_secrets_as_their_variable_and_validates_as_the_patch(
-    hub: Hub, admin: httpx.Client
+    hub: ApiServer, admin: httpx.Client
 ) -> None:
     fields = {"vendor": "umeter", "id": "flat", "tz": "UTC", "env_username": "U", "env_password": "P_OLD"}
     notice(post(admin, "/manage/meters/new", fields, csrf_of(admin)))
@@ -197,7 +189,7 @@ def test_editing_shows_secrets_as_their_variable_and_validates_as_the_patch(
     change = {"name": "Flat", "tz": "Nowhere/Land", "phases": "1", "interval_s": "900"}
     change |= {"env_username": "U", "env_password": "P_NEW"}
     refused = post(admin, "/manage/meters/flat/edit", change, csrf)
-    api = hub.api.client(hub.api.admin_key).patch("/api/v1/meters/flat", json={"tz": "Nowhere/Land"})
+    api = hub.client(hub.admin_key).patch("/api/v1/meters/flat", json={"tz": "Nowhere/Land"})
     assert refused.status_code == 400 and error_for(refused.text, "tz") == api.json()["detail"]
     assert value_of(refused.text, "env_password") == "P_NEW"
     saved = post(admin, "/manage/meters/flat/edit", change | {"tz": "Europe/Oslo"}, csrf)
@@ -208,7 +200,7 @@ def test_editing_shows_secrets_as_their_variable_and_validates_as_the_patch(
     assert admin.get("/manage/meters/nope/edit").status_code == 404
 
 
-def test_removing_asks_first_and_says_the_data_goes(hub: Hub, admin: httpx.Client) -> None:
+def test_removing_asks_first_and_says_the_data_goes(hub: ApiServer, admin: httpx.Client) -> None:
     confirm = admin.get("/manage/meters/solar/remove")
     assert confirm.status_code == 200 and "all its data" in confirm.text
     csrf = csrf_of(admin)
@@ -222,7 +214,7 @@ def test_removing_asks_first_and_says_the_data_goes(hub: Hub, admin: httpx.Clien
 
 # --- discovery against a simulator ------------------------------------------------------------
 def test_discovery_lists_what_the_account_holds_and_adds_what_is_picked(
-    hub: Hub, admin: httpx.Client, monkeypatch: pytest.MonkeyPatch
+    hub: ApiServer, admin: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tests.simservers import simulator
 

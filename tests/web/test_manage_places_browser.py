@@ -6,36 +6,19 @@ browser tests never meet it.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, expect
 
 from tests.web.conftest import GARAGE, HOUSE, RunningHub, sign_in
+from tests.web.helpers import add_user_and_share, notice, save_tariff, shot
 
 pytestmark = pytest.mark.slow
 
-SHOTS = Path(os.environ["METERHUB_SCREENSHOTS"]) if os.environ.get("METERHUB_SCREENSHOTS") else None
-"""Where `make screenshots` keeps the pictures the README shows; tests elsewhere use tmp_path."""
-
 PLACE, USER, USER_PASSWORD = "mp-home", "mp-guest", "mp-guest-pass-1"
-
-
-def shot(page: Page, name: str, tmp_path: Path) -> Path:
-    """Save a full-page screenshot (for the docs when asked) and check it holds a picture."""
-    folder = SHOTS or tmp_path
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 10_000, f"{path} is too small to show a page"
-    return path
-
-
-def _notice(page: Page, words: str) -> None:
-    expect(page.locator(".notice")).to_contain_text(words)
 
 
 def test_an_admin_builds_a_place_prices_it_shares_it_and_makes_a_key(
@@ -55,14 +38,14 @@ def test_an_admin_builds_a_place_prices_it_shares_it_and_makes_a_key(
     expect(page.get_by_role("form", name="Add a place").get_by_label("Id")).to_have_value(PLACE)
     page.get_by_role("form", name="Add a place").get_by_label("Time zone").fill("Europe/Oslo")
     page.get_by_role("form", name="Add a place").get_by_role("button", name="Add place").click()
-    _notice(page, f"Place {PLACE} added.")
+    notice(page, f"Place {PLACE} added.")
 
     attach = page.get_by_role("form", name="Attach a meter")
     for meter, role in ((HOUSE, "grid"), (GARAGE, "special")):
         attach.get_by_label("Meter").select_option(meter)
         attach.get_by_label("Role").select_option(role)
         attach.get_by_role("button", name="Attach").click()
-        _notice(page, "Meter attached")
+        notice(page, "Meter attached")
     expect(page.locator(f'tr[data-meter="{HOUSE}"] td[data-role="grid"]')).to_be_visible()
     expect(page.locator(f'tr[data-meter="{GARAGE}"] td[data-role="special"]')).to_be_visible()
 
@@ -75,16 +58,11 @@ def test_an_admin_builds_a_place_prices_it_shares_it_and_makes_a_key(
     expect(page.locator("#peak_per_kwh-error")).to_contain_text("cannot be negative")
     tariff = page.get_by_role("form", name="Tariff")
     expect(tariff.get_by_label("Off-peak price per kWh")).to_have_value("0.61")
-    tariff.get_by_label("Peak price per kWh", exact=True).fill("1.23")
-    tariff.get_by_label("Peak starts at hour").fill("6")
-    tariff.get_by_label("Peak ends at hour").fill("22")
-    tariff.get_by_label("Peak on").select_option("weekdays")
-    tariff.get_by_label("Import adder per kWh").fill("0.1")
-    tariff.get_by_label("Fee per month").fill("399")
-    tariff.get_by_label("Capacity thresholds in kWh").fill("2,5,10")
-    tariff.get_by_label("Number of peak days").fill("3")
-    tariff.get_by_role("button", name="Save tariff").click()
-    _notice(page, f"Tariff of {PLACE} saved.")
+    save_tariff(page, PLACE, {
+        "Peak price per kWh": "1.23", "Peak starts at hour": "6", "Peak ends at hour": "22",
+        "Peak on": "weekdays", "Import adder per kWh": "0.1", "Fee per month": "399",
+        "Capacity thresholds in kWh": "2,5,10", "Number of peak days": "3",
+    })  # fmt: skip
     shot(page, "manage", tmp_path)  # the place as saved, each field with what it means
 
     with httpx.Client(base_url=hub.url) as api:
@@ -106,18 +84,7 @@ def test_an_admin_builds_a_place_prices_it_shares_it_and_makes_a_key(
     assert shown["fee_per_month"] == 399 and shown["capacity_thresholds_kwh"] == [2, 5, 10]
     assert shown["capacity_peak_days"] == 3 and shown["import_per_kwh"] is None
 
-    page.goto(hub.url + "/manage/users")
-    add = page.get_by_role("form", name="Add a user")
-    add.get_by_label("User name").fill(USER)
-    add.get_by_label("Role").select_option("viewer")
-    add.get_by_label("Password", exact=True).fill(USER_PASSWORD)
-    add.get_by_label("Password again").fill(USER_PASSWORD)
-    add.get_by_role("button", name="Add user").click()
-    _notice(page, f"User {USER} added as viewer.")
-    share = page.get_by_role("form", name="Share")
-    share.get_by_label("Share").select_option(f"place:{PLACE}")
-    share.get_by_role("button", name="Share").click()
-    _notice(page, f"Shared with {USER}.")
+    add_user_and_share(page, hub.url, USER, USER_PASSWORD, f"place:{PLACE}")
     expect(page.locator(f'li[data-share="place:{PLACE}"]')).to_be_visible()
 
     page.goto(hub.url + "/manage/keys")

@@ -23,6 +23,7 @@ from tests.api.conftest import (
     no_unexpected_errors,
     serve_api,
 )
+from tests.web.helpers import signed_in as sign_in_through_the_form
 
 __all__ = ["Site", "field_error", "form_post", "no_unexpected_errors", "serve_api", "signed_in", "site"]
 
@@ -48,18 +49,8 @@ def site(serve_api: Callable[..., ApiServer]) -> Site:
 
 
 def signed_in(site: Site, user: str = ADMIN, password: str = ADMIN_PASSWORD) -> httpx.Client:
-    """Return a client signed in through the sign-in form, as a browser would be."""
-    client = site.api.client()
-    form = client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert token is not None
-    answer = client.post(
-        "/login",
-        data={"username": user, "password": password, "csrf_token": token.group(1), "next": "/"},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303, answer.text
-    return client
+    """Return a client of the site signed in through the sign-in form, as a browser would be."""
+    return sign_in_through_the_form(site.api.client(), user, password)
 
 
 def csrf_of(client: httpx.Client, path: str = "/") -> str:

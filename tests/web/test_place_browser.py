@@ -14,7 +14,7 @@ from meterhub.errors import UnknownPlaceError
 from meterhub.ingest import Ingestor
 from meterhub.model import Place, Role
 from tests.web.conftest import GARAGE, HOUSE, RunningHub, household_reading, sign_in
-from tests.web.test_browser_dashboard import shot
+from tests.web.helpers import admin_on, loaded, shot
 
 pytestmark = pytest.mark.slow
 
@@ -58,11 +58,6 @@ def ingest_after(hub: RunningHub, meter: str, power_w: float) -> None:
     assert report.stored == 1, report
 
 
-def loaded(page: Page) -> None:
-    """Wait until the place page has drawn the period it asked for."""
-    expect(page.locator("#place")).to_have_attribute("data-loading", "false")
-
-
 def api(page: Page, hub: RunningHub, what: str, start: str, end: str, groupby: str) -> Any:
     """Return the API's answer for a place's span, read with the page's own session."""
     answer = page.request.get(
@@ -104,9 +99,7 @@ def test_an_admin_sees_the_energy_flow_the_api_answers_and_a_dst_days_bars(
     context: BrowserContext, places: RunningHub, tmp_path: Path
 ) -> None:
     hub = places
-    page = sign_in(context.new_page(), hub, "admin", f"/places/{PLACE}")
-    page.goto(f"{hub.url}/places/{PLACE}?range=day&anchor=2026-06-15")
-    loaded(page)
+    page = admin_on(context, hub, f"/places/{PLACE}", "range=day&anchor=2026-06-15", "place")
     expect(page.locator("#period-title")).to_have_text("Monday 15 June 2026")
     check_flow_equals_the_api(page, hub, "range=day&anchor=2026-06-15", GARAGE_SILENT)
     expect(page.locator('#flow [data-figure="from_grid_kwh"] [data-field="source"]')).to_contain_text(
@@ -114,17 +107,17 @@ def test_an_admin_sees_the_energy_flow_the_api_answers_and_a_dst_days_bars(
     )
     expect(page.locator("#energy-chart")).to_have_attribute("data-bars", "24")
     page.get_by_label("Compare with the previous period").check()
-    loaded(page)
+    loaded(page, "place")
     before = page.locator('#flow [data-figure="from_grid_kwh"] [data-field="before"]')
     expect(before).to_contain_text("Sunday 14 June 2026")
     shot(page, "place", tmp_path)
     page.goto(f"{hub.url}/places/{PLACE}?range=day&anchor=2026-03-29")
-    loaded(page)
+    loaded(page, "place")
     expect(page.locator("#energy-chart")).to_have_attribute("data-bars", "23")
     labels = page.evaluate("() => document.getElementById('energy-chart').data[0].x")
     assert labels[:3] == ["00:00", "01:00", "03:00"] and len(set(labels)) == 23
     page.get_by_role("button", name="Next period").click()
-    loaded(page)
+    loaded(page, "place")
     expect(page.locator("#period-title")).to_have_text("Monday 30 March 2026")
     expect(page.locator("#energy-chart")).to_have_attribute("data-bars", "24")
 
@@ -133,9 +126,7 @@ def test_the_cost_panel_equals_the_cost_route(
     context: BrowserContext, places: RunningHub, tmp_path: Path
 ) -> None:
     hub = places
-    page = sign_in(context.new_page(), hub, "admin", f"/places/{PLACE}")
-    page.goto(f"{hub.url}/places/{PLACE}?range=month&anchor=2026-06-01")
-    loaded(page)
+    page = admin_on(context, hub, f"/places/{PLACE}", "range=month&anchor=2026-06-01", "place")
     span = shown_span(page, hub, "range=month&anchor=2026-06-01")
     cost = api(page, hub, "cost", span["start"], span["end"], "day")
     total = page.locator('#cost-totals [data-total="total_cost"]')
@@ -182,9 +173,9 @@ def test_a_viewer_with_the_place_shared_sees_its_figures_and_not_another_place(
     expect(page.locator(f'.place-card[data-place="{PLACE}"]')).to_contain_text("Our home")
     expect(page.locator(f'.place-card[data-place="{BARE}"]')).to_have_count(0)
     page.get_by_role("link", name="Our home").click()
-    loaded(page)
+    loaded(page, "place")
     page.goto(f"{hub.url}/places/{PLACE}?range=day&anchor=2026-06-15")
-    loaded(page)
+    loaded(page, "place")
     check_flow_equals_the_api(page, hub, "range=day&anchor=2026-06-15", GARAGE_SILENT)
     expect(page.locator("#cost-totals")).to_be_visible()
     answer = page.goto(f"{hub.url}/places/{BARE}")
@@ -197,7 +188,7 @@ def test_a_place_without_a_tariff_says_so_and_links_to_its_settings(
 ) -> None:
     hub = places
     page = sign_in(context.new_page(), hub, "admin", f"/places/{BARE}")
-    loaded(page)
+    loaded(page, "place")
     note = page.locator("#cost-note")
     expect(note).to_contain_text("no tariff")
     expect(note.get_by_role("link", name="Set its tariff")).to_have_attribute(

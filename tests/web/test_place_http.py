@@ -8,7 +8,6 @@ of 2026 and the days around it. Another place has no tariff and is shared with n
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,17 +16,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from meterhub.ingest import Ingestor
 from meterhub.model import Meter, Place, Reading, Role, UserRole
-from tests.api.conftest import (
-    ADMIN,
-    ADMIN_PASSWORD,
-    USER_PASSWORD,
-    ApiServer,
-    no_unexpected_errors,
-    password_hash,
-    serve_api,
-)
+from tests.api.conftest import USER_PASSWORD, ApiServer, no_unexpected_errors, password_hash, serve_api
+from tests.web.helpers import served, signed_in
 
 __all__ = ["no_unexpected_errors", "serve_api"]
 
@@ -78,21 +69,12 @@ def readings(start: datetime, end: datetime) -> Iterator[Reading]:
 
 @pytest.fixture
 def hub(serve_api: Callable[..., ApiServer]) -> ApiServer:
-    api = serve_api(api_rate_per_s=0)
-    for meter in (GRID, SUN, EV, SHED):
-        api.store.add_meter(Meter(meter, "file", 1, "Europe/Oslo", 60, meter))
-    rows = list(readings(*SPAN))
-    report = Ingestor(api.store, feed=None).ingest(rows)
-    assert report.stored == len(rows), report.reasons()
+    meters = [Meter(meter, "file", 1, "Europe/Oslo", 60, meter) for meter in (GRID, SUN, EV, SHED)]
+    api = served(serve_api, meters, readings(*SPAN))
     roles = ((EV, Role.SPECIAL), (GRID, Role.GRID), (SUN, Role.SOLAR))
     api.store.add_place(Place(HOME, "Europe/Oslo", "Home", roles, TARIFF))
     api.store.add_place(Place(CABIN, "Europe/Oslo", "Cabin", ((SHED, Role.GRID),)))
     return api
-
-
-@pytest.fixture
-def admin(hub: ApiServer) -> httpx.Client:
-    return hub.client(hub.admin_key)
 
 
 @pytest.fixture
@@ -255,21 +237,10 @@ def test_a_viewer_reads_a_shared_place_and_gets_404_for_another(viewer: httpx.Cl
         assert "Cabin" not in hidden.text
 
 
-def signed_in(hub: ApiServer, user: str, password: str) -> httpx.Client:
-    """Return a client with a browser session, signed in through the form."""
-    client = hub.client()
-    form = client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert token is not None
-    fields = {"username": user, "password": password, "csrf_token": token.group(1), "next": "/"}
-    assert client.post("/login", data=fields, follow_redirects=False).status_code == 303
-    return client
-
-
 def test_the_places_pages_list_and_show_only_what_a_user_may_see(
     hub: ApiServer, viewer: httpx.Client
 ) -> None:
-    browser = signed_in(hub, VIEWER, USER_PASSWORD)
+    browser = signed_in(hub.client(), VIEWER, USER_PASSWORD)
     listed = browser.get("/places")
     assert listed.status_code == 200
     assert f'href="/places/{HOME}"' in listed.text and CABIN not in listed.text
@@ -280,7 +251,7 @@ def test_the_places_pages_list_and_show_only_what_a_user_may_see(
     assert "script-src 'self'" in shown.headers["content-security-policy"]
     hidden = browser.get(f"/places/{CABIN}")
     assert hidden.status_code == 404 and "Cabin" not in hidden.text
-    admin = signed_in(hub, ADMIN, ADMIN_PASSWORD)
+    admin = signed_in(hub.client())  # the admin
     cabin = admin.get(f"/places/{CABIN}")
     assert (
         cabin.status_code == 200
@@ -292,7 +263,7 @@ def test_the_places_pages_list_and_show_only_what_a_user_may_see(
 
 def test_no_places_is_said_in_words(hub: ApiServer) -> None:
     hub.store.add_user("nobody", UserRole.VIEWER, password_hash(USER_PASSWORD))
-    browser = signed_in(hub, "nobody", USER_PASSWORD)
+    browser = signed_in(hub.client(), "nobody", USER_PASSWORD)
     listed = browser.get("/places")
     assert listed.status_code == 200 and "none is shared with you yet" in listed.text
 

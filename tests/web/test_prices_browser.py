@@ -6,15 +6,14 @@ hours read off the page equal to the data route's, and a place's cost on a secon
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, expect
 
 from meterhub.errors import UnknownPlaceError
 from meterhub.model import Direction, Place, PricePoint, Role
-from tests.web.conftest import HOUSE, RunningHub, sign_in
-from tests.web.test_browser_dashboard import shot
+from tests.web.conftest import HOUSE, RunningHub
+from tests.web.helpers import admin_on, api_json, loaded, shot
 from tests.web.test_prices_http import SERIES, price_rows
 
 pytestmark = pytest.mark.slow
@@ -36,24 +35,11 @@ def priced(hub: RunningHub) -> str:
     return PLACE
 
 
-def loaded(page: Page) -> None:
-    expect(page.locator("#prices")).to_have_attribute("data-loading", "false")
-
-
-def api_json(page: Page, url: str) -> dict[str, Any]:
-    answer = page.request.get(url)
-    assert answer.status == 200, answer.text()
-    body: dict[str, Any] = answer.json()
-    return body
-
-
 def test_the_prices_page_lists_the_hours_the_api_names_and_draws_the_cost(
     context: BrowserContext, hub: RunningHub, priced: str, tmp_path: Path
 ) -> None:
-    page = sign_in(context.new_page(), hub, "admin", "/prices")
     query = f"series={SERIES}&day=2026-10-25&place={priced}"
-    page.goto(f"{hub.url}/prices?{query}")
-    loaded(page)
+    page = admin_on(context, hub, "/prices", query, "prices")
     view = api_json(page, f"{hub.url}/api/v1/dashboard/prices?{query}")
     expect(page.locator("#prices-title")).to_have_text("Sunday 25 October 2026 and Monday 26 October 2026")
     days = page.locator(".price-day")
@@ -92,7 +78,7 @@ def test_the_prices_page_lists_the_hours_the_api_names_and_draws_the_cost(
     expect(page.locator("#cost-note")).to_contain_text(f"{api_cost['total_cost']:.2f} EUR")
     shot(page, "prices", tmp_path)
     page.locator("#next").click()
-    loaded(page)
+    loaded(page, "prices")
     expect(page).to_have_url(f"{hub.url}/prices?series={SERIES}&day=2026-10-26&place={priced}")
     expect(page.locator(".price-day").first.locator('[data-field="facts"]')).to_contain_text(
         "24 slots of 60 min"

@@ -11,7 +11,6 @@ every hour under a tariff on the series costs its hour's price each hour, as
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from meterhub.ingest import Ingestor
 from meterhub.model import Meter, Place, Reading, Role, UserRole
 from tests.api.conftest import USER_PASSWORD, ApiServer, no_unexpected_errors, serve_api
+from tests.web.helpers import served, signed_in, store_readings
 
 __all__ = ["no_unexpected_errors", "serve_api"]
 
@@ -83,26 +82,17 @@ def grid_readings(meter: str) -> Iterator[Reading]:
 
 @pytest.fixture
 def hub(serve_api: Callable[..., ApiServer]) -> ApiServer:
-    api = serve_api(api_rate_per_s=0)
+    api = served(serve_api, [Meter(m, "file", 1, "Europe/Oslo", 900, m) for m in (METER, OTHER_METER)])
     imported = api.client(api.admin_key).post(
         f"/api/v1/prices/{SERIES}", content=price_csv(), headers={"Content-Type": "text/csv"}
     )
     assert imported.status_code == 200, imported.text
     assert imported.json()["read"] == 100 + 24 + 92
-    for meter in (METER, OTHER_METER):
-        api.store.add_meter(Meter(meter, "file", 1, "Europe/Oslo", 900, meter))
     tariff = {"currency": "EUR", "import_series": SERIES}
     api.store.add_place(Place(HOME, "Europe/Oslo", "Home", ((METER, Role.GRID),), tariff))
     api.store.add_place(Place(OTHER, "Europe/Oslo", "Elsewhere", ((OTHER_METER, Role.GRID),), tariff))
-    rows = list(grid_readings(METER))
-    report = Ingestor(api.store, feed=None).ingest(rows)
-    assert report.stored == len(rows), report.reasons()
+    store_readings(api.store, (), grid_readings(METER))
     return api
-
-
-@pytest.fixture
-def admin(hub: ApiServer) -> httpx.Client:
-    return hub.client(hub.admin_key)
 
 
 @pytest.fixture
@@ -121,16 +111,9 @@ def listed(day: dict[str, Any], kind: str) -> list[tuple[str, Any]]:
     return [(h["label"], h["price"]) for h in day[kind]]
 
 
-def signed_in(hub: ApiServer, user: str, password: str) -> httpx.Client:
-    """Return a client holding a browser session of ``user``, signed in through the form."""
-    client = hub.client()
-    form = client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert token is not None, form.text[:300]
-    fields = {"username": user, "password": password, "csrf_token": token.group(1), "next": "/"}
-    answer = client.post("/login", data=fields, follow_redirects=False)
-    assert answer.status_code == 303, answer.text
-    return client
+def near(*hours: tuple[str, float]) -> list[tuple[str, Any]]:
+    """Return (label, price) pairs whose prices compare as approximately equal."""
+    return [(label, pytest.approx(price)) for label, price in hours]
 
 
 def test_the_autumn_day_has_100_quarter_hours_and_its_cheapest_and_dearest_hours(admin: httpx.Client) -> None:
@@ -150,16 +133,8 @@ def test_the_autumn_day_has_100_quarter_hours_and_its_cheapest_and_dearest_hours
     assert day["slots"]["price"][12:16] == pytest.approx([0.047, 0.049, 0.051, 0.053])
     assert day["slots"]["price"][0] == pytest.approx(0.067)
     assert day["hours"]["price"][3] == pytest.approx(0.05)
-    assert listed(day, "cheapest") == [
-        ("02:00 CET", pytest.approx(0.05)),
-        ("02:00 CEST", pytest.approx(0.06)),
-        ("00:00", pytest.approx(0.07)),
-    ]
-    assert listed(day, "dearest") == [
-        ("17:00", pytest.approx(0.95)),
-        ("18:00", pytest.approx(0.90)),
-        ("07:00", pytest.approx(0.85)),
-    ]
+    assert listed(day, "cheapest") == near(("02:00 CET", 0.05), ("02:00 CEST", 0.06), ("00:00", 0.07))
+    assert listed(day, "dearest") == near(("17:00", 0.95), ("18:00", 0.90), ("07:00", 0.85))
     assert (day["min"], day["max"]) == (pytest.approx(0.047), pytest.approx(0.953))
 
 
@@ -168,16 +143,8 @@ def test_the_next_day_is_hourly(admin: httpx.Client) -> None:
     assert (day["day"], day["resolution_min"], day["priced_slots"]) == ("2026-10-26", 60, 24)
     assert day["slots"]["price"][:6] == pytest.approx([0.30, 0.32, 0.34, 0.03, 0.01, 0.02])
     assert day["hours"]["label"][:3] == ["00:00", "01:00", "02:00"]
-    assert listed(day, "cheapest") == [
-        ("04:00", pytest.approx(0.01)),
-        ("05:00", pytest.approx(0.02)),
-        ("03:00", pytest.approx(0.03)),
-    ]
-    assert listed(day, "dearest") == [
-        ("23:00", pytest.approx(0.76)),
-        ("22:00", pytest.approx(0.74)),
-        ("21:00", pytest.approx(0.72)),
-    ]
+    assert listed(day, "cheapest") == near(("04:00", 0.01), ("05:00", 0.02), ("03:00", 0.03))
+    assert listed(day, "dearest") == near(("23:00", 0.76), ("22:00", 0.74), ("21:00", 0.72))
 
 
 def test_the_step_line_spans_both_days_and_closes_at_the_end(admin: httpx.Client) -> None:
@@ -244,7 +211,7 @@ def test_places_and_series_one_may_not_see_are_404(viewer: httpx.Client, hub: Ap
         answer = viewer.get("/api/v1/dashboard/prices", params=params)
         assert answer.status_code == 404, (params, answer.text)
     assert viewer.get("/api/v1/dashboard/prices", params={"day": "2026-13-01"}).status_code == 422
-    browser = signed_in(hub, VIEWER, USER_PASSWORD)
+    browser = signed_in(hub.client(), VIEWER, USER_PASSWORD)
     shown = browser.get("/prices", params={"place": HOME, "day": "2026-10-25"})
     assert shown.status_code == 200
     assert f'data-place="{HOME}"' in shown.text and 'data-day="2026-10-25"' in shown.text
@@ -258,7 +225,7 @@ def test_with_no_series_the_page_says_how_to_import_one(serve_api: Callable[...,
     empty = serve_api(api_rate_per_s=0)
     body = prices(empty.client(empty.admin_key))
     assert (body["series"], body["chosen"], body["days"]) == ([], None, [])
-    browser = signed_in(empty, "admin", "admin-password-1")
+    browser = signed_in(empty.client(), "admin", "admin-password-1")
     page = browser.get("/prices")
     assert page.status_code == 200
     assert "No price series is stored yet" in page.text
