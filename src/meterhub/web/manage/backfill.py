@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
-import anyio.to_thread
 import httpx
 import orjson
 from fastapi import APIRouter, FastAPI, Request
@@ -34,9 +32,8 @@ from meterhub.poller.live import ScheduledLive
 from meterhub.redact import redact_text
 from meterhub.status import MeterStatus, meter_status
 from meterhub.web.events import DRAIN_CHECK_S, PING_S, draining
-from meterhub.web.forms import FormErrors, done, form_text, read_form
-from meterhub.web.manage.meters import admin_session
-from meterhub.web.pagekit import page
+from meterhub.web.forms import FormErrors, done, form_text
+from meterhub.web.manage.home import admin_page, read_values, run, show
 
 __all__ = ["NEEDS_SERVE", "lifespan", "router"]
 
@@ -85,46 +82,42 @@ def _page(
     errors: FormErrors | None = None,
 ) -> HTMLResponse:
     runs = _runs(request)
-    context: dict[str, Any] = {
-        "meters": [row.meter_id for row in rows],
-        "open_backfills": _open_backfills(rows),
-        "runs": runs.runs() if runs is not None else [],
-        "in_hub": runs is not None,
-        "needs_serve": NEEDS_SERVE,
-        "values": values,
-        "errors": errors or FormErrors(),
-        "active": "manage",
-        "title": "Backfills",
-    }
-    return page(request, "manage_backfill.html", session, 400 if errors else 200, **context)
+    return show(
+        request,
+        "manage_backfill.html",
+        session,
+        errors,
+        meters=[row.meter_id for row in rows],
+        open_backfills=_open_backfills(rows),
+        runs=runs.runs() if runs is not None else [],
+        in_hub=runs is not None,
+        needs_serve=NEEDS_SERVE,
+        values=values,
+        title="Backfills",
+    )
 
 
 @router.get("/manage/backfill", response_class=HTMLResponse)
-async def backfill_page(request: Request) -> Response:
+@admin_page
+async def backfill_page(request: Request, session: WebSession) -> Response:
     """List open backfills with their progress, and the form that starts one."""
-    session = await admin_session(request)
-    if not isinstance(session, WebSession):
-        return session
-    rows = await anyio.to_thread.run_sync(meter_status, store_of(request))
+    rows = await run(meter_status, store_of(request))
     values = {"meter": request.query_params.get("meter", ""), "since": "", "until": ""}
     return _page(request, session, rows, values)
 
 
 @router.post("/manage/backfill", response_class=HTMLResponse)
-async def start_backfill(request: Request) -> Response:
+@admin_page
+async def start_backfill(request: Request, session: WebSession) -> Response:
     """Start a backfill of a meter over a range, in the hub's process."""
-    session = await admin_session(request)
-    if not isinstance(session, WebSession):
-        return session
-    form, errors = await read_form(request, session)
-    values = {name: form_text(form, name) for name in ("meter", "since", "until")}
+    form, errors, values = await read_values(request, session, ("meter", "since", "until"))
     restart = form_text(form, "restart") == "yes"
     store = store_of(request)
-    rows = await anyio.to_thread.run_sync(meter_status, store)
+    rows = await run(meter_status, store)
     if errors:
         return _page(request, session, rows, values, errors)
     try:
-        meter = await anyio.to_thread.run_sync(store.get_meter, values["meter"])
+        meter = await run(store.get_meter, values["meter"])
         job = await plan_backfill(store, meter, values["since"], values["until"], utc_now(), restart=restart)
         runs = _runs(request)
         if runs is None:

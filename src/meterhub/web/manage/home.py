@@ -1,4 +1,4 @@
-"""The ``/manage`` landing page, and the admin check every manage page of places, users and keys makes.
+"""The ``/manage`` landing page, and what every manage page shares: the admin check, rendering, forms.
 
 Anyone but an admin gets the 404 page on every manage URL, as the API answers objects a caller
 may not see: the pages do not tell that they exist.
@@ -6,25 +6,46 @@ may not see: the pages do not tell that they exist.
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData
 
 from meterhub.api.deps import store_of
 from meterhub.api.websession import WebSession
-from meterhub.errors import FieldError, MeterhubError
+from meterhub.errors import FieldError, MeterhubError, NotFoundError
 from meterhub.redact import redact_text
 from meterhub.status import meter_status
 from meterhub.store.base import Store
-from meterhub.web.forms import FormErrors, is_admin
+from meterhub.web.forms import FormErrors, form_text, is_admin, read_form
 from meterhub.web.pagekit import current_session, page, to_sign_in
 
-__all__ = ["Area", "admin_only", "blame", "hidden", "router", "show"]
+__all__ = [
+    "Area",
+    "Refused",
+    "admin_only",
+    "admin_page",
+    "blame",
+    "hidden",
+    "read_values",
+    "refuse",
+    "router",
+    "run",
+    "show",
+    "stored_page",
+    "submit",
+]
 
 router = APIRouter(include_in_schema=False)
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def hidden(request: Request, session: WebSession) -> HTMLResponse:
@@ -42,6 +63,40 @@ async def admin_only(request: Request) -> WebSession | Response:
     return session
 
 
+def admin_page(
+    handler: Callable[Concatenate[Request, WebSession, _P], Awaitable[Response]],
+) -> Callable[..., Awaitable[Response]]:
+    """Run a manage page's handler with the admin's session; anyone else gets what :func:`admin_only` answers.
+
+    The route sees the handler's parameters but the session, so its path and query parameters stay.
+    """
+
+    async def for_admin(request: Request, *args: _P.args, **kwargs: _P.kwargs) -> Response:
+        session = await admin_only(request)
+        if not isinstance(session, WebSession):
+            return session
+        return await handler(request, session, *args, **kwargs)
+
+    functools.update_wrapper(for_admin, handler)
+    signature = inspect.signature(handler, eval_str=True)
+    request, _, *rest = signature.parameters.values()
+    for_admin.__signature__ = signature.replace(parameters=[request, *rest])  # type: ignore[attr-defined]
+    return for_admin
+
+
+async def run(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Run a store or domain call in a worker thread."""
+    return await anyio.to_thread.run_sync(functools.partial(call, *args, **kwargs))
+
+
+async def read_values(
+    request: Request, session: WebSession, names: Iterable[str]
+) -> tuple[FormData, FormErrors, dict[str, str]]:
+    """Read a posted form (its CSRF check's error included) and the text of the fields ``names``."""
+    form, errors = await read_form(request, session)
+    return form, errors, {name: form_text(form, name) for name in names}
+
+
 def show(
     request: Request,
     template: str,
@@ -55,9 +110,82 @@ def show(
     return page(request, template, session, status, errors=errors or FormErrors(), active="manage", **context)
 
 
+async def stored_page(
+    request: Request,
+    session: WebSession,
+    template: str,
+    read: Callable[[Store], dict[str, Any]],
+    errors: FormErrors | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """Render a manage page with what ``read`` finds in the store, as :func:`show` does.
+
+    What ``read`` does not find (a NotFoundError) gets the 404 page.
+    """
+    try:
+        found = await run(read, store_of(request))
+    except NotFoundError:
+        return hidden(request, session)
+    return show(request, template, session, errors, **context, **found)
+
+
 def blame(errors: FormErrors, exc: MeterhubError, field: str | None = None) -> None:
     """Keep a domain error by the field it names (a FieldError's), else ``field`` or the whole form."""
     errors.add(exc.field if isinstance(exc, FieldError) else field, redact_text(str(exc)))
+
+
+class Refused(Exception):
+    """A form's values were refused field by field."""
+
+    def __init__(self, errors: FormErrors) -> None:
+        super().__init__("refused")
+        self.errors = errors
+
+
+def refuse(field: str, message: str) -> Refused:
+    """Refuse a form for one field's sake."""
+    errors = FormErrors()
+    errors.add(field, message)
+    return Refused(errors)
+
+
+async def _never(_: MeterhubError) -> bool:
+    return False
+
+
+async def submit(
+    request: Request,
+    session: WebSession,
+    fields: Iterable[str],
+    change: Callable[[Store, dict[str, str]], _T],
+    *,
+    again: Callable[[FormErrors, dict[str, str]], Awaitable[Response]],
+    then: Callable[[_T], Awaitable[Response] | Response],
+    field: Callable[[MeterhubError], str | None],
+    gone: Callable[[MeterhubError], Awaitable[bool]] = _never,
+    secrets: Iterable[str] = (),
+) -> Response:
+    """Read a form, make its change, and answer ``then(result)``; or show the form ``again`` with its errors.
+
+    ``change`` gets the store and the fields' text (``secrets`` unstripped). A :class:`Refused`
+    keeps its errors; another domain error is kept by the field it names, else by ``field(exc)``,
+    unless ``gone(exc)`` says the page's object is gone: then the 404 page answers.
+    """
+    form, errors, typed = await read_values(request, session, fields)
+    unstripped = {name: str(form.get(name, "")) for name in secrets}
+    if not errors:
+        try:
+            result = await run(change, store_of(request), {**typed, **unstripped})
+        except Refused as refused:
+            errors = refused.errors
+        except MeterhubError as exc:
+            if await gone(exc):
+                return hidden(request, session)
+            blame(errors, exc, field(exc))
+    if errors:
+        return await again(errors, typed)
+    answer = then(result)
+    return answer if isinstance(answer, Response) else await answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +211,8 @@ def _areas(store: Store) -> list[Area]:
 
 
 @router.get("/manage", response_class=HTMLResponse)
-async def manage_home(request: Request) -> Response:
+@admin_page
+async def manage_home(request: Request, session: WebSession) -> Response:
     """Link to every area an admin manages, each with its count."""
-    session = await admin_only(request)
-    if not isinstance(session, WebSession):
-        return session
-    areas = await anyio.to_thread.run_sync(_areas, store_of(request))
+    areas = await run(_areas, store_of(request))
     return show(request, "manage_home.html", session, areas=areas, title="Manage")

@@ -7,11 +7,8 @@ functions as ``meterhub keys`` and ``/api/v1/keys``, and the authenticator forge
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -21,19 +18,14 @@ from meterhub.api.websession import WebSession
 from meterhub.errors import MeterhubError, NotFoundError
 from meterhub.model import ApiKey
 from meterhub.store.base import Store
-from meterhub.web.forms import FormErrors, done, form_text, read_form
-from meterhub.web.manage.home import admin_only, blame, hidden, show
+from meterhub.web.forms import FormErrors, done, read_form
+from meterhub.web.manage.home import admin_page, hidden, run, stored_page, submit
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 
 LIST = "/manage/keys"
-_T = TypeVar("_T")
-
-
-async def _run(call: Callable[..., _T], *args: Any) -> _T:
-    return await anyio.to_thread.run_sync(functools.partial(call, *args))
 
 
 def _listing(store: Store) -> dict[str, Any]:
@@ -47,62 +39,59 @@ async def _keys_page(
     errors: FormErrors | None = None,
     created: tuple[ApiKey, str] | None = None,
 ) -> HTMLResponse:
-    context = await _run(_listing, store_of(request))
-    return show(
+    return await stored_page(
         request,
-        "manage_keys.html",
         session,
+        "manage_keys.html",
+        _listing,
         errors,
         status_code=201 if created else None,
         values=values or {},
         created=created,
         title="API keys",
-        **context,
     )
 
 
 @router.get("/manage/keys", response_class=HTMLResponse)
-async def keys_page(request: Request) -> Response:
+@admin_page
+async def keys_page(request: Request, session: WebSession) -> Response:
     """List every key (id, user, name, created, last used, revoked; never its secret)."""
-    session = await admin_only(request)
-    if not isinstance(session, WebSession):
-        return session
     return await _keys_page(request, session)
 
 
+def _blamed_field(exc: MeterhubError) -> str:
+    return "user" if isinstance(exc, NotFoundError) else "name"
+
+
 @router.post("/manage/keys", response_class=HTMLResponse)
-async def create_key(request: Request) -> Response:
+@admin_page
+async def create_key(request: Request, session: WebSession) -> Response:
     """Create a key for a user; the answer shows it this once."""
-    session = await admin_only(request)
-    if not isinstance(session, WebSession):
-        return session
-    form, errors = await read_form(request, session)
-    values = {name: form_text(form, name) for name in ("user", "name")}
-    created: tuple[ApiKey, str] | None = None
-    if not errors:
-        try:
-            created = await _run(security.issue_api_key, store_of(request), values["user"], values["name"])
-        except NotFoundError as exc:
-            blame(errors, exc, "user")
-        except MeterhubError as exc:
-            blame(errors, exc, "name")
-    if errors or created is None:
-        return await _keys_page(request, session, values, errors)
-    get_authenticator(request).forget()
-    return await _keys_page(request, session, created=created)
+
+    async def shown(created: tuple[ApiKey, str]) -> Response:
+        get_authenticator(request).forget()
+        return await _keys_page(request, session, created=created)
+
+    return await submit(
+        request,
+        session,
+        ("user", "name"),
+        lambda store, v: security.issue_api_key(store, v["user"], v["name"]),
+        again=lambda errors, values: _keys_page(request, session, values, errors),
+        then=shown,
+        field=_blamed_field,
+    )
 
 
 @router.post("/manage/keys/{key_id}/revoke", response_class=HTMLResponse)
-async def revoke_key(request: Request, key_id: str) -> Response:
+@admin_page
+async def revoke_key(request: Request, session: WebSession, key_id: str) -> Response:
     """Revoke a key; it stops working at once and stays listed as revoked."""
-    session = await admin_only(request)
-    if not isinstance(session, WebSession):
-        return session
     _, errors = await read_form(request, session)
     if errors:
         return await _keys_page(request, session, errors=errors)
     try:
-        await _run(store_of(request).revoke_api_key, key_id)
+        await run(store_of(request).revoke_api_key, key_id)
     except NotFoundError:
         return hidden(request, session)
     get_authenticator(request).forget()

@@ -7,9 +7,8 @@ names, with what was typed kept. Anyone but an admin gets the 404 page on every 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
@@ -24,37 +23,15 @@ from meterhub.redact import redact_text
 from meterhub.status import meter_status
 from meterhub.store.base import Store
 from meterhub.vendors.base import Discovered
-from meterhub.web.forms import FormErrors, done, form_text, is_admin, read_form
+from meterhub.web.forms import FormErrors, done, form_text, read_form
+from meterhub.web.manage.home import admin_page, hidden, run, show
 from meterhub.web.manage.meter_form import error_field, fields_of, form_values, options_from_form
-from meterhub.web.pagekit import current_session, page, to_sign_in
 
-__all__ = ["admin_session", "not_found", "router"]
+__all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 
 LIST = "/manage/meters"
-
-
-def not_found(request: Request, session: WebSession) -> HTMLResponse:
-    """Answer the 404 page that anyone but an admin gets on a manage URL."""
-    return page(request, "error.html", session, 404, message="There is no such page.")
-
-
-async def admin_session(request: Request) -> WebSession | Response:
-    """Return the admin's session, or the response for anyone else (sign-in, or the 404 page)."""
-    session = await current_session(request)
-    if session is None:
-        return to_sign_in(request)
-    if not is_admin(session):
-        return not_found(request, session)
-    return session
-
-
-def _show(
-    request: Request, template: str, session: WebSession, errors: FormErrors | None = None, **context: Any
-) -> HTMLResponse:
-    status = 400 if errors else 200
-    return page(request, template, session, status, errors=errors or FormErrors(), active="manage", **context)
 
 
 def _refused(errors: FormErrors, exc: MeterhubError, vendor: str) -> None:
@@ -69,14 +46,12 @@ def _refused(errors: FormErrors, exc: MeterhubError, vendor: str) -> None:
 
 # --- the list ----------------------------------------------------------------------------
 @router.get("/manage/meters", response_class=HTMLResponse)
-async def meters_page(request: Request) -> Response:
+@admin_page
+async def meters_page(request: Request, session: WebSession) -> Response:
     """List every meter with its vendor, zone, interval and health."""
-    session = await admin_session(request)
-    if not isinstance(session, WebSession):
-        return session
-    rows = await anyio.to_thread.run_sync(meter_status, store_of(request))
-    meters = {m.id: m for m in await anyio.to_thread.run_sync(store_of(request).list_meters)}
-    return _show(request, "manage_meters.html", session, rows=rows, meters=meters, title="Meters")
+    rows = await run(meter_status, store_of(request))
+    meters = {m.id: m for m in await run(store_of(request).list_meters)}
+    return show(request, "manage_meters.html", session, rows=rows, meters=meters, title="Meters")
 
 
 # --- adding ------------------------------------------------------------------------------
@@ -85,6 +60,16 @@ def _meter_values(form: FormData) -> dict[str, str]:
     values = {name: form_text(form, name) for name in names}
     values.update({k: form_text(form, k) for k in form if k.startswith(("opt_", "env_"))})
     return values
+
+
+async def _read_meter_form(
+    request: Request, session: WebSession
+) -> tuple[FormData, FormErrors, dict[str, str], str, dict[str, str]]:
+    """Read a form that adds meters: what was typed, the vendor and its connection options."""
+    form, errors = await read_form(request, session)
+    values = _meter_values(form)
+    vendor = values["vendor"].lower()
+    return form, errors, values, vendor, options_from_form(vendor, form, errors)
 
 
 def _number(errors: FormErrors, values: dict[str, str], name: str, what: str) -> int | None:
@@ -102,7 +87,7 @@ def _add_page(
     request: Request, session: WebSession, values: dict[str, str], errors: FormErrors | None = None
 ) -> HTMLResponse:
     vendor = values.get("vendor", "")
-    return _show(
+    return show(
         request,
         "manage_meter.html",
         session,
@@ -117,42 +102,34 @@ def _add_page(
 
 
 @router.get("/manage/meters/new", response_class=HTMLResponse)
-async def add_form(request: Request) -> Response:
+@admin_page
+async def add_form(request: Request, session: WebSession) -> Response:
     """Show the form for a new meter: its vendor first, then that vendor's connection options."""
-    session = await admin_session(request)
-    if not isinstance(session, WebSession):
-        return session
     vendor = request.query_params.get("vendor", "").strip().lower()
     values = {"vendor": vendor if vendor in catalog.vendor_choices() else "", "phases": "1", "tz": "UTC"}
     return _add_page(request, session, values)
 
 
 @router.post("/manage/meters/new", response_class=HTMLResponse)
-async def add(request: Request) -> Response:
+@admin_page
+async def add(request: Request, session: WebSession) -> Response:
     """Add the meter the form describes, without discovery."""
-    session = await admin_session(request)
-    if not isinstance(session, WebSession):
-        return session
-    form, errors = await read_form(request, session)
-    values = _meter_values(form)
-    vendor = values["vendor"].lower()
-    options = options_from_form(vendor, form, errors)
+    _, errors, values, vendor, options = await _read_meter_form(request, session)
     phases = _number(errors, values, "phases", "phases")
     interval_s = _number(errors, values, "interval_s", "the interval")
     if errors:
         return _add_page(request, session, values, errors)
     try:
-        meter = await anyio.to_thread.run_sync(
-            lambda: catalog.add_meter(
-                store_of(request),
-                values["id"],
-                vendor,
-                phases=phases or 1,
-                tz=values["tz"] or "UTC",
-                interval_s=interval_s,
-                name=values["name"],
-                options=options,
-            )
+        meter = await run(
+            catalog.add_meter,
+            store_of(request),
+            values["id"],
+            vendor,
+            phases=phases or 1,
+            tz=values["tz"] or "UTC",
+            interval_s=interval_s,
+            name=values["name"],
+            options=options,
         )
     except MeterhubError as exc:
         _refused(errors, exc, vendor)
@@ -166,15 +143,10 @@ async def _discover(store: Store, vendor: str, options: dict[str, str], tz: str)
 
 
 @router.post("/manage/meters/discover", response_class=HTMLResponse)
-async def discover(request: Request) -> Response:
+@admin_page
+async def discover(request: Request, session: WebSession) -> Response:
     """Ask the vendor what the account or device holds, and offer each meter found to add."""
-    session = await admin_session(request)
-    if not isinstance(session, WebSession):
-        return session
-    form, errors = await read_form(request, session)
-    values = _meter_values(form)
-    vendor = values["vendor"].lower()
-    options = options_from_form(vendor, form, errors)
+    _, errors, values, vendor, options = await _read_meter_form(request, session)
     if errors:
         return _add_page(request, session, values, errors)
     try:
@@ -182,8 +154,8 @@ async def discover(request: Request) -> Response:
     except MeterhubError as exc:
         _refused(errors, exc, vendor)
         return _add_page(request, session, values, errors)
-    known = {m.id for m in await anyio.to_thread.run_sync(store_of(request).list_meters)}
-    return _show(
+    known = {m.id for m in await run(store_of(request).list_meters)}
+    return show(
         request,
         "manage_discover.html",
         session,
@@ -197,15 +169,10 @@ async def discover(request: Request) -> Response:
 
 
 @router.post("/manage/meters/discover/add", response_class=HTMLResponse)
-async def add_found(request: Request) -> Response:
+@admin_page
+async def add_found(request: Request, session: WebSession) -> Response:
     """Add the meters picked from a discovery (asked again, so only what the vendor holds)."""
-    session = await admin_session(request)
-    if not isinstance(session, WebSession):
-        return session
-    form, errors = await read_form(request, session)
-    values = _meter_values(form)
-    vendor = values["vendor"].lower()
-    options = options_from_form(vendor, form, errors)
+    form, errors, values, vendor, options = await _read_meter_form(request, session)
     picked = {str(v) for v in form.getlist("pick")}
     if not picked and not errors:
         errors.add(None, "Pick at least one meter to add.")
@@ -218,7 +185,7 @@ async def add_found(request: Request) -> Response:
             for d in await _discover(store, vendor, options, values["tz"] or "UTC")
             if d.suggested_id in picked
         ]
-        outcomes = await anyio.to_thread.run_sync(catalog.add_discovered, store, found)
+        outcomes = await run(catalog.add_discovered, store, found)
     except MeterhubError as exc:
         _refused(errors, exc, vendor)
         return _add_page(request, session, values, errors)
@@ -238,7 +205,7 @@ def _edit_page(
     values: dict[str, str],
     errors: FormErrors | None = None,
 ) -> HTMLResponse:
-    return _show(
+    return show(
         request,
         "manage_meter.html",
         session,
@@ -252,22 +219,28 @@ def _edit_page(
     )
 
 
-async def _meter(request: Request, meter_id: str) -> Meter | None:
-    try:
-        return await anyio.to_thread.run_sync(store_of(request).get_meter, meter_id)
-    except NotFoundError:
-        return None
+def _meter_page(
+    handler: Callable[[Request, WebSession, Meter], Awaitable[Response]],
+) -> Callable[[Request, WebSession, str], Awaitable[Response]]:
+    """Run a handler of one meter's page with that meter; a meter that is not there gets the 404 page."""
+
+    async def with_meter(request: Request, session: WebSession, meter_id: str) -> Response:
+        try:
+            meter = await run(store_of(request).get_meter, meter_id)
+        except NotFoundError:
+            return hidden(request, session)
+        return await handler(request, session, meter)
+
+    with_meter.__name__ = with_meter.__qualname__ = handler.__name__
+    with_meter.__doc__ = handler.__doc__
+    return with_meter
 
 
 @router.get("/manage/meters/{meter_id}/edit", response_class=HTMLResponse)
-async def edit_form(request: Request, meter_id: str) -> Response:
+@admin_page
+@_meter_page
+async def edit_form(request: Request, session: WebSession, meter: Meter) -> Response:
     """Show a meter's settings to change; secret options only as their variable's NAME."""
-    session = await admin_session(request)
-    if not isinstance(session, WebSession):
-        return session
-    meter = await _meter(request, meter_id)
-    if meter is None:
-        return not_found(request, session)
     values = {
         "name": meter.name,
         "phases": str(meter.phases),
@@ -279,14 +252,10 @@ async def edit_form(request: Request, meter_id: str) -> Response:
 
 
 @router.post("/manage/meters/{meter_id}/edit", response_class=HTMLResponse)
-async def edit(request: Request, meter_id: str) -> Response:
+@admin_page
+@_meter_page
+async def edit(request: Request, session: WebSession, meter: Meter) -> Response:
     """Change a meter as the API's PATCH does; options left empty are removed."""
-    session = await admin_session(request)
-    if not isinstance(session, WebSession):
-        return session
-    meter = await _meter(request, meter_id)
-    if meter is None:
-        return not_found(request, session)
     form, errors = await read_form(request, session)
     values = _meter_values(form)
     options: dict[str, str | None] = dict(options_from_form(meter.vendor, form, errors))
@@ -296,16 +265,15 @@ async def edit(request: Request, meter_id: str) -> Response:
     if errors:
         return _edit_page(request, session, meter, values, errors)
     try:
-        updated = await anyio.to_thread.run_sync(
-            lambda: catalog.update_meter(
-                store_of(request),
-                meter_id,
-                phases=phases,
-                tz=values["tz"],
-                interval_s=interval_s,
-                name=values["name"],
-                options=options,
-            )
+        updated = await run(
+            catalog.update_meter,
+            store_of(request),
+            meter.id,
+            phases=phases,
+            tz=values["tz"],
+            interval_s=interval_s,
+            name=values["name"],
+            options=options,
         )
     except MeterhubError as exc:
         _refused(errors, exc, meter.vendor)
@@ -315,32 +283,24 @@ async def edit(request: Request, meter_id: str) -> Response:
 
 # --- removing ----------------------------------------------------------------------------
 @router.get("/manage/meters/{meter_id}/remove", response_class=HTMLResponse)
-async def remove_form(request: Request, meter_id: str) -> Response:
+@admin_page
+@_meter_page
+async def remove_form(request: Request, session: WebSession, meter: Meter) -> Response:
     """Ask to confirm removing a meter, saying that its data goes with it."""
-    session = await admin_session(request)
-    if not isinstance(session, WebSession):
-        return session
-    meter = await _meter(request, meter_id)
-    if meter is None:
-        return not_found(request, session)
-    return _show(request, "manage_meter_remove.html", session, meter=meter, title=f"Remove {meter.id}")
+    return show(request, "manage_meter_remove.html", session, meter=meter, title=f"Remove {meter.id}")
 
 
 @router.post("/manage/meters/{meter_id}/remove", response_class=HTMLResponse)
-async def remove(request: Request, meter_id: str) -> Response:
+@admin_page
+@_meter_page
+async def remove(request: Request, session: WebSession, meter: Meter) -> Response:
     """Remove a meter and all its data."""
-    session = await admin_session(request)
-    if not isinstance(session, WebSession):
-        return session
-    meter = await _meter(request, meter_id)
-    if meter is None:
-        return not_found(request, session)
     form, errors = await read_form(request, session)
     if form_text(form, "confirm") != "yes":
         errors.add("confirm", "Tick the box to confirm that the meter's data is deleted.")
     if errors:
-        return _show(
+        return show(
             request, "manage_meter_remove.html", session, errors, meter=meter, title=f"Remove {meter.id}"
         )
-    removed = await anyio.to_thread.run_sync(catalog.remove_meter, store_of(request), meter_id)
-    return done(LIST, f"Removed meter {meter_id} and its {removed} readings.")
+    removed = await run(catalog.remove_meter, store_of(request), meter.id)
+    return done(LIST, f"Removed meter {meter.id} and its {removed} readings.")

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -19,10 +18,10 @@ from meterhub import placebook
 from meterhub.api.deps import store_of
 from meterhub.api.websession import WebSession
 from meterhub.errors import ConflictError, MeterhubError, NotFoundError, UnknownPlaceError
-from meterhub.model import Place, Role
+from meterhub.model import Role
 from meterhub.store.base import Store
-from meterhub.web.forms import FormErrors, done, form_text, read_form
-from meterhub.web.manage.home import admin_only, blame, hidden, show
+from meterhub.web.forms import FormErrors, done, read_form
+from meterhub.web.manage.home import admin_page, hidden, run, show, stored_page, submit
 from meterhub.web.manage.tariff_form import ROLE_WORDS, TARIFF_GROUPS, tariff_values
 
 __all__ = ["router"]
@@ -30,11 +29,6 @@ __all__ = ["router"]
 router = APIRouter(include_in_schema=False)
 
 LIST = "/manage/places"
-_T = TypeVar("_T")
-
-
-async def _run(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    return await anyio.to_thread.run_sync(functools.partial(call, *args, **kwargs))
 
 
 def _listing(store: Store) -> dict[str, Any]:
@@ -47,57 +41,46 @@ async def _list_page(
     values: dict[str, str] | None = None,
     errors: FormErrors | None = None,
 ) -> HTMLResponse:
-    context = await _run(_listing, store_of(request))
-    return show(
-        request,
-        "manage_places.html",
-        session,
-        errors,
-        values=values or {"tz": "Europe/Oslo"},
-        title="Places",
-        **context,
+    values = values or {"tz": "Europe/Oslo"}
+    return await stored_page(
+        request, session, "manage_places.html", _listing, errors, values=values, title="Places"
     )
 
 
 @router.get("/manage/places", response_class=HTMLResponse)
-async def places_page(request: Request) -> Response:
+@admin_page
+async def places_page(request: Request, session: WebSession) -> Response:
     """List places with their zones, meters and whether they have a tariff; a form adds one."""
-    session = await admin_only(request)
-    if not isinstance(session, WebSession):
-        return session
     return await _list_page(request, session)
 
 
 @router.post("/manage/places", response_class=HTMLResponse)
-async def add_place(request: Request) -> Response:
+@admin_page
+async def add_place(request: Request, session: WebSession) -> Response:
     """Add a place with an id, a name and a time zone."""
-    session = await admin_only(request)
-    if not isinstance(session, WebSession):
-        return session
-    form, errors = await read_form(request, session)
-    values = {name: form_text(form, name) for name in ("id", "name", "tz")}
-    if not errors:
-        try:
-            await _run(placebook.add_place, store_of(request), values["id"], values["tz"], values["name"])
-        except ConflictError as exc:
-            blame(errors, exc, "id")
-        except MeterhubError as exc:
-            blame(errors, exc)
-    if errors:
-        return await _list_page(request, session, values, errors)
-    return done(f"{LIST}/{values['id']}", f"Place {values['id']} added.")
+    return await submit(
+        request,
+        session,
+        ("id", "name", "tz"),
+        lambda store, v: placebook.add_place(store, v["id"], v["tz"], v["name"]),
+        again=lambda errors, values: _list_page(request, session, values, errors),
+        then=lambda place: done(f"{LIST}/{place.id}", f"Place {place.id} added."),
+        field=lambda exc: "id" if isinstance(exc, ConflictError) else None,
+    )
 
 
 # --- one place ----------------------------------------------------------------------------
-def _place_context(store: Store, place_id: str) -> dict[str, Any]:
+def _place_context(store: Store, place_id: str, typed: dict[str, str]) -> dict[str, Any]:
     place = store.get_place(place_id)
     inside = {meter for meter, _ in place.meters}
     meters = store.list_meters()
+    tariff = tariff_values(place.tariff)
     return {
         "place": place,
         "names": {m.id: m.name for m in meters},
         "free_meters": [m for m in meters if m.id not in inside],
-        "tariff": tariff_values(place.tariff),
+        "tariff": tariff,
+        "values": {"name": place.name, "tz": place.tz, **tariff, **typed},
     }
 
 
@@ -109,66 +92,60 @@ async def _place_page(
     typed: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """Show a place's forms; ``typed`` overrides what the failed form shows."""
-    try:
-        context = await _run(_place_context, store_of(request), place_id)
-    except NotFoundError:
-        return hidden(request, session)
-    place: Place = context["place"]
-    values = {"name": place.name, "tz": place.tz, **context["tariff"], **(typed or {})}
-    return show(
+    read = functools.partial(_place_context, place_id=place_id, typed=typed or {})
+    return await stored_page(
         request,
-        "manage_place.html",
         session,
+        "manage_place.html",
+        read,
         errors,
-        values=values,
         groups=TARIFF_GROUPS,
         roles=ROLE_WORDS,
-        title=f"Place {place.id}",
-        **context,
+        title=f"Place {place_id}",
     )
 
 
 @router.get("/manage/places/{place_id}", response_class=HTMLResponse)
-async def place_page(request: Request, place_id: str) -> Response:
+@admin_page
+async def place_page(request: Request, session: WebSession, place_id: str) -> Response:
     """Show a place's name and zone, its meters by role, its tariff form, and a way to remove it."""
-    session = await admin_only(request)
-    if not isinstance(session, WebSession):
-        return session
     return await _place_page(request, session, place_id)
 
 
 async def _change(
     request: Request,
+    session: WebSession,
     place_id: str,
     fields: tuple[str, ...],
     change: Callable[[Store, dict[str, str]], object],
     notice: str,
 ) -> Response:
     """Read a form of a place's page, make the change, and redirect; or show the page with errors."""
-    session = await admin_only(request)
-    if not isinstance(session, WebSession):
-        return session
-    form, errors = await read_form(request, session)
-    typed = {name: form_text(form, name) for name in fields}
-    if not errors:
-        try:
-            await _run(change, store_of(request), typed)
-        except UnknownPlaceError as exc:
-            if exc.place_id != place_id:
-                raise
-            return hidden(request, session)
-        except MeterhubError as exc:
-            blame(errors, exc, fields[0])
-    if errors:
-        return await _place_page(request, session, place_id, errors, typed)
-    return done(f"{LIST}/{place_id}", notice)
+
+    async def gone(exc: MeterhubError) -> bool:
+        if isinstance(exc, UnknownPlaceError) and exc.place_id != place_id:
+            raise exc
+        return isinstance(exc, UnknownPlaceError)
+
+    return await submit(
+        request,
+        session,
+        fields,
+        change,
+        again=lambda errors, typed: _place_page(request, session, place_id, errors, typed),
+        then=lambda _: done(f"{LIST}/{place_id}", notice),
+        field=lambda _: fields[0],
+        gone=gone,
+    )
 
 
 @router.post("/manage/places/{place_id}", response_class=HTMLResponse)
-async def edit_place(request: Request, place_id: str) -> Response:
+@admin_page
+async def edit_place(request: Request, session: WebSession, place_id: str) -> Response:
     """Change a place's name and time zone."""
     return await _change(
         request,
+        session,
         place_id,
         ("name", "tz"),
         lambda store, v: placebook.change_place(store, place_id, name=v["name"], tz=v["tz"]),
@@ -177,7 +154,8 @@ async def edit_place(request: Request, place_id: str) -> Response:
 
 
 @router.post("/manage/places/{place_id}/meters", response_class=HTMLResponse)
-async def attach_meter(request: Request, place_id: str) -> Response:
+@admin_page
+async def attach_meter(request: Request, session: WebSession, place_id: str) -> Response:
     """Put a meter in the place with a role (a meter already there takes the new role)."""
 
     def attach(store: Store, v: dict[str, str]) -> object:
@@ -187,14 +165,18 @@ async def attach_meter(request: Request, place_id: str) -> Response:
             raise placebook.FieldError("meter", "choose a meter")
         return placebook.attach_meter(store, place_id, v["meter"], Role(v["role"]))
 
-    return await _change(request, place_id, ("meter", "role"), attach, f"Meter attached to {place_id}.")
+    return await _change(
+        request, session, place_id, ("meter", "role"), attach, f"Meter attached to {place_id}."
+    )
 
 
 @router.post("/manage/places/{place_id}/meters/{meter_id}/detach", response_class=HTMLResponse)
-async def detach_meter(request: Request, place_id: str, meter_id: str) -> Response:
+@admin_page
+async def detach_meter(request: Request, session: WebSession, place_id: str, meter_id: str) -> Response:
     """Take a meter out of the place; the meter and its data stay."""
     return await _change(
         request,
+        session,
         place_id,
         ("detach",),
         lambda store, _: placebook.detach_meter(store, place_id, meter_id),
@@ -203,11 +185,13 @@ async def detach_meter(request: Request, place_id: str, meter_id: str) -> Respon
 
 
 @router.post("/manage/places/{place_id}/tariff", response_class=HTMLResponse)
-async def set_tariff(request: Request, place_id: str) -> Response:
+@admin_page
+async def set_tariff(request: Request, session: WebSession, place_id: str) -> Response:
     """Replace the place's tariff with what the form says (every field empty clears it)."""
     names = tuple(field.name for _, _, fields in TARIFF_GROUPS for field in fields)
     return await _change(
         request,
+        session,
         place_id,
         names,
         lambda store, v: placebook.set_tariff(store, place_id, placebook.tariff_from_text(v)),
@@ -217,13 +201,11 @@ async def set_tariff(request: Request, place_id: str) -> Response:
 
 # --- removing -----------------------------------------------------------------------------
 @router.get("/manage/places/{place_id}/remove", response_class=HTMLResponse)
-async def remove_form(request: Request, place_id: str) -> Response:
+@admin_page
+async def remove_form(request: Request, session: WebSession, place_id: str) -> Response:
     """Ask whether to remove the place."""
-    session = await admin_only(request)
-    if not isinstance(session, WebSession):
-        return session
     try:
-        place = await _run(store_of(request).get_place, place_id)
+        place = await run(store_of(request).get_place, place_id)
     except NotFoundError:
         return hidden(request, session)
     return show(
@@ -232,16 +214,14 @@ async def remove_form(request: Request, place_id: str) -> Response:
 
 
 @router.post("/manage/places/{place_id}/remove", response_class=HTMLResponse)
-async def remove_place(request: Request, place_id: str) -> Response:
+@admin_page
+async def remove_place(request: Request, session: WebSession, place_id: str) -> Response:
     """Remove the place; its meters and their data stay."""
-    session = await admin_only(request)
-    if not isinstance(session, WebSession):
-        return session
     _, errors = await read_form(request, session)
     if errors:
         return await _place_page(request, session, place_id, errors)
     try:
-        await _run(placebook.remove_place, store_of(request), place_id)
+        await run(placebook.remove_place, store_of(request), place_id)
     except NotFoundError:
         return hidden(request, session)
     return done(LIST, f"Place {place_id} removed; its meters and their data stay.")
