@@ -27,7 +27,12 @@ from meterhub.redact import redact_text
 from meterhub.store.base import Store
 from meterhub.timeutil import parse_time
 
-__all__ = ["BackfillRun", "BackfillRuns", "plan_backfill"]
+__all__ = [
+    "BackfillRun",
+    "BackfillRuns",
+    "backfill_range",
+    "plan_backfill",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,20 @@ def _instant(text: str, tz: str, field: str, now: datetime) -> datetime:
         raise FieldError(field, str(exc)) from exc
 
 
+def backfill_range(meter: Meter, since: str, until: str, now: datetime) -> tuple[datetime, datetime]:
+    """Return the range [since, until) asked for, read in the meter's zone; until is never after now.
+
+    Raise FieldError (``since`` or ``until``) for a time that cannot be read or an empty range.
+    """
+    start = _instant(since, meter.tz, "since", now)
+    end = min(_instant(until, meter.tz, "until", now), now) if until.strip() else now
+    if end <= start:
+        raise FieldError(
+            "since", f"the start ({start.isoformat()}) must be before the end ({end.isoformat()})"
+        )
+    return start, end
+
+
 async def plan_backfill(
     store: Store, meter: Meter, since: str, until: str, now: datetime, *, restart: bool = False
 ) -> BackfillJob:
@@ -50,12 +69,7 @@ async def plan_backfill(
     as done. Raise FieldError (``since`` or ``until``) for a time that cannot be read or a
     range that is empty.
     """
-    start = _instant(since, meter.tz, "since", now)
-    end = min(_instant(until, meter.tz, "until", now), now) if until.strip() else now
-    if end <= start:
-        raise FieldError(
-            "since", f"the start ({start.isoformat()}) must be before the end ({end.isoformat()})"
-        )
+    start, end = backfill_range(meter, since, until, now)
     existing = None if restart else await BackfillLedger(store).load(meter.id)
     return resume(existing, meter.id, start, end)
 

@@ -12,8 +12,9 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from meterhub.cli.common import emit, format_option, opened_store, time_arg
-from meterhub.errors import InputError, MeterhubError
+from meterhub.backfills import backfill_range
+from meterhub.cli.common import emit, format_option, opened_store
+from meterhub.errors import FieldError, InputError, MeterhubError
 from meterhub.model import Meter, utc_now
 from meterhub.poller.backfill import BackfillJob, BackfillLedger, backfill_meter, resume
 from meterhub.poller.connectors import HTTP_LIMITS, HTTP_TIMEOUT, ConnectorClass, history_chunk_s
@@ -42,11 +43,11 @@ def backfill(meter_id: str, since: str, until: str | None, restart: bool, retrie
     """Fetch a meter's history from its vendor, within quotas; resumes where it stopped."""
     with opened_store() as store:
         meter = store.get_meter(meter_id)
-        now = utc_now()
-        start = time_arg(since, meter.tz)
-        end = min(time_arg(until, meter.tz), now) if until else now
-        if end <= start:
-            raise InputError(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")
+        # The same reading of the range, and the same check, as a backfill started on the dashboard.
+        try:
+            start, end = backfill_range(meter, since, until or "", utc_now())
+        except FieldError as exc:  # named by its option on the command line
+            raise InputError(f"--{exc.field}: {exc}") from exc
         connector_class = cast(ConnectorClass, load_connector(meter.vendor))
         existing = None if restart else anyio.run(BackfillLedger(store).load, meter.id)
         job = resume(existing, meter.id, start, end)
