@@ -27,7 +27,8 @@
 
   function figures() {
     show("month_value_kwh", view.month_value_kwh);
-    field("peak_days").textContent = String(view.peak_days);
+    // With fewer days of data than the tariff counts, the mean is of the days there are.
+    field("peak_days").textContent = String(Math.min(view.peak_days, view.peaks.length) || view.peak_days);
     const step = field("step");
     const last = view.thresholds_kwh[view.thresholds_kwh.length - 1];
     step.textContent = view.step_kwh === null ? `above the last threshold (${last} kWh/h)` : `up to ${view.step_kwh} kWh/h`;
