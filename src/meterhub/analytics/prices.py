@@ -7,6 +7,11 @@ header line and is separated by commas or semicolons (a semicolon file may use d
 a JSON file is an array of objects or an object with a ``prices`` array. Slots must lie on the
 UTC 15-minute grid, must not overlap, and keep one currency per direction; any bad row stops the
 import with every reason, so a series is never half imported.
+
+A JSON file may also be an AMS reader's own price answer (``energyprice.json``, hourly keys
+``00``..``35``, or ``importprice.json``/``exportprice.json`` with ``resolution`` and ``prices``),
+recognised by its shape. It names no day, so it is placed by the time it was read (``read_at``,
+by default the file's modification time) in the zone the reader counts its price day in.
 """
 
 from __future__ import annotations
@@ -27,13 +32,16 @@ from meterhub.errors import ImportFileError
 from meterhub.model import Direction, PricePoint
 from meterhub.store.base import Store
 from meterhub.timeutil import to_ms
+from meterhub.vendors.amsreader.pricefile import EnergyPriceError, is_reader_prices, prices_from_energyprice
 
-__all__ = ["MAX_REASONS", "PriceImport", "import_prices", "parse_prices", "read_prices"]
+__all__ = ["MAX_REASONS", "READER_PRICE_TZ", "PriceImport", "import_prices", "parse_prices", "read_prices"]
 
 MAX_REASONS = 5
 """Bad rows named in the error message; the rest are counted."""
 _RESOLUTION_RE = re.compile(r"^(?:PT)?(\d+)\s*(M|MIN|H)$")
 _QUARTER_MS = 900_000
+READER_PRICE_TZ = "Europe/Oslo"
+"""Where a reader's price day begins by default: midnight CET/CEST, as its firmware counts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,22 +60,44 @@ class _RowError(ValueError):
     """One row's reason for refusal."""
 
 
-def read_prices(path: Path, series: str) -> list[PricePoint]:
-    """Read and check every slot of a CSV or JSON price file; raise ImportFileError naming bad rows."""
+def read_prices(
+    path: Path, series: str, *, read_at: datetime | None = None, reader_tz: str = READER_PRICE_TZ
+) -> list[PricePoint]:
+    """Read and check every slot of a CSV or JSON price file; raise ImportFileError naming bad rows.
+
+    A reader's price answer is placed by ``read_at``, by default the file's modification time.
+    """
     try:
         text = path.read_text(encoding="utf-8-sig")
+        if read_at is None:
+            read_at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     except FileNotFoundError as exc:
         raise ImportFileError(f"file {path} not found") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ImportFileError(f"cannot read {path}: {exc}") from exc
-    return parse_prices(text, series, path.name)
+    return parse_prices(text, series, path.name, read_at=read_at, reader_tz=reader_tz)
 
 
-def parse_prices(text: str, series: str, where: str = "prices") -> list[PricePoint]:
-    """Parse price rows from CSV or JSON text (told apart by the first character)."""
+def parse_prices(
+    text: str,
+    series: str,
+    where: str = "prices",
+    *,
+    read_at: datetime | None = None,
+    reader_tz: str = READER_PRICE_TZ,
+) -> list[PricePoint]:
+    """Parse price rows from CSV or JSON text (told apart by the first character).
+
+    An AMS reader's price answer is recognised by its shape and needs ``read_at``.
+    """
     if not series.strip():
         raise ImportFileError("a price series needs a non-empty name")
-    rows = _json_rows(text, where) if text.lstrip()[:1] in ("[", "{") else _csv_rows(text, where)
+    is_json = text.lstrip()[:1] in ("[", "{")
+    if is_json:
+        document = _json_document(text, where)
+        if is_reader_prices(document):
+            return _reader_points(document, series, where, read_at, reader_tz)
+    rows = _json_rows(document, where) if is_json else _csv_rows(text, where)
     valid: list[tuple[str, PricePoint]] = []
     reasons: list[str] = []
     for line, row in rows:
@@ -87,9 +117,16 @@ def parse_prices(text: str, series: str, where: str = "prices") -> list[PricePoi
     return points
 
 
-def import_prices(store: Store, path: Path, series: str) -> PriceImport:
+def import_prices(
+    store: Store,
+    path: Path,
+    series: str,
+    *,
+    read_at: datetime | None = None,
+    reader_tz: str = READER_PRICE_TZ,
+) -> PriceImport:
     """Read a price file and store its slots as series ``series`` (a re-import updates prices)."""
-    points = read_prices(path, series)
+    points = read_prices(path, series, read_at=read_at, reader_tz=reader_tz)
     for name, direction, currency, *_ in store.price_series():
         if name != series:
             continue
@@ -131,11 +168,28 @@ def _csv_rows(text: str, where: str) -> list[tuple[str, Mapping[str, Any]]]:
     return rows
 
 
-def _json_rows(text: str, where: str) -> list[tuple[str, Mapping[str, Any]]]:
+def _json_document(text: str, where: str) -> Any:
     try:
-        document = orjson.loads(text)
+        return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise ImportFileError(f"{where}: not valid JSON ({exc})") from exc
+
+
+def _reader_points(
+    document: Mapping[str, Any], series: str, where: str, read_at: datetime | None, reader_tz: str
+) -> list[PricePoint]:
+    if read_at is None:
+        raise ImportFileError(f"{where}: a reader's price answer names no day; say when it was read")
+    try:
+        points = prices_from_energyprice(document, series, reader_tz, read_at)
+    except EnergyPriceError as exc:
+        raise ImportFileError(f"{where}: {exc}") from exc
+    if not points:
+        raise ImportFileError(f"{where}: the reader knows no prices yet (every price is null)")
+    return points
+
+
+def _json_rows(document: Any, where: str) -> list[tuple[str, Mapping[str, Any]]]:
     if isinstance(document, dict):
         document = document.get("prices")
     if not isinstance(document, list):

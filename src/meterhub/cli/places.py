@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from meterhub import placebook
-from meterhub.analytics.prices import import_prices
+from meterhub.analytics.prices import READER_PRICE_TZ, import_prices
 from meterhub.analytics.tariffs import Tariff
 from meterhub.cli.common import emit, format_option, opened_store
 from meterhub.errors import InputError
@@ -177,10 +178,25 @@ def prices() -> None:
 @prices.command("import")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--series", default="default", show_default=True, help="Name the slots are stored under.")
-def import_(file: Path, series: str) -> None:
-    """Import price slots from CSV or JSON (start, end or resolution, price, currency, direction)."""
+@click.option(
+    "--read-at",
+    help="For an AMS reader's energyprice.json: when it was read (ISO 8601 with an offset); "
+    "default the file's modification time.",
+)
+@click.option(
+    "--reader-tz",
+    default=READER_PRICE_TZ,
+    show_default=True,
+    help="For an AMS reader's price file: the zone its price day begins in.",
+)
+def import_(file: Path, series: str, read_at: str | None, reader_tz: str) -> None:
+    """Import price slots from CSV or JSON (start, end or resolution, price, currency, direction).
+
+    An AMS reader's own energyprice.json (or importprice.json/exportprice.json) is recognised too.
+    """
+    moment = _aware_time(read_at, "--read-at") if read_at is not None else None
     with opened_store() as store:
-        result = import_prices(store, file, series)
+        result = import_prices(store, file, series, read_at=moment, reader_tz=reader_tz)
     click.echo(
         f"series {result.series}: {result.read} slots read, {result.stored} stored, "
         f"{result.unchanged} unchanged, {result.first_start.isoformat()} to {result.last_end.isoformat()}"
@@ -194,3 +210,13 @@ def list_prices(fmt: str) -> None:
     with opened_store() as store:
         rows = store.price_series()
     emit(("series", "direction", "currency", "slots", "start", "end"), rows, fmt, title="price series")
+
+
+def _aware_time(text: str, option: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{option} {text!r} is not ISO 8601 like 2026-03-29T12:00:00+02:00") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InputError(f"{option} {text!r} has no UTC offset (add Z or +02:00)")
+    return moment
