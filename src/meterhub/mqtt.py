@@ -8,8 +8,11 @@
         ...  # readings arrive in the store; subscriber.counters counts what happened
 
 Every reading goes through :class:`meterhub.ingest.Ingestor` (in a worker thread, in small
-batches); extras go to ``store.write_extras``. Raw values one device sends in one round (the
-same device prefix, within ``raw_window_s``, no topic twice) become one reading. A malformed
+batches); extras go to ``store.write_extras``. Raw values one device sends in one round become
+one reading: a round starts at ``meter/dlms/timestamp``, which the reader sends first, and ends at
+the device's next start, or once the device has been quiet for ``raw_window_s``; a topic may come
+twice in one round (list-3 and list-4 meters repeat ``meter/id`` and ``meter/type``). A device
+that never sends that start has its rounds ended by a topic coming again. A malformed
 message is counted per topic and logged once per topic; it never stops the subscriber. Readings
 go through ingest's validation, and a batch the store refuses anyway is written again message by
 message, so one bad message costs only its own readings. A lost broker is reconnected with
@@ -37,6 +40,7 @@ from meterhub.errors import ConfigError, PayloadError, UnknownMeterError
 from meterhub.ingest import Ingestor, IngestReport
 from meterhub.model import Extra, utc_now
 from meterhub.mqtt_mapping import (
+    RAW_ROUND_START,
     RAW_TEXTS,
     MqttSource,
     PayloadFormat,
@@ -104,8 +108,11 @@ class _RawRound:
 
     source: MqttSource
     prefix: str
-    started_s: float
+    last_s: float
+    """When the device last sent a value of this round (anyio clock)."""
     received_at: datetime
+    started: bool
+    """Whether the round began with the reader's round start."""
     numbers: dict[str, float] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
 
@@ -334,12 +341,14 @@ class MqttSubscriber:
         number = parse_raw_number(name, payload) if text is None else None
         key = (index, prefix)
         current = self._rounds.get(key)
-        if current is not None and current.has(name):
+        starts = name == RAW_ROUND_START
+        if current is not None and (starts or (not current.started and current.has(name))):
             await self._flush_round(key)
             current = None
         if current is None:
-            current = _RawRound(source, prefix, anyio.current_time(), utc_now())
+            current = _RawRound(source, prefix, anyio.current_time(), utc_now(), started=starts)
             self._rounds[key] = current
+        current.last_s = anyio.current_time()
         if text is not None:
             current.texts[name] = text
         elif number is not None:
@@ -354,7 +363,7 @@ class MqttSubscriber:
     async def _flush_rounds(self, older_than_s: float | None) -> None:
         now_s = anyio.current_time()
         for key, round_ in list(self._rounds.items()):
-            if older_than_s is None or now_s - round_.started_s >= older_than_s:
+            if older_than_s is None or now_s - round_.last_s >= older_than_s:
                 await self._flush_round(key)
 
     async def _flush_round(self, key: tuple[int, str]) -> None:

@@ -9,6 +9,8 @@ The reader's payload formats, as its MQTT "payload format" setting names them:
 - JSON flat: the same numbers at the top level, the realtime ones prefixed ``rt_``.
 - raw: one value per topic under ``<prefix>/``, e.g. ``meter/import/active``,
   ``meter/l1/voltage``, ``meter/import/accumulated`` (``.../active/accumulated`` in firmware 2.x).
+  A round starts with ``meter/dlms/timestamp``; list-3 and list-4 meters send ``meter/id`` and
+  ``meter/type`` twice in one round.
 
 Power in W and energy in kWh, as the reader sends them; ``power_w`` is import minus export.
 The same topics also carry system, price and temperature documents: the system one gives
@@ -44,6 +46,7 @@ __all__ = [
     "FLAT_FIELDS",
     "RAW_EXTRAS",
     "RAW_FIELDS",
+    "RAW_ROUND_START",
     "RAW_TEXTS",
     "MqttSource",
     "PayloadFormat",
@@ -265,6 +268,8 @@ def _raw_phase(n: int) -> tuple[FieldSpec, ...]:
         FieldSpec((f"meter/import/l{n}",), n, "power_w"),
         FieldSpec((f"meter/export/l{n}",), n, "power_w", sign=-1.0),
         FieldSpec((f"meter/l{n}/powerfactor",), n, "power_factor"),
+        FieldSpec((f"meter/import/l{n}/accumulated",), n, "energy_import_kwh"),
+        FieldSpec((f"meter/export/l{n}/accumulated",), n, "energy_export_kwh"),
     )
 
 
@@ -304,7 +309,9 @@ RAW_EXTRAS: tuple[ExtraSpec, ...] = (
 )
 """Raw topic suffixes kept as device extras."""
 
-RAW_TIMES = ("meter/dlms/timestamp", "meter/clock")
+RAW_ROUND_START = "meter/dlms/timestamp"
+"""The raw suffix the reader sends first in every round."""
+RAW_TIMES = (RAW_ROUND_START, "meter/clock")
 """Raw suffixes carrying the reading's time (epoch seconds), best first."""
 RAW_TEXTS = frozenset({"meter/id", "meter/type", "id"})
 """Raw suffixes carrying text that names the device."""

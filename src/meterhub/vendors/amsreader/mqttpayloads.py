@@ -13,7 +13,7 @@ from typing import Any
 
 from .device import PhaseSnapshot, ReaderDevice, Snapshot
 
-__all__ = ["JSON_LIST_FIELDS", "RAW_TOPICS", "json_classic", "raw_messages"]
+__all__ = ["JSON_LIST_FIELDS", "RAW_REALTIME", "RAW_TOPICS", "json_classic", "raw_messages"]
 
 Json = dict[str, Any]
 Getter = Callable[[ReaderDevice, Snapshot], Any]
@@ -133,56 +133,83 @@ def _whole(getter: Getter) -> Callable[[ReaderDevice, Snapshot], str]:
 
 
 def _raw_phase(suffix: str, first: int, read: Callable[[PhaseSnapshot], Any]) -> list[RawTopic]:
-    return [
-        RawTopic(suffix.format(n=index + 1), first, _fixed(_phase(index, read), 2))
-        for index in range(3)
-    ]
+    return [RawTopic(suffix.format(n=index + 1), first, _fixed(_phase(index, read), 2)) for index in range(3)]
+
+
+def _raw_phase_counter(suffix: str, read: Callable[[PhaseSnapshot], Any]) -> list[RawTopic]:
+    return [RawTopic(suffix.format(n=index + 1), 4, _fixed(_phase(index, read), 2)) for index in range(3)]
+
+
+def _meter_names(first_list: int) -> tuple[RawTopic, ...]:
+    return (
+        RawTopic("meter/id", first_list, lambda d, _s: d.config.meter_id),
+        RawTopic("meter/type", first_list, lambda d, _s: d.config.meter_model),
+    )
 
 
 RAW_TOPICS: tuple[RawTopic, ...] = (
-    RawTopic("meter/import/active", 1, _whole(lambda _d, s: s.import_w)),
-    RawTopic("meter/id", 2, lambda d, _s: d.config.meter_id),
-    RawTopic("meter/type", 2, lambda d, _s: d.config.meter_model),
-    *_raw_phase("meter/l{n}/current", 2, lambda p: p.current_a),
-    *_raw_phase("meter/l{n}/voltage", 2, lambda p: p.voltage_v),
-    RawTopic("meter/export/active", 2, _whole(lambda _d, s: s.export_w)),
-    RawTopic("meter/import/reactive", 2, _whole(lambda _d, s: s.reactive_import_var)),
-    RawTopic("meter/export/reactive", 2, _whole(lambda _d, s: s.reactive_export_var)),
-    RawTopic("meter/clock", 3, _whole(_rtc)),
-    RawTopic("meter/import/accumulated", 3, _fixed(lambda _d, s: s.energy_import_kwh, 3)),
-    RawTopic("meter/export/accumulated", 3, _fixed(lambda _d, s: s.energy_export_kwh, 3)),
-    RawTopic(
-        "meter/import/reactive/accumulated", 3, _fixed(lambda _d, s: s.reactive_import_kvarh, 3)
-    ),
-    RawTopic(
-        "meter/export/reactive/accumulated", 3, _fixed(lambda _d, s: s.reactive_export_kvarh, 3)
-    ),
+    RawTopic("meter/dlms/timestamp", 1, _whole(_rtc)),
+    # list 4, then 3, 2 and 1: the reader sends the richest list first
     *_raw_phase("meter/import/l{n}", 4, lambda p: p.import_w),
     *_raw_phase("meter/export/l{n}", 4, lambda p: p.export_w),
+    *_raw_phase_counter("meter/import/l{n}/accumulated", lambda p: p.energy_import_kwh),
+    *_raw_phase_counter("meter/export/l{n}/accumulated", lambda p: p.energy_export_kwh),
     RawTopic("meter/powerfactor", 4, _fixed(lambda _d, s: s.power_factor, 2)),
     *_raw_phase("meter/l{n}/powerfactor", 4, lambda p: p.power_factor),
+    *_meter_names(3),
+    RawTopic("meter/clock", 3, _whole(_rtc)),
+    RawTopic("meter/import/reactive/accumulated", 3, _fixed(lambda _d, s: s.reactive_import_kvarh, 3)),
+    RawTopic("meter/import/accumulated", 3, _fixed(lambda _d, s: s.energy_import_kwh, 3)),
+    RawTopic("meter/export/reactive/accumulated", 3, _fixed(lambda _d, s: s.reactive_export_kvarh, 3)),
+    RawTopic("meter/export/accumulated", 3, _fixed(lambda _d, s: s.energy_export_kwh, 3)),
+    *_meter_names(2),
+    *(
+        topic
+        for index in range(3)
+        for topic in (
+            RawTopic(f"meter/l{index + 1}/current", 2, _fixed(_phase(index, lambda p: p.current_a), 2)),
+            RawTopic(f"meter/l{index + 1}/voltage", 2, _fixed(_phase(index, lambda p: p.voltage_v), 2)),
+        )
+    ),
+    RawTopic("meter/export/reactive", 2, _whole(lambda _d, s: s.reactive_export_var)),
+    RawTopic("meter/export/active", 2, _whole(lambda _d, s: s.export_w)),
+    RawTopic("meter/import/reactive", 2, _whole(lambda _d, s: s.reactive_import_var)),
+    RawTopic("meter/import/active", 1, _whole(lambda _d, s: s.import_w)),
+)
+"""The raw meter topics under ``<prefix>/``, in the order the reader sends them in one round.
+
+A round starts with ``meter/dlms/timestamp``. A list-3 or list-4 meter's round carries
+``meter/id`` and ``meter/type`` twice: once with the list-3 registers, once with list 2.
+"""
+
+RAW_REALTIME: tuple[RawTopic, ...] = (
     RawTopic("realtime/import/hour", 1, _fixed(lambda _d, s: s.hour.use_kwh, 3)),
     RawTopic("realtime/import/day", 1, _fixed(lambda _d, s: s.day.use_kwh, 2)),
     RawTopic("realtime/import/month", 1, _fixed(lambda _d, s: s.month.use_kwh, 1)),
+)
+RAW_REALTIME_AFTER_PEAKS: tuple[RawTopic, ...] = (
     RawTopic("realtime/import/threshold", 1, _whole(lambda _d, s: s.capacity.threshold_kwh)),
     RawTopic("realtime/import/monthmax", 1, _fixed(lambda _d, s: s.capacity.month_max_kwh, 3)),
     RawTopic("realtime/export/hour", 1, _fixed(lambda _d, s: s.hour.produced_kwh, 3)),
     RawTopic("realtime/export/day", 1, _fixed(lambda _d, s: s.day.produced_kwh, 2)),
     RawTopic("realtime/export/month", 1, _fixed(lambda _d, s: s.month.produced_kwh, 1)),
 )
-"""The raw topics under ``<prefix>/``, in the order the reader sends them."""
+"""The energy-accounting topics that end a round, before and after the capacity peaks."""
 
 
 def raw_messages(device: ReaderDevice, snapshot: Snapshot, prefix: str) -> list[tuple[str, str]]:
-    """Return the (topic, text) pairs of the raw format for ``snapshot``."""
+    """Return the (topic, text) pairs of one raw round for ``snapshot``, in the reader's order."""
     list_type = device.config.list_type
-    messages = [
-        (f"{prefix}/{topic.suffix}", topic.text(device, snapshot))
-        for topic in RAW_TOPICS
-        if topic.first_list <= list_type
-    ]
+
+    def texts(topics: tuple[RawTopic, ...]) -> list[tuple[str, str]]:
+        return [
+            (f"{prefix}/{topic.suffix}", topic.text(device, snapshot))
+            for topic in topics
+            if topic.first_list <= list_type
+        ]
+
     peaks = [
         (f"{prefix}/realtime/import/peak/{rank}", f"{peak.energy_kwh:.2f}")
         for rank, peak in enumerate(snapshot.capacity.peaks, start=1)
     ]
-    return [*messages, *peaks]
+    return [*texts(RAW_TOPICS), *texts(RAW_REALTIME), *peaks, *texts(RAW_REALTIME_AFTER_PEAKS)]
