@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .device import FIRMWARE_VERSION, UI_SETTINGS, ReaderDevice
+from .device import UI_SETTINGS, ReaderDevice
 from .tariff import PEAK_DAYS, THRESHOLD_SENTINEL
 
 __all__ = ["MQTT_FORMAT_JSON", "MQTT_FORMAT_RAW", "configuration_json"]
@@ -65,7 +65,7 @@ def configuration_json(device: ReaderDevice) -> Json:
     """Return ``/configuration.json`` of ``device``."""
     config = device.config
     return {
-        "version": FIRMWARE_VERSION,
+        "version": config.firmware_version,
         "g": {
             "t": config.tz,
             "h": config.hostname,

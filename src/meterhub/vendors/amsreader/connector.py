@@ -16,6 +16,10 @@ The reader is a small device, not a service: it documents no limit, but it updat
 finds the slot taken waits for it (at most :data:`MAX_QUOTA_WAIT_S`) instead of failing.
 History is only what the reader keeps: the last 24 closed hours (``dayplot.json``) and about a
 month of days (``monthplot.json``).
+
+What ``data.json``'s per-phase ``q`` means depends on the firmware version, so the connector reads
+``sysinfo.json`` once (at the first ``latest`` or ``discover``) and keeps its version; it reads it
+again only after the reader restarted (its uptime ``u`` went back), as a firmware update does.
 """
 
 from __future__ import annotations
@@ -109,6 +113,9 @@ class AmsReaderConnector:
         self._context = context
         self._client = AmsReaderClient(context.client, _base_url(meter), _timeout_s(meter, DEFAULT_TIMEOUT_S))
         self._zone = _zone(meter)
+        self._version: tuple[int, int, int] | None = None
+        self._version_read = False
+        self._uptime_s = -1.0
 
     def __repr__(self) -> str:
         return f"AmsReaderConnector(meter={self.meter.id!r}, base_url={self._client.base_url!r})"
@@ -144,10 +151,30 @@ class AmsReaderConnector:
         await self._acquire()
         return await self._client.get(route, self._auth())
 
+    def _keep_version(self, sysinfo: object) -> None:
+        self._version = mapping.firmware_version(sysinfo)
+        self._version_read = True
+        if self._version is None:
+            log.warning(
+                "meter %s: the AMS reader's firmware version %r is not a release number; its "
+                "per-phase power is left out",
+                self.meter.id,
+                _text(sysinfo, "version"),
+            )
+
     async def latest(self) -> Fetched:
         """Return the reader's latest payload: phase 0 and per-phase readings, and extras."""
         document = await self._get("data.json")
-        return mapping.map_data_json(document, self.meter.id, self._context.now())
+        received_at = self._context.now()
+        uptime = document.get("u") if isinstance(document, dict) else None
+        if isinstance(uptime, int | float) and not isinstance(uptime, bool):
+            restarted = uptime < self._uptime_s
+            self._uptime_s = float(uptime)
+            if restarted:
+                self._version_read = False
+        if not self._version_read:
+            self._keep_version(await self._get("sysinfo.json"))
+        return mapping.map_data_json(document, self.meter.id, received_at, self._version)
 
     async def history(self, start: datetime, end: datetime) -> AsyncIterator[Fetched]:
         """Yield the hours (``dayplot.json``) and days (``monthplot.json``) the reader holds."""
@@ -170,6 +197,7 @@ class AmsReaderConnector:
     async def discover(self) -> list[Discovered]:
         """Return the reader itself: its host name, meter, phases and time zone."""
         sysinfo = await self._get("sysinfo.json")
+        self._keep_version(sysinfo)
         phases = mapping.phases_in(await self._get("data.json"))
         configuration = await self._get("configuration.json")
         hostname = _text(sysinfo, "hostname")

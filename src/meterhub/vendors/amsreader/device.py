@@ -7,6 +7,7 @@ formats are shaped from it, so the HTTP API and the publisher can never disagree
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,8 @@ from .tariff import DEFAULT_THRESHOLDS_KWH, CapacityState
 
 __all__ = [
     "FIRMWARE_VERSION",
+    "NESTED_LAYOUT_SINCE",
+    "NO_SENSOR_C",
     "UI_SETTINGS",
     "AmsReaderConfig",
     "PhaseSnapshot",
@@ -29,6 +32,11 @@ __all__ = [
 REACTIVE_REGISTER_RATIO = 0.2
 """The physics keeps no reactive registers; these grow at this share of the active ones."""
 FIRMWARE_VERSION = "v2.3.9"
+NESTED_LAYOUT_SINCE = (2, 3, 0)
+"""Firmware from this version on prints ``l1..l3`` in data.json (``q`` = export power); older
+firmware prints the flat ``u1..u3``, ``i1..i3``, ``i2e``, ``f1..f3`` and no per-phase power."""
+NO_SENSOR_C = -127.0
+"""What the reader prints as its temperature when no sensor answers."""
 UI_SETTINGS: dict[str, int | str] = {
     **dict(zip("ievarctpdmslhfk", (1, 2, 2, 2, 0, 1, 2, 2, 1, 1, 2, 2, 2, 0, 2), strict=True)),
     "lang": "en",
@@ -55,11 +63,17 @@ class AmsReaderConfig:
     initial_import_kwh: float = 1234.5
     initial_export_kwh: float = 0.0
     list_type: int = 4
-    """The HAN list the meter sends: 1 (power only) to 4 (per-phase power and registers)."""
+    """The HAN list the meter sends: 1 (import power only), 2 (adds export, reactive power,
+    voltages and currents), 3 (adds the registers), 4 (adds per-phase power and power factors).
+    data.json prints zeros for what the meter does not send."""
     distribution_system: int = 2
     """1 = IT (230 V between phases), 2 = TN (400 V)."""
     l2_current_present: bool = True
-    """IT-grid meters often measure no L2 current; ``l2.e`` says whether it is there."""
+    """IT-grid meters (e.g. Kaifa MA304T3) measure no L2 current; ``l2.e`` is then true."""
+    firmware_version: str = FIRMWARE_VERSION
+    """``sysinfo.json``'s version; before v2.3.0 data.json has the flat layout."""
+    ntp: bool = True
+    """Without NTP the reader's clock ``c`` counts seconds since boot."""
     main_fuse_a: int = 40
     meter_mfg: int = 3
     meter_model: str = "6841131BN243101040"
@@ -77,6 +91,15 @@ class AmsReaderConfig:
     mqtt_port: int = 1883
     mqtt_topic: str = "amsreader"
     mqtt_interval_s: float = 5.0
+
+    @property
+    def nested_layout(self) -> bool:
+        """Say whether data.json has ``l1..l3`` (v2.3.0 on) rather than the flat layout."""
+        match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", self.firmware_version)
+        if match is None:
+            return True  # a development build of current sources
+        major, minor, patch = (int(part) for part in match.groups())
+        return (major, minor, patch) >= NESTED_LAYOUT_SINCE
 
     def site(self, seed: int) -> SiteConfig:
         """Return the physics configuration of the metered household."""

@@ -2,8 +2,13 @@
 
 Payload fields are declared as data: one :class:`FieldSpec` per number that feeds a reading,
 one :class:`ExtraSpec` per device extra. ``data.json`` gives phase 0 from the meter's totals and
-phases 1 to 3 from ``l1``..``l3``, where, in current firmware, ``p`` is import and ``q`` export
-power (so ``power_w = p - q``) and ``l2.e`` says whether the meter measures L2 current at all.
+phases 1 to 3 from ``l1``..``l3`` (firmware v2.3.0 and later) or from the flat ``u1..u3``,
+``i1..i3``, ``f1..f3`` of older firmware. In ``l1``..``l3``, ``p`` is import power; ``q`` is
+export power from v2.3.0 on (so ``power_w = p - q``) and reactive power in the vendor's document
+for earlier versions: which one is decided from ``sysinfo.json``'s version, never from values.
+``l2.e`` (and the flat ``i2e``) is true when the L2 current is missing (IT-grid meters).
+Zeros a meter prints for what it does not report (power factor ``0.00``, per-phase power on
+list-2/3 meters, registers ``0.000`` before the first list-3 frame) are absent, not readings.
 ``dayplot.json`` keys are UTC hours of the last 24 closed hours; ``monthplot.json`` keys are days
 of the month, a ring whose not-yet-reached days still hold last month's figures.
 The same engine maps the reader's MQTT payloads (:mod:`meterhub.mqtt_mapping`).
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import calendar
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -24,6 +30,7 @@ from meterhub.vendors.base import Fetched
 __all__ = [
     "DATA_EXTRAS",
     "DATA_FIELDS",
+    "FLAT_DATA_FIELDS",
     "SOURCE_DAYPLOT",
     "SOURCE_MONTHPLOT",
     "ExtraSpec",
@@ -31,9 +38,11 @@ __all__ = [
     "dayplot_intervals",
     "epoch_time",
     "extras_from",
+    "firmware_version",
     "map_data_json",
     "monthplot_intervals",
     "phases_in",
+    "q_is_export",
     "readings_from",
     "require_object",
 ]
@@ -44,7 +53,9 @@ HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 SETTLE_S = 120.0
 """How long after an hour (or day) ends the reader may still show the old figure in its slot."""
-_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_EARLIEST = datetime(2020, 1, 1, tzinfo=UTC)
+"""A clock before this is unset: without NTP the reader counts seconds since boot. (The firmware
+itself treats a clock before its build date as unset; no v2 firmware was built before 2020.)"""
 _LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 _UNIT_KWH: Mapping[str, float] = {"kwh": 1.0, "wh": 0.001}
 _NO_SENSOR_C = -85.0
@@ -59,8 +70,8 @@ class FieldSpec:
     phase: int
     field: str
     sign: float = 1.0
-    when: tuple[str, ...] | None = None
-    """A flag that must not be false for the field to count (``l2.e``: L2 current present)."""
+    missing_if: tuple[str, ...] | None = None
+    """A flag that, when true, says the field is not measured (``l2.e``: L2 current missing)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,19 +83,38 @@ class ExtraSpec:
     above: float = -math.inf
 
 
-def _phase_fields(phase: int) -> tuple[FieldSpec, ...]:
+_Q_AS_EXPORT = (2, 3, 0)
+"""From this firmware version on, ``l1..l3.q`` is the phase's export power."""
+
+
+def _phase_fields(phase: int, q_field: str | None) -> tuple[FieldSpec, ...]:
+    """``l<phase>`` of data.json; ``q_field`` None leaves ``p`` and ``q`` out (meaning unknown)."""
     line = f"l{phase}"
-    present = (line, "e") if phase == 2 else None
-    return (
+    missing = (line, "e") if phase == 2 else None
+    specs = [
         FieldSpec((line, "u"), phase, "voltage_v"),
-        FieldSpec((line, "i"), phase, "current_a", when=present),
-        FieldSpec((line, "p"), phase, "power_w"),
-        FieldSpec((line, "q"), phase, "power_w", sign=-1.0),
+        FieldSpec((line, "i"), phase, "current_a", missing_if=missing),
         FieldSpec((line, "f"), phase, "power_factor"),
+    ]
+    if q_field is not None:
+        specs.append(FieldSpec((line, "p"), phase, "power_w"))
+    if q_field == "power_w":
+        specs.append(FieldSpec((line, "q"), phase, "power_w", sign=-1.0))
+    elif q_field is not None:
+        specs.append(FieldSpec((line, "q"), phase, q_field))
+    return tuple(specs)
+
+
+def _flat_phase_fields(phase: int) -> tuple[FieldSpec, ...]:
+    missing = ("i2e",) if phase == 2 else None
+    return (
+        FieldSpec((f"u{phase}",), phase, "voltage_v"),
+        FieldSpec((f"i{phase}",), phase, "current_a", missing_if=missing),
+        FieldSpec((f"f{phase}",), phase, "power_factor"),
     )
 
 
-DATA_FIELDS: tuple[FieldSpec, ...] = (
+_TOTAL_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec(("i",), PHASE_TOTAL, "power_w"),
     FieldSpec(("e",), PHASE_TOTAL, "power_w", sign=-1.0),
     FieldSpec(("ri",), PHASE_TOTAL, "reactive_power_var"),
@@ -94,11 +124,29 @@ DATA_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec(("ec",), PHASE_TOTAL, "energy_export_kwh"),
     FieldSpec(("ric",), PHASE_TOTAL, "reactive_import_kvarh"),
     FieldSpec(("rec",), PHASE_TOTAL, "reactive_export_kvarh"),
-    *_phase_fields(1),
-    *_phase_fields(2),
-    *_phase_fields(3),
 )
-"""``data.json`` numbers and the readings they feed."""
+_REGISTERS = ("ic", "ec", "ric", "rec")
+_POWER_FACTORS: tuple[tuple[str, ...], ...] = (
+    ("f",),
+    *((f"l{n}", "f") for n in (1, 2, 3)),
+    *((f"f{n}",) for n in (1, 2, 3)),
+)
+
+DATA_FIELDS: tuple[FieldSpec, ...] = (
+    *_TOTAL_FIELDS,
+    *_phase_fields(1, "power_w"),
+    *_phase_fields(2, "power_w"),
+    *_phase_fields(3, "power_w"),
+)
+"""``data.json`` numbers of current firmware (v2.3.0 and later) and the readings they feed."""
+
+FLAT_DATA_FIELDS: tuple[FieldSpec, ...] = (
+    *_TOTAL_FIELDS,
+    *_flat_phase_fields(1),
+    *_flat_phase_fields(2),
+    *_flat_phase_fields(3),
+)
+"""``data.json`` numbers of firmware before v2.3.0 (flat, no per-phase power)."""
 
 DATA_EXTRAS: tuple[ExtraSpec, ...] = (
     ExtraSpec(("t",), "temperature_c", above=_NO_SENSOR_C),
@@ -152,10 +200,10 @@ def _number(raw: object, path: Sequence[str]) -> float | None:
 
 def _flag_set(document: Mapping[str, object], path: Sequence[str] | None) -> bool:
     if path is None:
-        return True
+        return False
     raw = _lookup(document, path)
     if raw is None:
-        return True  # no flag: the field is there
+        return False  # no flag: nothing is said to be missing
     if isinstance(raw, bool | int | float):
         return bool(raw)
     raise PayloadError(f"AMS reader flag {'.'.join(path)} is {raw!r}, not true or false")
@@ -168,7 +216,7 @@ def readings_from(
     by_phase: dict[int, dict[str, float]] = {}
     for spec in specs:
         value = _number(_lookup(document, spec.path), spec.path)
-        if value is None or not _flag_set(document, spec.when):
+        if value is None or _flag_set(document, spec.missing_if):
             continue
         fields = by_phase.setdefault(spec.phase, {})
         fields[spec.field] = fields.get(spec.field, 0.0) + spec.sign * value
@@ -195,26 +243,101 @@ def extras_from(
 
 
 def epoch_time(raw: object, what: str) -> datetime | None:
-    """Read epoch seconds; 0 or missing (a clock not yet set) gives None."""
+    """Read epoch seconds; missing, or before 2020 (a clock not yet set), gives None.
+
+    A reader without NTP counts its clock from boot (``5012`` is 5012 s after power-on).
+    """
     seconds = _number(raw, (what,))
-    if not seconds:
+    if seconds is not None and seconds < 0:
+        raise PayloadError(f"AMS reader {what} {seconds} is negative, not a time")
+    if seconds is None or seconds < _EARLIEST.timestamp():
         return None
     try:
         ts = datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError) as exc:
         raise PayloadError(f"AMS reader {what} {seconds} is not a time") from exc
-    if not _EARLIEST <= ts < _LATEST:
+    if ts >= _LATEST:
         raise PayloadError(f"AMS reader {what} {ts.isoformat()} is not a plausible time")
     return ts
 
 
 # --- data.json --------------------------------------------------------------------------------
-def map_data_json(document: object, meter_id: str, received_at: datetime) -> Fetched:
-    """Map ``/data.json`` to per-phase readings and device extras, stamped by its clock ``c``."""
+def firmware_version(sysinfo: object) -> tuple[int, int, int] | None:
+    """Return ``sysinfo.json``'s ``version`` (``"v2.3.9"``) as numbers, None if not a release."""
+    version = sysinfo.get("version") if isinstance(sysinfo, dict) else None
+    if not isinstance(version, str):
+        return None
+    match = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)(?:[-+].*)?", version.strip())
+    if match is None:
+        return None
+    major, minor, patch = (int(part) for part in match.groups())
+    return major, minor, patch
+
+
+def q_is_export(version: tuple[int, int, int] | None) -> bool | None:
+    """Say whether ``l1..l3.q`` is export power (True), reactive power (False) or unknown (None)."""
+    if version is None:
+        return None
+    return version >= _Q_AS_EXPORT
+
+
+def _is_zero(document: Mapping[str, object], path: Sequence[str]) -> bool:
+    raw = _lookup(document, path)
+    return isinstance(raw, int | float) and not isinstance(raw, bool) and raw == 0
+
+
+def _cleared(document: Mapping[str, object], paths: Sequence[Sequence[str]]) -> dict[str, object]:
+    """Return a copy of ``document`` with the numbers at ``paths`` taken out."""
+    copied: dict[str, object] = dict(document)
+    for path in paths:
+        node = copied
+        for key in path[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                break
+            node[key] = node = dict(child)
+        else:
+            node.pop(path[-1], None)
+    return copied
+
+
+def _unreported(data: Mapping[str, object], nested: bool) -> list[tuple[str, ...]]:
+    """The zeros in ``data`` that stand for values the meter does not send."""
+    absent: list[tuple[str, ...]] = []
+    absent.extend(path for path in _POWER_FACTORS if _is_zero(data, path))
+    if _is_zero(data, ("ic",)):  # no list-3 frame yet: every register is still 0.000
+        absent.extend((key,) for key in _REGISTERS)
+    if nested:
+        powers = [(f"l{n}", key) for n in (1, 2, 3) for key in ("p", "q")]
+        if all(_lookup(data, path) is None or _is_zero(data, path) for path in powers):
+            absent.extend(powers)  # list-2/3 meters report no per-phase power
+    return absent
+
+
+def map_data_json(
+    document: object,
+    meter_id: str,
+    received_at: datetime,
+    version: tuple[int, int, int] | None = None,
+) -> Fetched:
+    """Map ``/data.json`` to per-phase readings and device extras.
+
+    ``version`` is the reader's firmware (:func:`firmware_version` of ``sysinfo.json``); it says
+    what ``l1..l3.q`` means, and without it ``q`` and the per-phase power are left out. The
+    readings are stamped by the clock ``c`` when it is set, else by ``received_at``.
+    """
     data = require_object(document, "AMS reader data.json")
     ts = epoch_time(data.get("c"), "clock c") or received_at
+    nested = any(key in data for key in ("l1", "l2", "l3"))
+    if nested:
+        export = q_is_export(version)
+        q_field = None if export is None else "power_w" if export else "reactive_power_var"
+        specs = (*_TOTAL_FIELDS, *(spec for n in (1, 2, 3) for spec in _phase_fields(n, q_field)))
+    else:
+        specs = FLAT_DATA_FIELDS
+    cleaned = _cleared(data, _unreported(data, nested))
     return Fetched(
-        readings=readings_from(data, DATA_FIELDS, meter_id, ts),
+        readings=readings_from(cleaned, specs, meter_id, ts),
         extras=extras_from(data, DATA_EXTRAS, meter_id, ts),
     )
 
@@ -222,10 +345,9 @@ def map_data_json(document: object, meter_id: str, received_at: datetime) -> Fet
 def phases_in(document: object) -> int:
     """Return how many phases ``/data.json`` shows voltage on (at least 1)."""
     data = require_object(document, "AMS reader data.json")
+    paths = [(f"l{n}", "u") if f"l{n}" in data else (f"u{n}",) for n in (1, 2, 3)]
     live = [
-        phase
-        for phase in (1, 2, 3)
-        if (_number(_lookup(data, (f"l{phase}", "u")), (f"l{phase}", "u")) or 0.0) > 0
+        n for n, path in zip((1, 2, 3), paths, strict=True) if (_number(_lookup(data, path), path) or 0.0) > 0
     ]
     return max(live, default=1)
 

@@ -3,6 +3,10 @@
 Pure functions of a :class:`ReaderDevice` and an instant. Numbers keep the document's kinds:
 fields it shows as ``0`` are integers, fields it shows as ``0.0`` are floats, and the plot and
 peak values are compact (``5`` or ``5.12``) as in its examples.
+
+``data.json`` follows the reader's settings as the firmware does: the flat layout before
+v2.3.0, ``l2.e`` true when the meter sends no L2 current, zeros for what the meter's HAN list
+does not carry, the clock as seconds since boot without NTP, -127 without a temperature sensor.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import calendar
 from datetime import datetime, timedelta
 from typing import Any
 
-from .device import FIRMWARE_VERSION, UI_SETTINGS, PhaseSnapshot, ReaderDevice, Snapshot
+from .device import NO_SENSOR_C, UI_SETTINGS, PhaseSnapshot, ReaderDevice, Snapshot
 from .ledger import HOUR, Totals, day_start, floor_hour
 from .tariff import PEAK_DAYS, THRESHOLD_SENTINEL
 
@@ -58,13 +62,14 @@ def _totals(totals: Totals) -> Json:
     }
 
 
-def _line(phase: PhaseSnapshot) -> Json:
+def _line(phase: PhaseSnapshot, list_type: int) -> Json:
+    per_phase = list_type >= 4
     return {
-        "u": phase.voltage_v,
-        "i": phase.current_a,
-        "p": phase.import_w,
-        "q": phase.export_w,
-        "f": phase.power_factor,
+        "u": phase.voltage_v if list_type >= 2 else 0.0,
+        "i": phase.current_a if list_type >= 2 else 0.0,
+        "p": phase.import_w if per_phase else 0,
+        "q": phase.export_w if per_phase else 0,
+        "f": phase.power_factor if per_phase else 0.0,
     }
 
 
@@ -77,30 +82,61 @@ def _peak_values(snapshot: Snapshot) -> list[float]:
     return [float(value) for value in values] + [0.0] * (PEAK_DAYS - len(values))
 
 
+def _flat_phases(lines: list[Json], l2_missing: bool) -> Json:
+    """The per-phase keys of firmware before v2.3.0: no per-phase power."""
+    l1, l2, l3 = lines
+    return {
+        "u1": l1["u"], "u2": l2["u"], "u3": l3["u"],
+        "i1": l1["i"], "i2": l2["i"], "i2e": l2_missing, "i3": l3["i"],
+    }  # fmt: skip
+
+
 def data_json(device: ReaderDevice, snapshot: Snapshot, mqtt_status: int = 0) -> Json:
     """Return ``/data.json``: the latest meter payload and the reader's own state."""
     config = device.config
-    l1, l2, l3 = snapshot.phases
+    list_type = config.list_type
+    lines = [_line(phase, list_type) for phase in snapshot.phases]
+    l2_missing = not config.l2_current_present
+    registers = list_type >= 3
+    export = list_type >= 2
+    power_factor = snapshot.power_factor if list_type >= 4 else 0.0
+    meter: Json = {
+        "i": snapshot.import_w,
+        "e": snapshot.export_w if export else 0,
+        "w": snapshot.import_w - (snapshot.export_w if export else 0),
+        "ri": snapshot.reactive_import_var if export else 0,
+        "re": snapshot.reactive_export_var if export else 0,
+        "ic": snapshot.energy_import_kwh if registers else 0.0,
+        "ec": snapshot.energy_export_kwh if registers else 0.0,
+        "ric": snapshot.reactive_import_kvarh if registers else 0.0,
+        "rec": snapshot.reactive_export_kvarh if registers else 0.0,
+    }
+    if config.nested_layout:
+        phases: Json = {
+            "l1": lines[0],
+            "l2": {**lines[1], "e": l2_missing},
+            "l3": lines[2],
+            "f": power_factor,
+        }
+    else:
+        del meter["w"]
+        phases = {
+            **_flat_phases(lines, l2_missing),
+            "f": power_factor,
+            **{f"f{n}": line["f"] for n, line in enumerate(lines, 1)},
+        }
+    prices: Json = {"p": _price(snapshot.price), "px": _price(snapshot.price)}
+    if not config.nested_layout:
+        del prices["px"]
     return {
         "im": _max_import_w(device),
         "om": round(config.pv_peak_w),
         "mf": config.main_fuse_a,
-        "i": snapshot.import_w,
-        "e": snapshot.export_w,
-        "w": snapshot.import_w - snapshot.export_w,
-        "ri": snapshot.reactive_import_var,
-        "re": snapshot.reactive_export_var,
-        "ic": snapshot.energy_import_kwh,
-        "ec": snapshot.energy_export_kwh,
-        "ric": snapshot.reactive_import_kvarh,
-        "rec": snapshot.reactive_export_kvarh,
-        "l1": _line(l1),
-        "l2": {**_line(l2), "e": config.l2_current_present},
-        "l3": _line(l3),
-        "f": snapshot.power_factor,
+        **meter,
+        **phases,
         "v": snapshot.vcc_v,
         "r": snapshot.rssi_dbm,
-        "t": snapshot.temperature_c,
+        "t": snapshot.temperature_c if config.temperature_sensor else NO_SENSOR_C,
         "u": snapshot.uptime_s,
         "m": _FREE_HEAP_BYTES,
         "em": 1,
@@ -108,8 +144,7 @@ def data_json(device: ReaderDevice, snapshot: Snapshot, mqtt_status: int = 0) ->
         "wm": 1 if snapshot.rssi_dbm > -75 else 2,
         "mm": mqtt_status,
         "me": 0,
-        "p": _price(snapshot.price),
-        "px": _price(snapshot.price),
+        **prices,
         "mt": config.meter_mfg,
         "ds": config.distribution_system,
         "ea": {
@@ -120,7 +155,7 @@ def data_json(device: ReaderDevice, snapshot: Snapshot, mqtt_status: int = 0) ->
             "d": _totals(snapshot.day),
             "m": _totals(snapshot.month),
         },
-        "c": int(snapshot.ts.timestamp()),
+        "c": int(snapshot.ts.timestamp()) if config.ntp else snapshot.uptime_s,
     }
 
 
@@ -209,7 +244,7 @@ def sysinfo_json(device: ReaderDevice, now: datetime) -> Json:
     mac_last = device.mac.split(":")
     ap_mac = ":".join([*mac_last[:5], f"{(int(mac_last[5], 16) + 1) % 256:02X}"])
     return {
-        "version": FIRMWARE_VERSION,
+        "version": config.firmware_version,
         "chip": "esp32s2",
         "chipId": "".join(mac_last[4:]),
         "cpu": 160,
@@ -239,7 +274,7 @@ def sysinfo_json(device: ReaderDevice, now: datetime) -> Json:
         "context": "",
         "boot_reason": 3,
         "ex_cause": 3,
-        "upgrade": {"x": 2, "e": 0, "f": "v2.3.8", "t": FIRMWARE_VERSION},
+        "upgrade": {"x": 2, "e": 0, "f": "v2.3.8", "t": config.firmware_version},
         "last_month": {
             "u": compact(last_month.use_kwh, 1),
             "c": compact(last_month.cost, 1),
