@@ -240,3 +240,10 @@ async def test_e2e_temperature_sensor_is_stored(store: SQLiteStore) -> None:
     _, data, _ = await read_into_store(store, temperature_sensor=True)
     [extra] = store.extras("ams", "temperature_c", START - timedelta(days=1), START + timedelta(days=1))
     assert extra.value == data["t"] != -127.0
+
+
+def test_a_zero_power_factor_counts_when_the_meter_sends_power_factors() -> None:
+    document = fixture("data-v2.3-kamstrup-list4.json")
+    document["l3"]["f"] = 0.0
+    _, l1, _, l3 = mapping.map_data_json(document, "ams", RECEIVED, CURRENT).readings
+    assert (l1.power_factor, l3.power_factor) == (0.95, 0.0)

@@ -304,7 +304,9 @@ def _cleared(document: Mapping[str, object], paths: Sequence[Sequence[str]]) -> 
 def _unreported(data: Mapping[str, object], nested: bool) -> list[tuple[str, ...]]:
     """The zeros in ``data`` that stand for values the meter does not send."""
     absent: list[tuple[str, ...]] = []
-    absent.extend(path for path in _POWER_FACTORS if _is_zero(data, path))
+    factors = [path for path in _POWER_FACTORS if _lookup(data, path) is not None]
+    if all(_is_zero(data, path) for path in factors):  # a meter that sends no power factor
+        absent.extend(factors)
     if _is_zero(data, ("ic",)):  # no list-3 frame yet: every register is still 0.000
         absent.extend((key,) for key in _REGISTERS)
     if nested:
