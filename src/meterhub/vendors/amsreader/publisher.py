@@ -106,10 +106,19 @@ class AmsPublisher:
                     await self.publish_once(client)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), config.interval_s)
+                await self._drain(client)
         except aiomqtt.MqttError as exc:
             raise VendorUnavailable(
                 f"cannot publish to MQTT broker {config.host}:{config.port}: {exc}"
             ) from exc
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        """Return once the broker has handled every message published so far.
+
+        A QoS 0 publish returns once it is written to the socket; the broker handles one
+        client's packets in order, so its answer to an unsubscribe comes after all of them.
+        """
+        await client.unsubscribe(f"{self.config.topic}/#")
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish after the current round."""
