@@ -12,6 +12,10 @@ The reader's payload formats, as its MQTT "payload format" setting names them:
   A round starts with ``meter/dlms/timestamp``; list-3 and list-4 meters send ``meter/id`` and
   ``meter/type`` twice in one round.
 
+Times: ``t`` (JSON) and ``meter/dlms/timestamp`` (raw) are the reader's clock, ``rtc`` and
+``meter/clock`` the meter's. A clock before :data:`CLOCK_FLOOR` is unset (a reader without NTP
+counts seconds since boot): the meter's clock stands in, else the time of receipt.
+
 Power in W and energy in kWh, as the reader sends them; ``power_w`` is import minus export.
 The same topics also carry system, price and temperature documents: the system one gives
 extras, the others nothing. Field tables reuse the engine of :mod:`meterhub.vendors.amsreader.mapping`.
@@ -24,7 +28,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from meterhub.errors import ConfigError, PayloadError
@@ -32,7 +36,6 @@ from meterhub.model import PHASE_TOTAL, Extra
 from meterhub.vendors.amsreader.mapping import (
     ExtraSpec,
     FieldSpec,
-    epoch_time,
     extras_from,
     readings_from,
     require_object,
@@ -42,6 +45,7 @@ from meterhub.vendors.base import Fetched
 __all__ = [
     "CLASSIC_EXTRAS",
     "CLASSIC_FIELDS",
+    "CLOCK_FLOOR",
     "FLAT_EXTRAS",
     "FLAT_FIELDS",
     "RAW_EXTRAS",
@@ -57,11 +61,15 @@ __all__ = [
     "map_raw",
     "parse_raw_number",
     "raw_suffix",
+    "reader_clock",
 ]
 
 _NO_SENSOR_C = -85.0
 _MAX_PEAKS = 5
 _MAX_PORT = 65_535
+CLOCK_FLOOR = datetime(2020, 1, 1, tzinfo=UTC)
+"""A reader clock before this is unset: without NTP it counts seconds since boot."""
+_CLOCK_CEILING = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class PayloadFormat(StrEnum):
@@ -187,6 +195,31 @@ class MqttSource:
         return self.meter_id
 
 
+# --- clocks -----------------------------------------------------------------------------------
+def reader_clock(raw: object, what: str) -> datetime | None:
+    """Read a reader or meter clock in epoch seconds; None when it is missing or unset.
+
+    The reader treats a clock before its own build date as unset; meterhub, which does not
+    know that date, uses :data:`CLOCK_FLOOR`. A clock that is not a number, negative or beyond
+    2100 raises PayloadError.
+    """
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise PayloadError(f"AMS reader {what} is {raw!r}, not a number")
+    try:
+        seconds = float(raw)
+    except OverflowError as exc:
+        raise PayloadError(f"AMS reader {what} is out of range") from exc
+    if not math.isfinite(seconds) or seconds < 0:
+        raise PayloadError(f"AMS reader {what} is {seconds}, not a time")
+    if seconds < CLOCK_FLOOR.timestamp():
+        return None
+    if seconds >= _CLOCK_CEILING.timestamp():
+        raise PayloadError(f"AMS reader {what} {seconds:.0f} is not a plausible time")
+    return datetime.fromtimestamp(seconds, UTC)
+
+
 # --- JSON -------------------------------------------------------------------------------------
 def decode_json(payload: bytes) -> Mapping[str, object]:
     """Return the JSON object in ``payload`` or raise PayloadError."""
@@ -238,8 +271,8 @@ def map_json(
             return Fetched()  # a price or temperature document
         data = require_object(raw_data if raw_data is not None else {}, "AMS reader data")
     ts = (
-        epoch_time(document.get("t"), "time t")
-        or epoch_time(data.get("rtc"), "meter clock rtc")
+        reader_clock(document.get("t"), "time t")
+        or reader_clock(data.get("rtc"), "meter clock rtc")
         or received_at
     )
     realtime = document if flat else document.get("realtime")
@@ -339,7 +372,7 @@ def parse_raw_number(suffix: str, payload: bytes) -> float:
 
 def map_raw(numbers: Mapping[str, float], meter_id: str, received_at: datetime) -> Fetched:
     """Map the raw values one device sent in one round to readings and extras."""
-    stamps = (epoch_time(numbers.get(suffix), suffix) for suffix in RAW_TIMES)
+    stamps = (reader_clock(numbers.get(suffix), suffix) for suffix in RAW_TIMES)
     ts = next((stamp for stamp in stamps if stamp is not None), received_at)
     return Fetched(
         readings=readings_from(numbers, RAW_FIELDS, meter_id, ts),
