@@ -8,6 +8,11 @@ above the month value, as the reader's firmware compares, so exactly 10 kWh/h st
 10 step; the next threshold is the one after it. Peaks start afresh with each local month.
 Hours are local hours, so DST days offer 23 or 25 of them, and zones with 30- or 45-minute
 offsets have their hours off the UTC hour.
+
+A day the hub holds no exactly known hour of (its hours are only spread from a daily total, or
+absent) cannot say which hour was the day's peak. Such a day offers none of its hours; the
+reader's own peak for the day is used when one is given, and otherwise the day is listed as
+missing and the month is marked estimated.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from meterhub.analytics.calendar import local_boundaries, local_midnight, to_zone
 from meterhub.analytics.energy import SOURCE_NONE, EnergyBucket
@@ -24,6 +29,7 @@ from meterhub.analytics.tariffs import Tariff
 from meterhub.errors import InputError
 from meterhub.model import Place, utc_now
 from meterhub.store.base import Store
+from meterhub.vendors.amsreader.tariff import ReaderPeak
 
 __all__ = [
     "DEFAULT_PEAK_DAYS",
@@ -70,6 +76,8 @@ class Capacity:
     month_import_kwh: float
     thresholds_kwh: tuple[float, ...]
     estimated: bool
+    missing_days: tuple[date, ...] = ()
+    """Days so far with no exactly known hour and no reader peak: their peak is unknown."""
 
 
 def capacity_of_hours(
@@ -77,11 +85,13 @@ def capacity_of_hours(
     tz: str | tzinfo,
     thresholds_kwh: Sequence[float] = DEFAULT_THRESHOLDS_KWH,
     peak_days: int = DEFAULT_PEAK_DAYS,
+    known_peaks: Sequence[CapacityPeak] = (),
 ) -> tuple[tuple[CapacityPeak, ...], tuple[CapacityPeak, ...], float, float | None, float | None]:
     """Apply the rule to hourly import in time order; return day peaks, top peaks, value, step, next.
 
     Hours nothing is known about (source ``none``) offer no peak, so a meter installed mid-month
-    is not averaged with empty days.
+    is not averaged with empty days. ``known_peaks`` are day peaks known otherwise (such as the
+    reader's own) for days none of ``hours`` fall on.
     """
     if peak_days < 1:
         raise InputError("the number of capacity peaks must be at least 1")
@@ -94,6 +104,8 @@ def capacity_of_hours(
         kept = by_day.get(day)
         if kept is None or hour.energy_import_kwh > kept.energy_kwh:
             by_day[day] = CapacityPeak(day, hour.start, hour.energy_import_kwh)
+    for peak in known_peaks:
+        by_day.setdefault(peak.day, peak)
     day_peaks = tuple(by_day[day] for day in sorted(by_day))
     top = tuple(sorted(day_peaks, key=lambda p: (-p.energy_kwh, p.day))[:peak_days])
     value_kwh = sum(p.energy_kwh for p in top) / len(top) if top else 0.0
@@ -123,11 +135,14 @@ def place_capacity(
     now: datetime | None = None,
     thresholds_kwh: Sequence[float] | None = None,
     peak_days: int | None = None,
+    reader_peaks: Sequence[ReaderPeak] = (),
 ) -> Capacity:
     """Return a place's capacity figures for a local month from its grid import (read-only).
 
     ``month`` defaults to the month ``now`` falls in; only hours that have ended by ``now``
     count. Thresholds and peak days default to the place's tariff, then to the Norwegian ones.
+    ``reader_peaks`` are an AMS reader's own peaks of this month (``tariff.json``): they stand
+    for days the hub holds no exactly known hour of; days with such hours keep the hub's own.
     """
     current = now if now is not None else utc_now()
     zone = to_zone(place.tz)
@@ -140,13 +155,31 @@ def place_capacity(
     days = peak_days or tariff.capacity_peak_days or DEFAULT_PEAK_DAYS
     edges = [edge for edge in local_boundaries(start, end, zone, "hour") if edge <= current]
     hours = grid_energy(store, place, edges) if len(edges) > 1 else []
-    day_peaks, top, value_kwh, step_kwh, next_kwh = capacity_of_hours(hours, zone, steps, days)
+    exact_days = {
+        h.start.astimezone(zone).date() for h in hours if h.source != SOURCE_NONE and not h.estimated
+    }
+    offered = [h for h in hours if h.start.astimezone(zone).date() in exact_days]
+    first_day = start.astimezone(zone).date()
+    started = [
+        first_day + timedelta(days=n)
+        for n in range((end.astimezone(zone).date() - first_day).days)
+        if local_midnight(first_day + timedelta(days=n), zone) < edges[-1]
+    ]
+    by_reader = {
+        peak.day: peak
+        for peak in _reader_day_peaks(reader_peaks, label, zone)
+        if peak.day not in exact_days and peak.day in started
+    }
+    missing = tuple(day for day in started if day not in exact_days and day not in by_reader)
+    day_peaks, top, value_kwh, step_kwh, next_kwh = capacity_of_hours(
+        offered, zone, steps, days, tuple(by_reader.values())
+    )
     return Capacity(
         label,
         start,
         end,
         edges[-1],
-        sum(1 for h in hours if h.source != SOURCE_NONE),
+        sum(1 for h in offered if h.source != SOURCE_NONE),
         day_peaks,
         top,
         value_kwh,
@@ -154,5 +187,22 @@ def place_capacity(
         next_kwh,
         sum(h.energy_import_kwh for h in hours),
         steps,
-        any(h.estimated for h in hours),
+        any(h.estimated for h in hours) or bool(missing),
+        missing,
     )
+
+
+def _reader_day_peaks(peaks: Sequence[ReaderPeak], month: str, zone: tzinfo) -> list[CapacityPeak]:
+    """Place the reader's peaks (day of month, local hour) in month ``YYYY-MM``, leaving out hourless ones."""
+    year, number = (int(part) for part in month.split("-"))
+    placed: list[CapacityPeak] = []
+    for peak in peaks:
+        if peak.hour is None:
+            continue
+        try:
+            day = date(year, number, peak.day)
+        except ValueError:
+            raise InputError(f"reader peak day {peak.day} is not a day of {month}") from None
+        hour_start = datetime(year, number, peak.day, peak.hour, tzinfo=zone).astimezone(UTC)
+        placed.append(CapacityPeak(day, hour_start, peak.energy_kwh))
+    return placed
