@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from meterhub.analytics.prices import import_prices, read_prices
+from meterhub.analytics.tariffs import Tariff
 from meterhub.cli import main
 from meterhub.errors import ImportFileError
 from meterhub.model import Direction, PricePoint
@@ -23,6 +24,7 @@ from meterhub.vendors.amsreader.pricefile import (
     EnergyPriceError,
     is_reader_prices,
     prices_from_energyprice,
+    tariff_fields_from_priceconfig,
 )
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "amsreader_prices"
@@ -186,3 +188,63 @@ def test_cli_imports_the_readers_files(tmp_path: Path) -> None:
     ]
     bad = cli(db, "prices", "import", str(hourly), "--read-at", "2026-01-15 14:20")
     assert bad.exit_code != 0 and "no UTC offset" in bad.output
+
+
+def always(kind: int, direction: int, value: float) -> dict[str, Any]:
+    """A priceconfig.json row for every day, hour and date."""
+    return {
+        "t": kind,
+        "n": "",
+        "d": direction,
+        "a": list(range(7)),
+        "h": list(range(24)),
+        "v": value,
+        "s": {"m": 1, "d": 1},
+        "e": {"m": 12, "d": 31},
+    }
+
+
+def test_priceconfig_amounts_become_adders_and_the_rest_is_named() -> None:
+    fields, skipped = tariff_fields_from_priceconfig(payload("priceconfig.json"), "NOK")
+    # Import: +0.45 - 0.10 + 0.05 = 0.40; export: +0.05 - 0.02 = 0.03 (Paslag counts both ways).
+    assert fields == {"import_adder_per_kwh": 0.4, "export_adder_per_kwh": 0.03, "currency": "NOK"}
+    assert skipped == (
+        "MVA: a percentage of the price (25 %) has no tariff field",
+        "Dagtariff: applies only on some days and hours; the tariff has no such field",
+        "Vinterpris: applies only on some dates; the tariff has no such field",
+    )
+    tariff = Tariff.from_data({**fields, "import_series": "spot"})
+    assert (tariff.import_adder_per_kwh, tariff.export_adder_per_kwh) == (0.4, 0.03)
+
+
+def test_priceconfig_fixed_prices_add_up_and_an_empty_one_sets_nothing() -> None:
+    # Month 0 and day 0 mean the year's first and last, as the reader reads them.
+    rows = [
+        always(0, 3, 1.2),
+        always(0, 1, 0.3),
+        {**always(1, 2, 0.1), "s": {"m": 0, "d": 0}, "e": {"m": 0, "d": 0}},
+    ]
+    fields, skipped = tariff_fields_from_priceconfig({"o": rows}, "sek")
+    assert fields == {
+        "import_per_kwh": 1.5,
+        "export_per_kwh": 1.2,
+        "export_adder_per_kwh": 0.1,
+        "currency": "SEK",
+    }
+    assert skipped == ()
+    assert tariff_fields_from_priceconfig({"o": []}, "NOK") == ({}, ())
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ({"o": "none"}, "list of objects"),
+        ({"o": [always(7, 1, 1.0)]}, "type 7"),
+        ({"o": [{**always(1, 1, 1.0), "a": [7]}]}, "days"),
+        ({"o": [always(1, 1, 1.0)]}, "three-letter"),
+    ],
+)
+def test_bad_priceconfig_answers_are_refused(answer: dict[str, Any], message: str) -> None:
+    currency = "kroner" if message == "three-letter" else "NOK"
+    with pytest.raises(EnergyPriceError, match=message):
+        tariff_fields_from_priceconfig(answer, currency)
