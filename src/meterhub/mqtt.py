@@ -12,7 +12,9 @@ batches); extras go to ``store.write_extras``. Raw values one device sends in on
 one reading: a round starts at ``meter/dlms/timestamp``, which the reader sends first, and ends at
 the device's next start, or once the device has been quiet for ``raw_window_s``; a topic may come
 twice in one round (list-3 and list-4 meters repeat ``meter/id`` and ``meter/type``). A device
-that never sends that start has its rounds ended by a topic coming again. A malformed
+that never sends that start has its rounds ended by a topic coming again. A Home Assistant
+``energy`` document and the ``power`` one after it (the same meter frame, the same time) become
+one reading. A malformed
 message is counted per topic and logged once per topic; it never stops the subscriber. Readings
 go through ingest's validation, and a batch the store refuses anyway is written again message by
 message, so one bad message costs only its own readings. A lost broker is reconnected with
@@ -40,6 +42,7 @@ from meterhub.errors import ConfigError, PayloadError, UnknownMeterError
 from meterhub.ingest import Ingestor, IngestReport
 from meterhub.model import Extra, utc_now
 from meterhub.mqtt_mapping import (
+    HA_STATE_SUFFIXES,
     RAW_ROUND_START,
     RAW_TEXTS,
     MqttSource,
@@ -47,8 +50,10 @@ from meterhub.mqtt_mapping import (
     decode_json,
     json_device_keys,
     json_topic_wanted,
+    map_home_assistant,
     map_json,
     map_raw,
+    merge_instants,
     parse_raw_number,
     raw_suffix,
 )
@@ -178,6 +183,8 @@ class MqttSubscriber:
         self._reconnect_max_s = reconnect_max_s
         self._connect_timeout_s = connect_timeout_s
         self._rounds: dict[tuple[int, str], _RawRound] = {}
+        self._energy: dict[tuple[int, str], tuple[Fetched, float]] = {}
+        """Home Assistant ``energy`` documents waiting for the ``power`` one of the same frame."""
         self._warned: set[str] = set()
         self._stop = anyio.Event()
         self._subscribed = anyio.Event()
@@ -316,6 +323,8 @@ class MqttSubscriber:
         prefix, suffix = split
         if source.format is PayloadFormat.RAW:
             return await self._collect_raw(index, source, split, payload, retained)
+        if source.format is PayloadFormat.HOME_ASSISTANT:
+            return await self._home_assistant(index, source, split, payload)
         if not json_topic_wanted(suffix):
             return False
         document = decode_json(payload)
@@ -324,6 +333,31 @@ class MqttSubscriber:
             self._unmapped(prefix)
         else:
             await self._emit(map_json(document, source.format, meter_id, utc_now()))
+        return True
+
+    async def _home_assistant(
+        self, index: int, source: MqttSource, split: tuple[str, str], payload: bytes
+    ) -> bool:
+        """Map a state document; an ``energy`` one waits for the ``power`` one of its frame."""
+        prefix, suffix = split
+        if suffix not in HA_STATE_SUFFIXES:
+            return False
+        document = decode_json(payload)
+        meter_id = source.meter_for(prefix, json_device_keys(document, source.format))
+        if meter_id is None:
+            self._unmapped(prefix)
+            return True
+        fetched = map_home_assistant(suffix, document, meter_id, utc_now())
+        key = (index, prefix)
+        waiting = self._energy.pop(key, None)
+        if suffix == "energy":
+            if waiting is not None:
+                await self._emit(waiting[0])
+            self._energy[key] = (fetched, anyio.current_time())
+        elif waiting is not None:
+            await self._emit(merge_instants(waiting[0], fetched))
+        else:
+            await self._emit(fetched)
         return True
 
     def _unmapped(self, device: str) -> None:
@@ -365,6 +399,10 @@ class MqttSubscriber:
         for key, round_ in list(self._rounds.items()):
             if older_than_s is None or now_s - round_.last_s >= older_than_s:
                 await self._flush_round(key)
+        for key, (fetched, since_s) in list(self._energy.items()):
+            if older_than_s is None or now_s - since_s >= older_than_s:
+                del self._energy[key]
+                await self._emit(fetched)
 
     async def _flush_round(self, key: tuple[int, str]) -> None:
         round_ = self._rounds.pop(key)

@@ -7,6 +7,9 @@ The reader's payload formats, as its MQTT "payload format" setting names them:
   with ``data`` growing with the HAN list type (1: ``P``; 2: ``PO``, ``Q``, ``I1``, ``U1``...;
   3: ``tPI``, ``tPO``... registers; 4: per-phase ``P1``, ``PO1``, ``PF1``, ``tPI1``...).
 - JSON flat: the same numbers at the top level, the realtime ones prefixed ``rt_``.
+- Home Assistant: ``<prefix>/power`` (HAN list 1, 2/3 or 4 fields, power factors in percent),
+  ``<prefix>/energy`` (list-3 registers with ``rtc``), ``<prefix>/realtime`` (energy accounting),
+  each with an ISO time ``t`` (``null`` when unknown); the discovery documents live elsewhere.
 - raw: one value per topic under ``<prefix>/``, e.g. ``meter/import/active``,
   ``meter/l1/voltage``, ``meter/import/accumulated`` (``.../active/accumulated`` in firmware 2.x).
   A round starts with ``meter/dlms/timestamp``; list-3 and list-4 meters send ``meter/id`` and
@@ -32,7 +35,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from meterhub.errors import ConfigError, PayloadError
-from meterhub.model import PHASE_TOTAL, Extra
+from meterhub.model import PHASE_TOTAL, Extra, Reading
 from meterhub.vendors.amsreader.mapping import (
     ExtraSpec,
     FieldSpec,
@@ -48,6 +51,7 @@ __all__ = [
     "CLOCK_FLOOR",
     "FLAT_EXTRAS",
     "FLAT_FIELDS",
+    "HA_STATE_SUFFIXES",
     "RAW_EXTRAS",
     "RAW_FIELDS",
     "RAW_ROUND_START",
@@ -57,11 +61,14 @@ __all__ = [
     "decode_json",
     "json_device_keys",
     "json_topic_wanted",
+    "map_home_assistant",
     "map_json",
     "map_raw",
+    "merge_instants",
     "parse_raw_number",
     "raw_suffix",
     "reader_clock",
+    "reader_iso_clock",
 ]
 
 _NO_SENSOR_C = -85.0
@@ -81,6 +88,8 @@ class PayloadFormat(StrEnum):
     """JSON flat."""
     RAW = "raw"
     """One value per topic."""
+    HOME_ASSISTANT = "homeassistant"
+    """Home Assistant state documents under ``<prefix>/power``, ``/energy``, ``/realtime``."""
 
 
 def _list_fields(root: tuple[str, ...]) -> tuple[FieldSpec, ...]:
@@ -378,3 +387,126 @@ def map_raw(numbers: Mapping[str, float], meter_id: str, received_at: datetime) 
         readings=readings_from(numbers, RAW_FIELDS, meter_id, ts),
         extras=extras_from(numbers, RAW_EXTRAS, meter_id, ts),
     )
+
+
+# --- Home Assistant ---------------------------------------------------------------------------
+HA_STATE_SUFFIXES = frozenset({"power", "energy", "realtime"})
+"""The Home Assistant state topics under the prefix that carry readings or extras."""
+_HA_PERCENT = 0.01
+_HA_POWER_FACTORS = ("PF", "PF1", "PF2", "PF3")
+_HA_UNREPORTED_PF = 100
+"""The reader sends every power factor as 100 % when the meter reports none."""
+
+
+def _ha_power_fields() -> tuple[FieldSpec, ...]:
+    def percent(key: str, phase: int) -> FieldSpec:
+        return FieldSpec((key,), phase, "power_factor", sign=_HA_PERCENT)
+
+    phases = tuple(
+        spec
+        for n in (1, 2, 3)
+        for spec in (
+            FieldSpec((f"U{n}",), n, "voltage_v"),
+            FieldSpec((f"I{n}",), n, "current_a"),
+            FieldSpec((f"P{n}",), n, "power_w"),
+            FieldSpec((f"PO{n}",), n, "power_w", sign=-1.0),
+            percent(f"PF{n}", n),
+            FieldSpec((f"tPI{n}",), n, "energy_import_kwh"),
+            FieldSpec((f"tPO{n}",), n, "energy_export_kwh"),
+        )
+    )
+    return (
+        FieldSpec(("P",), PHASE_TOTAL, "power_w"),
+        FieldSpec(("PO",), PHASE_TOTAL, "power_w", sign=-1.0),
+        FieldSpec(("Q",), PHASE_TOTAL, "reactive_power_var"),
+        FieldSpec(("QO",), PHASE_TOTAL, "reactive_power_var", sign=-1.0),
+        percent("PF", PHASE_TOTAL),
+        *phases,
+    )
+
+
+HA_POWER_FIELDS = _ha_power_fields()
+"""``<prefix>/power`` numbers (the reader's ha1, ha3 and ha4 documents) and their readings."""
+HA_ENERGY_FIELDS = (
+    FieldSpec(("tPI",), PHASE_TOTAL, "energy_import_kwh"),
+    FieldSpec(("tPO",), PHASE_TOTAL, "energy_export_kwh"),
+    FieldSpec(("tQI",), PHASE_TOTAL, "reactive_import_kvarh"),
+    FieldSpec(("tQO",), PHASE_TOTAL, "reactive_export_kvarh"),
+)
+"""``<prefix>/energy`` numbers (the reader's ha2 document) and their readings."""
+HA_REALTIME_EXTRAS = (
+    ExtraSpec(("max",), "capacity_month_max_kwh"),
+    ExtraSpec(("threshold",), "capacity_threshold_kwh"),
+    ExtraSpec(("hour", "use"), "hour_import_kwh"),
+    ExtraSpec(("day", "use"), "day_import_kwh"),
+    ExtraSpec(("month", "use"), "month_import_kwh"),
+    ExtraSpec(("hour", "produced"), "hour_export_kwh"),
+    ExtraSpec(("day", "produced"), "day_export_kwh"),
+    ExtraSpec(("month", "produced"), "month_export_kwh"),
+)
+"""``<prefix>/realtime`` numbers kept as device extras."""
+
+
+def reader_iso_clock(raw: object, what: str) -> datetime | None:
+    """Read an ISO time (``2026-02-10T07:15:00Z``); None when null or unset (see reader_clock)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise PayloadError(f"AMS reader {what} is {raw!r}, not an ISO time")
+    try:
+        ts = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise PayloadError(f"AMS reader {what} is {raw[:40]!r}, not an ISO time") from exc
+    if ts.tzinfo is None:
+        raise PayloadError(f"AMS reader {what} {raw!r} has no time zone")
+    return reader_clock(ts.timestamp(), what)
+
+
+def _without_unreported_power_factors(document: Mapping[str, object]) -> Mapping[str, object]:
+    factors = [document.get(key) for key in _HA_POWER_FACTORS]
+    if all(value == _HA_UNREPORTED_PF and not isinstance(value, bool) for value in factors):
+        return {key: value for key, value in document.items() if key not in _HA_POWER_FACTORS}
+    return document
+
+
+def map_home_assistant(
+    suffix: str, document: Mapping[str, object], meter_id: str, received_at: datetime
+) -> Fetched:
+    """Map one Home Assistant state document under ``<prefix>/<suffix>``."""
+    ts = reader_iso_clock(document.get("t"), "time t")
+    if suffix == "power":
+        numbers = _without_unreported_power_factors(document)
+        return Fetched(readings=readings_from(numbers, HA_POWER_FIELDS, meter_id, ts or received_at))
+    if suffix == "energy":
+        ts = ts or reader_iso_clock(document.get("rtc"), "meter clock rtc")
+        return Fetched(readings=readings_from(document, HA_ENERGY_FIELDS, meter_id, ts or received_at))
+    if suffix == "realtime":
+        ts = ts or received_at
+        return Fetched(
+            extras=[
+                *extras_from(document, HA_REALTIME_EXTRAS, meter_id, ts),
+                *_peak_extras(document.get("peaks"), meter_id, ts),
+            ]
+        )
+    return Fetched()
+
+
+def merge_instants(first: Fetched, then: Fetched) -> Fetched:
+    """Join two messages' readings of the same meter, instant and phase into one reading.
+
+    The reader sends one meter frame as several documents (Home Assistant ``energy`` and
+    ``power`` carry the same ``t``); where both give a value, ``then``'s wins.
+    """
+    merged: dict[tuple[str, datetime, int], Reading] = {}
+    for reading in (*first.readings, *then.readings):
+        key = (reading.meter, reading.ts, reading.phase)
+        earlier = merged.get(key)
+        if earlier is None:
+            merged[key] = reading
+            continue
+        values = [
+            new if new is not None else old
+            for old, new in zip(earlier.values(), reading.values(), strict=True)
+        ]
+        merged[key] = Reading(reading.meter, reading.ts, reading.phase, *values)
+    return Fetched(readings=list(merged.values()), extras=[*first.extras, *then.extras])

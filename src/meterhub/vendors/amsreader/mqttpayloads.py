@@ -1,4 +1,4 @@
-"""Shape the AMS reader's MQTT payloads: JSON classic (one document) and raw (one topic each).
+"""Shape the AMS reader's MQTT payloads: JSON classic, raw (one topic each) and Home Assistant.
 
 Both are declared as tuples of fields, keyed by the HAN list type that first carries them: a
 list-3 meter sends every list-1 and list-2 field too. Power in W, energy in kWh, as the reader
@@ -7,13 +7,22 @@ sends them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from .device import PhaseSnapshot, ReaderDevice, Snapshot
 
-__all__ = ["JSON_LIST_FIELDS", "RAW_REALTIME", "RAW_TOPICS", "json_classic", "raw_messages"]
+__all__ = [
+    "JSON_LIST_FIELDS",
+    "RAW_REALTIME",
+    "RAW_TOPICS",
+    "home_assistant_messages",
+    "json_classic",
+    "raw_messages",
+]
 
 Json = dict[str, Any]
 Getter = Callable[[ReaderDevice, Snapshot], Any]
@@ -213,3 +222,67 @@ def raw_messages(device: ReaderDevice, snapshot: Snapshot, prefix: str) -> list[
         for rank, peak in enumerate(snapshot.capacity.peaks, start=1)
     ]
     return [*texts(RAW_TOPICS), *texts(RAW_REALTIME), *peaks, *texts(RAW_REALTIME_AFTER_PEAKS)]
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _percent(power_factor: float, total: float) -> int:
+    """Return a power factor as the reader's Home Assistant format does: 100 when none is reported."""
+    return 100 if total == 0 else int(power_factor * 100)
+
+
+def home_assistant_messages(device: ReaderDevice, snapshot: Snapshot, prefix: str) -> list[tuple[str, str]]:
+    """Return the Home Assistant state documents of ``snapshot``: energy, power, realtime."""
+    list_type, config, t = device.config.list_type, device.config, _iso(snapshot.ts)
+    messages: list[tuple[str, str]] = []
+    if list_type >= 3:
+        energy = {
+            "tPI": round(snapshot.energy_import_kwh, 3),
+            "tPO": round(snapshot.energy_export_kwh, 3),
+            "tQI": round(snapshot.reactive_import_kvarh, 3),
+            "tQO": round(snapshot.reactive_export_kvarh, 3),
+            "rtc": t,
+            "t": t,
+        }
+        messages.append((f"{prefix}/energy", json.dumps(energy)))
+    power: Json = {"P": snapshot.import_w}
+    if list_type >= 2:
+        phases = snapshot.phases
+        power = {"lv": config.list_id, "id": config.meter_id, "type": config.meter_model}
+        power["P"] = snapshot.import_w
+        if list_type >= 4:
+            power |= {f"P{n + 1}": phases[n].import_w for n in range(3)}
+        power |= {"Q": snapshot.reactive_import_var, "PO": snapshot.export_w}
+        if list_type >= 4:
+            power |= {f"PO{n + 1}": phases[n].export_w for n in range(3)}
+        power["QO"] = snapshot.reactive_export_var
+        power |= {f"I{n + 1}": round(phases[n].current_a, 2) for n in range(3)}
+        power |= {f"U{n + 1}": round(phases[n].voltage_v, 2) for n in range(3)}
+        if list_type >= 4:
+            total = snapshot.power_factor
+            power["PF"] = _percent(total, total)
+            power |= {f"PF{n + 1}": _percent(phases[n].power_factor, total) for n in range(3)}
+            power |= {f"tPI{n + 1}": round(phases[n].energy_import_kwh, 3) for n in range(3)}
+            power |= {f"tPO{n + 1}": round(phases[n].energy_export_kwh, 3) for n in range(3)}
+    power["t"] = t
+    messages.append((f"{prefix}/power", json.dumps(power)))
+    capacity = snapshot.capacity
+    realtime = {
+        "max": round(capacity.month_max_kwh, 1),
+        "peaks": [round(peak.energy_kwh, 2) for peak in capacity.peaks],
+        "threshold": int(capacity.threshold_kwh),
+        **{
+            name: {
+                "use": round(totals.use_kwh, 2),
+                "cost": 0.0,
+                "produced": round(totals.produced_kwh, 2),
+                "income": 0.0,
+            }
+            for name, totals in (("hour", snapshot.hour), ("day", snapshot.day), ("month", snapshot.month))
+        },
+        "t": t,
+    }
+    messages.append((f"{prefix}/realtime", json.dumps(realtime)))
+    return messages

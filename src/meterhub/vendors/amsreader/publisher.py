@@ -23,7 +23,7 @@ import aiomqtt
 from meterhub.errors import VendorUnavailable
 
 from .device import ReaderDevice
-from .mqttpayloads import json_classic, raw_messages
+from .mqttpayloads import home_assistant_messages, json_classic, raw_messages
 
 __all__ = ["AmsPublisher", "PayloadFormat", "PublisherConfig"]
 
@@ -35,6 +35,8 @@ class PayloadFormat(StrEnum):
     """JSON classic: one document on ``<topic>``."""
     RAW = "raw"
     """Raw: one value per topic under ``<topic>/``."""
+    HOME_ASSISTANT = "homeassistant"
+    """Home Assistant: state documents on ``<topic>/energy``, ``/power`` and ``/realtime``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,8 @@ class AmsPublisher:
             messages.append((topic, json.dumps(json_classic(self.device, snapshot))))
         if PayloadFormat.RAW in self.config.formats:
             messages.extend(raw_messages(self.device, snapshot, topic))
+        if PayloadFormat.HOME_ASSISTANT in self.config.formats:
+            messages.extend(home_assistant_messages(self.device, snapshot, topic))
         return messages
 
     async def publish_once(self, client: aiomqtt.Client) -> int:
