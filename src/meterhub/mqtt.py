@@ -14,7 +14,8 @@ the device's next start, or once the device has been quiet for ``raw_window_s``;
 twice in one round (list-3 and list-4 meters repeat ``meter/id`` and ``meter/type``). A device
 that never sends that start has its rounds ended by a topic coming again. A Home Assistant
 ``energy`` document and the ``power`` one after it (the same meter frame, the same time) become
-one reading. A malformed
+one reading. Domoticz commands (on a topic other devices share) are collected like raw values: the
+reader's electricity command starts a round, a value coming again also does. A malformed
 message is counted per topic and logged once per topic; it never stops the subscriber. Readings
 go through ingest's validation, and a batch the store refuses anyway is written again message by
 message, so one bad message costs only its own readings. A lost broker is reconnected with
@@ -48,6 +49,7 @@ from meterhub.mqtt_mapping import (
     MqttSource,
     PayloadFormat,
     decode_json,
+    domoticz_values,
     json_device_keys,
     json_topic_wanted,
     map_home_assistant,
@@ -325,6 +327,8 @@ class MqttSubscriber:
             return await self._collect_raw(index, source, split, payload, retained)
         if source.format is PayloadFormat.HOME_ASSISTANT:
             return await self._home_assistant(index, source, split, payload)
+        if source.format is PayloadFormat.DOMOTICZ:
+            return await self._collect_domoticz(index, source, prefix, payload, retained)
         if not json_topic_wanted(suffix):
             return False
         document = decode_json(payload)
@@ -387,6 +391,28 @@ class MqttSubscriber:
             current.texts[name] = text
         elif number is not None:
             current.numbers[name] = number
+        return True
+
+    async def _collect_domoticz(
+        self, index: int, source: MqttSource, prefix: str, payload: bytes, retained: bool
+    ) -> bool:
+        """Collect the reader's Domoticz values; its electricity command starts a round."""
+        if retained:
+            return False
+        values = domoticz_values(decode_json(payload), source.domoticz)
+        if values is None:
+            return False  # another device's command on the shared topic
+        key = (index, prefix)
+        current = self._rounds.get(key)
+        starts = "meter/import/accumulated" in values
+        if current is not None and (starts or any(current.has(name) for name in values)):
+            await self._flush_round(key)
+            current = None
+        if current is None:
+            current = _RawRound(source, prefix, anyio.current_time(), utc_now(), started=starts)
+            self._rounds[key] = current
+        current.last_s = anyio.current_time()
+        current.numbers.update(values)
         return True
 
     async def _raw_tick_loop(self) -> None:

@@ -10,6 +10,9 @@ The reader's payload formats, as its MQTT "payload format" setting names them:
 - Home Assistant: ``<prefix>/power`` (HAN list 1, 2/3 or 4 fields, power factors in percent),
   ``<prefix>/energy`` (list-3 registers with ``rtc``), ``<prefix>/realtime`` (energy accounting),
   each with an ISO time ``t`` (``null`` when unknown); the discovery documents live elsewhere.
+- Domoticz: ``{"command": "udevice", "idx", "nvalue": 0, "svalue"}`` on ``domoticz/in``; the
+  reader's settings name an idx for electricity (``"P;Wh"``), each phase's voltage and the three
+  currents (``"I1;I2;I3"``). No time, no device id: stamped on receipt.
 - raw: one value per topic under ``<prefix>/``, e.g. ``meter/import/active``,
   ``meter/l1/voltage``, ``meter/import/accumulated`` (``.../active/accumulated`` in firmware 2.x).
   A round starts with ``meter/dlms/timestamp``; list-3 and list-4 meters send ``meter/id`` and
@@ -49,6 +52,7 @@ __all__ = [
     "CLASSIC_EXTRAS",
     "CLASSIC_FIELDS",
     "CLOCK_FLOOR",
+    "DOMOTICZ_IDX",
     "FLAT_EXTRAS",
     "FLAT_FIELDS",
     "HA_STATE_SUFFIXES",
@@ -59,6 +63,7 @@ __all__ = [
     "MqttSource",
     "PayloadFormat",
     "decode_json",
+    "domoticz_values",
     "json_device_keys",
     "json_topic_wanted",
     "map_home_assistant",
@@ -90,6 +95,8 @@ class PayloadFormat(StrEnum):
     """One value per topic."""
     HOME_ASSISTANT = "homeassistant"
     """Home Assistant state documents under ``<prefix>/power``, ``/energy``, ``/realtime``."""
+    DOMOTICZ = "domoticz"
+    """Domoticz ``udevice`` commands on ``domoticz/in``, told apart by their idx numbers."""
 
 
 def _list_fields(root: tuple[str, ...]) -> tuple[FieldSpec, ...]:
@@ -152,6 +159,22 @@ _MULTI_TOPIC_SUFFIXES = frozenset({"", "list1", "list2", "list3", "list4", "syst
 
 
 # --- sources ----------------------------------------------------------------------------------
+DOMOTICZ_IDX = ("elidx", "vl1idx", "vl2idx", "vl3idx", "cl1idx")
+"""The reader's names of the Domoticz idx numbers it publishes, in the order it sends them."""
+
+
+def _check_domoticz_idx(table: Mapping[str, int]) -> None:
+    """Raise ValueError unless ``table`` gives the reader's Domoticz idx numbers."""
+    if not table:
+        raise ValueError("the domoticz format needs the reader's idx numbers (domoticz = {elidx = ...})")
+    unknown = sorted(set(table) - set(DOMOTICZ_IDX))
+    if unknown:
+        raise ValueError(f"unknown Domoticz idx names {unknown}; known: {', '.join(DOMOTICZ_IDX)}")
+    for name, idx in table.items():
+        if isinstance(idx, bool) or not isinstance(idx, int) or idx <= 0:
+            raise ValueError(f"Domoticz {name} is {idx!r}, not a positive idx number")
+
+
 @dataclass(frozen=True, slots=True)
 class MqttSource:
     """One topic prefix on one broker, its payload format and the meter its messages feed.
@@ -170,6 +193,9 @@ class MqttSource:
     username_ref: str | None = None
     password_ref: str | None = None
     devices: Mapping[str, str] = field(default_factory=dict, hash=False)
+    domoticz: Mapping[str, int] = field(default_factory=dict, hash=False)
+    """The Domoticz format's idx numbers by the reader's names for them (``elidx``, ``vl1idx``,
+    ``vl2idx``, ``vl3idx``, ``cl1idx``); required by that format."""
 
     def __post_init__(self) -> None:
         levels = self.topic.split("/")
@@ -180,6 +206,8 @@ class MqttSource:
         if self.meter_id is None and not self.devices:
             raise ConfigError(f"MQTT topic {self.topic!r} needs a meter_id or a devices mapping")
         object.__setattr__(self, "format", PayloadFormat(self.format))
+        if self.format is PayloadFormat.DOMOTICZ:
+            _check_domoticz_idx(self.domoticz)
 
     @property
     def subscription(self) -> str:
@@ -510,3 +538,44 @@ def merge_instants(first: Fetched, then: Fetched) -> Fetched:
         ]
         merged[key] = Reading(reading.meter, reading.ts, reading.phase, *values)
     return Fetched(readings=list(merged.values()), extras=[*first.extras, *then.extras])
+
+
+# --- Domoticz ---------------------------------------------------------------------------------
+_DOMOTICZ_NAMES: Mapping[str, tuple[str, ...]] = {
+    "elidx": ("meter/import/active", "meter/import/accumulated"),
+    "vl1idx": ("meter/l1/voltage",),
+    "vl2idx": ("meter/l2/voltage",),
+    "vl3idx": ("meter/l3/voltage",),
+    "cl1idx": ("meter/l1/current", "meter/l2/current", "meter/l3/current"),
+}
+"""What each Domoticz value means, as the raw topic that carries the same value."""
+
+
+def domoticz_values(document: Mapping[str, object], idx_table: Mapping[str, int]) -> dict[str, float] | None:
+    """Return a ``udevice`` command's values under raw topic names, or None when not the reader's.
+
+    Electricity is ``"<import W>;<import register Wh>"``: the import power is the reading's power
+    only when above 0 (the format has no export power, so 0 W may be export).
+    """
+    idx = document.get("idx")
+    names = [name for name, number in idx_table.items() if number == idx and not isinstance(idx, bool)]
+    if not names or document.get("command") != "udevice":
+        return None
+    name = names[0]
+    svalue = document.get("svalue")
+    if not isinstance(svalue, str):
+        raise PayloadError(f"Domoticz idx {idx} svalue is {svalue!r}, not text")
+    parts = svalue.split(";")
+    targets = _DOMOTICZ_NAMES[name]
+    if len(parts) != len(targets):
+        raise PayloadError(
+            f"Domoticz idx {idx} ({name}) svalue {svalue[:40]!r} has not {len(targets)} values"
+        )
+    values = {
+        target: parse_raw_number(target, part.encode()) for target, part in zip(targets, parts, strict=True)
+    }
+    if name == "elidx":
+        values["meter/import/accumulated"] /= 1000.0  # Wh
+        if values["meter/import/active"] <= 0:
+            del values["meter/import/active"]
+    return values

@@ -1,4 +1,4 @@
-"""Shape the AMS reader's MQTT payloads: JSON classic, raw (one topic each) and Home Assistant.
+"""Shape the AMS reader's MQTT payloads: JSON classic, raw (one topic each), Home Assistant, Domoticz.
 
 Both are declared as tuples of fields, keyed by the HAN list type that first carries them: a
 list-3 meter sends every list-1 and list-2 field too. Power in W, energy in kWh, as the reader
@@ -8,7 +8,7 @@ sends them.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +19,7 @@ __all__ = [
     "JSON_LIST_FIELDS",
     "RAW_REALTIME",
     "RAW_TOPICS",
+    "domoticz_messages",
     "home_assistant_messages",
     "json_classic",
     "raw_messages",
@@ -286,3 +287,24 @@ def home_assistant_messages(device: ReaderDevice, snapshot: Snapshot, prefix: st
     }
     messages.append((f"{prefix}/realtime", json.dumps(realtime)))
     return messages
+
+
+def domoticz_messages(
+    device: ReaderDevice, snapshot: Snapshot, topic: str, idx: Mapping[str, int]
+) -> list[tuple[str, str]]:
+    """Return the Domoticz ``udevice`` commands of ``snapshot`` for the idx numbers set in ``idx``.
+
+    Electricity (import W; import register Wh) goes first, then list 2's voltages and currents.
+    """
+    phases = snapshot.phases
+    values: list[tuple[str, str]] = []
+    if snapshot.energy_import_kwh > 0:
+        values.append(("elidx", f"{snapshot.import_w:.1f};{snapshot.energy_import_kwh * 1000.0:.1f}"))
+    if device.config.list_type >= 2:
+        values += [(f"vl{n + 1}idx", f"{phases[n].voltage_v:.2f}") for n in range(3)]
+        values.append(("cl1idx", ";".join(f"{phase.current_a:.1f}" for phase in phases)))
+    return [
+        (topic, json.dumps({"command": "udevice", "idx": idx[name], "nvalue": 0, "svalue": svalue}))
+        for name, svalue in values
+        if idx.get(name, 0) > 0
+    ]

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import TracebackType
@@ -23,7 +23,7 @@ import aiomqtt
 from meterhub.errors import VendorUnavailable
 
 from .device import ReaderDevice
-from .mqttpayloads import home_assistant_messages, json_classic, raw_messages
+from .mqttpayloads import domoticz_messages, home_assistant_messages, json_classic, raw_messages
 
 __all__ = ["AmsPublisher", "PayloadFormat", "PublisherConfig"]
 
@@ -37,6 +37,8 @@ class PayloadFormat(StrEnum):
     """Raw: one value per topic under ``<topic>/``."""
     HOME_ASSISTANT = "homeassistant"
     """Home Assistant: state documents on ``<topic>/energy``, ``/power`` and ``/realtime``."""
+    DOMOTICZ = "domoticz"
+    """Domoticz: ``udevice`` commands on ``domoticz_topic`` for the idx numbers in ``domoticz``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,10 @@ class PublisherConfig:
     password: str | None = None
     client_id: str | None = None
     connect_timeout_s: float = 5.0
+    domoticz_topic: str = "domoticz/in"
+    domoticz: Mapping[str, int] = field(
+        default_factory=lambda: {"elidx": 1, "vl1idx": 2, "vl2idx": 3, "vl3idx": 4, "cl1idx": 5}
+    )
 
 
 class AmsPublisher:
@@ -82,6 +88,9 @@ class AmsPublisher:
             messages.extend(raw_messages(self.device, snapshot, topic))
         if PayloadFormat.HOME_ASSISTANT in self.config.formats:
             messages.extend(home_assistant_messages(self.device, snapshot, topic))
+        if PayloadFormat.DOMOTICZ in self.config.formats:
+            config = self.config
+            messages.extend(domoticz_messages(self.device, snapshot, config.domoticz_topic, config.domoticz))
         return messages
 
     async def publish_once(self, client: aiomqtt.Client) -> int:
