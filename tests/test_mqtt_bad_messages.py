@@ -19,8 +19,10 @@ from meterhub.vendors.base import Fetched
 from tests.mqttbroker import BROKER_HOST, BROKER_PORT, unique_topic
 from tests.waiting import wait_until_async
 
-FAR_T = 946_684_801
-"""2000-01-01T00:00:01Z: accepted, and 27 years before the other readings."""
+FAR_T = 1_577_836_801
+"""2020-01-01T00:00:01Z: a set clock, accepted, and years before the other readings."""
+BEYOND_T = 4_102_444_800
+"""2100-01-01T00:00:00Z: no plausible time."""
 
 
 @pytest.fixture
@@ -62,7 +64,7 @@ async def test_bad_messages_between_good_ones_cost_nothing_else(
     bad = [
         document(now_s - 10, 1.0, 1e300),  # a register no meter has: SQLite cannot encode it
         document(now_s - 11, 1.0, -1e300),
-        document(FAR_T - 2, 500.0, 999.0),  # before 2000: the mapping calls it malformed
+        document(BEYOND_T, 500.0, 999.0),  # from 2100 on: the mapping calls it malformed
     ]
     source = MqttSource(BROKER_HOST, BROKER_PORT, topic, "ams-house", PayloadFormat.JSON)
     async with MqttSubscriber(store, [source]) as subscriber:
@@ -77,10 +79,11 @@ async def test_bad_messages_between_good_ones_cost_nothing_else(
         )
     assert (counters.readings_stored, counters.readings_rejected, counters.write_errors) == (4, 2, 0)
     assert counters.malformed == {topic: 1}
-    start = datetime(2000, 1, 1, tzinfo=UTC) - timedelta(days=1)
+    start = datetime(2020, 1, 1, tzinfo=UTC) - timedelta(days=1)
     kept = list(store.iter_readings(["ams-house"], start, datetime.now(UTC), phase=0))
     assert [r.energy_import_kwh for r in kept] == [999.0, 1000.0, 1000.01, 1000.02]
-    assert rollup_rows(db_path) <= 4  # the reading of 2000 costs one bucket, not 27 years of them
+    assert kept[0].ts == datetime(2020, 1, 1, 0, 0, 1, tzinfo=UTC)
+    assert rollup_rows(db_path) <= 4  # the reading of 2020 costs one bucket, not years of them
 
 
 @pytest.mark.anyio

@@ -39,13 +39,13 @@ def seed(name: str) -> dict[str, Any]:
 
 
 def live_data() -> dict[str, Any]:
-    """A data.json of a three-phase meter exporting on L3."""
+    """A data.json of a three-phase meter exporting on L3 that reports all three currents."""
     document = seed("data.json")
     document.update(
         i=2100, e=0, ri=300, re=0, ic=1234.5, ec=12.25, ric=100.5, rec=2.0, f=0.95, c=1_773_578_096
     )
     document["l1"] = {"u": 231.2, "i": 4.1, "p": 900, "q": 0, "f": 0.95}
-    document["l2"] = {"u": 229.8, "i": 7.0, "p": 1600, "q": 0, "f": 0.99, "e": True}
+    document["l2"] = {"u": 229.8, "i": 7.0, "p": 1600, "q": 0, "f": 0.99, "e": False}
     document["l3"] = {"u": 230.5, "i": 1.9, "p": 0, "q": 400, "f": 0.9}
     document.update(t=21.5, r=-61, v=3.3, u=3600)
     return document
@@ -59,7 +59,7 @@ def test_seed_data_json_maps_to_a_total_of_zeros_and_no_phases() -> None:
 
 
 def test_data_json_gives_the_total_and_each_phase_with_q_as_export() -> None:
-    fetched = mapping.map_data_json(live_data(), "ams", RECEIVED)
+    fetched = mapping.map_data_json(live_data(), "ams", RECEIVED, version=(2, 3, 0))
     ts = datetime(2026, 3, 15, 12, 34, 56, tzinfo=UTC)
     total, l1, l2, l3 = fetched.readings
     assert total == Reading(
@@ -68,17 +68,24 @@ def test_data_json_gives_the_total_and_each_phase_with_q_as_export() -> None:
         reactive_import_kvarh=100.5, reactive_export_kvarh=2.0,
     )  # fmt: skip
     assert l1 == Reading("ams", ts, 1, voltage_v=231.2, current_a=4.1, power_w=900.0, power_factor=0.95)
-    assert (l2.phase, l2.current_a, l2.power_w) == (2, 7.0, 1600.0)
-    assert (l3.phase, l3.power_w) == (3, -400.0)
+    assert l2 == Reading("ams", ts, 2, voltage_v=229.8, current_a=7.0, power_w=1600.0, power_factor=0.99)
+    assert l3 == Reading("ams", ts, 3, voltage_v=230.5, current_a=1.9, power_w=-400.0, power_factor=0.9)
+    older = mapping.map_data_json(live_data(), "ams", RECEIVED, version=(2, 2, 9)).readings[3]
+    assert older == Reading(
+        "ams", ts, 3, voltage_v=230.5, current_a=1.9, power_w=0.0, reactive_power_var=400.0, power_factor=0.9
+    )  # before v2.3.0 q is reactive power
+    unknown = mapping.map_data_json(live_data(), "ams", RECEIVED).readings[3]
+    assert unknown == Reading("ams", ts, 3, voltage_v=230.5, current_a=1.9, power_factor=0.9)
     extras = {extra.name: extra.value for extra in fetched.extras}
     assert extras["temperature_c"] == 21.5 and extras["rssi_dbm"] == -61 and extras["uptime_s"] == 3600
 
 
 def test_l2_current_is_left_out_when_the_meter_does_not_measure_it() -> None:
     document = live_data()
-    document["l2"]["e"] = False
-    l2 = mapping.map_data_json(document, "ams", RECEIVED).readings[2]
-    assert l2.phase == 2 and l2.current_a is None and l2.voltage_v == 229.8
+    document["l2"]["e"] = True  # the firmware's isL2currentMissing()
+    ts = datetime(2026, 3, 15, 12, 34, 56, tzinfo=UTC)
+    l2 = mapping.map_data_json(document, "ams", RECEIVED, version=(2, 3, 0)).readings[2]
+    assert l2 == Reading("ams", ts, 2, voltage_v=229.8, power_w=1600.0, power_factor=0.99)
 
 
 def test_phases_of_only_zeros_are_absent_and_no_sensor_is_no_temperature() -> None:

@@ -80,11 +80,7 @@ def shape_problems(actual: object, example: object, path: str = "$") -> list[str
             for p in shape_problems(item, items[min(i, len(items) - 1)], f"{path}[{i}]")
         ]
     if PRICE_PATH.match(path):
-        return (
-            []
-            if actual is None or isinstance(actual, float)
-            else [f"{path}: {actual!r} is no price"]
-        )
+        return [] if actual is None or isinstance(actual, float) else [f"{path}: {actual!r} is no price"]
     if NUMBER_PATHS.match(path):
         return [] if is_number(actual) else [f"{path}: {actual!r} is not a number"]
     if example is None:
@@ -146,7 +142,8 @@ async def test_data_json_power_split_and_phase_export() -> None:
     phases = [data["l1"], data["l2"], data["l3"]]
     assert all(line["p"] == 0 and line["q"] > 0 for line in phases)
     assert sum(line["q"] for line in phases) == pytest.approx(data["e"], abs=2)
-    assert data["l2"]["e"] is False and data["l2"]["i"] == 0.0
+    assert data["l2"]["e"] is True and data["l2"]["i"] == 0.0  # the meter sends no L2 current
+    assert "e" not in data["l1"] and "e" not in data["l3"]
     assert data["c"] == int(noon.timestamp())
 
 
@@ -156,7 +153,8 @@ async def test_single_phase_meter_reports_empty_l2_and_l3() -> None:
         data = (await client.get("/data.json")).json()
     assert data["l1"]["u"] > 200
     assert data["l2"]["u"] == data["l3"]["u"] == 0.0
-    assert data["l2"]["e"] is True
+    assert data["l2"]["i"] == data["l3"]["i"] == 0.0
+    assert data["l2"]["e"] is False  # the flag is for three-phase meters that send no L2 current
 
 
 @pytest.mark.anyio
