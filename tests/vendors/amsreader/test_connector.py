@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,17 +49,20 @@ def stepping_clock(step: timedelta = timedelta(seconds=3)) -> Callable[[], datet
 
 @dataclass
 class Rig(SimulatorRig):
-    """A reader simulator, an HTTP client on it, and a real SQLite store for quotas."""
+    """A reader simulator, an HTTP client on it, and a real SQLite store for quotas and tokens.
+
+    All connectors of one rig share its quota clock, as all connectors of one hub share the
+    wall clock.
+    """
 
     base_url: str = f"http://{HOST}"
-    quota_clock: Callable[[], datetime] | None = None
+    quota_clock: Callable[[], datetime] = field(default_factory=stepping_clock)
 
     def context(self) -> ConnectorContext:
-        clock = self.quota_clock or stepping_clock()
         return ConnectorContext(
             client=self.http,
             tokens=TokenCache(self.store, "amsreader"),
-            quotas=QuotaGuard(self.store, "amsreader", AmsReaderConnector.quotas, now=clock),
+            quotas=QuotaGuard(self.store, "amsreader", AmsReaderConnector.quotas, now=self.quota_clock),
             now=self.app.state.device.clock.now,
         )
 
@@ -109,9 +113,45 @@ async def test_latest_maps_the_total_each_phase_and_the_extras(rig: Rig) -> None
         assert reading.power_w == line["p"] - line["q"] and reading.power_factor == line["f"]
     assert sum(reading.power_w or 0.0 for reading in phases) == pytest.approx(total.power_w, abs=3)
     extras = {extra.name: extra.value for extra in fetched.extras}
-    assert extras["temperature_c"] == data["t"] and extras["rssi_dbm"] == data["r"]
+    assert data["t"] == -127 and "temperature_c" not in extras  # the reader has no sensor
+    assert extras["rssi_dbm"] == data["r"]
     assert extras["capacity_threshold_kwh"] == data["ea"]["t"]
-    assert (await rig.calls()) == {"/data.json": 2}  # ours and the check above
+    assert (await rig.calls()) == {"/data.json": 2, "/sysinfo.json": 1}  # ours and the check above
+
+
+async def test_a_temperature_sensor_is_reported(store: SQLiteStore) -> None:
+    app = make_app(temperature_sensor=True)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
+        rig = Rig(app, http, store)
+        fetched = await rig.connector().latest()
+        data = await rig.vendor("data.json")
+    extras = {extra.name: extra.value for extra in fetched.extras}
+    assert data["t"] > -85 and extras["temperature_c"] == data["t"]
+
+
+async def test_new_connectors_reuse_the_stored_firmware_version(rig: Rig) -> None:
+    for _ in range(3):
+        assert (await rig.connector().latest()).readings
+    assert (await rig.calls()) == {"/data.json": 3, "/sysinfo.json": 1}
+    other = Rig(rig.app, rig.http, rig.store, base_url="http://10.0.0.206", quota_clock=rig.quota_clock)
+    assert (await other.connector().latest()).readings  # another reader: its own version
+    assert (await rig.calls()) == {"/data.json": 4, "/sysinfo.json": 2}
+
+
+async def test_a_restarted_reader_has_its_firmware_version_read_again(rig: Rig) -> None:
+    assert (await rig.connector().latest()).readings
+    device = rig.app.state.device
+    device.clock.set(START + timedelta(hours=1))
+    device.booted_at = START + timedelta(hours=1, seconds=-10)  # a firmware update restarted it
+    device.config = dataclasses.replace(device.config, firmware_version="v2.2.24")
+    assert (await rig.connector().latest()).readings
+    assert (await rig.connector().latest()).readings
+    assert (await rig.calls()) == {"/data.json": 3, "/sysinfo.json": 2}
+    connector = rig.connector()
+    assert (await connector.latest()).readings
+    device.booted_at = START + timedelta(hours=1)  # uptime went back within one connector
+    assert (await connector.latest()).readings
+    assert (await rig.calls()) == {"/data.json": 5, "/sysinfo.json": 3}
 
 
 async def test_a_solar_house_exports_through_negative_power(store: SQLiteStore) -> None:
@@ -124,11 +164,18 @@ async def test_a_solar_house_exports_through_negative_power(store: SQLiteStore) 
 async def test_single_phase_and_it_grid_readers(store: SQLiteStore) -> None:
     single = make_app(phases=1)
     it_grid = make_app(distribution_system=1, l2_current_present=False)
+    clock = stepping_clock()  # one hub, one clock: the two readers share the address and the store
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=single)) as http:
-        fetched = await Rig(single, http, store).connector().latest()
+        rig = Rig(single, http, store, quota_clock=clock)
+        fetched = await rig.connector().latest()
+        assert (await rig.calls()) == {"/data.json": 1, "/sysinfo.json": 1}
     assert [reading.phase for reading in fetched.readings] == [0, 1]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=it_grid)) as http:
-        fetched = await Rig(it_grid, http, store).connector().latest()
+        rig = Rig(it_grid, http, store, quota_clock=clock)
+        fetched = await rig.connector().latest()
+        data = await rig.vendor("data.json")
+        assert (await rig.calls()) == {"/data.json": 2}  # the stored version serves this connector
+    assert data["l2"]["e"] is True  # L2 current is missing
     l2 = fetched.readings[2]
     assert l2.phase == 2 and l2.current_a is None and l2.voltage_v
 
@@ -219,10 +266,10 @@ async def test_an_offline_window_of_the_household_is_unavailable(store: SQLiteSt
 async def test_calls_keep_two_seconds_apart(rig: Rig) -> None:
     connector = Rig(rig.app, rig.http, rig.store, quota_clock=lambda: datetime.now(UTC)).connector()
     started = time.monotonic()
-    await connector.latest()
-    await connector.latest()
-    assert time.monotonic() - started >= 1.9
-    assert (await rig.calls()) == {"/data.json": 2}
+    await connector.latest()  # data.json, then sysinfo.json 2 s later
+    await connector.latest()  # data.json 2 s after that
+    assert time.monotonic() - started >= 3.9
+    assert (await rig.calls()) == {"/data.json": 2, "/sysinfo.json": 1}
 
 
 async def test_timeouts_and_dropped_connections_on_a_real_socket(store: SQLiteStore) -> None:
@@ -239,6 +286,8 @@ async def test_timeouts_and_dropped_connections_on_a_real_socket(store: SQLiteSt
             await rig.faults(offline=True)
             with pytest.raises(VendorUnavailable, match="cannot reach"):
                 await connector.latest()
+            await rig.faults(offline=False)
+            assert (await rig.calls()) == {"/data.json": 3, "/sysinfo.json": 1}
 
 
 # --- discover and relay ---------------------------------------------------------------------------

@@ -17,13 +17,17 @@ finds the slot taken waits for it (at most :data:`MAX_QUOTA_WAIT_S`) instead of 
 History is only what the reader keeps: the last 24 closed hours (``dayplot.json``) and about a
 month of days (``monthplot.json``).
 
-What ``data.json``'s per-phase ``q`` means depends on the firmware version, so the connector reads
-``sysinfo.json`` once (at the first ``latest`` or ``discover``) and keeps its version; it reads it
-again only after the reader restarted (its uptime ``u`` went back), as a firmware update does.
+What ``data.json``'s per-phase ``q`` means depends on the firmware version. The connector reads
+it from ``sysinfo.json`` and keeps it in the store's token table under the reader's API address,
+with the instant the reader booted (``data.json``'s uptime ``u`` subtracted from our clock), so
+the next connector for the same reader reuses it without a call. ``sysinfo.json`` is read again
+only when nothing is stored yet or the reader restarted, as a firmware update does: its uptime
+went back, or it booted more than :data:`BOOT_SLACK_S` after the stored boot instant.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -46,7 +50,7 @@ from meterhub.vendors.base import (
 from . import mapping
 from .client import DEFAULT_TIMEOUT_S, AmsReaderClient
 
-__all__ = ["MAX_QUOTA_WAIT_S", "QUOTAS", "AmsReaderConnector"]
+__all__ = ["BOOT_SLACK_S", "MAX_QUOTA_WAIT_S", "QUOTAS", "AmsReaderConnector"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,10 @@ _DEFAULT_USERNAME = "admin"
 _REFERENCE_PREFIX = "env:"
 _CONNECTION_OPTIONS = ("host", "base_url", "username", "password", "timeout_s")
 _MONTHPLOT_REACH = timedelta(days=32)
+_FIRMWARE_KEY_PREFIX = "firmware:"
+BOOT_SLACK_S = 60.0
+"""How much later than the stored boot instant a boot may look before it counts as a restart:
+the request's latency, the uptime's whole seconds and the reader's clock drift move it a little."""
 
 
 def _base_url(meter: Meter) -> str:
@@ -115,6 +123,7 @@ class AmsReaderConnector:
         self._zone = _zone(meter)
         self._version: tuple[int, int, int] | None = None
         self._version_read = False
+        self._stored_looked_up = False
         self._uptime_s = -1.0
 
     def __repr__(self) -> str:
@@ -151,6 +160,34 @@ class AmsReaderConnector:
         await self._acquire()
         return await self._client.get(route, self._auth())
 
+    def _firmware_key(self) -> str:
+        return _FIRMWARE_KEY_PREFIX + self._client.base_url.rstrip("/")
+
+    async def _stored_version(self) -> tuple[tuple[int, int, int] | None, float | None] | None:
+        """Return the stored version and boot instant (epoch seconds), or None if none is usable."""
+        value = await self._context.tokens.get(self._firmware_key())
+        try:
+            stored = json.loads(value) if value is not None else None
+        except ValueError:
+            stored = None
+        if not isinstance(stored, dict):
+            return None
+        version, booted = stored.get("version"), stored.get("booted")
+        if version is not None and not (
+            isinstance(version, list)
+            and len(version) == 3
+            and all(isinstance(part, int) and not isinstance(part, bool) for part in version)
+        ):
+            return None
+        if not isinstance(booted, int | float) or isinstance(booted, bool):
+            booted = None
+        return (None if version is None else (version[0], version[1], version[2])), booted
+
+    async def _store_version(self, booted: float | None) -> None:
+        version = None if self._version is None else list(self._version)
+        value = json.dumps({"version": version, "booted": booted})
+        await self._context.tokens.put(self._firmware_key(), value, None)
+
     def _keep_version(self, sysinfo: object) -> None:
         self._version = mapping.firmware_version(sysinfo)
         self._version_read = True
@@ -166,15 +203,28 @@ class AmsReaderConnector:
         """Return the reader's latest payload: phase 0 and per-phase readings, and extras."""
         document = await self._get("data.json")
         received_at = self._context.now()
-        uptime = document.get("u") if isinstance(document, dict) else None
-        if isinstance(uptime, int | float) and not isinstance(uptime, bool):
-            restarted = uptime < self._uptime_s
-            self._uptime_s = float(uptime)
-            if restarted:
-                self._version_read = False
+        booted = self._booted(document, received_at)
+        if not self._version_read and not self._stored_looked_up:
+            self._stored_looked_up = True
+            stored = await self._stored_version()
+            if stored is not None:
+                version, stored_booted = stored
+                if booted is None or stored_booted is None or booted <= stored_booted + BOOT_SLACK_S:
+                    self._version, self._version_read = version, True
         if not self._version_read:
             self._keep_version(await self._get("sysinfo.json"))
+            await self._store_version(booted)
         return mapping.map_data_json(document, self.meter.id, received_at, self._version)
+
+    def _booted(self, document: object, received_at: datetime) -> float | None:
+        """Return when the reader booted (epoch seconds) from ``u``; note a restart seen since."""
+        uptime = document.get("u") if isinstance(document, dict) else None
+        if not isinstance(uptime, int | float) or isinstance(uptime, bool):
+            return None
+        if uptime < self._uptime_s:
+            self._version_read = False
+        self._uptime_s = float(uptime)
+        return received_at.timestamp() - float(uptime)
 
     async def history(self, start: datetime, end: datetime) -> AsyncIterator[Fetched]:
         """Yield the hours (``dayplot.json``) and days (``monthplot.json``) the reader holds."""
@@ -197,8 +247,11 @@ class AmsReaderConnector:
     async def discover(self) -> list[Discovered]:
         """Return the reader itself: its host name, meter, phases and time zone."""
         sysinfo = await self._get("sysinfo.json")
+        data = await self._get("data.json")
+        booted = self._booted(data, self._context.now())
         self._keep_version(sysinfo)
-        phases = mapping.phases_in(await self._get("data.json"))
+        await self._store_version(booted)
+        phases = mapping.phases_in(data)
         configuration = await self._get("configuration.json")
         hostname = _text(sysinfo, "hostname")
         meter_serial = _text(sysinfo, "meter", "id")
