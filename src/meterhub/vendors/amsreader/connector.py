@@ -50,7 +50,14 @@ from meterhub.vendors.base import (
 from . import mapping
 from .client import DEFAULT_TIMEOUT_S, AmsReaderClient
 
-__all__ = ["BOOT_SLACK_S", "MAX_QUOTA_WAIT_S", "QUOTAS", "AmsReaderConnector"]
+__all__ = [
+    "BOOT_SLACK_S",
+    "MAX_QUOTA_WAIT_S",
+    "QUOTAS",
+    "AmsReaderConnector",
+    "firmware_key",
+    "firmware_record",
+]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +110,16 @@ def _text(document: object, *path: str) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def firmware_key(base_url: str) -> str:
+    """Return the key under which a reader's firmware version is kept (vendor token scope)."""
+    return _FIRMWARE_KEY_PREFIX + base_url.rstrip("/")
+
+
+def firmware_record(version: tuple[int, int, int] | None, booted: float | None) -> str:
+    """Return the kept record of a reader's firmware version and boot instant (epoch seconds)."""
+    return json.dumps({"version": None if version is None else list(version), "booted": booted})
 
 
 class AmsReaderConnector:
@@ -161,7 +178,7 @@ class AmsReaderConnector:
         return await self._client.get(route, self._auth())
 
     def _firmware_key(self) -> str:
-        return _FIRMWARE_KEY_PREFIX + self._client.base_url.rstrip("/")
+        return firmware_key(self._client.base_url)
 
     async def _stored_version(self) -> tuple[tuple[int, int, int] | None, float | None] | None:
         """Return the stored version and boot instant (epoch seconds), or None if none is usable."""
@@ -184,9 +201,7 @@ class AmsReaderConnector:
         return (None if version is None else (version[0], version[1], version[2])), booted
 
     async def _store_version(self, booted: float | None) -> None:
-        version = None if self._version is None else list(self._version)
-        value = json.dumps({"version": version, "booted": booted})
-        await self._context.tokens.put(self._firmware_key(), value, None)
+        await self._context.tokens.put(self._firmware_key(), firmware_record(self._version, booted), None)
 
     def _keep_version(self, sysinfo: object) -> None:
         self._version = mapping.firmware_version(sysinfo)
