@@ -182,5 +182,6 @@ def capacity_view(
         "left_in_step_kwh": None if step is None else _round(step - figures.month_value_kwh),
         "month_import_kwh": _round(figures.month_import_kwh),
         "estimated": figures.estimated,
+        "missing_days": [day.isoformat() for day in figures.missing_days],
         "live": _live_hour(store, place, figures, peak_days, zone) if running else None,
     }

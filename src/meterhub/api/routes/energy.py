@@ -143,6 +143,9 @@ class CapacityPublic(BaseModel):
     month_import_kwh: float
     thresholds_kwh: list[float]
     estimated: bool
+    missing_days: list[date] = Field(
+        description="Days without hourly data (and without a reader's peak): no peak is made up for them."
+    )
     peaks: list[PeakPublic]
     day_peaks: list[PeakPublic]
 
@@ -364,6 +367,7 @@ def capacity_of_place(
         "month_import_kwh": figures.month_import_kwh,
         "thresholds_kwh": list(figures.thresholds_kwh),
         "estimated": figures.estimated,
+        "missing_days": [day.isoformat() for day in figures.missing_days],
         "peaks": top_peaks,
         "day_peaks": [peak(p) for p in figures.day_peaks],
     }

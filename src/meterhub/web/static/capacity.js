@@ -38,6 +38,9 @@
       view.next_threshold_kwh === null ? "(the last step)" : `before the ${view.next_threshold_kwh} kWh/h step`;
     show("month_import_kwh", view.month_import_kwh, 1);
     document.getElementById("estimated").hidden = !view.estimated;
+    const missing = view.missing_days || [];
+    document.getElementById("missing-days").hidden = missing.length === 0;
+    document.querySelector('[data-field="missing_days"]').textContent = missing.join(", ");
     document.getElementById("as-of").textContent = view.live
       ? `Month to date: ${view.hours} hours with data, up to ${view.as_of_local}`
       : `The whole month: ${view.hours} hours with data`;
