@@ -20,6 +20,7 @@ from meterhub.vendors.amsreader.simulator import ENDPOINTS, create_app
 from meterhub.vendors.amsreader.tariff import (
     CapacityState,
     Peak,
+    capacity_from_tariff_json,
     capacity_state,
     completed_hours_of_month,
 )
@@ -94,6 +95,8 @@ def shape_problems(actual: object, example: object, path: str = "$") -> list[str
 @pytest.mark.parametrize("path", [path for path, _ in ENDPOINTS])
 async def test_every_answer_has_the_documented_structure(path: str) -> None:
     example = json.loads((SEED_DIR / path.lstrip("/")).read_text())
+    if path == "/tariff.json":  # the firmware prints each peak's start hour `h`; the document leaves it out
+        example["p"] = [{**peak, "h": 0} for peak in example["p"]]
     async with client_for(make_app(temperature_sensor=False)) as client:
         answer = await client.get(path)
     assert answer.status_code == 200
@@ -253,7 +256,7 @@ def test_two_peaks_on_one_day_keep_the_bigger() -> None:
     state = capacity_state(hours, OSLO)
     # top three days: 9.5 (14th), 7.25 (3rd), 4.0 (7th) -> (9.5 + 7.25 + 4.0) / 3 = 6.92
     assert state == CapacityState(
-        peaks=(Peak(3, 7.25), Peak(7, 4.0), Peak(14, 9.5)), month_max_kwh=6.92, threshold_kwh=10
+        peaks=(Peak(3, 7.25, 18), Peak(7, 4.0, 12), Peak(14, 9.5, 20)), month_max_kwh=6.92, threshold_kwh=10
     )
 
 
@@ -262,7 +265,7 @@ def test_month_change_starts_from_no_peaks() -> None:
     october = [(local_hour(1, 0), 2.0), (local_hour(1, 1), 3.5)]
     assert capacity_state(september, OSLO).threshold_kwh == 50  # (30) / 1 day = 30 -> 50
     state = capacity_state([*september, *october], OSLO)
-    assert state == CapacityState(peaks=(Peak(1, 3.5),), month_max_kwh=3.5, threshold_kwh=5)
+    assert state == CapacityState(peaks=(Peak(1, 3.5, 1),), month_max_kwh=3.5, threshold_kwh=5)
     rolled = capacity_state(september, OSLO, now=local_hour(1, 0, month=10))
     assert rolled == CapacityState(peaks=(), month_max_kwh=0.0, threshold_kwh=5)
 
@@ -280,7 +283,7 @@ def test_dst_days_have_23_and_25_hours_each_offered() -> None:
     assert first_two in autumn and second_two in autumn
     energies = {first_two: 3.0, second_two: 8.0}
     state = capacity_state(((h, energies.get(h, 0.5)) for h in autumn), OSLO)
-    assert state.peaks == (Peak(25, 8.0),)
+    assert state.peaks == (Peak(25, 8.0, 2),)  # the repeated 02:00, as the reader prints it
 
 
 def test_threshold_is_the_first_step_at_or_above_the_month_value() -> None:
@@ -356,10 +359,13 @@ async def test_tariff_json_follows_the_rule_through_the_simulator(trace_path: Pa
     # September's 20 kWh hour is gone. Top three: (9.5 + 8.0 + 7.25) / 3 = 8.25 -> step 10.
     assert tariff == {
         "t": [5, 10, 15, 20, 25, 50, 75, 100, 150, 65535],
-        "p": [{"d": 3, "v": 7.25}, {"d": 14, "v": 9.5}, {"d": 25, "v": 8}],
+        "p": [{"d": 3, "h": 18, "v": 7.25}, {"d": 14, "h": 20, "v": 9.5}, {"d": 25, "h": 2, "v": 8}],
         "c": 10,
         "m": 8.25,
     }
+    _, peaks = capacity_from_tariff_json(tariff)  # what the hub reads back: peaks with their hours
+    read_back = [(peak.day, peak.hour, peak.energy_kwh) for peak in peaks]
+    assert read_back == [(3, 18, 7.25), (14, 20, 9.5), (25, 2, 8.0)]
     assert data["ea"]["x"] == 8.25 and data["ea"]["t"] == 10
     assert data["ea"]["p"] == [9.5, 8.0, 7.25]
 
@@ -369,7 +375,7 @@ async def test_tariff_json_follows_the_rule_through_the_simulator(trace_path: Pa
     ("local_now", "expected"),
     [
         (datetime(2026, 11, 1, 0, 30), {"p": [], "c": 5, "m": 0.0}),
-        (datetime(2026, 11, 1, 2, 30), {"p": [{"d": 1, "v": 3.5}], "c": 5, "m": 3.5}),
+        (datetime(2026, 11, 1, 2, 30), {"p": [{"d": 1, "h": 1, "v": 3.5}], "c": 5, "m": 3.5}),
     ],
 )
 async def test_tariff_json_resets_at_month_change(

@@ -214,7 +214,7 @@ def tariff_json(device: ReaderDevice, now: datetime) -> Json:
     capacity = device.ledger.capacity(now)
     return {
         "t": [*device.config.thresholds_kwh, THRESHOLD_SENTINEL],
-        "p": [{"d": peak.day, "v": compact(peak.energy_kwh)} for peak in capacity.peaks],
+        "p": [{"d": peak.day, "h": peak.hour, "v": compact(peak.energy_kwh)} for peak in capacity.peaks],
         "c": capacity.threshold_kwh,
         "m": float(capacity.month_max_kwh),
     }

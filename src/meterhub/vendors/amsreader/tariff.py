@@ -47,10 +47,11 @@ _HOUR = timedelta(hours=1)
 
 @dataclass(frozen=True, slots=True)
 class Peak:
-    """The biggest hourly import of one day of the month."""
+    """The biggest hourly import of one day of the month, and the local hour it began."""
 
     day: int
     energy_kwh: float
+    hour: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ class PeakTracker:
         self.peak_days = peak_days
         self._month: tuple[int, int] | None = None
         self._day_peaks_kwh: dict[int, float] = {}
+        self._day_peak_hours: dict[int, int] = {}
 
     def offer(self, hour_start: datetime, energy_kwh: float) -> None:
         """Offer the import of the hour starting at ``hour_start`` (aware) as a peak."""
@@ -98,9 +100,11 @@ class PeakTracker:
         if month != self._month:
             self._month = month
             self._day_peaks_kwh = {}
+            self._day_peak_hours = {}
         value_kwh = round(energy_kwh, 2)
         if value_kwh > self._day_peaks_kwh.get(local.day, 0.0):
             self._day_peaks_kwh[local.day] = value_kwh
+            self._day_peak_hours[local.day] = local.hour
 
     def roll_to(self, now: datetime) -> None:
         """Forget the peaks when ``now`` is in a later local month than the last hour offered."""
@@ -108,6 +112,7 @@ class PeakTracker:
         if self._month is not None and (local.year, local.month) != self._month:
             self._month = (local.year, local.month)
             self._day_peaks_kwh = {}
+            self._day_peak_hours = {}
 
     def state(self) -> CapacityState:
         """Return the top peaks (by day), the month value and the current step (read-only)."""
@@ -115,7 +120,7 @@ class PeakTracker:
         top = sorted(ranked[: self.peak_days])
         average_kwh = sum(value for _, value in top) / len(top) if top else 0.0
         threshold = next((step for step in self.thresholds_kwh if step >= average_kwh), THRESHOLD_SENTINEL)
-        peaks = tuple(Peak(day, value) for day, value in top)
+        peaks = tuple(Peak(day, value, self._day_peak_hours.get(day, 0)) for day, value in top)
         return CapacityState(peaks, round(average_kwh, 2), threshold)
 
 
