@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -67,19 +68,21 @@ def wall(t: str | int) -> datetime:
     return datetime.fromtimestamp(t / 1000, UTC).replace(tzinfo=None)
 
 
-def view(client: httpx.Client, meter: str = HOUSE, **params: str) -> dict:  # type: ignore[type-arg]
+def view(client: httpx.Client, meter: str = HOUSE, **params: str) -> dict[str, Any]:
     answer = client.get(f"/api/v1/dashboard/meters/{meter}/view", params=params)
     assert answer.status_code == 200, answer.text
-    body: dict = answer.json()  # type: ignore[type-arg]
+    body: dict[str, Any] = answer.json()
     return body
 
 
-def energy_rows(client: httpx.Client, start: str, end: str, groupby: str, meter: str = HOUSE) -> list[dict]:  # type: ignore[type-arg]
+def energy_rows(
+    client: httpx.Client, start: str, end: str, groupby: str, meter: str = HOUSE
+) -> list[dict[str, Any]]:
     answer = client.get(
         f"/api/v1/meters/{meter}/energy", params={"start": start, "end": end, "groupby": groupby}
     )
     assert answer.status_code == 200, answer.text
-    rows: list[dict] = answer.json()["data"]  # type: ignore[type-arg]
+    rows: list[dict[str, Any]] = answer.json()["data"]
     return rows
 
 

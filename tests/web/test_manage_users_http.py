@@ -171,7 +171,8 @@ def test_a_created_key_is_shown_once_works_and_is_never_listed(site: Site) -> No
     secret = key.split("_", 2)[2]
     assert key_id in listing.text and secret not in listing.text and key not in listing.text
     assert re.search(rf'<tr data-key="{key_id}">.*?<td>vera</td>\s*<td>wall display</td>', listing.text, re.S)
-    assert "never" not in re.search(rf'<tr data-key="{key_id}">.*?</tr>', listing.text, re.S).group(0)  # type: ignore[union-attr]
+    row = re.search(rf'<tr data-key="{key_id}">.*?</tr>', listing.text, re.S)
+    assert row is not None and "never" not in row.group(0)
     _redirected(form_post(client, f"/manage/keys/{key_id}/revoke", {}), "/manage/keys?done=")
     with site.api.client(key) as program:
         assert program.get("/api/v1/meters").status_code == 401
