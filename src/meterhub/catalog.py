@@ -21,9 +21,11 @@ from typing import cast
 
 import httpx
 
-from meterhub.errors import ConfigError, ConflictError, FieldError, MeterhubError
+from meterhub import placebook
+from meterhub.errors import ConfigError, ConflictError, FieldError, MeterhubError, NotFoundError
+from meterhub.hubzone import check_zone, default_zone
 from meterhub.ids import id_problem
-from meterhub.model import VENDOR_FILE, Meter
+from meterhub.model import VENDOR_FILE, Meter, Role
 from meterhub.poller.config import SECRET_OPTIONS, check_secret_options
 from meterhub.poller.connectors import (
     ConnectorClass,
@@ -33,8 +35,7 @@ from meterhub.poller.connectors import (
     with_connector,
 )
 from meterhub.store.base import Store
-from meterhub.timeutil import get_zone
-from meterhub.vendors.base import Connector, Discovered
+from meterhub.vendors.base import Connector, Discovered, DiscoveredPlace
 from meterhub.vendors.registry import load_connector
 
 __all__ = [
@@ -72,8 +73,6 @@ _REFERENCE = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
-
-
 def vendor_choices() -> tuple[str, ...]:
     """Return the vendors a meter may have: every connector's, and ``file`` for imports."""
     return (*known_vendors(), VENDOR_FILE)
@@ -96,13 +95,9 @@ def check_vendor(name: str) -> str:
     return vendor
 
 
-def check_zone(tz: str) -> str:
-    """Return ``tz`` if it names an IANA time zone; raise FieldError (``tz``) otherwise."""
-    try:
-        get_zone(tz)
-    except (OSError, ValueError, MeterhubError) as exc:  # a zone-database folder, a name too long
-        raise FieldError("tz", f"unknown time zone {tz!r} (use an IANA name like Europe/Oslo)") from exc
-    return tz
+def zone_or_default(store: Store, tz: str | None) -> str:
+    """Return ``tz`` checked, or the hub's default zone (:mod:`meterhub.hubzone`) when None."""
+    return check_zone(tz) if tz is not None else default_zone(store).tz
 
 
 def check_phases(phases: int) -> int:
@@ -148,9 +143,7 @@ def check_options(options: Mapping[str, str]) -> dict[str, str]:
                 f"options.{key}", f"option name {key!r} must be lower-case letters, digits and _ (at most 32)"
             )
         if len(value) > MAX_OPTION_CHARS:
-            raise FieldError(
-                f"options.{key}", f"option {key!r} is longer than {MAX_OPTION_CHARS} characters"
-            )
+            raise FieldError(f"options.{key}", f"option {key!r} is longer than {MAX_OPTION_CHARS} characters")
         if is_reference(value) and not _REFERENCE.match(value):
             raise FieldError(
                 f"options.{key}", f"option {key!r}: a reference must look like env:VARIABLE_NAME"
@@ -197,12 +190,14 @@ def add_meter(
     vendor: str,
     *,
     phases: int = 1,
-    tz: str = "UTC",
+    tz: str | None = None,
     interval_s: int | None = None,
     name: str = "",
     options: Mapping[str, str] | None = None,
 ) -> Meter:
     """Check and add a meter; without ``interval_s`` it is polled as fast as its device allows.
+
+    Without ``tz`` the meter takes the hub's default zone (:func:`meterhub.hubzone.default_zone`).
 
     Raise FieldError for a malformed value and ConflictError when the id is taken.
     """
@@ -210,7 +205,7 @@ def add_meter(
         check_meter_id(meter_id),
         check_vendor(vendor),
         check_phases(phases),
-        check_zone(tz),
+        zone_or_default(store, tz),
         check_interval_s(interval_s) if interval_s is not None else 60,
         check_name(name),
         check_options(options or {}),
@@ -261,9 +256,11 @@ def remove_meter(store: Store, meter_id: str) -> int:
 
 
 async def discover_meters(
-    store: Store, vendor: str, options: Mapping[str, str], tz: str = "UTC"
+    store: Store, vendor: str, options: Mapping[str, str], tz: str | None = None
 ) -> list[Discovered]:
     """Ask a vendor's account or device which meters it holds, with the connection ``options``.
+
+    A meter's zone is the vendor's where it says, else ``tz``, else the hub's default zone.
 
     Raise FieldError for a malformed value (``file`` has nothing to discover) and a
     VendorError when the vendor fails.
@@ -272,7 +269,13 @@ async def discover_meters(
     if name == VENDOR_FILE:
         raise FieldError("vendor", "file meters are fed by imports; there is nothing to discover")
     probe = Meter(
-        f"discover-{name}", name, 1, check_zone(tz), vendor_interval_s(name), "", check_options(options)
+        f"discover-{name}",
+        name,
+        1,
+        zone_or_default(store, tz),
+        vendor_interval_s(name),
+        "",
+        check_options(options),
     )
 
     async def run(connector: Connector) -> list[Discovered]:
@@ -291,31 +294,63 @@ class AddedFound:
 
 
 def add_discovered(store: Store, found: Iterable[Discovered]) -> list[AddedFound]:
-    """Add discovered meters, keeping any whose id exists; return what became of each."""
+    """Add discovered meters, keeping any whose id exists; return what became of each.
+
+    A meter the vendor groups in a place goes into that place with its role; the place is
+    created when missing and takes the vendor's tariff when it has none yet.
+    """
     results: list[AddedFound] = []
     for item in found:
-        problem = id_problem(item.suggested_id)
-        if problem is not None:
-            results.append(AddedFound(item.suggested_id, False, f"skipped a meter: {problem}"))
-            continue
-        try:
-            check_options(item.options)
-        except FieldError as exc:
-            raise FieldError("options", f"discovered meter {item.suggested_id}: {exc}") from exc
-        try:
-            add_meter(
-                store,
-                item.suggested_id,
-                item.vendor,
-                phases=item.phases,
-                tz=item.tz,
-                name=item.name,
-                options=dict(item.options),
-            )
-        except ConflictError:
-            line = f"kept meter {item.suggested_id} (it exists already)"
-            results.append(AddedFound(item.suggested_id, False, line))
-            continue
-        line = f"added meter {item.suggested_id} ({item.vendor}, {item.phases}-phase)"
-        results.append(AddedFound(item.suggested_id, True, line))
+        results.extend(_add_found(store, item))
     return results
+
+
+def _add_found(store: Store, item: Discovered) -> list[AddedFound]:
+    results: list[AddedFound] = []
+    problem = id_problem(item.suggested_id)
+    if problem is not None:
+        return [AddedFound(item.suggested_id, False, f"skipped a meter: {problem}")]
+    try:
+        check_options(item.options)
+    except FieldError as exc:
+        raise FieldError("options", f"discovered meter {item.suggested_id}: {exc}") from exc
+    try:
+        add_meter(
+            store,
+            item.suggested_id,
+            item.vendor,
+            phases=item.phases,
+            tz=item.tz,
+            name=item.name,
+            options=dict(item.options),
+        )
+    except ConflictError:
+        line = f"kept meter {item.suggested_id} (it exists already)"
+        results.append(AddedFound(item.suggested_id, False, line))
+    else:
+        line = f"added meter {item.suggested_id} ({item.vendor}, {item.phases}-phase, {item.tz})"
+        results.append(AddedFound(item.suggested_id, True, line))
+    if item.place is not None:
+        results.append(_place_found(store, item.suggested_id, item.tz, item.place))
+    return results
+
+
+def _place_found(store: Store, meter_id: str, meter_tz: str, found: DiscoveredPlace) -> AddedFound:
+    """Put a discovered meter in its vendor's place, creating the place (and tariff) if missing."""
+    role = Role(found.role)
+    try:
+        place = store.get_place(found.place_id)
+    except NotFoundError:
+        place = placebook.add_place(
+            store, found.place_id, found.tz or meter_tz, found.name, tariff=found.tariff
+        )
+        tariff_note = ", with the vendor's tariff" if found.tariff else ""
+        made = f"added place {place.id} ({place.tz}{tariff_note})"
+    else:
+        made = f"place {place.id}"
+        if found.tariff and not place.tariff:
+            placebook.set_tariff(store, place.id, found.tariff)
+            made += " took the vendor's tariff"
+    if dict(place.meters).get(meter_id) != role:
+        placebook.attach_meter(store, place.id, meter_id, role)
+    return AddedFound(meter_id, False, f"{made}: meter {meter_id} is its {role.value} meter")

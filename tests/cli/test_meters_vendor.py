@@ -132,7 +132,7 @@ def test_discover_without_add_adds_nothing_and_again_keeps_what_exists(run: Run)
         assert listed(run) == {}
         run(*args, "--add")
         kept = run(*args, "--add")
-    assert found[0] == "id,vendor,phases,tz,name,options" and len(found) == 2
+    assert found[0] == "id,vendor,phases,tz,name,place,options" and len(found) == 2
     meter_id = found[1].split(",")[0]
     assert list(listed(run)) == [meter_id]
     assert f"kept meter {meter_id} (it exists already)" in kept.stdout

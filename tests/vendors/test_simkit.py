@@ -235,3 +235,18 @@ def test_quota_window_slides_per_key() -> None:
     assert quota.retry_after_s("sn2", START + timedelta(seconds=21)) == 0.0
     # A clock set back in time forgets the key's history rather than blocking forever.
     assert quota.allow("sn1", START - timedelta(days=1))
+
+
+async def test_variants_are_declared_switched_and_refused_by_name() -> None:
+    kit = SimKit("testvendor", SimClock(START, speed=0.0), variants={"late": "data arrives a day late"})
+    app = kit.app([Route("/hello", _hello)])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as http:
+        listed = (await http.get("/_sim/variants")).json()
+        assert listed == {"late": {"on": False, "about": "data arrives a day late"}}
+        assert (await http.post("/_sim/variants", json={"late": True})).json()["late"]["on"] is True
+        assert kit.variant("late") and (await http.get("/_sim/info")).json()["variants"] == ["late"]
+        refused = await http.post("/_sim/variants", json={"late": False, "renamed": True})
+        assert refused.status_code == 400 and "no variant 'renamed' (known: late)" in refused.json()["error"]
+        assert kit.variant("late")  # nothing switched when one name is unknown
+        assert (await http.post("/_sim/variants", json={"late": "yes"})).status_code == 400
+        assert (await http.get("/_sim/calls")).json() == {}

@@ -47,8 +47,7 @@ class _Group(click.Group):
     "--database-url",
     envvar="METERHUB_DATABASE_URL",
     default=None,
-    help="sqlite:///path.db (default ./meterhub.db) or postgresql://...; "
-    "also METERHUB_DATABASE_URL.",
+    help="sqlite:///path.db (default ./meterhub.db) or postgresql://...; also METERHUB_DATABASE_URL.",
 )
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None) -> None:
@@ -89,3 +88,6 @@ for _command in (users, keys):
 from meterhub.cli.status import status  # noqa: E402
 
 main.add_command(status)
+from meterhub.cli.settings import settings  # noqa: E402
+
+main.add_command(settings)

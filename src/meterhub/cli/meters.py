@@ -10,6 +10,8 @@ import click
 from meterhub import catalog
 from meterhub.cli.common import emit, format_option, opened_store
 from meterhub.cli.vendor_options import connection_options, options_from, unset_references
+from meterhub.hubzone import default_zone
+from meterhub.vendors.base import Discovered
 
 __all__ = ["meters"]
 
@@ -47,7 +49,11 @@ def _warn_unset(options: dict[str, str]) -> None:
     help="iammeter, smartmac, intellimeter, amsreader, umeter, or file (imports only).",
 )
 @click.option("--phases", type=click.Choice(["1", "2", "3"]), default="1", show_default=True)
-@click.option("--tz", default="UTC", show_default=True, help="IANA time zone of the meter's site.")
+@click.option(
+    "--tz",
+    default=None,
+    help="IANA time zone of the meter's site (default: the hub's; see `meterhub settings`).",
+)
 @click.option(
     "--interval-s",
     type=click.IntRange(1, 86_400),
@@ -58,7 +64,13 @@ def _warn_unset(options: dict[str, str]) -> None:
 @click.option("--name", default="", help="A label for people.")
 @connection_options
 def add(
-    meter_id: str, vendor: str, phases: str, tz: str, interval_s: int | None, name: str, **connection: Any
+    meter_id: str,
+    vendor: str,
+    phases: str,
+    tz: str | None,
+    interval_s: int | None,
+    name: str,
+    **connection: Any,
 ) -> None:
     """Add a meter, with the vendor's connection options."""
     options = options_from(connection)
@@ -73,29 +85,45 @@ def add(
             name=name,
             options=options,
         )
+        zone_note = "" if tz is not None else f"; zone {meter.tz} is {default_zone(store).source}"
     every = f"every {meter.interval_s} s"
-    click.echo(f"added meter {meter.id} ({meter.vendor}, {meter.phases}-phase, {meter.tz}, {every})")
+    what = f"{meter.vendor}, {meter.phases}-phase, {meter.tz}, {every}"
+    click.echo(f"added meter {meter.id} ({what}){zone_note}")
     _warn_unset(options)
 
 
 @meters.command("discover")
 @click.argument("vendor")
-@click.option("--tz", default="UTC", show_default=True, help="Time zone of the account's sites.")
+@click.option(
+    "--tz",
+    default=None,
+    help="Zone of the account's sites where the vendor names none (default: the hub's).",
+)
 @click.option("--add", "add_found", is_flag=True, help="Add every meter found (existing ids are kept).")
 @format_option
 @connection_options
-def discover(vendor: str, tz: str, add_found: bool, fmt: str, **connection: Any) -> None:
-    """List the meters an account or device holds; --add adds them."""
+def discover(vendor: str, tz: str | None, add_found: bool, fmt: str, **connection: Any) -> None:
+    """List the meters an account or device holds; --add adds them, in their vendor's places."""
     vendor = catalog.check_vendor(vendor)
-    catalog.check_zone(tz)
+    if tz is not None:
+        catalog.check_zone(tz)
     options = options_from(connection)
     with opened_store() as store:
         found = anyio.run(catalog.discover_meters, store, vendor, options, tz)
         added = catalog.add_discovered(store, found) if add_found else []
-    rows = [(d.suggested_id, d.vendor, d.phases, d.tz, d.name, _options_text(d.options)) for d in found]
-    emit(("id", "vendor", "phases", "tz", "name", "options"), rows, fmt, title=f"{vendor} meters")
+    rows = [
+        (d.suggested_id, d.vendor, d.phases, d.tz, d.name, _place_text(d), _options_text(d.options))
+        for d in found
+    ]
+    columns = ("id", "vendor", "phases", "tz", "name", "place", "options")
+    emit(columns, rows, fmt, title=f"{vendor} meters")
     for outcome in added:
         click.echo(outcome.line, err=fmt != "table")
+
+
+def _place_text(found: Discovered) -> str:
+    place = found.place
+    return "" if place is None else f"{place.place_id} ({place.role})"
 
 
 def _options_text(options: Any) -> str:

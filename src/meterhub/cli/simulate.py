@@ -43,10 +43,18 @@ DEFAULT_PORT = 8801
     show_default=True,
     help="Simulated seconds per real second.",
 )
-def simulate(vendor: str, host: str, port: int, seed: int, speed: float) -> None:
+@click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    metavar="NAME",
+    help="Switch on a real-world variant (repeatable); GET /_sim/variants lists each one's.",
+)
+def simulate(vendor: str, host: str, port: int, seed: int, speed: float, variants: tuple[str, ...]) -> None:
     """Serve the simulator of VENDOR (or of every vendor with 'all') until interrupted.
 
     Each simulator prints its URL and its /_sim/info (credentials, ids, simulated time).
+    With 'all', a --variant applies to every simulator that has it.
     """
     names = vendor_names() if vendor == "all" else (vendor,)
     if port + len(names) - 1 > 65535:
@@ -64,6 +72,7 @@ def simulate(vendor: str, host: str, port: int, seed: int, speed: float) -> None
     sockets = _bind_all(host, [port for _, port, _ in chosen])
     try:
         apps = [factory(seed=seed, speed=speed) for _, _, factory in chosen]
+        _switch_variants(apps, variants, every=vendor == "all")
         for (name, app_port, _), app in zip(chosen, apps, strict=True):
             click.echo(f"{name}: http://{_url_host(host)}:{app_port}")
             click.echo(json.dumps(asyncio.run(_sim_info(app)), indent=2, default=str))
@@ -103,6 +112,18 @@ def _bind(host: str, port: int) -> socket.socket:
         raise ConfigError(f"port {port} on {host} {reason}; choose another with --port") from exc
     sock.setblocking(False)
     return sock
+
+
+def _switch_variants(apps: list[Any], variants: tuple[str, ...], every: bool) -> None:
+    """Switch ``variants`` on in the simulators that have them; raise InputError for one none has."""
+    kits = [kit for kit in (getattr(app.state, "kit", None) for app in apps) if kit is not None]
+    for name in variants:
+        having = [kit for kit in kits if name in kit.variants_about]
+        if not having or (not every and len(having) < len(kits)):
+            known = sorted({v for kit in kits for v in kit.variants_about}) or ["none"]
+            raise InputError(f"no simulator here has the variant {name!r} (known: {', '.join(known)})")
+        for kit in having:
+            kit.set_variant(name, True)
 
 
 async def _sim_info(app: Any) -> Any:

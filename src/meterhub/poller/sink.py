@@ -20,7 +20,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from meterhub import metrics
 from meterhub.ingest import Ingestor, IngestReport
-from meterhub.model import Extra, IntervalEnergy, Reading
+from meterhub.model import Extra, IntervalEnergy, PricePoint, Reading
 from meterhub.store.base import Store
 from meterhub.threads import run_ingest
 from meterhub.vendors.base import Fetched
@@ -49,10 +49,11 @@ class Stored:
     extras: int = 0
     rejected: int = 0
     duplicates: int = 0
+    prices: int = 0
 
     def copy(self) -> Stored:
         """Return a snapshot of these counts."""
-        return Stored(self.readings, self.intervals, self.extras, self.rejected, self.duplicates)
+        return Stored(self.readings, self.intervals, self.extras, self.rejected, self.duplicates, self.prices)
 
     def since(self, before: Stored) -> Stored:
         """Return the counts added after the snapshot ``before``."""
@@ -62,6 +63,7 @@ class Stored:
             self.extras - before.extras,
             self.rejected - before.rejected,
             self.duplicates - before.duplicates,
+            self.prices - before.prices,
         )
 
 
@@ -145,11 +147,13 @@ class Sink:
         readings: list[Reading] = []
         intervals: list[IntervalEnergy] = []
         extras: list[Extra] = []
+        prices: list[PricePoint] = []
         for job in batch:
             if job.fetched is not None:
                 readings.extend(job.fetched.readings)
                 intervals.extend(job.fetched.intervals)
                 extras.extend(job.fetched.extras)
+                prices.extend(job.fetched.prices)
         totals = self.totals
         if readings:
             report = self._ingestor.ingest(readings)
@@ -167,6 +171,8 @@ class Sink:
             totals.intervals += self._store.write_intervals(intervals).stored
         if extras:
             totals.extras += self._store.write_extras(extras).stored
+        if prices:
+            totals.prices += self._store.write_prices(prices).stored
 
     @staticmethod
     def _log_rejections(report: IngestReport) -> None:
@@ -189,4 +195,4 @@ def _rows(job: _Job) -> int:
     fetched = job.fetched
     if fetched is None:
         return 1
-    return 1 + len(fetched.readings) + len(fetched.intervals) + len(fetched.extras)
+    return 1 + len(fetched.readings) + len(fetched.intervals) + len(fetched.extras) + len(fetched.prices)

@@ -11,14 +11,14 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import anyio
 import httpx
 
 from meterhub import metrics
 from meterhub.errors import ConfigError, QuotaHeld
-from meterhub.model import Extra, IntervalEnergy, Meter, Reading, utc_now
+from meterhub.model import Extra, IntervalEnergy, Meter, PricePoint, Reading, utc_now
 from meterhub.store.base import Store
 from meterhub.threads import run_ingest
 
@@ -26,6 +26,7 @@ __all__ = [
     "Connector",
     "ConnectorContext",
     "Discovered",
+    "DiscoveredPlace",
     "Fetched",
     "QuotaGuard",
     "QuotaRule",
@@ -55,6 +56,25 @@ class Fetched:
     readings: list[Reading] = field(default_factory=list)
     intervals: list[IntervalEnergy] = field(default_factory=list)
     extras: list[Extra] = field(default_factory=list)
+    prices: list[PricePoint] = field(default_factory=list)
+    """Price points the device or service publishes (an AMS reader's day-ahead prices)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveredPlace:
+    """The place a vendor groups a discovered meter in: ``--add`` creates it and gives the role.
+
+    ``tariff`` holds :mod:`meterhub.placebook` tariff settings the vendor keeps for the place
+    (UMeter's customer prices, an AMS reader's capacity thresholds); it is set only on a place
+    without a tariff, so one the user chose is never overwritten.
+    """
+
+    place_id: str
+    role: str
+    name: str = ""
+    tz: str | None = None
+    """The place's zone; None takes the meter's."""
+    tariff: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +87,8 @@ class Discovered:
     name: str
     options: Mapping[str, str]
     tz: str = "UTC"
+    """The vendor's zone where it says; else the zone discovery was asked with (or the hub's)."""
+    place: DiscoveredPlace | None = None
 
 
 def quota_ledger_key(vendor: str, rule: QuotaRule, scope_key: str) -> str:

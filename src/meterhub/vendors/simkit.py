@@ -14,6 +14,13 @@ and its handlers read ``kit.clock.now()``. The kit adds the control routes
                         ?times=true: {"<route path>": ["<simulated ISO 8601 instant>", ...]}
                         (the latest CALL_TIMES_KEPT calls of each route)
     POST /_sim/faults   a Faults object as JSON; omitted fields take their defaults
+    GET  /_sim/variants {"<variant>": {"on": bool, "about": "<what it reproduces>"}, ...}
+    POST /_sim/variants {"<variant>": true|false, ...}: switch real-world variants on or off
+
+A variant reproduces a way real devices or services behave beside the documented happy path
+(an unset clock, an old payload layout, data delivered late, a renamed point). A simulator
+declares its variants with ``SimKit(..., variants={"name": "what it reproduces"})`` and its
+handlers ask ``kit.variant("name")``; ``meterhub simulate --variant NAME`` switches one on.
 
 which are neither counted nor faulted. Every other request is counted under its route's path
 template (the raw path when no route matches), then faults apply in this order:
@@ -142,8 +149,12 @@ class SimKit:
         info: InfoFn | None = None,
         faults: Faults | None = None,
         offline_when: Callable[[datetime], bool] | None = None,
+        variants: Mapping[str, str] | None = None,
     ) -> None:
         self.vendor = vendor
+        self.variants_about: dict[str, str] = dict(variants or {})
+        """Each variant this simulator can reproduce, with what it reproduces."""
+        self.variants_on: set[str] = set()
         self.clock = clock or SimClock()
         self.faults = faults or Faults()
         self.calls: Counter[str] = Counter()
@@ -172,7 +183,29 @@ class SimKit:
             Route("/_sim/clock", self._set_clock, methods=["POST"]),
             Route("/_sim/calls", self._get_calls, methods=["GET", "DELETE"]),
             Route("/_sim/faults", self._set_faults, methods=["GET", "POST"]),
+            Route("/_sim/variants", self._variants, methods=["GET", "POST"]),
         ]
+
+    def variant(self, name: str) -> bool:
+        """Return whether the variant ``name`` is switched on."""
+        return name in self.variants_on
+
+    def set_variant(self, name: str, on: bool = True) -> None:
+        """Switch the variant ``name`` on or off; raise ValueError naming the known ones."""
+        if name not in self.variants_about:
+            known = ", ".join(sorted(self.variants_about)) or "none"
+            raise ValueError(f"{self.vendor} has no variant {name!r} (known: {known})")
+        if on:
+            self.variants_on.add(name)
+        else:
+            self.variants_on.discard(name)
+
+    def variants(self) -> dict[str, dict[str, Any]]:
+        """Return each declared variant with whether it is on and what it reproduces."""
+        return {
+            name: {"on": name in self.variants_on, "about": about}
+            for name, about in sorted(self.variants_about.items())
+        }
 
     def set_info(self, info: InfoFn) -> None:
         """Set the callable whose mapping ``GET /_sim/info`` adds to the kit's own facts."""
@@ -190,6 +223,7 @@ class SimKit:
             "now": self.clock.now().isoformat(),
             "speed": self.clock.speed,
             "faults": asdict(self.faults),
+            "variants": sorted(self.variants_on),
             **self._info(),
         }
 
@@ -260,6 +294,22 @@ class SimKit:
             except (ValueError, TypeError) as exc:
                 return _bad_request(str(exc))
         return JSONResponse(asdict(self.faults))
+
+    async def _variants(self, request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                body = await _json_object(request)
+                if not body or not all(isinstance(v, bool) for v in body.values()):
+                    raise ValueError('give {"<variant>": true|false, ...}')
+                unknown = sorted(set(body) - set(self.variants_about))
+                if unknown:  # check every name before switching any
+                    known = ", ".join(sorted(self.variants_about)) or "none"
+                    raise ValueError(f"{self.vendor} has no variant {unknown[0]!r} (known: {known})")
+                for name, on in body.items():
+                    self.set_variant(name, on)
+            except ValueError as exc:
+                return _bad_request(str(exc))
+        return JSONResponse(self.variants())
 
 
 class _FaultMiddleware:

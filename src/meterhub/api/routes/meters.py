@@ -73,7 +73,11 @@ class MeterCreate(BaseModel):
         json_schema_extra={"enum": [*known_vendors(), VENDOR_FILE]},
     )
     phases: int = Field(1, ge=1, le=3)
-    tz: str = Field("UTC", max_length=64, description="IANA time zone of the meter's site.")
+    tz: str | None = Field(
+        None,
+        max_length=64,
+        description="IANA time zone of the meter's site (default: the hub's default zone).",
+    )
     interval_s: int | None = Field(
         None, ge=1, le=86_400, description="Expected seconds between readings (default: the vendor's)."
     )

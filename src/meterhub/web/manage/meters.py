@@ -18,6 +18,7 @@ from meterhub.api.deps import store_of
 from meterhub.api.websession import WebSession
 from meterhub.catalog import FieldError
 from meterhub.errors import ConflictError, MeterhubError, NotFoundError
+from meterhub.hubzone import default_zone
 from meterhub.model import Meter
 from meterhub.redact import redact_text
 from meterhub.status import meter_status
@@ -106,7 +107,8 @@ def _add_page(
 async def add_form(request: Request, session: WebSession) -> Response:
     """Show the form for a new meter: its vendor first, then that vendor's connection options."""
     vendor = request.query_params.get("vendor", "").strip().lower()
-    values = {"vendor": vendor if vendor in catalog.vendor_choices() else "", "phases": "1", "tz": "UTC"}
+    zone = (await run(default_zone, store_of(request))).tz
+    values = {"vendor": vendor if vendor in catalog.vendor_choices() else "", "phases": "1", "tz": zone}
     return _add_page(request, session, values)
 
 
@@ -126,7 +128,7 @@ async def add(request: Request, session: WebSession) -> Response:
             values["id"],
             vendor,
             phases=phases or 1,
-            tz=values["tz"] or "UTC",
+            tz=values["tz"] or None,
             interval_s=interval_s,
             name=values["name"],
             options=options,
@@ -138,7 +140,7 @@ async def add(request: Request, session: WebSession) -> Response:
 
 
 # --- discovery ---------------------------------------------------------------------------
-async def _discover(store: Store, vendor: str, options: dict[str, str], tz: str) -> list[Discovered]:
+async def _discover(store: Store, vendor: str, options: dict[str, str], tz: str | None) -> list[Discovered]:
     return await catalog.discover_meters(store, vendor, options, tz)
 
 
@@ -150,7 +152,7 @@ async def discover(request: Request, session: WebSession) -> Response:
     if errors:
         return _add_page(request, session, values, errors)
     try:
-        found = await _discover(store_of(request), vendor, options, values["tz"] or "UTC")
+        found = await _discover(store_of(request), vendor, options, values["tz"] or None)
     except MeterhubError as exc:
         _refused(errors, exc, vendor)
         return _add_page(request, session, values, errors)
@@ -182,7 +184,7 @@ async def add_found(request: Request, session: WebSession) -> Response:
     try:
         found = [
             d
-            for d in await _discover(store, vendor, options, values["tz"] or "UTC")
+            for d in await _discover(store, vendor, options, values["tz"] or None)
             if d.suggested_id in picked
         ]
         outcomes = await run(catalog.add_discovered, store, found)
