@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///meterhub.db"
     """Where data lives: ``sqlite:///path/to/file.db`` (default ./meterhub.db) or ``postgresql://...``."""
 
+    default_tz: str | None = None
+    """The zone of meters and places added without one, when the hub setting names none."""
+
     import_batch_rows: int = 50_000
     """Rows per transaction when importing files."""
 

@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from meterhub.config import Settings
 from meterhub.errors import FieldError, MeterhubError
 from meterhub.store.base import Store
 from meterhub.timeutil import get_zone
@@ -81,7 +82,7 @@ def default_zone(store: Store) -> ZoneChoice:
     kept = store.token_get(SETTING_SCOPE, DEFAULT_TZ_KEY)
     if kept is not None and _known(kept[0]):
         return ZoneChoice(kept[0], "the hub's default zone")
-    from_env = _known(os.environ.get(ENV_NAME))
+    from_env = _known(Settings().default_tz)
     if from_env:
         return ZoneChoice(from_env, f"the hub's default zone from {ENV_NAME}")
     machine = machine_zone()

@@ -10,7 +10,6 @@ cannot reach.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import re
@@ -23,6 +22,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from meterhub.errors import ConflictError, ImportFileError
+from meterhub.hubzone import default_zone
 from meterhub.ids import check_id, id_problem
 from meterhub.ingest import Ingestor, IngestReport
 from meterhub.model import (
@@ -239,7 +239,11 @@ def import_file(
     on_batch: Callable[[IngestReport], None] | None = None,
     stream: BinaryIO | None = None,
 ) -> IngestReport:
-    """Import a CSV or NDJSON file; unknown meters are created with vendor ``file``."""
+    """Import a CSV or NDJSON file; unknown meters are created with vendor ``file``.
+
+    A meter created here takes the hub's default zone; ``report.added_meters`` names each with
+    the zone and the rule that chose it.
+    """
     if stream is None and not path.is_file():
         raise ImportFileError(f"file {path} not found")
     if default_meter is not None:
@@ -255,7 +259,9 @@ def import_file(
                 report.reject(row.where, row.reason or "unreadable row")
                 continue
             if row.reading.meter not in known:
-                _ensure_file_meter(store, row.reading.meter)
+                added = _ensure_file_meter(store, row.reading.meter)
+                if added is not None:
+                    report.added_meters.append(added)
                 known.add(row.reading.meter)
             yield row.where, row.reading
 
@@ -269,6 +275,11 @@ def import_file(
         raise ImportFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def _ensure_file_meter(store: Store, meter_id: str) -> None:
-    with contextlib.suppress(ConflictError):  # created meanwhile by another process: fine
-        store.add_meter(Meter(meter_id, VENDOR_FILE))
+def _ensure_file_meter(store: Store, meter_id: str) -> str | None:
+    """Add a file meter in the hub's default zone; return a line saying so (None if it exists)."""
+    zone = default_zone(store)
+    try:
+        store.add_meter(Meter(meter_id, VENDOR_FILE, tz=zone.tz))
+    except ConflictError:  # created meanwhile by another process: fine
+        return None
+    return f"added meter {meter_id} (file, {zone.tz}: {zone.source})"

@@ -78,6 +78,8 @@ class IngestReport:
     """Rows received up to the end of the last committed batch (all of them are settled)."""
     rejections: list[Rejection] = field(default_factory=list)
     """The first rejections with their reasons (all are counted in ``rejected_count``)."""
+    added_meters: list[str] = field(default_factory=list)
+    """One line for each meter the import created, naming its zone and why."""
 
     def reject(self, where: str, reason: str) -> None:
         """Count a rejected row and keep its reason."""

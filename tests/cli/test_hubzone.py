@@ -10,7 +10,9 @@ import pytest
 from meterhub import catalog
 from meterhub.errors import FieldError
 from meterhub.hubzone import default_zone, machine_zone, set_default_zone
-from meterhub.model import Role
+from meterhub.model import Meter, Role
+from meterhub.poller.config import parse_config
+from meterhub.poller.hub import apply_declared_meters
 from meterhub.store import Store, open_store
 from meterhub.vendors.base import Discovered, DiscoveredPlace
 from tests.cli.conftest import Run
@@ -91,3 +93,22 @@ def test_a_discovered_place_is_made_with_its_tariff_once_and_the_meter_gets_its_
     again = catalog.add_discovered(store, found[:1])
     assert store.get_place("home").tariff == chosen  # the user's stays
     assert next(o.line for o in again) == "kept meter g1 (it exists already)"
+
+
+def test_an_imported_or_declared_meter_without_a_zone_takes_the_default_and_says_so(
+    run: Run, tmp_path: Path, store: Store
+) -> None:
+    run("settings", "set", "default-tz", "Europe/Lisbon")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("meter,ts,power_w\nshed,2026-06-01T10:00:00Z,120\n", encoding="utf-8")
+    out = run("import", str(rows)).stdout
+    assert "added meter shed (file, Europe/Lisbon: the hub's default zone)" in out
+    assert "shed,file,1,Europe/Lisbon" in run("meters", "list", "--format", "csv").stdout
+
+    set_default_zone(store, "America/Denver")
+    config = parse_config({"meters": [{"id": "m9", "vendor": "file"}, {"id": "m8", "vendor": "file"}]})
+    store.add_meter(Meter("m8", "file", tz="Asia/Tokyo"))
+    changes = apply_declared_meters(store, config.meters)
+    assert "added meter m9 (file, America/Denver: the hub's default zone)" in changes
+    assert store.get_meter("m9").tz == "America/Denver"
+    assert store.get_meter("m8").tz == "Asia/Tokyo"  # a declared meter without tz keeps its own

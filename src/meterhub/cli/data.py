@@ -46,6 +46,8 @@ def import_(file: Path, meter_id: str | None, batch_rows: int | None) -> None:
             report = import_file(
                 store, file, meter_id, batch_rows=rows, stream=stream, on_batch=_print_checkpoint
             )
+    for line in report.added_meters:
+        click.echo(line)
     _print_summary(report)
     _require_something_kept(report)
 

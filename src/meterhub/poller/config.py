@@ -123,9 +123,10 @@ def _meter(table: Mapping[str, Any], where: str) -> Meter:
     phases, interval_s = table.get("phases", 1), table.get("interval_s", 60)
     if phases not in (1, 2, 3) or not isinstance(interval_s, int) or not 1 <= interval_s <= 86_400:
         raise ConfigError(f"{where} ({meter_id}): phases must be 1..3 and interval_s 1..86400")
-    tz = str(table.get("tz", "UTC"))
+    tz = str(table.get("tz", ""))  # empty: the hub's default zone, applied when the meter is added
     try:
-        get_zone(tz)
+        if tz:
+            get_zone(tz)
     except MeterhubError as exc:
         raise ConfigError(f"{where} ({meter_id}): {exc}") from exc
     return Meter(meter_id, vendor.lower(), phases, tz, interval_s, str(table.get("name", "")), text_options)

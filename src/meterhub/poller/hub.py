@@ -19,6 +19,7 @@ import logging
 import signal
 import socket
 from collections.abc import Callable, Generator, Sequence
+from dataclasses import replace
 
 import anyio
 import anyio.to_thread
@@ -29,6 +30,7 @@ from fastapi import FastAPI
 from meterhub.api.app import create_app
 from meterhub.api.routes.relay import use_poller
 from meterhub.errors import ConfigError, UnknownMeterError
+from meterhub.hubzone import default_zone
 from meterhub.model import Meter
 from meterhub.mqtt import MqttSubscriber
 from meterhub.poller.clock import Clock
@@ -87,15 +89,25 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def apply_declared_meters(store: Store, meters: Sequence[Meter]) -> list[str]:
-    """Add or update declared meters in the store; return what changed, one line each."""
+    """Add or update declared meters in the store; return what changed, one line each.
+
+    A meter declared without ``tz`` keeps the zone it has, or takes the hub's default when new.
+    """
     changes: list[str] = []
-    for meter in meters:
+    for declared in meters:
+        meter = declared
         try:
             current = store.get_meter(meter.id)
         except UnknownMeterError:
+            zone_note = ""
+            if not meter.tz:
+                zone = default_zone(store)
+                meter, zone_note = replace(meter, tz=zone.tz), f", {zone.tz}: {zone.source}"
             store.add_meter(meter)
-            changes.append(f"added meter {meter.id} ({meter.vendor})")
+            changes.append(f"added meter {meter.id} ({meter.vendor}{zone_note})")
             continue
+        if not meter.tz:
+            meter = replace(meter, tz=current.tz)
         if current != meter or dict(current.options) != dict(meter.options):
             store.update_meter(meter)
             changes.append(f"updated meter {meter.id} ({meter.vendor})")
