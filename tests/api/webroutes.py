@@ -22,6 +22,7 @@ PAGES: dict[tuple[str, str], int | str] = {
         (method, f"/manage{path}"): SIGN_IN
         for method, path in (
             ("GET", ""),
+            ("POST", "/settings"),
             ("GET", "/meters"),
             ("GET", "/meters/new"),
             ("POST", "/meters/new"),

@@ -20,10 +20,11 @@ from starlette.datastructures import FormData
 from meterhub.api.deps import store_of
 from meterhub.api.websession import WebSession
 from meterhub.errors import FieldError, MeterhubError, NotFoundError
+from meterhub.hubzone import ZoneChoice, default_zone, set_default_zone
 from meterhub.redact import redact_text
 from meterhub.status import meter_status
 from meterhub.store.base import Store
-from meterhub.web.forms import FormErrors, form_text, is_admin, read_form
+from meterhub.web.forms import FormErrors, done, form_text, is_admin, read_form
 from meterhub.web.pagekit import current_session, page, to_sign_in
 
 __all__ = [
@@ -210,9 +211,51 @@ def _areas(store: Store) -> list[Area]:
     ]
 
 
+async def _home(
+    request: Request,
+    session: WebSession,
+    values: dict[str, str] | None = None,
+    errors: FormErrors | None = None,
+) -> Response:
+    store = store_of(request)
+    areas = await run(_areas, store)
+    zone = await run(default_zone, store)
+    return show(
+        request,
+        "manage_home.html",
+        session,
+        areas=areas,
+        zone=zone,
+        values=values or {"default_tz": zone.tz},
+        errors=errors or FormErrors(),
+        title="Manage",
+    )
+
+
 @router.get("/manage", response_class=HTMLResponse)
 @admin_page
 async def manage_home(request: Request, session: WebSession) -> Response:
-    """Link to every area an admin manages, each with its count."""
-    areas = await run(_areas, store_of(request))
-    return show(request, "manage_home.html", session, areas=areas, title="Manage")
+    """Link to every area an admin manages, each with its count, and show the hub's default zone."""
+    return await _home(request, session)
+
+
+def _set_zone(store: Store, values: dict[str, str]) -> ZoneChoice:
+    try:
+        return set_default_zone(store, values["default_tz"] or None)
+    except FieldError as exc:
+        raise refuse("default_tz", str(exc)) from exc
+
+
+@router.post("/manage/settings", response_class=HTMLResponse)
+@admin_page
+async def change_settings(request: Request, session: WebSession) -> Response:
+    """Set the hub's default zone (empty: forget it, so the next rule applies)."""
+    return await submit(
+        request,
+        session,
+        ("default_tz",),
+        _set_zone,
+        again=lambda errors, values: _home(request, session, values, errors),
+        then=lambda zone: done("/manage", f"The default zone is {zone.tz} ({zone.source})."),
+        field=lambda exc: "default_tz",
+    )
