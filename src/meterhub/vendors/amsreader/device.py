@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from meterhub.vendors.physics import Household, MeterState, PhaseState, SimClock, SiteConfig
@@ -22,7 +24,9 @@ __all__ = [
     "FIRMWARE_VERSION",
     "NESTED_LAYOUT_SINCE",
     "NO_SENSOR_C",
+    "OLD_FIRMWARE_VERSION",
     "UI_SETTINGS",
+    "VARIANTS",
     "AmsReaderConfig",
     "PhaseSnapshot",
     "ReaderDevice",
@@ -32,6 +36,8 @@ __all__ = [
 REACTIVE_REGISTER_RATIO = 0.2
 """The physics keeps no reactive registers; these grow at this share of the active ones."""
 FIRMWARE_VERSION = "v2.3.9"
+OLD_FIRMWARE_VERSION = "v2.2.28"
+"""The last release before v2.3.0: flat data.json, ``q`` as reactive power."""
 NESTED_LAYOUT_SINCE = (2, 3, 0)
 """Firmware from this version on prints ``l1..l3`` in data.json (``q`` = export power); older
 firmware prints the flat ``u1..u3``, ``i1..i3``, ``i2e``, ``f1..f3`` and no per-phase power."""
@@ -43,6 +49,29 @@ UI_SETTINGS: dict[str, int | str] = {
 }
 """Which panels the reader's web UI shows (``sysinfo.ui`` and ``configuration.u``)."""
 _NO_PHASE = PhaseState(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+VARIANTS: dict[str, str] = {
+    "unset_clock": "no NTP: data.json's clock c counts seconds since boot",
+    "old_layout": f"firmware {OLD_FIRMWARE_VERSION}: flat data.json (u1..u3, i1..i3, i2e, f1..f3) "
+    "and that version in sysinfo.json",
+    "kaifa_it_list2": "a Kaifa MA304T3 on an IT grid sending list 2: l2.e true, per-phase power and "
+    "power factors 0, registers 0.000 (no list-3 frame yet)",
+    "no_temperature_sensor": "no temperature sensor answers: t is -127",
+}
+"""The real-world variants the simulated reader reproduces (switched through SimKit)."""
+_VARIANT_SETTINGS: dict[str, dict[str, object]] = {
+    "unset_clock": {"ntp": False},
+    "old_layout": {"firmware_version": OLD_FIRMWARE_VERSION},
+    "kaifa_it_list2": {
+        "list_type": 2,
+        "distribution_system": 1,
+        "l2_current_present": False,
+        "meter_mfg": 2,
+        "meter_model": "MA304T3",
+        "list_id": "KFM_001",
+    },
+    "no_temperature_sensor": {"temperature_sensor": False},
+}
 
 
 @dataclass(frozen=True)
@@ -85,6 +114,8 @@ class AmsReaderConfig:
     """HTTP Basic auth protects every route when a password is set."""
     thresholds_kwh: tuple[int, ...] = DEFAULT_THRESHOLDS_KWH
     currency: str = "NOK"
+    price_rows: tuple[dict[str, Any], ...] = ()
+    """``/priceconfig.json`` rows (``{"t", "n", "d", "a", "h", "v", "s", "e"}``) the user set up."""
     price_area: str = "10YNO-1--------2"
     temperature_sensor: bool = False
     mqtt_host: str = "127.0.0.1"
@@ -175,7 +206,9 @@ class ReaderDevice:
     """A reader on one household's meter, running on a simulated clock."""
 
     def __init__(self, config: AmsReaderConfig, seed: int = 1, speed: float = 1.0) -> None:
-        self.config = config
+        self._config = config
+        self.variant: Callable[[str], bool] = lambda _name: False
+        """Whether a variant of :data:`VARIANTS` is on (the simulator hands in its kit's)."""
         self.seed = seed
         self.zone = ZoneInfo(config.tz)
         self.clock = SimClock(config.start, speed)
@@ -185,6 +218,19 @@ class ReaderDevice:
         self.ledger = EnergyLedger(self.household, self.prices, self.zone, config.thresholds_kwh)
         digest = hashlib.sha256(f"amsreader:{seed}".encode()).digest()
         self.mac = ":".join(f"{byte:02X}" for byte in (0x48, 0x27, 0xE2, *digest[:3]))
+
+    @property
+    def config(self) -> AmsReaderConfig:
+        """Return the reader's settings with the variants that are on applied."""
+        settings: dict[str, object] = {}
+        for name, changes in _VARIANT_SETTINGS.items():
+            if self.variant(name):
+                settings.update(changes)
+        return replace(self._config, **settings) if settings else self._config  # type: ignore[arg-type]
+
+    @config.setter
+    def config(self, config: AmsReaderConfig) -> None:
+        self._config = config
 
     def is_offline(self, now: datetime) -> bool:
         """Say whether the reader answers nothing at ``now`` (read-only)."""

@@ -12,11 +12,13 @@ does not carry, the clock as seconds since boot without NTP, -127 without a temp
 from __future__ import annotations
 
 import calendar
+import re
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .device import NO_SENSOR_C, UI_SETTINGS, PhaseSnapshot, ReaderDevice, Snapshot
-from .ledger import HOUR, Totals, day_start, floor_hour
+from .ledger import HOUR, Totals, day_start, floor_hour, local_midnight
 from .tariff import PEAK_DAYS, THRESHOLD_SENTINEL
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "data_json",
     "dayplot_json",
     "energyprice_json",
+    "importprice_json",
     "monthplot_json",
     "priceconfig_json",
     "sysinfo_json",
@@ -37,6 +40,10 @@ PRICE_HOURS = 36
 PRICE_SOURCE = "EOE"
 """ENTSO-E, the default price source of the reader."""
 _FREE_HEAP_BYTES = 118_000
+PRICE_DAY_ZONE = ZoneInfo("Europe/Oslo")
+"""The reader counts its price day from midnight CET/CEST (the same midnight as Oslo's)."""
+IMPORTPRICE_SINCE = (2, 5, 0)
+"""``/importprice.json`` (15- or 60-minute prices from midnight) exists from this version on."""
 
 
 def compact(value: float, digits: int = 2) -> int | float:
@@ -209,6 +216,35 @@ def energyprice_json(device: ReaderDevice, now: datetime) -> Json:
     return payload
 
 
+def serves_importprice(firmware_version: str) -> bool:
+    """Say whether a firmware version serves ``/importprice.json`` (v2.5.0 and later)."""
+    match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", firmware_version)
+    if match is None:
+        return True  # a development build of current sources
+    return tuple(int(part) for part in match.groups()) >= IMPORTPRICE_SINCE
+
+
+def importprice_json(device: ReaderDevice, now: datetime) -> Json | None:
+    """Return ``/importprice.json``: hourly prices from the price day's midnight to the end of
+    tomorrow, null where not yet published; None (404) on firmware before v2.5.0."""
+    if not serves_importprice(device.config.firmware_version):
+        return None
+    midnight = local_midnight(now, PRICE_DAY_ZONE)
+    end = local_midnight(now, PRICE_DAY_ZONE, 2)
+    known_until = device.prices.known_until(now)
+    count = int((end - midnight) / HOUR)
+    slots = [midnight + HOUR * index for index in range(count)]
+    return {
+        "currency": device.config.currency,
+        "source": PRICE_SOURCE,
+        "resolution": 60,
+        "direction": "import",
+        "cursor": int((floor_hour(now) - midnight) / HOUR),
+        "importExportPriceDifferent": False,
+        "prices": [device.prices.price_at(slot) if slot < known_until else None for slot in slots],
+    }
+
+
 def tariff_json(device: ReaderDevice, now: datetime) -> Json:
     """Return ``/tariff.json``: thresholds, this month's daily peaks, next step and month value."""
     capacity = device.ledger.capacity(now)
@@ -220,9 +256,9 @@ def tariff_json(device: ReaderDevice, now: datetime) -> Json:
     }
 
 
-def priceconfig_json() -> Json:
-    """Return ``/priceconfig.json`` of a reader with no price modifiers configured."""
-    return {"o": []}
+def priceconfig_json(device: ReaderDevice) -> Json:
+    """Return ``/priceconfig.json``: the reader's price modifier rows (none unless configured)."""
+    return {"o": [dict(row) for row in device.config.price_rows]}
 
 
 def temperature_json(device: ReaderDevice, snapshot: Snapshot) -> Json:

@@ -23,12 +23,12 @@ from meterhub.vendors.simkit import SimKit
 
 from . import payloads
 from .configuration import configuration_json
-from .device import AmsReaderConfig, ReaderDevice
+from .device import VARIANTS, AmsReaderConfig, ReaderDevice
 
-__all__ = ["ENDPOINTS", "create_app"]
+__all__ = ["ENDPOINTS", "FIRMWARE_ENDPOINTS", "create_app"]
 
 Json = dict[str, Any]
-Builder = Callable[[ReaderDevice, datetime], Json]
+Builder = Callable[[ReaderDevice, datetime], Json | None]
 
 ENDPOINTS: tuple[tuple[str, Builder], ...] = (
     ("/data.json", lambda device, now: payloads.data_json(device, device.snapshot(now))),
@@ -37,7 +37,7 @@ ENDPOINTS: tuple[tuple[str, Builder], ...] = (
     ("/energyprice.json", payloads.energyprice_json),
     ("/sysinfo.json", payloads.sysinfo_json),
     ("/tariff.json", payloads.tariff_json),
-    ("/priceconfig.json", lambda _device, _now: payloads.priceconfig_json()),
+    ("/priceconfig.json", lambda device, _now: payloads.priceconfig_json(device)),
     ("/configuration.json", lambda device, _now: configuration_json(device)),
     (
         "/temperature.json",
@@ -45,6 +45,8 @@ ENDPOINTS: tuple[tuple[str, Builder], ...] = (
     ),
 )
 """Each documented path and the function that shapes its answer."""
+FIRMWARE_ENDPOINTS: tuple[tuple[str, Builder], ...] = (("/importprice.json", payloads.importprice_json),)
+"""Paths newer firmware serves beyond the document; an answer of None is a 404 (older firmware)."""
 
 _REALM = 'Basic realm="AMS reader"'
 
@@ -72,6 +74,8 @@ def _endpoint(device: ReaderDevice, build: Builder) -> Callable[[Request], Any]:
             )
         now = device.clock.now()
         body = await run_in_threadpool(build, device, now)
+        if body is None:
+            return PlainTextResponse("Not found", status_code=404)
         return JSONResponse(body, headers={"Cache-Control": "no-cache, no-store"})
 
     return answer
@@ -93,12 +97,19 @@ def create_app(seed: int = 1, speed: float = 1.0, **options: Any) -> Starlette:
     """Return the reader's HTTP API; ``options`` are :class:`AmsReaderConfig` fields.
 
     The reader answers nothing (see :mod:`meterhub.vendors.simkit`) while its site is offline.
+    Its real-world variants (:data:`~.device.VARIANTS`) switch on through ``POST /_sim/variants``.
     """
     device = ReaderDevice(AmsReaderConfig(**options), seed, speed)
     kit = SimKit(
-        "amsreader", device.clock, info=lambda: _info(device), offline_when=device.is_offline
+        "amsreader",
+        device.clock,
+        info=lambda: _info(device),
+        offline_when=device.is_offline,
+        variants=VARIANTS,
     )
-    routes = [Route(path, _endpoint(device, build), methods=["GET"]) for path, build in ENDPOINTS]
+    device.variant = kit.variant
+    served = (*ENDPOINTS, *FIRMWARE_ENDPOINTS)
+    routes = [Route(path, _endpoint(device, build), methods=["GET"]) for path, build in served]
     app = kit.app(routes)
     app.state.device = device
     return app
