@@ -24,11 +24,20 @@ from meterhub.errors import InputError
 from meterhub.model import Direction, PricePoint
 from meterhub.timeutil import to_ms
 
-__all__ = ["DEFAULT_PEAK_END_HOUR", "DEFAULT_PEAK_START_HOUR", "PriceSlot", "Tariff", "price_slots"]
+__all__ = [
+    "DEFAULT_PEAK_END_HOUR",
+    "DEFAULT_PEAK_START_HOUR",
+    "UMETER_FLAT_FEE_DAYS",
+    "PriceSlot",
+    "Tariff",
+    "price_slots",
+]
 
 DEFAULT_PEAK_START_HOUR = 7
 DEFAULT_PEAK_END_HOUR = 23
 _DAY = timedelta(days=1)
+UMETER_FLAT_FEE_DAYS = 360
+"""UMeter books its yearly ``flatFee`` per day as flatFee / 360 (64.8 shows as 0.18 a day)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +140,27 @@ class Tariff:
 
     @classmethod
     def from_umeter(cls, ean: Mapping[str, Any], currency: str = "EUR") -> Tariff:
-        """Return the time-of-use tariff of a UMeter address's ``eEan`` facts (pricePeak, ...)."""
+        """Return the tariff of a UMeter address's facts: pricePeak, priceOffPeak, peakHourEndsOn, flatFee.
+
+        ``flatFee`` is a yearly supply fee that UMeter books per day as flatFee / 360 (its
+        captured cost explanation shows 64.8 as 0.18 a day), so it becomes ``fee_per_day``.
+        ``inclVAT`` does not change the prices: the captured explanation applies pricePeak as
+        given and adds 21 % VAT on top even with inclVAT true, so it tells how UMeter shows its
+        totals, and the tariff (which has no VAT setting) prices without VAT, as given.
+        """
         try:
+            incl_vat = ean.get("inclVAT")
+            if incl_vat is not None and not isinstance(incl_vat, bool):
+                raise ValueError(f"inclVAT {incl_vat!r} is not true or false")
+            flat_fee = _umeter_price(ean.get("flatFee", 0.0), "flatFee")
+            if flat_fee < 0:
+                raise ValueError(f"flatFee {flat_fee!r} is negative")
             return cls(
                 currency=currency,
-                peak_per_kwh=float(ean["pricePeak"]),
-                offpeak_per_kwh=float(ean["priceOffPeak"]),
-                peak_end_hour=int(ean.get("peakHourEndsOn", DEFAULT_PEAK_END_HOUR)),
+                peak_per_kwh=_umeter_price(ean["pricePeak"], "pricePeak"),
+                offpeak_per_kwh=_umeter_price(ean["priceOffPeak"], "priceOffPeak"),
+                peak_end_hour=_umeter_hour(ean.get("peakHourEndsOn", DEFAULT_PEAK_END_HOUR)),
+                fee_per_day=flat_fee / UMETER_FLAT_FEE_DAYS,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"UMeter tariff facts are incomplete: {exc}") from exc
@@ -206,6 +229,26 @@ class Tariff:
             return lo, local_midnight(day + _DAY, zone)
         hi = datetime(day.year, day.month, day.day, self.peak_end_hour, tzinfo=zone).astimezone(UTC)
         return lo, hi
+
+
+def _umeter_price(value: object, name: str) -> float:
+    """Return a UMeter price per kWh; raise ValueError for a non-number or a non-finite one."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{name} {value!r} is not a number")
+    price = float(value)
+    if not -1e6 < price < 1e6:
+        raise ValueError(f"{name} {value!r} is not a price")
+    return price
+
+
+def _umeter_hour(value: object) -> int:
+    """Return UMeter's peakHourEndsOn as a whole hour; raise ValueError for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"peakHourEndsOn {value!r} is not an hour")
+    hour = float(value)
+    if not hour.is_integer():
+        raise ValueError(f"peakHourEndsOn {value!r} is not a whole hour")
+    return int(hour)
 
 
 def price_slots(points: Sequence[PricePoint], start: datetime, end: datetime) -> list[PriceSlot]:

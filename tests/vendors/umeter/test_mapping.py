@@ -65,13 +65,33 @@ def test_the_captured_day_is_96_quarter_hours_of_import() -> None:
     (begin,) = measured.readings
     assert (begin.ts, begin.phase) == (utc(2022, 9, 27, 22), 0)
     assert (begin.energy_import_kwh, begin.energy_export_kwh) == (6190.0 + 4707.0, 0.0)
-    assert len(measured.extras) == 24 and measured.extras[0].name == "outdoor_temperature_c"
-    assert measured.extras[0].value == 8.0
+    temperatures = [e for e in measured.extras if e.name == "outdoor_temperature_c"]
+    assert len(temperatures) == 24 and temperatures[0].value == 8.0
+    costs = [e for e in measured.extras if e.name == "vendor_cost_eur"]
+    assert len(costs) == 96 and costs[0].ts == utc(2022, 9, 27, 22)
+    assert costs[0].value == -0.00064197434292866465  # the first row's totalCost, as captured
+    # the captured explanation's excBtw: 0.70 + 0.22 - 1.87 + 0.26 + 1.13 + 0.57 + 0.18 = 1.19
+    assert sum(e.value for e in costs) == pytest.approx(1.19, abs=0.005)
 
 
 def test_the_captured_customer_has_one_metering_point() -> None:
     (address,) = mapping.map_customer(fixture("customer.redacted.json"))
     assert address == mapping.Address("ean", "redacted", 0.26119, 0.20976)
+    assert address.tariff_facts == {"pricePeak": 0.26119, "priceOffPeak": 0.20976, "peakHourEndsOn": 23,
+                                    "flatFee": 64.8, "inclVAT": True}
+
+
+def test_a_row_without_total_cost_adds_up_its_register_costs() -> None:
+    day = fixture("p4data.json")
+    row = day["aData"][0]
+    del row["totalCost"]
+    row["cost"] = {"r181": 0.25, "r182": 0.5, "r281": -0.125, "r282": 0.0}
+    day["aData"] = [row]
+    costs = [e for e in mapping.map_measurements(day, METER).extras if e.name == "vendor_cost_eur"]
+    assert [e.value for e in costs] == [0.625]
+    row["cost"] = {"r181": "free"}
+    with pytest.raises(PayloadError, match="cost r181"):
+        mapping.map_measurements(day, METER)
 
 
 @pytest.mark.parametrize(("day", "quarters"), [(date(2022, 3, 27), 92), (date(2022, 10, 30), 100),

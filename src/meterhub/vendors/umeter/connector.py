@@ -12,6 +12,12 @@ Authentication is the OAuth password grant; the access token and the refresh tok
 :data:`REFRESH_MARGIN_S` before it expires, falling back to the password grant when the refresh
 token is refused. UMeter documents no rate limits, so meterhub declares polite ones
 (:data:`QUOTAS`) and takes a slot before every call.
+
+Grid-operator data arrives late and can change after it first appears, so ``latest`` reads
+today and then re-reads recent days until they settle (:mod:`meterhub.vendors.umeter.recent`,
+at most :data:`MAX_REREADS_PER_POLL` a poll, none when the quota is spent). Discovery puts each
+address's meter in a place of its own as the grid meter, with the address's tariff
+(``Tariff.from_umeter``).
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ from datetime import date, datetime, timedelta
 from typing import ClassVar, TypeVar
 from urllib.parse import urlsplit
 
+from meterhub.analytics.tariffs import Tariff
 from meterhub.config import resolve_secret
-from meterhub.errors import ConfigError, InputError, VendorAuthError
+from meterhub.errors import ConfigError, InputError, QuotaExceeded, VendorAuthError
 from meterhub.model import Meter
 from meterhub.vendors.base import (
     ConnectorContext,
     Discovered,
+    DiscoveredPlace,
     Fetched,
     QuotaRule,
     meter_option,
@@ -35,8 +43,9 @@ from meterhub.vendors.base import (
 )
 from meterhub.vendors.umeter import mapping
 from meterhub.vendors.umeter.client import DEFAULT_HOSTS, Hosts, UmeterClient
+from meterhub.vendors.umeter.recent import LOOKBACK_DAYS, RecentDays
 
-__all__ = ["QUOTAS", "REFRESH_MARGIN_S", "UmeterConnector"]
+__all__ = ["MAX_REREADS_PER_POLL", "QUOTAS", "REFRESH_MARGIN_S", "UmeterConnector"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,6 +60,8 @@ REFRESH_MARGIN_S = 300.0
 """Refresh the access token when it has less than this left."""
 QUARTER_SOURCE = "umeter:15min"
 """The interval-energy source of quarter-hour measurements."""
+MAX_REREADS_PER_POLL = 3
+"""At most this many recent days are read again in one poll (beside today)."""
 
 
 def _hosts(meter: Meter) -> Hosts:
@@ -92,25 +103,56 @@ class UmeterConnector:
         return {rule.name: account for rule in QUOTAS}
 
     async def latest(self) -> Fetched:
-        """Return today's quarter hours so far (yesterday's while today has none yet)."""
-        today = self._context.now().astimezone(mapping.ZONE).date()
+        """Return today's quarter hours so far and those of recent days read again until they settle.
+
+        Yesterday is always followed, so just after midnight (or while today has nothing yet)
+        its quarter hours come too. A re-read the quota does not allow waits for a later poll.
+        """
+        now = self._context.now()
+        today = now.astimezone(mapping.ZONE).date()
+        ledger = await self._ledger()
+        ledger.keep_within(today)
+        ledger.watch(today - timedelta(days=1))
         measured = await self._day(today)
-        if not measured.intervals:
-            measured = await self._day(today - timedelta(days=1))
-        return Fetched(measured.readings, measured.intervals, measured.extras)
+        ledger.record(today, measured, now)
+        read = [measured]
+        for day in ledger.due(today, now)[:MAX_REREADS_PER_POLL]:
+            try:
+                again = await self._day(day)
+            except QuotaExceeded as exc:
+                log.info("UMeter meter %s reads %s again later: %s", self.meter.id, day, exc)
+                break
+            ledger.record(day, again, now)
+            read.insert(0, again)
+        await self._keep(ledger)
+        return Fetched(
+            [r for m in read for r in m.readings],
+            [i for m in read for i in m.intervals],
+            [e for m in read for e in m.extras],
+        )
 
     async def history(self, start: datetime, end: datetime) -> AsyncIterator[Fetched]:
-        """Yield [start, end) one local day (one call) at a time, up to now."""
+        """Yield [start, end) one local day (one call) at a time, up to now.
+
+        Recent days read here are noted, so ``latest`` reads them again until they settle.
+        """
         for ts in (start, end):
             if ts.tzinfo is None or ts.utcoffset() is None:
                 raise InputError(f"{ts.isoformat()} has no time zone; meterhub works in aware UTC times")
-        end = min(end, self._context.now())
+        now = self._context.now()
+        end = min(end, now)
         if start >= end:
             return
         day = start.astimezone(mapping.ZONE).date()
         last_day = (end - timedelta(microseconds=1)).astimezone(mapping.ZONE).date()
+        today = now.astimezone(mapping.ZONE).date()
         while day <= last_day:
             measured = await self._day(day)
+            if today - timedelta(days=LOOKBACK_DAYS) <= day < today:
+                ledger = await self._ledger()
+                ledger.keep_within(today)
+                ledger.record(day, measured, self._context.now())
+                await self._keep(ledger)
             yield Fetched(
                 readings=[r for r in measured.readings if start <= r.ts < end],
                 intervals=[i for i in measured.intervals if start <= i.start and i.end <= end],
@@ -119,21 +161,28 @@ class UmeterConnector:
             day += timedelta(days=1)
 
     async def discover(self) -> list[Discovered]:
-        """Return a meter for every address of the account that has an electricity EAN."""
+        """Return a meter for every address of the account that has an electricity EAN.
+
+        Each goes into a place of its own (``umeter-<EAN>``) as its grid meter; the place takes
+        the address's tariff when UMeter gives its prices.
+        """
         addresses = mapping.map_customer(await self._call(self._client.customer))
         shared = {name: self.meter.options[name]
                   for name in ("base_url", "username", "password") if name in self.meter.options}
-        return [
-            Discovered(
+        found = []
+        for address in addresses:
+            name = address.title or f"UMeter {address.ean}"
+            found.append(Discovered(
                 suggested_id=f"umeter-{address.ean}",
                 vendor=self.vendor,
                 phases=1,
-                name=address.title or f"UMeter {address.ean}",
+                name=name,
                 options={**shared, "ean": address.ean},
                 tz=mapping.ZONE.key,
-            )
-            for address in addresses
-        ]
+                place=DiscoveredPlace(f"umeter-{address.ean}", "grid", name, mapping.ZONE.key,
+                                      _tariff(address)),
+            ))
+        return found
 
     async def set_relay(self, on: bool) -> bool:
         """Refuse: UMeter reads meters through the grid operator and switches nothing."""
@@ -192,6 +241,15 @@ class UmeterConnector:
             await self._context.tokens.put(f"{account}:refresh", token.refresh_token, None)
         return token.access_token
 
+    def _ledger_key(self) -> str:
+        return f"recent-days:{self.meter.id}"
+
+    async def _ledger(self) -> RecentDays:
+        return RecentDays.from_text(await self._context.tokens.get(self._ledger_key(), margin_s=0))
+
+    async def _keep(self, ledger: RecentDays) -> None:
+        await self._context.tokens.put(self._ledger_key(), ledger.to_text(), None)
+
     def _account(self) -> str:
         """Return the account's key: its quota scope (every rule's) and its token key."""
         return rule_scope_key(self.quota_scope_keys(self.meter), self.meter, "api")
@@ -199,3 +257,14 @@ class UmeterConnector:
     def _user_name(self) -> str:
         user_name = meter_option(self.meter, "username")
         return resolve_secret(user_name) if user_name.startswith("env:") else user_name
+
+
+def _tariff(address: mapping.Address) -> dict[str, object] | None:
+    """Return the place tariff settings of an address, None when UMeter gives no usable prices."""
+    if address.price_peak is None or address.price_off_peak is None:
+        return None
+    try:
+        return Tariff.from_umeter(address.tariff_facts).to_data()
+    except InputError as exc:
+        log.warning("UMeter address %s has tariff facts meterhub cannot use: %s", address.ean, exc)
+        return None

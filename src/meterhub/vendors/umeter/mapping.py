@@ -5,7 +5,9 @@ Measurements list intervals (15 minutes, a day or a month) as local Europe/Amste
 the autumn change is told apart by order. Registers follow the Dutch OBIS convention and are
 mapped declaratively (:data:`ENERGY_FIELDS`): import is r181 + r182 (low and normal tariff),
 export r281 + r282. Usage is kWh unless the answer says ``"unit": "Wh"``. ``beginReadings``
-become a phase-0 register reading at the period's start. Anything that cannot be mapped raises
+become a phase-0 register reading at the period's start. Each interval's ``totalCost`` (UMeter's
+own price of it in euro, without VAT, with taxes and its share of the fixed costs) becomes the
+extra :data:`VENDOR_COST_EXTRA` at the interval's start. Anything that cannot be mapped raises
 :class:`PayloadError`.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +28,7 @@ from meterhub.model import PHASE_TOTAL, Extra, IntervalEnergy, Reading
 __all__ = [
     "ENERGY_FIELDS",
     "UNIT_FACTORS",
+    "VENDOR_COST_EXTRA",
     "ZONE",
     "Address",
     "EnergyField",
@@ -46,10 +49,12 @@ _LOCAL_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})", 
 _DAY = re.compile(r"(\d{4})(\d{2})(\d{2})", re.ASCII)
 _SHORTEST_INTERVAL = timedelta(seconds=1)  # the times' resolution: an interval's end is after its start
 OUTDOOR_TEMPERATURE_EXTRA = "outdoor_temperature_c"
+"""The KNMI station's temperature that interval rows may carry."""
+VENDOR_COST_EXTRA = "vendor_cost_eur"
+"""UMeter's cost of one interval in euro (without VAT), as ``analytics.cost`` reads vendor costs."""
 MAX_TOKEN_LIFETIME_S = 366 * 86_400.0
 """A longer promised lifetime is cut to this: signing in again early is harmless, an expiry past
 the calendar's end is not."""
-"""The KNMI station's temperature that interval rows may carry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +83,17 @@ class Measurements:
 
 @dataclass(frozen=True, slots=True)
 class Address:
-    """An address of the customer with its metering point (EAN) and tariff facts."""
+    """An address of the customer with its metering point (EAN) and tariff facts.
+
+    ``tariff_facts`` holds the address's ``pricePeak``, ``priceOffPeak``, ``peakHourEndsOn``,
+    ``flatFee`` (from its ``eEan``) and ``inclVAT`` as given, for ``Tariff.from_umeter``.
+    """
 
     ean: str
     title: str
     price_peak: float | None
     price_off_peak: float | None
+    tariff_facts: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,13 +168,20 @@ def map_customer(payload: object) -> list[Address]:
         if not isinstance(ean, str) or not ean:
             raise PayloadError(f"UMeter address {index} has an eEan without ean")
         title = address.get("title")
+        facts = {name: e_ean[name] for name in _EAN_TARIFF_FACTS if e_ean.get(name) is not None}
+        if address.get("inclVAT") is not None:
+            facts["inclVAT"] = address["inclVAT"]
         found.append(Address(
             ean,
             title if isinstance(title, str) else "",
             _optional_number(e_ean.get("pricePeak"), "pricePeak"),
             _optional_number(e_ean.get("priceOffPeak"), "priceOffPeak"),
+            facts,
         ))
     return found
+
+
+_EAN_TARIFF_FACTS = ("pricePeak", "priceOffPeak", "peakHourEndsOn", "flatFee")
 
 
 def _optional_number(value: object, where: str) -> float | None:
@@ -235,8 +252,26 @@ def map_measurements(payload: object, meter_id: str, source: str = "umeter") -> 
         if row.get("temperature") is not None:
             temperature_c = _number(row["temperature"], f"aData row {index} temperature")
             extras.append(Extra(meter_id, start, OUTDOOR_TEMPERATURE_EXTRA, temperature_c))
+        cost_eur = _row_cost(row, f"aData row {index}")
+        if cost_eur is not None:
+            extras.append(Extra(meter_id, start, VENDOR_COST_EXTRA, cost_eur))
         previous_end = end
     return Measurements(intervals, _begin_readings(body, meter_id, factor), extras)
+
+
+def _row_cost(row: dict[str, Any], where: str) -> float | None:
+    """Return a row's ``totalCost``, else the sum of its per-register ``cost``; None without either."""
+    if row.get("totalCost") is not None:
+        return _number(row["totalCost"], f"{where} totalCost")
+    costs = row.get("cost")
+    if costs is None:
+        return None
+    values = _object(costs, f"{where} cost")
+    present = [_number(value, f"{where} cost {key}") for key, value in values.items() if value is not None]
+    total = sum(present)
+    if not math.isfinite(total):
+        raise PayloadError(f"UMeter {where}: the cost {present} overflows")
+    return total if present else None
 
 
 def _begin_readings(body: dict[str, Any], meter_id: str, factor: float) -> list[Reading]:

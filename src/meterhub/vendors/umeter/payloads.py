@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -45,6 +46,8 @@ class UMeterSimConfig:
     peak_hour_starts_on: int = 7
     peak_hour_ends_on: int = 23
     incl_vat: bool = True
+    recorded_days: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    """Captured ``date/YYYYMMDD`` answers served as they are for those days (keyed YYYYMMDD)."""
     site: SiteConfig = field(
         default_factory=lambda: SiteConfig(
             latitude=52.09,

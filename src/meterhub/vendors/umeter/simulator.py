@@ -15,14 +15,21 @@ Web API messages (``{"Message": ...}``, with ``MessageDetail`` for a bad request
 (bad or expired token, ``WWW-Authenticate: Bearer``), 404 (unknown metering point or route) or
 405. Several metering point ids give a JSON list with one answer each, in order. Tokens expire
 against the simulated clock.
+
+Variant ``late_data`` (``POST /_sim/variants {"late_data": true}``) delivers grid-operator data
+late, as real P4 data comes: nothing of a local day before 06:00 the next day, its quarter hours
+up to noon from then, the whole day from 18:00 the next day. ``info()`` counts the measurement
+periods asked (``periods_asked``: ``{"date/20260302": 2, ...}``) so tests see which days are read
+again. A day in ``UMeterSimConfig.recorded_days`` is answered with its captured answer as it is.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections import Counter
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -36,9 +43,27 @@ from meterhub.vendors.physics import SimClock
 from meterhub.vendors.simkit import SimKit
 
 from .measurements import Period, measurements, parse_meas_keys, parse_period
-from .payloads import ZONE, UMeterAccount, UMeterSimConfig
+from .payloads import ZONE, UMeterAccount, UMeterSimConfig, local_midnight
 
-__all__ = ["UMeterSimConfig", "create_app"]
+__all__ = ["LATE_COMPLETE_AFTER", "LATE_PARTIAL_AFTER", "UMeterSimConfig", "create_app", "published_until"]
+
+LATE_DATA = "late_data"
+LATE_PARTIAL_AFTER = timedelta(hours=6)
+"""With ``late_data``: a day's quarter hours up to noon appear this long after the day ends."""
+LATE_COMPLETE_AFTER = timedelta(hours=18)
+"""With ``late_data``: the whole day appears this long after it ends."""
+
+
+def published_until(now: datetime) -> datetime:
+    """Return up to when grid-operator data is out at ``now`` when it comes late."""
+    today = now.astimezone(ZONE).date()
+    yesterday = today - timedelta(days=1)
+    midnight = local_midnight(today)
+    if now >= midnight + LATE_COMPLETE_AFTER:
+        return midnight
+    if now >= midnight + LATE_PARTIAL_AFTER:
+        return datetime.combine(yesterday, time(12), tzinfo=ZONE).astimezone(midnight.tzinfo)
+    return local_midnight(yesterday)
 
 _DENIED = "Authorization has been denied for this request."
 _INVALID = "The request is invalid."
@@ -59,6 +84,7 @@ class UMeterServer:
         self.account = UMeterAccount(config)
         self._access: dict[str, _Token] = {}
         self._refresh: dict[str, str] = {}
+        self.periods_asked: Counter[str] = Counter()
 
     def info(self) -> dict[str, Any]:
         """Return the facts a tester needs: credentials and identifiers."""
@@ -69,6 +95,7 @@ class UMeterServer:
             "eans": [self.account.ean],
             "device_ids": [self.account.ean],
             "zone": str(ZONE),
+            "periods_asked": dict(sorted(self.periods_asked.items())),
         }
 
     async def token(self, request: Request) -> Response:
@@ -112,6 +139,10 @@ class UMeterServer:
         ids = [part for part in ids if part]
         if not ids:
             return _bad_request("meteringPointIds is required.")
+        self.periods_asked[f"{request.path_params['kind']}/{request.path_params['value']}"] += 1
+        recorded = self.config.recorded_days.get(request.path_params["value"])
+        if request.path_params["kind"] == "date" and recorded is not None and ids == [self.account.ean]:
+            return JSONResponse(recorded)
         return self._answer(ids, period, keys, explain)
 
     async def p4(self, request: Request) -> Response:
@@ -135,6 +166,8 @@ class UMeterServer:
         if unknown:
             return _message(404, f"Metering point '{unknown[0]}' was not found.")
         now = self.kit.clock.now()
+        if self.kit.variant(LATE_DATA):
+            now = min(now, published_until(now))
         answers = [measurements(self.account, period, keys, now, explain) for _ in ids]
         return JSONResponse(answers[0] if len(answers) == 1 else answers)
 
@@ -162,15 +195,24 @@ class UMeterServer:
 
 
 def create_app(
-    config: UMeterSimConfig | None = None, *, seed: int | None = None, speed: float | None = None
+    config: UMeterSimConfig | None = None,
+    *,
+    seed: int | None = None,
+    speed: float | None = None,
+    **options: Any,
 ) -> Starlette:
-    """Return the UMeter API app; ``seed`` and ``speed`` override the config's (registry call)."""
+    """Return the UMeter API app; ``seed``, ``speed`` and ``options`` (config fields) override ``config``."""
     config = config or UMeterSimConfig()
     if seed is not None:
         config = replace(config, seed=seed)
     if speed is not None:
         config = replace(config, speed=speed)
-    kit = SimKit("umeter", SimClock(config.start, config.speed))
+    if options:
+        config = replace(config, **options)
+    variants = {
+        LATE_DATA: "grid-operator data comes the next day: a day's morning from 06:00, all of it from 18:00"
+    }
+    kit = SimKit("umeter", SimClock(config.start, config.speed), variants=variants)
     server = UMeterServer(config, kit)
     kit.set_info(server.info)
     routes = [
