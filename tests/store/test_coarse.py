@@ -474,7 +474,7 @@ def test_migration_fills_the_coarse_tables(tmp_path: Path) -> None:
         assert "rollup_15m" in tables and not {"rollup_6h", "rollup_day"} & tables
         assert table_rows(old_path, "rollup_15m")
 
-        assert old.migrate() == ["0006_coarse_rollups"]
+        assert old.migrate() == ["0006_coarse_rollups", "0007_extra_rollups"]
         assert table_rows(old_path, "rollup_6h") and table_rows(old_path, "rollup_day")
         check_coarse_tables(old_path, "Europe/Oslo")
 

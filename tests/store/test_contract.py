@@ -32,11 +32,13 @@ ALL_MIGRATIONS = [
 ]
 SQLITE_ONLY_MIGRATIONS = ["0006_coarse_rollups"]
 """PostgreSQL answers year views from its hourly rollups; SQLite keeps 6-hour and day tables."""
+LATER_MIGRATIONS = ["0007_extra_rollups"]
 
 
 def all_migrations(store: Store) -> list[str]:
     """Return the migrations a fully migrated store of this backend has applied."""
-    return ALL_MIGRATIONS + (SQLITE_ONLY_MIGRATIONS if isinstance(store, SQLiteStore) else [])
+    sqlite_only = SQLITE_ONLY_MIGRATIONS if isinstance(store, SQLiteStore) else []
+    return ALL_MIGRATIONS + sqlite_only + LATER_MIGRATIONS
 
 
 def at(minutes: float = 0, seconds: float = 0) -> datetime:

@@ -117,7 +117,7 @@ def test_libpq_options_search_path_works_for_an_existing_schema(postgres_url: st
         conn.execute(f'CREATE SCHEMA "{schema}"')
     store = PostgresStore(f"{postgres_url}?options=-csearch_path%3D{schema}")
     try:
-        assert store.migrations_applied()[-1] == "0005_users_keys_shares"
+        assert store.migrations_applied()[-1] == "0007_extra_rollups"
     finally:
         store.close()
     assert "readings" in _tables(postgres_url, schema)
@@ -161,6 +161,7 @@ def test_concurrent_first_opens_migrate_once(postgres_url: str, schema: str) -> 
             "0003_kv_intervals_extras",
             "0004_places_prices_health",
             "0005_users_keys_shares",
+            "0007_extra_rollups",
         ]
     finally:
         for store in stores:

@@ -241,6 +241,27 @@ class Store(Protocol):
         """Return one extra's values in [start, end) (read-only)."""
         ...
 
+    def extra_series(self, meter_id: str) -> list[tuple[str, int, datetime, datetime, float]]:
+        """Return (name, count, first ts, last ts, last value) per extra of a meter, by name (read-only)."""
+        ...
+
+    def extra_points(
+        self, meter_id: str, name: str, start: datetime, end: datetime, limit: int
+    ) -> list[Extra]:
+        """Return at most ``limit`` of one extra's values in [start, end), oldest first (read-only)."""
+        ...
+
+    def extra_buckets(
+        self, meter_id: str, name: str, start: datetime, end: datetime, width_s: int
+    ) -> list[tuple[datetime, int, float, float, float]]:
+        """Return (bucket start, count, min, mean, max) of one extra per UTC-aligned bucket (read-only).
+
+        Buckets of ``width_s`` seconds that overlap [start, end) and hold values are returned
+        whole, oldest first; widths that are multiples of 15 minutes read a rollup, so a year
+        of a series is a short scan.
+        """
+        ...
+
     # --- places -------------------------------------------------------------------------
     def add_place(self, place: Place) -> None:
         """Add a place (with its meters and tariff); raise ConflictError if its id exists."""

@@ -25,7 +25,8 @@ from meterhub.store.columns import checked_bounds, power_of_buckets, sums_of_buc
 from meterhub.store.postgres_rollups import load_series_window
 from meterhub.store.postgres_schema import Conn
 from meterhub.store.rollup import RollupBuilder
-from meterhub.store.sqlite_reads import bucket_from_agg
+from meterhub.store.sqlite_reads import bucket_from_agg, extra_bucket_span
+from meterhub.store.sqlite_schema import EXTRA_BUCKET_MS
 from meterhub.timeutil import from_ms, to_ms
 
 __all__ = ["PostgresReads", "one_line"]
@@ -365,6 +366,70 @@ class PostgresReads:
                 (pk, name, to_ms(start), to_ms(end)),
             ).fetchall()
         return [Extra(meter_id, from_ms(int(ts)), name, float(value)) for ts, value in rows]
+
+    def extra_series(self, meter_id: str) -> list[tuple[str, int, datetime, datetime, float]]:
+        """Return (name, count, first ts, last ts, last value) per extra of a meter, by name (read-only)."""
+        with self._read() as conn:
+            pk, _ = self._meter_pk(conn, meter_id)
+            # The counts come from the 15-minute rollup; first and last are seeks along the primary key.
+            rows = conn.execute(
+                "SELECT c.name, c.count, f.ts, l.ts, l.value FROM "
+                "(SELECT name, sum(n) AS count FROM extras_15m WHERE meter = %(pk)s GROUP BY name) c "
+                "CROSS JOIN LATERAL (SELECT ts FROM extras e WHERE e.meter = %(pk)s AND e.name = c.name "
+                "ORDER BY ts LIMIT 1) f "
+                "CROSS JOIN LATERAL (SELECT ts, value FROM extras e WHERE e.meter = %(pk)s "
+                "AND e.name = c.name ORDER BY ts DESC LIMIT 1) l "
+                'ORDER BY c.name COLLATE "C"',
+                {"pk": pk},
+            ).fetchall()
+        return [
+            (str(name), int(count), from_ms(int(first)), from_ms(int(last)), float(value))
+            for name, count, first, last, value in rows
+        ]
+
+    def extra_points(
+        self, meter_id: str, name: str, start: datetime, end: datetime, limit: int
+    ) -> list[Extra]:
+        """Return at most ``limit`` of one extra's values in [start, end), oldest first (read-only)."""
+        with self._read() as conn:
+            pk, _ = self._meter_pk(conn, meter_id)
+            rows = conn.execute(
+                "SELECT ts, value FROM extras WHERE meter = %s AND name = %s "
+                "AND ts >= %s AND ts < %s ORDER BY ts LIMIT %s",
+                (pk, name, to_ms(start), to_ms(end), max(limit, 0)),
+            ).fetchall()
+        return [Extra(meter_id, from_ms(int(ts)), name, float(value)) for ts, value in rows]
+
+    def extra_buckets(
+        self, meter_id: str, name: str, start: datetime, end: datetime, width_s: int
+    ) -> list[tuple[datetime, int, float, float, float]]:
+        """Return (bucket start, count, min, mean, max) of one extra per UTC-aligned bucket (read-only).
+
+        Buckets of ``width_s`` that overlap [start, end) and hold values are returned whole,
+        oldest first; widths that are multiples of 15 minutes are read from the 15-minute rollup.
+        """
+        width_ms, lo, hi = extra_bucket_span(start, end, width_s)
+        if width_ms % EXTRA_BUCKET_MS == 0:
+            column, source = "bucket", (
+                "sum(n), min(low), sum(total), max(high) FROM extras_15m "
+                "WHERE meter = %(pk)s AND name = %(name)s AND bucket >= %(lo)s AND bucket < %(hi)s"
+            )
+        else:
+            column, source = "ts", (
+                "count(*), min(value), sum(value), max(value) FROM extras "
+                "WHERE meter = %(pk)s AND name = %(name)s AND ts >= %(lo)s AND ts < %(hi)s"
+            )
+        with self._read() as conn:
+            pk, _ = self._meter_pk(conn, meter_id)
+            rows = conn.execute(
+                f"SELECT {column} - mod(mod({column}, %(w)s) + %(w)s, %(w)s) AS b, {source} "
+                "GROUP BY b ORDER BY b",
+                {"w": width_ms, "pk": pk, "name": name, "lo": lo, "hi": hi},
+            ).fetchall()
+        return [
+            (from_ms(int(b)), int(n), float(low), float(total) / int(n), float(high))
+            for b, n, low, total, high in rows
+        ]
 
     # --- key-value ----------------------------------------------------------------------
     def token_get(self, scope: str, key: str) -> tuple[str, datetime | None] | None:

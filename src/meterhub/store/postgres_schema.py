@@ -22,6 +22,7 @@ from meterhub.errors import MigrationError
 from meterhub.model import READING_FIELDS
 from meterhub.store.accounts import ACCOUNTS_DDL
 from meterhub.store.catalog import CATALOG_DDL
+from meterhub.store.sqlite_schema import EXTRA_BUCKET_MS
 from meterhub.timeutil import from_ms, to_ms
 
 __all__ = [
@@ -164,12 +165,48 @@ def _m0005_users_keys_shares(conn: Conn) -> None:
         conn.execute(statement)
 
 
+def _m0007_extra_rollups(conn: Conn) -> None:
+    # As SQLite's: 15-minute buckets of extras, kept by triggers (a duplicate inserts no row, so
+    # it fires nothing), and dropped with their meter. There is no 0006 here: SQLite's coarse
+    # rollups have no PostgreSQL counterpart.
+    bucket = f"ts - mod(mod(ts, {EXTRA_BUCKET_MS}) + {EXTRA_BUCKET_MS}, {EXTRA_BUCKET_MS})"
+    conn.execute(
+        "CREATE TABLE extras_15m (meter integer NOT NULL, name text NOT NULL, bucket bigint NOT NULL, "
+        "n integer NOT NULL, total double precision NOT NULL, low double precision NOT NULL, "
+        "high double precision NOT NULL, PRIMARY KEY (meter, name, bucket))"
+    )
+    conn.execute(
+        f"INSERT INTO extras_15m SELECT meter, name, {bucket}, count(*), sum(value), min(value), "
+        f"max(value) FROM extras GROUP BY meter, name, {bucket}"
+    )
+    conn.execute(
+        "CREATE FUNCTION extras_15m_add() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"INSERT INTO extras_15m VALUES (NEW.meter, NEW.name, {bucket.replace('ts', 'NEW.ts')}, 1, "
+        "NEW.value, NEW.value, NEW.value) ON CONFLICT (meter, name, bucket) DO UPDATE SET "
+        "n = extras_15m.n + 1, total = extras_15m.total + EXCLUDED.total, "
+        "low = LEAST(extras_15m.low, EXCLUDED.low), high = GREATEST(extras_15m.high, EXCLUDED.high); "
+        "RETURN NULL; END $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER extras_15m_add AFTER INSERT ON extras FOR EACH ROW EXECUTE FUNCTION extras_15m_add()"
+    )
+    conn.execute(
+        "CREATE FUNCTION extras_15m_forget() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "DELETE FROM extras_15m WHERE meter = OLD.pk; RETURN NULL; END $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER extras_15m_forget AFTER DELETE ON meters FOR EACH ROW "
+        "EXECUTE FUNCTION extras_15m_forget()"
+    )
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[Conn], None]], ...] = (
     ("0001_core", _m0001_core),
     ("0002_rollups_and_gaps", _m0002_rollups_and_gaps),
     ("0003_kv_intervals_extras", _m0003_kv_intervals_extras),
     ("0004_places_prices_health", _m0004_places_prices_health),
     ("0005_users_keys_shares", _m0005_users_keys_shares),
+    ("0007_extra_rollups", _m0007_extra_rollups),
 )
 
 

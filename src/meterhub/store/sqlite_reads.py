@@ -20,10 +20,11 @@ from meterhub.store.columns import checked_bounds
 from meterhub.store.rollup import Agg, RollupBuilder
 from meterhub.store.sqlite_codec import DECODED_VALUES_SQL
 from meterhub.store.sqlite_periods import period_power, period_sums, table_for
+from meterhub.store.sqlite_schema import EXTRA_BUCKET_MS
 from meterhub.store.sqlite_writer import load_series_window
 from meterhub.timeutil import from_ms, to_ms
 
-__all__ = ["SQLiteReads", "bucket_from_agg"]
+__all__ = ["SQLiteReads", "bucket_from_agg", "extra_bucket_span"]
 
 _ROLLUP_TABLE = {900: "rollup_15m", 3600: "rollup_1h"}
 _FETCH_ROWS = 2000
@@ -35,6 +36,17 @@ def _avg(total: float | None, count: int | None, scale: float) -> float | None:
 
 def _scaled(value: float | None, scale: float) -> float | None:
     return None if value is None else value / scale
+
+
+def extra_bucket_span(start: datetime, end: datetime, width_s: int) -> tuple[int, int, int]:
+    """Return (width ms, first bucket's start ms, last bucket's end ms) of the buckets over [start, end)."""
+    if width_s < 1:
+        raise InputError(f"a bucket must last at least 1 s, not {width_s}")
+    if end <= start:
+        raise InputError(f"end {end.isoformat()} must be after start {start.isoformat()}")
+    width_ms = width_s * 1000
+    start_ms, end_ms = to_ms(start), to_ms(end)
+    return width_ms, start_ms - start_ms % width_ms, end_ms + (-end_ms) % width_ms
 
 
 def bucket_from_agg(meter_id: str, phase: int, agg: Agg, width_ms: int) -> Bucket:
@@ -412,6 +424,68 @@ class SQLiteReads:
             (pk, name, to_ms(start), to_ms(end)),
         )
         return [Extra(meter_id, from_ms(ts), name, value) for ts, value in rows]
+
+    def extra_series(self, meter_id: str) -> list[tuple[str, int, datetime, datetime, float]]:
+        """Return (name, count, first ts, last ts, last value) per extra of a meter, by name (read-only)."""
+        pk, _ = self._meter_pk(meter_id)
+        conn = self._read()
+        counts = conn.execute(
+            "SELECT name, sum(n) FROM extras_15m WHERE meter = ? GROUP BY name ORDER BY name", (pk,)
+        ).fetchall()
+        series: list[tuple[str, int, datetime, datetime, float]] = []
+        for name, count in counts:
+            # Each is one seek along the primary key (meter, name, ts).
+            first = conn.execute(
+                "SELECT ts FROM extras WHERE meter = ? AND name = ? ORDER BY ts LIMIT 1", (pk, name)
+            ).fetchone()
+            last = conn.execute(
+                "SELECT ts, value FROM extras WHERE meter = ? AND name = ? ORDER BY ts DESC LIMIT 1",
+                (pk, name),
+            ).fetchone()
+            if first is not None and last is not None:
+                series.append((name, int(count), from_ms(first[0]), from_ms(last[0]), float(last[1])))
+        return series
+
+    def extra_points(
+        self, meter_id: str, name: str, start: datetime, end: datetime, limit: int
+    ) -> list[Extra]:
+        """Return at most ``limit`` of one extra's values in [start, end), oldest first (read-only)."""
+        pk, _ = self._meter_pk(meter_id)
+        rows = self._read().execute(
+            "SELECT ts, value FROM extras WHERE meter = ? AND name = ? AND ts >= ? AND ts < ? "
+            "ORDER BY ts LIMIT ?",
+            (pk, name, to_ms(start), to_ms(end), max(limit, 0)),
+        )
+        return [Extra(meter_id, from_ms(ts), name, value) for ts, value in rows]
+
+    def extra_buckets(
+        self, meter_id: str, name: str, start: datetime, end: datetime, width_s: int
+    ) -> list[tuple[datetime, int, float, float, float]]:
+        """Return (bucket start, count, min, mean, max) of one extra per UTC-aligned bucket (read-only).
+
+        Buckets of ``width_s`` that overlap [start, end) and hold values are returned whole,
+        oldest first; widths that are multiples of 15 minutes are read from the 15-minute rollup.
+        """
+        pk, _ = self._meter_pk(meter_id)
+        width_ms, lo, hi = extra_bucket_span(start, end, width_s)
+        if width_ms % EXTRA_BUCKET_MS == 0:
+            column, sql = "bucket", (
+                "sum(n), min(low), sum(total), max(high) FROM extras_15m "
+                "WHERE meter = ? AND name = ? AND bucket >= ? AND bucket < ?"
+            )
+        else:
+            column, sql = "ts", (
+                "count(*), min(value), sum(value), max(value) FROM extras "
+                "WHERE meter = ? AND name = ? AND ts >= ? AND ts < ?"
+            )
+        rows = self._read().execute(
+            f"SELECT {column} - (({column} % ?) + ?) % ? AS b, {sql} GROUP BY b ORDER BY b",
+            (width_ms, width_ms, width_ms, pk, name, lo, hi),
+        )
+        return [
+            (from_ms(b), int(n), float(low), float(total) / n, float(high))
+            for b, n, low, total, high in rows
+        ]
 
     # --- key-value ----------------------------------------------------------------------
     def token_get(self, scope: str, key: str) -> tuple[str, datetime | None] | None:

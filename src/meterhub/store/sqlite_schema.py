@@ -16,7 +16,7 @@ from meterhub.store.catalog import CATALOG_DDL
 from meterhub.store.coarse import COARSE_COLUMN_ORDER, refresh_meter_days
 from meterhub.store.sqlite_codec import ROLLUP_COLUMNS
 
-__all__ = ["MIGRATIONS", "applied_migrations", "apply_migrations"]
+__all__ = ["EXTRA_BUCKET_MS", "MIGRATIONS", "applied_migrations", "apply_migrations"]
 
 _READING_VALUE_COLUMNS = (
     "v INTEGER, i INTEGER, p INTEGER, q INTEGER, pf INTEGER, f INTEGER, "
@@ -132,6 +132,36 @@ def _m0006_coarse_rollups(conn: sqlite3.Connection) -> None:
         refresh_meter_days(conn, pk, tz)
 
 
+EXTRA_BUCKET_MS = 900_000
+"""Extras are rolled up in UTC-aligned 15-minute buckets, so a year of a series is one short scan."""
+
+
+def _m0007_extra_rollups(conn: sqlite3.Connection) -> None:
+    # Kept by triggers: an extra newly inserted (not one ignored as a duplicate) joins its bucket,
+    # and a removed meter's buckets go with it.
+    bucket = f"ts - ((ts % {EXTRA_BUCKET_MS}) + {EXTRA_BUCKET_MS}) % {EXTRA_BUCKET_MS}"
+    conn.execute(
+        "CREATE TABLE extras_15m (meter INTEGER NOT NULL, name TEXT NOT NULL, bucket INTEGER NOT NULL, "
+        "n INTEGER NOT NULL, total REAL NOT NULL, low REAL NOT NULL, high REAL NOT NULL, "
+        "PRIMARY KEY (meter, name, bucket)) WITHOUT ROWID"
+    )
+    conn.execute(
+        f"INSERT INTO extras_15m SELECT meter, name, {bucket}, count(*), sum(value), min(value), "
+        f"max(value) FROM extras GROUP BY meter, name, {bucket}"
+    )
+    conn.execute(
+        "CREATE TRIGGER extras_15m_add AFTER INSERT ON extras BEGIN "
+        f"INSERT INTO extras_15m VALUES (NEW.meter, NEW.name, {bucket.replace('ts', 'NEW.ts')}, 1, "
+        "NEW.value, NEW.value, NEW.value) ON CONFLICT (meter, name, bucket) DO UPDATE SET "
+        "n = n + 1, total = total + excluded.total, low = min(low, excluded.low), "
+        "high = max(high, excluded.high); END"
+    )
+    conn.execute(
+        "CREATE TRIGGER extras_15m_forget AFTER DELETE ON meters BEGIN "
+        "DELETE FROM extras_15m WHERE meter = OLD.pk; END"
+    )
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("0001_core", _m0001_core),
     ("0002_rollups_and_gaps", _m0002_rollups_and_gaps),
@@ -139,6 +169,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("0004_places_prices_health", _m0004_places_prices_health),
     ("0005_users_keys_shares", _m0005_users_keys_shares),
     ("0006_coarse_rollups", _m0006_coarse_rollups),
+    ("0007_extra_rollups", _m0007_extra_rollups),
 )
 
 
