@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_METERS",
     "DEFAULT_PLACES",
     "DEFAULT_SITES",
+    "SPECIAL_LOAD_SHARE",
     "UPLOAD_INTERVAL_S",
     "Account",
     "MeterKind",
@@ -55,10 +56,16 @@ _PV_POWER_FACTOR = 0.99
 
 
 class MeterKind(StrEnum):
-    """What a meter measures: the grid connection or a PV inverter's output."""
+    """What a meter measures: the grid connection, a PV inverter's output or a special load."""
 
     GRID = "grid"
     SOLAR = "solar"
+    SPECIAL = "special"
+    """A load behind the grid meter (a heat pump): :data:`SPECIAL_LOAD_SHARE` of the site's load."""
+
+
+SPECIAL_LOAD_SHARE = 0.3
+"""The share of its site's load a special-load meter measures."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +97,12 @@ class MeterSpec:
 
 @dataclass(frozen=True, slots=True)
 class PlaceSpec:
-    """A place (IAMMETER "My Places") grouping a grid meter and optionally a solar meter."""
+    """A place (IAMMETER "My Places"): a grid meter, optionally a solar and a special-load meter."""
 
     place_id: int
     grid_serial: str
     solar_serial: str | None = None
+    special_serial: str | None = None
 
 
 DEFAULT_SITES: tuple[SiteSpec, ...] = (
@@ -196,6 +204,8 @@ class SimMeter:
         state = self.household.state_at(ts)
         if self.spec.kind is MeterKind.SOLAR:
             return self._solar_view(state)
+        if self.spec.kind is MeterKind.SPECIAL:
+            return self._special_view(state)
         wired = self.spec.wired_phases
         if wired is None or wired >= len(state.phases):
             return state
@@ -216,6 +226,25 @@ class SimMeter:
             energy_export_kwh=0.0,
         )
         return replace(state, total=phase, phases=(phase,), load_w=0.0)
+
+    def _special_view(self, state: MeterState) -> MeterState:
+        voltage_v = state.phases[0].voltage_v if state.phases else _PV_VOLTAGE_FALLBACK_V
+        load_w = SPECIAL_LOAD_SHARE * max(0.0, state.load_w)
+        since_epoch_kwh = (
+            self.household.load_energy_between(REGISTER_EPOCH, state.ts)
+            if state.ts >= REGISTER_EPOCH
+            else -self.household.load_energy_between(state.ts, REGISTER_EPOCH)
+        )
+        phase = PhaseState(
+            voltage_v=voltage_v,
+            current_a=load_w / voltage_v if voltage_v else 0.0,
+            power_w=load_w,
+            reactive_power_var=0.0,
+            power_factor=_PV_POWER_FACTOR if load_w > 0 else 0.0,
+            energy_import_kwh=SPECIAL_LOAD_SHARE * since_epoch_kwh,
+            energy_export_kwh=0.0,
+        )
+        return replace(state, total=phase, phases=(phase,), pv_w=0.0)
 
     def pv_register_kwh(self, ts: datetime) -> float:
         """Return the solar meter's import register: PV energy since the physics' register epoch."""
@@ -255,6 +284,7 @@ class Place:
     spec: PlaceSpec
     grid: SimMeter
     solar: SimMeter | None
+    special: SimMeter | None = None
 
     def energy_buckets(self, edges: Sequence[datetime], now: datetime) -> list[EnergyBucket]:
         """Return the energy between consecutive ``edges`` from register deltas of uploads so far.
@@ -266,16 +296,18 @@ class Place:
             clipped.append(now)
         grid = [self.grid.register_kwh(edge) for edge in clipped]
         solar = [self.solar.register_kwh(edge)[0] for edge in clipped] if self.solar else None
+        special = [self.special.register_kwh(edge)[0] for edge in clipped] if self.special else None
         buckets = []
         for index in range(len(clipped) - 1):
             yield_kwh = solar[index + 1] - solar[index] if solar else 0.0
+            special_kwh = special[index + 1] - special[index] if special else 0.0
             buckets.append(
                 EnergyBucket(
                     start=clipped[index],
                     yield_kwh=max(0.0, yield_kwh),
                     from_grid_kwh=max(0.0, grid[index + 1][0] - grid[index][0]),
                     to_grid_kwh=max(0.0, grid[index + 1][1] - grid[index][1]),
-                    special_load_kwh=0.0,
+                    special_load_kwh=max(0.0, special_kwh),
                 )
             )
         return buckets
@@ -322,7 +354,7 @@ def build_account(
     sim_meters = {}
     for spec in meters:
         household, windows, phases = households[spec.site]
-        if spec.kind is MeterKind.SOLAR:
+        if spec.kind in (MeterKind.SOLAR, MeterKind.SPECIAL):
             phases = 1
         elif spec.wired_phases is not None:
             phases = min(phases, spec.wired_phases)
@@ -332,6 +364,7 @@ def build_account(
             place,
             sim_meters[place.grid_serial],
             sim_meters[place.solar_serial] if place.solar_serial else None,
+            sim_meters[place.special_serial] if place.special_serial else None,
         )
         for place in places
     }

@@ -5,12 +5,18 @@ dropped connections, HTTP 5xx and truncated or non-JSON bodies are :class:`Vendo
 HTTP 401/403 and a failure envelope about the token or login are :class:`VendorAuthError`
 (other failure envelopes are :class:`PayloadError` with the vendor's message);
 HTTP 429 and the empty body the vendor sends over its quotas ("the API will return nothing") are
-:class:`QuotaExceeded` and never count as data. The token travels in the ``token`` header (which
-the vendor accepts as well as ``?token=``), so no URL, log line or error ever carries it.
+:class:`QuotaExceeded` and never count as data.
+
+The token travels as ``?token=``, as the vendor's document shows. Error messages name the route,
+never the URL, and httpx's request log lines (which print whole URLs) have the token's value
+replaced by :data:`REDACTED` (:class:`RedactTokenFilter` on the ``httpx`` logger), so no log
+line or error carries it.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,15 +32,41 @@ from meterhub.errors import (
 from meterhub.vendors.http import response_cause, retry_after_s, send
 from meterhub.vendors.iammeter import mapping
 
-__all__ = ["DEFAULT_BASE_URL", "EMPTY_BODY_RETRY_S", "IammeterClient"]
+__all__ = ["DEFAULT_BASE_URL", "EMPTY_BODY_RETRY_S", "REDACTED", "IammeterClient", "RedactTokenFilter"]
 
 DEFAULT_BASE_URL = "https://www.iammeter.com"
 """The vendor's address, as the seed document gives it."""
 EMPTY_BODY_RETRY_S = 300.0
 """Back-off after an empty answer: the documented spacing of meterdata polls (5 minutes)."""
 _API = "/api/v1"
+REDACTED = "REDACTED"
+"""What a token's value reads as in a log line."""
+_TOKEN_IN_QUERY = re.compile(r"(?i)([?&]token=)[^&#\s\"']*")
 
 
+class RedactTokenFilter(logging.Filter):
+    """Replace the value of a ``token`` query parameter in log records (httpx logs whole URLs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any("token=" in str(arg).lower() for arg in record.args):
+            record.args = tuple(_redacted(arg) for arg in record.args)
+        if isinstance(record.msg, str) and "token=" in record.msg.lower():
+            record.msg = _TOKEN_IN_QUERY.sub(rf"\1{REDACTED}", record.msg)
+        return True
+
+
+def _redacted(arg: object) -> object:
+    text = str(arg)
+    return _TOKEN_IN_QUERY.sub(rf"\1{REDACTED}", text) if "token=" in text.lower() else arg
+
+
+def _install_redaction() -> None:
+    httpx_log = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactTokenFilter) for f in httpx_log.filters):
+        httpx_log.addFilter(RedactTokenFilter())
+
+
+_install_redaction()
 
 
 class IammeterClient:
@@ -99,8 +131,9 @@ class IammeterClient:
     async def _call(self, method: str, route: str, *, token: str | None = None,
                     params: dict[str, str] | None = None, json: object = None) -> Any:
         what = f"IAMMETER {route}"
-        headers = {"token": token} if token is not None else None
-        response = await self._send(method, route, what, headers=headers, params=params, json=json)
+        if token is not None:
+            params = {**(params or {}), "token": token}
+        response = await self._send(method, route, what, params=params, json=json)
         status = response.status_code
         error: Exception | None = None
         if status in (401, 403):
@@ -151,7 +184,3 @@ def _refusal(what: str, response: httpx.Response) -> Exception:
     except (PayloadError, VendorAuthError) as exc:
         return exc
     return PayloadError(f"{what}: the request was refused (HTTP {response.status_code})")
-
-
-
-

@@ -2,13 +2,21 @@
 
 Meter options (secrets only as references such as ``env:IAMMETER_PASSWORD``, resolved at use):
 
+    source     ``cloud`` (the default) or ``device``: the meter's local API, see
+               :mod:`meterhub.vendors.iammeter.local` for that connection's options
     base_url   the API's address; default https://www.iammeter.com (the seed's)
     username   the account's user name, plain or a reference
     password   a reference to the account's password
     sn         the meter's serial number
-    place_id   optional: the "My Places" id whose hourly grid energy ``history`` also fetches
+    place_id   optional: the "My Places" id whose hourly energy ``history`` also fetches;
+               in discovery, one id or several separated by commas
+    place_role optional: the meter's role in that place, ``grid`` (the default: fromGrid and
+               toGrid), ``solar`` (yield) or ``special`` (specialLoad)
 
-The meter's ``tz`` must be the zone of the account (the vendor's local days and hours).
+The meter's ``tz`` must be the zone of the account (the vendor's local days and hours);
+discovery finds it from the offsets between the account's local and GMT times
+(:mod:`meterhub.vendors.iammeter.zone`) and which meters make up a place, and as what, from the
+place's energy (:mod:`meterhub.vendors.iammeter.placeroles`).
 
 The token is logged in for only when none is stored, kept in ``context.tokens`` (so a restart
 reuses it), and on rejection forgotten and logged in for once. Every call takes its slot in the
@@ -27,25 +35,28 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from meterhub.config import resolve_secret
-from meterhub.errors import ConfigError, InputError, VendorAuthError
+from meterhub.errors import ConfigError, InputError, PayloadError, VendorAuthError
 from meterhub.model import Meter, Reading
 from meterhub.timeutil import get_zone
 from meterhub.vendors.base import (
     ConnectorContext,
     Discovered,
+    DiscoveredPlace,
     Fetched,
     QuotaRule,
     meter_option,
     rule_scope_key,
 )
-from meterhub.vendors.iammeter import mapping
+from meterhub.vendors.iammeter import mapping, placeroles, zone
 from meterhub.vendors.iammeter.client import DEFAULT_BASE_URL, IammeterClient
+from meterhub.vendors.iammeter.local import DEVICE_MIN_INTERVAL_S, IammeterDevice
 
 __all__ = [
     "ENERGYHISTORY_HOUR_DAYS",
     "HISTORY_DAYS",
     "MAX_LIST_ROWS",
     "QUOTAS",
+    "SOURCES",
     "IammeterConnector",
 ]
 
@@ -74,6 +85,19 @@ UPLOAD_INTERVAL_S = 60
 ENERGYHISTORY_HOUR_DAYS = 7
 """energyhistory grouped by hour covers at most 7 days per call (90 by day)."""
 _LONGEST_DAY_S = 25 * 3600  # a local day that leaves daylight saving time
+SOURCES = ("cloud", "device")
+"""Where a meter is read: the IAMMETER cloud, or the meter's own local API."""
+ZONE_SAMPLE_DAYS = 30
+"""Discovery reads one upload a day over this many days for the account's UTC offsets."""
+ROLE_SAMPLE_DAYS = 2
+"""Discovery compares this many whole local days of a place's hours with each meter's."""
+
+
+def _source(meter: Meter) -> str:
+    source = meter_option(meter, "source", "cloud").strip().lower()
+    if source not in SOURCES:
+        raise ConfigError(f"meter {meter.id!r}: source {source!r} must be cloud or device")
+    return source
 
 
 class IammeterConnector:
@@ -91,6 +115,10 @@ class IammeterConnector:
     def __init__(self, meter: Meter, context: ConnectorContext) -> None:
         self.meter = meter
         self._context = context
+        self._device = IammeterDevice(meter, context) if _source(meter) == "device" else None
+        if self._device is not None:
+            self.min_poll_interval_s = DEVICE_MIN_INTERVAL_S
+            """A meter on the local network is polled far more often than the cloud allows."""
         self._client = IammeterClient(context.client, meter_option(meter, "base_url", DEFAULT_BASE_URL))
         try:
             self._zone: ZoneInfo = get_zone(meter.tz)
@@ -105,8 +133,11 @@ class IammeterConnector:
     def quota_scope_keys(cls, meter: Meter) -> dict[str, str]:
         """Return each rule's scope key: the API host for logins, the SN, the account's user name.
 
-        The SN rules are left out for a meter without ``sn`` (one that only discovers).
+        The SN rules are left out for a meter without ``sn`` (one that only discovers); a meter
+        read on the local network takes none (the local API documents no quota).
         """
+        if _source(meter) == "device":
+            return {}
         base_url = meter_option(meter, "base_url", DEFAULT_BASE_URL).rstrip("/")
         host = urlsplit(base_url).hostname or base_url
         keys = dict.fromkeys(_LOGIN_RULES, host)
@@ -117,6 +148,8 @@ class IammeterConnector:
 
     async def latest(self) -> Fetched:
         """Return the meter's latest upload (meterdata2: with the power factor)."""
+        if self._device is not None:
+            return await self._device.latest()
         sn = self._sn()
         payload = await self._call("meterdata", lambda token: self._client.meterdata(token, sn))
         return Fetched(readings=mapping.map_meterdata(payload, self.meter.id))
@@ -124,6 +157,8 @@ class IammeterConnector:
     async def history(self, start: datetime, end: datetime) -> AsyncIterator[Fetched]:
         """Yield readings of [start, end) within the latest month, then the place's hourly energy."""
         _require_aware(start, end)
+        if self._device is not None:
+            return
         now = self._context.now()
         async for fetched in self._list_history(max(start, now - timedelta(days=HISTORY_DAYS)),
                                                 min(end, now)):
@@ -134,19 +169,78 @@ class IammeterConnector:
                 yield fetched
 
     async def discover(self) -> list[Discovered]:
-        """Return every meter of the account (metersdata), with the options to add it."""
+        """Return every meter of the account (metersdata) in the account's zone, with its place.
+
+        With ``place_id`` (one or several, comma-separated) each meter that the place's hourly
+        energy shows is in it comes with that place and its role there.
+        """
+        if self._device is not None:
+            return await self._device.discover()
         payload = await self._call("metersdata", self._client.metersdata)
+        meters = mapping.metersdata_meters(payload)
+        tz = await self._account_zone([meter.sn for meter in meters]) or self.meter.tz
+        places = await self._places([meter.sn for meter in meters], ZoneInfo(tz))
         return [
             Discovered(
                 suggested_id=f"iammeter-{meter.sn.lower()}",
                 vendor=self.vendor,
                 phases=meter.phases,
                 name=f"IAMMETER {meter.sn}",
-                options=self._options_for(meter.sn),
-                tz=self.meter.tz,
+                options=self._options_for(meter.sn, places.get(meter.sn)),
+                tz=tz,
+                place=places.get(meter.sn),
             )
-            for meter in mapping.metersdata_meters(payload)
+            for meter in meters
         ]
+
+    async def _account_zone(self, serials: Sequence[str]) -> str | None:
+        """Return the account's zone from one upload a day of its first meter that has some."""
+        today = self._context.now().astimezone(self._zone).date()
+        first_day = today - timedelta(days=ZONE_SAMPLE_DAYS - 1)
+        for sn in serials:
+            fetch = partial(self._client.meterdatalist, sn=sn, first_day=first_day, last_day=today,
+                            interval_s=86_400)
+            try:
+                samples = zone.offset_samples(await self._call(None, fetch))
+            except PayloadError as exc:
+                log.info("IAMMETER meter %s gave no times to take the account's zone from: %s", sn, exc)
+                continue
+            if samples:
+                found = zone.account_zone(samples, self.meter.tz)
+                log.info("IAMMETER account zone: %s (offsets seen: %s)", found,
+                         sorted({str(offset) for _, offset in samples}))
+                return found
+        return None
+
+    async def _places(self, serials: Sequence[str], tz: ZoneInfo) -> dict[str, DiscoveredPlace]:
+        """Return, per SN, the place (of the ``place_id`` option) whose hours its own repeat."""
+        place_ids = [p.strip() for p in self.meter.options.get("place_id", "").split(",") if p.strip()]
+        if not place_ids:
+            return {}
+        today = self._context.now().astimezone(tz).date()
+        first_day = today - timedelta(days=ROLE_SAMPLE_DAYS)
+        hours = {}
+        for place_id in place_ids:
+            fetch = partial(self._client.energyhistory, place_id=place_id, first_day=first_day,
+                            end_day=today, group_by="hour")
+            hours[place_id] = placeroles.place_hours(await self._call(None, fetch), tz)
+        found: dict[str, tuple[str, placeroles.RoleMatch]] = {}
+        for sn in serials:
+            fetch = partial(self._client.meterdatalist, sn=sn, first_day=first_day, last_day=today,
+                            interval_s=3600)
+            try:
+                own = placeroles.meter_hours(await self._call(None, fetch))
+            except PayloadError as exc:
+                log.info("IAMMETER meter %s has no hours to compare with places: %s", sn, exc)
+                continue
+            matches = [(place_id, m) for place_id in place_ids
+                       if (m := placeroles.best_role(hours[place_id], own)) is not None]
+            if matches:
+                found[sn] = min(matches, key=lambda pair: pair[1].mismatch)
+        return {
+            sn: DiscoveredPlace(f"iammeter-{place_id}", match.role, f"IAMMETER place {place_id}", tz.key)
+            for sn, (place_id, match) in found.items()
+        }
 
     async def set_relay(self, on: bool) -> bool:
         """Refuse: IAMMETER meters have no relay that the cloud API switches."""
@@ -176,7 +270,7 @@ class IammeterConnector:
             fetch = partial(self._client.energyhistory, place_id=place_id, first_day=first_day,
                             end_day=chunk_last + timedelta(days=1), group_by="hour")
             payload = await self._call(None, fetch)
-            intervals = mapping.map_energyhistory(payload, self.meter.id, self._zone, "hour")
+            intervals = mapping.map_energyhistory(payload, self.meter.id, self._zone, "hour", self._role())
             yield Fetched(intervals=[i for i in intervals if start <= i.start and i.end <= end])
 
     async def _call(self, rule: str | None, call: Callable[[str], Awaitable[T]]) -> T:
@@ -233,13 +327,19 @@ class IammeterConnector:
         """Return the local day of ``ts`` (of the instant just before it, with ``before``)."""
         return (ts - timedelta(microseconds=1) if before else ts).astimezone(self._zone).date()
 
-    def _options_for(self, sn: str) -> dict[str, str]:
+    def _role(self) -> str:
+        role = self.meter.options.get("place_role", "grid").strip().lower()
+        if role not in mapping.ENERGYHISTORY_ROLE_FIELDS:
+            raise ConfigError(f"meter {self.meter.id!r}: place_role {role!r} must be grid, solar or special")
+        return role
+
+    def _options_for(self, sn: str, place: DiscoveredPlace | None) -> dict[str, str]:
         options = {name: self.meter.options[name]
                    for name in ("base_url", "username", "password") if name in self.meter.options}
         options["sn"] = sn
-        place_id = self.meter.options.get("place_id")
-        if place_id and sn == self._sn():
-            options["place_id"] = place_id
+        if place is not None:
+            options["place_id"] = place.place_id.removeprefix("iammeter-")
+            options["place_role"] = place.role
         return options
 
 

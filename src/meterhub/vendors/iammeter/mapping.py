@@ -26,6 +26,7 @@ from meterhub.model import PHASE_TOTAL, READING_FIELDS, IntervalEnergy, Reading
 __all__ = [
     "ADVANCED_ROW",
     "BASIC_ROW",
+    "ENERGYHISTORY_ROLE_FIELDS",
     "FULL_ROW",
     "LIVE_PHASE_MIN_V",
     "PHASE_TOTAL_RULES",
@@ -41,6 +42,8 @@ __all__ = [
     "map_metersdata",
     "map_monitorjson",
     "metersdata_meters",
+    "monitorjson_phases",
+    "monitorjson_sn",
     "parse_vendor_time",
     "unwrap",
 ]
@@ -342,10 +345,26 @@ def _local_instant(naive: datetime, zone: ZoneInfo, after: datetime | None) -> d
     return first
 
 
-def map_energyhistory(payload: object, meter_id: str, zone: ZoneInfo, group_by: str) -> list[IntervalEnergy]:
-    """Map a place's energyhistory rows (local hours or days) to fromGrid/toGrid intervals."""
+ENERGYHISTORY_ROLE_FIELDS: dict[str, tuple[str, str | None]] = {
+    "grid": ("fromGrid", "toGrid"),
+    "solar": ("yield", None),
+    "special": ("specialLoad", None),
+}
+"""Which energyhistory fields a meter of each place role records as its (import, export) energy:
+the grid meter's fromGrid and toGrid, the solar meter's yield (its forward register counts the
+inverter's output), the special-load meter's specialLoad. selfUse (yield - toGrid) is not stored:
+the hub's place analytics derives it from the solar and grid meters the same way."""
+
+
+def map_energyhistory(payload: object, meter_id: str, zone: ZoneInfo, group_by: str,
+                      role: str = "grid") -> list[IntervalEnergy]:
+    """Map a place's energyhistory rows (local hours or days) to the intervals of its ``role`` meter."""
     if group_by not in ("hour", "day"):
         raise PayloadError(f"IAMMETER energyhistory groupby {group_by!r} is not hour or day")
+    if role not in ENERGYHISTORY_ROLE_FIELDS:
+        roles = ", ".join(ENERGYHISTORY_ROLE_FIELDS)
+        raise PayloadError(f"IAMMETER place role {role!r} is not one of {roles}")
+    import_field, export_field = ENERGYHISTORY_ROLE_FIELDS[role]
     source = f"iammeter:energyhistory:{group_by}"
     intervals: list[IntervalEnergy] = []
     previous: datetime | None = None
@@ -353,8 +372,8 @@ def map_energyhistory(payload: object, meter_id: str, zone: ZoneInfo, group_by: 
         where = f"energyhistory item {index}"
         item = _object(item, where)
         naive = parse_vendor_time(item.get("time"), zone).replace(tzinfo=None)
-        from_grid_kwh = _energy_kwh(item.get("fromGrid"), f"{where} fromGrid")
-        to_grid_kwh = _energy_kwh(item.get("toGrid"), f"{where} toGrid")
+        from_grid_kwh = _energy_kwh(item.get(import_field), f"{where} {import_field}")
+        to_grid_kwh = _energy_kwh(item.get(export_field), f"{where} {export_field}") if export_field else None
         try:
             start = _local_instant(naive, zone, previous)
             if group_by == "hour":
@@ -398,3 +417,15 @@ def _with_reactive(phases: list[Values | None], ea: object) -> list[Values | Non
     return merged
 
 
+
+
+def monitorjson_sn(payload: object) -> str | None:
+    """Return the serial number a ``/monitorjson`` answer carries (legacy answers carry none)."""
+    sn = _object(payload, "monitorjson answer").get("SN")
+    return sn.strip().upper() if isinstance(sn, str) and sn.strip() else None
+
+
+def monitorjson_phases(payload: object) -> int:
+    """Return the phases of a ``/monitorjson`` answer: the rows of ``Datas`` (at most 3), else 1."""
+    rows = _object(payload, "monitorjson answer").get("Datas")
+    return min(len(rows), 3) if isinstance(rows, list) and rows else 1

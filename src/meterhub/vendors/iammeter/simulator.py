@@ -5,10 +5,18 @@ a ``token:`` header (a wrong one is HTTP 401 with the failure envelope); a bad p
 failure envelope ``{"data": null, "successful": false, "message": "..."}``; a call over one of
 the documented quotas gets an empty body ("the API will return nothing"). Quotas run on the
 simulated clock. Paths and parameter names are case-insensitive, as on the vendor's server.
+
+Beside the cloud, one of the account's meters (``device_sn``) also answers its local API,
+``GET /monitorjson`` with HTTP Basic auth (admin/admin unless configured), from the same physics
+at the simulated now; its layout follows the variants of :data:`devicesim.LAYOUTS`. The variant
+``account_new_york`` puts the account in America/New_York, so its local times (``localTime``,
+``rtcTime``, energyhistory's hours and days) are those of a zone far from the simulator's.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 from collections.abc import Awaitable, Callable
@@ -26,7 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from meterhub.vendors.iammeter import analysis, payloads
+from meterhub.vendors.iammeter import analysis, devicesim, payloads
 from meterhub.vendors.iammeter.account import (
     DEFAULT_METERS,
     DEFAULT_PLACES,
@@ -60,6 +68,13 @@ from meterhub.vendors.simkit import SimKit
 __all__ = ["API_PREFIX", "IammeterSimConfig", "create_app"]
 
 API_PREFIX = "/api/v1"
+ACCOUNT_ZONE_VARIANT = "account_new_york"
+"""The variant that puts the account in :data:`VARIANT_ZONE`."""
+VARIANT_ZONE = "America/New_York"
+VARIANTS: dict[str, str] = {
+    **devicesim.LAYOUTS,
+    ACCOUNT_ZONE_VARIANT: "an account in America/New_York (UTC-5, -4 in summer): its local times follow it",
+}
 _PATH_WORDS = 4  # /api/v1/<group>/<name>: the words matched case-insensitively
 
 
@@ -75,6 +90,10 @@ class IammeterSimConfig:
     places: tuple[PlaceSpec, ...] = DEFAULT_PLACES
     user_name: str = "test"
     password: str = "123456"  # noqa: S105 - the seed document's example account
+    device_sn: str = "3FE34ABE"
+    """The meter whose local API ``/monitorjson`` serves."""
+    device_user: str = "admin"
+    device_password: str = "admin"  # noqa: S105 - the meters' factory default
 
 
 class _LowercaseRouteWords:
@@ -104,10 +123,16 @@ Handler = Callable[[Request, dict[str, str], datetime], Awaitable[Response]]
 class _Cloud:
     """The vendor's routes over one simulated account."""
 
-    def __init__(self, account: Account, clock: SimClock) -> None:
+    def __init__(self, account: Account, clock: SimClock, kit: SimKit) -> None:
         self.account = account
         self.clock = clock
+        self.kit = kit
         self.quotas = Quotas()
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """Return the account's zone (that of the variant when it is on)."""
+        return ZoneInfo(VARIANT_ZONE) if self.kit.variant(ACCOUNT_ZONE_VARIANT) else self.account.zone
 
     def routes(self) -> list[Route]:
         """Return the vendor's routes under ``/api/v1``."""
@@ -156,7 +181,7 @@ class _Cloud:
         return meter
 
     def _today(self, now: datetime) -> date:
-        return now.astimezone(self.account.zone).date()
+        return now.astimezone(self.zone).date()
 
     async def login(self, request: Request) -> Response:
         """POST /user/login: the account's token, 5 calls an hour and 30 a day per IP."""
@@ -197,7 +222,7 @@ class _Cloud:
         if at is None:
             raise BadRequest(f"the meter {meter.serial} has not uploaded any data")
         state = await run_in_threadpool(meter.reading_at, at)
-        data = payloads.meterdata_payload(state, self.account.zone, advanced=advanced)
+        data = payloads.meterdata_payload(state, self.zone, advanced=advanced)
         return _answer(payloads.success(data))
 
     async def meterdatalist(
@@ -223,7 +248,7 @@ class _Cloud:
         interval_s = positive_int(query, "interval")
         days = day_range(
             query,
-            self.account.zone,
+            self.zone,
             self._today(now),
             max_days=HISTORY_DAYS,
             inclusive_end=True,
@@ -234,14 +259,14 @@ class _Cloud:
         )
 
         def rows() -> list[Any]:
-            return [shape(meter.reading_at(at), self.account.zone) for at in uploads]
+            return [shape(meter.reading_at(at), self.zone) for at in uploads]
 
         return _answer(payloads.success(await run_in_threadpool(rows)))
 
     def _analysis_days(self, query: dict[str, str], now: datetime) -> DayRange:
         return optional_day_range(
             query,
-            self.account.zone,
+            self.zone,
             self._today(now),
             max_days=ANALYSIS_MAX_DAYS,
             history_days=HISTORY_DAYS,
@@ -256,7 +281,7 @@ class _Cloud:
         if not self.quotas.allow("powerAnalysis", meter.serial, now):
             return Response(_NOTHING)
         summary = await run_in_threadpool(
-            analysis.power_summary, meter, days, now, self.account.zone
+            analysis.power_summary, meter, days, now, self.zone
         )
         return _answer(payloads.success(payloads.power_analysis_payload(summary)))
 
@@ -273,7 +298,7 @@ class _Cloud:
         gaps = [g for g in meter.offline_gaps(days.start, end) if g.duration_min > interval_min]
         total_min = int((end - days.start).total_seconds() // 60)
         data = payloads.offline_analysis_payload(
-            days.first_day, days.last_day, total_min, gaps, self.account.zone
+            days.first_day, days.last_day, total_min, gaps, self.zone
         )
         return _answer(payloads.success(data))
 
@@ -309,7 +334,7 @@ class _Cloud:
         group_by = (query.get("groupby") or query.get("grouphy", "")).lower()
         if group_by not in ENERGYHISTORY_MAX_DAYS:
             raise BadRequest("groupby must be day or hour")
-        zone = self.account.zone
+        zone = self.zone
         days = day_range(
             query,
             zone,
@@ -321,6 +346,44 @@ class _Cloud:
         buckets = await run_in_threadpool(place.energy_buckets, edges, now)
         data = [payloads.energyhistory_item(bucket, zone) for bucket in buckets]
         return _answer(payloads.success(data))
+
+
+class _Device:
+    """One meter's local API: ``GET /monitorjson`` behind HTTP Basic auth."""
+
+    def __init__(self, meter: SimMeter, clock: SimClock, kit: SimKit, login: tuple[str, str]) -> None:
+        self.meter = meter
+        self.clock = clock
+        self.kit = kit
+        self._login = login
+
+    def routes(self) -> list[Route]:
+        """Return the device's route."""
+        return [Route("/monitorjson", self.monitorjson, methods=["GET"])]
+
+    def _authorized(self, request: Request) -> bool:
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, _, password = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return hmac.compare_digest(user.encode(), self._login[0].encode()) and hmac.compare_digest(
+            password.encode(), self._login[1].encode()
+        )
+
+    async def monitorjson(self, request: Request) -> Response:
+        """GET /monitorjson: what the meter measures now, in the layout its firmware prints."""
+        if not self._authorized(request):
+            return Response("401 Unauthorized", 401, {"WWW-Authenticate": 'Basic realm="IAMMETER"'})
+        layout = devicesim.MonitorjsonLayout(
+            legacy=self.kit.variant("monitorjson_legacy"),
+            net_row=self.kit.variant("monitorjson_nem"),
+            reactive=self.kit.variant("monitorjson_reactive"),
+        )
+        state = await run_in_threadpool(self.meter.reading_at, self.clock.now())
+        return JSONResponse(devicesim.monitorjson_payload(self.meter.serial, state, layout))
 
 
 async def _login_fields(request: Request) -> dict[str, str]:
@@ -337,12 +400,13 @@ async def _login_fields(request: Request) -> dict[str, str]:
     return {str(key).lower(): str(value) for key, value in fields.items()}
 
 
-def _info(account: Account) -> dict[str, Any]:
+def _info(account: Account, cloud: _Cloud, device_sn: str) -> dict[str, Any]:
     return {
         "user_name": account.user_name,
         "password": account.password,
         "token": account.token,
-        "tz": account.zone.key,
+        "tz": cloud.zone.key,
+        "device_sn": device_sn,
         "meters": [
             {"sn": m.serial, "phases": m.phases, "kind": str(m.spec.kind)}
             for m in account.meters.values()
@@ -352,6 +416,7 @@ def _info(account: Account) -> dict[str, Any]:
                 "place_id": p.spec.place_id,
                 "grid": p.grid.serial,
                 "solar": p.solar and p.solar.serial,
+                "special": p.special and p.special.serial,
             }
             for p in account.places.values()
         ],
@@ -372,9 +437,14 @@ def create_app(seed: int = 1, speed: float = 1.0, **options: Any) -> Starlette:
         config.places,
         (config.user_name, config.password),
     )
-    cloud = _Cloud(account, clock)
-    kit = SimKit("iammeter", clock, info=lambda: _info(account))
-    app = kit.app(cloud.routes())
+    device_meter = account.meters.get(config.device_sn.upper())
+    if device_meter is None:
+        raise ValueError(f"device_sn {config.device_sn!r} is not a meter of the simulated account")
+    kit = SimKit("iammeter", clock, variants=VARIANTS)
+    cloud = _Cloud(account, clock, kit)
+    device = _Device(device_meter, clock, kit, (config.device_user, config.device_password))
+    kit.set_info(lambda: _info(account, cloud, device_meter.serial))
+    app = kit.app([*cloud.routes(), *device.routes()])
     app.add_middleware(_LowercaseRouteWords)
     app.state.account = account
     return app
