@@ -22,7 +22,7 @@ from meterhub.errors import (
 
 from . import mapping
 
-__all__ = ["DEFAULT_TIMEOUT_S", "IntellimeterClient"]
+__all__ = ["DEFAULT_TIMEOUT_S", "IntellimeterClient", "is_not_found"]
 
 DEFAULT_TIMEOUT_S = 20.0
 _JSON_ACCEPT = {"Accept": "application/json"}
@@ -46,6 +46,16 @@ def _vendor_error(response: httpx.Response, secrets: Sequence[str]) -> str:
         text = ""
     text = _redact(" ".join(text.split()), secrets)[:_ERROR_TEXT_MAX]
     return f": {text}" if text else ""
+
+
+def is_not_found(error: BaseException) -> bool:
+    """Tell whether ``error`` is the vendor's 404: it knows no such metering point."""
+    cause = error.__cause__
+    return (
+        isinstance(error, PayloadError)
+        and isinstance(cause, httpx.HTTPStatusError)
+        and cause.response.status_code == httpx.codes.NOT_FOUND
+    )
 
 
 def _retry_after_s(response: httpx.Response) -> float | None:
@@ -168,6 +178,18 @@ class IntellimeterClient:
     async def point(self, cookie: str, name: str) -> mapping.Document:
         """Return the description of the metering point ``name``."""
         return await self._get("/point", cookie, {"name": name})
+
+    async def point_by(
+        self, cookie: str, *, point_id: int | None = None, name: str | None = None
+    ) -> mapping.Document | None:
+        """Return the description of a metering point by id (preferred) or name; None if it has none."""
+        params = {"id": str(point_id)} if point_id is not None else {"name": name or ""}
+        try:
+            return await self._get("/point", cookie, params)
+        except PayloadError as exc:
+            if is_not_found(exc):
+                return None
+            raise
 
     async def file(self, cookie: str, first: date, last: date, point: str) -> mapping.Document:
         """Return the JSON export of ``point``'s readings on the local days ``first``..``last``."""

@@ -4,16 +4,22 @@ Meter options (secrets only as ``env:NAME`` references, resolved at each login, 
 
     base_url   the API address; default ``https://api.intellimeter.ca``
     key        reference to the account's API key: the vendor's recommended login
+    stored_key ``store:intellimeter-key/NAME``: a key the hub rotated and keeps (wins over ``key``)
     username   the API account's user name (literal, or a reference); used with ``password``
-    password   reference to the account's password; used when no ``key`` is given
-    point      the metering point's name (``MeterParam``); every call but ``discover`` needs it
+    password   reference to the account's password; used when no key is given
+    point      the metering point's name (``MeterParam``)
+    point_id   the metering point's id, which stays when the point is renamed (from ``discover``)
     timeout_s  seconds to wait for an answer; default 20
+
+Every call but ``discover`` needs ``point`` or ``point_id``. The point is followed by its id
+(:mod:`.points`): a renamed point keeps being collected under its new name, and an answer
+without a row of the point is a failure that says why, never a quiet success.
 
 The meter's ``tz`` must be the site's zone: the vendor stamps rows in local wall-clock time.
 
 The session cookie is kept in the token cache, reused across restarts, and re-established once
-when the vendor answers 401. The key is read from its reference at every login, so a rotated key
-(``rotate_key`` or the vendor's ``POST /key``) takes effect as soon as the reference holds it.
+when the vendor answers 401. The key is read from its reference at every login (:mod:`.keys`),
+so a rotated key takes effect as soon as the reference holds it.
 
 Intellimeter documents no rate limit. The limits in :data:`QUOTAS` are our own, polite ones:
 ``/data`` and ``/interval`` change every 5 minutes, so 12 calls an hour per metering point (one
@@ -39,19 +45,21 @@ from typing import ClassVar, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from meterhub.config import resolve_secret
-from meterhub.errors import ConfigError, InputError, QuotaExceeded, VendorAuthError
+from meterhub.errors import ConfigError, InputError, PayloadError, QuotaExceeded, VendorAuthError
 from meterhub.model import IntervalEnergy, Meter, Reading
 from meterhub.vendors.base import (
     ConnectorContext,
     Discovered,
     Fetched,
     QuotaRule,
+    TokenCache,
     meter_option,
     rule_scope_key,
 )
 
-from . import mapping
-from .client import DEFAULT_TIMEOUT_S, IntellimeterClient
+from . import keys, mapping
+from .client import DEFAULT_TIMEOUT_S, IntellimeterClient, is_not_found
+from .points import PointRef, PointTracker
 
 __all__ = ["FILE_CHUNK_DAYS", "HISTORY_WINDOW_DAYS", "QUOTAS", "IntellimeterConnector"]
 
@@ -76,7 +84,7 @@ HISTORY_WINDOW_DAYS = FILE_CHUNK_DAYS - 1
 """Local days of one history window: with the day its end falls on, one ``/file`` call."""
 _ENERGY_DIGITS = 3
 """Registers come to 0.001 kWh, so their difference does too (no float residue)."""
-_CREDENTIAL_OPTIONS = ("base_url", "key", "username", "password", "timeout_s")
+_CREDENTIAL_OPTIONS = ("base_url", "key", "stored_key", "username", "password", "timeout_s")
 _REFERENCE_PREFIX = "env:"
 
 
@@ -92,7 +100,7 @@ class _Login:
     def from_meter(cls, meter: Meter) -> _Login:
         """Read the login options of ``meter``; raise ConfigError when none is complete."""
         options = meter.options
-        login = cls(options.get("key"), options.get("username"), options.get("password"))
+        login = cls(keys.key_reference(meter), options.get("username"), options.get("password"))
         if login.key_ref is None and (login.username is None or login.password_ref is None):
             raise ConfigError(
                 f"meter {meter.id!r} (intellimeter) needs the option 'key', "
@@ -111,10 +119,10 @@ class _Login:
             return f"the API key in {self.key_ref} (a rotated key replaces the old one)"
         return f"user {self.username!r} and the password in {self.password_ref}"
 
-    def form(self) -> dict[str, str]:
+    async def form(self, base_url: str, tokens: TokenCache) -> dict[str, str]:
         """Return the login form with the secrets resolved now."""
         if self.key_ref:
-            return {"key": resolve_secret(self.key_ref)}
+            return {"key": await keys.resolve_key(self.key_ref, base_url, tokens)}
         if self.username is None or self.password_ref is None:
             raise ConfigError("an Intellimeter login needs a key, or a username and a password")
         username = self.username
@@ -192,6 +200,7 @@ class IntellimeterConnector:
         self._scope_keys = self.quota_scope_keys(meter)
         self._token_key = f"session|{_account_scope(meter)}"
         self._cookie: str | None = None
+        self._tracker: PointTracker | None = None
 
     def __repr__(self) -> str:
         return f"IntellimeterConnector(meter={self.meter.id!r}, base_url={self._client.base_url!r})"
@@ -217,7 +226,8 @@ class IntellimeterConnector:
             return self._cookie, False
         await self._context.quotas.acquire("session", self._scope_key("session"))
         try:
-            cookie = await self._client.open_session(self._login.form())
+            form = await self._login.form(self._client.base_url, self._context.tokens)
+            cookie = await self._client.open_session(form)
         except VendorAuthError as exc:
             raise VendorAuthError(f"{exc}; check {self._login.describe()}") from exc
         await self._context.tokens.put(self._token_key, cookie, None)
@@ -243,19 +253,45 @@ class IntellimeterConnector:
         await self._context.quotas.acquire(rule, self._scope_key(rule))
         return await fetch(cookie)
 
-    # --- the Connector protocol -----------------------------------------------------------
-    def _point(self) -> str:
-        return meter_option(self.meter, "point")
+    # --- the metering point ---------------------------------------------------------------
+    def _points(self) -> PointTracker:
+        if self._tracker is None:
+            self._tracker = PointTracker(self.meter, self._context.tokens)
+        return self._tracker
 
+    async def _lookup(self, point_id: int | None, name: str | None) -> mapping.Document | None:
+        fetch = functools.partial(self._client.point_by, point_id=point_id, name=name)
+        return await self._call("point", fetch)
+
+    async def _point(self) -> PointRef:
+        return await self._points().current(self._lookup)
+
+    async def _follow(self, ref: PointRef) -> PointRef:
+        return await self._points().follow(ref, self._lookup)
+
+    # --- the Connector protocol -----------------------------------------------------------
     async def latest(self) -> Fetched:
-        """Return the point's newest register reading and its latest 5-minute energy."""
-        point, now = self._point(), self._context.now()
+        """Return the point's newest register reading and its latest 5-minute energy.
+
+        ``/data`` lists every point's most recent reading, the same row again until the next
+        5 minutes are recorded. So an answer without a row of the point means it was renamed
+        (it is then found by its id and collected under its new name), removed, or has never
+        reported: the last two raise PayloadError saying so.
+        """
+        ref, now = await self._point(), self._context.now()
         document = await self._call("data", self._client.data)
         rows = mapping.point_rows(document, self._zone, now)
-        readings = mapping.register_readings(rows, self.meter.id, point)
+        readings = mapping.register_readings(rows, self.meter.id, ref.name)
         if not readings:
-            log.debug("Intellimeter /data has no row for point %r (offline?)", point)
-        return Fetched(readings=readings, intervals=await self._latest_intervals(point, now))
+            ref = await self._follow(ref)
+            readings = mapping.register_readings(rows, self.meter.id, ref.name)
+        if not readings:
+            raise PayloadError(
+                f"Intellimeter /data lists no reading of {ref.text()} of meter {self.meter.id!r}, "
+                "though it lists every point's latest one: the point has recorded nothing yet, "
+                "or nothing in a long time"
+            )
+        return Fetched(readings=readings, intervals=await self._latest_intervals(ref.name, now))
 
     async def _latest_intervals(self, point: str, now: datetime) -> list[IntervalEnergy]:
         try:
@@ -270,7 +306,7 @@ class IntellimeterConnector:
         """Yield the point's registers and 5-minute energies in [start, end), 7 local days per ``/file``."""
         if start.tzinfo is None or end.tzinfo is None:
             raise InputError("history needs timezone-aware start and end")
-        point = self._point()
+        ref = await self._point()
         end = min(end, self._context.now())
         if end <= start:
             return
@@ -279,10 +315,9 @@ class IntellimeterConnector:
         previous: Reading | None = None  # the register before a call's first, from the call before
         while day <= last_day:
             chunk_last = min(day + timedelta(days=FILE_CHUNK_DAYS - 1), last_day)
-            fetch = functools.partial(self._export, day=day, last=chunk_last, point=point)
-            document = await self._call("file", fetch)
+            ref, document = await self._export_following(ref, day, chunk_last)
             rows = mapping.point_rows(document, self._zone)
-            registers = mapping.register_readings(rows, self.meter.id, point)
+            registers = mapping.register_readings(rows, self.meter.id, ref.name)
             intervals = _register_intervals([previous, *registers] if previous else registers)
             previous = registers[-1] if registers else None
             fetched = Fetched(
@@ -292,6 +327,20 @@ class IntellimeterConnector:
             if fetched.readings or fetched.intervals:
                 yield fetched
             day = chunk_last + timedelta(days=1)
+
+    async def _export_following(self, ref: PointRef, day: date, last: date) -> tuple[PointRef, object]:
+        """Export the point's days; when the vendor no longer knows its name, follow its id once."""
+        fetch = functools.partial(self._export, day=day, last=last, point=ref.name)
+        try:
+            return ref, await self._call("file", fetch)
+        except PayloadError as exc:
+            if not is_not_found(exc):
+                raise
+            followed = await self._follow(ref)
+            if followed.name == ref.name:
+                raise
+        fetch = functools.partial(self._export, day=day, last=last, point=followed.name)
+        return followed, await self._call("file", fetch)
 
     async def _export(self, cookie: str, *, day: date, last: date, point: str) -> object:
         return await self._client.file(cookie, day, last, point)
@@ -305,13 +354,14 @@ class IntellimeterConnector:
         for name in mapping.point_names(rows):
             fetch = functools.partial(self._client.point, name=name)
             info = await self._call("point", fetch)
+            point_id, _ = mapping.point_identity(info)
             found.append(
                 Discovered(
                     suggested_id=_suggested_id(name),
                     vendor=self.vendor,
                     phases=mapping.point_phases(info),
                     name=name,
-                    options={**shared, "point": name},
+                    options={**shared, "point": name, "point_id": str(point_id)},
                     tz=self.meter.tz,
                 )
             )
@@ -324,6 +374,7 @@ class IntellimeterConnector:
     async def rotate_key(self) -> str:
         """Generate a new API key and return it; the old key stops working at once.
 
-        Put the new key where the ``key`` option's reference points before the next login.
+        Keep the new key where the meter's key reference points before the next login
+        (:mod:`meterhub.vendorkeys` does, for every meter of the account).
         """
         return await self._call("key", self._client.rotate_key)

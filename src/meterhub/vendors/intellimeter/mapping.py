@@ -25,6 +25,7 @@ __all__ = [
     "PointValue",
     "decode_document",
     "interval_records",
+    "point_identity",
     "point_names",
     "point_phases",
     "point_rows",
@@ -225,3 +226,17 @@ def point_phases(document: Document) -> int:
     if phases not in (1, 2, 3):
         raise PayloadError(f"Intellimeter /point NoPhases is {phases}, not 1 to 3")
     return phases
+
+
+def point_identity(document: Document) -> tuple[int, str]:
+    """Return the stable ``id`` and the current name (``MeterId``) a ``/point`` answer gives.
+
+    The id is what the vendor keeps when a point is renamed; the name is what reading rows
+    carry as ``MeterParam``.
+    """
+    if not isinstance(document, dict):
+        raise PayloadError(f"Intellimeter /point answered {type(document).__name__}, not an object")
+    raw_id = document.get("id")
+    if isinstance(raw_id, bool) or not isinstance(raw_id, int):
+        raise PayloadError(f"Intellimeter /point id is {raw_id!r}, not a whole number")
+    return raw_id, _text(document.get("MeterId"), "MeterId")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -15,7 +15,18 @@ from .graphics import PIXELS_PER_UNIT, ChartKind, draw_chart
 from .payloads import EXPORT_COLUMNS, MeterPoint, SiteReadings, day_range
 from .render import FILE_MEDIA_TYPES, render_file
 
-__all__ = ["IntellimeterConfig", "IntellimeterSite"]
+__all__ = ["RENAMED_SUFFIX", "VARIANTS", "IntellimeterConfig", "IntellimeterSite"]
+
+VARIANTS = {
+    "renamed_point": "someone renamed the first metering point (POST /point): its rows now carry "
+    "the name with '-renamed' appended; its id stays",
+    "removed_point": "the first metering point was removed from the project: it is gone from "
+    "/data, /interval, /file and /point",
+}
+"""The real-world variants the simulated project can switch on, with what each reproduces."""
+RENAMED_SUFFIX = "-renamed"
+"""What ``renamed_point`` appends to the first point's name."""
+_FIRST_POINT_ID = 1
 
 _LAST_DAY = timedelta(hours=24)
 _BASE_LOADS_W = (420.0, 180.0, 950.0, 300.0)
@@ -80,6 +91,38 @@ class IntellimeterSite:
             self.points[point.id] = point
             households[point.id] = Household(site)
         self.readings = SiteReadings(households, self.zone)
+        self._renamed_from: str | None = None
+        self._removed: MeterPoint | None = None
+
+    def apply_variants(self, variant: Callable[[str], bool]) -> None:
+        """Bring the first point in line with the variants switched on (before every answer)."""
+        self._apply_rename(variant("renamed_point"))
+        removed = variant("removed_point")
+        if removed and self._removed is None and _FIRST_POINT_ID in self.points:
+            self._removed = self.points.pop(_FIRST_POINT_ID)
+        elif not removed and self._removed is not None:
+            self.points[_FIRST_POINT_ID] = self._removed
+            self.points = dict(sorted(self.points.items()))
+            self._removed = None
+
+    def _apply_rename(self, on: bool) -> None:
+        point = self.points.get(_FIRST_POINT_ID) or self._removed
+        if point is None:
+            return
+        if on and self._renamed_from is None:
+            self._renamed_from = point.name
+            self._set_name(point, point.name + RENAMED_SUFFIX)
+        elif not on and self._renamed_from is not None:
+            if point.name == self._renamed_from + RENAMED_SUFFIX:
+                self._set_name(point, self._renamed_from)
+            self._renamed_from = None
+
+    def _set_name(self, point: MeterPoint, name: str) -> None:
+        renamed = replace(point, name=name)
+        if point.id in self.points:
+            self.points[point.id] = renamed
+        else:
+            self._removed = renamed
 
     def find_point(self, params: Mapping[str, str]) -> MeterPoint:
         """Return the point named by ``id`` (preferred) or ``name``; raise if none matches."""
