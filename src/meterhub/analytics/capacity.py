@@ -27,9 +27,10 @@ from meterhub.analytics.energy import SOURCE_NONE, EnergyBucket
 from meterhub.analytics.places import grid_energy
 from meterhub.analytics.tariffs import Tariff
 from meterhub.errors import InputError
-from meterhub.model import Place, utc_now
+from meterhub.model import Place, Role, utc_now
 from meterhub.store.base import Store
 from meterhub.vendors.amsreader.tariff import ReaderPeak
+from meterhub.vendors.amsreader.upkeep import PEAK_EXTRA
 
 __all__ = [
     "DEFAULT_PEAK_DAYS",
@@ -39,6 +40,7 @@ __all__ = [
     "capacity_of_hours",
     "month_edges",
     "place_capacity",
+    "stored_reader_peaks",
 ]
 
 DEFAULT_THRESHOLDS_KWH: tuple[float, ...] = (5.0, 10.0, 15.0, 20.0, 25.0, 50.0, 75.0, 100.0, 150.0)
@@ -135,7 +137,7 @@ def place_capacity(
     now: datetime | None = None,
     thresholds_kwh: Sequence[float] | None = None,
     peak_days: int | None = None,
-    reader_peaks: Sequence[ReaderPeak] = (),
+    reader_peaks: Sequence[ReaderPeak] | None = None,
 ) -> Capacity:
     """Return a place's capacity figures for a local month from its grid import (read-only).
 
@@ -143,6 +145,7 @@ def place_capacity(
     count. Thresholds and peak days default to the place's tariff, then to the Norwegian ones.
     ``reader_peaks`` are an AMS reader's own peaks of this month (``tariff.json``): they stand
     for days the hub holds no exactly known hour of; days with such hours keep the hub's own.
+    None takes the peaks the reader's connector keeps in the store (:func:`stored_reader_peaks`).
     """
     current = now if now is not None else utc_now()
     zone = to_zone(place.tz)
@@ -165,6 +168,8 @@ def place_capacity(
         for n in range((end.astimezone(zone).date() - first_day).days)
         if local_midnight(first_day + timedelta(days=n), zone) < edges[-1]
     ]
+    if reader_peaks is None:
+        reader_peaks = stored_reader_peaks(store, place, start, end)
     by_reader = {
         peak.day: peak
         for peak in _reader_day_peaks(reader_peaks, label, zone)
@@ -190,6 +195,26 @@ def place_capacity(
         any(h.estimated for h in hours) or bool(missing),
         missing,
     )
+
+
+def stored_reader_peaks(store: Store, place: Place, start: datetime, end: datetime) -> list[ReaderPeak]:
+    """Return the AMS reader peaks kept for a place's grid meter in [start, end), one per local day.
+
+    The reader's connector keeps them as ``capacity_peak_kwh`` extras at each peak hour's start;
+    a day's biggest counts. Only a place with one grid meter has them: several meters' peaks are
+    not the place's.
+    """
+    grid = [meter_id for meter_id, role in place.meters if role is Role.GRID]
+    if len(grid) != 1:
+        return []
+    zone = to_zone(place.tz)
+    by_day: dict[int, ReaderPeak] = {}
+    for extra in store.extras(grid[0], PEAK_EXTRA, start, end):
+        local = extra.ts.astimezone(zone)
+        kept = by_day.get(local.day)
+        if kept is None or extra.value > kept.energy_kwh:
+            by_day[local.day] = ReaderPeak(local.day, local.hour, extra.value)
+    return [by_day[day] for day in sorted(by_day)]
 
 
 def _reader_day_peaks(peaks: Sequence[ReaderPeak], month: str, zone: tzinfo) -> list[CapacityPeak]:

@@ -297,7 +297,23 @@ async def test_discover_reports_the_reader_its_meter_phases_and_zone(locked_rig:
     assert found.suggested_id == "amsreader-ams-sim"
     assert found.name == "ams-sim (6841131BN243101040)"
     assert (found.vendor, found.phases, found.tz) == ("amsreader", 3, "Europe/Oslo")
-    assert found.options == {"host": HOST, "username": "admin", "password": f"env:{PASSWORD_ENV}"}
+    assert found.options == {
+        "host": HOST,
+        "username": "admin",
+        "password": f"env:{PASSWORD_ENV}",
+        "price_series": "amsreader-ams-sim-import",
+        "capacity_peaks": "true",
+    }
+    assert found.place is not None
+    assert (found.place.place_id, found.place.role, found.place.tz) == ("amsreader-ams-sim", "grid", "Europe/Oslo")
+    # No price rows on the reader: import is priced by its series; the default thresholds
+    # without the 65535 padding, and configuration.json's three peak days.
+    assert found.place.tariff == {
+        "import_series": "amsreader-ams-sim-import",
+        "currency": "NOK",
+        "capacity_thresholds_kwh": [5, 10, 15, 20, 25, 50, 75, 100, 150],
+        "capacity_peak_days": 3,
+    }
 
 
 async def test_there_is_no_relay(rig: Rig) -> None:

@@ -7,6 +7,10 @@ Meter options (secrets only as ``env:NAME`` references, resolved at each call, n
     username   the web UI user (literal, or a reference); default ``admin``
     password   reference to the web UI password; without it no Basic auth is sent
     timeout_s  seconds to wait for an answer; default 10
+    price_series    the hub price series the reader's day-ahead import prices are kept in;
+                    without it no prices are read (``discover`` sets ``<meter id>-import``)
+    capacity_peaks  ``true`` to keep the reader's own capacity peaks (``tariff.json``) as
+                    ``capacity_peak_kwh`` extras (``discover`` sets it)
 
 The meter's ``tz`` should be the reader's zone (``configuration.json`` ``g.t``, which
 ``discover`` reports): ``monthplot.json`` days are its local days.
@@ -23,6 +27,14 @@ with the instant the reader booted (``data.json``'s uptime ``u`` subtracted from
 the next connector for the same reader reuses it without a call. ``sysinfo.json`` is read again
 only when nothing is stored yet or the reader restarted, as a firmware update does: its uptime
 went back, or it booted more than :data:`BOOT_SLACK_S` after the stored boot instant.
+
+Prices and peaks are read in the same poll as ``data.json`` when due (see :mod:`.upkeep`), one
+of them per poll and never in a poll that read ``sysinfo.json``; the call waits for the reader's
+slot. A failed read of either is logged and leaves the poll's readings untouched.
+
+``discover`` puts the reader's meter in a place of its own as the ``grid`` meter, priced by the
+reader's price series and ``priceconfig.json``'s always-applying rows, with the capacity
+thresholds of ``tariff.json`` and the peak count of ``configuration.json``.
 """
 
 from __future__ import annotations
@@ -30,25 +42,29 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, time, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from meterhub.config import resolve_secret
-from meterhub.errors import ConfigError, InputError, QuotaExceeded
-from meterhub.model import IntervalEnergy, Meter
+from meterhub.errors import ConfigError, InputError, QuotaExceeded, VendorError
+from meterhub.model import Extra, IntervalEnergy, Meter, PricePoint
 from meterhub.vendors.base import (
     ConnectorContext,
     Discovered,
+    DiscoveredPlace,
     Fetched,
     QuotaRule,
     meter_option,
     rule_scope_key,
 )
 
-from . import mapping
+from . import mapping, upkeep
 from .client import DEFAULT_TIMEOUT_S, AmsReaderClient
+from .pricefile import EnergyPriceError, prices_from_energyprice
+from .tariff import TariffJsonError, capacity_from_tariff_json
 
 __all__ = [
     "BOOT_SLACK_S",
@@ -68,6 +84,7 @@ _QUOTA_ATTEMPTS = 3
 _DEFAULT_USERNAME = "admin"
 _REFERENCE_PREFIX = "env:"
 _CONNECTION_OPTIONS = ("host", "base_url", "username", "password", "timeout_s")
+_TRUE = ("true", "1", "yes", "on")
 _MONTHPLOT_REACH = timedelta(days=32)
 _FIRMWARE_KEY_PREFIX = "firmware:"
 BOOT_SLACK_S = 60.0
@@ -142,6 +159,7 @@ class AmsReaderConnector:
         self._version_read = False
         self._stored_looked_up = False
         self._uptime_s = -1.0
+        self._records: dict[str, upkeep.UpkeepRecord | None] = {}
 
     def __repr__(self) -> str:
         return f"AmsReaderConnector(meter={self.meter.id!r}, base_url={self._client.base_url!r})"
@@ -229,7 +247,57 @@ class AmsReaderConnector:
         if not self._version_read:
             self._keep_version(await self._get("sysinfo.json"))
             await self._store_version(booted)
-        return mapping.map_data_json(document, self.meter.id, received_at, self._version)
+            return mapping.map_data_json(document, self.meter.id, received_at, self._version)
+        fetched = mapping.map_data_json(document, self.meter.id, received_at, self._version)
+        return await self._keep_up(fetched)
+
+    async def _keep_up(self, fetched: Fetched) -> Fetched:
+        """Add the prices or the peaks to a poll's data when they are due (one of them per poll)."""
+        now = self._context.now()
+        series = self.meter.options.get("price_series", "").strip()
+        if series and upkeep.prices_due(await self._record("prices"), now):
+            points = await self._upkeep("prices", lambda: self._read_prices(series))
+            return replace(fetched, prices=points) if points else fetched
+        wants_peaks = self.meter.options.get("capacity_peaks", "").strip().lower() in _TRUE
+        if wants_peaks and upkeep.peaks_due(await self._record("peaks"), now):
+            extras = await self._upkeep("peaks", self._read_peaks)
+            return replace(fetched, extras=[*fetched.extras, *extras]) if extras else fetched
+        return fetched
+
+    async def _record(self, kind: str) -> upkeep.UpkeepRecord | None:
+        if kind not in self._records:
+            key = upkeep.upkeep_key(kind, self._client.base_url)
+            self._records[kind] = upkeep.read_record(await self._context.tokens.get(key))
+        return self._records[kind]
+
+    async def _upkeep(self, kind: str, read: Callable[[], Awaitable[list[Any]]]) -> list[Any]:
+        """Run one slow read; log a failure instead of failing the poll; keep when it ran."""
+        try:
+            found = await read()
+            ok = True
+        except (VendorError, EnergyPriceError, TariffJsonError) as exc:
+            log.warning("meter %s: reading the AMS reader's %s failed: %s", self.meter.id, kind, exc)
+            found, ok = [], False
+        at = self._context.now()
+        self._records[kind] = (at, ok)
+        key = upkeep.upkeep_key(kind, self._client.base_url)
+        await self._context.tokens.put(key, upkeep.upkeep_record(at, ok), None)
+        return found
+
+    async def _read_prices(self, series: str) -> list[PricePoint]:
+        document = await self._get(upkeep.price_route(self._version))
+        read_at = self._context.now()
+        if not isinstance(document, dict):
+            raise EnergyPriceError(f"the price answer is {type(document).__name__}, not a JSON object")
+        return prices_from_energyprice(document, series, upkeep.READER_PRICE_ZONE, read_at)
+
+    async def _read_peaks(self) -> list[Extra]:
+        document = await self._get("tariff.json")
+        now = self._context.now()
+        if not isinstance(document, dict):
+            raise TariffJsonError(f"tariff.json is {type(document).__name__}, not a JSON object")
+        peaks = capacity_from_tariff_json(document)[1]
+        return upkeep.peak_extras(peaks, self.meter.id, now, self._zone)
 
     def _booted(self, document: object, received_at: datetime) -> float | None:
         """Return when the reader booted (epoch seconds) from ``u``; note a restart seen since."""
@@ -272,21 +340,59 @@ class AmsReaderConnector:
         meter_serial = _text(sysinfo, "meter", "id")
         label = hostname or meter_serial or self.meter.id
         zone = _text(configuration, "g", "t") or self.meter.tz
+        suggested_id = f"amsreader-{_slug(label) or 'reader'}"
+        series = upkeep.series_name(suggested_id)
         options = {key: self.meter.options[key] for key in _CONNECTION_OPTIONS if key in self.meter.options}
+        options.update(price_series=series, capacity_peaks="true")
+        tariff = await self._place_tariff(series, configuration)
         return [
             Discovered(
-                suggested_id=f"amsreader-{_slug(label) or 'reader'}",
+                suggested_id=suggested_id,
                 vendor=self.vendor,
                 phases=phases,
                 name=f"{label} ({_text(sysinfo, 'meter', 'model')})" if meter_serial else label,
                 options=options,
                 tz=zone,
+                place=DiscoveredPlace(suggested_id, "grid", label, zone, tariff),
             )
         ]
+
+    async def _place_tariff(self, series: str, configuration: object) -> dict[str, Any] | None:
+        """Return the reader's place tariff from its price and capacity settings, or None if unreadable."""
+        currency = _text(configuration, "p", "c") or "NOK"
+        documents: dict[str, Mapping[str, Any] | None] = {}
+        for route in ("priceconfig.json", "tariff.json"):
+            try:
+                document = await self._get(route)
+            except VendorError as exc:
+                log.warning("meter %s: the AMS reader's %s is not readable: %s", self.meter.id, route, exc)
+                document = None
+            documents[route] = document if isinstance(document, dict) else None
+        try:
+            fields, notes = upkeep.place_tariff(
+                series,
+                currency,
+                documents["priceconfig.json"],
+                documents["tariff.json"],
+                _peak_days(configuration),
+            )
+        except (EnergyPriceError, TariffJsonError) as exc:
+            log.warning("meter %s: the AMS reader's price settings are not usable: %s", self.meter.id, exc)
+            return None
+        for note in notes:
+            log.info("meter %s: price setting left out of the tariff: %s", self.meter.id, note)
+        return fields
 
     async def set_relay(self, on: bool) -> bool:
         """Refuse: the AMS reader only reads the meter; it has no relay."""
         raise InputError(f"meter {self.meter.id!r}: the AMS reader has no relay to switch")
+
+
+def _peak_days(configuration: object) -> int | None:
+    """Return ``configuration.json``'s ``t.h`` (peaks averaged), or None if it has none."""
+    node = configuration.get("t") if isinstance(configuration, dict) else None
+    days = node.get("h") if isinstance(node, dict) else None
+    return days if isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= 31 else None
 
 
 def _within(records: list[IntervalEnergy], start: datetime, end: datetime) -> list[IntervalEnergy]:
