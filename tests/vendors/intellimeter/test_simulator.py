@@ -357,7 +357,8 @@ async def test_bad_file_requests_are_400_with_the_error_shape(params: dict[str, 
         as_xml = await client.get("/file", params={**params, "xml": "true"})
     assert answer.status_code == 400
     assert isinstance(answer.json()["error"], str)
-    assert ET.fromstring(as_xml.text).find("error").get("type") == "str"
+    error = ET.fromstring(as_xml.text).find("error")
+    assert error is not None and error.get("type") == "str"
 
 
 @pytest.mark.parametrize(
