@@ -4,12 +4,18 @@ The periods are cut at every edge where a price changes (a 15-minute or hourly p
 time-of-use window), the energy of every piece comes from the rollups (15-minute rollups
 wherever an edge is off the hour), and each piece is priced by the one slot that covers it.
 Fees accrue per local day and per local month in proportion to the time a period covers.
+
+Beside the hub's figure, ``vendor_cost`` is what the vendor itself priced the same periods at,
+where it says: the sum of the meters' extras named ``vendor_cost_<currency>`` (such as UMeter's
+``vendor_cost_eur``, one per interval at its start) in the tariff's currency; None where the
+vendor priced nothing in the period. It never changes the hub's own figures.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 
 from meterhub.analytics.calendar import CalendarUnit, local_boundaries, to_zone
@@ -28,6 +34,8 @@ __all__ = [
     "meter_cost",
     "place_cost",
     "place_of_meter",
+    "vendor_cost_extra",
+    "with_vendor_costs",
 ]
 
 EnergyFn = Callable[[Sequence[datetime]], list[EnergyBucket]]
@@ -54,6 +62,31 @@ class CostBucket:
     unpriced_export_kwh: float
     source: str
     estimated: bool
+    vendor_cost: float | None = None
+    """What the vendor priced the period at in ``currency``, where it says (None elsewhere)."""
+
+
+def vendor_cost_extra(currency: str) -> str:
+    """Return the name of the extra that holds a vendor's cost of one interval in ``currency``."""
+    return f"vendor_cost_{currency.strip().lower()}"
+
+
+def with_vendor_costs(store: Store, meter_ids: Sequence[str], costs: list[CostBucket]) -> list[CostBucket]:
+    """Return the buckets with the vendor's own cost of each period added where the meters have it."""
+    if not costs or not meter_ids:
+        return costs
+    name = vendor_cost_extra(costs[0].currency)
+    found = [e for m in meter_ids for e in store.extras(m, name, costs[0].start, costs[-1].end)]
+    if not found:
+        return costs
+    found.sort(key=lambda e: e.ts)
+    times = [e.ts for e in found]
+    filled = []
+    for bucket in costs:
+        lo, hi = bisect_left(times, bucket.start), bisect_left(times, bucket.end)
+        inside = found[lo:hi]
+        filled.append(replace(bucket, vendor_cost=sum(e.value for e in inside)) if inside else bucket)
+    return filled
 
 
 @dataclass(slots=True)
@@ -212,7 +245,7 @@ def meter_cost(
     place = place_of_meter(store, meter_id)
     tariff = _tariff(place)
     edges = calendar_edges(start, end, tz if tz is not None else place.tz, groupby)
-    return bucket_costs(
+    costs = bucket_costs(
         tariff,
         place.tz,
         edges,
@@ -220,6 +253,7 @@ def meter_cost(
         _points(store, tariff, Direction.IMPORT, edges[0], edges[-1]),
         _points(store, tariff, Direction.EXPORT, edges[0], edges[-1]),
     )
+    return with_vendor_costs(store, [meter_id], costs)
 
 
 def place_cost(
@@ -233,7 +267,7 @@ def place_cost(
     """Return the cost of a place's grid import and export per local period (read-only)."""
     tariff = _tariff(place)
     edges = calendar_edges(start, end, tz if tz is not None else place.tz, groupby)
-    return bucket_costs(
+    costs = bucket_costs(
         tariff,
         place.tz,
         edges,
@@ -241,3 +275,5 @@ def place_cost(
         _points(store, tariff, Direction.IMPORT, edges[0], edges[-1]),
         _points(store, tariff, Direction.EXPORT, edges[0], edges[-1]),
     )
+    grid_ids = [meter_id for meter_id, role in place.meters if role is Role.GRID]
+    return with_vendor_costs(store, grid_ids, costs)

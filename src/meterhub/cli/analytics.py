@@ -179,6 +179,7 @@ def cost(
             c.unpriced_import_kwh,
             c.source,
             c.estimated,
+            c.vendor_cost,
         )
         for c in costs
     ]
@@ -195,10 +196,15 @@ def cost(
         "unpriced_import_kwh",
         "source",
         "estimated",
+        "vendor_cost",
     )
     total = sum(c.total_cost for c in costs)
     currency = costs[0].currency if costs else ""
-    emit(columns, rows, fmt, title=f"cost of {meter_id or place_id} per {groupby}: {total:.2f} {currency}")
+    title = f"cost of {meter_id or place_id} per {groupby}: {total:.2f} {currency}"
+    vendor = [c.vendor_cost for c in costs if c.vendor_cost is not None]
+    if vendor:
+        title += f" (the vendor's: {sum(vendor):.2f} {currency})"
+    emit(columns, rows, fmt, title=title)
 
 
 @click.command()

@@ -107,6 +107,8 @@ class CostRow(BaseModel):
     unpriced_export_kwh: float
     source: str
     estimated: bool
+    vendor_cost: float | None = None
+    """What the vendor itself priced the period at in ``currency``, where it says."""
 
 
 class CostPublic(BaseModel):
@@ -118,6 +120,8 @@ class CostPublic(BaseModel):
     total_cost: float
     currency: str
     data: list[CostRow]
+    vendor_cost: float | None = None
+    """The sum of the periods' vendor costs, where the vendor priced any."""
 
 
 class PeakPublic(BaseModel):
@@ -200,6 +204,7 @@ def cost_row(cost: CostBucket, zone: tzinfo) -> dict[str, Any]:
         "unpriced_export_kwh": cost.unpriced_export_kwh,
         "source": cost.source,
         "estimated": cost.estimated,
+        "vendor_cost": cost.vendor_cost,
     }
 
 
@@ -263,7 +268,13 @@ def _cost_payload(target: str, groupby: str, zone: str, costs: list[CostBucket])
         "total_cost": sum(c.total_cost for c in costs),
         "currency": costs[0].currency if costs else "",
         "data": rows,
+        "vendor_cost": _vendor_total(costs),
     }
+
+
+def _vendor_total(costs: list[CostBucket]) -> float | None:
+    known = [c.vendor_cost for c in costs if c.vendor_cost is not None]
+    return sum(known) if known else None
 
 
 @router.get("/meters/{meter_id}/cost", response_model=CostPublic, summary="Cost of a meter's energy")

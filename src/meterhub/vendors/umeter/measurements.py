@@ -107,9 +107,10 @@ def measurements(
     _, usage_prev = _rows(account, period.previous(), keys, now)
     cost = sum(row["totalCost"] for row in rows)
     cost_prev = _period_cost(account, usage_prev, period.previous().days)
-    begin = account.registers_at(local_midnight(period.start))
+    begin_at = local_midnight(period.start)
+    begin = account.registers_at(begin_at) if begin_at <= now else {}  # not read yet: none shown
     answer: Json = {
-        "beginReadings": {key: round(begin[key], 2) for key in _BEGIN_ORDER if key in keys},
+        "beginReadings": {key: round(begin[key], 2) for key in _BEGIN_ORDER if key in begin and key in keys},
         "beginReadingsDate": period.start.strftime("%Y%m%d"),
         "totalUsage": usage,
         "totalUsagePrev": usage_prev,
