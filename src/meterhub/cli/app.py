@@ -91,3 +91,6 @@ main.add_command(status)
 from meterhub.cli.settings import settings  # noqa: E402
 
 main.add_command(settings)
+from meterhub.cli.series import series  # noqa: E402
+
+main.add_command(series)
