@@ -114,7 +114,7 @@ class UmeterConnector:
         ledger.keep_within(today)
         ledger.watch(today - timedelta(days=1))
         measured = await self._day(today)
-        ledger.record(today, measured, now)
+        ledger.record(today, measured, now, today=True)
         read = [measured]
         for day in ledger.due(today, now)[:MAX_REREADS_PER_POLL]:
             try:

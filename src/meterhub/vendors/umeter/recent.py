@@ -114,11 +114,16 @@ class RecentDays:
         """Start following a day not yet read."""
         self.days.setdefault(day, _UNREAD)
 
-    def record(self, day: date, measured: mapping.Measurements, at: datetime) -> DayRead:
-        """Note a read of ``day``; return what the ledger now says of it."""
+    def record(
+        self, day: date, measured: mapping.Measurements, at: datetime, *, today: bool = False
+    ) -> DayRead:
+        """Note a read of ``day``; return what the ledger now says of it.
+
+        A read of ``today`` never settles the day nor slows its re-reads: the day is still going.
+        """
         before = self.days.get(day, _UNREAD)
         found = digest(measured)
-        same = before.read_at is not None and found == before.digest
+        same = before.read_at is not None and found == before.digest and not today
         complete = is_complete(day, measured)
         read = replace(
             before,
