@@ -17,6 +17,7 @@ from meterhub.api.deps import PrincipalDep, StoreDep
 from meterhub.api.problems import PROBLEM_RESPONSES
 from meterhub.api.routes._params import visible_meter
 from meterhub.model import utc_now
+from meterhub.web.device_views import device_view
 from meterhub.web.pages import cards_of
 from meterhub.web.periods import RANGES
 from meterhub.web.view_periods import PeriodQuery, period_query
@@ -58,15 +59,23 @@ def view(
     power: Annotated[bool, Query(description="Add power (average, min-max) per bucket.")] = True,
     energy: Annotated[bool, Query(description="Add energy bars by local period.")] = True,
     points: Annotated[int, Query(ge=10, le=4000, description="Power buckets wanted.")] = CHART_POINTS,
+    device: Annotated[
+        bool, Query(description="Add the device series (last value, age, and the period's values).")
+    ] = False,
 ) -> Response:
     """Answer power (average and min-max, breaks at gaps) and energy bars of a local period.
 
     ``range`` is hour, day, week, month or year around ``anchor``, or custom between ``start``
     and ``end``. Power comes from rollups at any range, so a year costs about what a day does.
+    With ``device`` the meter's device series come too (``device``: last value, age, and the
+    period's values of the series the page draws).
     """
     meter = visible_meter(store, principal.can_see_meter, meter_id)
-    period, previous = asked.periods(meter.tz, utc_now())
+    now = utc_now()
+    period, previous = asked.periods(meter.tz, now)
     body: dict[str, Any] = meter_view(
         store, meter, period, previous, points=points, power=power, energy=energy
     )
+    if device:
+        body["device"] = device_view(store, meter, period, now)
     return _json(body)

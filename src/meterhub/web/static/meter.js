@@ -97,6 +97,106 @@
     return { "15m": "quarter hour", hour: "hour", day: "day", month: "month" }[unit] || unit;
   }
 
+  // The Device panel: each series' last value and age, and a small chart of the period for the
+  // series worth drawing (a relay as on/off steps).
+  function durationText(seconds) {
+    const s = Math.round(seconds);
+    if (s < 120) return `${s} s`;
+    if (s < 7200) return `${Math.floor(s / 60)} min`;
+    if (s < 172800) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+    return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+  }
+
+  function deviceValue(series, value) {
+    if (value === null || value === undefined) return "–";
+    if (series.kind === "state") return value >= 0.5 ? "on" : "off";
+    if (series.unit === "s") return durationText(value);
+    const digits = series.unit === "kWh" ? 3 : series.unit === "V" ? 2 : Number.isInteger(value) ? 0 : 1;
+    return `${Number(value).toFixed(digits)} ${series.unit}`.trim();
+  }
+
+  function deviceTraces(series) {
+    const v = series.values;
+    const state = series.kind === "state";
+    const color = state ? COLORS.export : COLORS.avg;
+    const traces = [];
+    if (v.bucket_s && !state) {
+      traces.push({ x: v.t, y: v.min, type: "scatter", mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false });
+      traces.push({ x: v.t, y: v.max, type: "scatter", mode: "lines", line: { width: 0 }, fill: "tonexty",
+        fillcolor: COLORS.band, hoverinfo: "skip", showlegend: false });
+    }
+    const few = v.t.length <= 60;
+    traces.push({
+      x: v.t, y: v.v, type: "scatter", mode: few && !state ? "lines+markers" : "lines", showlegend: false,
+      name: series.label, line: { color, width: 1.6, shape: state ? "hv" : "linear" }, marker: { size: 4, color },
+      fill: state ? "tozeroy" : "none", fillcolor: "rgba(43,138,62,0.15)",
+      hovertemplate: state
+        ? (v.bucket_s ? "%{y:.0%} of reports on<extra></extra>" : "%{customdata}<extra></extra>")
+        : `%{y:.2f} ${series.unit}<extra></extra>`,
+      customdata: state ? v.v.map((x) => (x >= 0.5 ? "on" : "off")) : undefined,
+    });
+    return traces;
+  }
+
+  function drawDeviceChart(element, series, body) {
+    const state = series.kind === "state";
+    const empty = series.values.t.length === 0;
+    const layout = {
+      margin: { l: 56, r: 12, t: 28, b: 32 }, height: 170, hovermode: "x unified",
+      title: { text: `${series.label}${state || !series.unit ? "" : ` (${series.unit})`}`, font: { size: 13 }, x: 0.01, y: 0.97 },
+      xaxis: { type: "date", range: [body.x_start, body.x_end], fixedrange: true },
+      yaxis: state
+        ? { tickvals: [0, 1], ticktext: ["off", "on"], range: [-0.1, 1.15], fixedrange: true }
+        : { title: { text: series.unit }, fixedrange: true },
+      annotations: empty
+        ? [{ text: "no values in this period", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }]
+        : [],
+    };
+    Plotly.react(element, empty ? [] : deviceTraces(series), layout, PLOT_CONFIG);
+  }
+
+  function drawDevice(body) {
+    const panel = document.getElementById("device");
+    const list = (body && body.device) || [];
+    panel.hidden = list.length === 0;
+    if (list.length === 0) return;
+    const rows = list.map((series) => {
+      const row = document.createElement("tr");
+      row.dataset.series = series.name;
+      const label = document.createElement("th");
+      label.scope = "row";
+      label.textContent = series.label;
+      label.title = series.name;
+      const value = document.createElement("td");
+      value.dataset.field = "value";
+      value.textContent = deviceValue(series, series.last_value);
+      const age = document.createElement("td");
+      age.dataset.field = "age";
+      age.textContent = meterhub.age(series.last);
+      age.title = series.last;
+      const count = document.createElement("td");
+      count.dataset.field = "count";
+      count.textContent = String(series.count);
+      row.append(label, value, age, count);
+      return row;
+    });
+    document.querySelector("#device-table tbody").replaceChildren(...rows);
+    const charts = document.getElementById("device-charts");
+    const drawn = list.filter((series) => series.chart && series.values);
+    const elements = drawn.map((series) => {
+      const element = document.createElement("div");
+      element.className = "device-chart";
+      element.dataset.series = series.name;
+      element.setAttribute("role", "img");
+      element.setAttribute("aria-label", `${series.label} over the period`);
+      return element;
+    });
+    charts.replaceChildren(...elements);
+    drawn.forEach((series, i) => drawDeviceChart(elements[i], series, body));
+    document.getElementById("device-note").textContent =
+      `${list.length} series · last values now; ${drawn.length === 1 ? "chart" : "charts"} of this period (${tz})`;
+  }
+
   function links() {
     const params = new URLSearchParams({ start: view.start, end: view.end });
     document.getElementById("csv").href = `/api/v1/meters/${encodeURIComponent(meter)}/readings?${params}&points=${Math.max(view.power.t.length, 10)}&format=csv`;
@@ -111,6 +211,8 @@
     const url = (part) => `/api/v1/dashboard/meters/${encodeURIComponent(meter)}/view?${period.query(part)}`;
     try {
       // Power and energy come in two requests at once: each is its own quick read of the rollups.
+      // The device series come in a third; the page draws without them if they fail.
+      const device = meterhub.getJson(url({ power: "false", energy: "false", device: "true" })).catch(() => null);
       const [power, energy] = await Promise.all([
         meterhub.getJson(url({ energy: "false" })),
         meterhub.getJson(url({ power: "false" })),
@@ -122,6 +224,8 @@
       drawPower();
       drawEnergy();
       links();
+      const deviceBody = await device;
+      if (ticket === loading) drawDevice(deviceBody);
     } catch (error) {
       document.getElementById("period-title").textContent = `Could not load this period: ${error.message}`;
     } finally {
