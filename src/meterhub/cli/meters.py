@@ -166,3 +166,8 @@ def remove(meter_id: str) -> None:
     with opened_store() as store:
         removed = catalog.remove_meter(store, meter_id)
     click.echo(f"removed meter {meter_id} and {removed} readings")
+
+
+from meterhub.cli.meter_keys import rotate_key  # noqa: E402 - registered beside the other verbs
+
+meters.add_command(rotate_key)

@@ -61,7 +61,13 @@ from . import keys, mapping
 from .client import DEFAULT_TIMEOUT_S, IntellimeterClient, is_not_found
 from .points import PointRef, PointTracker
 
-__all__ = ["FILE_CHUNK_DAYS", "HISTORY_WINDOW_DAYS", "QUOTAS", "IntellimeterConnector"]
+__all__ = [
+    "FILE_CHUNK_DAYS",
+    "HISTORY_WINDOW_DAYS",
+    "QUOTAS",
+    "IntellimeterConnector",
+    "session_token_key",
+]
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +146,11 @@ def _account_scope(meter: Meter) -> str:
     return f"{_base_url(meter)}|{_Login.from_meter(meter).account}"
 
 
+def session_token_key(meter: Meter) -> str:
+    """Return the token-cache key of the session ``meter`` logs in to (secret-free)."""
+    return f"session|{_account_scope(meter)}"
+
+
 def _zone(meter: Meter) -> ZoneInfo:
     try:
         return ZoneInfo(meter.tz)
@@ -198,7 +209,7 @@ class IntellimeterConnector:
         self._login = _Login.from_meter(meter)
         self._zone = _zone(meter)
         self._scope_keys = self.quota_scope_keys(meter)
-        self._token_key = f"session|{_account_scope(meter)}"
+        self._token_key = session_token_key(meter)
         self._cookie: str | None = None
         self._tracker: PointTracker | None = None
 
