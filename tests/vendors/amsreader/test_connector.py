@@ -305,7 +305,8 @@ async def test_discover_reports_the_reader_its_meter_phases_and_zone(locked_rig:
         "capacity_peaks": "true",
     }
     assert found.place is not None
-    assert (found.place.place_id, found.place.role, found.place.tz) == ("amsreader-ams-sim", "grid", "Europe/Oslo")
+    place = found.place
+    assert (place.place_id, place.role, place.tz) == ("amsreader-ams-sim", "grid", "Europe/Oslo")
     # No price rows on the reader: import is priced by its series; the default thresholds
     # without the 65535 padding, and configuration.json's three peak days.
     assert found.place.tariff == {

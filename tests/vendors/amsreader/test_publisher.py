@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiomqtt
 import anyio
@@ -74,7 +75,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def make_device(list_type: int = 4, **options: object) -> ReaderDevice:
+def make_device(list_type: int = 4, **options: Any) -> ReaderDevice:
     config = AmsReaderConfig(start=START, list_type=list_type, **options)
     return ReaderDevice(config, seed=5, speed=0.0)
 
