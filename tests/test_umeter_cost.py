@@ -25,7 +25,7 @@ from tests.steppedtime import stepped
 
 FIXTURES = Path(__file__).parent / "fixtures" / "umeter"
 CAPTURED_DAY = "20220928"  # p4data.json: 2022-09-28, a Wednesday, 96 quarter hours
-NOW = datetime(2022, 9, 29, 12, 0, tzinfo=UTC)  # 14:00 in Amsterdam the next day
+NOW = datetime(2022, 9, 28, 22, 5, tzinfo=UTC)  # 00:05 the next day in Amsterdam: yesterday is read
 
 # By hand from p4data.json: import 4.33 kWh in the normal (peak, 07-23 on weekdays) tariff and
 # 2.72 kWh in the low one; the customer's pricePeak 0.26119, priceOffPeak 0.20976, flatFee 64.8 a
@@ -147,8 +147,9 @@ def test_api_cost_shows_the_vendors_cost_beside_the_hubs(db_url: str, sim: Sim) 
     assert first["start"].startswith("2022-09-28T00:00:00+02:00")
     assert first["total_cost"] == pytest.approx(HUB_COST_EUR, abs=1e-6)
     assert first["vendor_cost"] == pytest.approx(VENDOR_COST_EUR, abs=0.005)
-    assert second["vendor_cost"] is not None  # the simulated 29th (to 14:00) is priced by the vendor too
-    assert body["vendor_cost"] == pytest.approx(first["vendor_cost"] + second["vendor_cost"])
+    assert second["vendor_cost"] is None  # the 29th: nothing delivered yet, so nothing the vendor priced
+    assert second["total_cost"] == pytest.approx(0.18)  # the hub's daily fee alone
+    assert body["vendor_cost"] == first["vendor_cost"]
     assert body["total_cost"] == pytest.approx(first["total_cost"] + second["total_cost"])
 
 

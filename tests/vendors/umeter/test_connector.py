@@ -112,15 +112,9 @@ async def test_it_satisfies_the_connector_protocol(rig: Rig) -> None:
 
 
 async def test_latest_is_todays_quarter_hours_matching_the_registers(rig: Rig) -> None:
-    everything = await rig.connector().latest()
+    fetched = await rig.connector().latest()
     midnight = local_midnight(date(2022, 11, 15))
     assert midnight == datetime(2022, 11, 14, 23, tzinfo=UTC)
-    yesterday = [i for i in everything.intervals if i.start < midnight]
-    assert len(yesterday) == 96  # the first poll reads yesterday too, as data may have come late
-    assert (await rig.calls())[MEASUREMENTS] == 2
-    fetched = Fetched([r for r in everything.readings if r.ts >= midnight],
-                      [i for i in everything.intervals if i.start >= midnight],
-                      [e for e in everything.extras if e.ts >= midnight])
     assert len(fetched.intervals) == 13 * 4  # 00:00 to 13:00 local
     assert fetched.intervals[0].start == midnight and fetched.intervals[-1].end == NOW
     registers = rig.app.state.server.account.registers_at
@@ -215,6 +209,41 @@ async def test_discover_lists_the_metering_points(rig: Rig) -> None:
     (found,) = await rig.connector().discover()
     assert (found.vendor, found.tz, found.options["ean"]) == ("umeter", "Europe/Amsterdam", rig.ean)
     assert found.options["password"] == "env:UMETER_TEST_PASSWORD"
+    assert found.place is not None
+    place = found.place
+    assert (place.place_id, place.role, place.name, place.tz) == (
+        f"umeter-{rig.ean}", "grid", "Thuis", "Europe/Amsterdam")
+    # the simulated eEan: pricePeak 0.26119, priceOffPeak 0.20976, flatFee 64.8 (a year, 0.18 a day)
+    assert place.tariff == {"currency": "EUR", "peak_per_kwh": 0.26119, "offpeak_per_kwh": 0.20976,
+                            "fee_per_day": pytest.approx(0.18)}
+
+
+async def test_a_settled_yesterday_is_not_read_again(rig: Rig) -> None:
+    await rig.move_to(datetime(2022, 11, 14, 23, 5, tzinfo=UTC))  # 00:05 in Amsterdam
+    await rig.connector().latest()  # today (nothing yet) and yesterday (complete)
+    await rig.move_to(rig.now + timedelta(hours=1))
+    await rig.connector().latest()  # today, and yesterday again: it agrees, so it has settled
+    await rig.move_to(rig.now + timedelta(hours=5))
+    fetched = await rig.connector().latest()  # today only
+    assert (await rig.calls())[MEASUREMENTS] == 2 + 2 + 1
+    assert min(i.start for i in fetched.intervals) == local_midnight(date(2022, 11, 15))
+
+
+async def test_a_re_read_the_quota_refuses_waits_and_today_still_comes(rig: Rig) -> None:
+    await rig.move_to(datetime(2022, 11, 14, 23, 5, tzinfo=UTC))  # 00:05 in Amsterdam
+    await rig.connector().latest()  # today (nothing yet) and yesterday
+    await rig.move_to(rig.now + timedelta(hours=1))  # yesterday is due again; those calls are an hour old
+    api = next(rule for rule in QUOTAS if rule.name == "api")
+    guard = QuotaGuard(rig.store, "umeter", QUOTAS, rig.clock)
+    for _ in range(api.limit - 1):  # room for today's call, not for yesterday's
+        await guard.acquire("api", f"umeter.sim:{USER}")
+    fetched = await rig.connector().latest()
+    assert len(fetched.intervals) == 4  # today to 01:05; yesterday waits for a later poll
+    assert (await rig.calls())[MEASUREMENTS] == 3
+    await rig.move_to(rig.now + timedelta(hours=1, minutes=1))  # the hour's calls left the window
+    again = await rig.connector().latest()
+    assert (await rig.calls())[MEASUREMENTS] == 5  # today and, at last, yesterday
+    assert len(again.intervals) == 96 + 8
 
 
 async def test_an_unknown_ean_is_a_payload_error(rig: Rig) -> None:

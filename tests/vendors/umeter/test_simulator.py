@@ -315,3 +315,37 @@ def test_no_request_gets_a_500(app: Any, kind: str, value: str, keys: str) -> No
             return [measured.status_code, p4.status_code, token.status_code]
 
     assert all(status < 500 for status in asyncio.run(ask()))
+
+
+async def test_late_data_shows_a_day_from_the_next_morning_half_first(client: httpx.AsyncClient) -> None:
+    ean = await _ean(client)
+    assert (await client.post("/_sim/variants", json={"late_data": True})).status_code == 200
+
+    async def rows_at(now: str, day: str) -> tuple[int, bool]:
+        assert (await client.post("/_sim/clock", json={"now": now})).status_code == 200
+        client.headers["Authorization"] = f"Bearer {(await _login(client))['access_token']}"
+        answer = (await client.get(f"/api/v2/measurements/date/{day}",
+                                   params={"meteringPointIds": ean})).json()
+        return len(answer["aData"]), bool(answer["beginReadings"])
+
+    # NOW is 2022-11-15 13:00 in Amsterdam (UTC+1)
+    assert await rows_at("2022-11-15T12:00:00+00:00", "20221115") == (0, False)  # today: nothing
+    assert await rows_at("2022-11-15T12:00:00+00:00", "20221114") == (48, True)  # yesterday to noon
+    assert await rows_at("2022-11-16T04:59:00+00:00", "20221115") == (0, True)  # 05:59 the next day
+    assert await rows_at("2022-11-16T05:00:00+00:00", "20221115") == (48, True)  # 06:00: the morning
+    assert await rows_at("2022-11-16T16:59:00+00:00", "20221115") == (48, True)
+    assert await rows_at("2022-11-16T17:00:00+00:00", "20221115") == (96, True)  # 18:00: all of it
+    asked = (await client.get("/_sim/info")).json()["periods_asked"]
+    assert asked == {"date/20221114": 1, "date/20221115": 5}
+
+
+async def test_a_recorded_day_is_answered_as_captured() -> None:
+    captured = fixture("p4data.json")
+    app = create_app(UMeterSimConfig(start=NOW, speed=0.0), recorded_days={"20220928": captured})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://umeter") as http:
+        http.headers["Authorization"] = f"Bearer {(await _login(http))['access_token']}"
+        ean = await _ean(http)
+        answer = await http.get("/api/v2/measurements/date/20220928", params={"meteringPointIds": ean})
+        other = await http.get("/api/v2/measurements/date/20220927", params={"meteringPointIds": ean})
+    assert answer.json() == captured
+    assert other.json()["beginReadingsDate"] == "20220927" and len(other.json()["aData"]) == 96

@@ -105,16 +105,18 @@ class UmeterConnector:
     async def latest(self) -> Fetched:
         """Return today's quarter hours so far and those of recent days read again until they settle.
 
-        Yesterday is always followed, so just after midnight (or while today has nothing yet)
-        its quarter hours come too. A re-read the quota does not allow waits for a later poll.
+        A day read as today is followed once it has passed; while today has nothing yet (just
+        after midnight, or grid-operator data not in yet) yesterday is followed too. A re-read
+        the quota does not allow waits for a later poll.
         """
         now = self._context.now()
         today = now.astimezone(mapping.ZONE).date()
         ledger = await self._ledger()
         ledger.keep_within(today)
-        ledger.watch(today - timedelta(days=1))
         measured = await self._day(today)
         ledger.record(today, measured, now, today=True)
+        if not measured.intervals:
+            ledger.watch(today - timedelta(days=1))
         read = [measured]
         for day in ledger.due(today, now)[:MAX_REREADS_PER_POLL]:
             try:
