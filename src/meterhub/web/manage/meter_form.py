@@ -51,6 +51,11 @@ VENDOR_FIELDS: dict[str, tuple[OptionField, ...]] = {
         _PASSWORD,
         OptionField("sn", "Serial number", "The meter's serial number (discovery finds it)."),
         OptionField("place_id", "Place id", "Adds hourly place energy to history."),
+        OptionField("place_role", "Role in the place", "Which of its energy.",
+                    choices=("", "grid", "solar", "special")),
+        OptionField("source", "Read from", "device: the meter's local API at Address.",
+                    choices=("", "cloud", "device")),
+        OptionField("user", "Device user", "Local API user; empty: admin (password empty: admin)."),
     ),
     "smartmac": (
         _BASE_URL,
