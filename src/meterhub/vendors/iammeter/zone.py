@@ -3,10 +3,10 @@
 The cloud names no zone; its answers carry each upload's local time (``localTime``, ``rtcTime``)
 beside its ``gmtTime``, so every upload tells the account's UTC offset at that instant. An
 offset is not a zone: :func:`account_zone` takes the zone the hub was given (the hint) when it
-has those offsets at those instants, else an IANA zone that has all of them (several offsets
-mean a daylight-saving change was seen), else, when only one offset is known, the fixed zone
+has those offsets at those instants; else, when only one offset is known, the fixed zone
 ``Etc/GMT±N`` (which has no daylight saving time: such a meter's local hours are off by one in
-the other season until its zone is set by hand).
+the other season until its zone is set by hand); else (a daylight-saving change was seen) the
+first IANA zone that has all of them, in the hint's area first, then by :data:`AREAS` and name.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from meterhub.errors import PayloadError
 from meterhub.vendors.iammeter import mapping
 
-__all__ = ["OffsetSample", "account_zone", "fixed_zone", "offset_samples"]
+__all__ = ["AREAS", "OffsetSample", "account_zone", "fixed_zone", "offset_samples"]
 
 OffsetSample = tuple[datetime, timedelta]
 """An instant (aware UTC) and the account's offset from UTC then."""
@@ -67,12 +67,15 @@ def fixed_zone(offset: timedelta) -> str | None:
     return "Etc/UTC" if hours == 0 else f"Etc/GMT{-hours:+d}"
 
 
+AREAS = ("Europe", "America", "Asia", "Australia", "Pacific", "Africa", "Atlantic", "Indian", "Antarctica")
+"""Where a zone for the offsets seen is looked for first to last (after the hint's own area)."""
+
+
 @cache
 def _named_zones() -> tuple[str, ...]:
-    """Return the IANA Area/City zones, sorted, without the Etc/ and legacy aliases."""
-    areas = ("Africa/", "America/", "Antarctica/", "Asia/", "Atlantic/", "Australia/", "Europe/",
-             "Indian/", "Pacific/")
-    return tuple(sorted(name for name in available_timezones() if name.startswith(areas)))
+    """Return the IANA Area/City zones by area (:data:`AREAS`) and name, without Etc/ and aliases."""
+    return tuple(sorted((name for name in available_timezones() if name.split("/")[0] in AREAS),
+                        key=lambda name: (AREAS.index(name.split("/")[0]), name)))
 
 
 def account_zone(samples: Sequence[OffsetSample], hint: str | None = None) -> str | None:
@@ -90,9 +93,10 @@ def account_zone(samples: Sequence[OffsetSample], hint: str | None = None) -> st
         fixed = fixed_zone(next(iter(offsets)))
         if fixed is not None:
             return fixed
-    for name in _named_zones():
-        if _fits(ZoneInfo(name), samples):
-            return name
+    area = (hint or "").split("/")[0]
+    candidates = [name for name in _named_zones() if _fits(ZoneInfo(name), samples)]
+    for name in sorted(candidates, key=lambda name: name.split("/")[0] != area):
+        return name
     latest = max(samples)[1]
     return fixed_zone(latest) or "UTC"
 
