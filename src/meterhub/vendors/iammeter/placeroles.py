@@ -3,9 +3,10 @@
 The cloud API lists no place's meters. A place's ``energyhistory`` does say what its meters
 counted, hour by hour: the grid meter's import and export (fromGrid, toGrid), the solar meter's
 output (yield) and the special-load meter's import (specialLoad). A meter belongs to the place in
-the role whose hours its own register increments (meterdatalist2) repeat, within
-:data:`MATCH_SHARE` of the energy plus :data:`MATCH_SLACK_KWH` per hour (the two are read one
-upload apart at each hour's edge, and energyhistory rounds to 0.01 kWh).
+the role whose hours its own register increments (meterdatalist2) repeat: at least
+:data:`MIN_AGREEING_SHARE` of the hours agree within :data:`MATCH_SHARE` plus
+:data:`MATCH_SLACK_KWH` (the two are read one upload apart at each hour's edge, and
+energyhistory rounds to 0.01 kWh).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from meterhub.vendors.iammeter import mapping
 __all__ = [
     "MATCH_SHARE",
     "MATCH_SLACK_KWH",
+    "MIN_AGREEING_SHARE",
     "MIN_ENERGY_KWH",
     "MIN_HOURS",
     "PlaceHour",
@@ -39,6 +41,8 @@ MIN_ENERGY_KWH = 0.2
 """A role whose hours hold less energy than this cannot be told apart from an idle meter."""
 MIN_HOURS = 6
 """Fewest hours both sides must have to compare them."""
+MIN_AGREEING_SHARE = 0.9
+"""The share of compared values that must agree."""
 _HOUR = timedelta(hours=1)
 
 
@@ -96,14 +100,16 @@ def meter_hours(payload: object) -> dict[datetime, tuple[float, float]]:
 
 
 def _mismatch(pairs: list[tuple[float, float]]) -> float | None:
-    """Return the summed difference over the summed energy, or None when there is too little energy."""
-    energy = sum(expected for expected, _ in pairs)
-    if energy < MIN_ENERGY_KWH:
+    """Return the share of values that differ, or None when too many differ or too little energy agrees.
+
+    Values are compared one by one, so an hour the place booked late (the energy of an offline
+    stretch lands in the hour its meter came back) costs one value, not the match.
+    """
+    agreeing = [expected for expected, seen in pairs
+                if abs(expected - seen) <= MATCH_SHARE * max(expected, seen) + MATCH_SLACK_KWH]
+    if sum(agreeing) < MIN_ENERGY_KWH or len(agreeing) < MIN_AGREEING_SHARE * len(pairs):
         return None
-    difference = sum(abs(expected - seen) for expected, seen in pairs)
-    if difference > MATCH_SHARE * energy + MATCH_SLACK_KWH * len(pairs):
-        return None
-    return difference / energy
+    return 1.0 - len(agreeing) / len(pairs)
 
 
 def best_role(
