@@ -10,6 +10,7 @@ import pytest
 from meterhub.model import Extra, Meter
 from meterhub.store import open_store
 from tests.cli.conftest import Run
+from tests.simservers import simulator
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 """00:00 UTC is 01:00 in Oslo (UTC+1 in March)."""
@@ -103,3 +104,22 @@ def test_mistakes_are_one_line_errors(run: Run, seeded: str, args: tuple[str, ..
 def test_an_unknown_bucket_is_refused_by_the_option(run: Run, seeded: str) -> None:
     result = run("series", "box", "temperature_c", "--bucket", "2h", ok=False)
     assert result.exit_code == 2 and "'2h' is not one of" in result.stderr
+
+
+def test_a_polled_ams_reader_lists_rssi_temperature_supply_and_uptime(run: Run, db_url: str) -> None:
+    with simulator("amsreader", temperature_sensor=True) as sim:
+        run("meters", "add", "ams", "--vendor", "amsreader", "--phases", "3", "--base-url", sim.base_url)
+        run("poll", "ams")
+    rows = {r["name"]: r for r in json.loads(run("series", "ams", "--format", "json").stdout)}
+    units = {name: rows[name]["unit"] for name in ("rssi_dbm", "temperature_c", "vcc_v", "uptime_s")}
+    assert units == {"rssi_dbm": "dBm", "temperature_c": "°C", "vcc_v": "V", "uptime_s": "s"}
+    assert all(row["count"] == 1 for row in rows.values())
+    store = open_store(db_url)
+    try:
+        stored = store.extras(
+            "ams", "rssi_dbm", datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+        )
+    finally:
+        store.close()
+    assert [e.value for e in stored] == [rows["rssi_dbm"]["last_value"]]
+    assert -100 < rows["rssi_dbm"]["last_value"] < 0  # a Wi-Fi signal in dBm
