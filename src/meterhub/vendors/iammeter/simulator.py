@@ -40,6 +40,7 @@ from meterhub.vendors.iammeter.account import (
     DEFAULT_PLACES,
     DEFAULT_SITES,
     Account,
+    MeterKind,
     MeterSpec,
     PlaceSpec,
     SimMeter,
@@ -90,8 +91,9 @@ class IammeterSimConfig:
     places: tuple[PlaceSpec, ...] = DEFAULT_PLACES
     user_name: str = "test"
     password: str = "123456"  # noqa: S105 - the seed document's example account
-    device_sn: str = "3FE34ABE"
-    """The meter whose local API ``/monitorjson`` serves."""
+    device_sn: str | None = None
+    """The meter whose local API ``/monitorjson`` serves; None: the account's first three-phase
+    grid meter (3FE34ABE of the default account), else its first meter."""
     device_user: str = "admin"
     device_password: str = "admin"  # noqa: S105 - the meters' factory default
 
@@ -400,7 +402,20 @@ async def _login_fields(request: Request) -> dict[str, str]:
     return {str(key).lower(): str(value) for key, value in fields.items()}
 
 
-def _info(account: Account, cloud: _Cloud, device_sn: str) -> dict[str, Any]:
+def _device_meter(account: Account, device_sn: str | None) -> SimMeter | None:
+    """Return the meter that answers ``/monitorjson`` (see IammeterSimConfig.device_sn)."""
+    if device_sn is not None:
+        meter = account.meters.get(device_sn.upper())
+        if meter is None:
+            raise ValueError(f"device_sn {device_sn!r} is not a meter of the simulated account")
+        return meter
+    meters = list(account.meters.values())
+    grid_3_phase = [m for m in meters if m.phases == 3 and m.spec.kind is MeterKind.GRID]
+    chosen = grid_3_phase or meters
+    return chosen[0] if chosen else None
+
+
+def _info(account: Account, cloud: _Cloud, device_sn: str | None) -> dict[str, Any]:
     return {
         "user_name": account.user_name,
         "password": account.password,
@@ -437,14 +452,15 @@ def create_app(seed: int = 1, speed: float = 1.0, **options: Any) -> Starlette:
         config.places,
         (config.user_name, config.password),
     )
-    device_meter = account.meters.get(config.device_sn.upper())
-    if device_meter is None:
-        raise ValueError(f"device_sn {config.device_sn!r} is not a meter of the simulated account")
+    device_meter = _device_meter(account, config.device_sn)
     kit = SimKit("iammeter", clock, variants=VARIANTS)
     cloud = _Cloud(account, clock, kit)
-    device = _Device(device_meter, clock, kit, (config.device_user, config.device_password))
-    kit.set_info(lambda: _info(account, cloud, device_meter.serial))
-    app = kit.app([*cloud.routes(), *device.routes()])
+    routes = cloud.routes()
+    if device_meter is not None:
+        device = _Device(device_meter, clock, kit, (config.device_user, config.device_password))
+        routes += device.routes()
+    kit.set_info(lambda: _info(account, cloud, device_meter.serial if device_meter else None))
+    app = kit.app(routes)
     app.add_middleware(_LowercaseRouteWords)
     app.state.account = account
     return app
