@@ -153,9 +153,9 @@ def test_a_year_is_answered_in_buckets_from_the_rollup(hub: ApiServer, admin: ht
         "start": "2025-04-11T00:00:00+00:00", "end": "2025-04-12T00:00:00+00:00",
         "count": 1, "min": 100.0, "avg": 100.0, "max": 100.0,
     }  # fmt: skip
-    weeks = admin.get("/api/v1/meters/box/series/vcc_v", params={**params, "bucket": "6h"}).json()
+    six_hours = admin.get("/api/v1/meters/box/series/vcc_v", params={**params, "bucket": "6h"}).json()
     # Every value is at noon: one 6-hour bucket (12:00-18:00) per day.
-    assert len(weeks["data"]) == 365 and weeks["data"][0]["start"] == "2025-01-01T12:00:00+00:00"
+    assert len(six_hours["data"]) == 365 and six_hours["data"][0]["start"] == "2025-01-01T12:00:00+00:00"
 
 
 def test_unknown_series_and_bad_parameters_are_clear_problems(hub: ApiServer, admin: httpx.Client) -> None:
