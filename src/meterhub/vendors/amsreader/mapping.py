@@ -8,7 +8,8 @@ export power from v2.3.0 on (so ``power_w = p - q``) and reactive power in the v
 for earlier versions: which one is decided from ``sysinfo.json``'s version, never from values.
 ``l2.e`` (and the flat ``i2e``) is true when the L2 current is missing (IT-grid meters).
 Zeros a meter prints for what it does not report (power factor ``0.00``, per-phase power on
-list-2/3 meters, registers ``0.000`` before the first list-3 frame) are absent, not readings.
+list-2/3 meters, registers ``0.000`` before the first list-3 frame, a phase voltage ``0.00``
+while current flows in that phase, as IT-grid Kaifa meters print L2) are absent, not readings.
 ``dayplot.json`` keys are UTC hours of the last 24 closed hours; ``monthplot.json`` keys are days
 of the month, a ring whose not-yet-reached days still hold last month's figures.
 The same engine maps the reader's MQTT payloads (:mod:`meterhub.mqtt_mapping`).
@@ -313,6 +314,12 @@ def _unreported(data: Mapping[str, object], nested: bool) -> list[tuple[str, ...
         powers = [(f"l{n}", key) for n in (1, 2, 3) for key in ("p", "q")]
         if all(_lookup(data, path) is None or _is_zero(data, path) for path in powers):
             absent.extend(powers)  # list-2/3 meters report no per-phase power
+    for n in (1, 2, 3):
+        volts, amps = ((f"l{n}", "u"), (f"l{n}", "i")) if nested else ((f"u{n}",), (f"i{n}",))
+        current = _lookup(data, amps)
+        flowing = isinstance(current, int | float) and not isinstance(current, bool) and current > 0
+        if flowing and _is_zero(data, volts):  # IT-grid Kaifa meters send no L2 voltage
+            absent.append(volts)
     return absent
 
 
