@@ -317,10 +317,10 @@ class IntellimeterConnector:
         """Yield the point's registers and 5-minute energies in [start, end), 7 local days per ``/file``."""
         if start.tzinfo is None or end.tzinfo is None:
             raise InputError("history needs timezone-aware start and end")
-        ref = await self._point()
         end = min(end, self._context.now())
         if end <= start:
             return
+        ref = await self._point()
         day = start.astimezone(self._zone).date()
         last_day = end.astimezone(self._zone).date()  # it holds the register at ``end``
         previous: Reading | None = None  # the register before a call's first, from the call before
