@@ -29,9 +29,9 @@ from meterhub.vendors.iammeter.device import DEFAULT_DEVICE_PASSWORD, DEFAULT_DE
 __all__ = ["DEVICE_MIN_INTERVAL_S", "IammeterDevice"]
 
 DEVICE_MIN_INTERVAL_S = 2
-"""Shortest polling interval of a meter on the local network: no limit is documented; the meters
-refresh their readings about once a second and run a small web server, so one request every 2 s
-leaves it room for the cloud upload and other readers (Home Assistant polls every 30 s)."""
+"""Shortest polling interval of a meter on the local network. No limit is documented; one request
+every 2 s gives near-live values while leaving the meter's small web server, which also uploads
+to the cloud, room for other readers."""
 
 
 class IammeterDevice:
