@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from meterhub.config import resolve_secret
 from meterhub.errors import ConfigError
@@ -26,7 +25,7 @@ from meterhub.vendors.base import ConnectorContext, Discovered, Fetched, meter_o
 from meterhub.vendors.iammeter import mapping
 from meterhub.vendors.iammeter.device import DEFAULT_DEVICE_PASSWORD, DEFAULT_DEVICE_USER, DeviceClient
 
-__all__ = ["DEVICE_MIN_INTERVAL_S", "IammeterDevice"]
+__all__ = ["DEVICE_MIN_INTERVAL_S", "IammeterDevice", "device_login"]
 
 DEVICE_MIN_INTERVAL_S = 2
 """Shortest polling interval of a meter on the local network. No limit is documented; one request
@@ -92,8 +91,3 @@ def device_login(meter: Meter) -> tuple[str, str]:
     password = meter.options.get("password")
     return user, resolve_secret(password) if password else DEFAULT_DEVICE_PASSWORD
 
-
-def device_host(meter: Meter) -> str:
-    """Return the host of a device meter's base_url (the scope of its rate)."""
-    base_url = meter.options.get("base_url", "").rstrip("/")
-    return urlsplit(base_url).hostname or base_url
