@@ -410,7 +410,7 @@ async def test_bad_requests_get_the_failure_envelope(
 async def test_nasty_values_never_break_the_server(nasty: str) -> None:
     days = {"startTime": "2026-06-09", "endTime": "2026-06-09"}
     async with cloud() as client:
-        for path, params in [
+        cases: list[tuple[str, dict[str, Any]]] = [
             (f"meterdata/{nasty}", {}),
             ("meterdata", {"token": nasty}),
             (f"meterdatalist/{ONE_PHASE}", {**days, "interval": nasty}),
@@ -419,7 +419,8 @@ async def test_nasty_values_never_break_the_server(nasty: str) -> None:
             ("offlineAnalysis", {"sn": ONE_PHASE, "startTime": nasty, "interval": nasty}),
             (f"energyhistory/{nasty}", {**days, "groupby": "day"}),
             ("energyhistory/2393", {"startTime": nasty, "endTime": "2026-06-09", "groupby": nasty}),
-        ]:
+        ]
+        for path, params in cases:
             response = await get(client, path, **params)
             assert response.status_code in (200, 401, 404, 405), (path, params)
             assert response.content == b"" or response.headers["content-type"].startswith(
