@@ -25,6 +25,7 @@ import re
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 from urllib.parse import quote
@@ -35,7 +36,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import Mount
 
 from meterhub.api import security
-from meterhub.model import Meter, Place, Role, UserRole
+from meterhub.model import Extra, Meter, Place, Role, UserRole
 from tests.api.conftest import USER_PASSWORD, ApiServer
 from tests.api.seeding import OSLO, seed_household
 from tests.api.webroutes import MOUNTS, PAGES, SIGN_IN
@@ -131,6 +132,10 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/meters/{meter_id}/analysis/power"): Rule(R),
     ("GET", "/api/v1/meters/{meter_id}/analysis/offline"): Rule(R),
     ("GET", "/api/v1/meters/{meter_id}/chart.png"): Rule(R),
+    ("GET", "/api/v1/meters/{meter_id}/series"): Rule(R),
+    ("GET", "/api/v1/meters/{meter_id}/series/{name}"): Rule(R, ids={"name": "temperature_c"}),
+    # admins only; the matrix's file meter has no vendor key, so 422 shows the role check passed
+    ("POST", "/api/v1/meters/{meter_id}/rotate-key"): Rule(A, 422),
     ("GET", "/api/v1/status"): Rule(R),
     ("GET", "/api/v1/meters/{meter_id}/status"): Rule(R),
     # a file meter has no relay: 409 says the request got past the role check
@@ -215,6 +220,7 @@ def _seed(api: ApiServer, admin: httpx.Client) -> Callers:
     store = api.store
     seed_household(store)
     store.add_meter(Meter("doomed", "file", phases=1, tz=OSLO, interval_s=60, name="Removed by the admin"))
+    store.write_extras([Extra("grid", datetime(2026, 3, 1, tzinfo=UTC), "temperature_c", 21.5)])
     store.add_place(Place("doomed", OSLO, "Removed by the admin", (("doomed", Role.GRID),)))
     store.add_place(Place("shed", OSLO, "Shed", (("solar", Role.CONSUMPTION),)))
     shared = [("meter", m) for m in ("grid", "solar", "doomed")] + [
