@@ -662,6 +662,10 @@ def test_intervals_are_idempotent_and_filtered(store: Store) -> None:
     assert store.intervals("m", at(0), at(30)) == [records[2], records[0], records[1]]
     assert store.intervals("m", at(0), at(60), source="iammeter") == [records[2]]
     assert store.intervals("m", at(15), at(30)) == [records[1]]  # by start, half-open
+    corrected = IntervalEnergy("m", at(15), at(30), 0.625, 0.0, "umeter")  # a late day's correction
+    assert store.write_intervals([corrected, records[0]]) == WriteResult(1, 1)
+    assert store.intervals("m", at(15), at(30)) == [corrected]
+    assert store.write_intervals([corrected]) == WriteResult(0, 1)
     with pytest.raises(UnknownMeterError):
         store.write_intervals([IntervalEnergy("ghost", at(0), at(15), 1.0, None, "umeter")])
 

@@ -263,14 +263,22 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
                 return write_readings_tx(conn, self._meter_locks, readings, ts_values, all_late)
 
     def write_intervals(self, records: Sequence[IntervalEnergy]) -> WriteResult:
-        """Store interval-energy records keyed (meter, source, start), idempotently."""
+        """Store interval-energy records keyed (meter, source, start), idempotently.
+
+        A record whose values differ from the stored one replaces it (a vendor's correction of
+        a day delivered late) and counts as stored; the same values again count as duplicates.
+        """
 
         def write(conn: Conn) -> WriteResult:
             pks = _pks(conn, [r.meter for r in records])
             with conn.cursor() as cursor:
                 cursor.executemany(
-                    "INSERT INTO intervals (meter, source, start_ms, end_ms, import_kwh, "
-                    "export_kwh) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    "INSERT INTO intervals AS i (meter, source, start_ms, end_ms, import_kwh, "
+                    "export_kwh) VALUES (%s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (meter, source, start_ms) DO UPDATE SET end_ms = excluded.end_ms, "
+                    "import_kwh = excluded.import_kwh, export_kwh = excluded.export_kwh "
+                    "WHERE (i.end_ms, i.import_kwh, i.export_kwh) IS DISTINCT FROM "
+                    "(excluded.end_ms, excluded.import_kwh, excluded.export_kwh)",
                     [(pks[r.meter], r.source, to_ms(r.start), to_ms(r.end), r.import_kwh,
                       r.export_kwh) for r in records],
                 )

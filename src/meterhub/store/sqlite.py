@@ -229,14 +229,21 @@ class SQLiteStore(AccountsMixin, CatalogMixin, SQLiteReads):
         )
 
     def write_intervals(self, records: Sequence[IntervalEnergy]) -> WriteResult:
-        """Store interval-energy records keyed (meter, source, start), idempotently."""
+        """Store interval-energy records keyed (meter, source, start), idempotently.
+
+        A record whose values differ from the stored one replaces it (a vendor's correction of
+        a day delivered late) and counts as stored; the same values again count as duplicates.
+        """
 
         def write(conn: sqlite3.Connection) -> WriteResult:
             pks = self._pks(conn, {r.meter for r in records})
             before = conn.total_changes
             conn.executemany(
-                "INSERT OR IGNORE INTO intervals (meter, source, start_ms, end_ms, import_kwh, "
-                "export_kwh) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO intervals (meter, source, start_ms, end_ms, import_kwh, export_kwh) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (meter, source, start_ms) DO UPDATE SET "
+                "end_ms = excluded.end_ms, import_kwh = excluded.import_kwh, "
+                "export_kwh = excluded.export_kwh WHERE end_ms IS NOT excluded.end_ms "
+                "OR import_kwh IS NOT excluded.import_kwh OR export_kwh IS NOT excluded.export_kwh",
                 [
                     (
                         pks[r.meter],
