@@ -3,6 +3,7 @@ device connector reading it (tests/test_iammeter_pypi_client.py reads it with th
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,7 +66,7 @@ def test_the_device_asks_for_basic_auth(three_phase: Sim) -> None:
 
 def test_the_default_layout_is_the_wem3080t_answer(three_phase: Sim) -> None:
     answer = monitorjson(three_phase).json()
-    assert list(answer) == ["method", "mac", "server", "SN", "version", "Datas"]
+    assert list(answer) == ["method", "mac", "version", "server", "SN", "Datas"]  # as the captured one
     assert (answer["SN"], answer["version"], answer["server"]) == (THREE_PHASE, "1.72.7", "em")
     assert [len(row) for row in answer["Datas"]] == [7, 7, 7]
 
@@ -114,3 +115,36 @@ async def test_our_connector_reads_every_layout(
     legacy = await read_device(three_phase, http, tmp_path)
     assert [r.phase for r in legacy] == [0]
     assert legacy[0].energy_import_kwh == pytest.approx(plain[1].energy_import_kwh, abs=0.01)
+
+
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "iammeter"
+
+
+@pytest.mark.parametrize(
+    ("device_sn", "variants", "captured"),
+    [
+        (ONE_PHASE, {}, "monitorjson_1phase_fw_i.91.063T2.json"),
+        (THREE_PHASE, {}, "monitorjson_3phase_wem3080T_fw1.72.7.json"),
+        (ONE_PHASE, {"monitorjson_legacy": True}, "monitorjson_1phase_legacy_wem3162.json"),
+    ],
+)
+def test_each_layout_has_the_captured_answers_fields_in_their_order(
+    device_sn: str, variants: dict[str, bool], captured: str
+) -> None:
+    real = json.loads((FIXTURES / captured).read_text(encoding="utf-8"))
+    with simulator("iammeter", speed=0.0, start=START, device_sn=device_sn) as sim:
+        if variants:
+            switch(sim, **variants)
+        answer = monitorjson(sim).json()
+    assert list(answer) == list(real)
+    rows = [row for key in ("Data", "Datas", "data") if key in real for row in _rows(real[key])]
+    assert [len(row) for key in ("Data", "Datas", "data") if key in answer for row in _rows(answer[key])] == [
+        len(row) for row in rows
+    ]
+    assert {key: answer[key] for key in ("method", "version", "server", "status") if key in real} == {
+        key: real[key] for key in ("method", "version", "server", "status") if key in real
+    }
+
+
+def _rows(values: list[Any]) -> list[list[Any]]:
+    return values if values and isinstance(values[0], list) else [values]

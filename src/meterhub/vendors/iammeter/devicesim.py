@@ -56,11 +56,12 @@ LAYOUTS: dict[str, str] = {
 """The ``/monitorjson`` variants of the simulator and what each reproduces."""
 
 
-def _row(phase: PhaseState, state: MeterState) -> list[float]:
+def _row(phase: PhaseState, state: MeterState, single: bool = False) -> list[float]:
+    """Return ``[V, A, W, kWh, kWh, Hz, PF]`` with the decimals the captured answers show."""
     return [
-        round(phase.voltage_v, 1),
+        round(phase.voltage_v, 2 if single else 1),
         round(phase.current_a, 2),
-        round(phase.power_w),
+        round(phase.power_w, 1) if single else round(phase.power_w),
         round(phase.energy_import_kwh, 2),
         round(phase.energy_export_kwh, 2),
         round(state.frequency_hz, 2),
@@ -80,6 +81,11 @@ def _mac(serial: str) -> str:
     return "B0F893" + hashlib.sha256(serial.encode()).hexdigest()[:6].upper()
 
 
+def _head(method: str, serial: str, version: str) -> dict[str, Any]:
+    """Return the fields before the values, in the captured answers' order."""
+    return {"method": method, "mac": _mac(serial), "version": version, "server": "em", "SN": serial}
+
+
 def monitorjson_payload(serial: str, state: MeterState, layout: MonitorjsonLayout) -> dict[str, Any]:
     """Return the meter's ``/monitorjson`` answer for ``state`` in ``layout``."""
     phases = state.phases
@@ -88,13 +94,13 @@ def monitorjson_payload(serial: str, state: MeterState, layout: MonitorjsonLayou
         row = [round(first.voltage_v, 2), round(first.current_a, 3), round(first.power_w),
                round(first.energy_import_kwh, 2), round(first.energy_export_kwh, 2)]
         return {"status": "succeed", "data": row}
-    head: dict[str, Any] = {"method": "uploadsn", "mac": _mac(serial), "server": "em", "SN": serial}
     if len(phases) == 1:
-        return {**head, "version": SINGLE_PHASE_VERSION, "Data": _row(phases[0], state)}
+        head = _head("1-272", serial, SINGLE_PHASE_VERSION)
+        return {**head, "Data": _row(phases[0], state, single=True)}
     rows = [_row(phase, state) for phase in phases]
     if layout.net_row:
         rows.append(_row(state.total, state))
-    answer: dict[str, Any] = {**head, "version": THREE_PHASE_VERSION, "Datas": rows}
+    answer: dict[str, Any] = {**_head("uploadsn", serial, THREE_PHASE_VERSION), "Datas": rows}
     if layout.reactive:
         answer["EA"] = {"Reactive": [_reactive_row(phase) for phase in phases]}
     return answer
