@@ -188,3 +188,10 @@ async def test_unreachable_broker_is_a_vendor_unavailable_error() -> None:
     config = PublisherConfig(port=free_port(), interval_s=0.1, connect_timeout_s=2)
     with anyio.fail_after(60), pytest.raises(VendorUnavailable, match="cannot publish"):
         await AmsPublisher(make_device(), config).run()
+
+
+def test_a_reader_without_ntp_sends_seconds_since_boot_as_its_clock() -> None:
+    device = make_device()
+    device.variant = lambda name: name == "unset_clock"
+    document = json_classic(device, device.snapshot(START + timedelta(seconds=5012)))
+    assert document["t"] == document["up"] == 5012

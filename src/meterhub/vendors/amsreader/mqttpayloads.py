@@ -116,7 +116,7 @@ def json_classic(device: ReaderDevice, snapshot: Snapshot) -> Json:
         "id": device.mac,
         "name": device.config.hostname,
         "up": snapshot.uptime_s,
-        "t": int(snapshot.ts.timestamp()),
+        "t": int(snapshot.ts.timestamp()) if device.config.ntp else snapshot.uptime_s,
         "vcc": snapshot.vcc_v,
         "rssi": snapshot.rssi_dbm,
         "temp": snapshot.temperature_c,
