@@ -69,9 +69,7 @@ def _authorized(request: Request, config: AmsReaderConfig) -> bool:
 def _endpoint(device: ReaderDevice, build: Builder) -> Callable[[Request], Any]:
     async def answer(request: Request) -> Response:
         if not _authorized(request, device.config):
-            return PlainTextResponse(
-                "Unauthorized", status_code=401, headers={"WWW-Authenticate": _REALM}
-            )
+            return PlainTextResponse("Unauthorized", status_code=401, headers={"WWW-Authenticate": _REALM})
         now = device.clock.now()
         body = await run_in_threadpool(build, device, now)
         if body is None:
