@@ -151,3 +151,18 @@ async def test_without_the_options_no_prices_or_peaks_are_read(old_rig: Rig) -> 
         fetched = await old_rig.connector().latest()
         assert fetched.prices == [] and fetched.readings
     assert await old_rig.calls() == {"/data.json": 2}
+
+
+@pytest.mark.anyio
+async def test_the_simulator_serves_importprice_json_from_v2_5_0_only() -> None:
+    answers = {}
+    for version in ("v2.4.12", "v2.5.0"):
+        app = make_app(firmware_version=version)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as http:
+            answers[version] = await http.get("/importprice.json")
+    body = answers["v2.5.0"].json()
+    assert answers["v2.4.12"].status_code == 404
+    # START is 13:34 in Oslo on 15 March: tomorrow is known (from 13:00), 24 + 24 hours from
+    # midnight, and the cursor points at the 13:00 hour.
+    assert (body["resolution"], body["direction"], body["cursor"]) == (60, "import", 13)
+    assert len(body["prices"]) == 48 and all(isinstance(p, float) for p in body["prices"])
