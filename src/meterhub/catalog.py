@@ -286,11 +286,15 @@ async def discover_meters(
 
 @dataclass(frozen=True, slots=True)
 class AddedFound:
-    """What became of one discovered meter: ``added`` true, or kept/skipped with why in ``line``."""
+    """What became of one discovered meter: ``added`` true, or kept/skipped with why in ``line``.
+
+    ``about`` is ``meter`` for the meter itself, ``place`` for putting it in its vendor's place.
+    """
 
     meter_id: str
     added: bool
     line: str
+    about: str = "meter"
 
 
 def add_discovered(store: Store, found: Iterable[Discovered]) -> list[AddedFound]:
@@ -353,4 +357,4 @@ def _place_found(store: Store, meter_id: str, meter_tz: str, found: DiscoveredPl
             made += " took the vendor's tariff"
     if dict(place.meters).get(meter_id) != role:
         placebook.attach_meter(store, place.id, meter_id, role)
-    return AddedFound(meter_id, False, f"{made}: meter {meter_id} is its {role.value} meter")
+    return AddedFound(meter_id, False, f"{made}: meter {meter_id} is its {role.value} meter", "place")
