@@ -23,6 +23,8 @@ Times: ``t`` (JSON) and ``meter/dlms/timestamp`` (raw) are the reader's clock, `
 counts seconds since boot): the meter's clock stands in, else the time of receipt.
 
 Power in W and energy in kWh, as the reader sends them; ``power_w`` is import minus export.
+A phase voltage of 0 while that phase carries current (an IT-grid Kaifa meter's L2) is not a
+measurement and is left out, as in ``data.json``.
 The same topics also carry system, price and temperature documents: the system one gives
 extras, the others nothing. Field tables reuse the engine of :mod:`meterhub.vendors.amsreader.mapping`.
 :class:`MqttSource` says which meter a topic's messages belong to.
@@ -45,6 +47,7 @@ from meterhub.vendors.amsreader.mapping import (
     extras_from,
     readings_from,
     require_object,
+    without_unmeasured_voltages,
 )
 from meterhub.vendors.base import Fetched
 
@@ -314,8 +317,9 @@ def map_json(
     )
     realtime = document if flat else document.get("realtime")
     peaks = realtime.get("peaks") if isinstance(realtime, dict) else None
+    specs = FLAT_FIELDS if flat else CLASSIC_FIELDS
     return Fetched(
-        readings=readings_from(document, FLAT_FIELDS if flat else CLASSIC_FIELDS, meter_id, ts),
+        readings=readings_from(without_unmeasured_voltages(document, specs), specs, meter_id, ts),
         extras=[
             *extras_from(document, FLAT_EXTRAS if flat else CLASSIC_EXTRAS, meter_id, ts),
             *_peak_extras(peaks, meter_id, ts),
@@ -412,7 +416,7 @@ def map_raw(numbers: Mapping[str, float], meter_id: str, received_at: datetime) 
     stamps = (reader_clock(numbers.get(suffix), suffix) for suffix in RAW_TIMES)
     ts = next((stamp for stamp in stamps if stamp is not None), received_at)
     return Fetched(
-        readings=readings_from(numbers, RAW_FIELDS, meter_id, ts),
+        readings=readings_from(without_unmeasured_voltages(numbers, RAW_FIELDS), RAW_FIELDS, meter_id, ts),
         extras=extras_from(numbers, RAW_EXTRAS, meter_id, ts),
     )
 
@@ -503,7 +507,7 @@ def map_home_assistant(
     """Map one Home Assistant state document under ``<prefix>/<suffix>``."""
     ts = reader_iso_clock(document.get("t"), "time t")
     if suffix == "power":
-        numbers = _without_unreported_power_factors(document)
+        numbers = without_unmeasured_voltages(_without_unreported_power_factors(document), HA_POWER_FIELDS)
         return Fetched(readings=readings_from(numbers, HA_POWER_FIELDS, meter_id, ts or received_at))
     if suffix == "energy":
         ts = ts or reader_iso_clock(document.get("rtc"), "meter clock rtc")

@@ -11,6 +11,9 @@ Meter options (secrets only as ``env:NAME`` references, resolved at each call, n
                     without it no prices are read (``discover`` sets ``<meter id>-import``)
     capacity_peaks  ``true`` to keep the reader's own capacity peaks (``tariff.json``) as
                     ``capacity_peak_kwh`` extras (``discover`` sets it)
+    temperature_sensors  ``true`` to read the reader's 1-Wire sensors (``temperature.json``)
+                    as one extra per sensor, ``temperature_<address>_c`` (``discover`` sets it
+                    when the reader lists a sensor)
 
 The meter's ``tz`` should be the reader's zone (``configuration.json`` ``g.t``, which
 ``discover`` reports): ``monthplot.json`` days are its local days.
@@ -28,9 +31,10 @@ the next connector for the same reader reuses it without a call. ``sysinfo.json`
 only when nothing is stored yet or the reader restarted, as a firmware update does: its uptime
 went back, or it booted more than :data:`BOOT_SLACK_S` after the stored boot instant.
 
-Prices and peaks are read in the same poll as ``data.json`` when due (see :mod:`.upkeep`), one
-of them per poll and never in a poll that read ``sysinfo.json``; the call waits for the reader's
-slot. A failed read of either is logged and leaves the poll's readings untouched.
+Prices, peaks and sensor temperatures are read in the same poll as ``data.json`` when due (see
+:mod:`.upkeep`), one of them per poll and never in a poll that read ``sysinfo.json``; the call
+waits for the reader's slot. A failed read of any is logged and leaves the poll's readings
+untouched.
 
 ``discover`` puts the reader's meter in a place of its own as the ``grid`` meter, priced by the
 reader's price series and ``priceconfig.json``'s always-applying rows, with the capacity
@@ -252,7 +256,7 @@ class AmsReaderConnector:
         return await self._keep_up(fetched)
 
     async def _keep_up(self, fetched: Fetched) -> Fetched:
-        """Add the prices or the peaks to a poll's data when they are due (one of them per poll)."""
+        """Add the prices, peaks or temperatures to a poll's data when due (one of them per poll)."""
         now = self._context.now()
         series = self.meter.options.get("price_series", "").strip()
         if series and upkeep.prices_due(await self._record("prices"), now):
@@ -261,6 +265,10 @@ class AmsReaderConnector:
         wants_peaks = self.meter.options.get("capacity_peaks", "").strip().lower() in _TRUE
         if wants_peaks and upkeep.peaks_due(await self._record("peaks"), now):
             extras = await self._upkeep("peaks", self._read_peaks)
+            return replace(fetched, extras=[*fetched.extras, *extras]) if extras else fetched
+        wants_sensors = self.meter.options.get("temperature_sensors", "").strip().lower() in _TRUE
+        if wants_sensors and upkeep.temperatures_due(await self._record("temperatures"), now):
+            extras = await self._upkeep("temperatures", self._read_temperatures)
             return replace(fetched, extras=[*fetched.extras, *extras]) if extras else fetched
         return fetched
 
@@ -298,6 +306,10 @@ class AmsReaderConnector:
             raise TariffJsonError(f"tariff.json is {type(document).__name__}, not a JSON object")
         peaks = capacity_from_tariff_json(document)[1]
         return upkeep.peak_extras(peaks, self.meter.id, now, self._zone)
+
+    async def _read_temperatures(self) -> list[Extra]:
+        document = await self._get("temperature.json")
+        return mapping.temperature_extras(document, self.meter.id, self._context.now())
 
     def _booted(self, document: object, received_at: datetime) -> float | None:
         """Return when the reader booted (epoch seconds) from ``u``; note a restart seen since."""
@@ -344,6 +356,8 @@ class AmsReaderConnector:
         series = upkeep.series_name(suggested_id)
         options = {key: self.meter.options[key] for key in _CONNECTION_OPTIONS if key in self.meter.options}
         options.update(price_series=series, capacity_peaks="true")
+        if await self._has_sensors():
+            options["temperature_sensors"] = "true"
         tariff = await self._place_tariff(series, configuration)
         return [
             Discovered(
@@ -356,6 +370,15 @@ class AmsReaderConnector:
                 place=DiscoveredPlace(suggested_id, "grid", label, zone, tariff),
             )
         ]
+
+    async def _has_sensors(self) -> bool:
+        """Say whether the reader's ``temperature.json`` lists a sensor (False if unreadable)."""
+        try:
+            document = await self._get("temperature.json")
+        except VendorError as exc:
+            log.warning("meter %s: the AMS reader's temperature.json is not readable: %s", self.meter.id, exc)
+            return False
+        return mapping.sensor_count(document) > 0
 
     async def _place_tariff(self, series: str, configuration: object) -> dict[str, Any] | None:
         """Return the reader's place tariff from its price and capacity settings, or None if unreadable."""

@@ -56,7 +56,7 @@ VARIANTS: dict[str, str] = {
     "and that version in sysinfo.json",
     "kaifa_it_list2": "a Kaifa MA304T3 on an IT grid sending list 2: l2.e true, per-phase power and "
     "power factors 0, registers 0.000 (no list-3 frame yet)",
-    "no_temperature_sensor": "no temperature sensor answers: t is -127",
+    "no_temperature_sensor": "no temperature sensor answers: t is -127, temperature.json lists none",
 }
 """The real-world variants the simulated reader reproduces (switched through SimKit)."""
 _VARIANT_SETTINGS: dict[str, dict[str, object]] = {
@@ -70,7 +70,7 @@ _VARIANT_SETTINGS: dict[str, dict[str, object]] = {
         "meter_model": "MA304T3",
         "list_id": "KFM_001",
     },
-    "no_temperature_sensor": {"temperature_sensor": False},
+    "no_temperature_sensor": {"temperature_sensor": False, "temperature_sensors": ()},
 }
 
 
@@ -118,6 +118,10 @@ class AmsReaderConfig:
     """``/priceconfig.json`` rows (``{"t", "n", "d", "a", "h", "v", "s", "e"}``) the user set up."""
     price_area: str = "10YNO-1--------2"
     temperature_sensor: bool = False
+    """One 1-Wire sensor fitted, reading the household's temperature."""
+    temperature_sensors: tuple[tuple[str, float], ...] = ()
+    """1-Wire sensors fitted instead, each its address (16 hex digits) and a fixed reading in °C
+    (-127 for a sensor that does not answer); data.json's ``t`` is then their valid average."""
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_topic: str = "amsreader"
@@ -181,6 +185,8 @@ class Snapshot:
     power_factor: float
     phases: tuple[PhaseSnapshot, PhaseSnapshot, PhaseSnapshot]
     temperature_c: float
+    sensors: tuple[tuple[str, float], ...]
+    """The 1-Wire sensors' addresses and readings (°C, one decimal), as ``temperature.json`` lists them."""
     rssi_dbm: int
     vcc_v: float
     price: float
@@ -243,6 +249,14 @@ class ReaderDevice:
             padded[1] = replace(padded[1], current_a=0.0)
         return padded[0], padded[1], padded[2]
 
+    def _sensors(self, temperature_c: float) -> tuple[tuple[str, float], ...]:
+        config = self.config
+        if config.temperature_sensors:
+            return tuple((address, round(value, 1)) for address, value in config.temperature_sensors)
+        if config.temperature_sensor:
+            return (("28FF" + self.mac.replace(":", "")[-12:], round(temperature_c, 1)),)
+        return ()
+
     def snapshot(self, now: datetime) -> Snapshot:
         """Return what the reader knows at ``now`` (read-only)."""
         state = self.household.state_at(now)
@@ -266,6 +280,7 @@ class ReaderDevice:
             power_factor=round(float(total.power_factor), 2),
             phases=self._phases(state),
             temperature_c=round(float(state.temperature_c), 2),
+            sensors=self._sensors(float(state.temperature_c)),
             rssi_dbm=-55 - digest[0] % 15,
             vcc_v=round(3.28 + digest[1] % 5 / 100, 3),
             price=self.prices.price_at(now),

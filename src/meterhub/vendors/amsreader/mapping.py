@@ -46,6 +46,10 @@ __all__ = [
     "q_is_export",
     "readings_from",
     "require_object",
+    "sensor_count",
+    "sensor_extra_name",
+    "temperature_extras",
+    "without_unmeasured_voltages",
 ]
 
 SOURCE_DAYPLOT = "amsreader.dayplot"
@@ -61,6 +65,7 @@ _LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 _UNIT_KWH: Mapping[str, float] = {"kwh": 1.0, "wh": 0.001}
 _NO_SENSOR_C = -85.0
 """The reader reports -127 °C (or below -85) when no temperature sensor answers."""
+_SENSOR_ADDRESS = re.compile(r"[0-9A-Fa-f]{16}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +328,31 @@ def _unreported(data: Mapping[str, object], nested: bool) -> list[tuple[str, ...
     return absent
 
 
+def without_unmeasured_voltages(
+    document: Mapping[str, object], specs: Sequence[FieldSpec]
+) -> Mapping[str, object]:
+    """Return ``document`` without the phase voltages of 0 while that phase's current flows.
+
+    An IT-grid Kaifa meter measures no L2 voltage and the reader prints it as 0; a phase that
+    carries current has a voltage, so the 0 is not a measurement. ``specs`` say where each
+    phase's ``voltage_v`` and ``current_a`` are.
+    """
+
+    def path_of(phase: int, field: str) -> tuple[str, ...] | None:
+        return next((s.path for s in specs if s.phase == phase and s.field == field), None)
+
+    absent: list[tuple[str, ...]] = []
+    for phase in (1, 2, 3):
+        volts, amps = path_of(phase, "voltage_v"), path_of(phase, "current_a")
+        if volts is None or amps is None:
+            continue
+        current = _lookup(document, amps)
+        flowing = isinstance(current, int | float) and not isinstance(current, bool) and current > 0
+        if flowing and _is_zero(document, volts):
+            absent.append(volts)
+    return _cleared(document, absent) if absent else document
+
+
 def map_data_json(
     document: object,
     meter_id: str,
@@ -359,6 +389,42 @@ def phases_in(document: object) -> int:
         n for n, path in zip((1, 2, 3), paths, strict=True) if (_number(_lookup(data, path), path) or 0.0) > 0
     ]
     return max(live, default=1)
+
+
+# --- temperature.json -------------------------------------------------------------------------
+def sensor_extra_name(address: str) -> str:
+    """Return the extra a 1-Wire sensor's readings are kept under: ``temperature_<address>_c``."""
+    return f"temperature_{address.lower()}_c"
+
+
+def temperature_extras(document: object, meter_id: str, ts: datetime) -> list[Extra]:
+    """Map ``/temperature.json`` to one extra per sensor that gives a reading, stamped ``ts``.
+
+    The firmware prints ``{"c": count, "s": [{"i", "a": 16 hex digits, "n", "c", "v"}, ...]}``;
+    a reading of -127 (or below -85) means the sensor did not answer and is left out.
+    """
+    data = require_object(document, "AMS reader temperature.json")
+    sensors = data.get("s")
+    if not isinstance(sensors, list):
+        raise PayloadError(f"AMS reader temperature.json s is {sensors!r}, not a list of sensors")
+    extras: list[Extra] = []
+    for position, sensor in enumerate(sensors):
+        entry = require_object(sensor, f"AMS reader temperature.json sensor {position}")
+        address = entry.get("a")
+        if not isinstance(address, str) or _SENSOR_ADDRESS.fullmatch(address) is None:
+            raise PayloadError(
+                f"AMS reader temperature.json sensor {position} address {address!r} is not 16 hex digits"
+            )
+        value = _number(entry.get("v"), ("s", str(position), "v"))
+        if value is not None and value > _NO_SENSOR_C:
+            extras.append(Extra(meter=meter_id, ts=ts, name=sensor_extra_name(address), value=value))
+    return extras
+
+
+def sensor_count(document: object) -> int:
+    """Return how many sensors ``/temperature.json`` lists (0 when it is not the firmware's shape)."""
+    sensors = document.get("s") if isinstance(document, dict) else None
+    return len(sensors) if isinstance(sensors, list) else 0
 
 
 # --- dayplot.json and monthplot.json ----------------------------------------------------------

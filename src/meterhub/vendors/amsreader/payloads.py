@@ -143,7 +143,7 @@ def data_json(device: ReaderDevice, snapshot: Snapshot, mqtt_status: int = 0) ->
         **phases,
         "v": snapshot.vcc_v,
         "r": snapshot.rssi_dbm,
-        "t": snapshot.temperature_c if config.temperature_sensor else NO_SENSOR_C,
+        "t": _reader_temperature(config.temperature_sensors, snapshot),
         "u": snapshot.uptime_s,
         "m": _FREE_HEAP_BYTES,
         "em": 1,
@@ -261,12 +261,25 @@ def priceconfig_json(device: ReaderDevice) -> Json:
     return {"o": [dict(row) for row in device.config.price_rows]}
 
 
+def _reader_temperature(configured: tuple[tuple[str, float], ...], snapshot: Snapshot) -> float:
+    """Return data.json's ``t``: the average of the sensors that answer (above -85), else -127."""
+    if not configured:
+        return snapshot.temperature_c if snapshot.sensors else NO_SENSOR_C
+    valid = [value for _address, value in snapshot.sensors if value > -85]
+    return round(sum(valid) / len(valid), 2) if valid else NO_SENSOR_C
+
+
 def temperature_json(device: ReaderDevice, snapshot: Snapshot) -> Json:
-    """Return ``/temperature.json``; ``c`` is 0 and ``s`` empty without a sensor."""
-    if not device.config.temperature_sensor:
-        return {"c": 0, "s": []}
-    sensor = {"i": 0, "a": "28FF" + device.mac.replace(":", "")[-12:], "n": "", "c": 1}
-    return {"c": snapshot.temperature_c, "s": [{**sensor, "v": snapshot.temperature_c}]}
+    """Return ``/temperature.json``: the sensor count ``c`` and one entry per sensor in ``s``.
+
+    Each entry is ``{"i": index, "a": address (16 upper-case hex digits), "n": "", "c": 1,
+    "v": reading}``, as the firmware prints it; ``s`` is empty without a sensor.
+    """
+    sensors = [
+        {"i": index, "a": address.upper(), "n": "", "c": 1, "v": value}
+        for index, (address, value) in enumerate(snapshot.sensors)
+    ]
+    return {"c": len(sensors), "s": sensors}
 
 
 def sysinfo_json(device: ReaderDevice, now: datetime) -> Json:

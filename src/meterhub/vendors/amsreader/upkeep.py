@@ -1,10 +1,15 @@
-"""The reader's slow-changing answers a connector keeps up with: day-ahead prices and capacity peaks.
+"""The reader's slow-changing answers a connector keeps up with: prices, peaks and temperatures.
 
 Prices change once a day and the reader's capacity peaks once an hour, so a connector reads
 them far less often than ``data.json``: prices at most once per :data:`PRICE_REFRESH`, peaks
 once per hour a little after the hour changed (:data:`PEAK_SETTLE`), and after a failed read
 again only after :data:`RETRY_AFTER`. When each was last read is kept in the store's token
 table (:func:`upkeep_key`), so a restarted hub does not read them again early.
+
+The reader's 1-Wire sensors (``/temperature.json``) are read every :data:`TEMPERATURE_REFRESH`:
+room and outdoor temperatures move by tenths of a degree in minutes, and the reader itself
+reads its sensors only every few seconds, so reading them more often would spend the reader's
+one call slot on values that barely change.
 
 Firmware from v2.5.0 serves ``/importprice.json`` (15- or 60-minute prices from midnight);
 older firmware only the hourly ``/energyprice.json``. Both count their day from midnight
@@ -37,6 +42,7 @@ __all__ = [
     "PRICE_REFRESH",
     "READER_PRICE_ZONE",
     "RETRY_AFTER",
+    "TEMPERATURE_REFRESH",
     "UpkeepRecord",
     "peak_extras",
     "peaks_due",
@@ -45,6 +51,7 @@ __all__ = [
     "prices_due",
     "read_record",
     "series_name",
+    "temperatures_due",
     "upkeep_key",
     "upkeep_record",
 ]
@@ -53,6 +60,8 @@ PRICE_REFRESH = timedelta(hours=1)
 """Prices are read at most this often (the reader learns tomorrow's once a day)."""
 PEAK_SETTLE = timedelta(seconds=120)
 """How long after an hour ends the reader may still be counting it among its peaks."""
+TEMPERATURE_REFRESH = timedelta(minutes=5)
+"""The 1-Wire sensors (``temperature.json``) are read at most this often."""
 RETRY_AFTER = timedelta(minutes=10)
 """After a failed read, how long to wait before trying again."""
 PEAK_EXTRA = "capacity_peak_kwh"
@@ -68,7 +77,7 @@ UpkeepRecord = tuple[datetime, bool]
 
 
 def upkeep_key(kind: str, base_url: str) -> str:
-    """Return the token-table key of when ``kind`` (``prices``, ``peaks``) was last read."""
+    """Return the token-table key of when ``kind`` (``prices``, ``peaks``, ``temperatures``) was last read."""
     return f"{kind}:{base_url.rstrip('/')}"
 
 
@@ -100,6 +109,14 @@ def prices_due(record: UpkeepRecord | None, now: datetime) -> bool:
         return True
     at, ok = record
     return now - at >= (PRICE_REFRESH if ok else RETRY_AFTER) or now < at
+
+
+def temperatures_due(record: UpkeepRecord | None, now: datetime) -> bool:
+    """Say whether the 1-Wire sensors should be read at ``now``."""
+    if record is None:
+        return True
+    at, ok = record
+    return now - at >= (TEMPERATURE_REFRESH if ok else RETRY_AFTER) or now < at
 
 
 def peaks_due(record: UpkeepRecord | None, now: datetime) -> bool:
