@@ -1,19 +1,32 @@
-"""The root ``meterhub`` group; every verb is registered at the bottom of this module."""
+"""The root ``meterhub`` group; every verb is registered in ``VERBS`` at the bottom of this module.
+
+A verb's module is imported only when that verb runs (or its own help is asked for), so a
+command never pays for the web server, the charts or the poller unless it uses them.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
+from click.utils import make_default_short_help
 
 from meterhub import __version__
 from meterhub.errors import MeterhubError
 from meterhub.redact import redact_text
 
-__all__ = ["main"]
+__all__ = ["VERBS", "Verb", "main"]
+
+
+class Verb(NamedTuple):
+    """Where a verb lives (``module:attribute``) and its short help for ``meterhub --help``."""
+
+    target: str
+    short_help: str
 
 
 class _Group(click.Group):
@@ -41,7 +54,46 @@ class _Group(click.Group):
             sys.exit(2)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(_Group):
+    """The root group: verbs come from ``VERBS`` and their modules load on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*VERBS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if command is not None:
+            return command
+        verb = VERBS.get(cmd_name)
+        if verb is None:
+            return None
+        module_name, _, attribute = verb.target.partition(":")
+        loaded = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(loaded, click.Command):
+            raise TypeError(f"{verb.target} is not a click command")
+        self.commands[cmd_name] = loaded
+        return loaded
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List every verb with the short help from ``VERBS``, importing none of them."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            verb = VERBS.get(name)
+            if verb is not None:
+                rows.append((name, make_default_short_help(verb.short_help, limit)))
+                continue
+            command = self.commands[name]
+            if not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="meterhub")
 @click.option(
     "--database-url",
@@ -58,39 +110,75 @@ def main(ctx: click.Context, database_url: str | None) -> None:
     ctx.obj = {"database_url": database_url}
 
 
-# Verbs register here, one line each.
-from meterhub.cli.data import export, import_, latest, readings  # noqa: E402
-from meterhub.cli.db import db  # noqa: E402
-from meterhub.cli.demo import demo  # noqa: E402
-from meterhub.cli.meters import meters  # noqa: E402
-from meterhub.cli.serve import serve  # noqa: E402
-
-for _command in (meters, import_, export, readings, latest, db, serve, demo):
-    main.add_command(_command)
-from meterhub.cli.simulate import simulate  # noqa: E402
-
-main.add_command(simulate)
-from meterhub.cli.poll import backfill, poll  # noqa: E402
-from meterhub.cli.relay import relay  # noqa: E402
-
-for _command in (backfill, poll, relay):
-    main.add_command(_command)
-from meterhub.cli.analytics import analyze, capacity, cost, energy  # noqa: E402
-from meterhub.cli.places import places, prices  # noqa: E402
-
-for _command in (places, prices, energy, cost, capacity, analyze):
-    main.add_command(_command)
-from meterhub.cli.keys import keys  # noqa: E402
-from meterhub.cli.users import users  # noqa: E402
-
-for _command in (users, keys):
-    main.add_command(_command)
-from meterhub.cli.status import status  # noqa: E402
-
-main.add_command(status)
-from meterhub.cli.settings import settings  # noqa: E402
-
-main.add_command(settings)
-from meterhub.cli.series import series  # noqa: E402
-
-main.add_command(series)
+# Verbs register here, one line each: name -> where it lives and its short help (the first
+# sentence of its docstring; tests/cli/test_cli_imports.py checks that the two agree).
+VERBS: dict[str, Verb] = {
+    "analyze": Verb(
+        "meterhub.cli.analytics:analyze", "Power and offline analysis of one meter over a range."
+    ),
+    "backfill": Verb(
+        "meterhub.cli.poll:backfill",
+        "Fetch a meter's history from its vendor, within quotas; resumes where it stopped.",
+    ),
+    "capacity": Verb(
+        "meterhub.cli.analytics:capacity",
+        "Show the capacity tariff: top hourly peaks on distinct days, month value, step and next threshold.",
+    ),
+    "cost": Verb(
+        "meterhub.cli.analytics:cost",
+        "Show what energy cost per period under the place's tariff, each price on its own interval.",
+    ),
+    "db": Verb("meterhub.cli.db:db", "Manage the database schema."),
+    "demo": Verb(
+        "meterhub.cli.demo:demo",
+        "Serve five vendor simulators and a hub polling one meter of each; load a real household.",
+    ),
+    "energy": Verb(
+        "meterhub.cli.analytics:energy",
+        "Show energy per 15 minutes, hour, day, month or year of a meter or a place, with its sources.",
+    ),
+    "export": Verb("meterhub.cli.data:export", "Stream raw readings in the canonical columns."),
+    "import": Verb(
+        "meterhub.cli.data:import_", "Import a CSV or NDJSON file of readings in the canonical columns."
+    ),
+    "keys": Verb("meterhub.cli.keys:keys", "Create, list, rotate and revoke API keys."),
+    "latest": Verb("meterhub.cli.data:latest", "Show the newest whole-meter reading of every meter."),
+    "meters": Verb("meterhub.cli.meters:meters", "Add, discover, list and remove meters."),
+    "places": Verb(
+        "meterhub.cli.places:places", "Add places, put meters in them by role, and set their tariffs."
+    ),
+    "poll": Verb(
+        "meterhub.cli.poll:poll",
+        "Poll meters once now (all polled meters without METER_IDS) and show the outcome.",
+    ),
+    "prices": Verb("meterhub.cli.places:prices", "Import and list dynamic price series."),
+    "readings": Verb(
+        "meterhub.cli.data:readings",
+        "Show downsampled history: avg/min/max power, avg voltage and current per bucket.",
+    ),
+    "relay": Verb(
+        "meterhub.cli.relay:relay",
+        "Switch the relay of METER_ID on or off and show what the device reports.",
+    ),
+    "series": Verb(
+        "meterhub.cli.series:series",
+        "List a meter's device series, or show one (NAME) over a range, in the meter's local time.",
+    ),
+    "serve": Verb(
+        "meterhub.cli.serve:serve",
+        "Run the hub: poll every meter, ingest MQTT, serve the HTTP API on HOST:PORT.",
+    ),
+    "settings": Verb("meterhub.cli.settings:settings", "Show and change hub-wide settings."),
+    "simulate": Verb(
+        "meterhub.cli.simulate:simulate",
+        "Serve the simulator of VENDOR (or of every vendor with 'all') until interrupted.",
+    ),
+    "status": Verb(
+        "meterhub.cli.status:status",
+        "Show, per meter, its poll cadence, health, newest data, vendor quota left and backfill.",
+    ),
+    "users": Verb(
+        "meterhub.cli.users:users",
+        "Add users of the API, set their roles and passwords, and share meters and places.",
+    ),
+}
