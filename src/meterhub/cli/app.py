@@ -13,7 +13,6 @@ import sys
 from typing import Any, NamedTuple
 
 import click
-from click.utils import make_default_short_help
 
 from meterhub import __version__
 from meterhub.errors import MeterhubError
@@ -84,7 +83,7 @@ class _LazyGroup(_Group):
         for name in names:
             verb = VERBS.get(name)
             if verb is not None:
-                rows.append((name, make_default_short_help(verb.short_help, limit)))
+                rows.append((name, click.Command(name, help=verb.short_help).get_short_help_str(limit)))
                 continue
             command = self.commands[name]
             if not command.hidden:
