@@ -13,8 +13,12 @@ README = (Path(__file__).parent.parent / "README.md").read_text()
 
 
 def _verbs(group: click.Group, prefix: str = "meterhub") -> list[str]:
+    """Every verb and subcommand, loading lazily registered ones through ``get_command``."""
     names: list[str] = []
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, f"{prefix} {name} is listed but cannot be loaded"
         if isinstance(command, click.Group):
             names.extend(_verbs(command, f"{prefix} {name}"))
         else:
