@@ -161,6 +161,14 @@ class Store(Protocol):
         """Store device extras keyed (meter, name, ts), idempotently."""
         ...
 
+    def change_count(self) -> int:
+        """Return a number that changes whenever anything is written, by this process or another.
+
+        Cheap enough to ask on every request: answers built from the store may be kept until
+        it changes. Read it before reading what it guards, so a write in between is never missed.
+        """
+        ...
+
     # --- reads --------------------------------------------------------------------------
     def iter_readings(
         self,

@@ -94,6 +94,7 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
         password = conninfo_to_dict(self._conninfo).get("password")
         self._password = None if password is None else str(password)
         self._write_lock = threading.Lock()
+        self._writes = 0
         self._closed = False
         self._partitions = PartitionCache()
         self._conn = self._connect()
@@ -151,6 +152,8 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
                 yield self._conn
             except psycopg.Error as exc:
                 raise StoreError(f"database write failed: {redact_text(one_line(exc))}") from exc
+            finally:
+                self._writes += 1
 
     def _transaction(self, fn: Callable[[Conn], T]) -> T:
         with self._writing() as conn, conn.transaction():
@@ -188,6 +191,16 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
             self._closed = True
             self._conn.close()
         self._pool.close()
+
+    def change_count(self) -> int:
+        """Return this process's writes plus the server's WAL insert position in bytes.
+
+        The first changes as soon as a write of this store returns; the second whenever anyone
+        writes to the cluster (any database, so it may change without a change here).
+        """
+        with self._read() as conn:
+            row = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn").fetchone()
+        return self._writes + (0 if row is None else int(row[0]))
 
     # --- meters -------------------------------------------------------------------------
     def add_meter(self, meter: Meter) -> None:

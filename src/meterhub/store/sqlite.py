@@ -126,6 +126,8 @@ class SQLiteStore(AccountsMixin, CatalogMixin, SQLiteReads):
         self._writer = _Writer(self.path)
         self._writer.start_and_wait()
         super().__init__(lambda: connect(self.path))
+        self._watch: sqlite3.Connection | None = None
+        self._watch_lock = threading.Lock()
         if migrate:
             self.migrate()
 
@@ -152,6 +154,24 @@ class SQLiteStore(AccountsMixin, CatalogMixin, SQLiteReads):
         """Finish pending writes and release every connection."""
         self._writer.stop()
         self._close_reads()
+        with self._watch_lock:
+            if self._watch is not None:
+                self._watch.close()
+                self._watch = None
+
+    def change_count(self) -> int:
+        """Return the database's data version as one connection of its own sees it.
+
+        SQLite changes it whenever another connection commits: this store's writer thread as
+        well as any other process, so every write since the last call shows.
+        """
+        with self._watch_lock:
+            if self._watch is None:
+                self._watch = connect(self.path)
+            try:
+                return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the database's data version: {exc}") from exc
 
     # --- meters -------------------------------------------------------------------------
     def add_meter(self, meter: Meter) -> None:

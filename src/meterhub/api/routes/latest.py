@@ -4,16 +4,15 @@ What IAMMETER's metersdata and Intellimeter's /data give: one reading per meter 
 whole meter), or every phase of one meter.
 
 ``/api/v1/latest`` is what dashboards and integrations poll, often many at once, so its encoded
-answer is kept for :data:`LATEST_TTL_S` and shared by callers who see the same meters and ask
-for the same format: a reading reaches it at most that much later than the store. Meters report
-every few seconds at the fastest, so nobody sees the difference; the hub sees a few store reads
-per second instead of one per request.
+answer is kept and shared by callers who see the same meters and ask for the same format, until
+the store's change count (:meth:`meterhub.store.base.Store.change_count`) moves: a reading shows
+in the next answer after it is written, and between writes the hub reads the store once instead
+of once per request. ``app.state.latest_answer_cache = False`` turns the sharing off.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -33,13 +32,14 @@ from meterhub.api.routes._params import visible_meter
 from meterhub.exporter import reading_record
 from meterhub.model import PHASE_TOTAL
 from meterhub.store.base import Store
+from meterhub.store.sqlite import SQLiteStore
 
-__all__ = ["LATEST_TTL_S", "ReadingPublic", "router"]
+__all__ = ["CACHE_SWITCH", "ReadingPublic", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["readings"], responses=PROBLEM_RESPONSES)
 
-LATEST_TTL_S = 0.5
-"""How long an encoded answer of /api/v1/latest is reused, in seconds."""
+CACHE_SWITCH = "latest_answer_cache"
+"""The ``app.state`` attribute that, set False, makes every request of /api/v1/latest read the store."""
 _MAX_ENTRIES = 512
 _FORMATS = ("json", "xml", *TABULAR_FORMATS)
 
@@ -64,29 +64,29 @@ class ReadingPublic(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class _Answer:
-    expires_s: float
+    version: int
+    """The store's change count read before the answer was built."""
     body: bytes
     media_type: str
 
 
 class _AnswerCache:
-    """Encoded answers by (what the caller sees, format), each kept for LATEST_TTL_S."""
+    """Encoded answers by (what the caller sees, format), each valid while the store is unchanged."""
 
     def __init__(self) -> None:
         self._answers: dict[tuple[object, str], _Answer] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[object, str], now_s: float) -> _Answer | None:
-        """Return a fresh answer for ``key``, or None."""
+    def get(self, key: tuple[object, str], version: int) -> _Answer | None:
+        """Return the answer for ``key`` built at change count ``version``, or None."""
         answer = self._answers.get(key)
-        return answer if answer is not None and answer.expires_s > now_s else None
+        return answer if answer is not None and answer.version == version else None
 
     def put(self, key: tuple[object, str], answer: _Answer) -> None:
-        """Keep an answer, dropping every stale one when the cache grows large."""
-        now_s = answer.expires_s - LATEST_TTL_S
+        """Keep an answer, dropping every one of another version when the cache grows large."""
         with self._lock:
             if len(self._answers) >= _MAX_ENTRIES:
-                self._answers = {k: a for k, a in self._answers.items() if a.expires_s > now_s}
+                self._answers = {k: a for k, a in self._answers.items() if a.version == answer.version}
             self._answers[key] = answer
 
 
@@ -108,16 +108,27 @@ async def _caller(request: Request) -> Principal:
     )
 
 
+async def _change_count(store: Store) -> int:
+    if isinstance(store, SQLiteStore):  # one PRAGMA on a local file: cheaper than a thread hop
+        return store.change_count()
+    return await anyio.to_thread.run_sync(store.change_count)
+
+
 async def _answer(request: Request, principal: Principal) -> Response:
-    """Return the shared answer for what the caller sees, reading the store when it is stale."""
-    key = ("*" if principal.role is Role.ADMIN else principal.meters, choose_format(request, _FORMATS))
+    """Return the shared answer for what the caller sees, reading the store when it changed."""
+    fmt = choose_format(request, _FORMATS)
+    store = store_of(request)
+    if getattr(request.app.state, CACHE_SWITCH, True) is False:
+        items = await anyio.to_thread.run_sync(_records, store, principal)
+        return render(request, items, rows=items, root="readings")
+    key = ("*" if principal.role is Role.ADMIN else principal.meters, fmt)
     cache = _CACHES.get(request.app) or _CACHES.setdefault(request.app, _AnswerCache())
-    now_s = time.monotonic()
-    answer = cache.get(key, now_s)
+    version = await _change_count(store)
+    answer = cache.get(key, version)
     if answer is None:
-        items = await anyio.to_thread.run_sync(_records, store_of(request), principal)
+        items = await anyio.to_thread.run_sync(_records, store, principal)
         response = render(request, items, rows=items, root="readings")
-        answer = _Answer(now_s + LATEST_TTL_S, bytes(response.body), response.media_type or "")
+        answer = _Answer(version, bytes(response.body), response.media_type or "")
         cache.put(key, answer)
     return Response(answer.body, media_type=answer.media_type)
 
@@ -138,7 +149,7 @@ class _PolledRoute(APIRoute):
 
 
 async def latest_all(request: Request, principal: PrincipalDep, fmt: FormatQuery = None) -> Response:
-    """Return the newest whole-meter (phase 0) reading of every meter the caller may see (cached 0.5 s)."""
+    """Return the newest whole-meter (phase 0) reading of every meter the caller may see."""
     return await _answer(request, principal)
 
 
