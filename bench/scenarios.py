@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bench.fixtures import Context
 from bench.harness import Result
 from bench.scenarios_api import api_latest_rps
+from bench.scenarios_cli import cli_readings_cold, cli_start
 from bench.scenarios_dashboard import dashboard_year, live_latency
 from bench.scenarios_ingest import ingest_backfill, ingest_poll_order
 from bench.scenarios_latest import latest_all
@@ -41,6 +42,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(("api_latest_rps",), api_latest_rps),
     Scenario(("poll_many",), poll_many),
     Scenario(("live_latency",), live_latency),
+    Scenario(("cli_start",), cli_start),
+    Scenario(("cli_readings_cold",), cli_readings_cold),
 )
 
 
