@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import csv
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import orjson
-from rich.console import Console
-from rich.table import Table
 
-from meterhub.config import Settings
 from meterhub.csvsafe import safe_cell
-from meterhub.store import Store, open_store
 from meterhub.timeutil import parse_time
+
+if TYPE_CHECKING:
+    from meterhub.store import Store
+
+# Imports of rich, pydantic settings and the store wait for the code that needs them, so a
+# command pays only for what it uses (tests/cli/test_cli_imports.py counts them).
 
 __all__ = ["FORMAT_CHOICES", "emit", "opened_store", "time_arg"]
 
@@ -30,12 +32,20 @@ def database_url() -> str:
     root = ctx.find_root() if ctx is not None else None
     if root is not None and isinstance(root.obj, dict) and root.obj.get("database_url"):
         return str(root.obj["database_url"])
+    if not any(name.upper() == "METERHUB_DATABASE_URL" for name in os.environ):
+        from meterhub.store.factory import DEFAULT_DATABASE_URL
+
+        return DEFAULT_DATABASE_URL
+    from meterhub.config import Settings
+
     return Settings().database_url
 
 
 @contextmanager
 def opened_store(*, migrate: bool = True) -> Iterator[Store]:
     """Open the configured store for one command and close it afterwards."""
+    from meterhub.store import open_store
+
     store = open_store(database_url(), migrate=migrate)
     try:
         yield store
@@ -67,6 +77,8 @@ def emit(
 ) -> None:
     """Write rows as a rich table, CSV or a JSON array of objects to stdout."""
     if fmt == "json":
+        import orjson
+
         records = [{c: _jsonable(v) for c, v in zip(columns, row, strict=True)} for row in rows]
         sys.stdout.write(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif fmt == "csv":
@@ -75,6 +87,9 @@ def emit(
         for row in rows:
             writer.writerow(["" if v is None else safe_cell(_jsonable(v)) for v in row])
     else:
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table(title=title)
         for column in columns:
             table.add_column(

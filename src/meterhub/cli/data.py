@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 from meterhub.cli.common import emit, format_option, opened_store, time_arg
-from meterhub.config import Settings
 from meterhub.errors import ImportFileError, InputError
 from meterhub.exporter import EXPORT_FORMATS, export_lines
 from meterhub.history import BUCKET_WIDTHS_S, downsample
-from meterhub.importer import import_file
-from meterhub.ingest import IngestReport
-from meterhub.store import Store
+
+if TYPE_CHECKING:
+    from meterhub.ingest import IngestReport
+    from meterhub.store import Store
+
+# The importer, its settings and the progress bar load inside ``import``: ``readings`` and
+# ``latest`` share this module and must not pay for them.
 
 __all__ = ["export", "import_", "latest", "readings"]
 
@@ -35,6 +36,9 @@ __all__ = ["export", "import_", "latest", "readings"]
 )
 def import_(file: Path, meter_id: str | None, batch_rows: int | None) -> None:
     """Import a CSV or NDJSON file of readings in the canonical columns."""
+    from meterhub.config import Settings
+    from meterhub.importer import import_file
+
     if not file.is_file():
         raise ImportFileError(f"file {file} not found")
     rows = batch_rows or Settings().import_batch_rows
@@ -67,6 +71,11 @@ def _require_something_kept(report: IngestReport) -> None:
 def _import_with_bar(
     store: Store, file: Path, meter_id: str | None, rows: int, stream: BinaryIO, size: int
 ) -> IngestReport:
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from meterhub.importer import import_file
+
     progress = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
