@@ -28,7 +28,6 @@ HEAVY = ("fastapi", "matplotlib", "uvicorn", "starlette", "meterhub.poller", "me
 
 RUNNER = """
 import json, sys
-from meterhub import __version__
 from meterhub.cli import main
 modules_file, *args = sys.argv[1:]
 try:
