@@ -7,7 +7,6 @@ command never pays for the web server, the charts or the poller unless it uses t
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
 from typing import Any, NamedTuple
@@ -16,7 +15,6 @@ import click
 
 from meterhub import __version__
 from meterhub.errors import MeterhubError
-from meterhub.redact import redact_text
 
 __all__ = ["VERBS", "Verb", "main"]
 
@@ -35,6 +33,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except MeterhubError as exc:
+            from meterhub.redact import redact_text
+
             click.echo(f"error: {redact_text(str(exc))}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
@@ -45,6 +45,8 @@ class _Group(click.Group):
         except Exception as exc:
             if os.environ.get("METERHUB_DEBUG"):
                 raise
+            from meterhub.redact import redact_text
+
             click.echo(
                 f"error: unexpected failure ({type(exc).__name__}: {redact_text(str(exc))}); "
                 "set METERHUB_DEBUG=1 to see the details",
@@ -105,6 +107,8 @@ def main(ctx: click.Context, database_url: str | None) -> None:
     """meterhub: collect, store and analyse electricity-meter data."""
     # httpx logs whole request URLs at INFO, and some vendors (smart-MAC) take secrets in the
     # query string: keep it at WARNING so no secret reaches a log.
+    import logging
+
     logging.getLogger("httpx").setLevel(logging.WARNING)
     ctx.obj = {"database_url": database_url}
 
