@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
@@ -35,7 +35,10 @@ from meterhub.model import (
 )
 from meterhub.store.base import Store
 
-__all__ = ["ImportRow", "detect_format", "import_file", "read_rows"]
+if TYPE_CHECKING:
+    import _csv
+
+__all__ = ["ImportRow", "detect_format", "import_file", "import_file_by_rows", "read_rows"]
 
 _KNOWN = frozenset(CANONICAL_COLUMNS)
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
@@ -139,7 +142,7 @@ def _not_utf8(text: str) -> str | None:
     return None if found is None else f"not UTF-8 text (byte 0x{ord(found.group()) - 0xDC00:02x})"
 
 
-def _csv_header(reader: Iterator[list[str]]) -> list[str]:
+def csv_header(reader: Iterator[list[str]]) -> list[str]:
     """Return the header's columns; raise ImportFileError when they cannot be trusted."""
     try:
         header = next(reader, None)
@@ -171,10 +174,17 @@ def _csv_header(reader: Iterator[list[str]]) -> list[str]:
 def _csv_rows(text: io.TextIOWrapper, default_meter: str | None) -> Iterator[ImportRow]:
     # csv's field limit (128 KiB) stays: a longer field rejects its row, and the rest is read.
     reader = csv.reader(text)
-    columns = _csv_header(reader)
+    columns = csv_header(reader)
+    yield from csv_records(reader, columns, default_meter, 0)
+
+
+def csv_records(
+    reader: _csv.Reader, columns: list[str], default_meter: str | None, line_offset: int
+) -> Iterator[ImportRow]:
+    """Yield the rows a ``csv.reader`` reads after the header; its line 1 is file line ``line_offset + 1``."""
     last_line = reader.line_num
     while True:
-        where = f"line {last_line + 1}"
+        where = f"line {line_offset + last_line + 1}"
         try:
             values = next(reader)
         except StopIteration:
@@ -184,50 +194,55 @@ def _csv_rows(text: io.TextIOWrapper, default_meter: str | None) -> Iterator[Imp
             yield ImportRow(where, None, f"unreadable CSV: {exc}")
             continue
         last_line = reader.line_num
-        if not values or all(not v.strip() for v in values):
-            continue
-        problem = _not_utf8("".join(values))
-        if problem is not None:
-            yield ImportRow(where, None, problem)
-            continue
-        if len(values) != len(columns):
-            yield ImportRow(
-                where, None, f"{len(values)} fields where the header has {len(columns)}"
-            )
-            continue
-        try:
-            yield ImportRow(
-                where, to_reading(dict(zip(columns, values, strict=True)), default_meter)
-            )
-        except ValueError as exc:
-            yield ImportRow(where, None, str(exc))
+        row = csv_record(where, values, columns, default_meter)
+        if row is not None:
+            yield row
+
+
+def csv_record(
+    where: str, values: list[str], columns: list[str], default_meter: str | None
+) -> ImportRow | None:
+    """Return one CSV record as a reading or a rejection; None for a blank record (not a row)."""
+    if not values or all(not v.strip() for v in values):
+        return None
+    problem = _not_utf8("".join(values))
+    if problem is not None:
+        return ImportRow(where, None, problem)
+    if len(values) != len(columns):
+        return ImportRow(where, None, f"{len(values)} fields where the header has {len(columns)}")
+    try:
+        return ImportRow(where, to_reading(dict(zip(columns, values, strict=True)), default_meter))
+    except ValueError as exc:
+        return ImportRow(where, None, str(exc))
 
 
 def _ndjson_rows(text: io.TextIOWrapper, default_meter: str | None) -> Iterator[ImportRow]:
     for number, line in enumerate(text, start=1):
-        if not line.strip():
-            continue
-        where = f"line {number}"
-        problem = _not_utf8(line)
-        if problem is not None:
-            yield ImportRow(where, None, problem)
-            continue
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            yield ImportRow(where, None, f"not JSON: {exc}")
-            continue
-        if not isinstance(record, dict):
-            yield ImportRow(where, None, "not a JSON object")
-            continue
-        unknown = sorted(set(record) - _KNOWN)
-        if unknown:
-            yield ImportRow(where, None, f"unknown field(s) {', '.join(unknown)}")
-            continue
-        try:
-            yield ImportRow(where, to_reading(record, default_meter))
-        except ValueError as exc:
-            yield ImportRow(where, None, str(exc))
+        row = ndjson_record(f"line {number}", line, default_meter)
+        if row is not None:
+            yield row
+
+
+def ndjson_record(where: str, line: str, default_meter: str | None) -> ImportRow | None:
+    """Return one NDJSON line as a reading or a rejection; None for a blank line (not a row)."""
+    if not line.strip():
+        return None
+    problem = _not_utf8(line)
+    if problem is not None:
+        return ImportRow(where, None, problem)
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return ImportRow(where, None, f"not JSON: {exc}")
+    if not isinstance(record, dict):
+        return ImportRow(where, None, "not a JSON object")
+    unknown = sorted(set(record) - _KNOWN)
+    if unknown:
+        return ImportRow(where, None, f"unknown field(s) {', '.join(unknown)}")
+    try:
+        return ImportRow(where, to_reading(record, default_meter))
+    except ValueError as exc:
+        return ImportRow(where, None, str(exc))
 
 
 def import_file(
@@ -241,8 +256,66 @@ def import_file(
 ) -> IngestReport:
     """Import a CSV or NDJSON file; unknown meters are created with vendor ``file``.
 
-    A meter created here takes the hub's default zone; ``report.added_meters`` names each with
-    the zone and the rule that chose it.
+    The file is read by columns in bounded blocks (:mod:`meterhub.importcolumns`); what is
+    stored and rejected, with line numbers and reasons, is what :func:`import_file_by_rows`
+    gives. A meter created here takes the hub's default zone; ``report.added_meters`` names each
+    with the zone and the rule that chose it.
+    """
+    # pyarrow loads only for imports, so other commands start without it.
+    from meterhub.importbatches import LatestAllowed, ingest_blocks
+    from meterhub.importcolumns import csv_blocks, ndjson_blocks
+
+    if stream is None and not path.is_file():
+        raise ImportFileError(f"file {path} not found")
+    if default_meter is not None:
+        check_id(default_meter, "--meter")
+    report = IngestReport()
+    known = {meter.id for meter in store.list_meters()}
+
+    def ensure(meter_id: str) -> None:
+        if meter_id not in known:
+            added = _ensure_file_meter(store, meter_id)
+            if added is not None:
+                report.added_meters.append(added)
+            known.add(meter_id)
+
+    def run(source: BinaryIO) -> IngestReport:
+        head = source.peek(64)[:64] if hasattr(source, "peek") else b""
+        blocks = csv_blocks if detect_format(path, head) == "csv" else ndjson_blocks
+        latest = LatestAllowed()
+        return ingest_blocks(
+            store,
+            blocks(source, default_meter, latest.us),
+            report,
+            latest=latest,
+            batch_rows=batch_rows,
+            ensure_meter=ensure,
+            on_batch=on_batch,
+        )
+
+    if stream is not None:
+        return run(stream)
+    try:
+        with path.open("rb") as source:
+            return run(source)
+    except OSError as exc:
+        raise ImportFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def import_file_by_rows(
+    store: Store,
+    path: Path,
+    default_meter: str | None,
+    *,
+    batch_rows: int = 10_000,
+    on_batch: Callable[[IngestReport], None] | None = None,
+    stream: BinaryIO | None = None,
+) -> IngestReport:
+    """Import a CSV or NDJSON file row by row: one reading object per row, through the Ingestor.
+
+    :func:`import_file` stores the same by columns; this path stays as its reference. A meter
+    created here takes the hub's default zone; ``report.added_meters`` names each with the zone
+    and the rule that chose it.
     """
     if stream is None and not path.is_file():
         raise ImportFileError(f"file {path} not found")

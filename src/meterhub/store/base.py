@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
@@ -34,10 +34,12 @@ __all__ = [
     "ROLLUP_WIDTHS_S",
     "Bucket",
     "PowerColumns",
+    "ReadingColumns",
     "Store",
     "SumField",
     "WriteResult",
     "chunked",
+    "write_columns",
 ]
 
 T = TypeVar("T")
@@ -437,3 +439,55 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
             batch = []
     if batch:
         yield batch
+
+
+class ReadingColumns(NamedTuple):
+    """Validated readings as columns: row ``k`` is meter ``meters[meter_index[k]]`` at ``ts_us[k]``.
+
+    ``values`` holds one row of :data:`~meterhub.model.READING_FIELDS` per reading, NaN where a
+    value is missing. Rows keep their order: the first of two under one key is the one stored.
+    """
+
+    meters: Sequence[str]
+    meter_index: npt.NDArray[np.int64]
+    ts_us: npt.NDArray[np.int64]
+    """Epoch microseconds, so the readings built from the columns keep the file's instants."""
+    phase: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+
+    @property
+    def rows(self) -> int:
+        """Return the number of readings."""
+        return len(self.ts_us)
+
+    def reading(self, row: int) -> Reading:
+        """Return row ``row`` as a reading."""
+        values = self.values[row].tolist()
+        return Reading(
+            self.meters[int(self.meter_index[row])],
+            _EPOCH + timedelta(microseconds=int(self.ts_us[row])),
+            int(self.phase[row]),
+            *(None if value != value else value for value in values),  # NaN: missing
+        )
+
+    def readings(self) -> list[Reading]:
+        """Return every row as a reading, in order."""
+        return [self.reading(row) for row in range(self.rows)]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def write_columns(store: Store, columns: ReadingColumns) -> WriteResult:
+    """Store validated readings given as columns, as ``store.write_readings`` would store them.
+
+    A backend with its own ``write_columns`` takes the columns as they are; any other gets the
+    readings built from them.
+    """
+    if not columns.rows:
+        return WriteResult(0, 0)
+    own = getattr(store, "write_columns", None)
+    if own is not None:
+        result: WriteResult = own(columns)
+        return result
+    return store.write_readings(columns.readings())

@@ -16,9 +16,10 @@ from meterhub.errors import ConflictError, StoreError, UnknownMeterError
 from meterhub.ids import check_id
 from meterhub.model import Extra, IntervalEnergy, Meter, Reading, utc_now
 from meterhub.store.accounts import AccountsMixin
-from meterhub.store.base import WriteResult
+from meterhub.store.base import ReadingColumns, WriteResult
 from meterhub.store.catalog import CatalogMixin
 from meterhub.store.coarse import COARSE_TABLES, refresh_meter_days
+from meterhub.store.sqlite_columns import write_columns_retrying
 from meterhub.store.sqlite_reads import SQLiteReads
 from meterhub.store.sqlite_schema import applied_migrations, apply_migrations
 from meterhub.store.sqlite_writer import WriterContext, write_readings_tx
@@ -247,6 +248,10 @@ class SQLiteStore(AccountsMixin, CatalogMixin, SQLiteReads):
         return self._writer.transaction(
             lambda conn: write_readings_tx(conn, self._writer.ctx, readings)
         )
+
+    def write_columns(self, columns: ReadingColumns) -> WriteResult:
+        """Store validated readings given as columns, exactly as :meth:`write_readings` would."""
+        return write_columns_retrying(self._writer, columns)
 
     def write_intervals(self, records: Sequence[IntervalEnergy]) -> WriteResult:
         """Store interval-energy records keyed (meter, source, start), idempotently.
