@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,16 +13,20 @@ import numpy.typing as npt
 from meterhub.errors import InputError
 from meterhub.model import Meter
 from meterhub.store.base import Bucket, PowerColumns, Store
+from meterhub.store.sqlite_periods import FIGURE_FIELDS
+from meterhub.store.sqlite_reads import SQLiteReads
 from meterhub.timeutil import from_ms, get_zone, to_ms
 
 __all__ = [
     "BUCKET_WIDTHS_S",
     "MAX_POINTS",
+    "HistoryColumns",
     "PowerArrays",
     "PowerSeries",
     "bucket_width_s",
     "choose_width_s",
     "downsample",
+    "history_columns",
     "joins",
     "power_arrays",
     "power_series",
@@ -84,6 +89,98 @@ def _local_days(start: datetime, end: datetime, tz: str) -> list[datetime]:
         day += timedelta(days=1)
 
 
+@dataclass(frozen=True)
+class HistoryColumns:
+    """The non-empty buckets of one meter phase over [start, end), as columns.
+
+    ``figures`` holds one float array per name of ``FIGURE_FIELDS`` (the ``Bucket`` fields but
+    the registers), NaN where a bucket's figure is None; ``count`` holds whole numbers.
+    """
+
+    meter: str
+    phase: int
+    starts_ms: npt.NDArray[np.int64]
+    ends_ms: npt.NDArray[np.int64]
+    figures: dict[str, npt.NDArray[np.float64]]
+
+    def __len__(self) -> int:
+        return len(self.starts_ms)
+
+
+def history_columns(
+    store: Store,
+    meter_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    points: int | None = None,
+    bucket: str | None = None,
+    phase: int = 0,
+    tz: str | None = None,
+    meter: Meter | None = None,
+    fields: Sequence[str] = FIGURE_FIELDS,
+) -> HistoryColumns:
+    """Return the buckets of :func:`downsample` as columns, read from the coarsest rollups that tile them.
+
+    Buckets of 15 minutes and wider (UTC-aligned, or local days for ``bucket="1d"``) are one
+    scan of a rollup table; narrower ones aggregate the raw rows. ``figures`` holds ``fields``
+    (names of ``FIGURE_FIELDS``) and the count and energy, which tell the empty buckets apart.
+    ``meter`` saves reading it again.
+    """
+    unknown = [name for name in fields if name not in FIGURE_FIELDS]
+    if unknown:
+        raise InputError(f"unknown field(s) {', '.join(unknown)}; choose from {', '.join(FIGURE_FIELDS)}")
+    wanted = tuple(dict.fromkeys(("count", *fields, "energy_import_kwh", "energy_export_kwh")))
+    if end <= start:
+        raise InputError("--end must be after --start")
+    meter = meter if meter is not None and meter.id == meter_id else store.get_meter(meter_id)
+    width_s = bucket_width_s(start, end, points, bucket)
+    if bucket == "1d":
+        edges = np.array([to_ms(edge) for edge in _local_days(start, end, tz or meter.tz)], dtype=np.int64)
+        if len(edges) - 1 > MAX_POINTS:
+            raise InputError(f"the range holds more than {MAX_POINTS} days")
+    else:
+        width_ms = width_s * 1000
+        first = to_ms(start) - to_ms(start) % width_ms
+        count = math.ceil((to_ms(end) - first) / width_ms)
+        if count > MAX_POINTS:
+            raise InputError(f"{count} buckets of {width_s} s exceed {MAX_POINTS}; choose a wider bucket")
+        if width_ms % 900_000:
+            raw = store.downsample_raw(meter_id, phase, start, end, width_s)
+            return _columns_of(meter_id, phase, raw, wanted)
+        edges = first + np.arange(count + 1, dtype=np.int64) * width_ms
+    figures = _period_figures(store, meter_id, phase, edges, wanted)
+    keep = np.flatnonzero(
+        (figures["count"] > 0) | (figures["energy_import_kwh"] != 0) | (figures["energy_export_kwh"] != 0)
+    )
+    return HistoryColumns(
+        meter_id, phase, edges[:-1][keep], edges[1:][keep], {name: v[keep] for name, v in figures.items()}
+    )
+
+
+def _period_figures(
+    store: Store, meter_id: str, phase: int, edges_ms: npt.NDArray[np.int64], fields: Sequence[str]
+) -> dict[str, npt.NDArray[np.float64]]:
+    if isinstance(store, SQLiteReads):
+        return store.period_figures(meter_id, phase, edges_ms, fields)
+    buckets = store.aggregate(meter_id, phase, [from_ms(e) for e in edges_ms.tolist()], with_registers=False)
+    return _columns_of(meter_id, phase, buckets, fields).figures
+
+
+def _columns_of(meter_id: str, phase: int, buckets: list[Bucket], fields: Sequence[str]) -> HistoryColumns:
+    def column(name: str) -> npt.NDArray[np.float64]:
+        values = [getattr(b, name) for b in buckets]
+        return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+
+    return HistoryColumns(
+        meter_id,
+        phase,
+        np.array([to_ms(b.start) for b in buckets], dtype=np.int64),
+        np.array([to_ms(b.end) for b in buckets], dtype=np.int64),
+        {name: column(name) for name in fields},
+    )
+
+
 def downsample(
     store: Store,
     meter_id: str,
@@ -95,29 +192,25 @@ def downsample(
     phase: int = 0,
     tz: str | None = None,
 ) -> list[Bucket]:
-    """Return buckets of [start, end) for one meter phase; days are local to the meter's zone."""
-    if end <= start:
-        raise InputError("--end must be after --start")
-    meter = store.get_meter(meter_id)
-    width_s = bucket_width_s(start, end, points, bucket)
-    if bucket == "1d":
-        edges = _local_days(start, end, tz or meter.tz)
-        if len(edges) - 1 > MAX_POINTS:
-            raise InputError(f"the range holds more than {MAX_POINTS} days")
-        return _drop_empty(store.aggregate(meter_id, phase, edges))
-    width_ms = width_s * 1000
-    first = to_ms(start) - to_ms(start) % width_ms
-    count = math.ceil((to_ms(end) - first) / width_ms)
-    if count > MAX_POINTS:
-        raise InputError(f"{count} buckets of {width_s} s exceed {MAX_POINTS}; choose a wider bucket")
-    if width_ms % 900_000 == 0:
-        edges_utc = [from_ms(first + k * width_ms) for k in range(count + 1)]
-        return _drop_empty(store.aggregate(meter_id, phase, edges_utc, with_registers=False))
-    return store.downsample_raw(meter_id, phase, start, end, width_s)
+    """Return the non-empty buckets of [start, end) for one meter phase; days are local to the meter's zone.
 
-
-def _drop_empty(buckets: list[Bucket]) -> list[Bucket]:
-    return [b for b in buckets if b.count > 0 or b.energy_import_kwh or b.energy_export_kwh]
+    The buckets of :func:`history_columns` as records; their register fields are None.
+    """
+    columns = history_columns(store, meter_id, start, end, points=points, bucket=bucket, phase=phase, tz=tz)
+    figures = {name: _none_if_nan(values) for name, values in columns.figures.items()}
+    counts = columns.figures["count"].astype(np.int64).tolist()
+    no_registers = (None,) * 6
+    return [
+        Bucket._make((meter_id, phase, from_ms(lo), from_ms(hi), n, *power_and_mains, *no_registers,
+                      e_imp or 0.0, e_exp or 0.0, covered or 0.0))
+        for lo, hi, n, *power_and_mains, e_imp, e_exp, covered in zip(
+            columns.starts_ms.tolist(),
+            columns.ends_ms.tolist(),
+            counts,
+            *(figures[name] for name in FIGURE_FIELDS[1:]),
+            strict=True,
+        )
+    ]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +21,7 @@ from meterhub.store.base import PowerColumns, SumField
 from meterhub.store.coarse import QUARTER_MS, SIX_HOURS_MS, midnights_around
 from meterhub.store.columns import SUM_SOURCES, power_of_rows, sums_of_rows
 
-__all__ = ["period_power", "period_sums", "table_for"]
+__all__ = ["FIGURE_FIELDS", "period_figures", "period_power", "period_sums", "table_for"]
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -30,6 +30,22 @@ _NULL = -(2**63)
 """Stands for NULL in the texts, which would otherwise drop the value and shift the rest."""
 _FIXED_TABLES = ((SIX_HOURS_MS, "rollup_6h"), (3_600_000, "rollup_1h"), (QUARTER_MS, "rollup_15m"))
 _POWER_SOURCES = ("n", "p_n", "p_sum", "p_min", "p_max")
+_MINIMA = frozenset({"p_min", "v_min"})
+_MAXIMA = frozenset({"p_max", "v_max"})
+FIGURE_FIELDS: tuple[str, ...] = (
+    "count",
+    "power_avg_w",
+    "power_min_w",
+    "power_max_w",
+    "voltage_avg_v",
+    "voltage_min_v",
+    "voltage_max_v",
+    "current_avg_a",
+    "energy_import_kwh",
+    "energy_export_kwh",
+    "covered_s",
+)
+"""The figures :func:`period_figures` gives, named as in ``Bucket``."""
 
 
 def table_for(tz: str, bounds: Ints) -> tuple[str, Ints]:
@@ -46,8 +62,8 @@ def table_for(tz: str, bounds: Ints) -> tuple[str, Ints]:
     raise StoreError("period boundaries must fall on 15-minute edges")
 
 
-def _sql(table: str, columns: Sequence[str], with_bucket: bool) -> str:
-    picked = ("bucket", *columns) if with_bucket else tuple(columns)
+def _sql(table: str, columns: Sequence[str]) -> str:
+    picked = ("bucket", *columns)
     texts = ", ".join(f"group_concat(ifnull({c}, {_NULL}))" for c in picked)
     return (
         f"SELECT count(*), {texts} FROM (SELECT {', '.join(picked)} FROM {table} "
@@ -77,15 +93,14 @@ def _fetch(
     conn: sqlite3.Connection, pk: int, phase: int, tz: str, bounds: Ints, columns: Sequence[str]
 ) -> tuple[Ints | None, list[Floats]]:
     """Return (None, columns per period) when every period is one present bucket; otherwise
-    (bucket per row, columns per row)."""
+    (bucket per row, columns per row). One query either way."""
     table, buckets = table_for(tz, bounds)
     args = (pk, phase, int(bounds[0]), int(bounds[-1]))
-    if len(buckets) == len(bounds) - 1:
-        count, *texts = conn.execute(_sql(table, columns, False), args).fetchone()
-        if count == len(buckets):
-            return None, [_floats(_parse(text, count)) for text in texts]
-    count, bucket_text, *texts = conn.execute(_sql(table, columns, True), args).fetchone()
-    return _parse(bucket_text, count), [_floats(_parse(text, count)) for text in texts]
+    count, bucket_text, *texts = conn.execute(_sql(table, columns), args).fetchone()
+    values = [_floats(_parse(text, count)) for text in texts]
+    if len(buckets) == len(bounds) - 1 and count == len(buckets):
+        return None, values
+    return _parse(bucket_text, count), values
 
 
 def period_sums(
@@ -111,3 +126,80 @@ def period_power(conn: sqlite3.Connection, pk: int, phase: int, tz: str, bounds:
     with np.errstate(invalid="ignore", divide="ignore"):
         avg = np.where(p_n > 0, p_sum / p_n / 1e3, np.nan)
     return PowerColumns(np.nan_to_num(n).astype(np.int64), avg, p_min / 1e3, p_max / 1e3)
+
+
+def _fold(bounds: Ints, buckets: Ints, raw: dict[str, Floats]) -> dict[str, Floats]:
+    """Fold rollup rows into the periods: sums add up, minima and maxima keep the extreme."""
+    periods = len(bounds) - 1
+    index = np.searchsorted(bounds, buckets, "right") - 1
+    folded: dict[str, Floats] = {}
+    for name, values in raw.items():
+        if name in _MINIMA or name in _MAXIMA:
+            extreme = np.full(periods, np.nan)
+            (np.fmin if name in _MINIMA else np.fmax).at(extreme, index, values)
+            folded[name] = extreme
+        else:
+            summed = np.bincount(index, weights=np.nan_to_num(values), minlength=periods)
+            folded[name] = summed.astype(np.float64)
+    return folded
+
+
+_FIGURE_NEEDS: dict[str, tuple[str, ...]] = {
+    "count": ("n",),
+    "power_avg_w": ("p_sum", "p_n"),
+    "power_min_w": ("p_min",),
+    "power_max_w": ("p_max",),
+    "voltage_avg_v": ("v_sum", "v_n"),
+    "voltage_min_v": ("v_min",),
+    "voltage_max_v": ("v_max",),
+    "current_avg_a": ("i_sum", "i_n"),
+    "energy_import_kwh": ("e_imp",),
+    "energy_export_kwh": ("e_exp",),
+    "covered_s": ("covered_ms",),
+}
+
+
+def period_figures(
+    conn: sqlite3.Connection,
+    pk: int,
+    phase: int,
+    tz: str,
+    bounds: Ints,
+    fields: Sequence[str] = FIGURE_FIELDS,
+) -> dict[str, Floats]:
+    """Return the asked figures of :data:`FIGURE_FIELDS` per period, NaN where ``aggregate`` gives None.
+
+    The arithmetic is ``aggregate``'s (stored integers summed, then divided), so each figure
+    equals the bucket's to the last bit. Only the columns the figures need are read.
+    """
+    unknown = set(fields) - set(FIGURE_FIELDS)
+    if unknown:
+        raise StoreError(f"unknown period figures: {', '.join(sorted(unknown))}")
+    if len(bounds) < 2:
+        return {name: np.zeros(0) for name in fields}
+    sources = tuple(dict.fromkeys(source for name in fields for source in _FIGURE_NEEDS[name]))
+    rows_bucket, values = _fetch(conn, pk, phase, tz, bounds, sources)
+    raw = dict(zip(sources, values, strict=True))
+    if rows_bucket is not None:
+        raw = _fold(bounds, rows_bucket, raw)
+    else:
+        raw = {name: v if name in _MINIMA or name in _MAXIMA else np.nan_to_num(v) for name, v in raw.items()}
+
+    def mean(total: str, count: str) -> Floats:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(raw[count] > 0, raw[total] / raw[count] / 1e3, np.nan)
+
+    figure: dict[str, Callable[[], Floats]] = {
+        "count": lambda: raw["n"],
+        "power_avg_w": lambda: mean("p_sum", "p_n"),
+        "power_min_w": lambda: raw["p_min"] / 1e3,
+        "power_max_w": lambda: raw["p_max"] / 1e3,
+        "voltage_avg_v": lambda: mean("v_sum", "v_n"),
+        "voltage_min_v": lambda: raw["v_min"] / 1e3,
+        "voltage_max_v": lambda: raw["v_max"] / 1e3,
+        "current_avg_a": lambda: mean("i_sum", "i_n"),
+        "energy_import_kwh": lambda: raw["e_imp"] / 1e9,
+        "energy_export_kwh": lambda: raw["e_exp"] / 1e9,
+        "covered_s": lambda: raw["covered_ms"] / 1000,
+    }
+    return {name: figure[name]() for name in fields}

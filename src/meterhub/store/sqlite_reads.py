@@ -19,7 +19,7 @@ from meterhub.store.coarse import COARSE_TABLES
 from meterhub.store.columns import checked_bounds
 from meterhub.store.rollup import Agg, RollupBuilder
 from meterhub.store.sqlite_codec import DECODED_VALUES_SQL
-from meterhub.store.sqlite_periods import period_power, period_sums, table_for
+from meterhub.store.sqlite_periods import FIGURE_FIELDS, period_figures, period_power, period_sums, table_for
 from meterhub.store.sqlite_schema import EXTRA_BUCKET_MS
 from meterhub.store.sqlite_writer import load_series_window
 from meterhub.timeutil import from_ms, to_ms
@@ -345,6 +345,23 @@ class SQLiteReads:
         bounds = checked_bounds(boundaries_ms)
         pk, tz = self._meter_zone(meter_id)
         return period_power(self._read(), pk, phase, tz, bounds)
+
+    def period_figures(
+        self,
+        meter_id: str,
+        phase: int,
+        boundaries_ms: npt.NDArray[np.int64],
+        fields: Sequence[str] = FIGURE_FIELDS,
+    ) -> dict[str, npt.NDArray[np.float64]]:
+        """Return per-bucket figures of ``aggregate`` (not the registers) per period, as arrays.
+
+        ``fields`` are names of ``sqlite_periods.FIGURE_FIELDS``; NaN stands for None; the count
+        is a float array of whole numbers. One scan of the coarsest rollup table that tiles the
+        periods.
+        """
+        bounds = checked_bounds(boundaries_ms)
+        pk, tz = self._meter_zone(meter_id)
+        return period_figures(self._read(), pk, phase, tz, bounds, fields)
 
     def _meter_zone(self, meter_id: str) -> tuple[int, str]:
         row = self._read().execute("SELECT pk, tz FROM meters WHERE id = ?", (meter_id,)).fetchone()

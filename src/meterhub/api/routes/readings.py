@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
@@ -21,10 +24,11 @@ from meterhub.api.routes._params import (
     zone_name,
 )
 from meterhub.errors import InputError
-from meterhub.history import MAX_POINTS, downsample
+from meterhub.history import MAX_POINTS, HistoryColumns, history_columns
 from meterhub.store.base import Bucket
+from meterhub.timeutil import from_ms
 
-__all__ = ["BUCKET_FIELDS", "DEFAULT_FIELDS", "router"]
+__all__ = ["BUCKET_FIELDS", "DEFAULT_FIELDS", "history_rows", "iso_texts", "router"]
 
 router = APIRouter(prefix="/api/v1/meters", tags=["readings"], responses=PROBLEM_RESPONSES)
 
@@ -93,6 +97,29 @@ def bucket_row(bucket: Bucket, fields: tuple[str, ...]) -> dict[str, Any]:
     return {"start": iso(bucket.start), "end": iso(bucket.end), **{f: getattr(bucket, f) for f in fields}}
 
 
+def iso_texts(ts_ms: npt.NDArray[np.int64]) -> list[str]:
+    """Return epoch milliseconds as the ISO 8601 texts :func:`iso` gives their UTC datetimes."""
+    if len(ts_ms) and not (ts_ms % 1000).any():
+        texts = np.datetime_as_string(ts_ms.astype("datetime64[ms]"), unit="s")
+        return [f"{text}+00:00" for text in texts.tolist()]
+    return [from_ms(ms).isoformat() for ms in ts_ms.tolist()]
+
+
+def _cells(name: str, values: npt.NDArray[np.float64]) -> list[Any]:
+    if name == "count":
+        counts: list[Any] = values.astype(np.int64).tolist()
+        return counts
+    return [None if math.isnan(v) else v for v in values.tolist()]
+
+
+def history_rows(columns: HistoryColumns, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Return the buckets as flat rows (edges, then the asked fields), straight from the columns."""
+    keys = ("start", "end", *fields)
+    cells = [iso_texts(columns.starts_ms), iso_texts(columns.ends_ms)]
+    cells.extend(_cells(name, columns.figures[name]) for name in fields)
+    return [dict(zip(keys, row, strict=True)) for row in zip(*cells, strict=True)]
+
+
 @router.get("/{meter_id}/readings", response_model=History, summary="Downsampled history")
 def readings(
     meter_id: str,
@@ -136,7 +163,7 @@ def readings(
     names = chosen_fields(fields)
     zone = zone_name(tz) if tz is not None else meter.tz
     start_ts, end_ts = time_range(start, end, zone, timedelta(days=1))
-    buckets = downsample(
+    columns = history_columns(
         store,
         meter_id,
         start_ts,
@@ -145,8 +172,10 @@ def readings(
         bucket=bucket,
         phase=phase,
         tz=zone,
+        meter=meter,
+        fields=names,
     )
-    rows = [bucket_row(b, names) for b in buckets]
+    rows = history_rows(columns, names)
     payload = {
         "meter": meter_id,
         "phase": phase,
