@@ -38,7 +38,12 @@ def test_an_admin_adds_a_meter_by_discovery_edits_backfills_and_removes_it(
         for other in info["eans"][1:]:
             page.get_by_label(f"Add umeter-{other}").uncheck()
         page.get_by_role("button", name="Add the meters picked").click()
-        expect(page.locator(".notice")).to_have_text(f"Added 1 meter(s): {meter_id}.")
+        place_id = f"umeter-{info['eans'][0]}"  # the address's place, priced by the account's tariff
+        expect(page.locator(".notice")).to_have_text(
+            f"Added 1 meter(s): {meter_id}. added place {place_id} (Europe/Amsterdam, with the vendor's"
+            f" tariff): meter {meter_id} is its grid meter."
+        )
+        assert hub.store.get_place(place_id).tariff["currency"] == "EUR"
         expect(page.locator(f'tr[data-meter="{meter_id}"]')).to_contain_text("umeter")
         assert info["credentials"]["password"] not in page.content()
 
@@ -70,3 +75,4 @@ def test_an_admin_adds_a_meter_by_discovery_edits_backfills_and_removes_it(
     expect(page.locator(".notice")).to_contain_text(f"Removed meter {meter_id}")
     expect(page.locator(f'tr[data-meter="{meter_id}"]')).to_have_count(0)
     assert meter_id not in {m.id for m in hub.store.list_meters()}
+    hub.store.remove_place(place_id)  # leave the session's hub as the other browser tests expect it

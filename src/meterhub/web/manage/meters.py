@@ -192,9 +192,10 @@ async def add_found(request: Request, session: WebSession) -> Response:
         _refused(errors, exc, vendor)
         return _add_page(request, session, values, errors)
     added = [o.meter_id for o in outcomes if o.added]
-    kept = [o.line for o in outcomes if not o.added]
-    message = f"Added {len(added)} meter(s): {', '.join(added) or 'none'}." + (
-        f" {'; '.join(kept)}." if kept else ""
+    kept = [o.line for o in outcomes if not o.added and o.about == "meter"]
+    placed = [o.line for o in outcomes if o.about == "place"]
+    message = f"Added {len(added)} meter(s): {', '.join(added) or 'none'}." + "".join(
+        f" {'; '.join(lines)}." for lines in (kept, placed) if lines
     )
     return done(LIST, message)
 
