@@ -10,6 +10,7 @@ from bench.harness import Result
 from bench.scenarios_api import api_latest_rps
 from bench.scenarios_cli import cli_readings_cold, cli_start
 from bench.scenarios_dashboard import dashboard_year, live_latency
+from bench.scenarios_import import import_csv
 from bench.scenarios_ingest import ingest_backfill, ingest_poll_order
 from bench.scenarios_latest import latest_all
 from bench.scenarios_parse import parse_payloads
@@ -44,6 +45,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(("live_latency",), live_latency),
     Scenario(("cli_start",), cli_start),
     Scenario(("cli_readings_cold",), cli_readings_cold),
+    Scenario(("import_csv",), import_csv),
 )
 
 

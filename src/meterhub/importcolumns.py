@@ -397,8 +397,9 @@ def _csv_block(
     nonempty = ends > starts
     if not chunk.isascii() or b"\x00" in chunk or int((ends - starts).max()) > FIELD_LIMIT:
         return by_rows(np.flatnonzero(nonempty))
-    commas = np.concatenate(([0], np.cumsum(np.frombuffer(chunk, np.uint8) == 44)))
-    fits = nonempty & (commas[ends] - commas[starts] == len(columns) - 1)
+    commas = np.flatnonzero(np.frombuffer(chunk, np.uint8) == 44)
+    fields = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
+    fits = nonempty & (fields == len(columns))
     if fits.all():
         data = chunk
     else:

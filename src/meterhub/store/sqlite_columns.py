@@ -24,13 +24,13 @@ from meterhub.store.fastpath import SeriesBatch, rollup_batch
 from meterhub.store.rollup import WIDTHS_MS
 from meterhub.store.sqlite_codec import (
     LARGEST_STORED,
+    READING_COLUMNS,
     READING_SCALES,
     encode_rollup_array,
     round_half_away_array,
 )
 from meterhub.store.sqlite_writer import (
     _COARSE_MERGE_SQL,
-    _INSERT_READING_SQL,
     _LATEST_SQL,
     _MERGE_SQL,
     WriterContext,
@@ -126,17 +126,21 @@ def _write_fresh(
         raise InputError(f"reading at row {row} of the batch holds a value too large to store")
     stored_values = encoded / _SCALES
     pks, phases = np.divmod(keys, 4)
-    missing = np.isnan(encoded)
-    params = np.empty((len(keys), 13), dtype=object)
-    params[:, 0] = pks
-    params[:, 1] = phases
-    params[:, 2] = ts
-    whole = np.where(missing, 0, encoded).astype(np.int64).astype(object)
-    whole[missing] = None
-    params[:, 3:] = whole
-    # The integers bound are what SQLite's CAST(round(value * scale) AS INTEGER) gives the row path.
+    # Rows are inserted grouped by the values they carry, naming only those columns: binding the
+    # integers SQLite's CAST(round(value * scale) AS INTEGER) gives the row path, and no NULLs.
+    present = ~np.isnan(encoded)
+    patterns = present.astype(np.int64) @ (1 << np.arange(present.shape[1], dtype=np.int64))
+    whole = np.where(present, encoded, 0).astype(np.int64)
     before = conn.total_changes
-    conn.executemany(_INSERT_READING_SQL, params.tolist())
+    for pattern in np.unique(patterns).tolist():
+        rows = patterns == pattern
+        carried = [k for k in range(present.shape[1]) if pattern >> k & 1]
+        names = ", ".join(["meter", "phase", "ts", *(READING_COLUMNS[k] for k in carried)])
+        params = np.column_stack((pks[rows], phases[rows], ts[rows], whole[rows][:, carried]))
+        conn.executemany(
+            f"INSERT INTO readings ({names}) VALUES ({', '.join('?' * (3 + len(carried)))})",
+            params.tolist(),
+        )
     stored = conn.total_changes - before
     batch = SeriesBatch(
         keys,
