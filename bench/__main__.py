@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bench.fixtures import Context
-from bench.harness import Result
+from bench.harness import AnswerMismatch, Result
 from bench.report import print_table, write_results
 from bench.scenarios import SCENARIOS, scenario_names
 
@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the selected scenarios, write results.json, print the table; 0 unless one crashed."""
+    """Run the selected scenarios, write results.json, print the table; 0 unless one crashed or was wrong."""
     parser = _parser()
     args = parser.parse_args(argv)
     known = scenario_names()
@@ -55,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 with console.status(f"running {', '.join(wanted)}"):
                     results.extend(r for r in scenario.run(ctx) if r.name in wanted)
+            except AnswerMismatch as exc:
+                console.print(f"[bold red]{', '.join(wanted)}: wrong answer:[/] {exc}", highlight=False)
+                crashed.extend(wanted)
+                continue
             except Exception:
                 console.print_exception()
                 crashed.extend(wanted)
@@ -69,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   f"{time.perf_counter() - started:.0f} s)")
     console.print(f"wrote {args.output}", highlight=False)
     if crashed:
-        console.print(f"[bold red]the harness failed in: {', '.join(crashed)}[/]")
+        console.print(f"[bold red]the harness failed (crash or wrong answer) in: {', '.join(crashed)}[/]")
         return 1
     return 0
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "AnswerMismatch",
     "Goal",
     "Measure",
     "Result",
@@ -17,8 +18,19 @@ __all__ = [
     "interleaved",
     "latency_result",
     "repeated",
+    "require",
     "throughput_result",
 ]
+
+class AnswerMismatch(AssertionError):
+    """Our answer and the reference's differ beyond the stated tolerance: the scenario fails."""
+
+
+def require(agree: bool, what: str) -> None:
+    """Fail the scenario with ``what`` (the check and what was seen) unless the answers agree."""
+    if not agree:
+        raise AnswerMismatch(what)
+
 
 Measure = Callable[[], float]
 """Runs one measurement and returns the seconds of its timed part (setup excluded)."""

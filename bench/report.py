@@ -41,10 +41,8 @@ def _figure(value: float, unit: str) -> str:
 def print_table(console: Console, results: list[Result], title: str) -> None:
     """Print one row per scenario, then what each reference is and what was checked."""
     table = Table(title=title)
-    for column, justify in (("scenario", "left"), ("unit", "left"), ("ours", "right"),
-                            ("reference", "right"), ("ratio", "right"), ("min-max", "right"),
-                            ("goal", "left"), ("result", "left")):
-        table.add_column(column, justify=justify)
+    for column in ("scenario", "unit", "ours", "reference", "ratio", "min-max", "goal", "result"):
+        table.add_column(column, justify="left" if column in {"scenario", "unit", "goal", "result"} else "right")
     for r in results:
         verdict = "[green]pass[/]" if r.passed else "[bold red]MISS[/]"
         table.add_row(

@@ -1,11 +1,17 @@
-"""HTTP requests per second on /api/v1/latest against a bare ASGI app serving the same JSON.
+"""HTTP requests per second on /api/v1/latest and on a readings route, against a bare ASGI app
+serving the same JSON.
 
 Both apps run under uvicorn (same settings, one worker, loopback) in processes of their own,
 so the load generator here never shares a core's GIL with a server. The hub answers as it
 would in production: API key checked, the caller's visibility applied, the latest table read,
 JSON encoded, request metrics recorded; only the per-key rate limit is off. The bare app sends
-the very bytes the hub answered, from memory. The load is a small asyncio HTTP/1.1 client on
-keep-alive connections, cheap enough that the servers, not it, set the pace.
+the very bytes the hub answered, from memory, and every answer of either is checked to be
+those bytes. The load is a small asyncio HTTP/1.1 client on keep-alive connections, cheap
+enough that the servers, not it, set the pace.
+
+``/api/v1/latest`` runs twice: as served (its answer shared until the store changes) and with
+that sharing off, so every request reads the store. The readings route asks for 23 days of one
+meter's minutes (1000 points, hourly buckets from the rollups) with 50 clients.
 """
 
 from __future__ import annotations
@@ -25,11 +31,12 @@ from typing import Any
 import orjson
 
 from bench.fixtures import Context
-from bench.harness import Goal, Result, interleaved
+from bench.harness import AnswerMismatch, Goal, Result, interleaved
 
 __all__ = [
     "Load",
     "api_latest_rps",
+    "api_readings_rps",
     "drive",
     "seed_hub",
     "served",
@@ -40,7 +47,12 @@ METERS = 50
 CONNECTIONS = 16
 REQUESTS = {True: 1500, False: 6000}
 """Requests per timed round, quick run and full run."""
+UNCACHED_REQUESTS = {True: 600, False: 3000}
 PATH = "/api/v1/latest"
+READINGS_DAYS = 23
+READINGS_CLIENTS = 50
+READINGS_REQUESTS = {True: 400, False: 2000}
+READINGS_START = datetime(2026, 1, 5, tzinfo=UTC)
 _READ_LIMIT = 1 << 22
 
 
@@ -105,14 +117,17 @@ def _serve(kind: str, argument: str | bytes, pipe: Connection) -> None:
 
     from meterhub.poller.hub import bind_socket
 
-    if kind == "hub":
+    if kind in ("hub", "hub-uncached"):
         from meterhub.api.app import create_app
+        from meterhub.api.routes.latest import CACHE_SWITCH
         from meterhub.config import Settings
 
         url = str(argument)
         app: Any = create_app(url, Settings(database_url=url, api_rate_per_s=0))
+        if kind == "hub-uncached":
+            setattr(app.state, CACHE_SWITCH, False)
     else:
-        app = _bare_app(bytes(argument))
+        app = _bare_app(argument if isinstance(argument, bytes) else argument.encode())
     sock = bind_socket("127.0.0.1", 0)
     pipe.send(sock.getsockname()[1])
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
@@ -121,7 +136,8 @@ def _serve(kind: str, argument: str | bytes, pipe: Connection) -> None:
 
 @contextmanager
 def served(kind: str, argument: str | bytes) -> Iterator[int]:
-    """Serve the hub (``argument`` its database URL) or the bare app (its body); yield the port."""
+    """Serve the hub (``argument`` its database URL; ``hub-uncached``: without the latest answer
+    cache) or the bare app (its body); yield the port."""
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     process = context.Process(target=_serve, args=(kind, argument, child), daemon=True)
@@ -230,59 +246,145 @@ async def drive(
     return load
 
 
-def _round(port: int, headers: dict[str, str], requests: int) -> Callable[[], float]:
+def _round(port: int, path: str, headers: dict[str, str], requests: int, body: bytes,
+           connections: int = CONNECTIONS) -> Callable[[], float]:
+    """Return a measure sending ``requests`` GETs of ``path``; it fails unless every answer is ``body``."""
+
+    def same(answer: bytes) -> bool:
+        return answer == body
+
     def measure() -> float:
-        load = asyncio.run(drive(port, PATH, headers, connections=CONNECTIONS, requests=requests))
+        load = asyncio.run(drive(port, path, headers, connections=connections, requests=requests, check=same))
         if load.errors:
-            raise RuntimeError(f"{load.errors} failed requests on port {port}: {load.error_kinds}")
+            raise AnswerMismatch(f"{load.errors} failed or different answers of {path} on port {port}: "
+                                 f"{load.error_kinds}")
         return load.elapsed_s
 
     return measure
 
 
+def _rate_result(
+    name: str, requests: int, ours_s: list[float], reference_s: list[float], reference_is: str, goal: Goal,
+    check: str,
+) -> Result:
+    ratios = [ref / ours for ours, ref in zip(ours_s, reference_s, strict=True)]
+    ratio = statistics.median(ratios)
+    return Result(
+        name, "req/s", requests / statistics.median(ours_s), requests / statistics.median(reference_s),
+        reference_is, ratio, goal.text(), goal.met(ratio), min(ratios), max(ratios), check,
+    )  # fmt: skip
+
+
+def _versus_bare(
+    ctx: Context, kind: str, url: str, path: str, headers: dict[str, str], requests: int, connections: int,
+    expect: Callable[[bytes], bool],
+) -> tuple[bytes, list[float], list[float]]:
+    """Serve the hub and a bare app with its answer; time interleaved rounds of both."""
+    with served(kind, url) as hub_port:
+        body = _first_body(hub_port, path, headers, expect)
+        with served("bare", body) as bare_port:
+            for port in (hub_port, bare_port):  # warm both: caches, the first connections
+                _round(port, path, headers, max(requests // 5, connections), body, connections)()
+            ours_s, reference_s = interleaved(
+                _round(hub_port, path, headers, requests, body, connections),
+                _round(bare_port, path, headers, requests, body, connections),
+                ctx.rounds,
+            )
+    return body, ours_s, reference_s
+
+
 def api_latest_rps(ctx: Context) -> list[Result]:
-    """Time GET /api/v1/latest of the hub against a bare ASGI app sending the same bytes."""
+    """Time GET /api/v1/latest of the hub, shared answer and uncached, against a bare ASGI app."""
     path = ctx.fresh_path("api-latest")
     key = seed_hub(path)
     headers = {"X-API-Key": key}
-    requests = REQUESTS[ctx.quick]
-    with served("hub", f"sqlite:///{path}") as hub_port:
-        body = _first_body(hub_port, headers)
-        with served("bare", body) as bare_port:
-            for port in (hub_port, bare_port):  # warm both: caches, the first connections
-                _round(port, headers, requests // 5)()
-            ours_s, reference_s = interleaved(
-                _round(hub_port, headers, requests), _round(bare_port, headers, requests), ctx.rounds
-            )
-    ratios = [ref / ours for ours, ref in zip(ours_s, reference_s, strict=True)]
-    ratio = statistics.median(ratios)
-    goal = Goal(">=", 0.5)
-    return [
-        Result(
-            "api_latest_rps",
-            "req/s",
-            requests / statistics.median(ours_s),
-            requests / statistics.median(reference_s),
+    url = f"sqlite:///{path}"
+
+    def fifty(body: bytes) -> bool:
+        return len(orjson.loads(body)) == METERS
+
+    results = []
+    for name, kind, requests, goal in (
+        ("api_latest_rps", "hub", REQUESTS[ctx.quick], Goal(">=", 0.5)),
+        ("api_latest_rps_uncached", "hub-uncached", UNCACHED_REQUESTS[ctx.quick], Goal(">=", 0.1)),
+    ):
+        body, ours_s, reference_s = _versus_bare(ctx, kind, url, PATH, headers, requests, CONNECTIONS, fifty)
+        how = "answer shared until the store changes" if kind == "hub" else "every request reads the store"
+        results.append(_rate_result(
+            name, requests, ours_s, reference_s,
             f"a bare ASGI app sending the same {len(body)}-byte JSON from memory, uvicorn on loopback, "
             f"{CONNECTIONS} keep-alive connections",
-            ratio,
-            goal.text(),
-            goal.met(ratio),
-            min(ratios),
-            max(ratios),
-            f"{METERS} meters in each answer, X-API-Key auth",
+            goal,
+            f"{METERS} meters in each answer, X-API-Key auth, {how}; every answer of both equal to "
+            f"the hub's first, byte for byte",
+        ))  # fmt: skip
+    return results
+
+
+def seed_history(path: Path, days: int = READINGS_DAYS) -> str:
+    """Create a hub database with one meter of ``days`` days of minute readings; return an admin key."""
+    import numpy as np
+
+    from bench.data import Household, household_channels
+    from meterhub.api import security
+    from meterhub.model import Meter, UserRole
+    from meterhub.store.sqlite import SQLiteStore
+    from meterhub.timeutil import to_ms
+
+    first_ms = to_ms(READINGS_START)
+    ts_ms = first_ms + np.arange(days * 1440, dtype=np.int64) * 60_000
+    house = Household(np.array(350.0), np.array(4000.0), np.array(12_000.0), np.array(800.0))
+    series = household_channels(ts_ms, "Europe/Oslo", house, seed=9)
+    store = SQLiteStore(path)
+    try:
+        store.add_meter(Meter("m0000", "file", phases=1, tz="Europe/Oslo", interval_s=60))
+        readings = list(series.readings("m0000"))
+        for k in range(0, len(readings), 5000):
+            store.write_readings(readings[k : k + 5000])
+        store.add_user("bench", UserRole.ADMIN, security.hash_password("bench-password-1"))
+        return security.issue_api_key(store, "bench", "bench")[1]
+    finally:
+        store.close()
+
+
+def api_readings_rps(ctx: Context) -> list[Result]:
+    """Time GET /api/v1/meters/{id}/readings over 23 days with 50 clients against a bare ASGI app."""
+    path = ctx.fresh_path("api-readings")
+    key = seed_history(path)
+    end = READINGS_START + timedelta(days=READINGS_DAYS)
+    route = (f"/api/v1/meters/m0000/readings?start={READINGS_START:%Y-%m-%dT%H:%M:%SZ}"
+             f"&end={end:%Y-%m-%dT%H:%M:%SZ}")  # fmt: skip
+    requests = READINGS_REQUESTS[ctx.quick]
+    points = READINGS_DAYS * 24
+
+    def every_hour(body: bytes) -> bool:
+        data = orjson.loads(body)["data"]
+        return len(data) == points and all(row["count"] == 60 for row in data)
+
+    body, ours_s, reference_s = _versus_bare(
+        ctx, "hub", f"sqlite:///{path}", route, {"X-API-Key": key}, requests, READINGS_CLIENTS, every_hour
+    )
+    return [
+        _rate_result(
+            "api_readings_rps", requests, ours_s, reference_s,
+            f"a bare ASGI app sending the same {len(body):,}-byte JSON from memory, uvicorn on loopback, "
+            f"{READINGS_CLIENTS} keep-alive connections",
+            Goal(">=", 0.3),
+            f"GET {route}: {points} hourly buckets of 60 readings each, X-API-Key auth; every answer "
+            f"of both equal to the hub's first, byte for byte",
         )
-    ]
+    ]  # fmt: skip
 
 
-def _first_body(port: int, headers: dict[str, str]) -> bytes:
+def _first_body(port: int, path: str, headers: dict[str, str], expect: Callable[[bytes], bool]) -> bytes:
     bodies: list[bytes] = []
 
     def keep(body: bytes) -> bool:
         bodies.append(body)
         return True
 
-    load = asyncio.run(drive(port, PATH, headers, connections=1, requests=1, check=keep))
-    if load.errors or not bodies or len(orjson.loads(bodies[0])) != METERS:
-        raise RuntimeError(f"the hub did not answer {PATH} with {METERS} readings: {load.error_kinds}")
+    load = asyncio.run(drive(port, path, headers, connections=1, requests=1, check=keep))
+    if load.errors or not bodies or not expect(bodies[0]):
+        raise AnswerMismatch(f"the hub did not answer {path} as expected: {load.error_kinds} "
+                             f"{bodies[0][:200] if bodies else b''!r}")
     return bodies[0]

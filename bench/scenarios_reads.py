@@ -1,23 +1,30 @@
-"""Read scenarios on the year database: rollups and events against numpy or one raw SQL scan."""
+"""Read scenarios on the year database, each timing what a route or command calls.
+
+Every scenario checks that our answer equals the reference's within a stated tolerance and
+raises :class:`bench.harness.AnswerMismatch` otherwise.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from bench.data import FloatArray, IntArray
+from bench.data import Channels, FloatArray, IntArray
 from bench.fixtures import TZ, YEAR_METER, Context, raw_connection
-from bench.harness import Goal, Result, calls_for, interleaved, latency_result, repeated
-from meterhub.analytics.calendar import local_boundaries, local_midnight
-from meterhub.analytics.offline import offline_stats
+from bench.harness import Goal, Result, calls_for, interleaved, latency_result, repeated, require
+from meterhub.analytics.calendar import local_midnight
+from meterhub.analytics.energy import EnergyBucket, meter_energy
+from meterhub.analytics.offline import gaps_within
 from meterhub.analytics.power import PowerStats, power_stats
-from meterhub.history import choose_width_s
-from meterhub.store.base import PowerColumns
-from meterhub.timeutil import from_ms, to_ms
+from meterhub.api.routes.readings import DEFAULT_FIELDS
+from meterhub.history import HistoryColumns, choose_width_s, downsample, history_columns
+from meterhub.model import Gap
+from meterhub.timeutil import to_ms
 
 __all__ = ["downsample_year", "energy_days_year", "offline_year", "power_stats_7d"]
 
@@ -34,104 +41,167 @@ def _time_pair(
     )
 
 
-def _downsample_numpy(
-    ts_ms: IntArray, power_w: FloatArray, edges_ms: IntArray
-) -> tuple[FloatArray, FloatArray, FloatArray]:
+def _history_numpy(ts_ms: IntArray, series: Channels, edges_ms: IntArray) -> dict[str, FloatArray]:
+    """A history bucket's figures from in-memory arrays: count, power avg/min/max, voltage and
+    current averages, and import/export energy (registers interpolated at the edges)."""
     index = np.searchsorted(ts_ms, edges_ms)
     counts = np.diff(index)
-    inside = power_w[: index[-1]]  # reduceat's last segment runs to the end of its array
-    starts = np.minimum(index[:-1], inside.size - 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        avg = np.add.reduceat(inside, starts) / counts
-    low = np.minimum.reduceat(inside, starts)
-    high = np.maximum.reduceat(inside, starts)
+    last = index[-1]
+    starts = np.minimum(index[:-1], last - 1)  # reduceat's last segment runs to the end of its array
     empty = counts == 0
-    return np.where(empty, np.nan, avg), np.where(empty, np.nan, low), np.where(empty, np.nan, high)
+    with np.errstate(invalid="ignore", divide="ignore"):
+
+        def mean(values: FloatArray) -> FloatArray:
+            return np.where(empty, np.nan, np.add.reduceat(values[:last], starts) / counts)
+
+        figures = {
+            "count": counts.astype(np.float64),
+            "power_avg_w": mean(series.power_w),
+            "power_min_w": np.where(empty, np.nan, np.minimum.reduceat(series.power_w[:last], starts)),
+            "power_max_w": np.where(empty, np.nan, np.maximum.reduceat(series.power_w[:last], starts)),
+            "voltage_avg_v": mean(series.voltage_v),
+            "current_avg_a": mean(series.current_a),
+        }
+    registers = {"energy_import_kwh": series.import_kwh, "energy_export_kwh": series.export_kwh}
+    for name, register in registers.items():
+        figures[name] = np.diff(np.interp(edges_ms, ts_ms, register))
+    return figures
+
+
+_TOLERANCE = {
+    "count": 0.0,
+    "power_avg_w": 1e-6,
+    "power_min_w": 1e-9,
+    "power_max_w": 1e-9,
+    "voltage_avg_v": 1e-6,
+    "current_avg_a": 1e-6,
+    "energy_import_kwh": 1e-6,
+    "energy_export_kwh": 1e-6,
+}
+"""Absolute tolerance per figure: the store keeps mW, mV, mA and nWh, so averages may differ
+in the last digits; counts, minima and maxima are exact."""
+
+
+def _worst(ours: dict[str, FloatArray], theirs: dict[str, FloatArray]) -> tuple[str, float]:
+    """Return the figure whose difference exceeds its tolerance by the most (or the closest)."""
+    excess = {
+        name: float(np.nanmax(np.abs(ours[name] - theirs[name]), initial=0.0)) - _TOLERANCE[name]
+        for name in _TOLERANCE
+    }
+    for name in _TOLERANCE:
+        if not np.array_equal(np.isnan(ours[name]), np.isnan(theirs[name])):
+            excess[name] = math.inf
+    name = max(excess, key=lambda key: excess[key])
+    return name, excess[name] + _TOLERANCE[name]
 
 
 def downsample_year(ctx: Context) -> list[Result]:
-    """Time a year of minutes to <= 2000 points of avg/min/max power via store.period_power."""
+    """Time the readings history at <= 2000 points of a year, as the readings route asks for it."""
     year = ctx.year
     start, end = year.utc_start, year.utc_end
-    # The width the history view picks for 2000 points: the smallest round width that fits.
     width_ms = choose_width_s(start, end, MAX_POINTS) * 1000
     edges_ms = np.arange(to_ms(start), to_ms(end) + 1, width_ms, dtype=np.int64)
-    ts_ms, power_w = year.series.ts_ms, year.series.power_w
+    ts_ms, series = year.series.ts_ms, year.series
+    meter = year.store.get_meter(YEAR_METER)
 
-    def ours() -> PowerColumns:
-        return year.store.period_power(YEAR_METER, 0, edges_ms)
+    def ours() -> HistoryColumns:
+        # GET /api/v1/meters/{id}/readings?points=2000 (and `meterhub readings --points 2000`).
+        return history_columns(
+            year.store, YEAR_METER, start, end, points=MAX_POINTS, tz=meter.tz, meter=meter,
+            fields=DEFAULT_FIELDS,
+        )  # fmt: skip
 
-    def reference() -> tuple[FloatArray, FloatArray, FloatArray]:
-        return _downsample_numpy(ts_ms, power_w, edges_ms)
+    def reference() -> dict[str, FloatArray]:
+        return _history_numpy(ts_ms, series, edges_ms)
 
-    got = ours()
-    avg, low, high = reference()
-    agree = (
-        np.allclose(got.power_avg_w, avg, equal_nan=True, atol=1e-6)
-        and np.allclose(got.power_min_w, low, equal_nan=True)
-        and np.allclose(got.power_max_w, high, equal_nan=True)
+    got, expected = ours(), reference()
+    require(
+        np.array_equal(got.starts_ms, edges_ms[:-1]) and np.array_equal(got.ends_ms, edges_ms[1:]),
+        f"downsample_year: {len(got)} buckets, numpy has {len(edges_ms) - 1} (every bucket holds readings)",
     )
-    # What the same periods cost through aggregate() on the hourly rollups, for the record.
-    hour_edges = [from_ms(e) for e in edges_ms.tolist()]
-    hourly_s = repeated(lambda: year.store.aggregate(YEAR_METER, 0, hour_edges, with_registers=False), 5)()
+    name, difference = _worst(got.figures, expected)
+    require(
+        difference <= _TOLERANCE[name],
+        f"downsample_year: {name} differs from numpy's by up to {difference:g} "
+        f"(tolerance {_TOLERANCE[name]:g})",
+    )
+    as_records_s = repeated(
+        lambda: downsample(year.store, YEAR_METER, start, end, points=MAX_POINTS), 5
+    )()
     ours_s, reference_s = _time_pair(ctx, ours, reference)
     return [
         latency_result(
             "downsample_year",
             ours_s,
             reference_s,
-            f"numpy searchsorted + add/minimum/maximum.reduceat on in-memory arrays of the same "
-            f"{ts_ms.size:,} rows; {len(edges_ms) - 1} points of {width_ms // 3_600_000} h",
+            f"numpy searchsorted + reduceat (count, power avg/min/max, voltage and current avg) and "
+            f"interp of the registers (energy) on in-memory arrays of the same {ts_ms.size:,} rows; "
+            f"{len(edges_ms) - 1} points of {width_ms / 3_600_000:g} h",
             Goal("<=", 3),
-            f"{len(edges_ms) - 1} points from the 6-hour rollups, avg/min/max equal to numpy's: "
-            f"{agree}; aggregate() as Bucket records (untimed) takes {hourly_s * 1e3:.1f} ms",
+            f"history_columns as the readings route calls it: {len(edges_ms) - 1} buckets, each figure "
+            f"within its tolerance of numpy's (worst: {name} off by {difference:.3g}); as Bucket "
+            f"records (downsample, untimed) {as_records_s * 1e3:.1f} ms",
         )
     ]
 
 
+def _save_columns(ctx: Context) -> Path:
+    """Write the year's timestamps and registers as .npy files for the reference to read back."""
+    folder = ctx.workdir / "year-columns"
+    if not folder.exists():
+        folder.mkdir()
+        series = ctx.year.series
+        for name in ("ts_ms", "import_kwh", "export_kwh"):
+            np.save(folder / f"{name}.npy", getattr(series, name))
+    return folder
+
+
+def _local_midnights_ms(first: date, last: date, zone: ZoneInfo) -> IntArray:
+    days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
+    seconds = [int(datetime.combine(day, time(), zone).timestamp()) for day in days]
+    return np.array(seconds, dtype=np.int64) * 1000
+
+
 def energy_days_year(ctx: Context) -> list[Result]:
-    """Time import energy per local day (Europe/Oslo) from the day rollups via store.period_sums."""
+    """Time import and export energy per local day (Europe/Oslo) as `meterhub energy --groupby day` asks."""
     year = ctx.year
-    ts_ms, import_kwh = year.series.ts_ms, year.series.import_kwh
-    edges = local_boundaries(year.start, year.end, TZ, "day")
-    edges_ms = np.array([to_ms(e) for e in edges], dtype=np.int64)
-    edges_s = repeated(lambda: local_boundaries(year.start, year.end, TZ, "day"), 20)()
+    zone = ZoneInfo(TZ)
+    folder = _save_columns(ctx)
+    first_day = year.start.astimezone(zone).date()
+    last_day = year.end.astimezone(zone).date()
 
-    def ours() -> FloatArray:
-        return year.store.period_sums(YEAR_METER, 0, edges_ms, ("energy_import_kwh",))["energy_import_kwh"]
+    def ours() -> list[EnergyBucket]:
+        return meter_energy(year.store, YEAR_METER, year.start, year.end, "day")
 
-    def reference() -> FloatArray:
-        index = np.searchsorted(ts_ms, edges_ms)
-        energy: FloatArray = import_kwh[index[1:] - 1] - import_kwh[index[:-1]]
-        return energy
+    def reference() -> tuple[FloatArray, FloatArray]:
+        ts_ms = np.load(folder / "ts_ms.npy")
+        edges_ms = _local_midnights_ms(first_day, last_day, zone)
+        imported = np.diff(np.interp(edges_ms, ts_ms, np.load(folder / "import_kwh.npy")))
+        exported = np.diff(np.interp(edges_ms, ts_ms, np.load(folder / "export_kwh.npy")))
+        return imported, exported
 
     days = ours()
-    ref_days = reference()
-    via_aggregate = np.array(
-        [b.energy_import_kwh for b in year.store.aggregate(YEAR_METER, 0, edges, with_registers=False)]
-    )
-    hours = np.diff(edges_ms) / 3_600_000
-    index = np.searchsorted(ts_ms, edges_ms)
-    register_kwh = float(import_kwh[index[-1] - 1] - import_kwh[index[0]])
-    # Ours pro-rates intervals across midnight (and gaps); last-minus-first per day drops them.
-    check = (
-        f"{len(days)} days ({int((hours == 23).sum())} of 23 h, {int((hours == 25).sum())} "
-        f"of 25 h); ours sum to {float(days.sum()):,.2f} kWh, the register rose {register_kwh:,.2f} "
-        f"kWh, numpy's days sum to {float(ref_days.sum()):,.2f} kWh (midnight-crossing "
-        f"intervals dropped); equal to aggregate() per day: "
-        f"{bool(np.allclose(days, via_aggregate, atol=1e-9))}; the edges (untimed) take "
-        f"{edges_s * 1e3:.2f} ms"
-    )
+    ref_import, ref_export = reference()
+    got_import = np.array([d.energy_import_kwh for d in days])
+    got_export = np.array([d.energy_export_kwh for d in days])
+    require(len(days) == len(ref_import), f"energy_days_year: {len(days)} days, numpy has {len(ref_import)}")
+    off_kwh = float(max(np.abs(got_import - ref_import).max(), np.abs(got_export - ref_export).max()))
+    require(off_kwh <= 1e-6, f"energy_days_year: a day's energy differs from numpy's by {off_kwh:g} kWh")
+    hours = np.array([d.width_s for d in days]) / 3600
+    estimated = sum(d.estimated for d in days)
     ours_s, reference_s = _time_pair(ctx, ours, reference)
     return [
         latency_result(
             "energy_days_year",
             ours_s,
             reference_s,
-            f"numpy searchsorted of the same local-midnight edges, last-minus-first import register "
-            f"per day on in-memory arrays of the same {ts_ms.size:,} rows",
-            Goal("<=", 10),
-            check,
+            f"numpy reading the same {year.series.ts_ms.size:,} timestamps and both registers from .npy "
+            f"files, local midnights from zoneinfo, registers interpolated at them (np.interp)",
+            Goal("<=", 3),
+            f"meter_energy by local day: {len(days)} days ({int((hours == 23).sum())} of 23 h, "
+            f"{int((hours == 25).sum())} of 25 h, {estimated} with a gap), import {got_import.sum():,.3f} "
+            f"kWh, export {got_export.sum():,.3f} kWh; every day within 1e-6 kWh of numpy's "
+            f"(worst {off_kwh:.2g})",
         )
     ]
 
@@ -170,6 +240,7 @@ def power_stats_7d(ctx: Context) -> list[Result]:
             a is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6)
             for a, b in zip(figures, expected, strict=True)
         )
+        require(agree, f"power_stats_7d: ours {figures}, the SQL answer {expected} (tolerance 1e-6 W)")
         ours_s, reference_s = _time_pair(ctx, ours, reference)
     finally:
         conn.close()
@@ -181,43 +252,56 @@ def power_stats_7d(ctx: Context) -> list[Result]:
             f"one SQL aggregate (avg, daytime avg, min, max) over the same raw rows "
             f"({first_day.isoformat()} + 7 local days)",
             Goal("<=", 2),
-            f"avg {got.avg_w or 0:.1f} W, daytime {got.daytime_avg_w or 0:.1f} W; "
-            f"equal to the SQL answer: {agree}",
+            f"avg {got.avg_w or 0:.1f} W, daytime {got.daytime_avg_w or 0:.1f} W; all four equal "
+            f"to the SQL answer within 1e-6 W",
         )
     ]
 
 
+def _gaps_numpy(ts_ms: IntArray, lo_ms: int, hi_ms: int, threshold_ms: int) -> list[tuple[int, int]]:
+    """Stretches longer than the threshold between consecutive readings, clipped to [lo, hi)."""
+    after = np.flatnonzero(np.diff(ts_ms) > threshold_ms)
+    starts = np.maximum(ts_ms[after], lo_ms)
+    ends = np.minimum(ts_ms[after + 1], hi_ms)
+    inside = ends > starts
+    return list(zip(starts[inside].tolist(), ends[inside].tolist(), strict=True))
+
+
 def offline_year(ctx: Context) -> list[Result]:
-    """Time gap statistics over the year from gap events (store.gaps)."""
+    """Time the gaps of a year as GET /api/v1/meters/{id}/analysis/offline finds them (gaps_within)."""
     year = ctx.year
-    conn = raw_connection(year.path)
-    sql = (
-        "SELECT count(*), sum(p) FROM readings "
-        "WHERE meter = (SELECT pk FROM meters WHERE id = ?) "
-        "AND phase = 0 AND ts >= ? AND ts < ?"
+    ts_ms = year.series.ts_ms
+    lo_ms, hi_ms = to_ms(year.start), to_ms(year.end)
+    threshold_ms = 2 * 60 * 1000  # a gap is a silence longer than twice the meter's interval
+
+    def ours() -> list[Gap]:
+        return gaps_within(year.store, YEAR_METER, year.start, year.end)
+
+    def reference() -> list[tuple[int, int]]:
+        return _gaps_numpy(ts_ms, lo_ms, hi_ms, threshold_ms)
+
+    got = [(to_ms(g.start), to_ms(g.end)) for g in ours()]
+    expected = reference()
+    require(
+        len(expected) == year.gaps,
+        f"offline_year: the fixture should hold {year.gaps} gaps, numpy finds {len(expected)}",
     )
-    args = (YEAR_METER, to_ms(year.start), to_ms(year.end))
-
-    def ours() -> object:
-        return offline_stats(year.store, YEAR_METER, year.start, year.end)
-
-    def reference() -> tuple[int, int]:
-        row: tuple[int, int] = conn.execute(sql, args).fetchone()
-        return row
-
-    try:
-        stats = offline_stats(year.store, YEAR_METER, year.start, year.end)
-        scanned = reference()[0]
-        ours_s, reference_s = _time_pair(ctx, ours, reference)
-    finally:
-        conn.close()
+    require(
+        got == expected,
+        f"offline_year: {len(got)} gaps, numpy finds {len(expected)}; first differing: "
+        f"{next(((a, b) for a, b in zip(got, expected, strict=False) if a != b), None)}",
+    )
+    offline_h = sum(b - a for a, b in got) / 3_600_000
+    ours_s, reference_s = _time_pair(ctx, ours, reference)
     return [
         latency_result(
             "offline_year",
             ours_s,
             reference_s,
-            f"SELECT count(*), sum(p) over the meter's {scanned:,} raw rows in the same range",
+            f"numpy diff of the same {ts_ms.size:,} in-memory timestamps, silences over 2 minutes "
+            f"clipped to the range",
             Goal("<=", 1),
-            f"{stats.gaps} gaps (expected {year.gaps}), {stats.total_offline_s / 3600:.1f} h offline",
+            f"gaps_within as the offline-analysis route calls it: {len(got)} gaps "
+            f"({offline_h:.1f} h offline), each equal to numpy's to the millisecond",
         )
     ]
