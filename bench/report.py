@@ -41,8 +41,9 @@ def _figure(value: float, unit: str) -> str:
 def print_table(console: Console, results: list[Result], title: str) -> None:
     """Print one row per scenario, then what each reference is and what was checked."""
     table = Table(title=title)
+    left = {"scenario", "unit", "goal", "result"}
     for column in ("scenario", "unit", "ours", "reference", "ratio", "min-max", "goal", "result"):
-        table.add_column(column, justify="left" if column in {"scenario", "unit", "goal", "result"} else "right")
+        table.add_column(column, justify="left" if column in left else "right")
     for r in results:
         verdict = "[green]pass[/]" if r.passed else "[bold red]MISS[/]"
         table.add_row(
