@@ -23,8 +23,18 @@ from meterhub.cli.app import VERBS
 from meterhub.config import Settings
 from meterhub.store.factory import DEFAULT_DATABASE_URL
 
-HEAVY = ("fastapi", "matplotlib", "uvicorn", "starlette", "meterhub.poller", "meterhub.api", "meterhub.web")
-"""What a quick command must never import: the web stack, the charts, the poller, the API."""
+HEAVY = (
+    "fastapi",
+    "matplotlib",
+    "uvicorn",
+    "starlette",
+    "meterhub.poller",
+    "meterhub.api",
+    "meterhub.web",
+    "pyarrow",
+    "meterhub.importer",
+)
+"""What a quick command must never import: the web stack, the charts, the poller, the API, the importer."""
 
 RUNNER = """
 import json, sys
