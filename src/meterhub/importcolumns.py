@@ -143,21 +143,36 @@ class _Rejoined(io.RawIOBase):
         return len(data)
 
 
-def _line_chunks(stream: BinaryIO, first: bytes = b"") -> Iterator[bytes]:
-    """Yield chunks of about BLOCK_BYTES holding whole lines, each ending with a newline."""
-    pending = first
-    while True:
-        data = stream.read(BLOCK_BYTES)
-        if not data:
-            if pending:
-                yield pending if pending.endswith(b"\n") else pending + b"\n"
-            return
-        pending += data
-        cut = pending.rfind(b"\n")
-        if cut < 0:
-            continue
-        yield pending[: cut + 1]
-        pending = pending[cut + 1 :]
+class _LineChunks:
+    """Chunks of about ``block_bytes`` holding whole lines, each ending with a newline."""
+
+    def __init__(self, stream: BinaryIO, block_bytes: int) -> None:
+        self.stream = stream
+        self.block_bytes = block_bytes
+        self.pending = b""
+        """Bytes read after the last chunk's end: the start of a line not yet complete."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        while True:
+            data = self.stream.read(self.block_bytes)
+            if not data:
+                last, self.pending = self.pending, b""
+                if not last:
+                    raise StopIteration
+                return last if last.endswith(b"\n") else last + b"\n"
+            self.pending += data
+            cut = self.pending.rfind(b"\n")
+            if cut >= 0:
+                chunk, self.pending = self.pending[: cut + 1], self.pending[cut + 1 :]
+                return chunk
+
+    def rest_after(self, chunk: bytes) -> io.BufferedReader:
+        """Return a stream of ``chunk`` followed by everything not yet handed out."""
+        head, self.pending = chunk + self.pending, b""
+        return io.BufferedReader(_Rejoined(head, self.stream))
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,10 +340,13 @@ _CSV_PARSE = pa_csv.ParseOptions(
 
 
 def csv_blocks(
-    stream: BinaryIO, default_meter: str | None, latest_allowed_us: Callable[[], int]
+    stream: BinaryIO,
+    default_meter: str | None,
+    latest_allowed_us: Callable[[], int],
+    block_bytes: int = BLOCK_BYTES,
 ) -> Iterator[Block]:
     """Yield the rows of a CSV stream in blocks; raise ImportFileError for a header not to trust."""
-    chunks = _line_chunks(stream)
+    chunks = _LineChunks(stream, block_bytes)
     first = next(chunks, b"")
     if first.startswith(_BOM):
         first = first[len(_BOM) :]
@@ -336,7 +354,7 @@ def csv_blocks(
     header = first[: header_end + 1]
     if not first or not header.isascii() or b'"' in header or b"\r" in header.rstrip(b"\r\n"):
         # A header the vectors do not read alike: the row reader reads the whole file.
-        yield from row_blocks(read_rows(_buffered(_BOM + first, stream), "csv", default_meter))
+        yield from row_blocks(read_rows(chunks.rest_after(_BOM + first), "csv", default_meter))
         return
     columns = csv_header(csv.reader(io.StringIO(header.decode("ascii"), newline="")))
     checker = _Checker(default_meter, latest_allowed_us)
@@ -349,26 +367,21 @@ def csv_blocks(
     read_options = pa_csv.ReadOptions(column_names=columns, block_size=BLOCK_BYTES)
     line = 2
     chunk = first[header_end + 1 :]
-    pieces: Iterator[bytes] = chunks
     while True:
         if chunk:
             lines = _Lines.of(chunk)
             if b'"' in chunk or lines.lone_cr:
                 # Quotes may carry a record over lines: the row reader reads the rest as before.
                 text = io.TextIOWrapper(
-                    _buffered(chunk, stream), encoding="utf-8", errors="surrogateescape", newline=""
+                    chunks.rest_after(chunk), encoding="utf-8", errors="surrogateescape", newline=""
                 )
                 yield from row_blocks(csv_records(csv.reader(text), columns, default_meter, line - 1))
                 return
             yield _csv_block(chunk, lines, line, columns, default_meter, checker, read_options, options)
             line += len(lines.starts)
-        chunk = next(pieces, b"")
+        chunk = next(chunks, b"")
         if not chunk:
             return
-
-
-def _buffered(head: bytes, rest: BinaryIO) -> io.BufferedReader:
-    return io.BufferedReader(_Rejoined(head, rest))
 
 
 def _csv_block(
@@ -425,7 +438,9 @@ def _merge_in_order(first: Block, second: Block) -> Block:
     offset = len(first.meters)
     block = Block(
         [*first.meters, *second.meters],
-        np.concatenate((first.meter_index, second.meter_index + offset))[order],
+        np.concatenate(
+            (first.meter_index, second.meter_index + offset if second.meters else 0 * second.meter_index)
+        )[order],
         np.concatenate((first.ts_us, second.ts_us))[order],
         np.concatenate((first.phase, second.phase))[order],
         np.concatenate((first.values, second.values))[order],
@@ -450,12 +465,15 @@ _JSON_SCHEMAS = (_json_schema(pa.float64()), _json_schema(pa.string()))
 
 
 def ndjson_blocks(
-    stream: BinaryIO, default_meter: str | None, latest_allowed_us: Callable[[], int]
+    stream: BinaryIO,
+    default_meter: str | None,
+    latest_allowed_us: Callable[[], int],
+    block_bytes: int = BLOCK_BYTES,
 ) -> Iterator[Block]:
     """Yield the rows of an NDJSON stream in blocks."""
     checker = _Checker(default_meter, latest_allowed_us)
     line = 1
-    for number, chunk in enumerate(_line_chunks(stream)):
+    for number, chunk in enumerate(_LineChunks(stream, block_bytes)):
         if number == 0 and chunk.startswith(_BOM):
             chunk = chunk[len(_BOM) :]
         lines = _Lines.of(chunk)

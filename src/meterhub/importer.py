@@ -253,6 +253,7 @@ def import_file(
     batch_rows: int = 10_000,
     on_batch: Callable[[IngestReport], None] | None = None,
     stream: BinaryIO | None = None,
+    block_bytes: int | None = None,
 ) -> IngestReport:
     """Import a CSV or NDJSON file; unknown meters are created with vendor ``file``.
 
@@ -263,7 +264,7 @@ def import_file(
     """
     # pyarrow loads only for imports, so other commands start without it.
     from meterhub.importbatches import LatestAllowed, ingest_blocks
-    from meterhub.importcolumns import csv_blocks, ndjson_blocks
+    from meterhub.importcolumns import BLOCK_BYTES, csv_blocks, ndjson_blocks
 
     if stream is None and not path.is_file():
         raise ImportFileError(f"file {path} not found")
@@ -285,7 +286,7 @@ def import_file(
         latest = LatestAllowed()
         return ingest_blocks(
             store,
-            blocks(source, default_meter, latest.us),
+            blocks(source, default_meter, latest.us, block_bytes or BLOCK_BYTES),
             report,
             latest=latest,
             batch_rows=batch_rows,
