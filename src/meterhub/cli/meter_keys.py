@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import anyio
 import click
 
 from meterhub.cli.common import opened_store
@@ -19,6 +18,8 @@ def rotate_key(meter_id: str) -> None:
     stored_key=store:intellimeter-key/NAME; no key is ever printed. When the vendor fails, the
     meters keep their old key reference.
     """
+    import anyio
+
     from meterhub.vendorkeys import rotate_meter_key  # the vendor stack only where it is used
 
     with opened_store() as store:

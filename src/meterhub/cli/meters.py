@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio
 import click
 
-from meterhub import catalog
 from meterhub.cli.common import emit, format_option, opened_store
 from meterhub.cli.vendor_options import connection_options, options_from, unset_references
-from meterhub.hubzone import default_zone
-from meterhub.vendors.base import Discovered
+
+if TYPE_CHECKING:
+    from meterhub.vendors.base import Discovered
+
+# The catalog brings the vendors, the poller's connectors and httpx: only add, discover and
+# remove import it, so ``meters list`` stays quick.
 
 __all__ = ["meters"]
 
@@ -73,6 +75,9 @@ def add(
     **connection: Any,
 ) -> None:
     """Add a meter, with the vendor's connection options."""
+    from meterhub import catalog
+    from meterhub.hubzone import default_zone
+
     options = options_from(connection)
     with opened_store() as store:
         meter = catalog.add_meter(
@@ -104,6 +109,10 @@ def add(
 @connection_options
 def discover(vendor: str, tz: str | None, add_found: bool, fmt: str, **connection: Any) -> None:
     """List the meters an account or device holds; --add adds them, in their vendor's places."""
+    import anyio
+
+    from meterhub import catalog
+
     vendor = catalog.check_vendor(vendor)
     if tz is not None:
         catalog.check_zone(tz)
@@ -163,6 +172,8 @@ def list_(fmt: str) -> None:
 @click.argument("meter_id")
 def remove(meter_id: str) -> None:
     """Remove a meter and all its data."""
+    from meterhub import catalog
+
     with opened_store() as store:
         removed = catalog.remove_meter(store, meter_id)
     click.echo(f"removed meter {meter_id} and {removed} readings")

@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 import click
 
 from meterhub.errors import InputError
-from meterhub.poller.config import check_secret_options
 
 __all__ = ["connection_options", "options_from", "secret_reference", "unset_references"]
 
@@ -105,6 +104,8 @@ def options_from(values: Mapping[str, Any]) -> dict[str, str]:
         if not sep or not key.strip():
             raise InputError(f"--option takes KEY=VALUE, not {item!r}")
         options[key.strip()] = value.strip()
+    from meterhub.poller.config import check_secret_options  # the poller stack only where it is used
+
     check_secret_options(options, "connection options")
     return options
 
