@@ -215,3 +215,15 @@ def test_the_verb_table_agrees_with_each_commands_own_help() -> None:
         command = main.get_command(ctx, name)
         assert command is not None and command.name == name, verb.target
         assert verb.short_help == command.get_short_help_str(limit=1000), name
+
+
+def test_meters_list_loads_nothing_heavy(tmp_path: Path, db_path: Path) -> None:
+    completed, code, modules = _run_fresh(
+        tmp_path, "--database-url", f"sqlite:///{db_path}", "meters", "list", "--format", "csv"
+    )
+    assert code is None, completed.stderr
+    assert completed.stdout.splitlines()[1].startswith(
+        "house,file,1,UTC,60,,2026-03-01T00:02:00+00:00,1400.0,"
+    )
+    assert _heavy(modules) == []
+    assert "meterhub.catalog" not in modules and "httpx" not in modules
