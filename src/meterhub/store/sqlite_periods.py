@@ -30,6 +30,7 @@ _NULL = -(2**63)
 """Stands for NULL in the texts, which would otherwise drop the value and shift the rest."""
 _FIXED_TABLES = ((SIX_HOURS_MS, "rollup_6h"), (3_600_000, "rollup_1h"), (QUARTER_MS, "rollup_15m"))
 _POWER_SOURCES = ("n", "p_n", "p_sum", "p_min", "p_max")
+_SUMMED = frozenset({"n", "p_n", "p_sum", "v_n", "v_sum", "i_n", "i_sum", "e_imp", "e_exp", "covered_ms"})
 _MINIMA = frozenset({"p_min", "v_min"})
 _MAXIMA = frozenset({"p_max", "v_max"})
 FIGURE_FIELDS: tuple[str, ...] = (
@@ -89,15 +90,31 @@ def _floats(values: Ints) -> Floats:
     return np.where(values == _NULL, np.nan, values.astype(np.float64))
 
 
+def _zeroed(values: Ints) -> Floats:
+    floats = values.astype(np.float64)
+    floats[values == _NULL] = 0.0
+    return floats
+
+
 def _fetch(
-    conn: sqlite3.Connection, pk: int, phase: int, tz: str, bounds: Ints, columns: Sequence[str]
+    conn: sqlite3.Connection,
+    pk: int,
+    phase: int,
+    tz: str,
+    bounds: Ints,
+    columns: Sequence[str],
+    as_sums: frozenset[str] = frozenset(),
 ) -> tuple[Ints | None, list[Floats]]:
     """Return (None, columns per period) when every period is one present bucket; otherwise
-    (bucket per row, columns per row). One query either way."""
+    (bucket per row, columns per row). One query either way. NULL reads as NaN, or as 0 in the
+    columns named in ``as_sums``."""
     table, buckets = table_for(tz, bounds)
     args = (pk, phase, int(bounds[0]), int(bounds[-1]))
     count, bucket_text, *texts = conn.execute(_sql(table, columns), args).fetchone()
-    values = [_floats(_parse(text, count)) for text in texts]
+    values = [
+        _zeroed(_parse(text, count)) if column in as_sums else _floats(_parse(text, count))
+        for column, text in zip(columns, texts, strict=True)
+    ]
     if len(buckets) == len(bounds) - 1 and count == len(buckets):
         return None, values
     return _parse(bucket_text, count), values
@@ -178,12 +195,10 @@ def period_figures(
     if len(bounds) < 2:
         return {name: np.zeros(0) for name in fields}
     sources = tuple(dict.fromkeys(source for name in fields for source in _FIGURE_NEEDS[name]))
-    rows_bucket, values = _fetch(conn, pk, phase, tz, bounds, sources)
+    rows_bucket, values = _fetch(conn, pk, phase, tz, bounds, sources, as_sums=_SUMMED)
     raw = dict(zip(sources, values, strict=True))
     if rows_bucket is not None:
         raw = _fold(bounds, rows_bucket, raw)
-    else:
-        raw = {name: v if name in _MINIMA or name in _MAXIMA else np.nan_to_num(v) for name, v in raw.items()}
 
     def mean(total: str, count: str) -> Floats:
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -34,7 +34,7 @@ from meterhub.model import PHASE_TOTAL
 from meterhub.store.base import Store
 from meterhub.store.sqlite import SQLiteStore
 
-__all__ = ["CACHE_SWITCH", "ReadingPublic", "router"]
+__all__ = ["CACHE_SWITCH", "ReadingPublic", "caller", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["readings"], responses=PROBLEM_RESPONSES)
 
@@ -97,7 +97,7 @@ def _records(store: Store, principal: Principal) -> list[dict[str, Any]]:
     return [reading_record(r) for r in store.latest() if principal.can_see_meter(r.meter)]
 
 
-async def _caller(request: Request) -> Principal:
+async def caller(request: Request) -> Principal:
     """Authenticate as PrincipalDep does, reading its three credentials here in one step."""
     scheme, bearer = get_authorization_scheme_param(request.headers.get("authorization"))
     return await current_principal(
@@ -134,7 +134,7 @@ async def _answer(request: Request, principal: Principal) -> Response:
 
 
 async def _handle_latest(request: Request) -> Response:
-    return await _answer(request, await _caller(request))
+    return await _answer(request, await caller(request))
 
 
 class _PolledRoute(APIRoute):

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from meterhub.api.deps import PrincipalDep, StoreDep
+from meterhub.api.deps import Principal, PrincipalDep, StoreDep, store_of
 from meterhub.api.problems import PROBLEM_RESPONSES, ApiProblem
 from meterhub.api.render import FormatQuery, render
 from meterhub.api.routes._params import (
@@ -23,9 +27,10 @@ from meterhub.api.routes._params import (
     visible_meter,
     zone_name,
 )
+from meterhub.api.routes.latest import caller
 from meterhub.errors import InputError
-from meterhub.history import MAX_POINTS, HistoryColumns, history_columns
-from meterhub.store.base import Bucket
+from meterhub.history import BUCKET_WIDTHS_S, MAX_POINTS, HistoryColumns, history_columns
+from meterhub.store.base import Bucket, Store
 from meterhub.timeutil import from_ms
 
 __all__ = ["BUCKET_FIELDS", "DEFAULT_FIELDS", "history_rows", "iso_texts", "router"]
@@ -57,6 +62,7 @@ DEFAULT_FIELDS: tuple[str, ...] = (
     "energy_export_kwh",
 )
 DEFAULT_POINTS = 1000
+BUCKET_WIDTH_NAMES = frozenset(BUCKET_WIDTHS_S)
 
 
 class History(BaseModel):
@@ -109,7 +115,10 @@ def _cells(name: str, values: npt.NDArray[np.float64]) -> list[Any]:
     if name == "count":
         counts: list[Any] = values.astype(np.int64).tolist()
         return counts
-    return [None if math.isnan(v) else v for v in values.tolist()]
+    cells: list[Any] = values.tolist()
+    if np.isnan(values).any():
+        return [None if math.isnan(v) else v for v in cells]
+    return cells
 
 
 def history_rows(columns: HistoryColumns, fields: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -117,10 +126,11 @@ def history_rows(columns: HistoryColumns, fields: tuple[str, ...]) -> list[dict[
     keys = ("start", "end", *fields)
     cells = [iso_texts(columns.starts_ms), iso_texts(columns.ends_ms)]
     cells.extend(_cells(name, columns.figures[name]) for name in fields)
-    return [dict(zip(keys, row, strict=True)) for row in zip(*cells, strict=True)]
+    if any(len(column) != len(columns) for column in cells):
+        raise ValueError("history columns of unequal length")
+    return [dict(zip(keys, row)) for row in zip(*cells)]  # noqa: B905 - lengths checked above
 
 
-@router.get("/{meter_id}/readings", response_model=History, summary="Downsampled history")
 def readings(
     meter_id: str,
     request: Request,
@@ -149,6 +159,22 @@ def readings(
     fmt: FormatQuery = None,
 ) -> Response:
     """Return avg/min/max power, voltage, current and energy per bucket over [start, end) (default a day)."""
+    return _history(request, store, principal, meter_id, start, end, points, bucket, phase, fields, tz)
+
+
+def _history(
+    request: Request,
+    store: Store,
+    principal: Principal,
+    meter_id: str,
+    start: str | None = None,
+    end: str | None = None,
+    points: int | None = None,
+    bucket: str | None = None,
+    phase: int = 0,
+    fields: str | None = None,
+    tz: str | None = None,
+) -> Response:
     meter = visible_meter(store, principal.can_see_meter, meter_id)
     if points is not None and bucket is not None:
         raise InputError("give either points or bucket, not both")
@@ -185,6 +211,83 @@ def readings(
         "data": rows,
     }
     return render(request, payload, rows=rows, root="history")
+
+
+
+
+_PLAIN_KEYS = frozenset({"start", "end", "points", "bucket", "phase", "fields", "tz", "format"})
+_LIMITS = {"start": 64, "end": 64, "tz": 64, "fields": 400}
+_FORMAT_NAMES = frozenset({"json", "xml", "csv", "yaml", "ndjson"})
+
+
+def _plain_args(request: Request) -> dict[str, Any] | None:
+    """Return the query as the route's arguments when no parameter needs FastAPI's validation.
+
+    Anything unusual (an unknown or repeated parameter, a value out of its declared range, a NUL)
+    returns None, and the request takes the fully validated way with FastAPI's own errors.
+    """
+    items = request.query_params.multi_items()
+    names = [name for name, _ in items]
+    if len(set(names)) != len(names) or not _PLAIN_KEYS.issuperset(names):
+        return None
+    if any("\x00" in value for _, value in items) or "\x00" in request.path_params.get("meter_id", "\x00"):
+        return None
+    args: dict[str, Any] = {}
+    for name, value in items:
+        if name in _LIMITS:
+            if len(value) > _LIMITS[name]:
+                return None
+            args[name] = value
+        elif name == "points":
+            if not (value.isascii() and value.isdigit() and len(value) <= 9) or int(value) < 1:
+                return None
+            args[name] = int(value)
+        elif name == "phase":
+            if value not in ("0", "1", "2", "3"):
+                return None
+            args[name] = int(value)
+        elif name == "bucket":
+            if value not in BUCKET_WIDTH_NAMES:
+                return None
+            args[name] = value
+        elif value not in _FORMAT_NAMES:  # format, which render() reads itself
+            return None
+    return args
+
+
+class _HistoryRoute(APIRoute):
+    """The readings route, documented and validated by FastAPI; plain requests skip its solver.
+
+    Solving the route's dependencies and eight query parameters costs FastAPI about as much as
+    the answer itself; a request whose parameters need no validation beyond their form is
+    authenticated by the same function and answered by the same code.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Return a handler that answers plain requests directly and the rest through FastAPI."""
+        solved = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            args = _plain_args(request)
+            if args is None:
+                return await solved(request)
+            principal = await caller(request)
+            answer = functools.partial(
+                _history, request, store_of(request), principal, request.path_params["meter_id"], **args
+            )
+            return await anyio.to_thread.run_sync(answer)
+
+        return handle
+
+
+router.add_api_route(
+    "/{meter_id}/readings",
+    readings,
+    methods=["GET"],
+    response_model=History,
+    summary="Downsampled history",
+    route_class_override=_HistoryRoute,
+)
 
 
 @router.get("/{meter_id}/intervals", response_model=list[IntervalPublic], summary="Interval energy")
