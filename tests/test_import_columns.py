@@ -86,6 +86,16 @@ def tricky_csv() -> str:
         f"shed,{_iso(19)},0,,,5.,,,,,,,",
         f"shed,{_iso(20)},0,,, 6 ,,,,,,,",  # spaces around a number
         f"shed,{_iso(21)},0,,,0x10,,,,,,,",
+        f"shed,{_iso(22)},0,,,.,,,,,,,",
+        f"shed,{_iso(23)},0,,,-,,,,,,,",
+        f"shed,{_iso(24)},0,,,e5,,,,,,,",
+        f"shed,{_iso(25)},0,,,1.5e,,,,,,,",
+        f"shed,{_iso(26)},0,,,1..2,,,,,,,",
+        f"shed,{_iso(27)},0,,,-0,,,,,,,",
+        f"shed,{_iso(28)},0,,,1E+2,,,,,,,",
+        f"shed,{_iso(29)},0,,,\t7,,,,,,,",
+        f"shed,{_iso(30)},0,,,Infinity,,,,,,,",
+        f"shed,{_iso(31)},0,,,0.1000000000000000055511151231257827,,,,,,,",
         "shed,1999-12-31T23:59:59Z,0,,,1,,,,,,,",
         "shed,2999-01-01T00:00:00Z,0,,,1,,,,,,,",
         "shed,2026-02-30T00:00:00Z,0,,,1,,,,,,,",
@@ -149,19 +159,23 @@ def _report(report: IngestReport) -> tuple[object, ...]:
     )
 
 
-def test_a_tricky_csv_stores_and_rejects_exactly_what_the_row_reader_does(pair: Pair, tmp_path: Path) -> None:
+@pytest.mark.parametrize("block_bytes", [40, 2048, 1 << 22])
+def test_a_tricky_csv_stores_and_rejects_exactly_what_the_row_reader_does(
+    pair: Pair, tmp_path: Path, block_bytes: int
+) -> None:
     path = tmp_path / "tricky.csv"
     path.write_text(tricky_csv(), newline="")
-    by_columns, by_rows = _both(pair, path)
+    by_columns, by_rows = _both(pair, path, block_bytes=block_bytes)
     assert _report(by_columns) == _report(by_rows)
-    # Worked out from the file: 240 + 60 plain rows and 42 odd ones (44 lines, two of them blank);
-    # 21 of the odd ones are rejected (phase 4, NaN, inf, 1e400, 10 MW, 1001 V, power factor 1.5,
-    # a negative register, no value, 0x10, 1999, 2999, 30 February, 24:00, no offset, 'now', no
-    # meter, 'sh ed', too few and too many fields, 'six'), one repeats a key.
-    assert by_columns.received == 240 + 42 + 60
-    assert by_columns.rejected_count == 21
+    # Worked out from the file: 240 + 60 plain rows and 52 odd ones (54 lines, two of them blank);
+    # 27 of the odd ones are rejected (phase 4, NaN, inf, 1e400, 10 MW, 1001 V, power factor 1.5,
+    # a negative register, no value, 0x10, '.', '-', 'e5', '1.5e', '1..2', Infinity, 1999, 2999,
+    # 30 February, 24:00, no offset, 'now', no meter, 'sh ed', too few and too many fields,
+    # 'six'), one repeats a key.
+    assert by_columns.received == 240 + 52 + 60
+    assert by_columns.rejected_count == 27
     assert by_columns.duplicates == 1
-    assert by_columns.stored == 342 - 21 - 1
+    assert by_columns.stored == 352 - 27 - 1
     assert [r.where for r in by_columns.rejections][:3] == ["line 248", "line 249", "line 250"]
     assert _state(pair.columns) == _state(pair.rows)
     assert [line.split()[2] for line in by_columns.added_meters] == ["house", "shed", "Shed-2"]

@@ -324,11 +324,15 @@ class _Checker:
             bad[:] = True
             return np.zeros(len(ts), np.int64)
         iso = pc.fill_null(pc.match_substring_regex(ts, _ISO), False)
+        iso_mask = np.asarray(iso.to_numpy(zero_copy_only=False), bool)
+        if iso_mask.all():  # the usual file: one pass of the pattern, one cast
+            parsed, failed = _cast(ts, pa.timestamp("us", "UTC"))
+            bad |= failed
+            return _whole(parsed.cast(pa.int64()))
         epoch = pc.fill_null(pc.match_substring_regex(ts, _EPOCH_DIGITS), False)
         parsed, failed = _cast(pc.if_else(iso, ts, None), pa.timestamp("us", "UTC"))
         from_iso = _whole(parsed.cast(pa.int64()))
         seconds, _ = _cast(pc.if_else(epoch, ts, None), pa.int64())
-        iso_mask = np.asarray(iso.to_numpy(zero_copy_only=False), bool)
         epoch_mask = np.asarray(epoch.to_numpy(zero_copy_only=False), bool)
         bad |= ~(iso_mask | epoch_mask) | failed
         return np.where(iso_mask, from_iso, _whole(seconds) * 1_000_000)
@@ -337,6 +341,12 @@ class _Checker:
 _CSV_PARSE = pa_csv.ParseOptions(
     quote_char=False, double_quote=False, escape_char=False, newlines_in_values=False, ignore_empty_lines=True
 )
+
+
+def _convert(types: dict[str, pa.DataType]) -> pa_csv.ConvertOptions:
+    return pa_csv.ConvertOptions(
+        column_types=types, null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False
+    )
 
 
 def csv_blocks(
@@ -358,12 +368,8 @@ def csv_blocks(
         return
     columns = csv_header(csv.reader(io.StringIO(header.decode("ascii"), newline="")))
     checker = _Checker(default_meter, latest_allowed_us)
-    options = pa_csv.ConvertOptions(
-        column_types=dict.fromkeys(columns, pa.string()),
-        null_values=[""],
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-    )
+    as_text = _convert(dict.fromkeys(columns, pa.string()))
+    typed = _convert({c: pa.string() if c in ("meter", "ts") else pa.float64() for c in columns})
     read_options = pa_csv.ReadOptions(column_names=columns, block_size=BLOCK_BYTES)
     line = 2
     chunk = first[header_end + 1 :]
@@ -377,7 +383,9 @@ def csv_blocks(
                 )
                 yield from row_blocks(csv_records(csv.reader(text), columns, default_meter, line - 1))
                 return
-            yield _csv_block(chunk, lines, line, columns, default_meter, checker, read_options, options)
+            yield _csv_block(
+                chunk, lines, line, columns, default_meter, checker, read_options, typed, as_text
+            )
             line += len(lines.starts)
         chunk = next(chunks, b"")
         if not chunk:
@@ -392,7 +400,8 @@ def _csv_block(
     default_meter: str | None,
     checker: _Checker,
     read_options: pa_csv.ReadOptions,
-    options: pa_csv.ConvertOptions,
+    typed: pa_csv.ConvertOptions,
+    text: pa_csv.ConvertOptions,
 ) -> Block:
     starts, ends = lines.starts, lines.ends
     numbers = np.arange(first_line, first_line + len(starts), dtype=np.int64)
@@ -410,25 +419,35 @@ def _csv_block(
     nonempty = ends > starts
     if not chunk.isascii() or b"\x00" in chunk or int((ends - starts).max()) > FIELD_LIMIT:
         return by_rows(np.flatnonzero(nonempty))
+    on_lines = np.flatnonzero(nonempty)
+    # Numbers parsed while reading; a value pyarrow cannot parse re-reads the chunk as text.
+    table = _read_csv(chunk, read_options, typed) or _read_csv(chunk, read_options, text)
+    if table is not None and table.num_rows == len(on_lines):
+        return checker.check(table, numbers[on_lines], lambda k: by_rows(on_lines[k : k + 1]).rows.get(0))
+    # Some line has more or fewer fields than the header: it takes the row reader.
     commas = np.flatnonzero(np.frombuffer(chunk, np.uint8) == 44)
     fields = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
     fits = nonempty & (fields == len(columns))
-    if fits.all():
-        data = chunk
-    else:
-        data = b"\n".join(chunk[s:e] for s, e in zip(starts[fits].tolist(), ends[fits].tolist(), strict=True))
     if not fits.any():
-        return by_rows(np.flatnonzero(nonempty))
-    table = pa_csv.read_csv(
-        io.BytesIO(data), read_options=read_options, parse_options=_CSV_PARSE, convert_options=options
-    )
+        return by_rows(on_lines)
+    data = b"\n".join(chunk[s:e] for s, e in zip(starts[fits].tolist(), ends[fits].tolist(), strict=True))
+    table = _read_csv(data, read_options, text)
     on_lines = np.flatnonzero(fits)
-    if table.num_rows != len(on_lines):
+    if table is None or table.num_rows != len(on_lines):
         return by_rows(np.flatnonzero(nonempty))
     block = checker.check(table, numbers[on_lines], lambda k: by_rows(on_lines[k : k + 1]).rows.get(0))
-    if fits.all() or fits[nonempty].all():
-        return block
     return _merge_in_order(block, by_rows(np.flatnonzero(nonempty & ~fits)))
+
+
+def _read_csv(
+    data: bytes, read_options: pa_csv.ReadOptions, options: pa_csv.ConvertOptions
+) -> pa.Table | None:
+    try:
+        return pa_csv.read_csv(
+            io.BytesIO(data), read_options=read_options, parse_options=_CSV_PARSE, convert_options=options
+        )
+    except pa.ArrowInvalid:
+        return None
 
 
 def _merge_in_order(first: Block, second: Block) -> Block:
