@@ -7,14 +7,14 @@ whole meter), or every phase of one meter.
 answer is kept and shared by callers who see the same meters and ask for the same format, until
 the store's change count (:meth:`meterhub.store.base.Store.change_count`) moves: a reading shows
 in the next answer after it is written, and between writes the hub reads the store once instead
-of once per request. ``app.state.latest_answer_cache = False`` turns the sharing off.
+of once per request. ``app.state.answer_cache = False`` turns the sharing off.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -34,12 +34,13 @@ from meterhub.model import PHASE_TOTAL
 from meterhub.store.base import Store
 from meterhub.store.sqlite import SQLiteStore
 
-__all__ = ["CACHE_SWITCH", "ReadingPublic", "caller", "router"]
+__all__ = ["CACHE_SWITCH", "AnswerCache", "ReadingPublic", "SharedAnswer", "answer_cache", "caller", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["readings"], responses=PROBLEM_RESPONSES)
 
-CACHE_SWITCH = "latest_answer_cache"
-"""The ``app.state`` attribute that, set False, makes every request of /api/v1/latest read the store."""
+CACHE_SWITCH = "answer_cache"
+"""The ``app.state`` attribute that, set False, makes every request of /api/v1/latest and of the
+readings history read the store instead of sharing answers."""
 _MAX_ENTRIES = 512
 _FORMATS = ("json", "xml", *TABULAR_FORMATS)
 
@@ -63,34 +64,51 @@ class ReadingPublic(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
-class _Answer:
+class SharedAnswer:
+    """An encoded answer and the store's change count read before it was built."""
+
     version: int
-    """The store's change count read before the answer was built."""
     body: bytes
     media_type: str
 
 
-class _AnswerCache:
-    """Encoded answers by (what the caller sees, format), each valid while the store is unchanged."""
+class AnswerCache:
+    """Encoded answers by key, each valid while the store's change count stays what it was."""
 
-    def __init__(self) -> None:
-        self._answers: dict[tuple[object, str], _Answer] = {}
+    def __init__(self, max_entries: int = _MAX_ENTRIES) -> None:
+        self._answers: dict[Hashable, SharedAnswer] = {}
+        self._max_entries = max_entries
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[object, str], version: int) -> _Answer | None:
+    def get(self, key: Hashable, version: int) -> SharedAnswer | None:
         """Return the answer for ``key`` built at change count ``version``, or None."""
         answer = self._answers.get(key)
         return answer if answer is not None and answer.version == version else None
 
-    def put(self, key: tuple[object, str], answer: _Answer) -> None:
-        """Keep an answer, dropping every one of another version when the cache grows large."""
+    def put(self, key: Hashable, answer: SharedAnswer) -> None:
+        """Keep an answer, dropping every one of another version (or all) when the cache is full."""
         with self._lock:
-            if len(self._answers) >= _MAX_ENTRIES:
+            if len(self._answers) >= self._max_entries:
                 self._answers = {k: a for k, a in self._answers.items() if a.version == answer.version}
+                if len(self._answers) >= self._max_entries:
+                    self._answers = {}
             self._answers[key] = answer
 
 
-_CACHES: weakref.WeakKeyDictionary[Any, _AnswerCache] = weakref.WeakKeyDictionary()
+_CACHES: weakref.WeakKeyDictionary[Any, dict[str, AnswerCache]] = weakref.WeakKeyDictionary()
+_CACHES_LOCK = threading.Lock()
+
+
+def answer_cache(request: Request, name: str, max_entries: int = _MAX_ENTRIES) -> AnswerCache | None:
+    """Return the app's cache of answers called ``name``, or None when the app turned sharing off."""
+    if getattr(request.app.state, CACHE_SWITCH, True) is False:
+        return None
+    caches = _CACHES.get(request.app)
+    if caches is None or name not in caches:
+        with _CACHES_LOCK:
+            caches = _CACHES.setdefault(request.app, {})
+            caches.setdefault(name, AnswerCache(max_entries))
+    return caches[name]
 
 
 def _records(store: Store, principal: Principal) -> list[dict[str, Any]]:
@@ -118,17 +136,17 @@ async def _answer(request: Request, principal: Principal) -> Response:
     """Return the shared answer for what the caller sees, reading the store when it changed."""
     fmt = choose_format(request, _FORMATS)
     store = store_of(request)
-    if getattr(request.app.state, CACHE_SWITCH, True) is False:
+    cache = answer_cache(request, "latest")
+    if cache is None:
         items = await anyio.to_thread.run_sync(_records, store, principal)
         return render(request, items, rows=items, root="readings")
     key = ("*" if principal.role is Role.ADMIN else principal.meters, fmt)
-    cache = _CACHES.get(request.app) or _CACHES.setdefault(request.app, _AnswerCache())
     version = await _change_count(store)
     answer = cache.get(key, version)
     if answer is None:
         items = await anyio.to_thread.run_sync(_records, store, principal)
         response = render(request, items, rows=items, root="readings")
-        answer = _Answer(version, bytes(response.body), response.media_type or "")
+        answer = SharedAnswer(version, bytes(response.body), response.media_type or "")
         cache.put(key, answer)
     return Response(answer.body, media_type=answer.media_type)
 

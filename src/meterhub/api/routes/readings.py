@@ -1,4 +1,10 @@
-"""``/api/v1/meters/{id}/readings`` (downsampled history) and ``/intervals`` (interval energy)."""
+"""``/api/v1/meters/{id}/readings`` (downsampled history) and ``/intervals`` (interval energy).
+
+The history comes from the coarsest rollups that tile the buckets, as columns turned straight
+into rows. Identical requests (the same resolved range, parameters and format, from callers who
+may see the meter) share the encoded answer until the store's change count moves, so a new
+reading shows in the next answer; ``app.state.answer_cache = False`` turns the sharing off.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ from pydantic import BaseModel
 
 from meterhub.api.deps import Principal, PrincipalDep, StoreDep, store_of
 from meterhub.api.problems import PROBLEM_RESPONSES, ApiProblem
-from meterhub.api.render import FormatQuery, render
+from meterhub.api.render import TABULAR_FORMATS, FormatQuery, choose_format, render
 from meterhub.api.routes._params import (
     EndQuery,
     StartQuery,
@@ -27,7 +33,7 @@ from meterhub.api.routes._params import (
     visible_meter,
     zone_name,
 )
-from meterhub.api.routes.latest import caller
+from meterhub.api.routes.latest import SharedAnswer, answer_cache, caller
 from meterhub.errors import InputError
 from meterhub.history import BUCKET_WIDTHS_S, MAX_POINTS, HistoryColumns, history_columns
 from meterhub.store.base import Bucket, Store
@@ -62,6 +68,9 @@ DEFAULT_FIELDS: tuple[str, ...] = (
     "energy_export_kwh",
 )
 DEFAULT_POINTS = 1000
+_SHARED_ANSWERS = 64
+_SHARED_BODY_MAX = 4 << 20
+_FORMATS = ("json", "xml", *TABULAR_FORMATS)
 BUCKET_WIDTH_NAMES = frozenset(BUCKET_WIDTHS_S)
 
 
@@ -175,6 +184,9 @@ def _history(
     fields: str | None = None,
     tz: str | None = None,
 ) -> Response:
+    """Answer the readings route; identical requests share the encoded answer until the store changes."""
+    cache = answer_cache(request, "history", _SHARED_ANSWERS)
+    version = store.change_count() if cache is not None else 0  # before anything is read
     meter = visible_meter(store, principal.can_see_meter, meter_id)
     if points is not None and bucket is not None:
         raise InputError("give either points or bucket, not both")
@@ -189,6 +201,10 @@ def _history(
     names = chosen_fields(fields)
     zone = zone_name(tz) if tz is not None else meter.tz
     start_ts, end_ts = time_range(start, end, zone, timedelta(days=1))
+    key = (meter_id, start_ts, end_ts, points, bucket, phase, names, zone, choose_format(request, _FORMATS))
+    shared = cache.get(key, version) if cache is not None else None
+    if shared is not None:
+        return Response(shared.body, media_type=shared.media_type)
     columns = history_columns(
         store,
         meter_id,
@@ -210,7 +226,10 @@ def _history(
         "fields": list(names),
         "data": rows,
     }
-    return render(request, payload, rows=rows, root="history")
+    response = render(request, payload, rows=rows, root="history")
+    if cache is not None and len(response.body) <= _SHARED_BODY_MAX:
+        cache.put(key, SharedAnswer(version, bytes(response.body), response.media_type or ""))
+    return response
 
 
 
