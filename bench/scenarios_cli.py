@@ -9,10 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import math
+import resource
+import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from bench.fixtures import YEAR_METER, Context
 from bench.harness import Goal, Result, interleaved, latency_result, repeated
@@ -68,6 +71,29 @@ def _timed_run(args: Sequence[str]) -> Callable[[], float]:
     return measure
 
 
+class _Process:
+    """One command run in a new process per call, keeping the CPU time each process used."""
+
+    def __init__(self, args: Sequence[str]) -> None:
+        self.args = args
+        self.cpu_s: list[float] = []
+
+    def __call__(self) -> None:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        _run(self.args)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu_s.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+
+
+def _cpu_notes(ours: _Process, reference: _Process) -> str:
+    """CPU time per process (user + system), steadier than wall time on a busy machine."""
+    ours_ms, reference_ms = statistics.median(ours.cpu_s) * 1e3, statistics.median(reference.cpu_s) * 1e3
+    return (
+        f"CPU per process ours {ours_ms:.0f} ms, reference {reference_ms:.0f} ms "
+        f"(ratio {ours_ms / max(reference_ms, 1e-9):.2f})"
+    )
+
+
 def _calls(ctx: Context, once_s: float) -> int:
     """Calls per timed block: about the run's target length, at least one, at most ten."""
     return max(1, min(10, round(ctx.sizes.target_s / max(once_s, 1e-6))))
@@ -84,24 +110,18 @@ def cli_start(ctx: Context) -> list[Result]:
     if _run(reference_args) != "":
         raise RuntimeError("python -c 'import click' printed something")
 
-    def ours() -> None:
-        _run(ours_args)
-
-    def reference() -> None:
-        _run(reference_args)
-
+    ours, reference = _Process(ours_args), _Process(reference_args)
     calls = _calls(ctx, _timed_run(ours_args)())
     ours_s, reference_s = interleaved(repeated(ours, calls), repeated(reference, calls), ctx.rounds)
-    return [
-        latency_result(
-            "cli_start",
-            ours_s,
-            reference_s,
-            f"{sys.executable} -c 'import click' in a new process; {calls} process(es) per round",
-            Goal("<=", 3),
-            f"printed {answer.strip()!r} as expected",
-        )
-    ]
+    result = latency_result(
+        "cli_start",
+        ours_s,
+        reference_s,
+        f"{sys.executable} -c 'import click' in a new process; {calls} process(es) per round",
+        Goal("<=", 3),
+        f"printed {answer.strip()!r} as expected",
+    )
+    return [replace(result, notes=_cpu_notes(ours, reference))]
 
 
 def _csv_rows(text: str) -> list[list[str]]:
@@ -173,18 +193,16 @@ def cli_readings_cold(ctx: Context) -> list[Result]:
     calls = _calls(ctx, _timed_run(ours_args)())
     # A quick run keeps to three rounds: each call is a new process of a few hundred ms.
     rounds = min(ctx.rounds, QUICK_ROUNDS) if ctx.quick else ctx.rounds
-    ours_s, reference_s = interleaved(
-        repeated(lambda: _run(ours_args), calls), repeated(lambda: _run(reference_args), calls), rounds
+    ours, reference = _Process(ours_args), _Process(reference_args)
+    ours_s, reference_s = interleaved(repeated(ours, calls), repeated(reference, calls), rounds)
+    result = latency_result(
+        "cli_readings_cold",
+        ours_s,
+        reference_s,
+        f"a Python script in a new process: sqlite3 GROUP BY of the same {year.series.ts_ms.size:,} "
+        f"raw rows into {width_s // 3600} h buckets, written with csv; "
+        f"{calls} process(es) per round, {rounds} rounds",
+        Goal("<=", 1),
+        check,
     )
-    return [
-        latency_result(
-            "cli_readings_cold",
-            ours_s,
-            reference_s,
-            f"a Python script in a new process: sqlite3 GROUP BY of the same {year.series.ts_ms.size:,} "
-            f"raw rows into {width_s // 3600} h buckets, written with csv; "
-            f"{calls} process(es) per round, {rounds} rounds",
-            Goal("<=", 1),
-            check,
-        )
-    ]
+    return [replace(result, notes=_cpu_notes(ours, reference))]

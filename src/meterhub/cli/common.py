@@ -68,6 +68,10 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+_PLAIN_CELLS = (int, float)
+"""Cell types a CSV writer can take as they are: no text, so nothing to neutralise."""
+
+
 def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
@@ -84,8 +88,11 @@ def emit(
     elif fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
-        for row in rows:
-            writer.writerow(["" if v is None else safe_cell(_jsonable(v)) for v in row])
+        writer.writerows(
+            # Numbers and None (an empty cell) go out as they are; text and times are neutralised.
+            [v if v is None or type(v) in _PLAIN_CELLS else safe_cell(_jsonable(v)) for v in row]
+            for row in rows
+        )
     else:
         from rich.console import Console
         from rich.table import Table
