@@ -258,3 +258,43 @@ def test_the_same_file_imported_again_counts_every_row_as_a_duplicate(pair: Pair
     assert second.stored == 0
     assert second.duplicates == first.stored + first.duplicates
     assert second.rejections == first.rejections
+
+
+ODD_BYTES = {
+    "csv lone CR": ("odd.csv", b"meter,ts,power_w\nm1,2026-01-01T00:00:00Z,1\rm1,2026-01-01T00:01:00Z,x\n"),
+    "csv not UTF-8": (
+        "odd.csv",
+        b"meter,ts,power_w\nm1,2026-01-01T00:00:00Z,1\xff\nm1,2026-01-01T00:01:00Z,x\n",
+    ),
+    "csv NUL": ("odd.csv", b"meter,ts,power_w\nm1,2026-01-01T00:00:00Z,1\x00\nm1,2026-01-01T00:01:00Z,x\n"),
+    "csv BOM, blank lines": ("odd.csv", b"\xef\xbb\xbfmeter,ts,power_w\n\n\n\nm1,2026-01-01T00:01:00Z,2\n\n"),
+    "csv no final newline": ("odd.csv", b"meter,ts,power_w\nm1,2026-01-01T00:01:00Z,2\nm1,bad,3"),
+    "ndjson lone CR": (
+        "odd.ndjson",
+        b'{"meter": "m1", "ts": 1767225600, "power_w": 1}\r{"meter": "m1", "ts": "x"}\n'
+        b'{"meter": "m1", "ts": 1767225660, "power_w": 2}\n',
+    ),
+    "ndjson not UTF-8": (
+        "odd.ndjson",
+        b'{"meter": "m\xe9", "ts": 1767225600}\n{"meter": "m2", "ts": 1767225600, "power_w": 1}\n',
+    ),
+    "ndjson CRLF": (
+        "odd.ndjson",
+        b'{"meter": "m1", "ts": 1767225600, "power_w": 1}\r\n\r\n{"meter": "m1", "ts": "x"}\r\n',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ODD_BYTES))
+def test_odd_bytes_give_what_the_row_reader_gives(pair: Pair, tmp_path: Path, case: str) -> None:
+    name, data = ODD_BYTES[case]
+    path = tmp_path / name
+    path.write_bytes(
+        data + b"".join(b"m1,2026-01-01T01:%02d:00Z,%d\n" % (k, k) for k in range(60))
+        if name.endswith(".csv") and data.endswith(b"\n")
+        else data
+    )
+    by_columns, by_rows = _both(pair, path, block_bytes=48)
+    assert _report(by_columns) == _report(by_rows)
+    assert by_columns.stored + by_columns.rejected_count > 0
+    assert _state(pair.columns) == _state(pair.rows)

@@ -492,10 +492,19 @@ def ndjson_blocks(
     """Yield the rows of an NDJSON stream in blocks."""
     checker = _Checker(default_meter, latest_allowed_us)
     line = 1
-    for number, chunk in enumerate(_LineChunks(stream, block_bytes)):
+    chunks = _LineChunks(stream, block_bytes)
+    for number, chunk in enumerate(chunks):
         if number == 0 and chunk.startswith(_BOM):
             chunk = chunk[len(_BOM) :]
         lines = _Lines.of(chunk)
+        if lines.lone_cr:
+            # A lone carriage return ends a line for the row reader: it reads the rest as before.
+            text = io.TextIOWrapper(
+                chunks.rest_after(chunk), encoding="utf-8", errors="surrogateescape", newline=""
+            )
+            rows = (ndjson_record(f"line {n}", t, default_meter) for n, t in enumerate(text, start=line))
+            yield from row_blocks(row for row in rows if row is not None)
+            return
         yield _ndjson_block(chunk, lines, line, default_meter, checker)
         line += len(lines.starts)
 
@@ -516,7 +525,7 @@ def _ndjson_block(
         return _row_block(rows)
 
     nonblank = np.flatnonzero(ends > starts)
-    if not chunk.isascii() or lines.lone_cr or not len(nonblank):
+    if not chunk.isascii() or not len(nonblank):
         return by_rows(nonblank)
     table = None
     for schema in _JSON_SCHEMAS:
