@@ -18,6 +18,10 @@ from meterhub.errors import MeterhubError
 
 __all__ = ["VERBS", "Verb", "main"]
 
+# meterhub does no floating-point linear algebra: one OpenBLAS thread spares every command
+# numpy's start of a BLAS thread per core at import (tens of ms of a short command's life).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 
 class Verb(NamedTuple):
     """Where a verb lives (``module:attribute``) and its short help for ``meterhub --help``."""
