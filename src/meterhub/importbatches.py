@@ -101,11 +101,12 @@ def ingest_blocks(
     pending = _Pending()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="meterhub-import") as writer:
         in_flight: tuple[Future[WriteResult], int, ReadingColumns] | None = None
+        meter_jobs: list[Future[None]] = []
 
         def submit(count: int) -> None:
             nonlocal in_flight
             columns, seen = pending.take(count, meters)
-            _settle(in_flight, report, on_batch, feed)
+            _settle(in_flight, report, on_batch, feed, meter_jobs)
             in_flight = (writer.submit(write_columns, store, columns), seen, columns)
             latest.renew()
 
@@ -114,7 +115,9 @@ def ingest_blocks(
             meter = codes[block.meter_index] if block.meters else np.zeros(block.size, np.int64)
             ts_us, phase, values = block.ts_us.copy(), block.phase.copy(), block.values.copy()
             accepted = block.ok.copy()
-            _create_meters(block, meters, meter, ensure_meter)
+            # Meters are created on the writer's thread, in order before the batches that need them,
+            # so reading goes on while a batch is written.
+            _create_meters(block, meters, meter, lambda m: meter_jobs.append(writer.submit(ensure_meter, m)))
             for position in sorted(block.rows):
                 row = block.rows[position]
                 reading = row.reading
@@ -138,9 +141,11 @@ def ingest_blocks(
                 submit(batch_rows)
         if pending.size:
             columns, _ = pending.take(pending.size, meters)
-            _settle(in_flight, report, on_batch, feed)
+            _settle(in_flight, report, on_batch, feed, meter_jobs)
             in_flight = (writer.submit(write_columns, store, columns), report.received, columns)
-        _settle(in_flight, report, on_batch, feed)
+        _settle(in_flight, report, on_batch, feed, meter_jobs)
+        for job in meter_jobs:
+            job.result()  # raises what creating a meter raised
     return report
 
 
@@ -164,11 +169,18 @@ def _settle(
     report: IngestReport,
     on_batch: Callable[[IngestReport], None] | None,
     feed: LiveFeed | None,
+    meter_jobs: list[Future[None]],
 ) -> None:
     if in_flight is None:
         return
     future, seen, columns = in_flight
-    result = future.result()
+    try:
+        result = future.result()
+    except Exception:
+        for job in meter_jobs:  # a meter that could not be created is the cause to report
+            if job.done():
+                job.result()
+        raise
     if feed is not None and feed.listeners and result.stored:
         feed.publish(_newest(columns))
     report.received_committed = seen
