@@ -52,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not wanted:
                 continue
             began = time.perf_counter()
+            ctx.wanted = frozenset(wanted)
             try:
                 with console.status(f"running {', '.join(wanted)}"):
                     results.extend(r for r in scenario.run(ctx) if r.name in wanted)

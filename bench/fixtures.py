@@ -100,6 +100,8 @@ class Context:
         self._tmp = tempfile.TemporaryDirectory(prefix="meterhub-bench-")
         self.workdir = Path(self._tmp.name)
         self._copies = 0
+        self.wanted: frozenset[str] | None = None
+        """Result names the running scenario should produce (None: all); it may skip the rest."""
 
     def close(self) -> None:
         """Close the year store, if opened, and remove every file of the run."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bench.fixtures import Context
 from bench.harness import Result
-from bench.scenarios_api import api_latest_rps, api_readings_rps
+from bench.scenarios_api import api_rates
 from bench.scenarios_cli import cli_readings_cold, cli_start
 from bench.scenarios_dashboard import dashboard_year, live_latency
 from bench.scenarios_import import import_csv
@@ -40,8 +40,10 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(("dashboard_year", "dashboard_year_energy"), dashboard_year),
     Scenario(("parse_payloads",), parse_payloads),
     Scenario(("storage_bytes", "storage_rollup_share"), storage),
-    Scenario(("api_latest_rps", "api_latest_rps_uncached"), api_latest_rps),
-    Scenario(("api_readings_rps",), api_readings_rps),
+    Scenario(
+        ("api_latest_rps", "api_latest_rps_uncached", "api_readings_rps", "api_readings_rps_uncached"),
+        api_rates,
+    ),
     Scenario(("poll_many",), poll_many),
     Scenario(("live_latency",), live_latency),
     Scenario(("cli_start",), cli_start),

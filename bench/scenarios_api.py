@@ -17,6 +17,7 @@ meter's minutes (1000 points, hourly buckets from the rollups) with 50 clients.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import statistics
 import time
@@ -35,23 +36,25 @@ from bench.harness import AnswerMismatch, Goal, Result, interleaved
 
 __all__ = [
     "Load",
-    "api_latest_rps",
-    "api_readings_rps",
+    "api_rates",
     "drive",
     "seed_hub",
     "served",
+    "served_all",
 ]
 
 METERS = 50
 """Meters the hub answers for: a small building."""
 CONNECTIONS = 16
-REQUESTS = {True: 1500, False: 6000}
+REQUESTS = {True: 500, False: 6000}
 """Requests per timed round, quick run and full run."""
-UNCACHED_REQUESTS = {True: 600, False: 3000}
+UNCACHED_REQUESTS = {True: 200, False: 3000}
 PATH = "/api/v1/latest"
+HISTORY_METER = "h0001"
 READINGS_DAYS = 23
 READINGS_CLIENTS = 50
-READINGS_REQUESTS = {True: 400, False: 2000}
+READINGS_REQUESTS = {True: 300, False: 3000}
+UNCACHED_READINGS_REQUESTS = {True: 100, False: 1000}
 READINGS_START = datetime(2026, 1, 5, tzinfo=UTC)
 _READ_LIMIT = 1 << 22
 
@@ -96,8 +99,12 @@ def seed_hub(path: Path, meters: int = METERS) -> str:
         store.close()
 
 
-def _bare_app(body: bytes) -> Callable[..., Any]:
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+def _bare_app(bodies: dict[str, bytes]) -> Callable[..., Any]:
+    """An ASGI app answering each known path (query included) with its body, from memory."""
+    answers = {
+        path: ([(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())], body)
+        for path, body in bodies.items()
+    }
 
     async def app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] == "lifespan":
@@ -105,13 +112,16 @@ def _bare_app(body: bytes) -> Callable[..., Any]:
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        query = scope["query_string"].decode()
+        missing: tuple[list[tuple[bytes, bytes]], bytes] = ([(b"content-length", b"0")], b"")
+        headers, body = answers.get(scope["path"] + ("?" + query if query else ""), missing)
+        await send({"type": "http.response.start", "status": 200 if body else 404, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     return app
 
 
-def _serve(kind: str, argument: str | bytes, pipe: Connection) -> None:
+def _serve(kind: str, argument: str | dict[str, bytes], pipe: Connection) -> None:
     """Run one app under uvicorn on a free loopback port and send the port back (child process)."""
     import uvicorn
 
@@ -127,7 +137,7 @@ def _serve(kind: str, argument: str | bytes, pipe: Connection) -> None:
         if kind == "hub-uncached":
             setattr(app.state, CACHE_SWITCH, False)
     else:
-        app = _bare_app(argument if isinstance(argument, bytes) else argument.encode())
+        app = _bare_app(argument if isinstance(argument, dict) else {})
     sock = bind_socket("127.0.0.1", 0)
     pipe.send(sock.getsockname()[1])
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
@@ -135,25 +145,40 @@ def _serve(kind: str, argument: str | bytes, pipe: Connection) -> None:
 
 
 @contextmanager
-def served(kind: str, argument: str | bytes) -> Iterator[int]:
-    """Serve the hub (``argument`` its database URL; ``hub-uncached``: without the latest answer
-    cache) or the bare app (its body); yield the port."""
+def served(kind: str, argument: str | dict[str, bytes]) -> Iterator[int]:
+    """Serve the hub (``argument`` its database URL; ``hub-uncached``: without shared answers)
+    or the bare app (``argument`` its body by path, query included); yield the port."""
+    with served_all({kind: argument}) as ports:
+        yield ports[kind]
+
+
+@contextmanager
+def served_all(apps: dict[str, str | dict[str, bytes]]) -> Iterator[dict[str, int]]:
+    """Start every app of ``apps`` (kind -> argument, as for :func:`served`) at once; yield their ports."""
     context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    process = context.Process(target=_serve, args=(kind, argument, child), daemon=True)
-    process.start()
+    started = []
     try:
-        if not parent.poll(60):
-            raise RuntimeError(f"the {kind} server did not start")
-        port = int(parent.recv())
-        _wait_ready(port)
-        yield port
+        for kind, argument in apps.items():
+            parent, child = context.Pipe()
+            process = context.Process(target=_serve, args=(kind, argument, child), daemon=True)
+            process.start()
+            started.append((kind, parent, process))
+        ports: dict[str, int] = {}
+        for kind, parent, _ in started:
+            if not parent.poll(60):
+                raise RuntimeError(f"the {kind} server did not start")
+            ports[kind] = int(parent.recv())
+        for port in ports.values():
+            _wait_ready(port)
+        yield ports
     finally:
-        process.terminate()
-        process.join(10)
-        if process.is_alive():
-            process.kill()
-            process.join()
+        for _, _, process in started:
+            process.terminate()
+        for _, _, process in started:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+                process.join()
 
 
 def _wait_ready(port: int) -> None:
@@ -275,105 +300,112 @@ def _rate_result(
     )  # fmt: skip
 
 
-def _versus_bare(
-    ctx: Context, kind: str, url: str, path: str, headers: dict[str, str], requests: int, connections: int,
-    expect: Callable[[bytes], bool],
-) -> tuple[bytes, list[float], list[float]]:
-    """Serve the hub and a bare app with its answer; time interleaved rounds of both."""
-    with served(kind, url) as hub_port:
-        body = _first_body(hub_port, path, headers, expect)
-        with served("bare", body) as bare_port:
-            for port in (hub_port, bare_port):  # warm both: caches, the first connections
-                _round(port, path, headers, max(requests // 5, connections), body, connections)()
-            ours_s, reference_s = interleaved(
-                _round(hub_port, path, headers, requests, body, connections),
-                _round(bare_port, path, headers, requests, body, connections),
-                ctx.rounds,
-            )
-    return body, ours_s, reference_s
+@dataclass(frozen=True, slots=True)
+class _Case:
+    name: str
+    kind: str
+    path: str
+    requests: int
+    connections: int
+    goal: Goal
 
 
-def api_latest_rps(ctx: Context) -> list[Result]:
-    """Time GET /api/v1/latest of the hub, shared answer and uncached, against a bare ASGI app."""
-    path = ctx.fresh_path("api-latest")
+def _cases(quick: bool, route: str) -> list[_Case]:
+    return [
+        _Case("api_latest_rps", "hub", PATH, REQUESTS[quick], CONNECTIONS, Goal(">=", 0.5)),
+        _Case("api_latest_rps_uncached", "hub-uncached", PATH, UNCACHED_REQUESTS[quick], CONNECTIONS,
+              Goal(">=", 0.1)),
+        _Case("api_readings_rps", "hub", route, READINGS_REQUESTS[quick], READINGS_CLIENTS, Goal(">=", 0.3)),
+        _Case("api_readings_rps_uncached", "hub-uncached", route, UNCACHED_READINGS_REQUESTS[quick],
+              READINGS_CLIENTS, Goal(">=", 0.1)),
+    ]  # fmt: skip
+
+
+def _readings_route() -> str:
+    end = READINGS_START + timedelta(days=READINGS_DAYS)
+    return (f"/api/v1/meters/{HISTORY_METER}/readings?start={READINGS_START:%Y-%m-%dT%H:%M:%SZ}"
+            f"&end={end:%Y-%m-%dT%H:%M:%SZ}")  # fmt: skip
+
+
+def _all_meters(body: bytes) -> bool:
+    return len(orjson.loads(body)) == METERS + 1
+
+
+def _every_hour(body: bytes) -> bool:
+    data = orjson.loads(body)["data"]
+    return len(data) == READINGS_DAYS * 24 and all(row["count"] == 60 for row in data)
+
+
+def api_rates(ctx: Context) -> list[Result]:
+    """Time /api/v1/latest and a 23-day readings route, shared answers and not, against a bare app.
+
+    Three servers: the hub, the hub with shared answers off, and one bare app sending the hub's
+    answers by path; only the cases asked for (``ctx.wanted``) are timed.
+    """
+    path = ctx.fresh_path("api")
     key = seed_hub(path)
+    seed_history(path)
     headers = {"X-API-Key": key}
     url = f"sqlite:///{path}"
-
-    def fifty(body: bytes) -> bool:
-        return len(orjson.loads(body)) == METERS
-
-    results = []
-    for name, kind, requests, goal in (
-        ("api_latest_rps", "hub", REQUESTS[ctx.quick], Goal(">=", 0.5)),
-        ("api_latest_rps_uncached", "hub-uncached", UNCACHED_REQUESTS[ctx.quick], Goal(">=", 0.1)),
-    ):
-        body, ours_s, reference_s = _versus_bare(ctx, kind, url, PATH, headers, requests, CONNECTIONS, fifty)
-        how = "answer shared until the store changes" if kind == "hub" else "every request reads the store"
-        results.append(_rate_result(
-            name, requests, ours_s, reference_s,
-            f"a bare ASGI app sending the same {len(body)}-byte JSON from memory, uvicorn on loopback, "
-            f"{CONNECTIONS} keep-alive connections",
-            goal,
-            f"{METERS} meters in each answer, X-API-Key auth, {how}; every answer of both equal to "
-            f"the hub's first, byte for byte",
-        ))  # fmt: skip
+    route = _readings_route()
+    cases = [case for case in _cases(ctx.quick, route) if ctx.wanted is None or case.name in ctx.wanted]
+    kinds = sorted({case.kind for case in cases})
+    expect = {PATH: _all_meters, route: _every_hour}
+    results: list[Result] = []
+    with contextlib.ExitStack() as stack:
+        ports = stack.enter_context(served_all(dict.fromkeys(kinds, url)))
+        bodies = {
+            case.path: _first_body(ports[case.kind], case.path, headers, expect[case.path]) for case in cases
+        }
+        for case in cases:  # the hub answers the same bytes with sharing on and off
+            if _first_body(ports[case.kind], case.path, headers, expect[case.path]) != bodies[case.path]:
+                raise AnswerMismatch(f"{case.name}: the {case.kind} server answers {case.path} differently")
+        bare = stack.enter_context(served("bare", bodies))
+        for case in cases:
+            body = bodies[case.path]
+            warm = max(case.requests // 10, case.connections)
+            for port in (ports[case.kind], bare):  # warm both: caches, the first connections
+                _round(port, case.path, headers, warm, body, case.connections)()
+            ours_s, reference_s = interleaved(
+                _round(ports[case.kind], case.path, headers, case.requests, body, case.connections),
+                _round(bare, case.path, headers, case.requests, body, case.connections),
+                ctx.rounds,
+            )
+            shared = "answers shared until the store changes (nothing is written while timing)"
+            how = shared if case.kind == "hub" else "every request reads the store"
+            what = (f"{METERS + 1} meters in each answer" if case.path == PATH else
+                    f"GET {route}: {READINGS_DAYS * 24} hourly buckets of 60 readings each")
+            results.append(_rate_result(
+                case.name, case.requests, ours_s, reference_s,
+                f"a bare ASGI app sending the same {len(body):,}-byte JSON from memory, uvicorn on "
+                f"loopback, {case.connections} keep-alive connections",
+                case.goal,
+                f"{what}, X-API-Key auth, {how}; every answer of both equal to the hub's first, "
+                f"byte for byte",
+            ))  # fmt: skip
     return results
 
 
-def seed_history(path: Path, days: int = READINGS_DAYS) -> str:
-    """Create a hub database with one meter of ``days`` days of minute readings; return an admin key."""
+def seed_history(path: Path, days: int = READINGS_DAYS) -> None:
+    """Add a meter with ``days`` days of minute readings from READINGS_START to a hub database."""
     import numpy as np
 
     from bench.data import Household, household_channels
-    from meterhub.api import security
-    from meterhub.model import Meter, UserRole
+    from meterhub.model import Meter
     from meterhub.store.sqlite import SQLiteStore
     from meterhub.timeutil import to_ms
 
-    first_ms = to_ms(READINGS_START)
-    ts_ms = first_ms + np.arange(days * 1440, dtype=np.int64) * 60_000
+    ts_ms = to_ms(READINGS_START) + np.arange(days * 1440, dtype=np.int64) * 60_000
     house = Household(np.array(350.0), np.array(4000.0), np.array(12_000.0), np.array(800.0))
     series = household_channels(ts_ms, "Europe/Oslo", house, seed=9)
     store = SQLiteStore(path)
     try:
-        store.add_meter(Meter("m0000", "file", phases=1, tz="Europe/Oslo", interval_s=60))
-        readings = list(series.readings("m0000"))
+        store.add_meter(Meter(HISTORY_METER, "file", phases=1, tz="Europe/Oslo", interval_s=60))
+        readings = list(series.readings(HISTORY_METER))
         for k in range(0, len(readings), 5000):
             store.write_readings(readings[k : k + 5000])
-        store.add_user("bench", UserRole.ADMIN, security.hash_password("bench-password-1"))
-        return security.issue_api_key(store, "bench", "bench")[1]
     finally:
         store.close()
-
-
-def api_readings_rps(ctx: Context) -> list[Result]:
-    """Time GET /api/v1/meters/{id}/readings over 23 days with 50 clients against a bare ASGI app."""
-    path = ctx.fresh_path("api-readings")
-    key = seed_history(path)
-    end = READINGS_START + timedelta(days=READINGS_DAYS)
-    route = (f"/api/v1/meters/m0000/readings?start={READINGS_START:%Y-%m-%dT%H:%M:%SZ}"
-             f"&end={end:%Y-%m-%dT%H:%M:%SZ}")  # fmt: skip
-    requests = READINGS_REQUESTS[ctx.quick]
-    points = READINGS_DAYS * 24
-
-    def every_hour(body: bytes) -> bool:
-        data = orjson.loads(body)["data"]
-        return len(data) == points and all(row["count"] == 60 for row in data)
-
-    body, ours_s, reference_s = _versus_bare(
-        ctx, "hub", f"sqlite:///{path}", route, {"X-API-Key": key}, requests, READINGS_CLIENTS, every_hour
-    )
-    return [
-        _rate_result(
-            "api_readings_rps", requests, ours_s, reference_s,
-            f"a bare ASGI app sending the same {len(body):,}-byte JSON from memory, uvicorn on loopback, "
-            f"{READINGS_CLIENTS} keep-alive connections",
-            Goal(">=", 0.3),
-            f"GET {route}: {points} hourly buckets of 60 readings each, X-API-Key auth; every answer "
-            f"of both equal to the hub's first, byte for byte",
-        )
-    ]  # fmt: skip
 
 
 def _first_body(port: int, path: str, headers: dict[str, str], expect: Callable[[bytes], bool]) -> bytes:
