@@ -234,6 +234,8 @@ class _Checker:
     def __init__(self, default_meter: str | None, latest_allowed_us: Callable[[], int]) -> None:
         self.default_meter = default_meter
         self.latest_allowed_us = latest_allowed_us
+        self.json_schema: pa.Schema | None = None
+        """The NDJSON schema (timestamps as numbers or as text) that read the last block."""
 
     def check(self, table: pa.Table, lines: Ints, slow: Callable[[int], ImportRow | None]) -> Block:
         count = table.num_rows
@@ -528,13 +530,14 @@ def _ndjson_block(
     if not chunk.isascii() or not len(nonblank):
         return by_rows(nonblank)
     table = None
-    for schema in _JSON_SCHEMAS:
+    for schema in sorted(_JSON_SCHEMAS, key=lambda option: option is not checker.json_schema):
         try:
             table = pa_json.read_json(
                 io.BytesIO(chunk),
                 read_options=pa_json.ReadOptions(block_size=max(len(chunk), 1 << 20)),
                 parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"),
             )
+            checker.json_schema = schema  # the next block tries it first
             break
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
