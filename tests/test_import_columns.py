@@ -72,6 +72,8 @@ def tricky_csv() -> str:
         f"shed,{_iso(5)}, 2 ,,,8,,,,,,,",  # phase with spaces
         f"shed,{_iso(6)},1.0,,,9,,,,,,,",  # phase written as a float
         f"shed,{_iso(7)},4,,,9,,,,,,,",  # phase out of range
+        f"shed,{_iso(7)},nan,,,9,,,,,,,",
+        f"shed,{_iso(7)},-inf,,,9,,,,,,,",
         f"shed,{_iso(8)},0,,,nan,,,,,,,",
         f"shed,{_iso(9)},0,,,inf,,,,,,,",
         f"shed,{_iso(10)},0,,,1e400,,,,,,,",
@@ -167,15 +169,15 @@ def test_a_tricky_csv_stores_and_rejects_exactly_what_the_row_reader_does(
     path.write_text(tricky_csv(), newline="")
     by_columns, by_rows = _both(pair, path, block_bytes=block_bytes)
     assert _report(by_columns) == _report(by_rows)
-    # Worked out from the file: 240 + 60 plain rows and 52 odd ones (54 lines, two of them blank);
-    # 27 of the odd ones are rejected (phase 4, NaN, inf, 1e400, 10 MW, 1001 V, power factor 1.5,
-    # a negative register, no value, 0x10, '.', '-', 'e5', '1.5e', '1..2', Infinity, 1999, 2999,
-    # 30 February, 24:00, no offset, 'now', no meter, 'sh ed', too few and too many fields,
-    # 'six'), one repeats a key.
-    assert by_columns.received == 240 + 52 + 60
-    assert by_columns.rejected_count == 27
+    # Worked out from the file: 240 + 60 plain rows and 54 odd ones (56 lines, two of them blank);
+    # 29 of the odd ones are rejected (phase 4, nan and -inf, NaN, inf, 1e400, 10 MW, 1001 V, power
+    # factor 1.5, a negative register, no value, 0x10, '.', '-', 'e5', '1.5e', '1..2', Infinity,
+    # 1999, 2999, 30 February, 24:00, no offset, 'now', no meter, 'sh ed', too few and too many
+    # fields, 'six'), one repeats a key.
+    assert by_columns.received == 240 + 54 + 60
+    assert by_columns.rejected_count == 29
     assert by_columns.duplicates == 1
-    assert by_columns.stored == 352 - 27 - 1
+    assert by_columns.stored == 354 - 29 - 1
     assert [r.where for r in by_columns.rejections][:3] == ["line 248", "line 249", "line 250"]
     assert _state(pair.columns) == _state(pair.rows)
     assert [line.split()[2] for line in by_columns.added_meters] == ["house", "shed", "Shed-2"]

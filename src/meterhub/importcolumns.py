@@ -247,7 +247,8 @@ class _Checker:
         if "phase" in names:
             raw = table.column("phase").combine_chunks()
             numbers, failed = _cast(raw, pa.float64()) if pa.types.is_string(raw.type) else (raw, None)
-            floats = np.nan_to_num(_floats(numbers), nan=float(PHASE_TOTAL))
+            # A missing phase is the total; a NaN read from the file is no phase at all.
+            floats = np.where(_nulls(numbers), float(PHASE_TOTAL), _floats(numbers))
             fine = np.isin(floats, (0.0, 1.0, 2.0, 3.0))
             bad |= ~fine if failed is None else ~fine | failed
             phase = np.where(fine, floats, PHASE_TOTAL).astype(np.int64)
