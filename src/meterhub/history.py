@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -201,11 +201,11 @@ def downsample(
     counts = columns.figures["count"].astype(np.int64).tolist()
     no_registers = (None,) * 6
     return [
-        Bucket._make((meter_id, phase, from_ms(lo), from_ms(hi), n, *power_and_mains, *no_registers,
+        Bucket._make((meter_id, phase, lo, hi, n, *power_and_mains, *no_registers,
                       e_imp or 0.0, e_exp or 0.0, covered or 0.0))
         for lo, hi, n, *power_and_mains, e_imp, e_exp, covered in zip(
-            columns.starts_ms.tolist(),
-            columns.ends_ms.tolist(),
+            _utc_datetimes(columns.starts_ms),
+            _utc_datetimes(columns.ends_ms),
             counts,
             *(figures[name] for name in FIGURE_FIELDS[1:]),
             strict=True,
@@ -238,7 +238,14 @@ class PowerSeries:
 
 
 def _none_if_nan(values: npt.NDArray[np.float64]) -> list[float | None]:
-    return [None if math.isnan(v) else v for v in values.tolist()]
+    plain: list[float | None] = values.tolist()
+    return [None if math.isnan(v) else v for v in values.tolist()] if np.isnan(values).any() else plain
+
+
+def _utc_datetimes(ts_ms: npt.NDArray[np.int64]) -> list[datetime]:
+    """Return epoch milliseconds as aware UTC datetimes, equal to ``from_ms``'s."""
+    naive: list[datetime] = ts_ms.astype("datetime64[ms]").astype("datetime64[us]").tolist()
+    return [moment.replace(tzinfo=UTC) for moment in naive]
 
 
 @dataclass(frozen=True)
