@@ -44,6 +44,12 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # The reader of a pipe stopped (``meterhub readings … | head``): nothing is wrong,
+            # so no error; stdout goes to /dev/null so Python's final flush stays quiet.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(141)  # as a shell reports a command ended by SIGPIPE
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:
