@@ -10,7 +10,7 @@ of blocks, and the switch to the row reader on a quote, inside the files.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -300,3 +300,20 @@ def test_odd_bytes_give_what_the_row_reader_gives(pair: Pair, tmp_path: Path, ca
     assert _report(by_columns) == _report(by_rows)
     assert by_columns.stored + by_columns.rejected_count > 0
     assert _state(pair.columns) == _state(pair.rows)
+
+
+def test_each_commit_reports_the_rows_settled_as_the_row_reader_does(pair: Pair, tmp_path: Path) -> None:
+    lines = ["meter,ts,power_w"]
+    for k in range(45):
+        lines.append(f"m1,{_iso(k)},{'bad' if k % 9 == 4 else k}")
+    path = tmp_path / "checkpoints.csv"
+    path.write_text("\n".join(lines) + "\n")
+    seen: dict[str, list[tuple[int, int, int]]] = {"columns": [], "rows": []}
+
+    def keep(name: str) -> Callable[[IngestReport], None]:
+        return lambda r: seen[name].append((r.received_committed, r.stored, r.duplicates))
+
+    import_file(pair.columns, path, None, batch_rows=10, on_batch=keep("columns"), block_bytes=100)
+    import_file_by_rows(pair.rows, path, None, batch_rows=10, on_batch=keep("rows"))
+    # 40 good rows (rows 5, 14, 23, 32 and 41 are bad): batches end at rows 11, 22, 34 and 45.
+    assert seen["columns"] == seen["rows"] == [(11, 10, 0), (22, 20, 0), (34, 30, 0), (45, 40, 0)]
