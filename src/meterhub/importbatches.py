@@ -60,9 +60,12 @@ class _Pending:
 
     def take(self, count: int, meters: list[str]) -> tuple[ReadingColumns, int]:
         """Return the first ``count`` rows as columns, and the received count at the last of them."""
-        meter, ts_us, phase, values, seen = (
-            np.concatenate([part[k] for part in self.parts]) for k in range(5)
-        )
+        if len(self.parts) == 1:  # what a take leaves is sliced by the next, not copied again
+            meter, ts_us, phase, values, seen = self.parts[0]
+        else:
+            meter, ts_us, phase, values, seen = (
+                np.concatenate([part[k] for part in self.parts]) for k in range(5)
+            )
         self.parts = [(meter[count:], ts_us[count:], phase[count:], values[count:], seen[count:])]
         self.size -= count
         used, index = np.unique(meter[:count], return_inverse=True)
