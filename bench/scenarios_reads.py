@@ -82,17 +82,15 @@ _TOLERANCE = {
 in the last digits; counts, minima and maxima are exact."""
 
 
-def _worst(ours: dict[str, FloatArray], theirs: dict[str, FloatArray]) -> tuple[str, float]:
-    """Return the figure whose difference exceeds its tolerance by the most (or the closest)."""
-    excess = {
-        name: float(np.nanmax(np.abs(ours[name] - theirs[name]), initial=0.0)) - _TOLERANCE[name]
-        for name in _TOLERANCE
-    }
+def _differences(ours: dict[str, FloatArray], theirs: dict[str, FloatArray]) -> dict[str, float]:
+    """Return each figure's largest difference (infinite where one has a value the other lacks)."""
+    differences = {}
     for name in _TOLERANCE:
         if not np.array_equal(np.isnan(ours[name]), np.isnan(theirs[name])):
-            excess[name] = math.inf
-    name = max(excess, key=lambda key: excess[key])
-    return name, excess[name] + _TOLERANCE[name]
+            differences[name] = math.inf
+        else:
+            differences[name] = float(np.nanmax(np.abs(ours[name] - theirs[name]), initial=0.0))
+    return differences
 
 
 def downsample_year(ctx: Context) -> list[Result]:
@@ -119,15 +117,18 @@ def downsample_year(ctx: Context) -> list[Result]:
         np.array_equal(got.starts_ms, edges_ms[:-1]) and np.array_equal(got.ends_ms, edges_ms[1:]),
         f"downsample_year: {len(got)} buckets, numpy has {len(edges_ms) - 1} (every bucket holds readings)",
     )
-    name, difference = _worst(got.figures, expected)
+    differences = _differences(got.figures, expected)
+    beyond = {name: d for name, d in differences.items() if d > _TOLERANCE[name]}
     require(
-        difference <= _TOLERANCE[name],
-        f"downsample_year: {name} differs from numpy's by up to {difference:g} "
-        f"(tolerance {_TOLERANCE[name]:g})",
+        not beyond,
+        "downsample_year: differences from numpy's beyond the tolerance: "
+        + ", ".join(f"{name} {d:g} (tolerance {_TOLERANCE[name]:g})" for name, d in beyond.items()),
     )
-    as_records_s = repeated(
-        lambda: downsample(year.store, YEAR_METER, start, end, points=MAX_POINTS), 5
-    )()
+    shown = ", ".join(f"{name} {d:.2g}" for name, d in differences.items())
+    def as_records() -> object:
+        return downsample(year.store, YEAR_METER, start, end, points=MAX_POINTS)
+
+    as_records_s = repeated(as_records, calls_for(as_records, ctx.sizes.target_s))()
     ours_s, reference_s = _time_pair(ctx, ours, reference)
     return [
         latency_result(
@@ -139,8 +140,9 @@ def downsample_year(ctx: Context) -> list[Result]:
             f"{len(edges_ms) - 1} points of {width_ms / 3_600_000:g} h",
             Goal("<=", 3),
             f"history_columns as the readings route calls it: {len(edges_ms) - 1} buckets, each figure "
-            f"within its tolerance of numpy's (worst: {name} off by {difference:.3g}); as Bucket "
-            f"records (downsample, untimed) {as_records_s * 1e3:.1f} ms",
+            f"within its tolerance of numpy's (counts exact, minima and maxima 1e-9, averages and "
+            f"energy 1e-6; largest differences: {shown}); as Bucket records (downsample, as the CLI "
+            f"calls it, untimed) {as_records_s * 1e3:.1f} ms",
         )
     ]
 
