@@ -69,7 +69,8 @@ DEFAULT_FIELDS: tuple[str, ...] = (
 )
 DEFAULT_POINTS = 1000
 _SHARED_ANSWERS = 64
-_SHARED_BODY_MAX = 4 << 20
+_SHARED_BODY_MAX = 512 << 10
+"""Larger answers are not kept, so the shared answers never hold more than 32 MiB."""
 _FORMATS = ("json", "xml", *TABULAR_FORMATS)
 BUCKET_WIDTH_NAMES = frozenset(BUCKET_WIDTHS_S)
 
