@@ -245,6 +245,10 @@ def ndjson_record(where: str, line: str, default_meter: str | None) -> ImportRow
         return ImportRow(where, None, str(exc))
 
 
+BIG_IMPORT_ROWS = 10_000
+"""An import storing at least this many readings refreshes the planner's statistics."""
+
+
 def import_file(
     store: Store,
     path: Path,
@@ -284,7 +288,7 @@ def import_file(
         head = source.peek(64)[:64] if hasattr(source, "peek") else b""
         blocks = csv_blocks if detect_format(path, head) == "csv" else ndjson_blocks
         latest = LatestAllowed()
-        return ingest_blocks(
+        done = ingest_blocks(
             store,
             blocks(source, default_meter, latest.us, block_bytes or BLOCK_BYTES),
             report,
@@ -293,6 +297,9 @@ def import_file(
             ensure_meter=ensure,
             on_batch=on_batch,
         )
+        if done.stored >= BIG_IMPORT_ROWS:
+            store.refresh_statistics()  # the planner's view of the tables changed a lot
+        return done
 
     if stream is not None:
         return run(stream)

@@ -6,8 +6,12 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from meterhub.importer import BIG_IMPORT_ROWS, import_file
 from meterhub.model import Meter, Reading
 from meterhub.store import open_store
+from meterhub.store.postgres import PostgresStore
+from meterhub.store.sqlite import SQLiteStore
+from tests.backends import Backend
 
 
 def _stat_rows(path: Path, table: str) -> int:
@@ -29,3 +33,27 @@ def test_statistics_follow_the_data_from_one_opening_to_the_next(tmp_path: Path)
     open_store(f"sqlite:///{path}").close()
     assert 2000 <= _stat_rows(path, "readings") <= 4000  # sampled: an estimate near 3000
     assert _stat_rows(path, "meters") == 1
+
+
+def test_a_big_import_refreshes_the_statistics_on_both_backends(backend: Backend, tmp_path: Path) -> None:
+    rows = tmp_path / "rows.csv"
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    lines = (f"big,{(start + timedelta(minutes=i)).isoformat()},{i % 700}" for i in range(BIG_IMPORT_ROWS))
+    rows.write_text("meter,ts,power_w\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    store = backend.open()
+    assert import_file(store, rows, None).stored == BIG_IMPORT_ROWS
+    if isinstance(store, SQLiteStore):
+        estimate = _stat_rows(Path(store.path), "readings")
+    else:
+        assert isinstance(store, PostgresStore)
+        estimate = store._transaction(  # the planner's row estimate of the readings partitions
+            lambda conn: int(
+                conn.execute(  # type: ignore[index]
+                    "SELECT coalesce(sum(c.reltuples), 0) FROM pg_class c JOIN pg_inherits i "
+                    "ON i.inhrelid = c.oid JOIN pg_class p ON p.oid = i.inhparent "
+                    "WHERE p.relname = 'readings' AND p.relnamespace = c.relnamespace "
+                    "AND c.relnamespace = to_regnamespace(current_schema())::oid"
+                ).fetchone()[0]
+            )
+        )
+    assert BIG_IMPORT_ROWS * 2 // 3 <= estimate <= BIG_IMPORT_ROWS * 4 // 3

@@ -129,6 +129,10 @@ class Store(Protocol):
         """Finish pending writes and release every connection."""
         ...
 
+    def refresh_statistics(self) -> None:
+        """Refresh the query planner's statistics (after a big import; cheap, sampled)."""
+        ...
+
     # --- meters -------------------------------------------------------------------------
     def add_meter(self, meter: Meter) -> None:
         """Add a meter; raise ConflictError if its id exists."""

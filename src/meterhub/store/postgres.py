@@ -183,6 +183,11 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
         with self._writing() as conn:
             return apply_migrations(conn, self._lock_key, upto=name)
 
+    def refresh_statistics(self) -> None:
+        """Analyse the reading tables now rather than when autovacuum gets to them."""
+        with self._writing() as conn:
+            conn.execute("ANALYZE meters, latest, readings")
+
     def close(self) -> None:
         """Finish pending writes and release every connection."""
         with self._write_lock:

@@ -21,7 +21,7 @@ from meterhub.store.catalog import CatalogMixin
 from meterhub.store.coarse import COARSE_TABLES, refresh_meter_days
 from meterhub.store.sqlite_columns import write_columns_retrying
 from meterhub.store.sqlite_reads import SQLiteReads
-from meterhub.store.sqlite_schema import applied_migrations, apply_migrations
+from meterhub.store.sqlite_schema import applied_migrations, apply_migrations, refresh_statistics
 from meterhub.store.sqlite_writer import WriterContext, write_readings_tx
 from meterhub.store.text import reject_nul_in_meter
 from meterhub.timeutil import to_ms
@@ -150,6 +150,10 @@ class SQLiteStore(AccountsMixin, CatalogMixin, SQLiteReads):
     def migrate_to(self, name: str) -> list[str]:
         """Apply migrations up to and including ``name`` (used to build older databases)."""
         return self._writer.call(lambda conn: apply_migrations(conn, upto=name))
+
+    def refresh_statistics(self) -> None:
+        """Analyse the tables again, sampled (see :func:`sqlite_schema.refresh_statistics`)."""
+        self._writer.call(refresh_statistics)
 
     def close(self) -> None:
         """Finish pending writes and release every connection."""
