@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from meterhub.importer import BIG_IMPORT_ROWS, import_file
 from meterhub.model import Meter, Reading
@@ -35,6 +36,20 @@ def test_statistics_follow_the_data_from_one_opening_to_the_next(tmp_path: Path)
     assert _stat_rows(path, "meters") == 1
 
 
+PG_ESTIMATE = (
+    "SELECT coalesce(sum(c.reltuples), 0) FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid "
+    "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'readings' "
+    "AND c.relnamespace = to_regnamespace(current_schema())::oid"
+)
+"""The planner's row estimate of this schema's readings partitions (-1 each before any ANALYZE)."""
+
+
+def _pg_readings_estimate(conn: Any) -> int:
+    row = conn.execute(PG_ESTIMATE).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def test_a_big_import_refreshes_the_statistics_on_both_backends(backend: Backend, tmp_path: Path) -> None:
     rows = tmp_path / "rows.csv"
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -46,14 +61,5 @@ def test_a_big_import_refreshes_the_statistics_on_both_backends(backend: Backend
         estimate = _stat_rows(Path(store.path), "readings")
     else:
         assert isinstance(store, PostgresStore)
-        estimate = store._transaction(  # the planner's row estimate of the readings partitions
-            lambda conn: int(
-                conn.execute(  # type: ignore[index]
-                    "SELECT coalesce(sum(c.reltuples), 0) FROM pg_class c JOIN pg_inherits i "
-                    "ON i.inhrelid = c.oid JOIN pg_class p ON p.oid = i.inhparent "
-                    "WHERE p.relname = 'readings' AND p.relnamespace = c.relnamespace "
-                    "AND c.relnamespace = to_regnamespace(current_schema())::oid"
-                ).fetchone()[0]
-            )
-        )
+        estimate = store._transaction(_pg_readings_estimate)
     assert BIG_IMPORT_ROWS * 2 // 3 <= estimate <= BIG_IMPORT_ROWS * 4 // 3
