@@ -98,3 +98,18 @@ def test_with_sharing_off_every_request_reads_the_store(api: ApiServer, admin: h
     assert _first_hour(admin)["count"] == 30
     api.store.write_readings([_reading(50, 100.0)])
     assert _first_hour(admin)["count"] == 31
+
+
+def test_the_same_words_read_in_a_new_zone_once_the_meter_moves(
+    api: ApiServer, admin: httpx.Client
+) -> None:
+    _seed(api.store)
+    # Times without an offset are read in the meter's zone.
+    local = {"start": "2026-02-10T10:00", "end": "2026-02-10T12:00", "bucket": "1h"}
+    assert admin.get(PATH, params=local).json()["data"][0]["start"] == "2026-02-10T10:00:00+00:00"
+    assert admin.get(PATH, params=local).json()["data"][0]["count"] == 30  # asked again, same answer
+    api.store.update_meter(Meter("m1", "file", phases=1, tz="Europe/Oslo", interval_s=60))
+    # 10:00-12:00 in Oslo (UTC+1 in February) is 09:00-11:00 UTC: an empty hour, then the 30 readings.
+    rows = admin.get(PATH, params=local).json()["data"]
+    assert [(row["start"], row["count"]) for row in rows] == [("2026-02-10T10:00:00+00:00", 30)]
+    assert admin.get(PATH, params=local).json()["start"] == "2026-02-10T09:00:00+00:00"

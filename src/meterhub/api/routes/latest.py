@@ -34,7 +34,16 @@ from meterhub.model import PHASE_TOTAL
 from meterhub.store.base import Store
 from meterhub.store.sqlite import SQLiteStore
 
-__all__ = ["CACHE_SWITCH", "AnswerCache", "ReadingPublic", "SharedAnswer", "answer_cache", "caller", "router"]
+__all__ = [
+    "CACHE_SWITCH",
+    "AnswerCache",
+    "ReadingPublic",
+    "SharedAnswer",
+    "answer_cache",
+    "caller",
+    "change_count",
+    "router",
+]
 
 router = APIRouter(prefix="/api/v1", tags=["readings"], responses=PROBLEM_RESPONSES)
 
@@ -126,7 +135,8 @@ async def caller(request: Request) -> Principal:
     )
 
 
-async def _change_count(store: Store) -> int:
+async def change_count(store: Store) -> int:
+    """Return the store's change count without holding up the event loop longer than a PRAGMA."""
     if isinstance(store, SQLiteStore):  # one PRAGMA on a local file: cheaper than a thread hop
         return store.change_count()
     return await anyio.to_thread.run_sync(store.change_count)
@@ -141,7 +151,7 @@ async def _answer(request: Request, principal: Principal) -> Response:
         items = await anyio.to_thread.run_sync(_records, store, principal)
         return render(request, items, rows=items, root="readings")
     key = ("*" if principal.role is Role.ADMIN else principal.meters, fmt)
-    version = await _change_count(store)
+    version = await change_count(store)
     answer = cache.get(key, version)
     if answer is None:
         items = await anyio.to_thread.run_sync(_records, store, principal)
