@@ -6,7 +6,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import numpy as np
@@ -414,8 +414,11 @@ class SQLiteReads:
             "SELECT start_ms, end_ms FROM gaps WHERE meter = ? AND start_ms < ? AND end_ms > ? "
             "ORDER BY start_ms",
             (pk, to_ms(end), to_ms(start)),
-        )
-        return [Gap(meter_id, from_ms(a), from_ms(b)) for a, b in rows]
+        ).fetchall()
+        if not rows:
+            return []
+        edges = np.array(rows, dtype=np.int64).astype("datetime64[ms]").astype("datetime64[us]").tolist()
+        return [Gap(meter_id, a.replace(tzinfo=UTC), b.replace(tzinfo=UTC)) for a, b in edges]
 
     def intervals(
         self, meter_id: str, start: datetime, end: datetime, source: str | None = None
