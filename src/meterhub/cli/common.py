@@ -102,11 +102,17 @@ def emit(
             table.add_column(
                 column,
                 justify="left" if column in {"meter", "id", "name", "ts", "start"} else "right",
+                overflow="fold",  # a cell too wide for the terminal wraps; it is never cut short
             )
         for row in rows:
             table.add_row(*(_cell(v) for v in row))
-        Console(soft_wrap=True).print(table)
+        # Piped or redirected, the table is as wide as its cells: nothing is cut to 80 columns.
+        width = None if sys.stdout.isatty() else PIPED_TABLE_WIDTH
+        Console(soft_wrap=True, width=width).print(table)
 
+
+PIPED_TABLE_WIDTH = 100_000
+"""The width a table may take when stdout is not a terminal (a table is no wider than its cells)."""
 
 format_option = click.option(
     "--format",
