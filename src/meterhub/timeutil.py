@@ -40,8 +40,14 @@ def get_zone(name: str) -> ZoneInfo:
         raise InputError(f"unknown time zone {name!r} (use an IANA name like Europe/Oslo)") from exc
 
 
+_DAY_WORDS = {"yesterday": -1, "today": 0, "tomorrow": 1}
+"""Day words and their offset in local days from today."""
+
+
 def parse_time(text: str, tz: str = "UTC", now: datetime | None = None) -> datetime:
-    """Parse ISO 8601, a date, epoch seconds or ``now``/``now-2h``/``today`` into aware UTC.
+    """Parse ISO 8601, a date, epoch seconds, ``now``/``now-2h`` or a day word into aware UTC.
+
+    ``yesterday``, ``today`` and ``tomorrow`` are that day's local midnight in ``tz``.
 
     A time without an offset is read in zone ``tz``.
     """
@@ -58,8 +64,8 @@ def parse_time(text: str, tz: str = "UTC", now: datetime | None = None) -> datet
         except (OverflowError, OSError, ValueError) as exc:
             raise InputError(f"epoch seconds {text!r} are out of range") from exc
     lowered = value.lower()
-    if lowered == "today":
-        local = current.astimezone(zone).date()
+    if lowered in _DAY_WORDS:
+        local = current.astimezone(zone).date() + timedelta(days=_DAY_WORDS[lowered])
         return datetime(local.year, local.month, local.day, tzinfo=zone).astimezone(UTC)
     if lowered.startswith("now"):
         rest = lowered[3:].strip()
@@ -80,7 +86,7 @@ def parse_time(text: str, tz: str = "UTC", now: datetime | None = None) -> datet
     except ValueError as exc:
         raise InputError(
             f"cannot read time {text!r}; use ISO 8601 like 2026-03-29T10:00:00+02:00, "
-            "a date like 2026-03-29, epoch seconds, or now-2h"
+            "a date like 2026-03-29, epoch seconds, now-2h, yesterday, today or tomorrow"
         ) from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
