@@ -134,7 +134,12 @@ def _cells(name: str, values: npt.NDArray[np.float64]) -> list[Any]:
 def history_rows(columns: HistoryColumns, fields: tuple[str, ...]) -> list[dict[str, Any]]:
     """Return the buckets as flat rows (edges, then the asked fields), straight from the columns."""
     keys = ("start", "end", *fields)
-    cells = [iso_texts(columns.starts_ms), iso_texts(columns.ends_ms)]
+    starts = iso_texts(columns.starts_ms)
+    if len(starts) > 1 and np.array_equal(columns.ends_ms[:-1], columns.starts_ms[1:]):
+        ends = [*starts[1:], *iso_texts(columns.ends_ms[-1:])]  # buckets end where the next starts
+    else:
+        ends = iso_texts(columns.ends_ms)
+    cells = [starts, ends]
     cells.extend(_cells(name, columns.figures[name]) for name in fields)
     if any(len(column) != len(columns) for column in cells):
         raise ValueError("history columns of unequal length")
