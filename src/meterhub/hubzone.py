@@ -14,6 +14,7 @@ silently UTC:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,15 @@ from meterhub.errors import FieldError, MeterhubError
 from meterhub.store.base import Store
 from meterhub.timeutil import get_zone
 
-__all__ = ["SETTING_SCOPE", "ZoneChoice", "check_zone", "default_zone", "machine_zone", "set_default_zone"]
+__all__ = [
+    "SETTING_SCOPE",
+    "ZoneChoice",
+    "check_zone",
+    "default_zone",
+    "machine_zone",
+    "set_default_zone",
+    "zone_of_meters",
+]
 
 SETTING_SCOPE = "hub-setting"
 """The token-store scope hub settings are kept under (no secrets; nothing expires)."""
@@ -100,3 +109,13 @@ def set_default_zone(store: Store, tz: str | None) -> ZoneChoice:
     else:
         store.token_set(SETTING_SCOPE, DEFAULT_TZ_KEY, check_zone(tz), None)
     return default_zone(store)
+
+
+def zone_of_meters(store: Store, meter_ids: Sequence[str] | None = None) -> str:
+    """Return the zone a date or offset-less time means for these meters (default: all of them).
+
+    It is their own zone when they share one, else the hub's default zone.
+    """
+    meters = [store.get_meter(m) for m in meter_ids] if meter_ids else store.list_meters()
+    zones = {meter.tz for meter in meters}
+    return zones.pop() if len(zones) == 1 else default_zone(store).tz

@@ -133,11 +133,18 @@ def _print_summary(report: IngestReport) -> None:
     help="Write here, not stdout.",
 )
 def export(start: str, end: str, meter_ids: tuple[str, ...], fmt: str, output: Path | None) -> None:
-    """Stream raw readings in the canonical columns."""
-    start_ts, end_ts = time_arg(start), time_arg(end)
-    if end_ts <= start_ts:
-        raise InputError("--end must be after --start")
+    """Stream raw readings in the canonical columns.
+
+    A date (or a time without an offset) is read in the meters' zone when they share one, else
+    in the hub's default zone; the rows' times are UTC.
+    """
     with opened_store() as store:
+        from meterhub.hubzone import zone_of_meters
+
+        zone = zone_of_meters(store, meter_ids)
+        start_ts, end_ts = time_arg(start, zone), time_arg(end, zone)
+        if end_ts <= start_ts:
+            raise InputError("--end must be after --start")
         rows = store.iter_readings(list(meter_ids) or None, start_ts, end_ts)
         if output is None:
             for piece in export_lines(rows, fmt):

@@ -19,6 +19,7 @@ from meterhub.api.problems import PROBLEM_RESPONSES
 from meterhub.api.render import choose_format, stream
 from meterhub.api.routes._params import EndQuery, StartQuery, time_range, visible_meter
 from meterhub.exporter import reading_record
+from meterhub.hubzone import zone_of_meters
 from meterhub.model import CANONICAL_COLUMNS
 
 __all__ = ["router"]
@@ -66,12 +67,17 @@ def export(
         Query(alias="format", description="csv (default), ndjson, json, xml or yaml; or ask by Accept."),
     ] = None,
 ) -> StreamingResponse:
-    """Stream raw readings of [start, end) (default the last day) of the meters asked, in UTC."""
-    start_ts, end_ts = time_range(start, end, "UTC", timedelta(days=1))
+    """Stream raw readings of [start, end) (default the last day) of the meters asked, in UTC.
+
+    A date (or a time without an offset) is read in the meters' zone when they share one, else
+    in the hub's default zone.
+    """
     if meter:
         meter_ids = sorted({visible_meter(store, principal.can_see_meter, m).id for m in meter})
     else:
         meter_ids = [m.id for m in store.list_meters() if principal.can_see_meter(m.id)]
+    zone = zone_of_meters(store, meter_ids) if meter_ids else "UTC"
+    start_ts, end_ts = time_range(start, end, zone, timedelta(days=1))
     chosen = _format(request, fmt)
     readings = store.iter_readings(meter_ids, start_ts, end_ts, phase)
     rows: Iterator[dict[str, Any]] = (reading_record(r) for r in readings)
