@@ -34,7 +34,9 @@ _TZ = click.option(
     "--tz", help="IANA zone for periods and times without an offset (default: the meter's or place's)."
 )
 _START = click.option("--start", required=True, help="ISO 8601, a date, epoch seconds, or now-7d.")
-_END = click.option("--end", required=True, help="ISO 8601, a date, epoch seconds, or now.")
+_END = click.option(
+    "--end", default="now", show_default=True, help="ISO 8601, a date, epoch seconds, or now."
+)
 
 
 def _target(meter_id: str | None, place_id: str | None) -> None:

@@ -119,7 +119,7 @@ def _print_summary(report: IngestReport) -> None:
 
 @click.command()
 @click.option("--start", required=True, help="ISO 8601, a date, epoch seconds, or now-7d.")
-@click.option("--end", required=True, help="ISO 8601, a date, epoch seconds, or now.")
+@click.option("--end", default="now", show_default=True, help="ISO 8601, a date, epoch seconds, or now.")
 @click.option(
     "--meter", "meter_ids", multiple=True, help="Meter to export (repeatable; default all)."
 )
@@ -161,7 +161,7 @@ def export(start: str, end: str, meter_ids: tuple[str, ...], fmt: str, output: P
 @click.command()
 @click.argument("meter_id")
 @click.option("--start", required=True, help="ISO 8601, a date, epoch seconds, or now-1d.")
-@click.option("--end", required=True, help="ISO 8601, a date, epoch seconds, or now.")
+@click.option("--end", default="now", show_default=True, help="ISO 8601, a date, epoch seconds, or now.")
 @click.option("--points", type=int, help="At most this many buckets (default 1000).")
 @click.option(
     "--bucket", type=click.Choice(tuple(BUCKET_WIDTHS_S)), help="Fixed bucket; 1d is a local day."
