@@ -15,7 +15,6 @@ import pytest
 from meterhub.errors import ConflictError, InputError, UnknownMeterError
 from meterhub.model import Extra, Gap, IntervalEnergy, Meter, Reading
 from meterhub.store.base import Bucket, Store, WriteResult
-from meterhub.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from tests.backends import Backend
@@ -29,16 +28,15 @@ ALL_MIGRATIONS = [
     "0003_kv_intervals_extras",
     "0004_places_prices_health",
     "0005_users_keys_shares",
+    "0006_coarse_rollups",
+    "0007_extra_rollups",
 ]
-SQLITE_ONLY_MIGRATIONS = ["0006_coarse_rollups"]
-"""PostgreSQL answers year views from its hourly rollups; SQLite keeps 6-hour and day tables."""
-LATER_MIGRATIONS = ["0007_extra_rollups"]
+"""Both backends apply the same migrations, in the same order."""
 
 
 def all_migrations(store: Store) -> list[str]:
     """Return the migrations a fully migrated store of this backend has applied."""
-    sqlite_only = SQLITE_ONLY_MIGRATIONS if isinstance(store, SQLiteStore) else []
-    return ALL_MIGRATIONS + sqlite_only + LATER_MIGRATIONS
+    return list(ALL_MIGRATIONS)
 
 
 def at(minutes: float = 0, seconds: float = 0) -> datetime:

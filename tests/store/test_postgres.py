@@ -161,6 +161,7 @@ def test_concurrent_first_opens_migrate_once(postgres_url: str, schema: str) -> 
             "0003_kv_intervals_extras",
             "0004_places_prices_health",
             "0005_users_keys_shares",
+            "0006_coarse_rollups",
             "0007_extra_rollups",
         ]
     finally:

@@ -35,6 +35,7 @@ from meterhub.store.accounts import AccountsMixin
 from meterhub.store.base import WriteResult
 from meterhub.store.catalog import CatalogMixin
 from meterhub.store.postgres_reads import PostgresReads, one_line
+from meterhub.store.postgres_rollups import COARSE_TABLES, rebuild_coarse
 from meterhub.store.postgres_schema import (
     Conn,
     PartitionCache,
@@ -229,12 +230,17 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
         reject_nul_in_meter(meter)
 
         def update(conn: Conn) -> None:
-            cursor = conn.execute(
+            lock_meters(conn, self._meter_locks, [meter.id])
+            before = conn.execute("SELECT pk, tz FROM meters WHERE id = %s", (meter.id,)).fetchone()
+            if before is None:
+                raise UnknownMeterError(meter.id)
+            conn.execute(
                 "UPDATE meters SET vendor = %s, phases = %s, tz = %s, interval_s = %s, name = %s, "
                 "options = %s WHERE id = %s", (*_meter_values(meter)[1:], meter.id)
             )
-            if cursor.rowcount == 0:
-                raise UnknownMeterError(meter.id)
+            if before[1] != meter.tz:
+                # Local days follow the meter's zone.
+                rebuild_coarse(conn, int(before[0]), meter.tz, ("rollup_day",))
 
         self._transaction(update)
 
@@ -247,7 +253,7 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
             if row is None:
                 raise UnknownMeterError(meter_id)
             removed = conn.execute("DELETE FROM readings WHERE meter = %s", row).rowcount
-            for table in ("latest", "rollup_15m", "rollup_1h", "gaps", "intervals", "extras"):
+            for table in ("latest", "rollup_15m", "rollup_1h", *COARSE_TABLES, "gaps", "intervals", "extras"):
                 conn.execute(f"DELETE FROM {table} WHERE meter = %s", row)
             conn.execute("DELETE FROM meters WHERE pk = %s", row)
             self._forget_meter(conn, meter_id)

@@ -21,15 +21,19 @@ from meterhub.errors import InputError, StoreError, UnknownMeterError
 from meterhub.model import READING_FIELDS, Extra, Gap, IntervalEnergy, Meter, Reading
 from meterhub.redact import redact_text
 from meterhub.store.base import Bucket, PowerColumns, SumField
-from meterhub.store.columns import checked_bounds, power_of_buckets, sums_of_buckets
-from meterhub.store.postgres_rollups import load_series_window
+from meterhub.store.columns import checked_bounds
+from meterhub.store.postgres_rollups import COARSE_TABLES, load_series_window
 from meterhub.store.postgres_schema import Conn
 from meterhub.store.rollup import RollupBuilder
+from meterhub.store.sqlite_periods import table_for
 from meterhub.store.sqlite_reads import bucket_from_agg, extra_bucket_span
 from meterhub.store.sqlite_schema import EXTRA_BUCKET_MS
 from meterhub.timeutil import from_ms, to_ms
 
 __all__ = ["PostgresReads", "one_line"]
+
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
 
 _ROLLUP_TABLE = {900: "rollup_15m", 3600: "rollup_1h"}
 _FETCH_ROWS = 2000
@@ -69,7 +73,33 @@ def _aggregate_sql(table: str) -> str:
     )
 
 
-_AGGREGATE_SQL = {width: _aggregate_sql(table) for width, table in _ROLLUP_TABLE.items()}
+_AGGREGATE_SQL = {table: _aggregate_sql(table) for table in (*_ROLLUP_TABLE.values(), *COARSE_TABLES)}
+
+_SUM_COLUMNS: dict[SumField, tuple[str, float]] = {
+    "energy_import_kwh": ("energy_import_kwh", 1.0),
+    "energy_export_kwh": ("energy_export_kwh", 1.0),
+    "covered_s": ("covered_ms", 1e3),
+    "count": ("n", 1.0),
+}
+"""Each sum's rollup column and the divisor that turns it into the field's unit."""
+_POWER_COLUMNS = ("n", "power_n", "power_sum_w", "power_min_w", "power_max_w")
+
+
+def _period_rows(
+    conn: Conn, pk: int, phase: int, tz: str, bounds: Ints, names: Sequence[str]
+) -> tuple[Ints, Ints, list[Floats]]:
+    """Return the rows of the coarsest rollup table tiling the periods: each row's period index,
+    bucket, and the asked columns (NULL as NaN)."""
+    table, _ = table_for(tz, bounds)
+    rows = conn.execute(
+        f"SELECT bucket, {', '.join(names)} FROM {table} WHERE meter = %s AND phase = %s "
+        "AND bucket >= %s AND bucket < %s ORDER BY bucket",
+        (pk, phase, int(bounds[0]), int(bounds[-1])),
+    ).fetchall()
+    values = np.array(rows, dtype=np.float64).reshape(len(rows), len(names) + 1)
+    buckets = values[:, 0].astype(np.int64)
+    index = np.searchsorted(bounds, buckets, "right") - 1
+    return index, buckets, [values[:, k + 1] for k in range(len(names))]
 
 
 def _opt(value: Any) -> float | None:
@@ -159,6 +189,13 @@ class PostgresReads:
                 yield conn
         except psycopg.Error as exc:
             raise StoreError(f"database read failed: {one_line(exc)}") from exc
+
+    @staticmethod
+    def _meter_zone(conn: Conn, meter_id: str) -> tuple[int, str]:
+        row = conn.execute("SELECT pk, tz FROM meters WHERE id = %s", (meter_id,)).fetchone()
+        if row is None:
+            raise UnknownMeterError(meter_id)
+        return int(row[0]), str(row[1])
 
     @staticmethod
     def _meter_pk(conn: Conn, meter_id: str) -> tuple[int, int]:
@@ -264,12 +301,13 @@ class PostgresReads:
         self, meter_id: str, phase: int, boundaries: Sequence[datetime], with_registers: bool = True
     ) -> list[Bucket]:
         """Merge rollups into the periods between consecutive boundaries (read-only)."""
-        bounds: list[int] = checked_bounds([to_ms(b) for b in boundaries]).tolist()
-        width = 3600 if all(b % 3_600_000 == 0 for b in bounds) else 900
+        checked = checked_bounds([to_ms(b) for b in boundaries])
+        bounds: list[int] = checked.tolist()
         with self._read() as conn:
-            pk, _ = self._meter_pk(conn, meter_id)
+            pk, tz = self._meter_zone(conn, meter_id)
+            table, _ = table_for(tz, checked)
             rows = conn.execute(
-                _AGGREGATE_SQL[width], {"bounds": bounds, "pk": pk, "phase": phase}
+                _AGGREGATE_SQL[table], {"bounds": bounds, "pk": pk, "phase": phase}
             ).fetchall()
         buckets = [_bucket(meter_id, phase, int(r[0]), int(r[1]), r[2:]) for r in rows]
         if with_registers:
@@ -288,21 +326,47 @@ class PostgresReads:
         boundaries_ms: npt.NDArray[np.int64],
         fields: Sequence[SumField],
     ) -> dict[SumField, npt.NDArray[np.float64]]:
-        """Return the asked sums per period between consecutive boundaries (read-only)."""
+        """Return the asked sums per period between consecutive boundaries (read-only).
+
+        One scan of the coarsest rollup table whose buckets tile the periods: local days read the
+        day table, six-hour multiples the 6-hour table, and so on, as SQLite does.
+        """
         bounds = checked_bounds(boundaries_ms)
-        return sums_of_buckets(
-            self.aggregate(meter_id, phase, [from_ms(b) for b in bounds.tolist()], with_registers=False),
-            fields,
-        )
+        with self._read() as conn:
+            pk, tz = self._meter_zone(conn, meter_id)
+            if len(bounds) < 2:
+                return {field: np.zeros(0) for field in fields}
+            sources = [_SUM_COLUMNS[field] for field in fields]
+            index, _, values = _period_rows(conn, pk, phase, tz, bounds, [c for c, _ in sources])
+        periods = len(bounds) - 1
+        return {
+            field: np.bincount(index, weights=np.nan_to_num(column), minlength=periods) / scale
+            for field, (_, scale), column in zip(fields, sources, values, strict=True)
+        }
 
     def period_power(
         self, meter_id: str, phase: int, boundaries_ms: npt.NDArray[np.int64]
     ) -> PowerColumns:
         """Return count and average, minimum and maximum power per period (read-only)."""
         bounds = checked_bounds(boundaries_ms)
-        return power_of_buckets(
-            self.aggregate(meter_id, phase, [from_ms(b) for b in bounds.tolist()], with_registers=False)
-        )
+        with self._read() as conn:
+            pk, tz = self._meter_zone(conn, meter_id)
+            if len(bounds) < 2:
+                return PowerColumns(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros(0))
+            index, _, (n, p_n, p_sum, p_min, p_max) = _period_rows(
+                conn, pk, phase, tz, bounds, _POWER_COLUMNS
+            )
+        periods = len(bounds) - 1
+        count = np.bincount(index, weights=np.nan_to_num(n), minlength=periods)
+        powered = np.bincount(index, weights=np.nan_to_num(p_n), minlength=periods)
+        total = np.bincount(index, weights=np.nan_to_num(p_sum), minlength=periods)
+        low = np.full(periods, np.nan)
+        high = np.full(periods, np.nan)
+        np.fmin.at(low, index, p_min)
+        np.fmax.at(high, index, p_max)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            avg = np.where(powered > 0, total / powered, np.nan)
+        return PowerColumns(count.astype(np.int64), avg, low, high)
 
     def downsample_raw(
         self, meter_id: str, phase: int, start: datetime, end: datetime, width_s: int

@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from meterhub.model import PHASE_TOTAL, READING_FIELDS
+from meterhub.store.coarse import QUARTER_MS, SIX_HOURS_MS, local_midnights_ms
 from meterhub.store.postgres_schema import ROLLUP_COLUMNS, ROLLUP_TYPES, Conn, month_bounds_ms
 from meterhub.store.rollup import Agg, RegisterState, RollupBuilder, Row, SeriesState
 
 __all__ = [
+    "COARSE_TABLES",
     "LATEST_COLUMNS",
     "MERGE_SQL",
     "TABLE_OF_WIDTH",
@@ -23,8 +27,10 @@ __all__ = [
     "columns",
     "load_series_window",
     "rebuild_all",
+    "rebuild_coarse",
     "rebuild_gaps",
     "rebuild_rollups",
+    "refresh_coarse",
     "refresh_latest",
     "register_state",
     "scalar",
@@ -75,6 +81,95 @@ def _merge_sql(table: str) -> str:
 
 
 MERGE_SQL = {width: _merge_sql(table) for width, table in TABLE_OF_WIDTH.items()}
+
+
+COARSE_TABLES = ("rollup_6h", "rollup_day")
+"""6-hour UTC buckets and the meter's local days, each row the merge of its 15-minute rows."""
+
+_PERIODS = f"{unnest(('integer', 'smallint', 'bigint', 'bigint'))} AS p(meter, phase, lo, hi)"
+
+
+def _fine_edge(column: str, marker: str, descending: bool) -> str:
+    order = " DESC" if descending else ""
+    return f"(array_agg(r.{column} ORDER BY r.bucket{order}) FILTER (WHERE r.{marker} IS NOT NULL))[1]"
+
+
+def _coarse_sql(table: str) -> tuple[str, str]:
+    """Return the statements that drop and recompute the ``table`` rows of the periods given."""
+    delete = (
+        f"DELETE FROM {table} c USING {_PERIODS} "
+        "WHERE c.meter = p.meter AND c.phase = p.phase AND c.bucket = p.lo"
+    )
+    insert = (
+        f"INSERT INTO {table} ({', '.join(ROLLUP_COLUMNS)}) "
+        "SELECT p.meter, p.phase, p.lo, sum(r.n), sum(r.power_n), sum(r.power_sum_w), "
+        "min(r.power_min_w), max(r.power_max_w), sum(r.voltage_n), sum(r.voltage_sum_v), "
+        "min(r.voltage_min_v), max(r.voltage_max_v), sum(r.current_n), sum(r.current_sum_a), "
+        f"min(r.first_ts), {_fine_edge('first_import_kwh', 'first_ts', False)}, "
+        f"{_fine_edge('first_export_kwh', 'first_ts', False)}, "
+        f"max(r.last_ts), {_fine_edge('last_import_kwh', 'last_ts', True)}, "
+        f"{_fine_edge('last_export_kwh', 'last_ts', True)}, "
+        "sum(r.energy_import_kwh), sum(r.energy_export_kwh), sum(r.covered_ms) "
+        f"FROM {_PERIODS} JOIN rollup_15m r ON r.meter = p.meter AND r.phase = p.phase "
+        "AND r.bucket >= p.lo AND r.bucket < p.hi GROUP BY p.meter, p.phase, p.lo"
+    )
+    return delete, insert
+
+
+_COARSE_SQL = {table: _coarse_sql(table) for table in COARSE_TABLES}
+
+Span = tuple[int, int, int, int, str]
+"""A series' changed 15-minute range: meter pk, phase, [lo_ms, hi_ms), and the meter's zone."""
+
+
+def _periods(table: str, spans: Sequence[Span]) -> list[list[int]]:
+    """Return the coarse periods (meter, phase, lo, hi) covering each span, as columns."""
+    meters: list[int] = []
+    phases: list[int] = []
+    edges: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+    for pk, phase, lo_ms, hi_ms, tz in spans:
+        if hi_ms <= lo_ms:
+            continue
+        if table == "rollup_6h":
+            first = lo_ms - lo_ms % SIX_HOURS_MS
+            last = -(-hi_ms // SIX_HOURS_MS) * SIX_HOURS_MS
+            bounds = np.arange(first, last + SIX_HOURS_MS, SIX_HOURS_MS, dtype=np.int64)
+        else:
+            bounds = local_midnights_ms(tz, lo_ms, hi_ms - 1)
+        edges.append(bounds)
+        meters.extend([pk] * (len(bounds) - 1))
+        phases.extend([phase] * (len(bounds) - 1))
+    if not edges:
+        return [[], [], [], []]
+    los = np.concatenate([bounds[:-1] for bounds in edges]).tolist()
+    his = np.concatenate([bounds[1:] for bounds in edges]).tolist()
+    return [meters, phases, los, his]
+
+
+def refresh_coarse(conn: Conn, spans: Sequence[Span], tables: Sequence[str] = COARSE_TABLES) -> None:
+    """Recompute the coarse rows covering each span from the stored 15-minute rows.
+
+    Spans must not overlap within a series. A day's bucket is the UTC instant of local midnight
+    in the meter's zone, taken from the same calendar as SQLite's, so both backends agree.
+    """
+    for table in tables:
+        periods = _periods(table, spans)
+        if not periods[0]:
+            continue
+        delete, insert = _COARSE_SQL[table]
+        conn.execute(delete, periods)
+        conn.execute(insert, periods)
+
+
+def rebuild_coarse(conn: Conn, pk: int, tz: str, tables: Sequence[str] = COARSE_TABLES) -> None:
+    """Recompute every coarse row of one meter (after a migration or a change of its zone)."""
+    for table in tables:
+        conn.execute(f"DELETE FROM {table} WHERE meter = %s", (pk,))
+    spans = conn.execute(
+        "SELECT phase, min(bucket), max(bucket) FROM rollup_15m WHERE meter = %s GROUP BY phase", (pk,)
+    ).fetchall()
+    refresh_coarse(conn, [(pk, int(phase), int(lo), int(hi) + QUARTER_MS, tz) for phase, lo, hi in spans],
+                   tables)
 
 
 _REFRESH_LATEST_SQL = (

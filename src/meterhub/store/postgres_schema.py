@@ -1,8 +1,8 @@
 """PostgreSQL schema: named migrations recorded in ``schema_migrations``, and monthly partitions.
 
-The migrations mirror SQLite's (``0001_core``, ``0002_rollups_and_gaps``,
-``0003_kv_intervals_extras``). An older database is migrated in place, never recreated; the
-migration that adds rollups and gaps fills them, and the latest-value table, from the raw rows.
+The migrations mirror SQLite's, name for name (``0001_core`` to ``0007_extra_rollups``). An
+older database is migrated in place, never recreated; the migrations that add rollups and gaps
+fill them, and the latest-value table, from the rows already there.
 
 Values are stored in their canonical units as ``double precision``, times as epoch milliseconds
 (``bigint``). ``readings`` is range-partitioned on ``ts`` by UTC calendar month; partitions are
@@ -165,10 +165,18 @@ def _m0005_users_keys_shares(conn: Conn) -> None:
         conn.execute(statement)
 
 
+def _m0006_coarse_rollups(conn: Conn) -> None:
+    # As SQLite's: 6-hour UTC buckets and the meter's local days, filled from the 15-minute rows.
+    from meterhub.store.postgres_rollups import COARSE_TABLES, rebuild_coarse
+
+    _run(conn, "".join(_rollup_table_sql(table) for table in COARSE_TABLES))
+    for pk, tz in conn.execute("SELECT pk, tz FROM meters ORDER BY pk").fetchall():
+        rebuild_coarse(conn, int(pk), str(tz))
+
+
 def _m0007_extra_rollups(conn: Conn) -> None:
     # As SQLite's: 15-minute buckets of extras, kept by triggers (a duplicate inserts no row, so
-    # it fires nothing), and dropped with their meter. There is no 0006 here: SQLite's coarse
-    # rollups have no PostgreSQL counterpart.
+    # it fires nothing), and dropped with their meter.
     bucket = f"ts - mod(mod(ts, {EXTRA_BUCKET_MS}) + {EXTRA_BUCKET_MS}, {EXTRA_BUCKET_MS})"
     conn.execute(
         "CREATE TABLE extras_15m (meter integer NOT NULL, name text NOT NULL, bucket bigint NOT NULL, "
@@ -206,6 +214,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[Conn], None]], ...] = (
     ("0003_kv_intervals_extras", _m0003_kv_intervals_extras),
     ("0004_places_prices_health", _m0004_places_prices_health),
     ("0005_users_keys_shares", _m0005_users_keys_shares),
+    ("0006_coarse_rollups", _m0006_coarse_rollups),
     ("0007_extra_rollups", _m0007_extra_rollups),
 )
 

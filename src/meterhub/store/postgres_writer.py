@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from meterhub.errors import UnknownMeterError
 from meterhub.model import PHASE_TOTAL, READING_FIELDS, Reading
 from meterhub.store.base import WriteResult
+from meterhub.store.coarse import QUARTER_MS
 from meterhub.store.postgres_rollups import (
     LATEST_COLUMNS,
     MERGE_SQL,
@@ -25,6 +26,7 @@ from meterhub.store.postgres_rollups import (
     columns,
     rebuild_gaps,
     rebuild_rollups,
+    refresh_coarse,
     refresh_latest,
     register_state,
     scalar,
@@ -58,6 +60,8 @@ _GAPS_SQL = (
 )
 
 
+_HOUR_MS = 3_600_000
+"""``rebuild_rollups`` recomputes whole hours."""
 _SV, _SI, _SP, _SQ, _SPF, _SF, _SEI, _SEE, _SQI, _SQE = READING_SCALES
 
 
@@ -91,10 +95,11 @@ def lock_meters(conn: Conn, lock_space: int, meter_ids: Iterable[str]) -> None:
     )
 
 
-def _meter_infos(conn: Conn, meter_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+def _meter_infos(conn: Conn, meter_ids: Sequence[str]) -> dict[str, tuple[int, int, str]]:
+    """Return each meter's pk, gap threshold (ms) and zone."""
     wanted = list(dict.fromkeys(meter_ids))
-    rows = conn.execute("SELECT id, pk, interval_s FROM meters WHERE id = ANY(%s)", (wanted,))
-    infos = {row[0]: (int(row[1]), 2 * int(row[2]) * 1000) for row in rows}
+    rows = conn.execute("SELECT id, pk, interval_s, tz FROM meters WHERE id = ANY(%s)", (wanted,))
+    infos = {row[0]: (int(row[1]), 2 * int(row[2]) * 1000, str(row[3])) for row in rows}
     for meter_id in wanted:
         if meter_id not in infos:
             raise UnknownMeterError(meter_id)
@@ -126,11 +131,13 @@ def write_readings_tx(
     meter_ids = [reading.meter for reading in readings]
     lock_meters(conn, lock_space, meter_ids)
     infos = _meter_infos(conn, meter_ids)
-    states = _load_states(conn, sorted({pk for pk, _ in infos.values()}))
+    states = _load_states(conn, sorted({pk for pk, _, _ in infos.values()}))
     series: dict[tuple[int, int], list[tuple[int, Reading]]] = defaultdict(list)
     for reading, ts_ms in zip(readings, ts_values, strict=True):
         series[(infos[reading.meter][0], reading.phase)].append((ts_ms, reading))
-    gap_of = {pk: gap_ms for pk, gap_ms in infos.values()}
+    gap_of = {pk: gap_ms for pk, gap_ms, _ in infos.values()}
+    zone_of = {pk: tz for pk, _, tz in infos.values()}
+    changed: dict[tuple[int, int], tuple[int, int]] = {}
     stored = duplicates = 0
     raw_rows: list[tuple[int | float | None, ...]] = []
     latest_rows: list[tuple[int | float | None, ...]] = []
@@ -161,6 +168,9 @@ def write_readings_tx(
         aggs, gaps = builder.take()
         for (width, _), agg in aggs.items():
             merges[width].append(agg_row(pk, phase, agg))
+        quarters = [bucket for width, bucket in aggs if width == QUARTER_MS]
+        if quarters:
+            _widen(changed, (pk, phase), min(quarters), max(quarters) + QUARTER_MS)
         gap_rows.extend((pk, start, end) for start, end in gaps)
         raw_rows.extend((pk, phase, ts, *values) for ts, values in fresh)
         last_ts, last_values = fresh[-1]
@@ -175,10 +185,20 @@ def write_readings_tx(
     if gap_rows:
         conn.execute(_GAPS_SQL, columns(gap_rows))
     for pk, phase, older in late:
-        added, dup = _write_late(conn, pk, phase, older, gap_of[pk])
+        added, dup, window = _write_late(conn, pk, phase, older, gap_of[pk])
         stored += added
         duplicates += dup
+        if window is not None:
+            _widen(changed, (pk, phase), *window)
+    # The coarse rows follow the 15-minute rows they merge, whichever path changed those.
+    refresh_coarse(conn, [(pk, phase, lo, hi, zone_of[pk]) for (pk, phase), (lo, hi) in changed.items()])
     return WriteResult(stored, duplicates)
+
+
+def _widen(changed: dict[tuple[int, int], tuple[int, int]], key: tuple[int, int], lo: int, hi: int) -> None:
+    """Record that a series' rollups changed in [lo, hi), merged with what changed before."""
+    before = changed.get(key)
+    changed[key] = (lo, hi) if before is None else (min(before[0], lo), max(before[1], hi))
 
 
 def _copy_readings(conn: Conn, rows: list[tuple[int | float | None, ...]]) -> int:
@@ -203,7 +223,9 @@ def _state_columns(state: SeriesState) -> tuple[int | float | None, ...]:
 
 def _write_late(
     conn: Conn, pk: int, phase: int, items: list[tuple[int, tuple[float | None, ...]]], gap_ms: int
-) -> tuple[int, int]:
+) -> tuple[int, int, tuple[int, int] | None]:
+    """Insert rows behind the series' newest and rebuild around them; return the counts stored
+    and duplicate, and the range [lo, hi) whose rollups were rebuilt (None when nothing was new)."""
     inserted: list[tuple[int, bool, bool]] = []
     with conn.cursor() as cursor:
         cursor.executemany(
@@ -214,7 +236,7 @@ def _write_late(
             if not cursor.nextset():
                 break
     if not inserted:
-        return 0, len(items)
+        return 0, len(items), None
     lo = min(ts for ts, _, _ in inserted)
     hi = max(ts for ts, _, _ in inserted)
     series = "FROM readings WHERE meter = %s AND phase = %s"
@@ -236,6 +258,7 @@ def _write_late(
     if phase == PHASE_TOTAL:
         rebuild_gaps(conn, pk, span_lo, span_hi, gap_ms)
     refresh_latest(conn, pk, phase)
-    return len(inserted), len(items) - len(inserted)
+    rebuilt = (window_lo - window_lo % _HOUR_MS, window_hi - window_hi % _HOUR_MS + _HOUR_MS)
+    return len(inserted), len(items) - len(inserted), rebuilt
 
 
