@@ -13,3 +13,19 @@ def test_a_piped_table_keeps_every_cell_whole(run: Run) -> None:
     assert LONG_NAME in out
     assert "…" not in out
     assert max(len(line) for line in out.splitlines()) > 80
+
+
+def test_table_numbers_keep_their_digits_without_binary_noise(run: Run, db_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from meterhub.model import Meter, Reading
+    from meterhub.store import open_store
+
+    store = open_store(db_url)
+    store.add_meter(Meter("reg", "file"))
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    store.write_readings([Reading("reg", at, power_w=0.1 + 11.75, energy_import_kwh=109552.248)])
+    store.close()
+    out = run("latest").stdout
+    assert "109552.248" in out  # a 9-digit register is not cut to 6 significant digits
+    assert "11.85" in out and "11.849999" not in out

@@ -62,7 +62,10 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.6g}" if abs(value) < 1e6 else f"{value:.1f}"
+        # Every digit a register carries (109552.248 kWh stays whole), without binary noise
+        # (11.849999999999998 shows as 11.85): at most six decimals, trailing zeros dropped.
+        text = f"{value:.6f}".rstrip("0").rstrip(".")
+        return "0" if text in {"-0", ""} else text
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
