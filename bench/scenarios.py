@@ -14,6 +14,7 @@ from bench.scenarios_import import import_csv
 from bench.scenarios_ingest import ingest_backfill, ingest_poll_order
 from bench.scenarios_latest import latest_all
 from bench.scenarios_parse import parse_payloads
+from bench.scenarios_pg import pg_year_reads
 from bench.scenarios_poll import poll_many
 from bench.scenarios_reads import downsample_year, energy_days_year, offline_year, power_stats_7d
 from bench.scenarios_storage import storage
@@ -49,6 +50,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(("cli_start",), cli_start),
     Scenario(("cli_readings_cold",), cli_readings_cold),
     Scenario(("import_csv",), import_csv),
+    Scenario(("pg_downsample_year", "pg_energy_days_year"), pg_year_reads),
 )
 
 

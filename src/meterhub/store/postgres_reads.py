@@ -7,6 +7,7 @@ iterator is exhausted or closed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -22,7 +23,7 @@ from meterhub.model import READING_FIELDS, Extra, Gap, IntervalEnergy, Meter, Re
 from meterhub.redact import redact_text
 from meterhub.store.base import Bucket, PowerColumns, SumField
 from meterhub.store.columns import checked_bounds
-from meterhub.store.postgres_rollups import COARSE_TABLES, load_series_window
+from meterhub.store.postgres_rollups import load_series_window
 from meterhub.store.postgres_schema import Conn
 from meterhub.store.rollup import RollupBuilder
 from meterhub.store.sqlite_periods import table_for
@@ -50,30 +51,41 @@ def one_line(exc: BaseException) -> str:
     return redact_text(text) or type(exc).__name__
 
 
-def _edge(column: str, marker: str, descending: bool) -> str:
-    order = " DESC" if descending else ""
-    return f"(array_agg(r.{column} ORDER BY r.bucket{order}) FILTER (WHERE r.{marker} IS NOT NULL))[1]"
+_FOLD_COLUMNS = tuple(name.strip() for name in _BUCKET_COLUMNS.split(","))
+_FOLD_SUMS = frozenset({"n", "power_n", "power_sum_w", "voltage_n", "voltage_sum_v", "current_n",
+                        "current_sum_a", "energy_import_kwh", "energy_export_kwh", "covered_ms"})
+_FOLD_EDGES = {"first_ts": ("first_ts", "first_import_kwh", "first_export_kwh"),
+               "last_ts": ("last_ts", "last_import_kwh", "last_export_kwh")}
 
 
-def _aggregate_sql(table: str) -> str:
-    return (
-        "WITH b AS (SELECT u.k, u.lo, lead(u.lo) OVER (ORDER BY u.k) AS hi "
-        "FROM unnest(%(bounds)s::bigint[]) WITH ORDINALITY AS u(lo, k)) "
-        "SELECT b.lo, b.hi, sum(r.n), sum(r.power_n), sum(r.power_sum_w), min(r.power_min_w), "
-        "max(r.power_max_w), sum(r.voltage_n), sum(r.voltage_sum_v), min(r.voltage_min_v), "
-        "max(r.voltage_max_v), sum(r.current_n), sum(r.current_sum_a), "
-        f"min(r.first_ts), {_edge('first_import_kwh', 'first_ts', False)}, "
-        f"{_edge('first_export_kwh', 'first_ts', False)}, "
-        f"max(r.last_ts), {_edge('last_import_kwh', 'last_ts', True)}, "
-        f"{_edge('last_export_kwh', 'last_ts', True)}, "
-        "sum(r.energy_import_kwh), sum(r.energy_export_kwh), sum(r.covered_ms) "
-        f"FROM b LEFT JOIN {table} r ON r.meter = %(pk)s AND r.phase = %(phase)s "
-        "AND r.bucket >= b.lo AND r.bucket < b.hi "
-        "WHERE b.hi IS NOT NULL GROUP BY b.k, b.lo, b.hi ORDER BY b.k"
-    )
+def _fold(periods: int, index: Ints, values: list[Floats]) -> list[list[float | None]]:
+    """Fold rollup rows (sorted by bucket, laid out as _FOLD_COLUMNS) into the periods, as
+    aggregate rows: sums add, minima and maxima keep the extreme, first and last come from the
+    earliest and latest row holding them. NaN (NULL) comes back as None."""
+    column = dict(zip(_FOLD_COLUMNS, values, strict=True))
+    folded: dict[str, Floats] = {}
+    for name, data in column.items():
+        if name in _FOLD_SUMS:
+            folded[name] = np.bincount(index, weights=np.nan_to_num(data), minlength=periods).astype(float)
+        elif name in ("power_min_w", "voltage_min_v"):
+            folded[name] = np.full(periods, np.nan)
+            np.fmin.at(folded[name], index, data)
+        elif name in ("power_max_w", "voltage_max_v"):
+            folded[name] = np.full(periods, np.nan)
+            np.fmax.at(folded[name], index, data)
+    for marker, names in _FOLD_EDGES.items():
+        present = np.flatnonzero(~np.isnan(column[marker]))
+        if marker == "last_ts":
+            present = present[::-1]
+        periods_of, first = np.unique(index[present], return_index=True)
+        picked = present[first]
+        for name in names:
+            out = np.full(periods, np.nan)
+            out[periods_of] = column[name][picked]
+            folded[name] = out
+    table = np.column_stack([folded[name] for name in _FOLD_COLUMNS]) if periods else np.zeros((0, 20))
+    return [[None if math.isnan(v) else v for v in row] for row in table.tolist()]
 
-
-_AGGREGATE_SQL = {table: _aggregate_sql(table) for table in (*_ROLLUP_TABLE.values(), *COARSE_TABLES)}
 
 _SUM_COLUMNS: dict[SumField, tuple[str, float]] = {
     "energy_import_kwh": ("energy_import_kwh", 1.0),
@@ -301,15 +313,15 @@ class PostgresReads:
         self, meter_id: str, phase: int, boundaries: Sequence[datetime], with_registers: bool = True
     ) -> list[Bucket]:
         """Merge rollups into the periods between consecutive boundaries (read-only)."""
-        checked = checked_bounds([to_ms(b) for b in boundaries])
-        bounds: list[int] = checked.tolist()
+        bounds = checked_bounds([to_ms(b) for b in boundaries])
         with self._read() as conn:
             pk, tz = self._meter_zone(conn, meter_id)
-            table, _ = table_for(tz, checked)
-            rows = conn.execute(
-                _AGGREGATE_SQL[table], {"bounds": bounds, "pk": pk, "phase": phase}
-            ).fetchall()
-        buckets = [_bucket(meter_id, phase, int(r[0]), int(r[1]), r[2:]) for r in rows]
+            if len(bounds) < 2:
+                return []
+            index, _, values = _period_rows(conn, pk, phase, tz, bounds, _FOLD_COLUMNS)
+        edges: list[int] = bounds.tolist()
+        rows = _fold(len(edges) - 1, index, values)
+        buckets = [_bucket(meter_id, phase, edges[k], edges[k + 1], row) for k, row in enumerate(rows)]
         if with_registers:
             return buckets
         return [
