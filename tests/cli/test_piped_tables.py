@@ -29,3 +29,19 @@ def test_table_numbers_keep_their_digits_without_binary_noise(run: Run, db_url: 
     out = run("latest").stdout
     assert "109552.248" in out  # a 9-digit register is not cut to 6 significant digits
     assert "11.85" in out and "11.849999" not in out
+
+
+def test_tables_show_times_in_the_meters_zone_and_csv_keeps_utc(run: Run, db_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from meterhub.model import Meter, Reading
+    from meterhub.store import open_store
+
+    store = open_store(db_url)
+    store.add_meter(Meter("oslo", "file", tz="Europe/Oslo"))
+    at = datetime(2026, 3, 29, 1, 30, 15, 274000, tzinfo=UTC)  # 03:30:15.274 summer time in Oslo
+    store.write_readings([Reading("oslo", at, power_w=5.0)])
+    store.close()
+    assert "2026-03-29 03:30:15+02:00 Europe/Oslo" in run("latest").stdout
+    assert "2026-03-29 03:30:15+02:00 Europe/Oslo" in run("meters", "list").stdout
+    assert "2026-03-29T01:30:15.274000+00:00" in run("latest", "--format", "csv").stdout

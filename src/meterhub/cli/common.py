@@ -67,8 +67,27 @@ def _cell(value: Any) -> str:
         text = f"{value:.6f}".rstrip("0").rstrip(".")
         return "0" if text in {"-0", ""} else text
     if isinstance(value, datetime):
-        return value.isoformat()
+        return local_text(value)
     return str(value)
+
+
+def local_text(ts: datetime) -> str:
+    """Return a time as a table shows it: to the second, with its offset and its zone's name.
+
+    ``2026-03-29 03:00:00+02:00 Europe/Oslo``; a time in UTC is just ``…+00:00``.
+    """
+    text = ts.isoformat(sep=" ", timespec="seconds")
+    key = getattr(ts.tzinfo, "key", None)
+    return f"{text} {key}" if key and key != "UTC" else text
+
+
+def in_zone(ts: datetime | None, tz: str) -> datetime | None:
+    """Return ``ts`` in zone ``tz`` for a table (machine formats keep UTC)."""
+    if ts is None:
+        return None
+    from meterhub.timeutil import get_zone
+
+    return ts.astimezone(get_zone(tz))
 
 
 _PLAIN_CELLS = (int, float)

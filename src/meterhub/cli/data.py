@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
-from meterhub.cli.common import emit, format_option, opened_store, time_arg
+from meterhub.cli.common import emit, format_option, in_zone, opened_store, time_arg
 from meterhub.errors import ImportFileError, InputError
 from meterhub.exporter import EXPORT_FORMATS, export_lines
 from meterhub.history import BUCKET_WIDTHS_S, downsample
@@ -228,10 +228,11 @@ def readings(
 def latest(fmt: str) -> None:
     """Show the newest whole-meter reading of every meter."""
     with opened_store() as store:
+        zones = {m.id: m.tz for m in store.list_meters()} if fmt == "table" else {}
         rows = [
             (
                 r.meter,
-                r.ts,
+                in_zone(r.ts, zones[r.meter]) if r.meter in zones else r.ts,
                 r.power_w,
                 r.voltage_v,
                 r.current_a,

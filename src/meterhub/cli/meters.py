@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from meterhub.cli.common import emit, format_option, opened_store
+from meterhub.cli.common import emit, format_option, in_zone, opened_store
 from meterhub.cli.vendor_options import connection_options, options_from, unset_references
 
 if TYPE_CHECKING:
@@ -149,6 +149,7 @@ def list_(fmt: str) -> None:
         rows = []
         for m in store.list_meters():
             reading, state = latest.get(m.id), health.get(m.id)
+            tz = m.tz if fmt == "table" else "UTC"  # a table shows local times; machine formats UTC
             rows.append(
                 (
                     m.id,
@@ -157,10 +158,10 @@ def list_(fmt: str) -> None:
                     m.tz,
                     m.interval_s,
                     m.name,
-                    reading.ts if reading else None,
+                    in_zone(reading.ts, tz) if reading else None,
                     reading.power_w if reading else None,
                     state.online if state else None,
-                    state.last_success if state else None,
+                    in_zone(state.last_success, tz) if state else None,
                     state.last_error if state else None,
                     state.consecutive_failures if state else None,
                 )
