@@ -106,17 +106,6 @@ def _projection(layout: tuple[str, ...]) -> Callable[[list[float | None]], Value
 
 
 _PROJECTIONS = {width: _projection(layout) for width, layout in ROW_LAYOUTS.items()}
-
-
-def _total_plan(layout: tuple[str, ...]) -> tuple[tuple[int, PhaseRule | None], ...]:
-    """Return, in READING_FIELDS order, the row position and phase-0 rule of each field (-1: absent)."""
-    return tuple((layout.index(name) if name in layout else -1, PHASE_TOTAL_RULES[name])
-                 for name in READING_FIELDS)
-
-
-_TOTAL_PLANS = {width: _total_plan(layout) for width, layout in ROW_LAYOUTS.items()}
-"""Phase 0 of phase rows that are all numbers of one width: :func:`_phase_total` without the Nones."""
-_new_reading = tuple.__new__
 _REACTIVE_PROJECTIONS = {len(REACTIVE_ROW): _projection(REACTIVE_ROW)}
 _VENDOR_TIME = re.compile(r"\s*(\d{1,4})/(\d{1,2})/(\d{1,2}) +(\d{1,2}):(\d{1,2}):(\d{1,2})\s*", re.ASCII)
 
@@ -237,45 +226,10 @@ def _values_readings(values: object, meter_id: str, ts: datetime, where: str) ->
         return _readings(meter_id, ts, [_row(values, where)], None)
     if len(values) > NEM_ROWS:
         raise PayloadError(f"IAMMETER {where}: {len(values)} rows (at most 4 expected)")
-    if 1 < len(values) < NEM_ROWS:
-        readings = _number_rows_readings(values, meter_id, ts)
-        if readings is not None:
-            return readings
     rows = [_row(row, where) for row in values]
     if len(rows) == NEM_ROWS:
         return _readings(meter_id, ts, rows[:3], rows[3])
     return _readings(meter_id, ts, rows, None)
-
-
-def _number_rows_readings(values: list[Any], meter_id: str, ts: datetime) -> list[Reading] | None:
-    """Map two or three phase rows of one width holding only finite numbers (the common answer).
-
-    Return None for anything else (nulls, mixed widths, bad values), which the general path
-    maps or rejects with its reason. The result equals the general path's: the same projections
-    and the same phase-0 rules over the same values in the same order.
-    """
-    width = len(values[0])
-    projection = _PROJECTIONS.get(width)
-    if projection is None:
-        return None
-    try:
-        floats = [list(map(float, row)) for row in values if type(row) is list and len(row) == width]
-    except (TypeError, ValueError, OverflowError):
-        return None
-    if len(floats) != len(values):
-        return None
-    checksum = sum(map(sum, floats))
-    if checksum - checksum != 0.0:  # NaN or infinity somewhere
-        return None
-    rows: list[list[float | None]] = [[*row, None] for row in floats]  # None: a field not in the layout
-    columns = list(zip(*rows))  # noqa: B905 - every row has width + 1 values
-    total = [None if rule is None or position < 0 else rule(columns[position])
-             for position, rule in _TOTAL_PLANS[width]]
-    new = _new_reading
-    readings = [new(Reading, (meter_id, ts, PHASE_TOTAL, *total))]
-    readings.extend(new(Reading, (meter_id, ts, number, *projection(row)))
-                    for number, row in enumerate(rows, 1))
-    return readings
 
 
 def _object(value: object, where: str) -> dict[str, Any]:

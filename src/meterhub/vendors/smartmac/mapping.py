@@ -123,15 +123,7 @@ def _plan(fields: tuple[DeviceField, ...], suffix: str) -> Plan:
 
 _LINE_PLANS: tuple[Plan, ...] = tuple(_plan(PHASE_FIELDS, str(line)) for line in LINES)
 _TOTAL_PLAN: Plan = _plan(TOTAL_FIELDS, "")
-_LINE_TERMS: dict[str, tuple[int, int, float]] = {
-    key: (slot, index, factor) for slot, plan in enumerate(_LINE_PLANS) for index, key, factor in plan
-}
-"""Device key -> (line slot, index in READING_FIELDS, factor): one lookup per key of ``data``."""
-_RULED = tuple((index, rule) for index, name in enumerate(READING_FIELDS)
-               if (rule := PHASE_TOTAL_RULES[name]) is not None)
-"""(index in READING_FIELDS, rule) of the fields phase 0 derives from the lines."""
-_FIELDS = len(READING_FIELDS)
-_new_reading = tuple.__new__
+_RULES = tuple(PHASE_TOTAL_RULES[name] for name in READING_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +152,7 @@ def decode(body: bytes) -> Any:
 
 def _values(data: dict[str, Any], plan: Plan) -> Values:
     """Return the plan's fields from ``data``; raise PayloadError on a malformed value."""
-    values: Values = [None] * _FIELDS
+    values: Values = [None] * len(READING_FIELDS)
     checksum = 0.0
     try:
         for index, key, factor in plan:
@@ -177,44 +169,18 @@ def _values(data: dict[str, Any], plan: Plan) -> Values:
     return values
 
 
-def _line_values(data: dict[str, Any]) -> list[Values]:
-    """Return every line's fields from one pass over ``data`` (as :func:`_values` of each line plan).
-
-    Each field has at most two terms, and float addition is commutative, so the order of the
-    device's keys does not change a sum.
-    """
-    lines: list[Values] = [[None] * _FIELDS for _ in LINES]
-    terms = _LINE_TERMS
-    checksum = 0.0
-    try:
-        for key, entry in data.items():
-            term = terms.get(key)
-            if term is not None and entry is not None:
-                slot, index, factor = term
-                number = float(entry["value"]) * factor  # float() strips the padding
-                checksum += number
-                values = lines[slot]
-                known = values[index]
-                values[index] = number if known is None else known + number
-    except (TypeError, KeyError, ValueError, OverflowError) as exc:
-        raise PayloadError(f"smart-MAC data has a value that is not a number: {exc}") from exc
-    if checksum - checksum != 0.0:  # NaN or infinity somewhere
-        bad = next(values for values in lines if any(v is not None and v - v != 0.0 for v in values))
-        raise PayloadError(f"smart-MAC data has a value that is not finite: {bad}")
-    return lines
-
-
 def _phase_total(lines: list[Values], totals: Values) -> Values:
     """Return phase 0 from the lines' known values; the device's own totals win."""
-    result = list(totals)  # a field without a rule stays the device's total or unknown
-    columns = list(zip(*lines))  # noqa: B905 - every line has one value per field
-    for index, rule in _RULED:
-        if result[index] is None:
-            column = columns[index]
-            if None not in column:
-                result[index] = rule(column)
-            elif column.count(None) != len(column):
-                result[index] = rule([v for v in column if v is not None])
+    result: list[float | None] = []
+    for rule, column, total in zip(_RULES, zip(*lines), totals):  # noqa: B905 - one per field
+        if total is not None:
+            result.append(total)
+        elif rule is not None and None not in column:
+            result.append(rule(column))
+        elif rule is None or column.count(None) == len(column):
+            result.append(None)
+        else:
+            result.append(rule([v for v in column if v is not None]))
     return result
 
 
@@ -253,16 +219,15 @@ def map_getdata(answer: object, meter_id: str, ts: datetime | None = None) -> De
     ts = ts or device_time(answer)
     if ts is None:
         raise PayloadError("smart-MAC answer has no time")
-    lines = [values for values in _line_values(data) if values.count(None) != _FIELDS]
+    lines = [values for values in (_values(data, plan) for plan in _LINE_PLANS)
+             if values.count(None) != len(values)]
     if not lines:
         raise PayloadError("smart-MAC data has no measuring line (V1, A1, W1, ...)")
-    new = _new_reading
     if len(lines) == 1:
-        readings: list[Reading] = [new(Reading, (meter_id, ts, PHASE_TOTAL, *lines[0]))]
+        readings = [Reading(meter_id, ts, PHASE_TOTAL, *lines[0])]
     else:
-        total = _phase_total(lines, _values(data, _TOTAL_PLAN))
-        readings = [new(Reading, (meter_id, ts, PHASE_TOTAL, *total))]
-        readings.extend(new(Reading, (meter_id, ts, phase, *values)) for phase, values in enumerate(lines, 1))
+        readings = [Reading(meter_id, ts, PHASE_TOTAL, *_phase_total(lines, _values(data, _TOTAL_PLAN)))]
+        readings.extend(Reading(meter_id, ts, phase, *values) for phase, values in enumerate(lines, 1))
     relay_on = relay_state(answer)
     return DeviceSnapshot(readings, _extras(answer, data, meter_id, ts, relay_on), relay_on, len(lines))
 
