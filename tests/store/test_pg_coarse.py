@@ -20,6 +20,7 @@ from meterhub.analytics.calendar import local_boundaries
 from meterhub.model import Meter, Reading
 from meterhub.store.base import Store, SumField
 from meterhub.store.postgres import PostgresStore
+from meterhub.store.sqlite import SQLiteStore
 from tests.backends import Backend
 
 pytestmark = pytest.mark.postgres
@@ -88,6 +89,13 @@ def test_a_year_of_days_and_six_hours_equals_sqlite(pair: tuple[Store, Store]) -
     _assert_same(pair, "y", six)
     months = _ms(local_boundaries(_utc(2025, 12, 31, 23), _utc(2026, 12, 31, 23), OSLO, "month"))
     _assert_same(pair, "y", months)
+    lite, pg = pair
+    assert isinstance(lite, SQLiteStore) and isinstance(pg, PostgresStore)
+    for bounds in (days, six):
+        want, got = lite.period_figures("y", 0, bounds), pg.period_figures("y", 0, bounds)
+        assert set(got) == set(want)
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-9, atol=1e-9, err_msg=name)
     # 8,784 hours: the 365 local days of 2026 and 1 January 2027, so 366 day rows; UTC 6-hour
     # buckets from 31 December 2025 18:00 to 1 January 2027 18:00, 366 days apart: 1,465 rows.
     assert _coarse_rows(pair[1], "rollup_day") == 366
