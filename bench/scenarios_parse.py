@@ -11,6 +11,7 @@ numeric fields with ``float()``.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -104,6 +105,72 @@ def _reference_iammeter(bodies: list[bytes]) -> int:
     return converted
 
 
+_REL_TOL = 1e-12
+"""Largest relative difference between our value and the reference's (Wh to kWh may round differently)."""
+
+
+def _same(ours: tuple[float | None, ...], reference: tuple[float | None, ...]) -> bool:
+    return len(ours) == len(reference) and all(
+        a == b if a is None or b is None else math.isclose(a, b, rel_tol=_REL_TOL)
+        for a, b in zip(ours, reference, strict=True)
+    )
+
+
+def _smartmac_wrong(body: bytes) -> str | None:
+    """Return how our mapping of one answer differs from the reference's parse, or None."""
+    answer = orjson.loads(body.replace(b"\r", b"\\r").replace(b"\n", b"\\n"))
+    data = answer["data"]
+
+    def number(key: str, factor: float = 1.0) -> float | None:
+        return float(data[key]["value"]) * factor if key in data else None
+
+    snapshot = smartmac_mapping.map_getdata(smartmac_mapping.decode(body), "bench-sm")
+    lines = [line for line in smartmac_mapping.LINES if f"V{line}" in data]
+    phases = snapshot.readings if len(lines) == 1 else snapshot.readings[1:]
+    if len(snapshot.readings) != (1 if len(lines) == 1 else len(lines) + 1):
+        return f"{len(snapshot.readings)} readings from {len(lines)} lines"
+    at = datetime.fromtimestamp(float(answer["time"]), UTC)
+    for reading, line in zip(phases, lines, strict=True):
+        imported, reverse = number(f"W{line}"), number(f"rW{line}")
+        expected = (
+            number(f"V{line}"), number(f"A{line}"),
+            imported if reverse is None or imported is None else imported - reverse,
+            number(f"PF{line}"), number(f"Fr{line}"),
+            number(f"Wh{line}", 1e-3), number(f"rWh{line}", 1e-3),
+        )
+        got = (reading.voltage_v, reading.current_a, reading.power_w, reading.power_factor,
+               reading.frequency_hz, reading.energy_import_kwh, reading.energy_export_kwh)
+        if reading.ts != at or not _same(got, expected):
+            return f"line {line}: {got} at {reading.ts} against {expected} at {at}"
+    return None
+
+
+def _iammeter_wrong(body: bytes) -> str | None:
+    """Return how our mapping of one answer differs from the reference's parse, or None."""
+    values = orjson.loads(body)["data"]["values"]
+    rows = values if type(values[0]) is list else [values]
+    readings = iammeter_mapping.map_meterdata(iammeter_mapping.decode(body), "bench-iam")
+    phases = readings if len(rows) == 1 else readings[1:]
+    if len(readings) != (1 if len(rows) == 1 else len(rows) + 1):
+        return f"{len(readings)} readings from {len(rows)} rows"
+    for reading, row in zip(phases, rows, strict=True):
+        got = (reading.voltage_v, reading.current_a, reading.power_w, reading.power_factor,
+               reading.energy_import_kwh, reading.energy_export_kwh)
+        if not _same(got, tuple(float(value) for value in row)):
+            return f"{got} against {row}"
+    return None
+
+
+def check_answers(smartmac: list[bytes], iammeter: list[bytes]) -> None:
+    """Raise unless every phase reading carries the reference's numbers for its line or row."""
+    for vendor, bodies, wrong in (("smart-MAC", smartmac, _smartmac_wrong),
+                                  ("IAMMETER", iammeter, _iammeter_wrong)):
+        for index, body in enumerate(bodies):
+            problem = wrong(body)
+            if problem is not None:
+                raise RuntimeError(f"parse_payloads: {vendor} payload {index} maps wrongly: {problem}")
+
+
 def _both(smartmac: Callable[[], int], iammeter: Callable[[], int],
           split_s: list[tuple[float, float]]) -> Callable[[], float]:
     """Return a measure timing both vendors' batches, noting each one's share in ``split_s``."""
@@ -124,6 +191,7 @@ def parse_payloads(ctx: Context) -> list[Result]:
     """Time decode and mapping of both vendors' payloads against orjson plus float()."""
     count = PAYLOADS_QUICK if ctx.quick else PAYLOADS_FULL
     smartmac, iammeter = smartmac_bodies(count), iammeter_bodies(count)
+    check_answers(smartmac, iammeter)
     readings = _ours_smartmac(smartmac) + _ours_iammeter(iammeter)  # also warms both paths up
     _reference_smartmac(smartmac)
     _reference_iammeter(iammeter)
@@ -136,7 +204,8 @@ def parse_payloads(ctx: Context) -> list[Result]:
     )
     pairs = list(zip(ours_split, reference_split, strict=True))
     per_vendor = [statistics.median(ref[index] / ours[index] for ours, ref in pairs) for index in (0, 1)]
-    check = (f"{2 * count} payloads -> {readings} readings; ratio smart-MAC {per_vendor[0]:.2f}, "
+    check = (f"{2 * count} payloads -> {readings} readings, every phase reading equal to the reference's "
+             f"numbers (relative tolerance {_REL_TOL:g}); ratio smart-MAC {per_vendor[0]:.2f}, "
              f"IAMMETER {per_vendor[1]:.2f}")
     return [throughput_result(
         "parse_payloads", 2 * count, ours_s, reference_s,

@@ -8,6 +8,7 @@ Each batch is one transaction, so a crash loses at most the batch in flight, nev
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -15,9 +16,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+import numpy.typing as npt
+
 from meterhub.livefeed import FEED, LiveFeed
 from meterhub.model import READING_FIELDS, REGISTER_FIELDS, IntervalEnergy, Reading, utc_now
-from meterhub.store.base import Store, WriteResult
+from meterhub.store.base import ReadingColumns, Store, WriteResult
 
 __all__ = [
     "EARLIEST_TS",
@@ -174,6 +178,63 @@ def _why_outside(reading: Reading) -> str | None:
     return None
 
 
+_VECTOR_MIN_ROWS = 64
+"""Below this many rows a chunk is checked row by row (arrays cost more than they save)."""
+_LOWEST_COLUMN = np.array(_LOWEST)[:, None]
+_HIGHEST_COLUMN = np.array(_HIGHEST)[:, None]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_EARLIEST_US = (EARLIEST_TS - _EPOCH) // _US
+
+
+_Columns = tuple[
+    tuple[str, ...], "npt.NDArray[np.int64]", "npt.NDArray[np.float64]", "npt.NDArray[np.float64]"
+]
+"""A chunk as columns: meter ids, epoch microseconds, phases, values (one row per field)."""
+
+
+def _suspects(readings: list[Reading], latest_allowed: datetime) -> tuple[set[int] | range, _Columns | None]:
+    """Return the positions of readings :func:`validate_reading` may reject (a superset).
+
+    A chunk is checked as columns: times as epoch microseconds, phases and values as arrays. Any
+    row a check flags is validated again one by one, which gives the reason; anything the arrays
+    cannot hold (a naive time, a value that is no number) makes every row a suspect.
+    """
+    count = len(readings)
+    if count < _VECTOR_MIN_ROWS:
+        return range(count), None
+    try:
+        meter_col, ts_col, phase_col, *value_cols = zip(*readings, strict=True)
+        epoch, micro = _EPOCH, _US
+        ts_us = np.fromiter(((ts - epoch) // micro for ts in ts_col), np.int64, count)
+        phases = np.array(phase_col, dtype=np.float64)
+        values = np.array(value_cols, dtype=np.float64)  # one row per field; None reads as NaN
+    except (TypeError, ValueError, OverflowError):
+        return range(count), None
+    latest_us = (latest_allowed - _EPOCH) // _US
+    missing = np.isnan(values)
+    inside = (values >= _LOWEST_COLUMN) & (values <= _HIGHEST_COLUMN)
+    flagged = (ts_us < _EARLIEST_US) | (ts_us > latest_us) | ~((phases >= 0) & (phases <= MAX_PHASE))
+    flagged |= ~(inside | missing).all(axis=0) | missing.all(axis=0)
+    for position, column in enumerate(value_cols):
+        if int(missing[position].sum()) != column.count(None):  # a NaN the reading itself holds
+            flagged |= missing[position] & np.fromiter((v is not None for v in column), bool, count)
+    return set(np.flatnonzero(flagged).tolist()), (meter_col, ts_us, phases, values)
+
+
+def _batch_columns(pieces: list[_Columns]) -> ReadingColumns:
+    """Return a batch's accepted chunks as the store's columns."""
+    meter_col = tuple(itertools.chain.from_iterable(piece[0] for piece in pieces))
+    index_of = {meter_id: k for k, meter_id in enumerate(dict.fromkeys(meter_col))}
+    return ReadingColumns(
+        list(index_of),
+        np.fromiter(map(index_of.__getitem__, meter_col), np.int64, len(meter_col)),
+        np.concatenate([piece[1] for piece in pieces]),
+        np.concatenate([piece[2] for piece in pieces]).astype(np.int64),
+        np.concatenate([piece[3] for piece in pieces], axis=1).T,
+    )
+
+
 class Ingestor:
     """Validates readings and writes them to a store in batches.
 
@@ -211,31 +272,69 @@ class Ingestor:
         report = report or IngestReport()
         latest_allowed = self._now() + MAX_FUTURE
         batch: list[Reading] = []
+        items = iter(rows)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="meterhub-ingest") as writer:
             pending: tuple[Future[WriteResult], int, list[Reading]] | None = None
-            for item in rows:
-                where, reading = ("", item) if isinstance(item, Reading) else item
-                report.received += 1
-                reason = validate_reading(reading, latest_allowed)
-                if reason is None and not self._meter_known(reading.meter):
-                    reason = f"unknown meter {reading.meter!r}"
-                if reason is not None:
-                    report.reject(where or f"{reading.meter} {reading.ts.isoformat()}", reason)
-                    continue
-                batch.append(reading)
+            # A list is taken in chunks that at most fill the batch, so batches end where they
+            # would if rows were taken one by one. Any other iterable is taken row by row: it may
+            # report rows of its own (a file's unreadable lines) in order with ours.
+            in_chunks = isinstance(rows, list | tuple)
+            pieces: list[_Columns] | None = []
+            while chunk := list(itertools.islice(items, self.batch_size - len(batch) if in_chunks else 1)):
+                report.received += len(chunk)
+                accepted, columns = self._accepted(chunk, latest_allowed, report)
+                batch.extend(accepted)
+                pieces = None if pieces is None or columns is None else [*pieces, columns]
                 if len(batch) >= self.batch_size:
                     self._settle(pending, report, on_batch)
-                    pending = (writer.submit(self.store.write_readings, batch), report.received, batch)
-                    batch = []
+                    pending = (self._submit(writer, batch, pieces), report.received, batch)
+                    batch, pieces = [], []
                     latest_allowed = self._now() + MAX_FUTURE
             self._settle(pending, report, on_batch)
             if batch:
-                self._settle(
-                    (writer.submit(self.store.write_readings, batch), report.received, batch),
-                    report,
-                    on_batch,
-                )
+                self._settle((self._submit(writer, batch, pieces), report.received, batch), report, on_batch)
         return report
+
+    def _submit(
+        self, writer: ThreadPoolExecutor, batch: list[Reading], pieces: list[_Columns] | None
+    ) -> Future[WriteResult]:
+        """Start writing a batch: as columns when the store takes them, else as readings."""
+        write_columns: Callable[[ReadingColumns], WriteResult] | None = getattr(
+            self.store, "write_columns", None
+        )
+        if pieces and write_columns is not None:
+            return writer.submit(write_columns, _batch_columns(pieces))
+        return writer.submit(self.store.write_readings, batch)
+
+    def _accepted(
+        self, chunk: list[Reading | tuple[str, Reading]], latest_allowed: datetime, report: IngestReport
+    ) -> tuple[list[Reading], _Columns | None]:
+        """Return the chunk's readings ingest accepts, in order and as columns when it has them.
+
+        The others are counted in ``report`` with their reason.
+        """
+        readings = [item if isinstance(item, Reading) else item[1] for item in chunk]
+        suspects, columns = _suspects(readings, latest_allowed)
+        unknown = {meter_id for meter_id in {r.meter for r in readings} if not self._meter_known(meter_id)}
+        if not suspects and not unknown:
+            return readings, columns
+        accepted: list[Reading] = []
+        kept: list[int] = []
+        for index, reading in enumerate(readings):
+            reason = validate_reading(reading, latest_allowed) if index in suspects else None
+            if reason is None and reading.meter in unknown:
+                reason = f"unknown meter {reading.meter!r}"
+            if reason is None:
+                accepted.append(reading)
+                kept.append(index)
+                continue
+            item = chunk[index]
+            where = "" if isinstance(item, Reading) else item[0]
+            report.reject(where or f"{reading.meter} {reading.ts.isoformat()}", reason)
+        if columns is not None:
+            meter_col, ts_us, phases, values = columns
+            columns = (tuple(meter_col[k] for k in kept), ts_us[kept], phases[kept], values[:, kept])
+        return accepted, columns
 
     def valid_intervals(
         self, records: Iterable[IntervalEnergy], report: IngestReport

@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import numpy.typing as npt
 
 from meterhub.errors import UnknownMeterError
 from meterhub.model import PHASE_TOTAL, Reading
-from meterhub.store.base import WriteResult
-from meterhub.store.coarse import COARSE_TABLES, merge_fresh, refresh_coarse
-from meterhub.store.fastpath import SeriesBatch, rollup_batch
-from meterhub.store.rollup import WIDTHS_MS, RegisterState, RollupBuilder, Row, SeriesState
+from meterhub.store.base import ReadingColumns, WriteResult
+from meterhub.store.coarse import COARSE_TABLES, refresh_coarse
+from meterhub.store.rollup import RegisterState, RollupBuilder, Row, SeriesState
 from meterhub.store.sqlite_codec import (
     ENCODING_INSERT_VALUES_SQL,
     LARGEST_STORED,
@@ -32,12 +30,10 @@ from meterhub.store.sqlite_codec import (
     ROLLUP_COLUMNS,
     encode_agg,
     encode_reading,
-    encode_rollup_array,
     round_half_away_array,
     row_from_db,
     unstorable,
 )
-from meterhub.timeutil import to_ms
 
 __all__ = [
     "WriterContext",
@@ -161,50 +157,41 @@ _VALUE_INDEX = {name: k for k, name in enumerate(READING_COLUMNS)}
 def write_readings_tx(
     conn: sqlite3.Connection, ctx: WriterContext, readings: Sequence[Reading]
 ) -> WriteResult:
-    """Store readings in one transaction; the caller has opened it with BEGIN IMMEDIATE."""
-    version = conn.execute("PRAGMA data_version").fetchone()[0]
-    if version != ctx.data_version:
-        ctx.forget()
-    if not ctx.states_loaded:
-        _load_states(conn, ctx)
-    meta = [_meter_info(conn, ctx, r.meter) for r in readings]
+    """Store readings in one transaction; the caller has opened it with BEGIN IMMEDIATE.
+
+    The readings are turned into columns once (one transpose, one array of values) and take the
+    column writer, so both entry points store exactly the same rows, rollups and gaps.
+    """
+    from meterhub.store.sqlite_columns import write_columns_tx  # it builds on this module
+
+    columns = reading_columns(readings)
+    encoded = round_half_away_array(columns.values * _SCALES)
+    too_large = np.abs(encoded) >= LARGEST_STORED  # NaN (a missing value) compares False
+    if too_large.any():
+        raise unstorable(readings[int(np.nonzero(too_large.any(axis=1))[0][0])])
+    return write_columns_tx(conn, ctx, columns)
+
+
+_US = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def reading_columns(readings: Sequence[Reading]) -> ReadingColumns:
+    """Return readings as columns, in order: one transpose instead of work per reading and field."""
     count = len(readings)
-    pks = np.fromiter((m[0] for m in meta), np.int64, count)
-    phases = np.fromiter((r.phase for r in readings), np.int64, count)
-    keys = pks * 4 + phases
-    ts = np.fromiter((to_ms(r.ts) for r in readings), np.int64, count)
-    order = np.lexsort((ts, keys))
-    keys, ts = keys[order], ts[order]
-    repeated = np.zeros(count, dtype=bool)
-    repeated[1:] = (keys[1:] == keys[:-1]) & (ts[1:] == ts[:-1])
-    series_keys, _first_rows = np.unique(keys, return_index=True)
-    last_known = np.array([_last_ms(ctx.states.get(int(k))) for k in series_keys.tolist()], dtype=np.float64)
-    newer = ts > last_known[np.searchsorted(series_keys, keys)]
-    fresh = newer & ~repeated
-    late = ~newer & ~repeated
-    duplicates = int(repeated.sum())
-    stored = 0
-    if fresh.any():
-        stored += _write_fresh(
-            conn,
-            ctx,
-            readings,
-            order[fresh],
-            keys[fresh],
-            ts[fresh],
-            np.fromiter((m[1] for m in meta), np.int64, count)[order[fresh]],
-        )
-    late_series: dict[int, list[tuple[int, Reading]]] = defaultdict(list)
-    for position in order[late].tolist():
-        reading = readings[position]
-        pk, _ = meta[position]
-        late_series[pk * 4 + reading.phase].append((to_ms(reading.ts), reading))
-    for key, items in late_series.items():
-        pk, phase = divmod(key, 4)
-        added, dup = _write_late(conn, ctx, pk, phase, items, _gap_ms(conn, pk))
-        stored += added
-        duplicates += dup
-    return WriteResult(stored, duplicates)
+    if not count:
+        return ReadingColumns([], np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                              np.zeros((0, len(READING_COLUMNS)), np.float64))
+    meter_col, ts_col, phase_col, *value_cols = zip(*readings, strict=True)
+    index_of = {meter_id: k for k, meter_id in enumerate(dict.fromkeys(meter_col))}
+    epoch, micro = _EPOCH, _US
+    return ReadingColumns(
+        list(index_of),
+        np.fromiter(map(index_of.__getitem__, meter_col), np.int64, count),
+        np.fromiter(((ts - epoch) // micro for ts in ts_col), np.int64, count),
+        np.array(phase_col, dtype=np.int64),
+        np.array(value_cols, dtype=np.float64).T,  # None reads as NaN: missing
+    )
 
 
 def _last_ms(state: SeriesState | None) -> float:
@@ -213,69 +200,6 @@ def _last_ms(state: SeriesState | None) -> float:
 
 def _gap_ms(conn: sqlite3.Connection, pk: int) -> int:
     return 2 * int(conn.execute("SELECT interval_s FROM meters WHERE pk = ?", (pk,)).fetchone()[0]) * 1000
-
-
-def _write_fresh(
-    conn: sqlite3.Connection,
-    ctx: WriterContext,
-    readings: Sequence[Reading],
-    positions: npt.NDArray[np.int64],
-    keys: npt.NDArray[np.int64],
-    ts: npt.NDArray[np.int64],
-    gap_ms: npt.NDArray[np.int64],
-) -> int:
-    values = np.array([readings[p].values() for p in positions.tolist()], dtype=np.float64).reshape(-1, 10)
-    encoded = round_half_away_array(values * _SCALES)
-    too_large = np.abs(encoded) >= LARGEST_STORED  # NaN (a missing value) compares False
-    if too_large.any():
-        raise unstorable(readings[int(positions[np.nonzero(too_large.any(axis=1))[0][0]])])
-    stored_values = encoded / _SCALES
-    pks, phases = np.divmod(keys, 4)
-    before = conn.total_changes
-    # SQLite scales and rounds each value itself, so the readings' own floats are bound as they are.
-    conn.executemany(
-        _INSERT_ENCODING_SQL,
-        [
-            (pk, phase, t, *readings[p][3:])
-            for pk, phase, t, p in zip(
-                pks.tolist(), phases.tolist(), ts.tolist(), positions.tolist(), strict=True
-            )
-        ],
-    )
-    stored = conn.total_changes - before
-    column = _VALUE_INDEX
-    batch = SeriesBatch(
-        keys,
-        ts,
-        stored_values[:, column["p"]],
-        stored_values[:, column["v"]],
-        stored_values[:, column["i"]],
-        stored_values[:, column["ei"]],
-        stored_values[:, column["ee"]],
-        gap_ms,
-        phases == PHASE_TOTAL,
-    )
-    series_keys = np.unique(keys)
-    states = {key: ctx.states[key] for key in series_keys.tolist() if key in ctx.states}
-    rollups, gaps, new_states = rollup_batch(batch, states)
-    for width in WIDTHS_MS:
-        rows = encode_rollup_array(rollups, width)
-        conn.executemany(_MERGE_SQL[width], rows.tolist())
-        if width == min(WIDTHS_MS):
-            merge_fresh(conn, _COARSE_MERGE_SQL, rows, ctx.zones)
-    last_rows = np.append(np.nonzero(keys[1:] != keys[:-1])[0], len(keys) - 1)
-    latest_rows = []
-    raw_last = np.column_stack((pks[last_rows], phases[last_rows], ts[last_rows], encoded[last_rows]))
-    for key, raw_row in zip(keys[last_rows].tolist(), raw_last.tolist(), strict=True):
-        state = new_states[key]
-        latest_rows.append(_latest_row(tuple(raw_row), state))
-        ctx.states[key] = state
-    conn.executemany(_LATEST_SQL, latest_rows)
-    conn.executemany(
-        "INSERT OR IGNORE INTO gaps (meter, start_ms, end_ms) VALUES (?, ?, ?)",
-        [(key // 4, start, end) for key, start, end in gaps],
-    )
-    return stored
 
 
 def _latest_row(raw: tuple[int | float | None, ...], state: SeriesState) -> tuple[int | float | None, ...]:
