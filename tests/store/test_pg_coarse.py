@@ -143,7 +143,10 @@ def test_a_zone_change_moves_the_days_on_both(pair: tuple[Store, Store]) -> None
     rows = [Reading("z", _utc(2026, 7, 1) + k * timedelta(minutes=30), power_w=10.0 * (k % 7),
                     energy_import_kwh=k * 0.5) for k in range(48 * 3)]
     _both(pair, Meter("z", "file", tz=OSLO, interval_s=1800), rows)
+    # Oslo's July days begin at 22:00 UTC: 1 July 00:00 to 22:00 UTC holds 44 readings.
+    oslo_days = _ms([_utc(2026, 6, 30, 22) + k * timedelta(days=1) for k in range(5)])
     for store in pair:
+        assert store.period_sums("z", 0, oslo_days, ["count"])["count"].tolist() == [44.0, 48.0, 48.0, 4.0]
         store.update_meter(Meter("z", "file", tz="America/New_York", interval_s=1800))
     # New York's days begin at 04:00 UTC in July: the first holds 1 July 04:00 to 2 July 04:00.
     days = _ms([_utc(2026, 6, 30, 4) + k * timedelta(days=1) for k in range(5)])

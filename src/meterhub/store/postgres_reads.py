@@ -136,22 +136,26 @@ _POWER_COLUMNS = ("n", "power_n", "power_sum_w", "power_min_w", "power_max_w")
 
 
 def _period_rows(
-    conn: Conn, pk: int, phase: int, tz: str, bounds: Ints, names: Sequence[str]
-) -> tuple[Ints, Ints, list[Floats]]:
-    """Return the rows of the coarsest rollup table tiling the periods: each row's period index,
-    bucket, and the asked columns (NULL as NaN)."""
+    conn: Conn, meter_id: str, tz: str, phase: int, bounds: Ints, names: Sequence[str]
+) -> tuple[Ints, list[Floats]] | None:
+    """Return the rows of the coarsest rollup table tiling the periods for a meter of zone ``tz``:
+    each row's period index and the asked columns (NULL as NaN). None when no meter ``meter_id``
+    has that zone (any more), so the caller looks it up again."""
     table, _ = table_for(tz, bounds)
+    picked = ", ".join(f"r.{column}" for column in ("bucket", *names))
     with conn.cursor(binary=True) as cursor:  # binary doubles decode several times faster than text
         rows = cursor.execute(
-            f"SELECT bucket, {', '.join(names)} FROM {table} WHERE meter = %s AND phase = %s "
-            "AND bucket >= %s AND bucket < %s ORDER BY bucket",
-            (pk, phase, int(bounds[0]), int(bounds[-1])),
+            f"SELECT {picked} FROM meters m LEFT JOIN {table} r ON r.meter = m.pk AND r.phase = %s "
+            "AND r.bucket >= %s AND r.bucket < %s WHERE m.id = %s AND m.tz = %s ORDER BY r.bucket",
+            (phase, int(bounds[0]), int(bounds[-1]), meter_id, tz),
         ).fetchall()
+    if not rows:
+        return None
+    if rows[0][0] is None:  # the meter, and no rollup row in the range
+        rows = []
     values = np.array(rows, dtype=np.float64).reshape(len(rows), len(names) + 1).T
-    buckets = values[0].astype(np.int64)
-    index = np.searchsorted(bounds, buckets, "right") - 1
-    columns = list(values)
-    return index, buckets, columns[1:]
+    index = np.searchsorted(bounds, values[0].astype(np.int64), "right") - 1
+    return index, list(values[1:])
 
 
 def _opt(value: Any) -> float | None:
@@ -233,6 +237,28 @@ class PostgresReads:
 
     def __init__(self, pool: ConnectionPool[Conn]) -> None:
         self._pool = pool
+        self._zones: dict[str, str] = {}
+        """The zone last read of each meter: period reads check it in their one query."""
+
+    def _period_rows_of(
+        self, meter_id: str, phase: int, bounds: Ints, names: Sequence[str]
+    ) -> tuple[Ints, list[Floats]] | None:
+        """Return :func:`_period_rows` of the meter in one query when its zone is known, or None
+        when there is no period (fewer than two boundaries); raise UnknownMeterError."""
+        with self._read() as conn:
+            if len(bounds) < 2:
+                self._meter_zone(conn, meter_id)
+                return None
+            for _ in range(3):
+                tz = self._zones.get(meter_id)
+                if tz is None:
+                    _, tz = self._meter_zone(conn, meter_id)
+                    self._zones[meter_id] = tz
+                found = _period_rows(conn, meter_id, tz, phase, bounds, names)
+                if found is not None:
+                    return found
+                self._zones.pop(meter_id, None)
+        raise StoreError(f"meter {meter_id!r} changed its zone during every read; try again")
 
     @contextmanager
     def _read(self) -> Iterator[Conn]:
@@ -354,11 +380,10 @@ class PostgresReads:
     ) -> list[Bucket]:
         """Merge rollups into the periods between consecutive boundaries (read-only)."""
         bounds = checked_bounds([to_ms(b) for b in boundaries])
-        with self._read() as conn:
-            pk, tz = self._meter_zone(conn, meter_id)
-            if len(bounds) < 2:
-                return []
-            index, _, values = _period_rows(conn, pk, phase, tz, bounds, _FOLD_COLUMNS)
+        found = self._period_rows_of(meter_id, phase, bounds, _FOLD_COLUMNS)
+        if found is None:
+            return []
+        index, values = found
         edges: list[int] = bounds.tolist()
         return _buckets_of(meter_id, phase, edges, _fold(len(edges) - 1, index, values), with_registers)
 
@@ -375,11 +400,10 @@ class PostgresReads:
         if unknown:
             raise StoreError(f"unknown period figures: {', '.join(sorted(unknown))}")
         bounds = checked_bounds(boundaries_ms)
-        with self._read() as conn:
-            pk, tz = self._meter_zone(conn, meter_id)
-            if len(bounds) < 2:
-                return {name: np.zeros(0) for name in fields}
-            index, _, values = _period_rows(conn, pk, phase, tz, bounds, _FOLD_COLUMNS)
+        found = self._period_rows_of(meter_id, phase, bounds, _FOLD_COLUMNS)
+        if found is None:
+            return {name: np.zeros(0) for name in fields}
+        index, values = found
         folded = _fold(len(bounds) - 1, index, values)
 
         def mean(total: str, count: str) -> Floats:
@@ -414,12 +438,11 @@ class PostgresReads:
         day table, six-hour multiples the 6-hour table, and so on, as SQLite does.
         """
         bounds = checked_bounds(boundaries_ms)
-        with self._read() as conn:
-            pk, tz = self._meter_zone(conn, meter_id)
-            if len(bounds) < 2:
-                return {field: np.zeros(0) for field in fields}
-            sources = [_SUM_COLUMNS[field] for field in fields]
-            index, _, values = _period_rows(conn, pk, phase, tz, bounds, [c for c, _ in sources])
+        sources = [_SUM_COLUMNS[field] for field in fields]
+        found = self._period_rows_of(meter_id, phase, bounds, [column for column, _ in sources])
+        if found is None:
+            return {field: np.zeros(0) for field in fields}
+        index, values = found
         periods = len(bounds) - 1
         return {
             field: np.bincount(index, weights=np.nan_to_num(column), minlength=periods) / scale
@@ -431,13 +454,10 @@ class PostgresReads:
     ) -> PowerColumns:
         """Return count and average, minimum and maximum power per period (read-only)."""
         bounds = checked_bounds(boundaries_ms)
-        with self._read() as conn:
-            pk, tz = self._meter_zone(conn, meter_id)
-            if len(bounds) < 2:
-                return PowerColumns(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros(0))
-            index, _, (n, p_n, p_sum, p_min, p_max) = _period_rows(
-                conn, pk, phase, tz, bounds, _POWER_COLUMNS
-            )
+        found = self._period_rows_of(meter_id, phase, bounds, _POWER_COLUMNS)
+        if found is None:
+            return PowerColumns(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros(0))
+        index, (n, p_n, p_sum, p_min, p_max) = found
         periods = len(bounds) - 1
         count = np.bincount(index, weights=np.nan_to_num(n), minlength=periods)
         powered = np.bincount(index, weights=np.nan_to_num(p_n), minlength=periods)
