@@ -507,19 +507,22 @@ class PostgresReads:
         self, meter_id: str, start: datetime, end: datetime, source: str | None = None
     ) -> list[IntervalEnergy]:
         """Return interval-energy records that start in [start, end) (read-only)."""
-        source_filter = "" if source is None else " AND source = %(source)s"
+        source_filter = "" if source is None else " AND i.source = %(source)s"
         with self._read() as conn:
-            pk, _ = self._meter_pk(conn, meter_id)
+            # One query: no row at all means no such meter; one empty row, no record in range.
             rows = conn.execute(
-                "SELECT start_ms, end_ms, import_kwh, export_kwh, source FROM intervals "
-                "WHERE meter = %(pk)s AND start_ms >= %(start)s AND start_ms < %(end)s"
-                f"{source_filter} "
-                'ORDER BY start_ms, source COLLATE "C"',
-                {"pk": pk, "start": to_ms(start), "end": to_ms(end), "source": source},
+                "SELECT i.start_ms, i.end_ms, i.import_kwh, i.export_kwh, i.source FROM meters m "
+                "LEFT JOIN intervals i ON i.meter = m.pk AND i.start_ms >= %(start)s "
+                f"AND i.start_ms < %(end)s{source_filter} WHERE m.id = %(id)s "
+                'ORDER BY i.start_ms, i.source COLLATE "C"',
+                {"id": meter_id, "start": to_ms(start), "end": to_ms(end), "source": source},
             ).fetchall()
+        if not rows:
+            raise UnknownMeterError(meter_id)
         return [
             IntervalEnergy(meter_id, from_ms(int(a)), from_ms(int(b)), _opt(i), _opt(e), s)
             for a, b, i, e, s in rows
+            if a is not None
         ]
 
     def extras(self, meter_id: str, name: str, start: datetime, end: datetime) -> list[Extra]:
