@@ -125,6 +125,21 @@ def _buckets_of(
     return [Bucket(meter_id, phase, *column) for column in columns]
 
 
+_FIGURE_NEEDS: dict[str, tuple[str, ...]] = {
+    "count": ("n",),
+    "power_avg_w": ("power_sum_w", "power_n"),
+    "power_min_w": ("power_min_w",),
+    "power_max_w": ("power_max_w",),
+    "voltage_avg_v": ("voltage_sum_v", "voltage_n"),
+    "voltage_min_v": ("voltage_min_v",),
+    "voltage_max_v": ("voltage_max_v",),
+    "current_avg_a": ("current_sum_a", "current_n"),
+    "energy_import_kwh": ("energy_import_kwh",),
+    "energy_export_kwh": ("energy_export_kwh",),
+    "covered_s": ("covered_ms",),
+}
+"""The rollup columns each figure of ``period_figures`` reads."""
+
 _SUM_COLUMNS: dict[SumField, tuple[str, float]] = {
     "energy_import_kwh": ("energy_import_kwh", 1.0),
     "energy_export_kwh": ("energy_export_kwh", 1.0),
@@ -400,11 +415,14 @@ class PostgresReads:
         if unknown:
             raise StoreError(f"unknown period figures: {', '.join(sorted(unknown))}")
         bounds = checked_bounds(boundaries_ms)
-        found = self._period_rows_of(meter_id, phase, bounds, _FOLD_COLUMNS)
+        needed = tuple(dict.fromkeys(column for name in fields for column in _FIGURE_NEEDS[name]))
+        found = self._period_rows_of(meter_id, phase, bounds, needed)
         if found is None:
             return {name: np.zeros(0) for name in fields}
         index, values = found
-        folded = _fold(len(bounds) - 1, index, values)
+        present = dict(zip(needed, values, strict=True))
+        absent = np.full(len(index), np.nan)
+        folded = _fold(len(bounds) - 1, index, [present.get(column, absent) for column in _FOLD_COLUMNS])
 
         def mean(total: str, count: str) -> Floats:
             with np.errstate(invalid="ignore", divide="ignore"):
