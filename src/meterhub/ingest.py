@@ -217,7 +217,8 @@ def _suspects(readings: list[Reading], latest_allowed: datetime) -> tuple[set[in
     flagged = (ts_us < _EARLIEST_US) | (ts_us > latest_us) | ~((phases >= 0) & (phases <= MAX_PHASE))
     flagged |= ~(inside | missing).all(axis=0) | missing.all(axis=0)
     for position, column in enumerate(value_cols):
-        if int(missing[position].sum()) != column.count(None):  # a NaN the reading itself holds
+        gaps = int(missing[position].sum())
+        if gaps and gaps != column.count(None):  # a NaN the reading itself holds
             flagged |= missing[position] & np.fromiter((v is not None for v in column), bool, count)
     return set(np.flatnonzero(flagged).tolist()), (meter_col, ts_us, phases, values)
 
@@ -315,7 +316,8 @@ class Ingestor:
         """
         readings = [item if isinstance(item, Reading) else item[1] for item in chunk]
         suspects, columns = _suspects(readings, latest_allowed)
-        unknown = {meter_id for meter_id in {r.meter for r in readings} if not self._meter_known(meter_id)}
+        meter_ids = set(columns[0]) if columns is not None else {r.meter for r in readings}
+        unknown = {meter_id for meter_id in meter_ids if not self._meter_known(meter_id)}
         if not suspects and not unknown:
             return readings, columns
         accepted: list[Reading] = []

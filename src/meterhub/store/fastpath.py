@@ -143,27 +143,28 @@ class _Contributions:
             )
         )
         spread = ~single
-        for k, a, b, ei, ee in zip(
-            *(x[spread].tolist() for x in (keys, t0, t1, e_imp, e_exp)), strict=True
-        ):
-            bucket = a - a % width
-            buckets, imports, exports, overlaps = [], [], [], []
-            while bucket < b:
-                overlap = min(b, bucket + width) - max(a, bucket)
-                buckets.append(bucket)
-                imports.append(ei * overlap / (b - a))
-                exports.append(ee * overlap / (b - a))
-                overlaps.append(overlap if covered else 0)
-                bucket += width
-            self.parts.append(
-                (
-                    np.full(len(buckets), k, dtype=np.int64),
-                    np.array(buckets, dtype=np.int64),
-                    np.array(imports),
-                    np.array(exports),
-                    np.array(overlaps, dtype=np.int64),
-                )
+        if not spread.any():
+            return
+        # Each interval crossing buckets becomes one part per bucket it overlaps, in order: the
+        # bucket starts from its first bucket up to its end, with energy in proportion to time.
+        k, a, b, ei, ee = keys[spread], t0[spread], t1[spread], e_imp[spread], e_exp[spread]
+        first = b0[spread]
+        parts = (b - first + width - 1) // width
+        owner = np.repeat(np.arange(len(k)), parts)
+        step = np.arange(len(owner)) - np.repeat(np.cumsum(parts) - parts, parts)
+        bucket = first[owner] + step * width
+        a, b = a[owner], b[owner]
+        overlap = np.minimum(b, bucket + width) - np.maximum(a, bucket)
+        length = b - a
+        self.parts.append(
+            (
+                k[owner],
+                bucket,
+                ei[owner] * overlap / length,
+                ee[owner] * overlap / length,
+                overlap if covered else np.zeros(len(owner), dtype=np.int64),
             )
+        )
 
     def columns(self) -> tuple[Ints, Ints, Floats, Floats, Ints]:
         """Return all contributions as concatenated columns."""
