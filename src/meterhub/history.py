@@ -14,7 +14,6 @@ from meterhub.errors import InputError
 from meterhub.model import Meter
 from meterhub.store.base import Bucket, PowerColumns, Store
 from meterhub.store.sqlite_periods import FIGURE_FIELDS
-from meterhub.store.sqlite_reads import SQLiteReads
 from meterhub.timeutil import from_ms, get_zone, to_ms
 
 __all__ = [
@@ -161,8 +160,12 @@ def history_columns(
 def _period_figures(
     store: Store, meter_id: str, phase: int, edges_ms: npt.NDArray[np.int64], fields: Sequence[str]
 ) -> dict[str, npt.NDArray[np.float64]]:
-    if isinstance(store, SQLiteReads):
-        return store.period_figures(meter_id, phase, edges_ms, fields)
+    # Both backends fold the coarsest tiling rollup table into arrays (``period_figures``); a
+    # store without it answers through ``aggregate``. Duck-typed, so readings never import psycopg.
+    figures_of = getattr(store, "period_figures", None)
+    if callable(figures_of):
+        found: dict[str, npt.NDArray[np.float64]] = figures_of(meter_id, phase, edges_ms, fields)
+        return found
     buckets = store.aggregate(meter_id, phase, [from_ms(e) for e in edges_ms.tolist()], with_registers=False)
     return _columns_of(meter_id, phase, buckets, fields).figures
 
