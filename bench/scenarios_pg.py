@@ -9,7 +9,6 @@ the same rows.
 
 from __future__ import annotations
 
-import math
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,9 +17,9 @@ from contextlib import contextmanager
 import numpy as np
 import psycopg
 
-from bench.data import FloatArray
 from bench.fixtures import YEAR_METER, Context
 from bench.harness import Goal, Result, calls_for, interleaved, latency_result, repeated, require
+from bench.scenarios_reads import require_figures_agree
 from meterhub.analytics.energy import EnergyBucket, meter_energy
 from meterhub.api.routes.readings import DEFAULT_FIELDS
 from meterhub.history import HistoryColumns, history_columns
@@ -34,19 +33,6 @@ __all__ = ["pg_year_reads"]
 POSTGRES_URL = os.environ.get("METERHUB_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MAX_POINTS = 2000
 GOAL = Goal("<=", 3)
-_TOLERANCE = {
-    "count": 0.0,
-    "power_avg_w": 1e-6,
-    "power_min_w": 1e-9,
-    "power_max_w": 1e-9,
-    "voltage_avg_v": 1e-6,
-    "current_avg_a": 1e-6,
-    "energy_import_kwh": 1e-6,
-    "energy_export_kwh": 1e-6,
-}
-"""Absolute tolerance per figure: both stores keep the same quantised values, but PostgreSQL sums
-them as doubles, so averages and energies may differ in the last digits; counts, minima and
-maxima are exact."""
 _ROLLUPS = ("rollup_15m", "rollup_1h", "rollup_6h", "rollup_day")
 
 
@@ -79,16 +65,6 @@ def _time_pair(
     )
 
 
-def _differences(ours: dict[str, FloatArray], theirs: dict[str, FloatArray]) -> dict[str, float]:
-    differences = {}
-    for name in _TOLERANCE:
-        if not np.array_equal(np.isnan(ours[name]), np.isnan(theirs[name])):
-            differences[name] = math.inf
-        else:
-            differences[name] = float(np.nanmax(np.abs(ours[name] - theirs[name]), initial=0.0))
-    return differences
-
-
 def _downsample(ctx: Context, pg: PostgresStore) -> Result:
     year = ctx.year
     start, end = year.utc_start, year.utc_end
@@ -110,14 +86,7 @@ def _downsample(ctx: Context, pg: PostgresStore) -> Result:
         np.array_equal(got.starts_ms, expected.starts_ms) and np.array_equal(got.ends_ms, expected.ends_ms),
         f"pg_downsample_year: {len(got)} buckets on PostgreSQL, {len(expected)} on SQLite",
     )
-    differences = _differences(got.figures, expected.figures)
-    beyond = {name: d for name, d in differences.items() if d > _TOLERANCE[name]}
-    require(
-        not beyond,
-        "pg_downsample_year: differences from SQLite's beyond the tolerance: "
-        + ", ".join(f"{name} {d:g} (tolerance {_TOLERANCE[name]:g})" for name, d in beyond.items()),
-    )
-    shown = ", ".join(f"{name} {d:.2g}" for name, d in differences.items())
+    shown = require_figures_agree("pg_downsample_year", "SQLite's", got.figures, expected.figures)
     ours_s, reference_s = _time_pair(ctx, ours, reference)
     width_h = (int(got.ends_ms[0]) - int(got.starts_ms[0])) / 3_600_000
     return latency_result(

@@ -68,7 +68,7 @@ def _history_numpy(ts_ms: IntArray, series: Channels, edges_ms: IntArray) -> dic
     return figures
 
 
-_TOLERANCE = {
+FIGURE_TOLERANCE = {
     "count": 0.0,
     "power_avg_w": 1e-6,
     "power_min_w": 1e-9,
@@ -85,12 +85,29 @@ in the last digits; counts, minima and maxima are exact."""
 def _differences(ours: dict[str, FloatArray], theirs: dict[str, FloatArray]) -> dict[str, float]:
     """Return each figure's largest difference (infinite where one has a value the other lacks)."""
     differences = {}
-    for name in _TOLERANCE:
+    for name in FIGURE_TOLERANCE:
         if not np.array_equal(np.isnan(ours[name]), np.isnan(theirs[name])):
             differences[name] = math.inf
         else:
             differences[name] = float(np.nanmax(np.abs(ours[name] - theirs[name]), initial=0.0))
     return differences
+
+
+def require_figures_agree(
+    scenario: str, what: str, ours: dict[str, FloatArray], theirs: dict[str, FloatArray]
+) -> str:
+    """Fail ``scenario`` unless every figure is within :data:`FIGURE_TOLERANCE` of ``what``'s.
+
+    Return the largest differences, as the check line shows them.
+    """
+    differences = _differences(ours, theirs)
+    beyond = {name: d for name, d in differences.items() if d > FIGURE_TOLERANCE[name]}
+    require(
+        not beyond,
+        f"{scenario}: differences from {what} beyond the tolerance: "
+        + ", ".join(f"{name} {d:g} (tolerance {FIGURE_TOLERANCE[name]:g})" for name, d in beyond.items()),
+    )
+    return ", ".join(f"{name} {d:.2g}" for name, d in differences.items())
 
 
 def downsample_year(ctx: Context) -> list[Result]:
@@ -117,14 +134,7 @@ def downsample_year(ctx: Context) -> list[Result]:
         np.array_equal(got.starts_ms, edges_ms[:-1]) and np.array_equal(got.ends_ms, edges_ms[1:]),
         f"downsample_year: {len(got)} buckets, numpy has {len(edges_ms) - 1} (every bucket holds readings)",
     )
-    differences = _differences(got.figures, expected)
-    beyond = {name: d for name, d in differences.items() if d > _TOLERANCE[name]}
-    require(
-        not beyond,
-        "downsample_year: differences from numpy's beyond the tolerance: "
-        + ", ".join(f"{name} {d:g} (tolerance {_TOLERANCE[name]:g})" for name, d in beyond.items()),
-    )
-    shown = ", ".join(f"{name} {d:.2g}" for name, d in differences.items())
+    shown = require_figures_agree("downsample_year", "numpy's", got.figures, expected)
     def as_records() -> object:
         return downsample(year.store, YEAR_METER, start, end, points=MAX_POINTS)
 

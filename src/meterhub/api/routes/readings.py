@@ -37,25 +37,14 @@ from meterhub.api.routes.latest import SharedAnswer, answer_cache, caller, chang
 from meterhub.errors import InputError
 from meterhub.history import BUCKET_WIDTHS_S, MAX_POINTS, HistoryColumns, history_columns
 from meterhub.store.base import Bucket, Store
+from meterhub.store.sqlite_periods import FIGURE_FIELDS
 from meterhub.timeutil import from_ms
 
 __all__ = ["BUCKET_FIELDS", "DEFAULT_FIELDS", "history_rows", "iso_texts", "router"]
 
 router = APIRouter(prefix="/api/v1/meters", tags=["readings"], responses=PROBLEM_RESPONSES)
 
-BUCKET_FIELDS: tuple[str, ...] = (
-    "count",
-    "power_avg_w",
-    "power_min_w",
-    "power_max_w",
-    "voltage_avg_v",
-    "voltage_min_v",
-    "voltage_max_v",
-    "current_avg_a",
-    "energy_import_kwh",
-    "energy_export_kwh",
-    "covered_s",
-)
+BUCKET_FIELDS: tuple[str, ...] = FIGURE_FIELDS
 """The per-bucket figures a caller may ask for with ``fields``."""
 DEFAULT_FIELDS: tuple[str, ...] = (
     "count",
