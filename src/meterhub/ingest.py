@@ -9,6 +9,7 @@ Each batch is one transaction, so a crash loses at most the batch in flight, nev
 from __future__ import annotations
 
 import itertools
+import operator
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -205,10 +206,19 @@ def _suspects(readings: list[Reading], latest_allowed: datetime) -> tuple[set[in
         return range(count), None
     try:
         meter_col, ts_col, phase_col, *value_cols = zip(*readings, strict=True)
-        epoch, micro = _EPOCH, _US
-        ts_us = np.fromiter(((ts - epoch) // micro for ts in ts_col), np.int64, count)
+        # Epoch microseconds, exactly: (ts - epoch) // 1 µs, mapped without a Python frame per row.
+        ts_us = np.fromiter(map(operator.floordiv, map(operator.sub, ts_col, itertools.repeat(_EPOCH)),
+                                itertools.repeat(_US)), np.int64, count)
         phases = np.array(phase_col, dtype=np.float64)
-        values = np.array(value_cols, dtype=np.float64)  # one row per field; None reads as NaN
+        values = np.empty((len(value_cols), count))  # one row per field; None reads as NaN
+        nones: list[int | None] = []
+        for position, column in enumerate(value_cols):
+            if column[0] is None and column.count(None) == count:  # a field no reading carries
+                values[position] = np.nan
+                nones.append(count)
+            else:
+                values[position] = np.array(column, dtype=np.float64)
+                nones.append(None)  # counted below only when the field has gaps
     except (TypeError, ValueError, OverflowError):
         return range(count), None
     latest_us = (latest_allowed - _EPOCH) // _US
@@ -218,7 +228,8 @@ def _suspects(readings: list[Reading], latest_allowed: datetime) -> tuple[set[in
     flagged |= ~(inside | missing).all(axis=0) | missing.all(axis=0)
     for position, column in enumerate(value_cols):
         gaps = int(missing[position].sum())
-        if gaps and gaps != column.count(None):  # a NaN the reading itself holds
+        known = nones[position]
+        if gaps and gaps != (column.count(None) if known is None else known):  # a NaN a reading holds
             flagged |= missing[position] & np.fromiter((v is not None for v in column), bool, count)
     return set(np.flatnonzero(flagged).tolist()), (meter_col, ts_us, phases, values)
 
