@@ -9,14 +9,21 @@ credentials in its query string.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import httpx
 
-from meterhub.errors import ConfigError, VendorUnavailable
+from meterhub.errors import (
+    ConfigError,
+    PayloadError,
+    QuotaExceeded,
+    VendorAuthError,
+    VendorUnavailable,
+)
 
-__all__ = ["request_deadline_s", "response_cause", "retry_after_s", "send"]
+__all__ = ["device_json", "request_deadline_s", "response_cause", "retry_after_s", "send"]
 
 
 def request_deadline_s(http: httpx.AsyncClient) -> float | None:
@@ -63,3 +70,41 @@ def retry_after_s(response: httpx.Response) -> float | None:
     except ValueError:
         return None
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def device_json(
+    response: httpx.Response,
+    what: str,
+    decode: Callable[[bytes], Any],
+    *,
+    refused_login: str,
+    refused: str,
+    login_hint: str = "",
+    said: str = "",
+) -> Any:
+    """Return a device's decoded JSON answer, or raise the typed error its status means.
+
+    401/403 is :class:`VendorAuthError` (``refused_login`` says what was refused), 429
+    :class:`QuotaExceeded` with its Retry-After, 5xx or an empty or undecodable body
+    :class:`VendorUnavailable`, another 4xx :class:`PayloadError` (``refused`` says why it may
+    be). ``said`` is the device's own error text, appended where it has one, else ``login_hint``
+    to a refused login.
+    """
+    status = response.status_code
+    error: Exception | None = None
+    if status in (401, 403):
+        error = VendorAuthError(f"{what} refused {refused_login} (HTTP {status}){said or login_hint}")
+    elif status == 429:
+        error = QuotaExceeded(f"{what}: asked too often (HTTP 429){said}", retry_after_s(response))
+    elif status >= 500:
+        error = VendorUnavailable(f"{what} failed (HTTP {status})")
+    elif status >= 400:
+        error = PayloadError(f"{what} refused the request (HTTP {status}){said or refused}")
+    elif not response.content.strip():
+        error = VendorUnavailable(f"{what} answered nothing")
+    if error is not None:
+        raise error from response_cause(response)
+    try:
+        return decode(response.content)
+    except PayloadError as exc:
+        raise VendorUnavailable(f"{what}: a truncated or non-JSON answer") from exc

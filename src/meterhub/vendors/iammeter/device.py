@@ -15,8 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from meterhub.errors import PayloadError, QuotaExceeded, VendorAuthError, VendorUnavailable
-from meterhub.vendors.http import response_cause, retry_after_s, send
+from meterhub.vendors.http import device_json, send
 from meterhub.vendors.iammeter import mapping
 
 __all__ = ["DEFAULT_DEVICE_PASSWORD", "DEFAULT_DEVICE_USER", "MONITORJSON_PATH", "DeviceClient"]
@@ -55,24 +54,11 @@ class DeviceClient:
             address=self._base_url,
             auth=httpx.BasicAuth(user, password),
         )
-        status = response.status_code
-        error: Exception | None = None
-        if status in (401, 403):
-            error = VendorAuthError(
-                f"{what} refused the user {user!r} or its password (HTTP {status}); "
-                "the factory login is admin/admin"
-            )
-        elif status == 429:
-            error = QuotaExceeded(f"{what}: asked too often (HTTP 429)", retry_after_s(response))
-        elif status >= 500:
-            error = VendorUnavailable(f"{what} failed (HTTP {status})")
-        elif status >= 400:
-            error = PayloadError(f"{what} refused the request (HTTP {status}); is it an IAMMETER meter?")
-        elif not response.content.strip():
-            error = VendorUnavailable(f"{what} answered nothing")
-        if error is not None:
-            raise error from response_cause(response)
-        try:
-            return mapping.decode(response.content)
-        except PayloadError as exc:
-            raise VendorUnavailable(f"{what}: a truncated or non-JSON answer") from exc
+        return device_json(
+            response,
+            what,
+            mapping.decode,
+            refused_login=f"the user {user!r} or its password",
+            login_hint="; the factory login is admin/admin",
+            refused="; is it an IAMMETER meter?",
+        )

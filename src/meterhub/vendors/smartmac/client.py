@@ -17,11 +17,8 @@ import httpx
 
 from meterhub.errors import (
     PayloadError,
-    QuotaExceeded,
-    VendorAuthError,
-    VendorUnavailable,
 )
-from meterhub.vendors.http import response_cause, retry_after_s, send
+from meterhub.vendors.http import device_json, send
 from meterhub.vendors.smartmac import mapping
 
 __all__ = [
@@ -62,25 +59,10 @@ class SmartmacClient:
             params["pout"] = REQUEST_RELAY_ON if relay_on else REQUEST_RELAY_OFF
         what = f"smart-MAC device {self._host}"
         response = await self._send(params, what)
-        status = response.status_code
-        error: Exception | None = None
-        if status in (401, 403):
-            error = VendorAuthError(f"{what} refused the devid/devpass (HTTP {status}){_said(response)}")
-        elif status == 429:
-            error = QuotaExceeded(f"{what}: asked too often (HTTP 429){_said(response)}",
-                                  retry_after_s(response))
-        elif status >= 500:
-            error = VendorUnavailable(f"{what} failed (HTTP {status})")
-        elif status >= 400:
-            error = PayloadError(f"{what} refused the request (HTTP {status}){_said(response)}")
-        elif not response.content.strip():
-            error = VendorUnavailable(f"{what} answered nothing")
-        if error is not None:
-            raise error from response_cause(response)
-        try:
-            return mapping.decode(response.content)
-        except PayloadError as exc:
-            raise VendorUnavailable(f"{what}: a truncated or non-JSON answer") from exc
+        said = _said(response) if response.status_code >= 400 else ""
+        return device_json(
+            response, what, mapping.decode, refused_login="the devid/devpass", refused="", said=said
+        )
 
     async def _send(self, params: dict[str, str], what: str) -> httpx.Response:
         url = f"{self._base_url}/"
