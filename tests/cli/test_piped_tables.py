@@ -45,3 +45,19 @@ def test_tables_show_times_in_the_meters_zone_and_csv_keeps_utc(run: Run, db_url
     assert "2026-03-29 03:30:15+02:00 Europe/Oslo" in run("latest").stdout
     assert "2026-03-29 03:30:15+02:00 Europe/Oslo" in run("meters", "list").stdout
     assert "2026-03-29T01:30:15.274000+00:00" in run("latest", "--format", "csv").stdout
+
+
+def test_a_readings_table_labels_a_local_day_by_its_local_midnight(run: Run, db_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from meterhub.model import Meter, Reading
+    from meterhub.store import open_store
+
+    store = open_store(db_url)
+    store.add_meter(Meter("paris", "file", tz="Europe/Paris"))
+    first = datetime(2007, 1, 31, 23, 0, tzinfo=UTC)  # 1 February, 00:00 in Paris
+    store.write_readings([Reading("paris", first + timedelta(hours=h), power_w=50.0) for h in range(24)])
+    store.close()
+    args = ("readings", "paris", "--start", "2007-02-01", "--end", "2007-02-02", "--bucket", "1d")
+    assert "2007-02-01 00:00:00+01:00 Europe/Paris" in run(*args).stdout
+    assert "2007-01-31T23:00:00+00:00,24," in run(*args, "--format", "csv").stdout

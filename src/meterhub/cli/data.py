@@ -191,9 +191,10 @@ def readings(
             bucket=bucket,
             phase=phase,
         )
+    shown_tz = tz if fmt == "table" else "UTC"  # a table shows local starts; machine formats UTC
     rows = [
         (
-            b.start,
+            in_zone(b.start, shown_tz),
             b.count,
             b.power_avg_w,
             b.power_min_w,
