@@ -228,11 +228,11 @@ class ReaderDevice:
     @property
     def config(self) -> AmsReaderConfig:
         """Return the reader's settings with the variants that are on applied."""
-        settings: dict[str, object] = {}
+        settings: dict[str, Any] = {}
         for name, changes in _VARIANT_SETTINGS.items():
             if self.variant(name):
                 settings.update(changes)
-        return replace(self._config, **settings) if settings else self._config  # type: ignore[arg-type]
+        return replace(self._config, **settings) if settings else self._config
 
     @config.setter
     def config(self, config: AmsReaderConfig) -> None:
