@@ -55,6 +55,8 @@ _LIMITS: dict[str, tuple[float, float]] = {
 """The ranges of :func:`meterhub.ingest.validate_reading`; a value outside takes the row path."""
 _ISO = r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d{1,6})?)?(Z|[+-]\d\d:\d\d)$"
 """ISO 8601 forms pyarrow and ``datetime.fromisoformat`` read alike; others take the row path."""
+_LOCAL_ISO = r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d{1,6})?)?$"
+"""A wall-clock time without an offset, read in the import's zone when it has one."""
 _EPOCH_DIGITS = r"^\d{1,11}$"
 _EARLIEST_US = int(EARLIEST_TS.timestamp()) * 1_000_000
 _SMALL = 256
@@ -231,8 +233,12 @@ def _whole(array: pa.Array) -> Ints:
 class _Checker:
     """Turns a table of one block's columns into a :class:`Block`, row by row where it must."""
 
-    def __init__(self, default_meter: str | None, latest_allowed_us: Callable[[], int]) -> None:
+    def __init__(
+        self, default_meter: str | None, latest_allowed_us: Callable[[], int], tz: str | None = None
+    ) -> None:
         self.default_meter = default_meter
+        self.tz = tz
+        """The zone of timestamps without an offset (None: such a timestamp is refused)."""
         self.latest_allowed_us = latest_allowed_us
         self.json_schema: pa.Schema | None = None
         """The NDJSON schema (timestamps as numbers or as text) that read the last block."""
@@ -315,8 +321,7 @@ class _Checker:
         bad |= meter_index < 0
         return meters, np.maximum(meter_index, 0)
 
-    @staticmethod
-    def _instants(ts: pa.Array, bad: Bools) -> Ints:
+    def _instants(self, ts: pa.Array, bad: Bools) -> Ints:
         if pa.types.is_floating(ts.type) or pa.types.is_integer(ts.type):
             seconds = _floats(ts)
             with np.errstate(invalid="ignore"):
@@ -337,8 +342,33 @@ class _Checker:
         from_iso = _whole(parsed.cast(pa.int64()))
         seconds, _ = _cast(pc.if_else(epoch, ts, None), pa.int64())
         epoch_mask = np.asarray(epoch.to_numpy(zero_copy_only=False), bool)
-        bad |= ~(iso_mask | epoch_mask) | failed
-        return np.where(iso_mask, from_iso, _whole(seconds) * 1_000_000)
+        found = np.where(iso_mask, from_iso, _whole(seconds) * 1_000_000)
+        known = iso_mask | epoch_mask
+        if self.tz is not None:
+            local_mask, from_local = self._local_instants(ts)
+            found = np.where(local_mask, from_local, found)
+            known |= local_mask
+        bad |= ~known | failed
+        return found
+
+    def _local_instants(self, ts: pa.Array) -> tuple[Bools, Ints]:
+        """Read wall-clock times without an offset in ``self.tz``; a skipped or doubled one is left out.
+
+        Such a time reads differently taking the earlier or the later offset, so it is not vouched
+        for here: the row reader rejects it with its reason.
+        """
+        local = pc.fill_null(pc.match_substring_regex(ts, _LOCAL_ISO), False)
+        mask = np.asarray(local.to_numpy(zero_copy_only=False), bool)
+        if not mask.any():
+            return mask, np.zeros(len(ts), np.int64)
+        walls, failed = _cast(pc.if_else(local, ts, None), pa.timestamp("us"))
+        try:
+            early = pc.assume_timezone(walls, self.tz, ambiguous="earliest", nonexistent="earliest")
+            late = pc.assume_timezone(walls, self.tz, ambiguous="latest", nonexistent="latest")
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a zone pyarrow's database lacks
+            return np.zeros(len(ts), bool), np.zeros(len(ts), np.int64)
+        early_us, late_us = _whole(early.cast(pa.int64())), _whole(late.cast(pa.int64()))
+        return mask & ~failed & (early_us == late_us), early_us
 
 
 _CSV_PARSE = pa_csv.ParseOptions(
@@ -357,8 +387,12 @@ def csv_blocks(
     default_meter: str | None,
     latest_allowed_us: Callable[[], int],
     block_bytes: int = BLOCK_BYTES,
+    tz: str | None = None,
 ) -> Iterator[Block]:
-    """Yield the rows of a CSV stream in blocks; raise ImportFileError for a header not to trust."""
+    """Yield the rows of a CSV stream in blocks; raise ImportFileError for a header not to trust.
+
+    ``tz`` is the zone of timestamps without an offset (None: they are refused).
+    """
     chunks = _LineChunks(stream, block_bytes)
     first = next(chunks, b"")
     if first.startswith(_BOM):
@@ -367,10 +401,10 @@ def csv_blocks(
     header = first[: header_end + 1]
     if not first or not header.isascii() or b'"' in header or b"\r" in header.rstrip(b"\r\n"):
         # A header the vectors do not read alike: the row reader reads the whole file.
-        yield from row_blocks(read_rows(chunks.rest_after(_BOM + first), "csv", default_meter))
+        yield from row_blocks(read_rows(chunks.rest_after(_BOM + first), "csv", default_meter, tz))
         return
     columns = csv_header(csv.reader(io.StringIO(header.decode("ascii"), newline="")))
-    checker = _Checker(default_meter, latest_allowed_us)
+    checker = _Checker(default_meter, latest_allowed_us, tz)
     as_text = _convert(dict.fromkeys(columns, pa.string()))
     typed = _convert({c: pa.string() if c in ("meter", "ts") else pa.float64() for c in columns})
     read_options = pa_csv.ReadOptions(column_names=columns, block_size=BLOCK_BYTES)
@@ -384,7 +418,7 @@ def csv_blocks(
                 text = io.TextIOWrapper(
                     chunks.rest_after(chunk), encoding="utf-8", errors="surrogateescape", newline=""
                 )
-                yield from row_blocks(csv_records(csv.reader(text), columns, default_meter, line - 1))
+                yield from row_blocks(csv_records(csv.reader(text), columns, default_meter, line - 1, tz))
                 return
             yield _csv_block(
                 chunk, lines, line, columns, default_meter, checker, read_options, typed, as_text
@@ -414,7 +448,7 @@ def _csv_block(
         for k in picked.tolist():
             text = chunk[starts[k] : ends[k]].decode("utf-8", "surrogateescape")
             values = next(csv.reader(io.StringIO(text, newline="")), [])
-            row = csv_record(f"line {numbers[k]}", values, columns, default_meter)
+            row = csv_record(f"line {numbers[k]}", values, columns, default_meter, checker.tz)
             if row is not None:
                 rows.append(row)
         return _row_block(rows)
@@ -491,9 +525,10 @@ def ndjson_blocks(
     default_meter: str | None,
     latest_allowed_us: Callable[[], int],
     block_bytes: int = BLOCK_BYTES,
+    tz: str | None = None,
 ) -> Iterator[Block]:
-    """Yield the rows of an NDJSON stream in blocks."""
-    checker = _Checker(default_meter, latest_allowed_us)
+    """Yield the rows of an NDJSON stream in blocks; ``tz`` as for :func:`csv_blocks`."""
+    checker = _Checker(default_meter, latest_allowed_us, tz)
     line = 1
     chunks = _LineChunks(stream, block_bytes)
     for number, chunk in enumerate(chunks):
@@ -505,7 +540,7 @@ def ndjson_blocks(
             text = io.TextIOWrapper(
                 chunks.rest_after(chunk), encoding="utf-8", errors="surrogateescape", newline=""
             )
-            rows = (ndjson_record(f"line {n}", t, default_meter) for n, t in enumerate(text, start=line))
+            rows = (ndjson_record(f"line {n}", t, default_meter, tz) for n, t in enumerate(text, start=line))
             yield from row_blocks(row for row in rows if row is not None)
             return
         yield _ndjson_block(chunk, lines, line, default_meter, checker)
@@ -522,7 +557,7 @@ def _ndjson_block(
         rows = []
         for k in picked.tolist():
             text = chunk[starts[k] : ends[k]].decode("utf-8", "surrogateescape")
-            row = ndjson_record(f"line {numbers[k]}", text, default_meter)
+            row = ndjson_record(f"line {numbers[k]}", text, default_meter, checker.tz)
             if row is not None:
                 rows.append(row)
         return _row_block(rows)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
-from meterhub.errors import ConflictError, ImportFileError
+from meterhub.errors import ConflictError, ImportFileError, InputError
 from meterhub.hubzone import default_zone
 from meterhub.ids import check_id, id_problem
 from meterhub.ingest import Ingestor, IngestReport
@@ -34,9 +34,13 @@ from meterhub.model import (
     Reading,
 )
 from meterhub.store.base import Store
+from meterhub.timeutil import get_zone
 
 if TYPE_CHECKING:
     import _csv
+
+    from meterhub.importcolumns import Block
+    from meterhub.importmapped import MapItem
 
 __all__ = ["ImportRow", "detect_format", "import_file", "import_file_by_rows", "read_rows"]
 
@@ -63,8 +67,30 @@ def detect_format(path: Path, head: bytes) -> str:
     return "ndjson" if head.lstrip().startswith(b"{") else "csv"
 
 
-def parse_ts(value: Any) -> datetime:
-    """Parse ISO 8601 with an offset, or epoch seconds, into aware UTC."""
+def local_instant(wall: datetime, tz: str) -> datetime:
+    """Return the UTC instant of a wall-clock time in zone ``tz``; raise ValueError where there is none.
+
+    A wall time the clocks skip (spring forward) names no instant, and one they pass twice (fall
+    back) names two: both are refused with the reason, rather than guessed, so an import never
+    shifts a reading by an hour. Give such a time its UTC offset to import it.
+    """
+    zone = get_zone(tz)
+    first = wall.replace(tzinfo=zone, fold=0)
+    second = wall.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return first.astimezone(UTC)
+    shown = wall.isoformat(sep=" ")
+    if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != wall:
+        raise ValueError(f"local time {shown} does not exist in {tz} (the clocks skip it): give its offset")
+    raise ValueError(f"local time {shown} happens twice in {tz} (the clocks go back): give its offset")
+
+
+def parse_ts(value: Any, tz: str | None = None) -> datetime:
+    """Parse ISO 8601 with an offset, or epoch seconds, into aware UTC.
+
+    With ``tz``, a time without an offset is a wall-clock time there (see :func:`local_instant`);
+    without, it is refused.
+    """
     if isinstance(value, bool):
         raise ValueError("a timestamp cannot be true or false")
     if isinstance(value, int | float):
@@ -78,7 +104,9 @@ def parse_ts(value: Any) -> datetime:
         pass
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
-        raise ValueError(f"timestamp {text!r} has no UTC offset")
+        if tz is None:
+            raise ValueError(f"timestamp {text!r} has no UTC offset (give --tz ZONE to read local times)")
+        return local_instant(parsed, tz)
     return parsed.astimezone(UTC)
 
 
@@ -102,7 +130,7 @@ def _phase(value: Any) -> int:
     return int(number)
 
 
-def to_reading(record: dict[str, Any], default_meter: str | None) -> Reading:
+def to_reading(record: dict[str, Any], default_meter: str | None, tz: str | None = None) -> Reading:
     """Build a reading from one record of canonical columns; raise ValueError with the reason."""
     meter = record.get("meter")
     meter_id = str(meter).strip() if meter not in (None, "") else default_meter
@@ -114,22 +142,24 @@ def to_reading(record: dict[str, Any], default_meter: str | None) -> Reading:
     if record.get("ts") in (None, ""):
         raise ValueError("no ts")
     try:
-        ts = parse_ts(record["ts"])
+        ts = parse_ts(record["ts"], tz)
     except (ValueError, OverflowError, OSError) as exc:
         raise ValueError(f"bad ts {record['ts']!r}: {exc}") from None
     values = [_number(name, record.get(name)) for name in READING_FIELDS]
     return Reading(meter_id, ts, _phase(record.get("phase")), *values)
 
 
-def read_rows(stream: BinaryIO, fmt: str, default_meter: str | None) -> Iterator[ImportRow]:
+def read_rows(
+    stream: BinaryIO, fmt: str, default_meter: str | None, tz: str | None = None
+) -> Iterator[ImportRow]:
     """Yield every row of a CSV or NDJSON stream as a reading or a rejection."""
     # Bytes that are not UTF-8 decode to lone surrogates, so only the rows holding them are rejected.
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
         if fmt == "csv":
-            yield from _csv_rows(text, default_meter)
+            yield from _csv_rows(text, default_meter, tz)
         else:
-            yield from _ndjson_rows(text, default_meter)
+            yield from _ndjson_rows(text, default_meter, tz)
     finally:
         text.detach()
 
@@ -171,15 +201,19 @@ def csv_header(reader: Iterator[list[str]]) -> list[str]:
     return columns
 
 
-def _csv_rows(text: io.TextIOWrapper, default_meter: str | None) -> Iterator[ImportRow]:
+def _csv_rows(text: io.TextIOWrapper, default_meter: str | None, tz: str | None) -> Iterator[ImportRow]:
     # csv's field limit (128 KiB) stays: a longer field rejects its row, and the rest is read.
     reader = csv.reader(text)
     columns = csv_header(reader)
-    yield from csv_records(reader, columns, default_meter, 0)
+    yield from csv_records(reader, columns, default_meter, 0, tz)
 
 
 def csv_records(
-    reader: _csv.Reader, columns: list[str], default_meter: str | None, line_offset: int
+    reader: _csv.Reader,
+    columns: list[str],
+    default_meter: str | None,
+    line_offset: int,
+    tz: str | None = None,
 ) -> Iterator[ImportRow]:
     """Yield the rows a ``csv.reader`` reads after the header; its line 1 is file line ``line_offset + 1``."""
     last_line = reader.line_num
@@ -194,13 +228,13 @@ def csv_records(
             yield ImportRow(where, None, f"unreadable CSV: {exc}")
             continue
         last_line = reader.line_num
-        row = csv_record(where, values, columns, default_meter)
+        row = csv_record(where, values, columns, default_meter, tz)
         if row is not None:
             yield row
 
 
 def csv_record(
-    where: str, values: list[str], columns: list[str], default_meter: str | None
+    where: str, values: list[str], columns: list[str], default_meter: str | None, tz: str | None = None
 ) -> ImportRow | None:
     """Return one CSV record as a reading or a rejection; None for a blank record (not a row)."""
     if not values or all(not v.strip() for v in values):
@@ -211,19 +245,21 @@ def csv_record(
     if len(values) != len(columns):
         return ImportRow(where, None, f"{len(values)} fields where the header has {len(columns)}")
     try:
-        return ImportRow(where, to_reading(dict(zip(columns, values, strict=True)), default_meter))
+        return ImportRow(where, to_reading(dict(zip(columns, values, strict=True)), default_meter, tz))
     except ValueError as exc:
         return ImportRow(where, None, str(exc))
 
 
-def _ndjson_rows(text: io.TextIOWrapper, default_meter: str | None) -> Iterator[ImportRow]:
+def _ndjson_rows(text: io.TextIOWrapper, default_meter: str | None, tz: str | None) -> Iterator[ImportRow]:
     for number, line in enumerate(text, start=1):
-        row = ndjson_record(f"line {number}", line, default_meter)
+        row = ndjson_record(f"line {number}", line, default_meter, tz)
         if row is not None:
             yield row
 
 
-def ndjson_record(where: str, line: str, default_meter: str | None) -> ImportRow | None:
+def ndjson_record(
+    where: str, line: str, default_meter: str | None, tz: str | None = None
+) -> ImportRow | None:
     """Return one NDJSON line as a reading or a rejection; None for a blank line (not a row)."""
     if not line.strip():
         return None
@@ -240,7 +276,7 @@ def ndjson_record(where: str, line: str, default_meter: str | None) -> ImportRow
     if unknown:
         return ImportRow(where, None, f"unknown field(s) {', '.join(unknown)}")
     try:
-        return ImportRow(where, to_reading(record, default_meter))
+        return ImportRow(where, to_reading(record, default_meter, tz))
     except ValueError as exc:
         return ImportRow(where, None, str(exc))
 
@@ -258,22 +294,34 @@ def import_file(
     on_batch: Callable[[IngestReport], None] | None = None,
     stream: BinaryIO | None = None,
     block_bytes: int | None = None,
+    maps: Sequence[str] = (),
+    tz: str | None = None,
 ) -> IngestReport:
     """Import a CSV or NDJSON file; unknown meters are created with vendor ``file``.
 
-    The file is read by columns in bounded blocks (:mod:`meterhub.importcolumns`); what is
-    stored and rejected, with line numbers and reasons, is what :func:`import_file_by_rows`
-    gives. A meter created here takes the hub's default zone; ``report.added_meters`` names each
-    with the zone and the rule that chose it.
+    A file in the canonical columns is read by columns in bounded blocks
+    (:mod:`meterhub.importcolumns`); what is stored and rejected, with line numbers and reasons,
+    is what :func:`import_file_by_rows` gives. A Home Assistant history CSV, and any CSV with
+    ``maps`` (``QUANTITY=COLUMN``), are read row by row (:mod:`meterhub.importmapped`). With
+    ``tz``, a timestamp without an offset is a wall-clock time there (see :func:`local_instant`).
+    A meter created here takes the hub's default zone; ``report.added_meters`` names each with
+    the zone and the rule that chose it.
     """
     # pyarrow loads only for imports, so other commands start without it.
     from meterhub.importbatches import LatestAllowed, ingest_blocks
-    from meterhub.importcolumns import BLOCK_BYTES, csv_blocks, ndjson_blocks
+    from meterhub.importcolumns import BLOCK_BYTES, csv_blocks, ndjson_blocks, row_blocks
+    from meterhub.importmapped import parse_maps
 
     if stream is None and not path.is_file():
         raise ImportFileError(f"file {path} not found")
     if default_meter is not None:
         check_id(default_meter, "--meter")
+    if tz is not None:
+        try:
+            get_zone(tz)
+        except InputError as exc:
+            raise ImportFileError(f"--tz: {exc}") from None
+    map_items = parse_maps(maps)
     report = IngestReport()
     known = {meter.id for meter in store.list_meters()}
 
@@ -285,12 +333,18 @@ def import_file(
             known.add(meter_id)
 
     def run(source: BinaryIO) -> IngestReport:
-        head = source.peek(64)[:64] if hasattr(source, "peek") else b""
-        blocks = csv_blocks if detect_format(path, head) == "csv" else ndjson_blocks
+        head = source.peek(_HEAD_BYTES)[:_HEAD_BYTES] if hasattr(source, "peek") else b""
+        fmt = detect_format(path, head)
         latest = LatestAllowed()
+        special = _special_rows(source, path, fmt, head, map_items, default_meter, tz)
+        if special is not None:
+            read: Iterator[Block] = row_blocks(special)
+        else:
+            blocks = csv_blocks if fmt == "csv" else ndjson_blocks
+            read = blocks(source, default_meter, latest.us, block_bytes or BLOCK_BYTES, tz)
         done = ingest_blocks(
             store,
-            blocks(source, default_meter, latest.us, block_bytes or BLOCK_BYTES),
+            read,
             report,
             latest=latest,
             batch_rows=batch_rows,
@@ -308,6 +362,54 @@ def import_file(
             return run(source)
     except OSError as exc:
         raise ImportFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+_HEAD_BYTES = 4096
+"""Bytes looked at to tell a file's kind from its header."""
+
+
+def _header_of(head: bytes) -> list[str]:
+    """Return the columns of the first line of ``head`` (empty when it holds no whole line)."""
+    line = head.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("utf-8", "replace")
+    from meterhub.importmapped import sniff_delimiter
+
+    return next(csv.reader([line.rstrip("\r")], delimiter=sniff_delimiter(line)), [])
+
+
+def _special_rows(
+    source: BinaryIO,
+    path: Path,
+    fmt: str,
+    head: bytes,
+    maps: Sequence[MapItem],
+    default_meter: str | None,
+    tz: str | None,
+) -> Iterator[ImportRow] | None:
+    """Return the rows of a Home Assistant or column-mapped CSV, or None for a canonical file."""
+    from meterhub.importmapped import (
+        home_assistant_entities,
+        home_assistant_rows,
+        home_assistant_targets,
+        is_home_assistant,
+        mapped_rows,
+    )
+
+    if fmt != "csv":
+        if maps:
+            raise ImportFileError(f"--map reads CSV files; {path.name} is NDJSON (its fields are canonical)")
+        return None
+    if is_home_assistant(_header_of(head)):
+        entities: list[str] = []
+        if not maps:  # the automatic map needs every entity first, so nothing is written on a clash
+            if not source.seekable():
+                raise ImportFileError("a Home Assistant file read from a pipe needs --map QUANTITY=ENTITY")
+            entities = home_assistant_entities(source)
+            source.seek(0)
+        targets = home_assistant_targets(entities, maps, default_meter)
+        return home_assistant_rows(source, targets, tz)
+    if maps:
+        return mapped_rows(source, maps, default_meter, tz)
+    return None
 
 
 def import_file_by_rows(

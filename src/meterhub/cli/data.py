@@ -34,8 +34,27 @@ __all__ = ["export", "import_", "latest", "readings"]
     default=None,
     help="Rows per transaction (default: METERHUB_IMPORT_BATCH_ROWS or 50000).",
 )
-def import_(file: Path, meter_id: str | None, batch_rows: int | None) -> None:
-    """Import a CSV or NDJSON file of readings in the canonical columns."""
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="QUANTITY=SOURCE",
+    help="Fill a canonical column from a column of any CSV (power_w=Power, ts=Time, meter=Device), "
+    "or from a Home Assistant entity ([METER/]power_w=sensor.house_power). Repeatable.",
+)
+@click.option(
+    "--tz",
+    help="IANA zone of timestamps without an offset (a time the clocks skip or repeat is rejected).",
+)
+def import_(
+    file: Path, meter_id: str | None, batch_rows: int | None, maps: tuple[str, ...], tz: str | None
+) -> None:
+    """Import readings: canonical CSV or NDJSON, a Home Assistant history CSV, or any CSV with --map.
+
+    A Home Assistant file (entity_id,state,last_changed) is recognised by its header; without
+    --map its sensors are matched by the end of their ids (..._power, ..._voltage,
+    ..._energy_import) onto --meter.
+    """
     from meterhub.config import Settings
     from meterhub.importer import import_file
 
@@ -45,10 +64,17 @@ def import_(file: Path, meter_id: str | None, batch_rows: int | None) -> None:
     size = file.stat().st_size
     with opened_store() as store, file.open("rb") as stream:
         if sys.stderr.isatty():
-            report = _import_with_bar(store, file, meter_id, rows, stream, size)
+            report = _import_with_bar(store, file, meter_id, rows, stream, size, maps, tz)
         else:
             report = import_file(
-                store, file, meter_id, batch_rows=rows, stream=stream, on_batch=_print_checkpoint
+                store,
+                file,
+                meter_id,
+                batch_rows=rows,
+                stream=stream,
+                on_batch=_print_checkpoint,
+                maps=maps,
+                tz=tz,
             )
     for line in report.added_meters:
         click.echo(line)
@@ -69,7 +95,14 @@ def _require_something_kept(report: IngestReport) -> None:
 
 
 def _import_with_bar(
-    store: Store, file: Path, meter_id: str | None, rows: int, stream: BinaryIO, size: int
+    store: Store,
+    file: Path,
+    meter_id: str | None,
+    rows: int,
+    stream: BinaryIO,
+    size: int,
+    maps: tuple[str, ...],
+    tz: str | None,
 ) -> IngestReport:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
@@ -93,6 +126,8 @@ def _import_with_bar(
             batch_rows=rows,
             stream=stream,
             on_batch=lambda report: progress.update(task, completed=stream.tell()),
+            maps=maps,
+            tz=tz,
         )
 
 
