@@ -1,14 +1,15 @@
 """Polling thousands of meters from one process: the poller against bare httpx requests.
 
-The vendor is the IAMMETER cloud simulator with 2000 meters in one account, served by uvicorn
-on loopback in a process of its own, so the server never shares this process's GIL or its CPU
-time. Ours is the real poller: every meter due at once, each poll taking its slot in the
-persisted quota ledger, reading the stored token, calling ``meterdata2``, mapping the answer and
-storing it through the sink and the ingest pipeline into a fresh SQLite file. The reference
-sends the same 2000 ``meterdata2`` requests with the same token through an ``httpx.AsyncClient``
-of the same limits, as many at once as the poller runs, and only checks each answer's status.
-Before every timed round the simulator's clock moves on an hour, so each round finds fresh
-uploads and a free quota. CPU time is ``time.process_time`` of this process (threads included).
+The vendor is the IAMMETER cloud simulator with 2000 meters in one account (400 in a quick
+run), served by uvicorn on loopback in a process of its own, so the server never shares this
+process's GIL or its CPU time. Ours is the real poller: every meter due at once, each poll
+taking its slot in the persisted quota ledger, reading the stored token, calling
+``meterdata2``, mapping the answer and storing it through the sink and the ingest pipeline
+into a fresh SQLite file. The reference sends the same ``meterdata2`` requests with the same
+token through an ``httpx.AsyncClient`` of the same limits, as many at once as the poller runs,
+and only checks each answer's status. Before every timed round the simulator's clock moves on
+an hour, so each round finds fresh uploads and a free quota. CPU time is
+``time.process_time`` of this process (threads included).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ from meterhub.store.sqlite import SQLiteStore
 __all__ = ["poll_many"]
 
 METERS = 2000
+"""Meters polled in a full run: one IAMMETER account of a fleet's size."""
+QUICK_METERS = 400
+"""Meters polled in a quick run: enough for the 200 polls in flight to stay full most of a round."""
 SITES = 8
 """Households the meters share: the simulator computes each one's physics once."""
 SETTINGS = PollerSettings(startup_spread_s=0.0)
@@ -51,12 +55,12 @@ PASSWORD_ENV = "METERHUB_BENCH_IAMMETER_PASSWORD"
 _METERDATA = "/api/v1/site/meterdata2/{sn}"
 
 
-def _serials() -> list[str]:
-    return [f"B{n:07X}" for n in range(METERS)]
+def _serials(count: int) -> list[str]:
+    return [f"B{n:07X}" for n in range(count)]
 
 
-def _serve(pipe: Connection) -> None:
-    """Serve the IAMMETER simulator with METERS meters on a free loopback port (child process)."""
+def _serve(pipe: Connection, count: int) -> None:
+    """Serve the IAMMETER simulator with ``count`` meters on a free loopback port (child process)."""
     import uvicorn
 
     from meterhub.poller.hub import bind_socket
@@ -65,7 +69,7 @@ def _serve(pipe: Connection) -> None:
     from meterhub.vendors.iammeter.simulator import create_app
 
     sites = tuple(SiteSpec(f"site{k}", phases=1, base_load_w=300.0 + 50 * k) for k in range(SITES))
-    meters = tuple(MeterSpec(sn, f"site{n % SITES}", METERSDATA_FLAT) for n, sn in enumerate(_serials()))
+    meters = tuple(MeterSpec(sn, f"site{n % SITES}", METERSDATA_FLAT) for n, sn in enumerate(_serials(count)))
     app = create_app(seed=1, speed=1.0, start=START, sites=sites, meters=meters, places=())
     sock = bind_socket("127.0.0.1", 0)
     pipe.send(sock.getsockname()[1])
@@ -74,11 +78,11 @@ def _serve(pipe: Connection) -> None:
 
 
 @contextmanager
-def _simulator() -> Iterator[str]:
-    """Run the simulator in a child process; yield its base URL."""
+def _simulator(count: int) -> Iterator[str]:
+    """Run the simulator with ``count`` meters in a child process; yield its base URL."""
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
-    process = context.Process(target=_serve, args=(child,), daemon=True)
+    process = context.Process(target=_serve, args=(child, count), daemon=True)
     process.start()
     try:
         if not parent.poll(60):
@@ -139,13 +143,13 @@ class _Measured:
     rounds: list[_Round]
 
 
-def _meters(base_url: str, info: dict[str, Any]) -> list[Meter]:
+def _meters(base_url: str, info: dict[str, Any], count: int) -> list[Meter]:
     """Return the polled meters: every SN of the simulated account."""
     os.environ[PASSWORD_ENV] = str(info["password"])
     options = {"base_url": base_url, "username": str(info["user_name"]), "password": f"env:{PASSWORD_ENV}"}
     return [
         Meter(f"iam-{sn.lower()}", "iammeter", 1, str(info["tz"]), 300, "", {**options, "sn": sn})
-        for sn in _serials()
+        for sn in _serials(count)
     ]
 
 
@@ -214,8 +218,8 @@ def _ours(ctx: Context, hours: _Hours, meters: list[Meter], stored: list[int]) -
     return _Measured(measure, rounds)
 
 
-async def _bare_requests(base_url: str, token: str) -> _Round:
-    serials = iter(_serials())
+async def _bare_requests(base_url: str, token: str, count: int) -> _Round:
+    serials = iter(_serials(count))
     failures = 0
 
     async def worker(client: httpx.AsyncClient) -> None:
@@ -231,15 +235,15 @@ async def _bare_requests(base_url: str, token: str) -> _Round:
             for _ in range(SETTINGS.max_concurrent_polls):
                 tasks.start_soon(worker, client)
         wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_before
-    return _Round(wall_s, cpu_s, METERS, failures)
+    return _Round(wall_s, cpu_s, count, failures)
 
 
-def _reference(hours: _Hours, token: str) -> _Measured:
+def _reference(hours: _Hours, token: str, count: int) -> _Measured:
     rounds: list[_Round] = []
 
     def measure() -> float:
         hours.next()
-        result = anyio.run(_bare_requests, hours.base_url, token)
+        result = anyio.run(_bare_requests, hours.base_url, token, count)
         if result.failures:
             raise RuntimeError(f"{result.failures} of {result.calls} bare requests failed")
         rounds.append(result)
@@ -249,14 +253,15 @@ def _reference(hours: _Hours, token: str) -> _Measured:
 
 
 def poll_many(ctx: Context) -> list[Result]:
-    """Time polling 2000 IAMMETER meters through the poller against bare httpx requests."""
+    """Time polling 2000 IAMMETER meters (400 in a quick run) through the poller against bare httpx."""
     rounds = min(ctx.rounds, QUICK_ROUNDS) if ctx.quick else ctx.rounds
+    count = QUICK_METERS if ctx.quick else METERS
     stored: list[int] = []
-    with _simulator() as base_url:
+    with _simulator(count) as base_url:
         info = httpx.get(f"{base_url}/_sim/info", timeout=30).json()
         hours = _Hours(base_url)
-        ours = _ours(ctx, hours, _meters(base_url, info), stored)
-        reference = _reference(hours, str(info["token"]))
+        ours = _ours(ctx, hours, _meters(base_url, info, count), stored)
+        reference = _reference(hours, str(info["token"]), count)
         ours.measure()  # warm both: connections, caches, the simulator's physics
         reference.measure()
         ours_s, reference_s = interleaved(ours.measure, reference.measure, rounds)
@@ -264,25 +269,25 @@ def poll_many(ctx: Context) -> list[Result]:
     timed_ours, timed_reference = ours.rounds[-rounds:], reference.rounds[-rounds:]
     ratios = [ref / mine for mine, ref in zip(ours_s, reference_s, strict=True)]
     ratio = statistics.median(ratios)
-    cpu_ours_ms = statistics.median(r.cpu_s for r in timed_ours) / METERS * 1e3
-    cpu_reference_ms = statistics.median(r.cpu_s for r in timed_reference) / METERS * 1e3
-    expected_calls = (rounds + 1) * METERS * 2 + 1  # warm-up and timed rounds, and the login poll
-    if calls.get(_METERDATA) != expected_calls or min(stored) != METERS:
+    cpu_ours_ms = statistics.median(r.cpu_s for r in timed_ours) / count * 1e3
+    cpu_reference_ms = statistics.median(r.cpu_s for r in timed_reference) / count * 1e3
+    expected_calls = (rounds + 1) * count * 2 + 1  # warm-up and timed rounds, and the login poll
+    if calls.get(_METERDATA) != expected_calls or min(stored) != count:
         raise RuntimeError(f"{calls} meterdata2 calls and {stored} stored rows; expected otherwise")
     return [
         Result(
             "poll_many",
             "polls/s",
-            METERS / statistics.median(ours_s),
-            METERS / statistics.median(reference_s),
-            f"bare httpx GET meterdata2 of the same {METERS} meters on the same simulator, "
+            count / statistics.median(ours_s),
+            count / statistics.median(reference_s),
+            f"bare httpx GET meterdata2 of the same {count} meters on the same simulator, "
             f"{SETTINGS.max_concurrent_polls} at a time, same client limits",
             ratio,
             GOAL.text(),
             GOAL.met(ratio),
             min(ratios),
             max(ratios),
-            f"every round stored one reading per meter ({METERS}) and the simulator counted exactly "
+            f"every round stored one reading per meter ({count}) and the simulator counted exactly "
             f"one meterdata2 call per meter and round on each side ({expected_calls} with the login poll)",
             f"throughput ratio ours/reference {ratio:.3g}; CPU per poll ours {cpu_ours_ms:.3f} ms, "
             f"reference {cpu_reference_ms:.3f} ms (x{cpu_ours_ms / cpu_reference_ms:.2g})",

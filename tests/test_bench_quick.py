@@ -68,7 +68,7 @@ def test_quick_poll_many_reports_the_ratio_and_the_cpu_per_poll(tmp_path: Path) 
     assert scenario["ratio"] > 0 and scenario["value"] > 0 and scenario["reference"] > 0
     printed = " ".join(completed.stdout.split())
     assert "throughput ratio ours/reference" in printed and "CPU per poll ours" in printed
-    assert "one reading per meter (2000)" in printed
+    assert "one reading per meter (400)" in printed
 
 
 DASHBOARD_SCENARIOS = "dashboard_year,dashboard_year_energy,live_latency"
