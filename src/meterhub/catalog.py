@@ -22,6 +22,7 @@ from typing import cast
 import httpx
 
 from meterhub import placebook
+from meterhub.config import REFERENCE_SHAPES, is_secret_reference, secret_reference_problem
 from meterhub.errors import ConfigError, ConflictError, FieldError, MeterhubError, NotFoundError
 from meterhub.hubzone import check_zone, default_zone
 from meterhub.ids import id_problem
@@ -69,7 +70,6 @@ MAX_OPTION_CHARS = 500
 MAX_OPTIONS = 32
 MAX_NAME_CHARS = 200
 MAX_INTERVAL_S = 86_400
-_REFERENCE = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
@@ -126,8 +126,8 @@ def check_name(name: str) -> str:
 
 
 def is_reference(value: str) -> bool:
-    """Tell whether an option value is a secret reference (``env:NAME``)."""
-    return value.startswith("env:")
+    """Tell whether an option value is a secret reference (``env:NAME`` or ``file:/path``)."""
+    return is_secret_reference(value)
 
 
 def check_options(options: Mapping[str, str]) -> dict[str, str]:
@@ -144,10 +144,9 @@ def check_options(options: Mapping[str, str]) -> dict[str, str]:
             )
         if len(value) > MAX_OPTION_CHARS:
             raise FieldError(f"options.{key}", f"option {key!r} is longer than {MAX_OPTION_CHARS} characters")
-        if is_reference(value) and not _REFERENCE.match(value):
-            raise FieldError(
-                f"options.{key}", f"option {key!r}: a reference must look like env:VARIABLE_NAME"
-            )
+        if is_reference(value) and secret_reference_problem(value) is not None:
+            problem = f"option {key!r}: a reference must look like {REFERENCE_SHAPES}"
+            raise FieldError(f"options.{key}", problem)
     for key, value in options.items():
         try:
             check_secret_options({key: value}, "options")

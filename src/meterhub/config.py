@@ -1,12 +1,17 @@
 """Settings: environment variables with the ``METERHUB_`` prefix.
 
-Secrets are never stored in settings as values: connection options hold references such as
-``env:IAMMETER_PASSWORD`` that are resolved when used.
+Secrets are never stored in settings as values: connection options hold references that are
+resolved when used: ``env:IAMMETER_PASSWORD`` (an environment variable) or
+``file:/etc/meterhub/iammeter-password`` (a file only its owner may read, as systemd credentials,
+Docker secrets and ``meterhub demo`` keep them).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import stat
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field
@@ -14,7 +19,22 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from meterhub.errors import ConfigError
 
-__all__ = ["Settings", "resolve_secret"]
+__all__ = [
+    "MAX_SECRET_FILE_BYTES",
+    "REFERENCE_SHAPES",
+    "Settings",
+    "is_secret_reference",
+    "resolve_secret",
+    "secret_reference_problem",
+]
+
+REFERENCE_SHAPES = "env:VARIABLE_NAME or file:/absolute/path"
+"""How a secret reference looks, for error messages."""
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+MAX_SECRET_FILE_BYTES = 4096
+"""The largest file a ``file:`` reference may name: a secret, not a document."""
 
 
 class Settings(BaseSettings):
@@ -56,12 +76,67 @@ class Settings(BaseSettings):
     """The longest lock-out after failed sign-ins, in seconds."""
 
 
-def resolve_secret(reference: str) -> str:
-    """Return the secret a reference names: ``env:NAME`` reads the environment variable NAME."""
+def is_secret_reference(value: str) -> bool:
+    """Tell whether an option value is a secret reference (``env:NAME`` or ``file:/path``)."""
+    return value.startswith(("env:", "file:"))
+
+
+def secret_reference_problem(reference: str) -> str | None:
+    """Return why ``reference`` is not a well-formed secret reference, or None when it is.
+
+    Only its form is checked; whether the variable is set or the file readable is checked when
+    the secret is used.
+    """
     kind, _, name = reference.partition(":")
-    if kind != "env" or not name:
-        raise ConfigError(f"secret reference {reference!r} must look like env:VARIABLE_NAME")
-    value = os.environ.get(name)
-    if value is None:
-        raise ConfigError(f"environment variable {name} (named by a secret reference) is not set")
-    return value
+    if kind == "env":
+        if _ENV_NAME.fullmatch(name):
+            return None
+        return f"{reference!r}: env: takes the NAME of an environment variable (letters, digits and _)"
+    if kind == "file":
+        if name.startswith("/") and "\0" not in name and len(name) <= 1024:
+            return None
+        return f"{reference!r}: file: takes an absolute path, such as file:/etc/meterhub/password"
+    return f"secret reference {reference!r} must look like {REFERENCE_SHAPES}"
+
+
+def resolve_secret(reference: str) -> str:
+    """Return the secret a reference names.
+
+    ``env:NAME`` reads the environment variable NAME. ``file:/path`` reads that file, without a
+    final line break; the file must be a regular file of at most 4 KiB that neither its group nor
+    others may read (``chmod 600``), as ssh asks of a private key, so a reference cannot be
+    pointed at a system file the hub happens to be able to read.
+    """
+    problem = secret_reference_problem(reference)
+    if problem is not None:
+        raise ConfigError(problem)
+    kind, _, name = reference.partition(":")
+    if kind == "env":
+        value = os.environ.get(name)
+        if value is None:
+            raise ConfigError(f"environment variable {name} (named by a secret reference) is not set")
+        return value
+    return _read_secret_file(Path(name))
+
+
+def _read_secret_file(path: Path) -> str:
+    try:
+        status = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"secret file {path} (named by a secret reference): {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(status.st_mode):
+        raise ConfigError(f"secret file {path} is not a regular file")
+    if status.st_mode & 0o077:
+        raise ConfigError(
+            f"secret file {path} may be read by others (mode {stat.S_IMODE(status.st_mode):o}); "
+            f"run: chmod 600 {path}"
+        )
+    if status.st_size > MAX_SECRET_FILE_BYTES:
+        raise ConfigError(f"secret file {path} is larger than {MAX_SECRET_FILE_BYTES} bytes")
+    try:
+        text = path.read_bytes()[:MAX_SECRET_FILE_BYTES].decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read secret file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"secret file {path} is not UTF-8 text") from exc
+    return text.removesuffix("\n").removesuffix("\r")

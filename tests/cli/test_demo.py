@@ -99,6 +99,10 @@ def test_demo_serves_five_simulated_vendors_and_stops_cleanly(tmp_path: Path) ->
             if line.startswith("API key for the demo: "):
                 break
         key = early[-1].split(": ", 1)[1].strip()
+        for line in demo.stdout:  # then the simulators, and the commands to try in another shell
+            early.append(line)
+            if line.startswith("Stop with Ctrl-C."):
+                break
         wait_until(partial(serving, demo, port), "the demo to answer /healthz")
         latest = httpx.get(f"http://127.0.0.1:{port}/api/v1/latest", headers={"X-API-Key": key}, timeout=10)
         assert latest.status_code == 200
@@ -108,6 +112,8 @@ def test_demo_serves_five_simulated_vendors_and_stops_cleanly(tmp_path: Path) ->
         dashboard = next(line for line in early if line.startswith("Dashboard: "))
         overview = signed_in_overview(port, dashboard.rsplit("password ", 1)[1].rstrip(")\n"))
         place = demo_place_figures(port, key)
+        wait_until(lambda: meters_with_data(db_url) == set(DEMO_METERS), "data from every demo meter")
+        explored = run_explore_commands("".join(early), tmp_path)
     finally:
         out, err = terminate(demo)
     out = "".join(early) + out
@@ -127,6 +133,38 @@ def test_demo_serves_five_simulated_vendors_and_stops_cleanly(tmp_path: Path) ->
     assert all(meter_id in out for meter_id in DEMO_METERS)
     assert out.rstrip().endswith("meterhub demo stopped")
     assert "Traceback" not in err
+    assert [command.split()[-2:] for command, _ in explored][-1] == ["demo-smartmac", "on"]
+    for command, answer in explored:
+        assert answer.returncode == 0, f"{command}: {answer.stderr}"
+        assert answer.stdout.strip() and "error" not in answer.stderr, command
+    relay = explored[-1][1].stdout
+    assert "demo-smartmac" in relay and "on" in relay
+
+
+def run_explore_commands(out: str, demo_dir: Path) -> list[tuple[str, subprocess.CompletedProcess[str]]]:
+    """Run each command the demo printed, as printed, in a new shell elsewhere with none of the
+    demo's environment: its ``cd`` line first, then each meterhub command on its own."""
+    block = out.split("Explore, in another shell (each line works as printed):\n", 1)[1]
+    lines = [line.strip() for line in block.split("Stop with Ctrl-C.", 1)[0].splitlines() if line.strip()]
+    assert lines[0] == f"cd {demo_dir}" and len(lines) >= 5, lines
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("METERHUB_")}
+    environment["COLUMNS"] = "200"
+    assert "|" not in " ".join(lines)
+    return [
+        (
+            command,
+            subprocess.run(
+                ["bash", "-c", f"{lines[0]} && {command}"],
+                cwd="/",
+                env=environment,
+                capture_output=True,
+                text=True,
+                timeout=STOP_DEADLINE_S,
+                check=False,
+            ),
+        )
+        for command in lines[1:]
+    ]
 
 
 def demo_place_figures(port: int, key: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import secrets
+import shlex
+import shutil
 import socket
+import sys
+from pathlib import Path
 
 import anyio
 import anyio.to_thread
@@ -16,7 +20,6 @@ from meterhub.cli.demo_place import DEMO_PRICE_SERIES, demo_place_meters, setup_
 from meterhub.cli.demo_setup import (
     DemoSimulator,
     backfill_recent,
-    demo_credentials,
     demo_meter,
     start_simulators,
     upsert_meter,
@@ -29,6 +32,7 @@ from meterhub.model import Meter, UserRole
 from meterhub.poller.connectors import ConnectorFactory
 from meterhub.poller.hub import Hub, bind_socket, stop_on_signals
 from meterhub.store import Store, open_store
+from meterhub.store.factory import DEFAULT_DATABASE_URL
 
 __all__ = ["demo"]
 
@@ -175,21 +179,47 @@ async def _add_place(store: Store, simulators: list[DemoSimulator], meters: list
 
 
 def _announce(simulators: list[DemoSimulator], meters: list[Meter], host: str, port: int) -> None:
-    click.echo("simulated vendors (credentials in METERHUB_DEMO_* variables of this process):")
+    click.echo("simulated vendors (credentials in files of meterhub-demo-secrets/, beside the database):")
     for simulator, meter in zip(simulators, meters, strict=True):
         click.echo(f"  {simulator.vendor:<13} {simulator.base_url:<24} meter {meter.id}")
     click.echo(f"meterhub dashboard and API on http://{host}:{port}/ (health: http://{host}:{port}/healthz)")
-    click.echo(
-        "Explore, in another shell: meterhub meters list | meterhub latest | "
-        "meterhub readings demo-iammeter --start now-1d --end now --bucket 1h | "
-        f"meterhub readings {DEMO_METER} --start 2007-02-01 --end 2007-02-03 --bucket 1h"
-    )
-    exports = " ".join(f"{name}={value}" for name, value in demo_credentials())
-    click.echo(
-        "Commands that call a simulated vendor need its demo credentials (from /_sim/info), "
-        f"e.g.: env {exports} meterhub relay demo-smartmac on"
-    )
+    click.echo("Explore, in another shell (each line works as printed):")
+    for line in explore_commands():
+        click.echo(f"  {line}")
     click.echo("Stop with Ctrl-C.")
+
+
+def explore_commands() -> list[str]:
+    """Return the lines a user can paste in another shell: a ``cd``, then meterhub commands."""
+    meterhub = invocation()
+    database = database_url()
+    if database != DEFAULT_DATABASE_URL:
+        meterhub += f" --database-url {shlex.quote(database)}"
+    return [
+        f"cd {shlex.quote(str(Path.cwd()))}",
+        f"{meterhub} meters list",
+        f"{meterhub} latest",
+        f"{meterhub} readings demo-iammeter --start now-1d --bucket 1h",
+        f"{meterhub} readings {DEMO_METER} --start 2007-02-01 --end 2007-02-03 --bucket 1h",
+        f"{meterhub} status",
+        f"{meterhub} relay demo-smartmac on",
+    ]
+
+
+def invocation() -> str:
+    """Return how this very meterhub is run from a shell: ``meterhub`` when the PATH finds it,
+    else its script's path (relative to the working directory when inside it), else ``python -m``."""
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is None or script.name != "meterhub" or not script.exists():
+        return f"{shlex.quote(sys.executable)} -m meterhub"
+    found = shutil.which("meterhub")
+    if found is not None and Path(found).resolve() == script.resolve():
+        return "meterhub"
+    absolute = script.absolute()
+    try:
+        return shlex.quote(str(absolute.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(absolute))
 
 
 async def _backfill_all(store: Store, meters: list[Meter], history_s: float) -> None:

@@ -1,8 +1,9 @@
 """What ``meterhub demo`` sets up: the five vendor simulators on loopback and a meter of each.
 
 Each simulator is served in process by uvicorn on its own socket. Its ``/_sim/info`` gives the
-credentials, which go into this process's environment (``METERHUB_DEMO_<VENDOR>_<WHAT>``), so
-the demo meters hold only ``env:NAME`` references, exactly as a real configuration would.
+credentials, which go into files only their owner may read, in ``meterhub-demo-secrets/`` beside
+the database; the demo meters hold only ``file:/path`` references to them, exactly as a real
+configuration would, so any shell of the same user can run commands that call a simulated vendor.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,8 +30,8 @@ from meterhub.vendors.registry import load_factory, vendor_names
 __all__ = [
     "DemoSimulator",
     "backfill_recent",
-    "demo_credentials",
     "demo_meter",
+    "demo_secrets_dir",
     "secret_reference",
     "start_simulators",
     "upsert_meter",
@@ -77,19 +79,31 @@ async def start_simulators(host: str, first_port: int, seed: int) -> list[DemoSi
     return simulators
 
 
-DEMO_PREFIX = "METERHUB_DEMO_"
+DEMO_SECRETS_DIR = "meterhub-demo-secrets"
+"""The folder, beside the demo's SQLite file, holding the simulators' credentials."""
+
+
+def demo_secrets_dir(database_url: str) -> Path:
+    """Return where the demo keeps its simulators' credentials: beside a SQLite file, else here."""
+    if database_url.startswith("sqlite:///"):
+        database = Path(database_url.removeprefix("sqlite:///").split("?", 1)[0])
+        if database.name and database.name != ":memory:":
+            return database.resolve().parent / DEMO_SECRETS_DIR
+    return Path.cwd().resolve() / DEMO_SECRETS_DIR
 
 
 def secret_reference(vendor: str, what: str, value: object) -> str:
-    """Put a simulator's credential in this process's environment; return its reference."""
-    name = f"{DEMO_PREFIX}{vendor.upper()}_{what.upper()}"
-    os.environ[name] = str(value)
-    return f"env:{name}"
+    """Write a simulator's credential to a file only this user may read; return its reference."""
+    from meterhub.cli.common import database_url
 
-
-def demo_credentials() -> list[tuple[str, str]]:
-    """Return the simulators' demo credentials this process holds, as (variable, value)."""
-    return sorted((name, value) for name, value in os.environ.items() if name.startswith(DEMO_PREFIX))
+    folder = demo_secrets_dir(database_url())
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"{vendor}-{what}"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as secret:
+        secret.write(str(value))
+    path.chmod(0o600)  # a file left by an older demo keeps its mode through O_CREAT
+    return f"file:{path}"
 
 
 def _iammeter(sim: DemoSimulator) -> Meter:

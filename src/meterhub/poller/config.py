@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from meterhub.config import REFERENCE_SHAPES, is_secret_reference, secret_reference_problem
 from meterhub.errors import ConfigError, MeterhubError
 from meterhub.ids import id_problem
 from meterhub.model import Meter
@@ -43,7 +44,7 @@ from meterhub.timeutil import get_zone
 __all__ = ["SECRET_OPTIONS", "HubConfig", "check_secret_options", "load_config", "parse_config"]
 
 SECRET_OPTIONS = frozenset({"password", "key", "devpass", "token", "secret", "api_key"})
-"""Option names whose values are secrets and must be ``env:NAME`` references."""
+"""Option names whose values are secrets and must be references (``env:NAME``, ``file:/path``)."""
 
 _METER_FIELDS = {"id", "vendor", "phases", "tz", "interval_s", "name", "options"}
 
@@ -60,9 +61,9 @@ class HubConfig:
 def check_secret_options(options: Mapping[str, str], where: str) -> None:
     """Raise ConfigError if a secret option holds a value instead of an ``env:NAME`` reference."""
     for name, value in options.items():
-        if name in SECRET_OPTIONS and not (value.startswith("env:") and len(value) > 4):
+        if name in SECRET_OPTIONS and (not is_secret_reference(value) or secret_reference_problem(value)):
             raise ConfigError(
-                f"{where}: option {name!r} must be a reference like env:VARIABLE_NAME, "
+                f"{where}: option {name!r} must be a reference like {REFERENCE_SHAPES}, "
                 "never the secret itself"
             )
 
@@ -136,8 +137,8 @@ def _mqtt_source(table: Mapping[str, Any], where: str) -> MqttSource:
     fields_ = {"host": "127.0.0.1", "port": 1883, "meter_id": None, **table}
     for name in ("username_ref", "password_ref"):
         reference = fields_.get(name)
-        if reference is not None and not (isinstance(reference, str) and reference.startswith("env:")):
-            raise ConfigError(f"{where}: {name} must be a reference like env:VARIABLE_NAME")
+        if reference is not None and not (isinstance(reference, str) and is_secret_reference(reference)):
+            raise ConfigError(f"{where}: {name} must be a reference like {REFERENCE_SHAPES}")
     devices = fields_.get("devices", {})
     meter_ids = [fields_["meter_id"], *(devices.values() if isinstance(devices, dict) else ())]
     for meter_id in (m for m in meter_ids if m is not None):

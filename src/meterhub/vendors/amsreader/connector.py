@@ -52,7 +52,7 @@ from datetime import datetime, time, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from meterhub.config import resolve_secret
+from meterhub.config import is_secret_reference, resolve_secret
 from meterhub.errors import ConfigError, InputError, QuotaExceeded, VendorError
 from meterhub.model import Extra, IntervalEnergy, Meter, PricePoint
 from meterhub.vendors.base import (
@@ -86,7 +86,6 @@ QUOTAS: tuple[QuotaRule, ...] = (QuotaRule("http", limit=1, window_s=2, scope="m
 MAX_QUOTA_WAIT_S = 2.5
 _QUOTA_ATTEMPTS = 3
 _DEFAULT_USERNAME = "admin"
-_REFERENCE_PREFIX = "env:"
 _CONNECTION_OPTIONS = ("host", "base_url", "username", "password", "timeout_s")
 _TRUE = ("true", "1", "yes", "on")
 _MONTHPLOT_REACH = timedelta(days=32)
@@ -178,7 +177,7 @@ class AmsReaderConnector:
         if password_ref is None:
             return None
         username = meter_option(self.meter, "username", _DEFAULT_USERNAME)
-        if username.startswith(_REFERENCE_PREFIX):
+        if is_secret_reference(username):
             username = resolve_secret(username)
         return username, resolve_secret(password_ref)
 

@@ -34,7 +34,7 @@ from typing import ClassVar, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from meterhub.config import resolve_secret
+from meterhub.config import is_secret_reference, resolve_secret
 from meterhub.errors import ConfigError, InputError, PayloadError, VendorAuthError
 from meterhub.model import Meter, Reading
 from meterhub.timeutil import get_zone
@@ -348,7 +348,7 @@ def _sn_of(meter: Meter) -> str:
 
 
 def _plain_or_secret(value: str) -> str:
-    return resolve_secret(value) if value.startswith("env:") else value
+    return resolve_secret(value) if is_secret_reference(value) else value
 
 
 def _require_aware(*instants: datetime) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-from meterhub.config import resolve_secret
+from meterhub.config import is_secret_reference, resolve_secret
 from meterhub.errors import ConfigError
 from meterhub.ids import id_problem
 from meterhub.model import Meter
@@ -86,7 +86,7 @@ class IammeterDevice:
 def device_login(meter: Meter) -> tuple[str, str]:
     """Return the user and password of a meter's local API (the factory admin/admin by default)."""
     user = meter.options.get("user") or meter.options.get("username") or DEFAULT_DEVICE_USER
-    if user.startswith("env:"):
+    if is_secret_reference(user):
         user = resolve_secret(user)
     password = meter.options.get("password")
     return user, resolve_secret(password) if password else DEFAULT_DEVICE_PASSWORD

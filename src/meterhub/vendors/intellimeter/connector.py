@@ -44,7 +44,7 @@ from datetime import date, datetime, timedelta
 from typing import ClassVar, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from meterhub.config import resolve_secret
+from meterhub.config import is_secret_reference, resolve_secret
 from meterhub.errors import ConfigError, InputError, PayloadError, QuotaExceeded, VendorAuthError
 from meterhub.model import IntervalEnergy, Meter, Reading
 from meterhub.vendors.base import (
@@ -91,7 +91,6 @@ HISTORY_WINDOW_DAYS = FILE_CHUNK_DAYS - 1
 _ENERGY_DIGITS = 3
 """Registers come to 0.001 kWh, so their difference does too (no float residue)."""
 _CREDENTIAL_OPTIONS = ("base_url", "key", "stored_key", "username", "password", "timeout_s")
-_REFERENCE_PREFIX = "env:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +131,7 @@ class _Login:
         if self.username is None or self.password_ref is None:
             raise ConfigError("an Intellimeter login needs a key, or a username and a password")
         username = self.username
-        if username.startswith(_REFERENCE_PREFIX):
+        if is_secret_reference(username):
             username = resolve_secret(username)
         return {"username": username, "password": resolve_secret(self.password_ref)}
 

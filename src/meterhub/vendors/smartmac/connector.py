@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import ClassVar
 
-from meterhub.config import resolve_secret
+from meterhub.config import is_secret_reference, resolve_secret
 from meterhub.errors import ConfigError, PayloadError
 from meterhub.model import Meter
 from meterhub.vendors.base import (
@@ -155,7 +155,7 @@ class SmartmacConnector:
 
 def _devid_of(meter: Meter) -> str:
     devid = meter_option(meter, "devid")
-    return resolve_secret(devid) if devid.startswith("env:") else devid
+    return resolve_secret(devid) if is_secret_reference(devid) else devid
 
 
 def _rate_class(meter: Meter) -> str:

@@ -29,7 +29,7 @@ from typing import ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from meterhub.analytics.tariffs import Tariff
-from meterhub.config import resolve_secret
+from meterhub.config import is_secret_reference, resolve_secret
 from meterhub.errors import ConfigError, InputError, QuotaExceeded, VendorAuthError
 from meterhub.model import Meter
 from meterhub.vendors.base import (
@@ -97,7 +97,7 @@ class UmeterConnector:
         """
         auth_url = _hosts(meter).auth.rstrip("/")
         user_name = meter_option(meter, "username")
-        if user_name.startswith("env:"):
+        if is_secret_reference(user_name):
             user_name = resolve_secret(user_name)
         account = f"{urlsplit(auth_url).hostname or auth_url}:{user_name}"
         return {rule.name: account for rule in QUOTAS}
@@ -258,7 +258,7 @@ class UmeterConnector:
 
     def _user_name(self) -> str:
         user_name = meter_option(self.meter, "username")
-        return resolve_secret(user_name) if user_name.startswith("env:") else user_name
+        return resolve_secret(user_name) if is_secret_reference(user_name) else user_name
 
 
 def _tariff(address: mapping.Address) -> dict[str, object] | None:
