@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio
 import click
 
 from meterhub import placebook
-from meterhub.analytics.prices import READER_PRICE_TZ, import_prices
+from meterhub.analytics.prices import READER_PRICE_TZ, PriceImport, import_prices
 from meterhub.analytics.tariffs import Tariff
-from meterhub.cli.common import emit, format_option, opened_store
+from meterhub.cli.common import emit, format_option, local_text, opened_store, time_arg
+from meterhub.config import resolve_secret
 from meterhub.errors import InputError
 from meterhub.model import Role
+from meterhub.pricefeeds.entsoe import DEFAULT_BASE_URL as ENTSOE_URL
+from meterhub.pricefeeds.exports import FORMATS as EXPORT_FORMATS
+from meterhub.pricefeeds.exports import detect_format, read_export
+from meterhub.pricefeeds.schedule import day_bounds
+from meterhub.pricefeeds.storing import StoredPrices, fetch_entsoe_into, store_prices
+from meterhub.pricefeeds.zones import ZONES, find_zone
+from meterhub.timeutil import get_zone
 
 __all__ = ["places", "prices"]
 
@@ -172,12 +182,22 @@ def _tariff_text(data: Any) -> str:
 
 @click.group()
 def prices() -> None:
-    """Import and list dynamic price series."""
+    """Import, fetch and list dynamic price series."""
 
 
 @prices.command("import")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--series", default="default", show_default=True, help="Name the slots are stored under.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "rows", *EXPORT_FORMATS]),
+    default="auto",
+    show_default=True,
+    help="rows: start/end/price/currency CSV or JSON (or an AMS reader's price file); "
+    "nordpool-csv, entsoe-csv, entsoe-xml: those platforms' own exports; auto recognises each.",
+)
+@click.option("--zone", help="For an export with several areas: the one to import, such as NO1.")
 @click.option(
     "--read-at",
     help="For an AMS reader's energyprice.json: when it was read (ISO 8601 with an offset); "
@@ -189,18 +209,111 @@ def prices() -> None:
     show_default=True,
     help="For an AMS reader's price file: the zone its price day begins in.",
 )
-def import_(file: Path, series: str, read_at: str | None, reader_tz: str) -> None:
-    """Import price slots from CSV or JSON (start, end or resolution, price, currency, direction).
+def import_(file: Path, series: str, fmt: str, zone: str | None, read_at: str | None, reader_tz: str) -> None:
+    """Import price slots from a file: rows of start, end or resolution, price, currency, direction.
 
-    An AMS reader's own energyprice.json (or importprice.json/exportprice.json) is recognised too.
+    An AMS reader's own energyprice.json (or importprice.json/exportprice.json) is recognised too,
+    and so are Nord Pool's data-portal CSV and the ENTSO-E platform's CSV and XML exports (prices
+    per MWh there are stored per kWh, raw: a tariff adds VAT, fees and markup).
     """
     moment = _aware_time(read_at, "--read-at") if read_at is not None else None
+    export = _export_format(file, fmt)
     with opened_store() as store:
-        result = import_prices(store, file, series, read_at=moment, reader_tz=reader_tz)
+        if export is None:
+            result: PriceImport | StoredPrices = import_prices(
+                store, file, series, read_at=moment, reader_tz=reader_tz
+            )
+        else:
+            result = store_prices(store, read_export(file, series, export, zone))
     click.echo(
         f"series {result.series}: {result.read} slots read, {result.stored} stored, "
         f"{result.unchanged} unchanged, {result.first_start.isoformat()} to {result.last_end.isoformat()}"
     )
+
+
+def _export_format(file: Path, fmt: str) -> str | None:
+    """Return the export format to read ``file`` in, or None for the row formats."""
+    if fmt == "rows":
+        return None
+    if fmt != "auto":
+        return fmt
+    try:
+        with file.open(encoding="utf-8-sig", errors="replace") as handle:
+            head = handle.read(4000)
+    except OSError:
+        return None  # the row importer names the problem
+    return detect_format(head)
+
+
+@prices.group("fetch")
+def fetch() -> None:
+    """Fetch day-ahead prices from a price platform into a series."""
+
+
+@fetch.command("entsoe")
+@click.option(
+    "--zone", required=True, help="Bidding zone: NO1..NO5, SE1..SE4, DK1, DK2, FI, DE-LU, NL, FR, ..."
+)
+@click.option(
+    "--start",
+    default="tomorrow",
+    show_default=True,
+    help="First delivery day or instant; dates and day words are midnight in the zone's own time.",
+)
+@click.option("--end", help="End (exclusive); default one day after --start.")
+@click.option("--series", help="Series to store in; default entsoe-ZONE, such as entsoe-no1.")
+@click.option(
+    "--token-ref",
+    default="env:ENTSOE_TOKEN",
+    show_default=True,
+    help="Where the security token is: env:NAME reads the environment variable NAME.",
+)
+@click.option("--base-url", default=ENTSOE_URL, show_default=True, help="The platform's API endpoint.")
+def fetch_entsoe(
+    zone: str, start: str, end: str | None, series: str | None, token_ref: str, base_url: str
+) -> None:
+    """Fetch ENTSO-E day-ahead prices (document A44) of a bidding zone and store them.
+
+    Prices are stored per kWh in the platform's currency (EUR/MWh / 1000), raw: a place's
+    tariff adds VAT, grid fees and markup. Nothing is stored unless the whole answer is valid.
+    """
+    bidding_zone = find_zone(zone)
+    local = get_zone(bidding_zone.tz)
+    first = time_arg(start, bidding_zone.tz)
+    if end is None:
+        local_day = first.astimezone(local).date()
+        last = day_bounds(local_day + timedelta(days=1), bidding_zone.tz)[0]
+    else:
+        last = time_arg(end, bidding_zone.tz)
+    name = series or f"entsoe-{bidding_zone.name.lower()}"
+    token = resolve_secret(token_ref)
+    with opened_store() as store:
+        result = anyio.run(
+            partial(
+                fetch_entsoe_into,
+                store,
+                token=token,
+                zone=bidding_zone,
+                start=first,
+                end=last,
+                series=name,
+                base_url=base_url,
+            )
+        )
+    click.echo(
+        f"series {result.series}: {result.read} slots from ENTSO-E {bidding_zone.name} "
+        f"({bidding_zone.eic}), {result.stored} stored, {result.unchanged} unchanged, "
+        f"{local_text(result.first_start.astimezone(local))} to "
+        f"{local_text(result.last_end.astimezone(local))}"
+    )
+
+
+@prices.command("zones")
+@format_option
+def zones(fmt: str) -> None:
+    """List the bidding zones --zone names, with their EIC codes and time zones."""
+    rows = [(z.name, z.eic, z.tz, z.label) for z in ZONES]
+    emit(("zone", "eic", "tz", "area"), rows, fmt, title="bidding zones")
 
 
 @prices.command("list")

@@ -10,6 +10,7 @@ import logging
 import signal
 import socket
 from collections.abc import Generator
+from importlib import import_module
 from typing import Any
 
 import click
@@ -23,6 +24,8 @@ from meterhub.vendors.simkit import SimulatedOffline
 __all__ = ["simulate"]
 
 DEFAULT_PORT = 8801
+PRICE_SIMULATORS = {"entsoe": "meterhub.pricefeeds.simulator:create_app"}
+"""Simulated price platforms, served by name only (``all`` means the meter vendors)."""
 
 
 @click.command()
@@ -53,6 +56,8 @@ DEFAULT_PORT = 8801
 def simulate(vendor: str, host: str, port: int, seed: int, speed: float, variants: tuple[str, ...]) -> None:
     """Serve the simulator of VENDOR (or of every vendor with 'all') until interrupted.
 
+    'entsoe' serves the ENTSO-E transparency platform's day-ahead price API.
+
     Each simulator prints its URL and its /_sim/info (credentials, ids, simulated time).
     With 'all', a --variant applies to every simulator that has it.
     """
@@ -62,7 +67,7 @@ def simulate(vendor: str, host: str, port: int, seed: int, speed: float, variant
     chosen = []  # (name, port, factory); with 'all' each vendor keeps its registry position
     for offset, name in enumerate(names):
         try:
-            chosen.append((name, port + offset, load_factory(name)))
+            chosen.append((name, port + offset, _price_factory(name) or load_factory(name)))
         except InputError as exc:
             if vendor != "all":
                 raise
@@ -81,6 +86,12 @@ def simulate(vendor: str, host: str, port: int, seed: int, speed: float, variant
     finally:
         for sock in sockets:
             sock.close()
+
+
+def _price_factory(name: str) -> Any:
+    """Return the factory of a simulated price platform, or None when ``name`` is none."""
+    module_name, _, attribute = PRICE_SIMULATORS.get(name, "").partition(":")
+    return getattr(import_module(module_name), attribute) if module_name else None
 
 
 def _bind_all(host: str, ports: list[int]) -> list[socket.socket]:
