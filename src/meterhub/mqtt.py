@@ -20,6 +20,21 @@ message is counted per topic and logged once per topic; it never stops the subsc
 go through ingest's validation, and a batch the store refuses anyway is written again message by
 message, so one bad message costs only its own readings. A lost broker is reconnected with
 exponential backoff; :meth:`MqttSubscriber.stop` ends cleanly, storing what was already received.
+
+Several workers: a single-document source (json, flat) is consumed with an MQTT v5 shared
+subscription, ``$share/<group>/<topic>/#``, so the broker hands each message to one worker of the
+group. A source whose readings are assembled from several messages (raw, Domoticz, Home
+Assistant) keeps a plain subscription: every worker assembles every round, and the round is
+stored once (same time, same key). Subscriptions are QoS 1, so the broker re-delivers what a
+lost connection left unacknowledged.
+
+A message (or round) that carries the device's time is stored under that time, so any copy of it
+is the same row. One without a device time gets a stable identity, a digest of its broker, topic
+and payload, claimed in the store's ``tokens`` table (scope ``mqtt-arrival``) with the time of its
+first arrival: a copy arriving within the source's ``dedupe_window_s`` (a QoS 1 re-delivery, a
+DUP retransmission, a re-delivery after a group member died, the same round assembled by another
+worker) takes that same time, and is counted in ``redeliveries`` instead of becoming a second
+row. An identical payload after the window is a new message.
 """
 
 from __future__ import annotations
@@ -29,15 +44,17 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
 import aiomqtt
 import anyio
+import orjson
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from meterhub.claims import claim_token
 from meterhub.config import resolve_secret
 from meterhub.errors import ConfigError, PayloadError, UnknownMeterError
 from meterhub.ingest import Ingestor, IngestReport
@@ -48,15 +65,19 @@ from meterhub.mqtt_mapping import (
     RAW_TEXTS,
     MqttSource,
     PayloadFormat,
+    arrival_identity,
     decode_json,
     domoticz_values,
+    home_assistant_device_time,
     json_device_keys,
+    json_device_time,
     json_topic_wanted,
     map_home_assistant,
     map_json,
     map_raw,
     merge_instants,
     parse_raw_number,
+    raw_device_time,
     raw_suffix,
 )
 from meterhub.store.base import Store
@@ -68,6 +89,9 @@ __all__ = ["MqttCounters", "MqttSource", "MqttSubscriber", "PayloadFormat"]
 log = logging.getLogger(__name__)
 
 _QUEUE_SIZE = 1000
+ARRIVAL_SCOPE = "mqtt-arrival"
+"""The tokens scope holding the first arrival time of each message without a device time."""
+_PURGE_EVERY_S = 60.0
 
 
 @dataclass(slots=True)
@@ -80,6 +104,8 @@ class MqttCounters:
     readings_stored: int = 0
     readings_duplicate: int = 0
     readings_rejected: int = 0
+    redeliveries: int = 0
+    """Messages or rounds without a device time seen before: stored once, at the first time."""
     extras_stored: int = 0
     write_errors: int = 0
     connects: int = 0
@@ -102,6 +128,17 @@ class _Broker:
     sources: list[tuple[int, MqttSource]]
     up: bool = False
 
+    @property
+    def where(self) -> str:
+        """Return host:port, part of every message identity."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def protocol(self) -> aiomqtt.ProtocolVersion:
+        """Return MQTT v5 when a source shares its subscription, else v3.1.1."""
+        shared = any(source.group for _, source in self.sources)
+        return aiomqtt.ProtocolVersion.V5 if shared else aiomqtt.ProtocolVersion.V311
+
     def credentials(self) -> tuple[str | None, str | None]:
         """Resolve the references now; raise ConfigError when one is unset."""
         username = resolve_secret(self.username_ref) if self.username_ref else None
@@ -113,6 +150,7 @@ class _Broker:
 class _RawRound:
     """Raw values of one device collected until the round is complete."""
 
+    broker: _Broker
     source: MqttSource
     prefix: str
     last_s: float
@@ -253,11 +291,12 @@ class MqttSubscriber:
                 username=username,
                 password=password,
                 timeout=self._connect_timeout_s,
+                protocol=broker.protocol,
             )
             try:
                 async with client:
                     for topic_filter in sorted({source.subscription for _, source in broker.sources}):
-                        await client.subscribe(topic_filter)
+                        await client.subscribe(topic_filter, qos=1)
                     self._connected(broker)
                     delay_s = self._reconnect_min_s
                     async for message in client.messages:
@@ -290,7 +329,7 @@ class MqttSubscriber:
                 continue
             try:
                 used |= await self._handle(
-                    index, source, split, _payload_bytes(message.payload), message.retain
+                    broker, index, source, split, _payload_bytes(message.payload), message.retain
                 )
             except PayloadError as exc:
                 used = True
@@ -319,28 +358,64 @@ class MqttSubscriber:
             log.warning(message, *args)
 
     async def _handle(
-        self, index: int, source: MqttSource, split: tuple[str, str], payload: bytes, retained: bool
+        self,
+        broker: _Broker,
+        index: int,
+        source: MqttSource,
+        split: tuple[str, str],
+        payload: bytes,
+        retained: bool,
     ) -> bool:
         """Map one message for one source; return False when the source has no use for it."""
         prefix, suffix = split
         if source.format is PayloadFormat.RAW:
-            return await self._collect_raw(index, source, split, payload, retained)
+            return await self._collect_raw(broker, index, source, split, payload, retained)
         if source.format is PayloadFormat.HOME_ASSISTANT:
-            return await self._home_assistant(index, source, split, payload)
+            return await self._home_assistant(broker, index, source, split, payload)
         if source.format is PayloadFormat.DOMOTICZ:
-            return await self._collect_domoticz(index, source, prefix, payload, retained)
+            return await self._collect_domoticz(broker, index, source, prefix, payload, retained)
         if not json_topic_wanted(suffix):
             return False
         document = decode_json(payload)
         meter_id = source.meter_for(prefix, json_device_keys(document, source.format))
         if meter_id is None:
             self._unmapped(prefix)
-        else:
-            await self._emit(map_json(document, source.format, meter_id, utc_now()))
+            return True
+        received_at = utc_now()
+        fetched = map_json(document, source.format, meter_id, received_at)
+        if (fetched.readings or fetched.extras) and json_device_time(document, source.format) is None:
+            topic = f"{prefix}/{suffix}" if suffix else prefix
+            stamp = await self._arrival(broker, source, topic, payload, received_at)
+            if stamp != received_at:
+                fetched = map_json(document, source.format, meter_id, stamp)
+        await self._emit(fetched)
         return True
 
+    async def _arrival(
+        self, broker: _Broker, source: MqttSource, topic: str, content: bytes, received_at: datetime
+    ) -> datetime:
+        """Return the time to store a message without a device time under: its first arrival's.
+
+        The first process to claim the message's identity sets the time; a re-delivery within
+        the source's window reads it back, so its readings land on the same rows.
+        """
+        identity = arrival_identity(broker.where, topic, content)
+        mine = received_at.isoformat(timespec="microseconds")
+        expires = received_at + timedelta(seconds=source.window_s)
+        try:
+            held = await anyio.to_thread.run_sync(
+                claim_token, self.store, ARRIVAL_SCOPE, identity, mine, expires, received_at
+            )
+        except Exception as exc:  # the write that follows reports a store that is down
+            self._warn_once("arrival", "cannot record MQTT message identities: %s", exc)
+            return received_at
+        if held == mine:
+            return received_at
+        self.counters.redeliveries += 1
+        return datetime.fromisoformat(held)
+
     async def _home_assistant(
-        self, index: int, source: MqttSource, split: tuple[str, str], payload: bytes
+        self, broker: _Broker, index: int, source: MqttSource, split: tuple[str, str], payload: bytes
     ) -> bool:
         """Map a state document; an ``energy`` one waits for the ``power`` one of its frame."""
         prefix, suffix = split
@@ -351,7 +426,12 @@ class MqttSubscriber:
         if meter_id is None:
             self._unmapped(prefix)
             return True
-        fetched = map_home_assistant(suffix, document, meter_id, utc_now())
+        received_at = utc_now()
+        fetched = map_home_assistant(suffix, document, meter_id, received_at)
+        if (fetched.readings or fetched.extras) and home_assistant_device_time(suffix, document) is None:
+            stamp = await self._arrival(broker, source, f"{prefix}/{suffix}", payload, received_at)
+            if stamp != received_at:
+                fetched = map_home_assistant(suffix, document, meter_id, stamp)
         key = (index, prefix)
         waiting = self._energy.pop(key, None)
         if suffix == "energy":
@@ -369,7 +449,13 @@ class MqttSubscriber:
         self._warn_once(f"unmapped:{device}", "no meter is configured for MQTT device %s", device)
 
     async def _collect_raw(
-        self, index: int, source: MqttSource, split: tuple[str, str], payload: bytes, retained: bool
+        self,
+        broker: _Broker,
+        index: int,
+        source: MqttSource,
+        split: tuple[str, str],
+        payload: bytes,
+        retained: bool,
     ) -> bool:
         prefix, suffix = split
         name = raw_suffix(suffix)
@@ -384,7 +470,7 @@ class MqttSubscriber:
             await self._flush_round(key)
             current = None
         if current is None:
-            current = _RawRound(source, prefix, anyio.current_time(), utc_now(), started=starts)
+            current = _RawRound(broker, source, prefix, anyio.current_time(), utc_now(), started=starts)
             self._rounds[key] = current
         current.last_s = anyio.current_time()
         if text is not None:
@@ -394,7 +480,7 @@ class MqttSubscriber:
         return True
 
     async def _collect_domoticz(
-        self, index: int, source: MqttSource, prefix: str, payload: bytes, retained: bool
+        self, broker: _Broker, index: int, source: MqttSource, prefix: str, payload: bytes, retained: bool
     ) -> bool:
         """Collect the reader's Domoticz values; its electricity command starts a round."""
         if retained:
@@ -409,16 +495,27 @@ class MqttSubscriber:
             await self._flush_round(key)
             current = None
         if current is None:
-            current = _RawRound(source, prefix, anyio.current_time(), utc_now(), started=starts)
+            current = _RawRound(broker, source, prefix, anyio.current_time(), utc_now(), started=starts)
             self._rounds[key] = current
         current.last_s = anyio.current_time()
         current.numbers.update(values)
         return True
 
     async def _raw_tick_loop(self) -> None:
+        purged_s = anyio.current_time()
         while True:
             await anyio.sleep(self._raw_window_s / 4)
             await self._flush_rounds(older_than_s=self._raw_window_s)
+            if anyio.current_time() - purged_s >= _PURGE_EVERY_S:
+                purged_s = anyio.current_time()
+                await self._purge_arrivals()
+
+    async def _purge_arrivals(self) -> None:
+        """Forget message identities whose window has passed."""
+        try:
+            await anyio.to_thread.run_sync(self.store.token_purge, ARRIVAL_SCOPE, utc_now())
+        except Exception as exc:  # only housekeeping: the next round tries again
+            log.debug("purging MQTT message identities failed: %s", exc)
 
     async def _flush_rounds(self, older_than_s: float | None) -> None:
         now_s = anyio.current_time()
@@ -438,7 +535,15 @@ class MqttSubscriber:
             self._unmapped(round_.prefix)
             return
         try:
-            fetched = map_raw(round_.numbers, meter_id, round_.received_at)
+            received_at = round_.received_at
+            if raw_device_time(round_.numbers) is None:
+                content = orjson.dumps(
+                    {"numbers": round_.numbers, "texts": round_.texts}, option=orjson.OPT_SORT_KEYS
+                )
+                received_at = await self._arrival(
+                    round_.broker, round_.source, round_.prefix, content, received_at
+                )
+            fetched = map_raw(round_.numbers, meter_id, received_at)
         except PayloadError as exc:
             self._malformed(f"{round_.prefix}/meter/clock", exc)
             return

@@ -32,6 +32,7 @@ extras, the others nothing. Field tables reuse the engine of :mod:`meterhub.vend
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -52,9 +53,11 @@ from meterhub.vendors.amsreader.mapping import (
 from meterhub.vendors.base import Fetched
 
 __all__ = [
+    "ARRIVAL_WINDOW_S",
     "CLASSIC_EXTRAS",
     "CLASSIC_FIELDS",
     "CLOCK_FLOOR",
+    "DEFAULT_GROUP",
     "DOMOTICZ_IDX",
     "FLAT_EXTRAS",
     "FLAT_FIELDS",
@@ -63,17 +66,22 @@ __all__ = [
     "RAW_FIELDS",
     "RAW_ROUND_START",
     "RAW_TEXTS",
+    "ROUND_FORMATS",
     "MqttSource",
     "PayloadFormat",
+    "arrival_identity",
     "decode_json",
     "domoticz_values",
+    "home_assistant_device_time",
     "json_device_keys",
+    "json_device_time",
     "json_topic_wanted",
     "map_home_assistant",
     "map_json",
     "map_raw",
     "merge_instants",
     "parse_raw_number",
+    "raw_device_time",
     "raw_suffix",
     "reader_clock",
     "reader_iso_clock",
@@ -162,6 +170,25 @@ _MULTI_TOPIC_SUFFIXES = frozenset({"", "list1", "list2", "list3", "list4", "syst
 
 
 # --- sources ----------------------------------------------------------------------------------
+ROUND_FORMATS = frozenset({PayloadFormat.RAW, PayloadFormat.DOMOTICZ, PayloadFormat.HOME_ASSISTANT})
+"""Formats whose reading is assembled from several messages of one device: a shared
+subscription would hand those messages to different workers, so these formats are consumed
+with plain subscriptions, each worker assembling every round, and stored once by identity."""
+DEFAULT_GROUP = "meterhub"
+"""The shared-subscription group of a single-document source that names none."""
+ARRIVAL_WINDOW_S: Mapping[PayloadFormat, float] = {
+    PayloadFormat.JSON: 600.0,
+    PayloadFormat.FLAT: 600.0,
+    PayloadFormat.RAW: 1.5,
+    PayloadFormat.DOMOTICZ: 1.5,
+    PayloadFormat.HOME_ASSISTANT: 1.5,
+}
+"""Default ``dedupe_window_s`` per format. A JSON document carries the reader's uptime, so two
+equal ones are one message delivered twice; raw values, Domoticz commands and Home Assistant
+documents may legitimately repeat from one round to the next (every 2 s at the fastest), so
+their window is shorter than a round."""
+_SHARE_NAME_FORBIDDEN = frozenset("/+#")
+
 DOMOTICZ_IDX = ("elidx", "vl1idx", "vl2idx", "vl3idx", "cl1idx")
 """The reader's names of the Domoticz idx numbers it publishes, in the order it sends them."""
 
@@ -199,6 +226,15 @@ class MqttSource:
     domoticz: Mapping[str, int] = field(default_factory=dict, hash=False)
     """The Domoticz format's idx numbers by the reader's names for them (``elidx``, ``vl1idx``,
     ``vl2idx``, ``vl3idx``, ``cl1idx``); required by that format."""
+    group: str | None = None
+    """The MQTT v5 shared-subscription group: every worker subscribing with the same group gets
+    a share of the messages, each message going to one of them. None picks the default:
+    :data:`DEFAULT_GROUP` for the single-document formats (json, flat), a plain subscription for
+    the formats in :data:`ROUND_FORMATS`. ``""`` asks for a plain subscription."""
+    dedupe_window_s: float | None = None
+    """How long a message without a device time keeps its identity: the same payload on the same
+    topic again within this window is a re-delivery, stored once at the first arrival's time.
+    None picks :data:`ARRIVAL_WINDOW_S` of the format."""
 
     def __post_init__(self) -> None:
         levels = self.topic.split("/")
@@ -211,11 +247,42 @@ class MqttSource:
         object.__setattr__(self, "format", PayloadFormat(self.format))
         if self.format is PayloadFormat.DOMOTICZ:
             _check_domoticz_idx(self.domoticz)
+        self._resolve_group()
+        window_s = self.dedupe_window_s
+        if window_s is None:
+            window_s = ARRIVAL_WINDOW_S[self.format]
+        if isinstance(window_s, bool) or not isinstance(window_s, int | float) or not 0 < window_s <= 86_400:
+            raise ConfigError(f"MQTT dedupe_window_s {window_s!r} is not a number of seconds in (0, 86400]")
+        object.__setattr__(self, "dedupe_window_s", float(window_s))
+
+    def _resolve_group(self) -> None:
+        group = self.group
+        if group is None:
+            group = "" if self.format in ROUND_FORMATS else DEFAULT_GROUP
+        if not isinstance(group, str) or _SHARE_NAME_FORBIDDEN & set(group):
+            raise ConfigError(f"MQTT group {group!r} must be text without / + or #")
+        if group and self.format in ROUND_FORMATS:
+            raise ConfigError(
+                f"MQTT topic {self.topic!r}: the {self.format} format joins several messages into "
+                "one reading, which a shared subscription would split between workers; leave group "
+                "unset (each worker subscribes and the reading is stored once)"
+            )
+        object.__setattr__(self, "group", group)
+
+    @property
+    def window_s(self) -> float:
+        """Return the resolved ``dedupe_window_s``."""
+        return float(self.dedupe_window_s or ARRIVAL_WINDOW_S[self.format])
+
+    @property
+    def topic_filter(self) -> str:
+        """Return the topic filter: the prefix and everything below it."""
+        return f"{self.topic}/#"
 
     @property
     def subscription(self) -> str:
-        """Return the topic filter: the prefix and everything below it."""
-        return f"{self.topic}/#"
+        """Return what to subscribe to: the topic filter, shared as ``$share/<group>/...``."""
+        return f"$share/{self.group}/{self.topic_filter}" if self.group else self.topic_filter
 
     def split(self, topic: str) -> tuple[str, str] | None:
         """Return (device prefix, suffix) of a topic under this source, or None."""
@@ -283,6 +350,22 @@ def json_device_keys(document: Mapping[str, object], fmt: PayloadFormat) -> tupl
     return tuple(key for key in keys if isinstance(key, str) and key)
 
 
+def json_device_time(document: Mapping[str, object], fmt: PayloadFormat) -> datetime | None:
+    """Return a JSON document's time by the reader's clock, else the meter's; None when unset."""
+    data = document if fmt is PayloadFormat.FLAT else document.get("data")
+    rtc = data.get("rtc") if isinstance(data, dict) else None
+    return reader_clock(document.get("t"), "time t") or reader_clock(rtc, "meter clock rtc")
+
+
+def arrival_identity(where: str, topic: str, content: bytes) -> str:
+    """Return the identity of a message without a device time: its broker, topic and content."""
+    digest = hashlib.sha256()
+    for part in (where.encode(), topic.encode("utf-8", "surrogatepass"), content):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
 def _peak_extras(raw: object, meter_id: str, ts: datetime) -> list[Extra]:
     if raw is None:
         return []
@@ -302,19 +385,14 @@ def map_json(
     """Map a JSON classic or flat document; one without reader fields maps to nothing."""
     flat = fmt is PayloadFormat.FLAT
     if flat:
-        data = document
         if not _FLAT_READING_KEYS & document.keys() and "version" not in document:
             return Fetched()
     else:
         raw_data = document.get("data")
         if raw_data is None and "version" not in document:
             return Fetched()  # a price or temperature document
-        data = require_object(raw_data if raw_data is not None else {}, "AMS reader data")
-    ts = (
-        reader_clock(document.get("t"), "time t")
-        or reader_clock(data.get("rtc"), "meter clock rtc")
-        or received_at
-    )
+        require_object(raw_data if raw_data is not None else {}, "AMS reader data")
+    ts = json_device_time(document, fmt) or received_at
     realtime = document if flat else document.get("realtime")
     peaks = realtime.get("peaks") if isinstance(realtime, dict) else None
     specs = FLAT_FIELDS if flat else CLASSIC_FIELDS
@@ -411,10 +489,15 @@ def parse_raw_number(suffix: str, payload: bytes) -> float:
     return value
 
 
+def raw_device_time(numbers: Mapping[str, float]) -> datetime | None:
+    """Return a raw round's time by the reader's or the meter's clock; None when it has none."""
+    stamps = (reader_clock(numbers.get(suffix), suffix) for suffix in RAW_TIMES)
+    return next((stamp for stamp in stamps if stamp is not None), None)
+
+
 def map_raw(numbers: Mapping[str, float], meter_id: str, received_at: datetime) -> Fetched:
     """Map the raw values one device sent in one round to readings and extras."""
-    stamps = (reader_clock(numbers.get(suffix), suffix) for suffix in RAW_TIMES)
-    ts = next((stamp for stamp in stamps if stamp is not None), received_at)
+    ts = raw_device_time(numbers) or received_at
     return Fetched(
         readings=readings_from(without_unmeasured_voltages(numbers, RAW_FIELDS), RAW_FIELDS, meter_id, ts),
         extras=extras_from(numbers, RAW_EXTRAS, meter_id, ts),
@@ -499,6 +582,14 @@ def _without_unreported_power_factors(document: Mapping[str, object]) -> Mapping
     if all(value == _HA_UNREPORTED_PF and not isinstance(value, bool) for value in factors):
         return {key: value for key, value in document.items() if key not in _HA_POWER_FACTORS}
     return document
+
+
+def home_assistant_device_time(suffix: str, document: Mapping[str, object]) -> datetime | None:
+    """Return a state document's time (``t``, for ``energy`` else ``rtc``); None when unset."""
+    ts = reader_iso_clock(document.get("t"), "time t")
+    if ts is None and suffix == "energy":
+        ts = reader_iso_clock(document.get("rtc"), "meter clock rtc")
+    return ts
 
 
 def map_home_assistant(

@@ -8,8 +8,12 @@ other use of it, at the same time or later, ends the session, as a stolen token 
 token is kept until it expires, to notice its reuse. Revoking a token, changing the password or
 removing the user ends the session and with it every access and refresh token bound to it.
 
-Authenticated principals are cached for a few seconds per credential, so a busy client costs
-no database reads; changes made through this process clear the cache at once.
+Authenticated principals are cached for :data:`CACHE_S` seconds per credential, so a busy client
+costs no database reads. Every API replica on one database shares the sessions, refresh tokens,
+key revocations and login lock-outs, all kept in the store. A change (revoking a key or token,
+ending a session, changing a password, role or share, removing a user) takes effect at once on
+the replica that made it, which clears its cache, and on every other replica within
+:data:`CACHE_S` seconds, when the credential's cached principal is checked against the store again.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from fastapi import Depends
 
 from meterhub.api import security
 from meterhub.api.deps import CHALLENGE, Principal, Role, get_authenticator
-from meterhub.api.limits import LoginThrottle, RateLimiter
+from meterhub.api.limits import LOGIN_SCOPE, LoginThrottle, RateLimiter
 from meterhub.api.problems import ApiProblem
 from meterhub.config import Settings
 from meterhub.errors import InputError, NotFoundError, UnknownPlaceError
@@ -36,7 +40,8 @@ from meterhub.store.base import Store
 __all__ = ["AuthDep", "Authenticator", "TokenPair"]
 
 CACHE_S = 5.0
-"""How long an authenticated principal is reused before the store is asked again."""
+"""How long an authenticated principal is reused before the store is asked again: the longest
+a change made on another replica (a revoked key, an ended session) takes to reach this one."""
 TOUCH_EVERY_S = 60.0
 """How often, at most, a key's last use is written."""
 KEY_RELOAD_S = 10.0
@@ -73,31 +78,49 @@ def _too_many(detail: str, wait_s: float) -> ApiProblem:
 class Authenticator:
     """Grants tokens, checks credentials and applies the rate limits of one app."""
 
-    def __init__(self, store: Store, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
         self.settings = settings
         self._clock = clock
+        self._monotonic = monotonic
         self._key: bytes | None = None
         self._key_read_at = 0.0
         self._purged_at: float | None = None
         self._cache: dict[str, tuple[float, Principal, str]] = {}
         self._lock = threading.Lock()
         self.logins = LoginThrottle(
-            settings.login_free_attempts, settings.login_lock_base_s, settings.login_lock_max_s
+            settings.login_free_attempts,
+            settings.login_lock_base_s,
+            settings.login_lock_max_s,
+            clock=clock,
+            store=store,
         )
-        self.limiter = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)
+        """Lock-outs after failed sign-ins, shared through the store by every replica."""
+        self.limiter = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst, clock=monotonic)
+        """Request rate limits, kept per process (see :mod:`meterhub.api.limits`)."""
         self.forget_hooks: list[Callable[[], None]] = []
         """Called by :meth:`forget`: other caches of principals (the browser sessions') clear too."""
 
     # --- helpers ------------------------------------------------------------------------
+    @property
+    def monotonic(self) -> Callable[[], float]:
+        """Return the clock that times the caches (seconds, monotonic)."""
+        return self._monotonic
+
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
 
     def _signing_key(self, reload: bool = False) -> bytes:
-        stale = reload and time.monotonic() - self._key_read_at >= KEY_RELOAD_S
+        stale = reload and self._monotonic() - self._key_read_at >= KEY_RELOAD_S
         if self._key is None or stale:
             self._key = security.signing_key(self.store)
-            self._key_read_at = time.monotonic()
+            self._key_read_at = self._monotonic()
         return self._key
 
     def _claims(self, token: str, *, check_expiry: bool = True) -> dict[str, Any] | None:
@@ -132,11 +155,11 @@ class Authenticator:
         self.forget()
 
     def _purge_expired(self) -> None:
-        now = time.monotonic()
+        now = self._monotonic()
         if self._purged_at is not None and now - self._purged_at < PURGE_EVERY_S:
             return
         self._purged_at = now
-        for scope in (REFRESH_SCOPE, SESSION_SCOPE):
+        for scope in (REFRESH_SCOPE, SESSION_SCOPE, LOGIN_SCOPE):
             self.store.token_purge(scope, self._now())
 
     def forget(self) -> None:
@@ -233,7 +256,7 @@ class Authenticator:
         key = security.digest(credential)
         with self._lock:
             entry = self._cache.get(key)
-        if entry is None or entry[0] <= time.monotonic():
+        if entry is None or entry[0] <= self._monotonic():
             return None
         return entry[1], entry[2]
 
@@ -251,7 +274,7 @@ class Authenticator:
             ttl_s = min(ttl_s, claims["exp"] - self._clock())
         principal = self.principal_of(user, key_id)
         with self._lock:
-            self._cache[security.digest(credential)] = (time.monotonic() + ttl_s, principal, bucket)
+            self._cache[security.digest(credential)] = (self._monotonic() + ttl_s, principal, bucket)
         return principal, bucket
 
     def _key_user(self, key_id: str, secret: str) -> str:

@@ -5,7 +5,8 @@ record in the store's tokens table (scope ``web``), so every replica on the same
 it. The record holds the user, a fingerprint of their password hash (changing the password ends
 the session), a CSRF token and when it was opened. A session ends when it is idle for
 ``web_session_idle_s``, when it is older than ``refresh_token_ttl_s``, when the user signs out,
-changes password or is removed.
+changes password or is removed: at once on the replica that saw it, within :data:`CACHE_S`
+seconds on every other replica on the database.
 
 The cookie is ``HttpOnly`` and ``SameSite=Strict`` (``Secure`` over TLS). On top of that, every
 request that changes something (any method but GET, HEAD and OPTIONS) must carry the session's
@@ -43,7 +44,8 @@ __all__ = [
 
 WEB_SCOPE = "web"
 CACHE_S = 5.0
-"""How long a checked session is reused before the store is asked again."""
+"""How long a checked session is reused before the store is asked again: the longest a sign-out
+or password change made on another replica takes to end the session on this one."""
 TOUCH_EVERY_S = 60.0
 """How often, at most, a session's idle deadline is pushed back."""
 
@@ -68,6 +70,7 @@ class WebSessions:
     def __init__(self, auth: Authenticator, clock: Callable[[], float] = time.time) -> None:
         self._auth = auth
         self._clock = clock
+        self._monotonic = auth.monotonic
         self._cache: dict[str, tuple[float, WebSession]] = {}
         self._lock = threading.Lock()
         auth.forget_hooks.append(self.forget)
@@ -118,7 +121,7 @@ class WebSessions:
         """Return a recently checked session of a cookie value, or None."""
         with self._lock:
             entry = self._cache.get(security.digest(value))
-        if entry is None or entry[0] <= time.monotonic():
+        if entry is None or entry[0] <= self._monotonic():
             return None
         return entry[1]
 
@@ -149,5 +152,5 @@ class WebSessions:
         session = WebSession(principal, record["csrf"], f"web:{key[:16]}")
         keep_s = min(CACHE_S, float(self.idle_s))
         with self._lock:
-            self._cache[key] = (time.monotonic() + keep_s, session)
+            self._cache[key] = (self._monotonic() + keep_s, session)
         return session

@@ -20,6 +20,8 @@
     meter_id = "house-grid"
     format = "json"
     password_ref = "env:MQTT_PASSWORD"
+    group = "meterhub"            # shared subscription of json/flat sources ("" for a plain one)
+    dedupe_window_s = 600         # a copy of a message without device time within it is stored once
 
 Secrets are references only: an option that holds a password, key or PIN must read
 ``env:NAME``; a literal value is refused, so the file can be shared and committed.
@@ -35,10 +37,12 @@ from typing import Any
 
 from meterhub.config import REFERENCE_SHAPES, is_secret_reference, secret_reference_problem
 from meterhub.errors import ConfigError, MeterhubError
+from meterhub.homeassistant.settings import HomeAssistantSettings, parse_homeassistant
 from meterhub.ids import id_problem
 from meterhub.model import Meter
 from meterhub.mqtt import MqttSource
 from meterhub.poller.scheduler import PollerSettings
+from meterhub.pricefeeds.sources import PriceSource, parse_price_sources
 from meterhub.timeutil import get_zone
 
 __all__ = ["SECRET_OPTIONS", "HubConfig", "check_secret_options", "load_config", "parse_config"]
@@ -56,6 +60,8 @@ class HubConfig:
     meters: tuple[Meter, ...] = ()
     mqtt: tuple[MqttSource, ...] = ()
     poller: PollerSettings = field(default_factory=PollerSettings)
+    homeassistant: HomeAssistantSettings | None = None
+    prices: tuple[PriceSource, ...] = ()
 
 
 def check_secret_options(options: Mapping[str, str], where: str) -> None:
@@ -81,9 +87,12 @@ def load_config(path: Path) -> HubConfig:
 
 def parse_config(document: Mapping[str, Any], where: str = "meterhub.toml") -> HubConfig:
     """Build a HubConfig from a parsed TOML document."""
-    unknown = sorted(set(document) - {"meters", "mqtt", "poller"})
+    unknown = sorted(set(document) - {"meters", "mqtt", "poller", "homeassistant", "prices"})
     if unknown:
-        raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}; use meters, mqtt, poller")
+        raise ConfigError(
+            f"{where}: unknown section(s) {', '.join(unknown)}; "
+            "use meters, mqtt, poller, homeassistant, prices"
+        )
     meters = tuple(
         _meter(table, f"{where}: meters[{n}]") for n, table in enumerate(_tables(document, "meters", where))
     )
@@ -94,7 +103,13 @@ def parse_config(document: Mapping[str, Any], where: str = "meterhub.toml") -> H
     sources = tuple(
         _mqtt_source(table, f"{where}: mqtt[{n}]") for n, table in enumerate(_tables(document, "mqtt", where))
     )
-    return HubConfig(meters, sources, _poller_settings(document.get("poller", {}), where))
+    return HubConfig(
+        meters,
+        sources,
+        _poller_settings(document.get("poller", {}), where),
+        parse_homeassistant(document.get("homeassistant"), where),
+        prices=parse_price_sources(document.get("prices"), where),
+    )
 
 
 def _tables(document: Mapping[str, Any], name: str, where: str) -> Sequence[Mapping[str, Any]]:
@@ -147,6 +162,8 @@ def _mqtt_source(table: Mapping[str, Any], where: str) -> MqttSource:
             raise ConfigError(f"{where}: {problem}")
     try:
         return MqttSource(**fields_)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.args[0] if exc.args else exc}") from exc
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
 
