@@ -2,7 +2,8 @@
 
 Output is produced row by row, so memory stays constant for any range, and the CSV reads back
 through ``meterhub import`` unchanged. A text cell a spreadsheet would run as a formula is
-written with a leading ``'`` (see :mod:`meterhub.csvsafe`).
+written with a leading ``'`` (see :mod:`meterhub.csvsafe`). Each value is rounded to its
+quantity's precision (:mod:`meterhub.precision`), so no binary noise reaches a file.
 """
 
 from __future__ import annotations
@@ -13,11 +14,21 @@ import orjson
 
 from meterhub.csvsafe import safe_text
 from meterhub.errors import InputError
-from meterhub.model import CANONICAL_COLUMNS, Reading
+from meterhub.model import CANONICAL_COLUMNS, READING_FIELDS, Reading
+from meterhub.precision import decimals_of, round_to
 
-__all__ = ["EXPORT_FORMATS", "export_lines", "reading_record"]
+__all__ = ["EXPORT_FORMATS", "export_lines", "reading_record", "rounded_values"]
 
 EXPORT_FORMATS = ("csv", "ndjson", "json")
+
+
+_DECIMALS: tuple[int, ...] = tuple(decimals_of(name) or 6 for name in READING_FIELDS)
+"""The decimals each value of a reading keeps, in :data:`READING_FIELDS` order."""
+
+
+def rounded_values(reading: Reading) -> list[float | None]:
+    """Return a reading's values rounded to their quantities' precision."""
+    return [None if v is None else round_to(v, d) for v, d in zip(reading.values(), _DECIMALS, strict=True)]
 
 
 def _text(value: float | None) -> str:
@@ -25,13 +36,13 @@ def _text(value: float | None) -> str:
 
 
 def reading_record(reading: Reading) -> dict[str, str | int | float | None]:
-    """Return a reading as a record of canonical columns (ts in ISO 8601 UTC)."""
+    """Return a reading as a record of canonical columns (ts in ISO 8601 UTC), values rounded."""
     record: dict[str, str | int | float | None] = {
         "meter": reading.meter,
         "ts": reading.ts.isoformat(),
         "phase": reading.phase,
     }
-    record.update(zip(CANONICAL_COLUMNS[3:], reading.values(), strict=True))
+    record.update(zip(CANONICAL_COLUMNS[3:], rounded_values(reading), strict=True))
     return record
 
 
@@ -39,7 +50,7 @@ def _csv_line(reading: Reading) -> str:
     meter = safe_text(reading.meter)
     if any(c in meter for c in ',"\n\r'):
         meter = '"' + meter.replace('"', '""') + '"'
-    values = ",".join(_text(v) for v in reading.values())
+    values = ",".join(_text(v) for v in rounded_values(reading))
     return f"{meter},{reading.ts.isoformat()},{reading.phase},{values}\n"
 
 

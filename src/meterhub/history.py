@@ -5,16 +5,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
 
+from meterhub.analytics.calendar import BUCKETS, bucket_name, local_boundaries
 from meterhub.errors import InputError
 from meterhub.model import Meter
 from meterhub.store.base import Bucket, PowerColumns, Store
 from meterhub.store.sqlite_periods import FIGURE_FIELDS
-from meterhub.timeutil import from_ms, get_zone, to_ms
+from meterhub.timeutil import from_ms, to_ms
 
 __all__ = [
     "BUCKET_WIDTHS_S",
@@ -32,7 +33,17 @@ __all__ = [
 ]
 
 MAX_POINTS = 20_000
-BUCKET_WIDTHS_S: dict[str, int] = {"15m": 900, "1h": 3600, "1d": 86_400}
+BUCKET_WIDTHS_S: dict[str, int] = {
+    "15m": 900,
+    "1h": 3600,
+    "1d": 86_400,
+    "1w": 7 * 86_400,
+    "1mo": 30 * 86_400,
+    "1y": 365 * 86_400,
+}
+"""Each bucket's width; 1d, 1w, 1mo and 1y are local calendar periods, and their width nominal."""
+CALENDAR_BUCKETS = frozenset({"1d", "1w", "1mo", "1y"})
+"""Buckets that are local calendar periods: days, ISO weeks, months and years of the zone."""
 _NICE_WIDTHS_S = (
     1,
     2,
@@ -70,22 +81,15 @@ def bucket_width_s(start: datetime, end: datetime, points: int | None, bucket: s
     """Return the width of the named bucket, or the round width giving at most ``points`` (1000)."""
     if bucket is None:
         return choose_width_s(start, end, points or 1000)
-    if bucket not in BUCKET_WIDTHS_S:
-        raise InputError(f"unknown bucket {bucket!r}; use one of {', '.join(BUCKET_WIDTHS_S)}")
-    return BUCKET_WIDTHS_S[bucket]
+    return BUCKET_WIDTHS_S[bucket_name(bucket)]
 
 
-def _local_days(start: datetime, end: datetime, tz: str) -> list[datetime]:
-    zone = get_zone(tz)
-    day = start.astimezone(zone).date()
-    edges: list[datetime] = []
-    while True:
-        edge = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(start.tzinfo)
-        if edge >= end and edges:
-            edges.append(edge)
-            return edges
-        edges.append(edge)
-        day += timedelta(days=1)
+def _calendar_edges_ms(start: datetime, end: datetime, tz: str, bucket: str) -> npt.NDArray[np.int64]:
+    """Return the edges of the local calendar periods of ``bucket`` covering [start, end), epoch ms."""
+    edges = local_boundaries(start, end, tz, BUCKETS[bucket])
+    if len(edges) - 1 > MAX_POINTS:
+        raise InputError(f"the range holds more than {MAX_POINTS} periods of {bucket}; choose a wider bucket")
+    return np.array([to_ms(edge) for edge in edges], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -133,11 +137,10 @@ def history_columns(
     if end <= start:
         raise InputError("--end must be after --start")
     meter = meter if meter is not None and meter.id == meter_id else store.get_meter(meter_id)
+    bucket = None if bucket is None else bucket_name(bucket)
     width_s = bucket_width_s(start, end, points, bucket)
-    if bucket == "1d":
-        edges = np.array([to_ms(edge) for edge in _local_days(start, end, tz or meter.tz)], dtype=np.int64)
-        if len(edges) - 1 > MAX_POINTS:
-            raise InputError(f"the range holds more than {MAX_POINTS} days")
+    if bucket in CALENDAR_BUCKETS:
+        edges = _calendar_edges_ms(start, end, tz or meter.tz, bucket)
     else:
         width_ms = width_s * 1000
         first = to_ms(start) - to_ms(start) % width_ms
@@ -299,10 +302,12 @@ def power_arrays(
     if end <= start:
         raise InputError("--end must be after --start")
     meter = meter if meter is not None and meter.id == meter_id else store.get_meter(meter_id)
+    bucket = None if bucket is None else bucket_name(bucket)
     width_s = bucket_width_s(start, end, points, bucket)
-    if width_s >= 86_400:
-        width_s = 86_400
-        edges = np.array([to_ms(edge) for edge in _local_days(start, end, tz or meter.tz)], dtype=np.int64)
+    if bucket in CALENDAR_BUCKETS or width_s >= 86_400:
+        calendar = bucket if bucket in CALENDAR_BUCKETS else "1d"
+        width_s = BUCKET_WIDTHS_S[calendar]
+        edges = _calendar_edges_ms(start, end, tz or meter.tz, calendar)
     elif width_s % 900 == 0:
         width_ms = width_s * 1000
         first = to_ms(start) - to_ms(start) % width_ms

@@ -135,7 +135,7 @@ def test_energy_of_a_meter_and_a_place(filled: Run) -> None:
     )
     assert utc_days[0]["start"] == "2026-03-29T00:00:00+00:00"
     table = filled("energy", "grid", "--start", "2026-03-29", "--end", "2026-03-30").stdout
-    assert "energy of grid per day (Europe/Oslo)" in table and "True" in table
+    assert "energy of grid per 1d (Europe/Oslo)" in table and "True" in table
 
 
 def test_prices_import_list_and_cost(filled: Run, tmp_path: Path) -> None:

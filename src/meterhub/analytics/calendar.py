@@ -1,9 +1,14 @@
-"""Local calendar edges as UTC instants: where quarters, hours, days, months and years begin.
+"""Local calendar edges as UTC instants: where quarters, hours, days, weeks, months and years begin.
 
 Every UTC offset in use is a multiple of 15 minutes, so each local edge falls on the UTC
 15-minute grid the rollups are kept on: hour edges in Asia/Kathmandu (+05:45) are at :15 UTC,
 in Asia/Kolkata (+05:30) at :30 UTC. Days are the stretch between local midnights, so a day is
 23 or 25 hours long where clocks change; a midnight the clocks skip begins its day at the jump.
+Weeks are ISO weeks: from Monday's local midnight to the next Monday's.
+
+Buckets are named alike everywhere, in the CLI and the API: ``15m``, ``1h``, ``1d``, ``1w``,
+``1mo``, ``1y`` (:data:`BUCKETS`); the older words ``hour``, ``day``, ``week``, ``month`` and
+``year`` are accepted as aliases (:data:`BUCKET_ALIASES`).
 """
 
 from __future__ import annotations
@@ -14,10 +19,57 @@ from typing import Literal, get_args
 from meterhub.errors import InputError
 from meterhub.timeutil import get_zone
 
-__all__ = ["CalendarUnit", "local_boundaries", "local_midnight", "to_zone"]
+__all__ = [
+    "BUCKETS",
+    "BUCKET_ALIASES",
+    "BUCKET_CHOICES",
+    "CalendarUnit",
+    "bucket_name",
+    "bucket_unit",
+    "local_boundaries",
+    "local_midnight",
+    "to_zone",
+]
 
-CalendarUnit = Literal["15m", "hour", "day", "month", "year"]
+CalendarUnit = Literal["15m", "hour", "day", "week", "month", "year"]
 """The calendar units :func:`local_boundaries` knows."""
+
+BUCKETS: dict[str, CalendarUnit] = {
+    "15m": "15m",
+    "1h": "hour",
+    "1d": "day",
+    "1w": "week",
+    "1mo": "month",
+    "1y": "year",
+}
+"""The bucket names of the CLI and the API, and the calendar unit each stands for."""
+BUCKET_ALIASES: dict[str, str] = {
+    "hour": "1h",
+    "day": "1d",
+    "week": "1w",
+    "month": "1mo",
+    "year": "1y",
+}
+"""Older spellings still accepted, and the bucket name each means."""
+BUCKET_CHOICES: tuple[str, ...] = (*BUCKETS, *BUCKET_ALIASES)
+"""Every spelling a ``--bucket`` (or ``bucket=``) accepts."""
+
+
+def bucket_name(text: str) -> str:
+    """Return the bucket name ``text`` spells (``day`` gives ``1d``); raise InputError if none."""
+    name = text.strip().lower()
+    name = BUCKET_ALIASES.get(name, name)
+    if name not in BUCKETS:
+        raise InputError(
+            f"unknown bucket {text!r}; use one of {', '.join(BUCKETS)} "
+            f"(or {', '.join(BUCKET_ALIASES)})"
+        )
+    return name
+
+
+def bucket_unit(text: str) -> CalendarUnit:
+    """Return the calendar unit of the bucket ``text`` names (``1w`` gives ``week``)."""
+    return BUCKETS[bucket_name(text)]
 
 _QUARTER = timedelta(minutes=15)
 _SECOND = timedelta(seconds=1)
@@ -112,6 +164,8 @@ def _sub_day_edges(start: datetime, end: datetime, zone: tzinfo, step_s: int) ->
 
 
 def _floor_day(day: date, unit: str) -> date:
+    if unit == "week":
+        return day - timedelta(days=day.weekday())  # ISO weeks begin on Monday
     if unit == "year":
         return day.replace(month=1, day=1)
     if unit == "month":
@@ -120,6 +174,8 @@ def _floor_day(day: date, unit: str) -> date:
 
 
 def _next_day(day: date, unit: str) -> date:
+    if unit == "week":
+        return day + timedelta(days=7)
     if unit == "year":
         return day.replace(year=day.year + 1)
     if unit == "month" and day.month == 12:

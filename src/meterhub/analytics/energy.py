@@ -108,7 +108,7 @@ def calendar_edges(start: datetime, end: datetime, tz: str | tzinfo, groupby: Ca
     edges = local_boundaries(start, end, to_zone(tz), groupby)
     if len(edges) - 1 > MAX_BUCKETS:
         raise InputError(
-            f"{len(edges) - 1} periods of {groupby} exceed {MAX_BUCKETS}; choose a coarser --groupby"
+            f"{len(edges) - 1} periods of {groupby} exceed {MAX_BUCKETS}; choose a coarser --bucket"
         )
     return edges
 

@@ -2,7 +2,9 @@
 
 Every route answers JSON and XML. Tabular routes also pass ``rows`` (flat dicts), which makes
 CSV, YAML and NDJSON available. :func:`stream` writes rows as they come, in constant memory.
-CSV text cells that a spreadsheet would run as formulas get a leading ``'``.
+CSV text cells that a spreadsheet would run as formulas get a leading ``'``. Every number is
+rounded to its quantity's precision by the name of its key (:mod:`meterhub.precision`) in every
+format, unless the route says it rounded them already.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from meterhub.api.encoding import (
 )
 from meterhub.api.problems import ApiProblem
 from meterhub.csvsafe import safe_cell
+from meterhub.precision import rounded
 
 __all__ = [
     "TABULAR_FORMATS",
@@ -134,12 +137,14 @@ def _yaml_text(rows: list[Any]) -> str:
     return yaml.dump(rows, Dumper=_YamlDumper, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 
-def _body(fmt: str, payload: Any, rows: list[dict[str, Any]] | None, root: str) -> bytes:
+def _body(fmt: str, payload: Any, rows: list[dict[str, Any]] | None, root: str, exact: bool) -> bytes:
     if fmt == "json":
-        return dumps_json(payload)
+        return dumps_json(payload if exact else rounded(jsonable(payload)))
     if fmt == "xml":
-        return xml_document(payload, root)
+        return xml_document(payload if exact else rounded(jsonable(payload)), root)
     table: list[dict[str, Any]] = jsonable(rows or [])
+    if not exact:
+        table = rounded(table)
     if fmt == "csv":
         return _csv_text(table, _columns(table), header=True).encode()
     if fmt == "yaml":
@@ -154,11 +159,16 @@ def render(
     rows: list[dict[str, Any]] | None = None,
     root: str = "data",
     status_code: int = 200,
+    rounded_already: bool = False,
 ) -> Response:
-    """Answer ``payload`` (or ``rows``, for csv/yaml/ndjson) in the format the request asks."""
+    """Answer ``payload`` (or ``rows``, for csv/yaml/ndjson) in the format the request asks.
+
+    Numbers are rounded by their keys' units unless ``rounded_already`` says the route did it.
+    """
     available = (*_DOCUMENT_FORMATS, *TABULAR_FORMATS) if rows is not None else _DOCUMENT_FORMATS
     fmt = choose_format(request, available)
-    return Response(_body(fmt, payload, rows, root), status_code=status_code, media_type=MEDIA_TYPES[fmt])
+    body = _body(fmt, payload, rows, root, rounded_already)
+    return Response(body, status_code=status_code, media_type=MEDIA_TYPES[fmt])
 
 
 def _chunks(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -219,13 +229,16 @@ def stream(
     columns: Sequence[str] | None = None,
     root: str = "data",
     filename: str | None = None,
+    rounded_already: bool = False,
 ) -> StreamingResponse:
     """Stream rows as csv, ndjson, json, xml or yaml in constant memory.
 
     ``fmt`` None chooses from the request; ``columns`` fixes the CSV header (else the first
     row's keys, and an empty export has no header). The iterator runs in a worker thread, so
-    it may read the store.
+    it may read the store. Numbers are rounded by their keys' units unless ``rounded_already``.
     """
+    if not rounded_already:
+        rows = (rounded(row) for row in rows)
     chosen = choose_format(request, (*_DOCUMENT_FORMATS, *TABULAR_FORMATS)) if fmt is None else fmt
     bodies = {
         "json": lambda: _stream_json(rows),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, tzinfo
-from typing import Any, get_args
+from typing import Any
 
 import click
 import orjson
 
-from meterhub.analytics.calendar import CalendarUnit, to_zone
+from meterhub.analytics.calendar import BUCKET_ALIASES, BUCKET_CHOICES, BUCKETS, bucket_name, to_zone
 from meterhub.analytics.capacity import Capacity, place_capacity
 from meterhub.analytics.cost import meter_cost, place_cost
 from meterhub.analytics.energy import meter_energy
@@ -23,13 +23,26 @@ from meterhub.store.base import Store
 
 __all__ = ["analyze", "capacity", "cost", "energy"]
 
+_BUCKET = click.option(
+    "--bucket",
+    type=click.Choice(BUCKET_CHOICES, case_sensitive=False),
+    help=f"Calendar period, local to the zone: {', '.join(BUCKETS)} (1w: ISO weeks from Monday; "
+    f"{', '.join(BUCKET_ALIASES)} are accepted too). Default 1d.",
+)
 _GROUPBY = click.option(
     "--groupby",
-    type=click.Choice(get_args(CalendarUnit)),
-    default="day",
-    show_default=True,
-    help="Calendar period, local to the zone.",
+    type=click.Choice(BUCKET_CHOICES, case_sensitive=False),
+    help="The former name of --bucket, still accepted.",
 )
+
+
+def _bucket(bucket: str | None, groupby: str | None) -> str:
+    """Return the bucket asked by --bucket or its former name --groupby (default 1d)."""
+    names = {bucket_name(text) for text in (bucket, groupby) if text is not None}
+    if len(names) > 1:
+        raise InputError("--bucket and --groupby name different periods; give only --bucket")
+    return names.pop() if names else "1d"
+
 _TZ = click.option(
     "--tz", help="IANA zone for periods and times without an offset (default: the meter's or place's)."
 )
@@ -67,6 +80,7 @@ def _zone_of(store: Store, meter_id: str | None, place_id: str | None, tz: str |
 @click.option("--place", "place_id", help="A place instead of a meter.")
 @_START
 @_END
+@_BUCKET
 @_GROUPBY
 @_TZ
 @format_option
@@ -75,18 +89,21 @@ def energy(
     place_id: str | None,
     start: str,
     end: str,
-    groupby: CalendarUnit,
+    bucket: str | None,
+    groupby: str | None,
     tz: str | None,
     fmt: str,
 ) -> None:
-    """Show energy per 15 minutes, hour, day, month or year of a meter or a place, with its sources."""
+    """Show energy per 15 minutes, hour, day, week, month or year of a meter or a place, with its sources."""
     _target(meter_id, place_id)
+    period = _bucket(bucket, groupby)
+    unit = BUCKETS[period]
     with opened_store() as store:
         zone_name = _zone_of(store, meter_id, place_id, tz)
         start_ts, end_ts = _range(start, end, zone_name)
         local = _localize(to_zone(zone_name))
         if meter_id is not None:
-            buckets = meter_energy(store, meter_id, start_ts, end_ts, groupby, zone_name)
+            buckets = meter_energy(store, meter_id, start_ts, end_ts, unit, zone_name)
             rows: list[Sequence[Any]] = [
                 (
                     local(b.start),
@@ -122,7 +139,7 @@ def energy(
                     p.source,
                     p.estimated,
                 )
-                for p in place_energy(store, place, start_ts, end_ts, groupby, zone_name)
+                for p in place_energy(store, place, start_ts, end_ts, unit, zone_name)
             ]
             columns = (
                 "start",
@@ -137,7 +154,7 @@ def energy(
                 "source",
                 "estimated",
             )
-    emit(columns, rows, fmt, title=f"energy of {meter_id or place_id} per {groupby} ({zone_name})")
+    emit(columns, rows, fmt, title=f"energy of {meter_id or place_id} per {period} ({zone_name})")
 
 
 @click.command()
@@ -145,6 +162,7 @@ def energy(
 @click.option("--place", "place_id", help="A place instead of a meter (its grid meters are priced).")
 @_START
 @_END
+@_BUCKET
 @_GROUPBY
 @_TZ
 @format_option
@@ -153,19 +171,22 @@ def cost(
     place_id: str | None,
     start: str,
     end: str,
-    groupby: CalendarUnit,
+    bucket: str | None,
+    groupby: str | None,
     tz: str | None,
     fmt: str,
 ) -> None:
     """Show what energy cost per period under the place's tariff, each price on its own interval."""
     _target(meter_id, place_id)
+    period = _bucket(bucket, groupby)
+    unit = BUCKETS[period]
     with opened_store() as store:
         zone_name = _zone_of(store, meter_id, place_id, tz)
         start_ts, end_ts = _range(start, end, zone_name)
         if meter_id is not None:
-            costs = meter_cost(store, meter_id, start_ts, end_ts, groupby, zone_name)
+            costs = meter_cost(store, meter_id, start_ts, end_ts, unit, zone_name)
         else:
-            costs = place_cost(store, store.get_place(str(place_id)), start_ts, end_ts, groupby, zone_name)
+            costs = place_cost(store, store.get_place(str(place_id)), start_ts, end_ts, unit, zone_name)
     local = _localize(to_zone(zone_name))
     rows = [
         (
@@ -202,7 +223,7 @@ def cost(
     )
     total = sum(c.total_cost for c in costs)
     currency = costs[0].currency if costs else ""
-    title = f"cost of {meter_id or place_id} per {groupby}: {total:.2f} {currency}"
+    title = f"cost of {meter_id or place_id} per {period}: {total:.2f} {currency}"
     vendor = [c.vendor_cost for c in costs if c.vendor_cost is not None]
     if vendor:
         title += f" (the vendor's: {sum(vendor):.2f} {currency})"

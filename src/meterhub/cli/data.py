@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
+from meterhub.analytics.calendar import BUCKET_ALIASES, BUCKET_CHOICES, BUCKETS
 from meterhub.cli.common import emit, format_option, in_zone, opened_store, time_arg
 from meterhub.errors import ImportFileError, InputError
 from meterhub.exporter import EXPORT_FORMATS, export_lines
-from meterhub.history import BUCKET_WIDTHS_S, downsample
+from meterhub.history import downsample
 
 if TYPE_CHECKING:
     from meterhub.ingest import IngestReport
@@ -199,7 +200,10 @@ def export(start: str, end: str, meter_ids: tuple[str, ...], fmt: str, output: P
 @click.option("--end", default="now", show_default=True, help="ISO 8601, a date, epoch seconds, or now.")
 @click.option("--points", type=int, help="At most this many buckets (default 1000).")
 @click.option(
-    "--bucket", type=click.Choice(tuple(BUCKET_WIDTHS_S)), help="Fixed bucket; 1d is a local day."
+    "--bucket",
+    type=click.Choice(BUCKET_CHOICES, case_sensitive=False),
+    help=f"Fixed bucket: {', '.join(BUCKETS)}; 1d, 1w (ISO weeks from Monday), 1mo and 1y are local "
+    f"calendar periods of the meter's zone ({', '.join(BUCKET_ALIASES)} are accepted too).",
 )
 @click.option("--phase", type=click.IntRange(0, 3), default=0, show_default=True)
 @format_option

@@ -1,21 +1,24 @@
 """Energy, cost and capacity of meters and places, per local calendar period.
 
-Place energy carries the names and meaning of IAMMETER's energyhistory: ``yield``, ``fromGrid``,
-``toGrid``, ``specialLoad``, ``selfUse`` and ``consumption``, all in kWh (see
-:mod:`meterhub.analytics.places`). Period edges are local to ``tz`` (default: the meter's or
-place's zone) and are shown in that zone.
+Place energy carries the meaning of IAMMETER's energyhistory (yield, fromGrid, toGrid,
+specialLoad, selfUse, consumption) under meterhub's own names with units: ``yield_kwh``,
+``from_grid_kwh``, ``to_grid_kwh``, ``special_load_kwh``, ``self_use_kwh``, ``consumption_kwh``
+and ``self_sufficiency_ratio`` (see :mod:`meterhub.analytics.places`). Periods are named by
+``bucket`` (``15m``, ``1h``, ``1d``, ``1w``, ``1mo``, ``1y``; the former ``groupby`` words are
+accepted too); their edges are local to ``tz`` (default: the meter's or place's zone) and are
+shown in that zone.
 """
 
 from __future__ import annotations
 
 import math
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from meterhub.analytics.calendar import CalendarUnit, to_zone
+from meterhub.analytics.calendar import BUCKET_ALIASES, BUCKET_CHOICES, BUCKETS, bucket_name, to_zone
 from meterhub.analytics.capacity import place_capacity
 from meterhub.analytics.cost import CostBucket, meter_cost, place_cost
 from meterhub.analytics.energy import EnergyBucket, meter_energy
@@ -38,10 +41,27 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["energy"], responses=PROBLEM_RESPONSES)
 
-GroupbyQuery = Annotated[
-    Literal["15m", "hour", "day", "month", "year"],
-    Query(description="Calendar period, local to the zone."),
+_BUCKET_PATTERN = f"^({'|'.join(BUCKET_CHOICES)})$"
+BucketQuery = Annotated[
+    str | None,
+    Query(
+        pattern=_BUCKET_PATTERN,
+        description=f"Calendar period, local to the zone: {', '.join(BUCKETS)} (1w: ISO weeks from "
+        f"Monday; {', '.join(BUCKET_ALIASES)} are accepted too). Default 1d.",
+    ),
 ]
+GroupbyQuery = Annotated[
+    str | None,
+    Query(pattern=_BUCKET_PATTERN, description="The former name of bucket, still accepted."),
+]
+
+
+def chosen_bucket(bucket: str | None, groupby: str | None) -> str:
+    """Return the bucket asked by ``bucket`` or its former name ``groupby`` (default ``1d``)."""
+    names = {bucket_name(text) for text in (bucket, groupby) if text is not None}
+    if len(names) > 1:
+        raise InputError("bucket and groupby name different periods; give only bucket")
+    return names.pop() if names else "1d"
 DEFAULT_SPAN = timedelta(days=7)
 
 
@@ -61,23 +81,27 @@ class MeterEnergy(BaseModel):
     """A meter's energy per period."""
 
     meter: str
-    groupby: str
+    bucket: str
     tz: str
     data: list[MeterEnergyRow]
 
 
 class PlaceEnergyRow(BaseModel):
-    """A place's energy over one period, in kWh, as IAMMETER's energyhistory names it."""
+    """A place's energy over one period, in kWh (IAMMETER's energyhistory in meterhub's names)."""
 
     start: datetime
     end: datetime
-    yield_: float = Field(alias="yield", description="kWh the solar meters produced.")
-    fromGrid: float = Field(description="kWh imported through the grid meters.")
-    toGrid: float = Field(description="kWh exported through the grid meters.")
-    specialLoad: float = Field(description="kWh of the special-load meters.")
-    selfUse: float = Field(description="kWh of solar used on site: yield - toGrid, never below 0.")
-    consumption: float = Field(description="kWh consumed: fromGrid + selfUse + consumption meters.")
-    selfSufficiency: float | None = Field(description="selfUse / consumption, 0..1.")
+    yield_kwh: float = Field(description="kWh the solar meters produced (IAMMETER: yield).")
+    from_grid_kwh: float = Field(description="kWh imported through the grid meters (fromGrid).")
+    to_grid_kwh: float = Field(description="kWh exported through the grid meters (toGrid).")
+    special_load_kwh: float = Field(description="kWh of the special-load meters (specialLoad).")
+    self_use_kwh: float = Field(
+        description="kWh of solar used on site: yield - to grid, never below 0 (selfUse)."
+    )
+    consumption_kwh: float = Field(
+        description="kWh consumed: from grid + self-use + consumption meters (consumption)."
+    )
+    self_sufficiency_ratio: float | None = Field(description="self-use / consumption, 0..1.")
     source: str
     estimated: bool
 
@@ -86,7 +110,7 @@ class PlaceEnergyPublic(BaseModel):
     """A place's energy per period."""
 
     place: str
-    groupby: str
+    bucket: str
     tz: str
     data: list[PlaceEnergyRow]
 
@@ -114,8 +138,9 @@ class CostRow(BaseModel):
 class CostPublic(BaseModel):
     """Cost per period of a meter or of a place's grid meters, and the sum."""
 
-    id: str
-    groupby: str
+    meter: str | None = Field(None, description="The meter priced (a meter's cost).")
+    place: str | None = Field(None, description="The place whose grid meters are priced (a place's cost).")
+    bucket: str
     tz: str
     total_cost: float
     currency: str
@@ -172,17 +197,17 @@ def meter_row(bucket: EnergyBucket, zone: tzinfo) -> dict[str, Any]:
 
 
 def place_row(period: PlaceEnergy, zone: tzinfo) -> dict[str, Any]:
-    """Return one period of a place's energy with IAMMETER's names, its edges in ``zone``."""
+    """Return one period of a place's energy as a flat row, its edges in ``zone``."""
     return {
         "start": _local(period.start, zone),
         "end": _local(period.end, zone),
-        "yield": period.yield_kwh,
-        "fromGrid": period.from_grid_kwh,
-        "toGrid": period.to_grid_kwh,
-        "specialLoad": period.special_load_kwh,
-        "selfUse": period.self_use_kwh,
-        "consumption": period.consumption_kwh,
-        "selfSufficiency": period.self_sufficiency_ratio,
+        "yield_kwh": period.yield_kwh,
+        "from_grid_kwh": period.from_grid_kwh,
+        "to_grid_kwh": period.to_grid_kwh,
+        "special_load_kwh": period.special_load_kwh,
+        "self_use_kwh": period.self_use_kwh,
+        "consumption_kwh": period.consumption_kwh,
+        "self_sufficiency_ratio": period.self_sufficiency_ratio,
         "source": period.source,
         "estimated": period.estimated,
     }
@@ -224,16 +249,18 @@ def energy_of_meter(
     principal: PrincipalDep,
     start: StartQuery = None,
     end: EndQuery = None,
-    groupby: GroupbyQuery = "day",
+    bucket: BucketQuery = None,
+    groupby: GroupbyQuery = None,
     tz: TzQuery = None,
     fmt: FormatQuery = None,
 ) -> Response:
     """Return import and export energy per local period covering [start, end) (default 7 days)."""
     meter = visible_meter(store, principal.can_see_meter, meter_id)
     zone, start_ts, end_ts = _period(start, end, tz, meter.tz)
-    unit: CalendarUnit = groupby
+    period = chosen_bucket(bucket, groupby)
+    unit = BUCKETS[period]
     rows = [meter_row(b, to_zone(zone)) for b in meter_energy(store, meter_id, start_ts, end_ts, unit, zone)]
-    payload = {"meter": meter_id, "groupby": groupby, "tz": zone, "data": rows}
+    payload = {"meter": meter_id, "bucket": period, "tz": zone, "data": rows}
     return render(request, payload, rows=rows, root="energy")
 
 
@@ -245,25 +272,27 @@ def energy_of_place(
     principal: PrincipalDep,
     start: StartQuery = None,
     end: EndQuery = None,
-    groupby: GroupbyQuery = "day",
+    bucket: BucketQuery = None,
+    groupby: GroupbyQuery = None,
     tz: TzQuery = None,
     fmt: FormatQuery = None,
 ) -> Response:
-    """Return yield, fromGrid, toGrid, specialLoad, selfUse and consumption per local period."""
+    """Return yield, from/to grid, special loads, self-use and consumption per local period, in kWh."""
     place = visible_place(store, principal.can_see_place, place_id)
     zone, start_ts, end_ts = _period(start, end, tz, place.tz)
-    unit: CalendarUnit = groupby
+    period = chosen_bucket(bucket, groupby)
+    unit = BUCKETS[period]
     periods = place_energy(store, place, start_ts, end_ts, unit, zone)
     rows = [place_row(p, to_zone(zone)) for p in periods]
-    payload = {"place": place_id, "groupby": groupby, "tz": zone, "data": rows}
+    payload = {"place": place_id, "bucket": period, "tz": zone, "data": rows}
     return render(request, payload, rows=rows, root="energy")
 
 
-def _cost_payload(target: str, groupby: str, zone: str, costs: list[CostBucket]) -> dict[str, Any]:
+def _cost_payload(kind: str, target: str, bucket: str, zone: str, costs: list[CostBucket]) -> dict[str, Any]:
     rows = [cost_row(c, to_zone(zone)) for c in costs]
     return {
-        "id": target,
-        "groupby": groupby,
+        kind: target,
+        "bucket": bucket,
         "tz": zone,
         "total_cost": sum(c.total_cost for c in costs),
         "currency": costs[0].currency if costs else "",
@@ -285,16 +314,18 @@ def cost_of_meter(
     principal: PrincipalDep,
     start: StartQuery = None,
     end: EndQuery = None,
-    groupby: GroupbyQuery = "day",
+    bucket: BucketQuery = None,
+    groupby: GroupbyQuery = None,
     tz: TzQuery = None,
     fmt: FormatQuery = None,
 ) -> Response:
     """Return what a meter's energy cost per local period under the tariff of its place."""
     meter = visible_meter(store, principal.can_see_meter, meter_id)
     zone, start_ts, end_ts = _period(start, end, tz, meter.tz)
-    unit: CalendarUnit = groupby
+    period = chosen_bucket(bucket, groupby)
+    unit = BUCKETS[period]
     payload = _cost_payload(
-        meter_id, groupby, zone, meter_cost(store, meter_id, start_ts, end_ts, unit, zone)
+        "meter", meter_id, period, zone, meter_cost(store, meter_id, start_ts, end_ts, unit, zone)
     )
     return render(request, payload, rows=payload["data"], root="cost")
 
@@ -307,15 +338,19 @@ def cost_of_place(
     principal: PrincipalDep,
     start: StartQuery = None,
     end: EndQuery = None,
-    groupby: GroupbyQuery = "day",
+    bucket: BucketQuery = None,
+    groupby: GroupbyQuery = None,
     tz: TzQuery = None,
     fmt: FormatQuery = None,
 ) -> Response:
     """Return what a place's grid import and export cost per local period under its tariff."""
     place = visible_place(store, principal.can_see_place, place_id)
     zone, start_ts, end_ts = _period(start, end, tz, place.tz)
-    unit: CalendarUnit = groupby
-    payload = _cost_payload(place_id, groupby, zone, place_cost(store, place, start_ts, end_ts, unit, zone))
+    period = chosen_bucket(bucket, groupby)
+    unit = BUCKETS[period]
+    payload = _cost_payload(
+        "place", place_id, period, zone, place_cost(store, place, start_ts, end_ts, unit, zone)
+    )
     return render(request, payload, rows=payload["data"], root="cost")
 
 

@@ -88,4 +88,5 @@ def export(
         columns=CANONICAL_COLUMNS,
         root="readings",
         filename=f"meterhub-export.{chosen}",
+        rounded_already=True,  # reading_record rounds each value
     )

@@ -12,7 +12,7 @@ import functools
 import math
 from collections.abc import Callable, Coroutine, Hashable
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio.to_thread
 import numpy as np
@@ -21,6 +21,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from meterhub.analytics.calendar import BUCKET_ALIASES, BUCKET_CHOICES, BUCKETS
 from meterhub.api.deps import Principal, PrincipalDep, StoreDep, store_of
 from meterhub.api.problems import PROBLEM_RESPONSES, ApiProblem
 from meterhub.api.render import TABULAR_FORMATS, FormatQuery, choose_format, render
@@ -35,7 +36,8 @@ from meterhub.api.routes._params import (
 )
 from meterhub.api.routes.latest import SharedAnswer, answer_cache, caller, change_count
 from meterhub.errors import InputError
-from meterhub.history import BUCKET_WIDTHS_S, MAX_POINTS, HistoryColumns, history_columns
+from meterhub.history import MAX_POINTS, HistoryColumns, history_columns
+from meterhub.precision import decimals_of
 from meterhub.store.base import Bucket, Store
 from meterhub.store.sqlite_periods import FIGURE_FIELDS
 from meterhub.timeutil import from_ms
@@ -61,7 +63,7 @@ _SHARED_ANSWERS = 64
 _SHARED_BODY_MAX = 512 << 10
 """Larger answers are not kept, so the shared answers never hold more than 32 MiB."""
 _FORMATS = ("json", "xml", *TABULAR_FORMATS)
-BUCKET_WIDTH_NAMES = frozenset(BUCKET_WIDTHS_S)
+BUCKET_WIDTH_NAMES = frozenset(BUCKET_CHOICES)
 
 
 class History(BaseModel):
@@ -81,8 +83,8 @@ class IntervalPublic(BaseModel):
     meter: str
     start: datetime
     end: datetime
-    import_kwh: float | None
-    export_kwh: float | None
+    energy_import_kwh: float | None
+    energy_export_kwh: float | None
     source: str
 
 
@@ -114,6 +116,9 @@ def _cells(name: str, values: npt.NDArray[np.float64]) -> list[Any]:
     if name == "count":
         counts: list[Any] = values.astype(np.int64).tolist()
         return counts
+    decimals = decimals_of(name)
+    if decimals is not None:  # rint(x * 10**d) / 10**d: the double nearest the decimal, printed short
+        values = np.round(values, decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
     cells: list[Any] = values.tolist()
     if np.isnan(values).any():
         return [None if math.isnan(v) else v for v in cells]
@@ -121,7 +126,10 @@ def _cells(name: str, values: npt.NDArray[np.float64]) -> list[Any]:
 
 
 def history_rows(columns: HistoryColumns, fields: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Return the buckets as flat rows (edges, then the asked fields), straight from the columns."""
+    """Return the buckets as flat rows (edges, then the asked fields), straight from the columns.
+
+    Each figure is rounded to its quantity's precision (:mod:`meterhub.precision`).
+    """
     keys = ("start", "end", *fields)
     starts = iso_texts(columns.starts_ms)
     if len(starts) > 1 and np.array_equal(columns.ends_ms[:-1], columns.starts_ms[1:]):
@@ -151,8 +159,13 @@ def readings(
         ),
     ] = None,
     bucket: Annotated[
-        Literal["15m", "1h", "1d"] | None,
-        Query(description="A fixed bucket instead of points; 1d is a local day."),
+        str | None,
+        Query(
+            pattern=f"^({'|'.join(BUCKET_CHOICES)})$",
+            description=f"A fixed bucket instead of points: {', '.join(BUCKETS)}; 1d, 1w (ISO weeks "
+            f"from Monday), 1mo and 1y are local calendar periods ({', '.join(BUCKET_ALIASES)} are "
+            "accepted too).",
+        ),
     ] = None,
     phase: Annotated[int, Query(ge=0, le=3, description="0 is the whole meter, 1..3 are L1..L3.")] = 0,
     fields: Annotated[
@@ -225,7 +238,7 @@ def _history(
         "fields": list(names),
         "data": rows,
     }
-    response = render(request, payload, rows=rows, root="history")
+    response = render(request, payload, rows=rows, root="history", rounded_already=True)
     if cache is not None and len(response.body) <= _SHARED_BODY_MAX:
         shared = SharedAnswer(version, bytes(response.body), response.media_type or "")
         cache.put(key, shared)
@@ -353,8 +366,8 @@ def intervals(
             "meter": r.meter,
             "start": iso(r.start),
             "end": iso(r.end),
-            "import_kwh": r.import_kwh,
-            "export_kwh": r.export_kwh,
+            "energy_import_kwh": r.import_kwh,
+            "energy_export_kwh": r.export_kwh,
             "source": r.source,
         }
         for r in store.intervals(meter_id, start_ts, end_ts, source)
