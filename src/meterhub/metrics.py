@@ -1,13 +1,22 @@
-"""Prometheus metrics of the hub: request latency, polls, errors, quota use and ingest rate.
+"""Prometheus metrics of the hub: request latency, polls, errors, quota use, ingest rate, and meters.
 
 One registry per process, served by the API at ``/metrics``. The poller and the ingest pipeline
-call the ``record_*`` functions; this module knows nothing of them. Label values name routes,
-vendors and quotas, never meter ids or anything secret, so the label sets stay small.
+call the ``record_*`` functions; this module knows nothing of them. Their label values name
+routes, vendors and quotas, never meter ids or anything secret, so the label sets stay small.
+
+The meters' own values (power, voltage and current per phase, registers, reading age, online)
+come from :class:`MeterCollector`, which reads the store when scraped (through
+:class:`meterhub.meternow.MeterNowCache`: three queries, and none while the store is unchanged),
+so every replica of the API answers the same. Their labels are ``meter``, ``vendor`` and, for
+per-phase values, ``phase`` (``total``, ``L1``..``L3``); the places a meter belongs to are told
+once by ``meterhub_meter_place_info``, to join on ``meter``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import (
@@ -18,13 +27,22 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from meterhub.meternow import MeterNow, MeterNowCache, phase_label
+from meterhub.model import utc_now
+from meterhub.store.base import Store
 
 __all__ = [
     "CONTENT_TYPE",
+    "METER_METRICS",
     "REGISTRY",
+    "MeterCollector",
     "RequestMetricsMiddleware",
     "exposition",
+    "meter_registry",
     "record_error",
     "record_ingest",
     "record_poll",
@@ -119,9 +137,142 @@ def record_ingest(source: str, stored: int, duplicates: int = 0) -> None:
     DUPLICATES.labels(source).inc(duplicates)
 
 
-def exposition() -> bytes:
-    """Return every metric in the Prometheus text format."""
-    return generate_latest(REGISTRY)
+_PHASE_GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("power_w", "meterhub_meter_power_watts", "Newest active power (W; > 0 import, < 0 export)."),
+    ("voltage_v", "meterhub_meter_voltage_volts", "Newest voltage (V)."),
+    ("current_a", "meterhub_meter_current_amperes", "Newest current (A)."),
+    ("frequency_hz", "meterhub_meter_frequency_hertz", "Newest grid frequency (Hz)."),
+    ("power_factor", "meterhub_meter_power_factor", "Newest power factor (-1..1)."),
+)
+"""Reading field, metric name and help of the per-phase gauges."""
+
+_REGISTER_COUNTERS: tuple[tuple[str, str, str], ...] = (
+    ("energy_import_kwh", "meterhub_meter_energy_import_kwh", "Imported active energy register (kWh)."),
+    ("energy_export_kwh", "meterhub_meter_energy_export_kwh", "Exported active energy register (kWh)."),
+    (
+        "reactive_import_kvarh",
+        "meterhub_meter_reactive_import_kvarh",
+        "Imported reactive energy register (kvarh).",
+    ),
+    (
+        "reactive_export_kvarh",
+        "meterhub_meter_reactive_export_kvarh",
+        "Exported reactive energy register (kvarh).",
+    ),
+)
+"""Reading field, metric name (exposed with ``_total``) and help of the register counters."""
+
+METER_METRICS: tuple[str, ...] = (
+    *(name for _, name, _ in _PHASE_GAUGES),
+    *(f"{name}_total" for _, name, _ in _REGISTER_COUNTERS),
+    "meterhub_meter_reading_age_seconds",
+    "meterhub_meter_reading_timestamp_seconds",
+    "meterhub_meter_online",
+    "meterhub_meter_consecutive_failures",
+    "meterhub_meter_place_info",
+    "meterhub_meters",
+)
+"""Every sample name :class:`MeterCollector` may expose."""
+
+
+class MeterCollector(Collector):
+    """Per-meter gauges and counters, read from the store at scrape time.
+
+    A meter with thousands of siblings costs a few samples each: the store is queried only when
+    its change count moved since the last scrape, and the samples are built in one pass.
+    """
+
+    def __init__(self, store: Store, *, clock: Any = utc_now) -> None:
+        self._cache = MeterNowCache(store)
+        self._clock = clock
+
+    def describe(self) -> list[Metric]:
+        """Describe nothing ahead: registering never reads the store."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every meter metric as the store holds it now."""
+        now: datetime = self._clock()
+        meters = self._cache.meters_now(now)
+        yield from _meter_families(meters, now)
+
+
+def _meter_families(meters: list[MeterNow], now: datetime) -> Iterator[Metric]:
+    phase_labels = ["meter", "vendor", "phase"]
+    meter_labels = ["meter", "vendor"]
+    gauges = {
+        field: GaugeMetricFamily(name, text, labels=phase_labels) for field, name, text in _PHASE_GAUGES
+    }
+    counters = {
+        field: CounterMetricFamily(name, text, labels=phase_labels)
+        for field, name, text in _REGISTER_COUNTERS
+    }
+    age = GaugeMetricFamily(
+        "meterhub_meter_reading_age_seconds",
+        "Seconds since the meter's newest reading (absent until its first one).",
+        labels=meter_labels,
+    )
+    stamp = GaugeMetricFamily(
+        "meterhub_meter_reading_timestamp_seconds",
+        "Unix time of the meter's newest reading.",
+        labels=meter_labels,
+    )
+    online = GaugeMetricFamily(
+        "meterhub_meter_online",
+        "1 when the meter's last poll succeeded (or, unpolled, its data is fresh), else 0.",
+        labels=meter_labels,
+    )
+    failures = GaugeMetricFamily(
+        "meterhub_meter_consecutive_failures",
+        "Polls of the meter that failed in a row (0 for meters that are not polled).",
+        labels=meter_labels,
+    )
+    places = GaugeMetricFamily(
+        "meterhub_meter_place_info",
+        "1 for every place a meter belongs to, with its role there; join on meter.",
+        labels=["meter", "place", "role"],
+    )
+    for item in meters:
+        meter_id, vendor = item.meter.id, item.meter.vendor
+        for phase, reading in item.phases.items():
+            labels = [meter_id, vendor, phase_label(phase)]
+            for field, family in gauges.items():
+                value = getattr(reading, field)
+                if value is not None:
+                    family.add_metric(labels, float(value))
+            for field, counter in counters.items():
+                value = getattr(reading, field)
+                if value is not None:
+                    counter.add_metric(labels, float(value))
+        if item.newest_at is not None and item.age_s is not None:
+            age.add_metric([meter_id, vendor], item.age_s)
+            stamp.add_metric([meter_id, vendor], item.newest_at.timestamp())
+        online.add_metric([meter_id, vendor], 1.0 if item.online else 0.0)
+        failures.add_metric(
+            [meter_id, vendor], float(item.health.consecutive_failures if item.health else 0)
+        )
+        for place_id, role in item.places:
+            places.add_metric([meter_id, place_id, role], 1.0)
+    count = GaugeMetricFamily("meterhub_meters", "Meters the hub knows.")
+    count.add_metric([], float(len(meters)))
+    yield from gauges.values()
+    yield from counters.values()
+    yield from (age, stamp, online, failures, places, count)
+
+
+def meter_registry(store: Store) -> CollectorRegistry:
+    """Return a registry holding the :class:`MeterCollector` of ``store``; keep it beside the store."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(MeterCollector(store))
+    return registry
+
+
+def exposition(meters: CollectorRegistry | None = None) -> bytes:
+    """Return every metric in the Prometheus text format, with the meter metrics of ``meters``."""
+    text = generate_latest(REGISTRY)
+    if meters is None:
+        return text
+    return text + generate_latest(meters)
 
 
 class RequestMetricsMiddleware:
