@@ -20,9 +20,8 @@ from meterhub.model import Role
 from meterhub.pricefeeds.entsoe import DEFAULT_BASE_URL as ENTSOE_URL
 from meterhub.pricefeeds.exports import FORMATS as EXPORT_FORMATS
 from meterhub.pricefeeds.exports import detect_format, read_export
-from meterhub.pricefeeds.schedule import day_bounds
 from meterhub.pricefeeds.storing import StoredPrices, fetch_entsoe_into, store_prices
-from meterhub.pricefeeds.zones import ZONES, find_zone
+from meterhub.pricefeeds.zones import ZONES, day_bounds, find_zone
 from meterhub.timeutil import get_zone
 
 __all__ = ["places", "prices"]
@@ -266,7 +265,7 @@ def fetch() -> None:
     "--token-ref",
     default="env:ENTSOE_TOKEN",
     show_default=True,
-    help="Where the security token is: env:NAME reads the environment variable NAME.",
+    help="Where the security token is: env:NAME (an environment variable) or file:/path (chmod 600).",
 )
 @click.option("--base-url", default=ENTSOE_URL, show_default=True, help="The platform's API endpoint.")
 def fetch_entsoe(

@@ -173,8 +173,10 @@ def parse_document(
 ) -> list[PricePoint]:
     """Return the price points of an A44 Publication_MarketDocument, ordered by start.
 
-    Where the document holds the same interval at several resolutions (PT60M and PT15M), the
-    finest wins. An Acknowledgement raises NoPricesFound (reason 999) or EntsoeAcknowledgement.
+    Where the document holds the same interval in several TimeSeries, the first sequence wins
+    (``classificationSequence_AttributeInstanceComponent.position`` 1, or none given: further
+    sequences are other auctions of the zone), then the finest resolution (PT15M over PT60M).
+    An Acknowledgement raises NoPricesFound (reason 999) or EntsoeAcknowledgement.
     """
     root = _root(body, where)
     kind = _local(root.tag)
@@ -185,14 +187,18 @@ def parse_document(
     doc_type = _text(root, "type")
     if doc_type not in (None, "A44"):
         raise PayloadError(f"{where}: a document of type {doc_type}, not day-ahead prices (A44)")
-    slots: list[tuple[timedelta, PricePoint]] = []
+    slots: list[tuple[int, timedelta, PricePoint]] = []
     for number, series_element in enumerate(_children(root, "TimeSeries"), start=1):
-        slots.extend(_series_slots(series_element, series, direction, f"{where}: TimeSeries {number}"))
+        here = f"{where}: TimeSeries {number}"
+        sequence = _sequence(series_element, here)
+        slots.extend(
+            (sequence, step, point) for step, point in _series_slots(series_element, series, direction, here)
+        )
     if not slots:
         raise PayloadError(f"{where}: the document holds no prices")
     taken: list[PricePoint] = []
     covered: list[tuple[datetime, datetime]] = []
-    for _, point in sorted(slots, key=lambda item: (item[0], item[1].start)):
+    for _, _, point in sorted(slots, key=lambda item: (item[0], item[1], item[2].start)):
         if any(point.start < end and start < point.end for start, end in covered):
             continue  # a coarser or later sequence of an interval already priced
         taken.append(point)
@@ -201,6 +207,17 @@ def parse_document(
     if len(currencies) > 1:
         raise PayloadError(f"{where}: prices in several currencies ({', '.join(currencies)})")
     return sorted(taken, key=lambda p: p.start)
+
+
+def _sequence(element: ET.Element, where: str) -> int:
+    """Return a TimeSeries' classificationSequence position (1 when it names none)."""
+    text = _text(element, "classificationSequence_AttributeInstanceComponent.position")
+    if text is None:
+        return 1
+    try:
+        return int(text)
+    except ValueError:
+        raise PayloadError(f"{where}: classificationSequence position {text!r} is not a number") from None
 
 
 def _series_slots(

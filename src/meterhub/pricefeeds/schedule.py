@@ -29,8 +29,9 @@ from meterhub.vendors.base import QuotaGuard
 from .entsoe import QUOTA_RULES, VENDOR, NoPricesFound, fetch_day_ahead
 from .sources import PriceSource
 from .storing import store_prices
+from .zones import day_bounds
 
-__all__ = ["MAX_WAIT_S", "PUBLISH_TZ", "PriceFeed", "alongside_price_feeds", "day_bounds", "run_price_feeds"]
+__all__ = ["MAX_WAIT_S", "PUBLISH_TZ", "PriceFeed", "alongside_price_feeds", "run_price_feeds"]
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +51,6 @@ class FeedClock(Protocol):
     async def sleep(self, clock_s: float) -> None:
         """Sleep that many seconds of this clock."""
         ...
-
-
-def day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
-    """Return the UTC instants of ``day``'s local midnight and the next one in ``tz``."""
-    zone = get_zone(tz)
-    after = day + timedelta(days=1)
-    start = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
-    return start, datetime(after.year, after.month, after.day, tzinfo=zone).astimezone(UTC)
 
 
 class PriceFeed:

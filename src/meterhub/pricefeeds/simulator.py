@@ -12,7 +12,9 @@
 - else a Publication_MarketDocument of type A44: one TimeSeries per delivery day (the zone's
   local day, so 92 or 100 quarter hours on the days clocks change), curve type A03 with each
   position whose price repeats the one before left out, PT60M for days before 2025-10-01 and
-  PT15M from then on (when the single day-ahead coupling moved to 15-minute products).
+  PT15M from then on (when the single day-ahead coupling moved to 15-minute products); for
+  DE-LU a 15-minute day comes as two TimeSeries, classificationSequence positions 2 and 1, in
+  that order, as the platform sends them.
 
 A delivery day is published at 12:45 CET the day before (``publish_at``); prices are
 deterministic per seed, zone and slot (:class:`Market`). Variants reproduce what happens on
@@ -40,15 +42,17 @@ from meterhub.timeutil import get_zone
 from meterhub.vendors.physics import SimClock
 from meterhub.vendors.simkit import QuotaWindow, SimKit
 
-from .zones import ZONES, BiddingZone
+from .zones import ZONES, BiddingZone, day_bounds
 
-__all__ = ["DEFAULT_TOKEN", "FIFTEEN_MINUTES_FROM", "Market", "create_app"]
+__all__ = ["DEFAULT_TOKEN", "FIFTEEN_MINUTES_FROM", "SEQUENCED_ZONES", "Market", "create_app"]
 
 DEFAULT_TOKEN = "sim-entsoe-0c1f6a7e-4b2d-4e59-9a3f-6d1b2c3e4f50"  # noqa: S105 - the simulator's public test token
 """The security token the simulator accepts unless told another."""
 FIFTEEN_MINUTES_FROM = date(2025, 10, 1)
 """The first delivery day with 15-minute day-ahead prices."""
 PUBLISH_TZ = "Europe/Brussels"
+SEQUENCED_ZONES = frozenset({"DE-LU"})
+"""Zones whose 15-minute days come as two TimeSeries, classificationSequence positions 2 and 1."""
 LATE_PUBLISH_AT = time(15, 30)
 VARIANTS = {
     "late-publication": "the day's results come at 15:30 CET instead of 12:45, as after a decoupling",
@@ -90,20 +94,16 @@ class Market:
         offsets = [rng.choice((-4.0, -4.0, 0.0, 3.5)) for _ in range(4)]
         return round(hourly + offsets[slot_start.minute // 15], 2)
 
-    def day_slots(self, zone: BiddingZone, day: date, step: timedelta) -> list[float]:
-        """Return the prices of ``zone``'s local delivery ``day`` at resolution ``step``."""
+    def day_slots(self, zone: BiddingZone, day: date, step: timedelta, sequence: int = 1) -> list[float]:
+        """Return the prices of ``zone``'s local delivery ``day`` at resolution ``step``.
+
+        ``sequence`` 2 is a zone's second auction (its own prices), as the platform publishes
+        for the zones in :data:`SEQUENCED_ZONES`.
+        """
         start, end = day_bounds(day, zone.tz)
         count = (end - start) // step
-        return [self.price_eur_mwh(zone.eic, start + step * n, step, zone.tz) for n in range(count)]
-
-
-def day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
-    """Return the UTC instants of local midnight of ``day`` and of the day after, in ``tz``."""
-    zone = get_zone(tz)
-    following = day + timedelta(days=1)
-    start = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
-    end = datetime(following.year, following.month, following.day, tzinfo=zone).astimezone(UTC)
-    return start, end
+        key = zone.eic if sequence == 1 else f"{zone.eic}:{sequence}"
+        return [self.price_eur_mwh(key, start + step * n, step, zone.tz) for n in range(count)]
 
 
 def create_app(
@@ -259,7 +259,11 @@ def _publication(market: Market, zone: BiddingZone, days: list[date], now: datet
         if quarter and dual:
             steps.append(timedelta(hours=1))
         for step in steps:
-            series.append(_time_series(len(series) + 1, market, zone, day, step))
+            if zone.name in SEQUENCED_ZONES and quarter:
+                for sequence in (2, 1):  # as the platform lists them: the second auction first
+                    series.append(_time_series(len(series) + 1, market, zone, day, step, sequence))
+            else:
+                series.append(_time_series(len(series) + 1, market, zone, day, step))
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<Publication_MarketDocument xmlns="{_PUBLICATION_NS}">\n'
@@ -276,9 +280,11 @@ def _publication(market: Market, zone: BiddingZone, days: list[date], now: datet
     )
 
 
-def _time_series(number: int, market: Market, zone: BiddingZone, day: date, step: timedelta) -> str:
+def _time_series(
+    number: int, market: Market, zone: BiddingZone, day: date, step: timedelta, sequence: int | None = None
+) -> str:
     start, end = day_bounds(day, zone.tz)
-    prices = market.day_slots(zone, day, step)
+    prices = market.day_slots(zone, day, step, sequence or 1)
     points: list[str] = []
     before: float | None = None
     for position, price in enumerate(prices, start=1):
@@ -299,7 +305,13 @@ def _time_series(number: int, market: Market, zone: BiddingZone, day: date, step
         "    <contract_MarketAgreement.type>A01</contract_MarketAgreement.type>\n"
         "    <currency_Unit.name>EUR</currency_Unit.name>\n"
         "    <price_Measure_Unit.name>MWH</price_Measure_Unit.name>\n"
-        "    <curveType>A03</curveType>\n"
+        + (
+            f"    <classificationSequence_AttributeInstanceComponent.position>{sequence}"
+            "</classificationSequence_AttributeInstanceComponent.position>\n"
+            if sequence is not None
+            else ""
+        )
+        + "    <curveType>A03</curveType>\n"
         "    <Period>\n"
         f"      <timeInterval>\n        <start>{start:%Y-%m-%dT%H:%MZ}</start>\n"
         f"        <end>{end:%Y-%m-%dT%H:%MZ}</end>\n      </timeInterval>\n"

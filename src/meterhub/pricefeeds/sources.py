@@ -6,7 +6,7 @@
     source = "entsoe"                 # the only source so far
     zone = "NO1"                      # a bidding zone name or EIC code
     series = "no1"                    # the series tariffs name with --series
-    token_ref = "env:ENTSOE_TOKEN"    # the security token, as a reference only
+    token_ref = "env:ENTSOE_TOKEN"    # the security token, as a reference (env: or file:)
     fetch_after = "13:00"             # CET/CEST; day-ahead prices come out about 12:45
     retry_s = 600                     # wait between tries while tomorrow is not out yet
     # base_url = "https://web-api.tp.entsoe.eu/api"
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import time
 from typing import Any
 
+from meterhub.config import REFERENCE_SHAPES, secret_reference_problem
 from meterhub.errors import ConfigError, InputError
 from meterhub.ids import id_problem
 
@@ -33,7 +34,6 @@ DEFAULT_FETCH_AFTER = time(13, 0)
 DEFAULT_RETRY_S = 600
 """Seconds between tries while a due day is not published yet."""
 _FIELDS = {"source", "zone", "series", "token_ref", "base_url", "fetch_after", "retry_s"}
-_REFERENCE = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -82,9 +82,9 @@ def _source(table: Mapping[str, Any], where: str) -> PriceSource:
     if not isinstance(series, str) or id_problem(series) is not None:
         raise ConfigError(f"{where}: series {series!r} must be up to 64 letters, digits and _ . : -")
     token_ref = table.get("token_ref")
-    if not isinstance(token_ref, str) or not _REFERENCE.match(token_ref):
+    if not isinstance(token_ref, str) or secret_reference_problem(token_ref) is not None:
         raise ConfigError(
-            f"{where}: token_ref must be a reference like env:ENTSOE_TOKEN, never the token itself"
+            f"{where}: token_ref must be a reference like {REFERENCE_SHAPES}, never the token itself"
         )
     base_url = table.get("base_url", DEFAULT_BASE_URL)
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
 from meterhub.errors import InputError
+from meterhub.timeutil import get_zone
 
-__all__ = ["ZONES", "BiddingZone", "find_zone"]
+__all__ = ["ZONES", "BiddingZone", "day_bounds", "find_zone"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +78,14 @@ def find_zone(text: str, tz: str | None = None) -> BiddingZone:
         return BiddingZone(eic, eic, tz or "Europe/Brussels", eic)
     names = ", ".join(zone.name for zone in ZONES)
     raise InputError(f"unknown bidding zone {text!r}; use one of {names} or a 16-character EIC code")
+
+
+def day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
+    """Return the UTC instants of ``day``'s local midnight and the next one in ``tz``.
+
+    A delivery day is 23 hours long when clocks go forward and 25 when they go back.
+    """
+    zone = get_zone(tz)
+    after = day + timedelta(days=1)
+    start = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+    return start, datetime(after.year, after.month, after.day, tzinfo=zone).astimezone(UTC)
