@@ -8,7 +8,8 @@ names the field it concerns (``id``, ``vendor``, ``phases``, ``tz``, ``interval_
 that field.
 
 Secrets are never stored: an option holding a password, key, PIN or token is accepted only as a
-reference ``env:NAME`` to an environment variable of the hub.
+reference, ``env:NAME`` to an environment variable of the hub or ``file:/path`` to a file only
+its owner may read.
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import cast
 
+import anyio.to_thread
 import httpx
 
-from meterhub import placebook
+from meterhub import discoverycache, placebook
 from meterhub.config import REFERENCE_SHAPES, is_secret_reference, secret_reference_problem
 from meterhub.errors import ConfigError, ConflictError, FieldError, MeterhubError, NotFoundError
 from meterhub.hubzone import check_zone, default_zone
 from meterhub.ids import id_problem
-from meterhub.model import VENDOR_FILE, Meter, Role
+from meterhub.model import VENDOR_FILE, Meter, Role, utc_now
 from meterhub.poller.config import SECRET_OPTIONS, check_secret_options
 from meterhub.poller.connectors import (
     ConnectorClass,
@@ -45,6 +48,7 @@ __all__ = [
     "OPTION_KEY_PATTERN",
     "SECRET_OPTIONS",
     "AddedFound",
+    "DiscoveryAnswer",
     "FieldError",
     "add_discovered",
     "add_meter",
@@ -57,6 +61,7 @@ __all__ = [
     "check_zone",
     "device_interval_s",
     "discover_meters",
+    "discover_meters_kept",
     "is_reference",
     "remove_meter",
     "update_meter",
@@ -259,10 +264,22 @@ async def discover_meters(
 ) -> list[Discovered]:
     """Ask a vendor's account or device which meters it holds, with the connection ``options``.
 
-    A meter's zone is the vendor's where it says, else ``tz``, else the hub's default zone.
+    A meter's zone is the vendor's where it says, else ``tz``, else the hub's default zone. The
+    same question asked again within the vendor's quota window gets the kept answer
+    (:mod:`meterhub.discoverycache`).
 
     Raise FieldError for a malformed value (``file`` has nothing to discover) and a
     VendorError when the vendor fails.
+    """
+    return (await discover_meters_kept(store, vendor, options, tz)).found
+
+
+async def discover_meters_kept(
+    store: Store, vendor: str, options: Mapping[str, str], tz: str | None = None, *, fresh: bool = False
+) -> DiscoveryAnswer:
+    """Discover as :func:`discover_meters` does; tell also whether the answer was kept from earlier.
+
+    With ``fresh`` the vendor is asked even when an answer is kept (its quota permitting).
     """
     name = check_vendor(vendor)
     if name == VENDOR_FILE:
@@ -276,11 +293,30 @@ async def discover_meters(
         "",
         check_options(options),
     )
+    key = discoverycache.discovery_key(name, options, tz)
+    now = utc_now()
+    if not fresh:
+        kept = await anyio.to_thread.run_sync(discoverycache.kept_discovery, store, key, now)
+        if kept is not None:
+            return DiscoveryAnswer(kept.found, kept.asked_at, kept=True)
 
     async def run(connector: Connector) -> list[Discovered]:
         return await connector.discover()
 
-    return await with_connector(store, probe, run)
+    found = await with_connector(store, probe, run)
+    rules = cast(ConnectorClass, load_connector(name)).quotas
+    keep_for_s = discoverycache.keep_s(rules)
+    await anyio.to_thread.run_sync(discoverycache.keep_discovery, store, key, found, now, keep_for_s)
+    return DiscoveryAnswer(found, now, kept=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryAnswer:
+    """What a vendor holds (``found``), when it said so, and whether that answer was kept."""
+
+    found: list[Discovered]
+    asked_at: datetime
+    kept: bool
 
 
 @dataclass(frozen=True, slots=True)

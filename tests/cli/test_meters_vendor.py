@@ -138,16 +138,23 @@ def test_discover_without_add_adds_nothing_and_again_keeps_what_exists(run: Run)
     assert f"kept meter {meter_id} (it exists already)" in kept.stdout
 
 
-def test_discover_honours_the_vendor_quota_across_commands(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_discover_again_uses_the_kept_answer_and_fresh_honours_the_vendor_quota(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with simulator("iammeter") as sim:
         _discover_secrets(sim, monkeypatch)
         args = ("meters", "discover", "iammeter", "--base-url", sim.base_url, *DISCOVER["iammeter"])
-        run(*args)
-        again = run(*args, ok=False)
+        first = run(*args, "--format", "json")
+        added = run(*args, "--add", "--format", "json")
+        fresh = run(*args, "--fresh", ok=False)
         calls = sim.calls()
-    assert again.exit_code == 1
-    assert again.stderr.startswith("error: iammeter allows 1 metersdata calls per 5 minutes")
-    assert calls["/api/v1/site/metersdata"] == 1  # the refused call never reached the vendor
+    assert json.loads(added.stdout) == json.loads(first.stdout)
+    assert "kept for its quota window; --fresh asks again" in added.stderr
+    assert "kept for its quota window" not in first.stderr
+    assert all(f"added meter {item['id']}" in added.stderr for item in json.loads(first.stdout))
+    assert fresh.exit_code == 1
+    assert fresh.stderr.startswith("error: iammeter allows 1 metersdata calls per 5 minutes")
+    assert calls["/api/v1/site/metersdata"] == 1  # neither the kept answer nor the refused call reached it
 
 
 def test_list_shows_health_after_polls(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:

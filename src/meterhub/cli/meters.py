@@ -105,10 +105,21 @@ def add(
     help="Zone of the account's sites where the vendor names none (default: the hub's).",
 )
 @click.option("--add", "add_found", is_flag=True, help="Add every meter found (existing ids are kept).")
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Ask the vendor again even when its answer to the same question is still kept.",
+)
 @format_option
 @connection_options
-def discover(vendor: str, tz: str | None, add_found: bool, fmt: str, **connection: Any) -> None:
-    """List the meters an account or device holds; --add adds them, in their vendor's places."""
+def discover(vendor: str, tz: str | None, add_found: bool, fresh: bool, fmt: str, **connection: Any) -> None:
+    """List the meters an account or device holds; --add adds them, in their vendor's places.
+
+    The vendor's answer is kept for its quota window (IAMMETER: 5 minutes), so running the same
+    discovery again, with --add, costs no second call.
+    """
+    import functools
+
     import anyio
 
     from meterhub import catalog
@@ -118,8 +129,14 @@ def discover(vendor: str, tz: str | None, add_found: bool, fmt: str, **connectio
         catalog.check_zone(tz)
     options = options_from(connection)
     with opened_store() as store:
-        found = anyio.run(catalog.discover_meters, store, vendor, options, tz)
+        ask = functools.partial(catalog.discover_meters_kept, fresh=fresh)
+        answer = anyio.run(ask, store, vendor, options, tz)
+        found = answer.found
         added = catalog.add_discovered(store, found) if add_found else []
+    if answer.kept:
+        asked = answer.asked_at.astimezone().strftime("%H:%M:%S %Z")
+        note = f"as {vendor} answered at {asked}, kept for its quota window; --fresh asks again"
+        click.echo(f"({note})", err=True)
     rows = [
         (d.suggested_id, d.vendor, d.phases, d.tz, d.name, _place_text(d), _options_text(d.options))
         for d in found
