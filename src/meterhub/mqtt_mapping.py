@@ -179,14 +179,16 @@ DEFAULT_GROUP = "meterhub"
 ARRIVAL_WINDOW_S: Mapping[PayloadFormat, float] = {
     PayloadFormat.JSON: 600.0,
     PayloadFormat.FLAT: 600.0,
-    PayloadFormat.RAW: 1.5,
-    PayloadFormat.DOMOTICZ: 1.5,
-    PayloadFormat.HOME_ASSISTANT: 1.5,
+    PayloadFormat.RAW: 5.0,
+    PayloadFormat.DOMOTICZ: 5.0,
+    PayloadFormat.HOME_ASSISTANT: 5.0,
 }
 """Default ``dedupe_window_s`` per format. A JSON document carries the reader's uptime, so two
-equal ones are one message delivered twice; raw values, Domoticz commands and Home Assistant
-documents may legitimately repeat from one round to the next (every 2 s at the fastest), so
-their window is shorter than a round."""
+equal ones are one message delivered twice, however far apart. Raw rounds, Domoticz commands and
+Home Assistant documents carry no uptime: every worker assembles each of them (their
+subscriptions are not shared), and the window must cover how far apart the workers see one
+round; a device that repeats an identical round within it (flat power between list-1 frames)
+is stored once, which costs a point of a flat series and never any energy."""
 _SHARE_NAME_FORBIDDEN = frozenset("/+#")
 
 DOMOTICZ_IDX = ("elidx", "vl1idx", "vl2idx", "vl3idx", "cl1idx")
