@@ -239,8 +239,9 @@ def test_analyze_power_and_offline(filled: Run) -> None:
         ).stdout
     )
     assert offline["gaps"] == 1
-    assert offline["total_offline_min"] == pytest.approx(120.0)
+    assert offline["offline_min"] == pytest.approx(120.0)
     assert offline["list"][0]["start"] == "2026-03-29T05:00:00+02:00"
+    assert offline["list"][0]["duration_min"] == pytest.approx(120.0)  # the API's names
     table = filled("analyze", "offline", "grid", "--start", "2026-03-29", "--end", "2026-03-30").stdout
     assert "1 gaps, 120.0 minutes offline" in table
 

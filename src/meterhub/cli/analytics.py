@@ -19,6 +19,7 @@ from meterhub.analytics.places import place_energy
 from meterhub.analytics.power import power_stats
 from meterhub.cli.common import emit, format_option, opened_store, time_arg
 from meterhub.errors import InputError
+from meterhub.precision import rounded
 from meterhub.store.base import Store
 
 __all__ = ["analyze", "capacity", "cost", "energy"]
@@ -275,7 +276,7 @@ def _emit_capacity(figures: Capacity, zone: tzinfo, fmt: str, place_id: str) -> 
     ]
     if fmt == "json":
         document = {**summary, "thresholds_kwh": list(figures.thresholds_kwh), "peaks": peaks}
-        sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.write(orjson.dumps(rounded(document), option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     columns = (*summary, "peak_day", "peak_hour_start", "peak_kwh")
     head = tuple(summary.values())
@@ -324,9 +325,9 @@ def offline(meter_id: str, start: str, end: str, tz: str | None, fmt: str) -> No
     rows = [(local(g.start), local(g.end), g.duration_s / 60) for g in gaps]
     offline_min = sum(g.duration_s for g in gaps) / 60
     if fmt == "json":
-        gap_list = [{"start": a, "end": b, "offline_min": m} for a, b, m in rows]
-        document = {"meter": meter_id, "gaps": len(gaps), "total_offline_min": offline_min, "list": gap_list}
-        sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+        gap_list = [{"start": a, "end": b, "duration_min": m} for a, b, m in rows]
+        document = {"meter": meter_id, "gaps": len(gaps), "offline_min": offline_min, "list": gap_list}
+        sys.stdout.write(orjson.dumps(rounded(document), option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     title = f"{meter_id}: {len(gaps)} gaps, {offline_min:.1f} minutes offline"
-    emit(("start", "end", "offline_min"), rows, fmt, title=title)
+    emit(("start", "end", "duration_min"), rows, fmt, title=title)
