@@ -245,7 +245,11 @@ class _Run:
         position = self.state.get(part)
         start_ms = int(first_ms) if position is None else int(position) + 1
         end_ms = int(last_ms) + 1
-        self._current = f"readings of meter {meter_id} after {from_ms(start_ms - 1).isoformat()}"
+        self._current = (
+            f"readings of meter {meter_id}"
+            if position is None
+            else f"readings of meter {meter_id} after {from_ms(start_ms - 1).isoformat()}"
+        )
         copied = 0
         while start_ms < end_ms:
             self.copy._budget.take()
