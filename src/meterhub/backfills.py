@@ -21,16 +21,18 @@ import httpx
 
 from meterhub.catalog import FieldError
 from meterhub.errors import ConflictError, InputError, MeterhubError
-from meterhub.model import Meter
+from meterhub.model import VENDOR_FILE, Meter
 from meterhub.poller.backfill import BackfillJob, BackfillLedger, backfill_meter, resume
 from meterhub.redact import redact_text
 from meterhub.store.base import Store
 from meterhub.timeutil import parse_time
+from meterhub.vendors.registry import load_connector
 
 __all__ = [
     "BackfillRun",
     "BackfillRuns",
     "backfill_range",
+    "check_keeps_history",
     "plan_backfill",
 ]
 
@@ -46,10 +48,26 @@ def _instant(text: str, tz: str, field: str, now: datetime) -> datetime:
         raise FieldError(field, str(exc)) from exc
 
 
+def check_keeps_history(meter: Meter) -> None:
+    """Raise InputError, saying so at once, when the meter's vendor keeps no history to fetch.
+
+    A smart-MAC device answers only with its present values: a backfill would walk every window
+    of the range and store nothing.
+    """
+    if meter.vendor == VENDOR_FILE:
+        raise InputError(f"meter {meter.id!r} is fed by imports; there is no vendor to backfill from")
+    if not getattr(load_connector(meter.vendor), "keeps_history", True):
+        raise InputError(
+            f"meter {meter.id!r} ({meter.vendor}): the device keeps no history, so there is nothing "
+            "to backfill; its readings are collected by polling, from when it was added"
+        )
+
+
 def backfill_range(meter: Meter, since: str, until: str, now: datetime) -> tuple[datetime, datetime]:
     """Return the range [since, until) asked for, read in the meter's zone; until is never after now.
 
-    Raise FieldError (``since`` or ``until``) for a time that cannot be read or an empty range.
+    Raise InputError when the meter's vendor keeps no history (:func:`check_keeps_history`), and
+    FieldError (``since`` or ``until``) for a time that cannot be read or an empty range.
     """
     start = _instant(since, meter.tz, "since", now)
     end = min(_instant(until, meter.tz, "until", now), now) if until.strip() else now
@@ -57,6 +75,7 @@ def backfill_range(meter: Meter, since: str, until: str, now: datetime) -> tuple
         raise FieldError(
             "since", f"the start ({start.isoformat()}) must be before the end ({end.isoformat()})"
         )
+    check_keeps_history(meter)
     return start, end
 
 

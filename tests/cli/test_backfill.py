@@ -128,3 +128,24 @@ def test_backfill_refuses_a_reversed_range(run: Run, iammeter: Sim) -> None:
 def test_backfill_of_an_unknown_meter_is_one_line(run: Run) -> None:
     result = run("backfill", "nope", "--since", "now-1d", ok=False)
     assert result.stderr.strip() == "error: unknown meter 'nope' (see 'meterhub meters list')"
+
+
+def test_a_device_without_history_is_refused_at_once_saying_why(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with simulator("smartmac") as sim:
+        info = sim.info()
+        monkeypatch.setenv("T_PIN", info["devpass"])
+        run(
+            "meters", "add", "sm", "--vendor", "smartmac", "--base-url", sim.base_url,
+            "--devid", info["devid"], "--devpass-env", "T_PIN",
+        )  # fmt: skip
+        result = run("backfill", "sm", "--since", "now-31d", ok=False)
+        calls = sim.calls()
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: meter 'sm' (smartmac): the device keeps no history, so there is nothing to backfill; "
+        "its readings are collected by polling, from when it was added"
+    )
+    assert result.stdout == ""  # no plan of 31 windows, no progress
+    assert sum(calls.values()) == 0

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from meterhub.backfills import check_keeps_history
 from meterhub.errors import InputError, MeterhubError, UnknownMeterError
 from meterhub.model import Meter, utc_now
 from meterhub.poller.backfill import BackfillLedger, backfill_meter, resume
@@ -199,6 +200,7 @@ async def backfill_recent(store: Store, meter: Meter, history_s: float) -> str:
     end = utc_now()
     start = end - timedelta(seconds=history_s)
     try:
+        check_keeps_history(meter)
         job = resume(await BackfillLedger(store).load(meter.id), meter.id, start, end)
         if job.finished:
             return f"{meter.id}: recent history is stored already"

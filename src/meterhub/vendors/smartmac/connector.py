@@ -62,6 +62,8 @@ class SmartmacConnector:
     history_chunk_s: ClassVar[int] = 86_400
     history_quota: ClassVar[str | None] = None
     """The device keeps no history, so a backfill asks it nothing."""
+    keeps_history: ClassVar[bool] = False
+    """A backfill of this device is refused at once, saying why (``meterhub.backfills``)."""
 
     def __init__(self, meter: Meter, context: ConnectorContext) -> None:
         self.meter = meter
