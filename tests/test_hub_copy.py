@@ -448,3 +448,46 @@ def test_rows_written_to_the_source_during_a_copy_fail_the_check_and_the_next_ru
     again = meterhub(hub.url, "db", "copy", "--to", pg_url)
     assert again.returncode == 0, again.stdout
     assert again.stdout.rstrip().endswith("verified: the copy equals the source")
+
+
+def test_a_copy_killed_after_a_committed_batch_resumes_without_duplicates(hub: Hub, pg_url: str) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "meterhub", "--database-url", hub.url, "db", "copy", "--to", pg_url,
+         "--batch-rows", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+
+        def committed() -> bool:
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                if conn.execute("SELECT to_regclass('hubcopy_state')").fetchone() == (None,):
+                    return False
+                row = conn.execute(
+                    "SELECT count(*) FROM hubcopy_state WHERE part LIKE 'readings:%'"
+                ).fetchone()
+                return row is not None and row[0] > 0
+
+        wait_until(committed, "the copy to commit its first batch of readings")
+        process.kill()
+    finally:
+        process.wait(60)
+    assert process.returncode == -9  # killed mid-copy, not finished
+    target = open_store(pg_url)
+    try:
+        assert target.count_readings() > 0
+        assert target.list_users() == []
+    finally:
+        target.close()
+
+    resumed = meterhub(hub.url, "db", "copy", "--to", pg_url)
+    assert resumed.returncode == 0, (resumed.stdout, resumed.stderr)
+    assert "resuming the copy" in resumed.stderr
+    assert resumed.stdout.rstrip().endswith("verified: the copy equals the source")
+    source, copy = open_store(hub.url), open_store(pg_url)
+    try:
+        for meter in source.list_meters():
+            assert copy.count_readings(meter.id) == source.count_readings(meter.id), meter.id
+    finally:
+        source.close()
+        copy.close()
