@@ -23,7 +23,7 @@ Y2000 = datetime(2000, 1, 1, tzinfo=UTC)
 DEC_2026 = datetime(2026, 12, 1, tzinfo=UTC)
 SPREAD = timedelta(milliseconds=MAX_SPREAD_MS)
 
-_ENERGY_COLUMN = {"sqlite": ("e_imp", 1e9), "postgres": ("energy_import_kwh", 1.0)}
+_ENERGY_COLUMN = {"sqlite": ("e_imp", 1e9), "postgres": ("energy_import", 1e9)}
 
 
 def rollup_rows(backend: Backend, table: str) -> tuple[int, float]:

@@ -21,6 +21,7 @@ from meterhub.model import Meter, Reading
 from meterhub.store import open_store
 from meterhub.store.base import Bucket, Store, WriteResult
 from meterhub.store.postgres import PostgresStore, parse_url
+from meterhub.store.postgres_schema import MIGRATIONS
 from meterhub.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.postgres
@@ -117,7 +118,7 @@ def test_libpq_options_search_path_works_for_an_existing_schema(postgres_url: st
         conn.execute(f'CREATE SCHEMA "{schema}"')
     store = PostgresStore(f"{postgres_url}?options=-csearch_path%3D{schema}")
     try:
-        assert store.migrations_applied()[-1] == "0007_extra_rollups"
+        assert store.migrations_applied()[-1] == MIGRATIONS[-1][0]
     finally:
         store.close()
     assert "readings" in _tables(postgres_url, schema)
@@ -130,10 +131,10 @@ def test_readings_go_to_monthly_partitions(pg: PostgresStore, postgres_url: str,
     assert result == WriteResult(8, 0)
     with psycopg.connect(postgres_url, options=f"-c search_path={schema}") as conn:
         counts: dict[str, int] = dict(
-            conn.execute("SELECT tableoid::regclass::text, count(*) FROM readings GROUP BY 1").fetchall()
+            conn.execute("SELECT tableoid::regclass::text, count(*) FROM samples GROUP BY 1").fetchall()
         )
     # 20:00 .. 23:00 on 31 March, 00:00 .. 03:00 on 1 April.
-    assert counts == {"readings_202603": 4, "readings_202604": 4}
+    assert counts == {"samples_202603": 4, "samples_202604": 4}
 
 
 def test_concurrent_first_opens_migrate_once(postgres_url: str, schema: str) -> None:
@@ -155,15 +156,8 @@ def test_concurrent_first_opens_migrate_once(postgres_url: str, schema: str) -> 
         thread.join()
     try:
         assert errors == []
-        assert stores[0].migrations_applied() == [
-            "0001_core",
-            "0002_rollups_and_gaps",
-            "0003_kv_intervals_extras",
-            "0004_places_prices_health",
-            "0005_users_keys_shares",
-            "0006_coarse_rollups",
-            "0007_extra_rollups",
-        ]
+        assert stores[0].migrations_applied() == [name for name, _ in MIGRATIONS]
+        assert "0009_compact_pg_readings" in stores[0].migrations_applied()
     finally:
         for store in stores:
             store.close()

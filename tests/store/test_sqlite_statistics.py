@@ -38,10 +38,10 @@ def test_statistics_follow_the_data_from_one_opening_to_the_next(tmp_path: Path)
 
 PG_ESTIMATE = (
     "SELECT coalesce(sum(c.reltuples), 0) FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid "
-    "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'readings' "
+    "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'samples' "
     "AND c.relnamespace = to_regnamespace(current_schema())::oid"
 )
-"""The planner's row estimate of this schema's readings partitions (-1 each before any ANALYZE)."""
+"""The planner's row estimate of this schema's raw-reading partitions (-1 each before any ANALYZE)."""
 
 
 def _pg_readings_estimate(conn: Any) -> int:

@@ -34,6 +34,7 @@ from meterhub.redact import redact_text, redact_url
 from meterhub.store.accounts import AccountsMixin
 from meterhub.store.base import WriteResult
 from meterhub.store.catalog import CatalogMixin
+from meterhub.store.postgres_compact import delete_series_sql, ensure_sample_partitions, series_range
 from meterhub.store.postgres_reads import PostgresReads, one_line
 from meterhub.store.postgres_rollups import COARSE_TABLES, rebuild_coarse
 from meterhub.store.postgres_schema import (
@@ -42,7 +43,6 @@ from meterhub.store.postgres_schema import (
     advisory_key,
     applied_migrations,
     apply_migrations,
-    ensure_partitions,
 )
 from meterhub.store.postgres_text import TEXT_CHECKED_ADAPTERS
 from meterhub.store.postgres_writer import lock_meters, write_readings_tx
@@ -187,7 +187,7 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
     def refresh_statistics(self) -> None:
         """Analyse the reading tables now rather than when autovacuum gets to them."""
         with self._writing() as conn:
-            conn.execute("ANALYZE meters, latest, readings")
+            conn.execute("ANALYZE meters, latest, samples")
 
     def close(self) -> None:
         """Finish pending writes and release every connection."""
@@ -252,8 +252,11 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
             row = conn.execute("SELECT pk FROM meters WHERE id = %s", (meter_id,)).fetchone()
             if row is None:
                 raise UnknownMeterError(meter_id)
-            removed = conn.execute("DELETE FROM readings WHERE meter = %s", row).rowcount
-            for table in ("latest", "rollup_15m", "rollup_1h", *COARSE_TABLES, "gaps", "intervals", "extras"):
+            series = series_range(int(row[0]))
+            removed = conn.execute(delete_series_sql("samples"), series).rowcount
+            for table in ("rollup_15m", "rollup_1h", *COARSE_TABLES):
+                conn.execute(delete_series_sql(table), series)
+            for table in ("latest", "gaps", "intervals", "extras"):
                 conn.execute(f"DELETE FROM {table} WHERE meter = %s", row)
             conn.execute("DELETE FROM meters WHERE pk = %s", row)
             self._forget_meter(conn, meter_id)
@@ -282,7 +285,7 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
         self, readings: Sequence[Reading], ts_values: list[int], all_late: bool
     ) -> WriteResult:
         with self._writing() as conn:
-            ensure_partitions(conn, ts_values, self._partitions, self._lock_key)
+            ensure_sample_partitions(conn, ts_values, self._partitions, self._lock_key)
             with conn.transaction():
                 return write_readings_tx(conn, self._meter_locks, readings, ts_values, all_late)
 

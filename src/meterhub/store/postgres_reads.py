@@ -23,6 +23,7 @@ from meterhub.model import READING_FIELDS, Extra, Gap, IntervalEnergy, Meter, Re
 from meterhub.redact import redact_text
 from meterhub.store.base import Bucket, PowerColumns, SumField
 from meterhub.store.columns import checked_bounds
+from meterhub.store.postgres_compact import PHASES, decoded, decoded_rollup, series_of, series_range
 from meterhub.store.postgres_rollups import load_series_window
 from meterhub.store.postgres_schema import Conn
 from meterhub.store.rollup import RollupBuilder
@@ -157,10 +158,10 @@ def _period_rows(
     each row's period index and the asked columns (NULL as NaN). None when no meter ``meter_id``
     has that zone (any more), so the caller looks it up again."""
     table, _ = table_for(tz, bounds)
-    picked = ", ".join(f"r.{column}" for column in ("bucket", *names))
+    picked = ", ".join(decoded_rollup(column, "r.") for column in ("bucket", *names))
     with conn.cursor(binary=True) as cursor:  # binary doubles decode several times faster than text
         rows = cursor.execute(
-            f"SELECT {picked} FROM meters m LEFT JOIN {table} r ON r.meter = m.pk AND r.phase = %s "
+            f"SELECT {picked} FROM meters m LEFT JOIN {table} r ON r.series = m.pk * {PHASES} + %s "
             "AND r.bucket >= %s AND r.bucket < %s WHERE m.id = %s AND m.tz = %s ORDER BY r.bucket",
             (phase, int(bounds[0]), int(bounds[-1]), meter_id, tz),
         ).fetchall()
@@ -230,8 +231,9 @@ def _bucket(meter_id: str, phase: int, start_ms: int, end_ms: int, row: Sequence
 
 
 def _reading(meter_id: str, row: Sequence[Any]) -> Reading:
-    """Return the reading of a row laid out (phase, ts, *READING_FIELDS)."""
-    return Reading(meter_id, from_ms(int(row[1])), int(row[0]), *(_opt(v) for v in row[2:]))
+    """Return the reading of a row laid out (phase, ts, *READING_FIELDS), maybe more after them."""
+    values = row[2 : 2 + len(READING_FIELDS)]
+    return Reading(meter_id, from_ms(int(row[1])), int(row[0]), *(_opt(v) for v in values))
 
 
 def _meter(row: Sequence[Any]) -> Meter:
@@ -244,7 +246,11 @@ def _meter(row: Sequence[Any]) -> Meter:
 
 
 _METER_SELECT = "SELECT id, vendor, phases, tz, interval_s, name, options FROM meters"
-_READING_SELECT = f"SELECT phase, ts, {', '.join(READING_FIELDS)} FROM readings"
+_READING_SELECT = (
+    f"SELECT mod(series, {PHASES}) AS phase, ts, {', '.join(decoded(f) for f in READING_FIELDS)}, series "
+    "FROM samples"
+)
+_BUCKET_SELECT = ", ".join(decoded_rollup(name.strip()) for name in _BUCKET_COLUMNS.split(","))
 
 
 class PostgresReads:
@@ -329,14 +335,20 @@ class PostgresReads:
     def _stream(
         self, targets: list[tuple[str, int]], start_ms: int, end_ms: int, phase: int | None
     ) -> Iterator[Reading]:
-        phase_filter = "" if phase is None else " AND phase = %(phase)s"
+        # One index range per phase; the server may merge them by time as they stream.
+        phases = range(PHASES) if phase is None else [phase]
         query = (
-            f"{_READING_SELECT} WHERE meter = %(pk)s AND ts >= %(start)s AND ts < %(end)s"
-            f"{phase_filter} ORDER BY ts, phase"
+            "SELECT * FROM ("
+            + " UNION ALL ".join(
+                f"{_READING_SELECT} WHERE series = %(series{k})s AND ts >= %(start)s AND ts < %(end)s"
+                for k in phases
+            )
+            + ") AS u ORDER BY ts, series"
         )
         with self._read() as conn, conn.transaction():
             for meter_id, pk in targets:
-                args = {"pk": pk, "start": start_ms, "end": end_ms, "phase": phase}
+                args: dict[str, int] = {"start": start_ms, "end": end_ms}
+                args.update((f"series{k}", series_of(pk, k)) for k in phases)
                 with conn.cursor(name="meterhub_stream") as cursor:
                     cursor.itersize = _FETCH_ROWS
                     cursor.execute(query, args)
@@ -348,10 +360,12 @@ class PostgresReads:
         """Return the number of raw rows, of one meter or of all (read-only)."""
         with self._read() as conn:
             if meter_id is None:
-                row = conn.execute("SELECT count(*) FROM readings").fetchone()
+                row = conn.execute("SELECT count(*) FROM samples").fetchone()
             else:
                 pk, _ = self._meter_pk(conn, meter_id)
-                row = conn.execute("SELECT count(*) FROM readings WHERE meter = %s", (pk,)).fetchone()
+                row = conn.execute(
+                    "SELECT count(*) FROM samples WHERE series >= %s AND series < %s", series_range(pk)
+                ).fetchone()
         return 0 if row is None else int(row[0])
 
     def latest(self, meter_ids: Sequence[str] | None = None, phase: int | None = 0) -> list[Reading]:
@@ -384,9 +398,9 @@ class PostgresReads:
         with self._read() as conn:
             pk, _ = self._meter_pk(conn, meter_id)
             rows = conn.execute(
-                f"SELECT bucket, {_BUCKET_COLUMNS} FROM {table} WHERE meter = %s AND phase = %s "
+                f"SELECT bucket, {_BUCKET_SELECT} FROM {table} WHERE series = %s "
                 "AND bucket > %s AND bucket < %s ORDER BY bucket",
-                (pk, phase, to_ms(start) - width_ms, to_ms(end)),
+                (series_of(pk, phase), to_ms(start) - width_ms, to_ms(end)),
             ).fetchall()
         return [_bucket(meter_id, phase, int(r[0]), int(r[0]) + width_ms, r[1:]) for r in rows]
 

@@ -3,7 +3,9 @@
 Buckets are merged with ``INSERT ... ON CONFLICT DO UPDATE`` under the SQLite backend's rules
 (counts and sums add, min/max combine, first/last go to the earlier/later reading). A rebuild
 recomputes whole hours from the raw rows with the shared :class:`RollupBuilder`, so late rows and
-migrations give what a recomputation from scratch would give.
+migrations give what a recomputation from scratch would give. Tables and rows have the compact
+layout of :mod:`meterhub.store.postgres_compact`: series keys, whole numbers at the store's
+resolution.
 """
 
 from __future__ import annotations
@@ -15,7 +17,17 @@ import numpy as np
 
 from meterhub.model import PHASE_TOTAL, READING_FIELDS
 from meterhub.store.coarse import QUARTER_MS, SIX_HOURS_MS, local_midnights_ms
-from meterhub.store.postgres_schema import ROLLUP_COLUMNS, ROLLUP_TYPES, Conn, month_bounds_ms
+from meterhub.store.postgres_compact import (
+    ROLLUP_COLUMNS,
+    ROLLUP_TYPES,
+    compact_rollup_row,
+    decoded,
+    is_compact,
+    present,
+    series_of,
+    series_range,
+)
+from meterhub.store.postgres_schema import Conn, month_bounds_ms
 from meterhub.store.rollup import Agg, RegisterState, RollupBuilder, Row, SeriesState
 
 __all__ = [
@@ -56,27 +68,29 @@ def columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
 
 def _merge_sql(table: str) -> str:
     first_wins = (
-        "EXCLUDED.first_ts IS NOT NULL AND (r.first_ts IS NULL OR EXCLUDED.first_ts < r.first_ts)"
+        "EXCLUDED.first_off IS NOT NULL AND (r.first_off IS NULL OR EXCLUDED.first_off < r.first_off)"
     )
     last_wins = (
-        "EXCLUDED.last_ts IS NOT NULL AND (r.last_ts IS NULL OR EXCLUDED.last_ts >= r.last_ts)"
+        "EXCLUDED.last_off IS NOT NULL AND (r.last_off IS NULL OR EXCLUDED.last_off >= r.last_off)"
     )
-    sums = ("n", "power_n", "power_sum_w", "voltage_n", "voltage_sum_v", "current_n",
-            "current_sum_a", "energy_import_kwh", "energy_export_kwh", "covered_ms")
+    sums = ("n", "power_sum", "voltage_sum", "current_sum", "energy_import", "energy_export", "covered_ms")
+    firsts = ("first_off", "first_import", "first_export", "first_import_wide", "first_export_wide")
+    lasts = ("last_off", "last_import", "last_export", "last_import_wide", "last_export_wide")
     sets = [
         *(f"{c} = r.{c} + EXCLUDED.{c}" for c in sums),
-        *(f"{c} = LEAST(r.{c}, EXCLUDED.{c})" for c in ("power_min_w", "voltage_min_v")),
-        *(f"{c} = GREATEST(r.{c}, EXCLUDED.{c})" for c in ("power_max_w", "voltage_max_v")),
+        # A count equal to n is kept empty: it stays so only while both sides' are.
+        *(f"{c} = NULLIF(COALESCE(r.{c}, r.n) + COALESCE(EXCLUDED.{c}, EXCLUDED.n), r.n + EXCLUDED.n)"
+          for c in ("power_n", "voltage_n", "current_n")),
+        *(f"{c} = LEAST(r.{c}, EXCLUDED.{c})" for c in ("power_min", "voltage_min")),
+        *(f"{c} = GREATEST(r.{c}, EXCLUDED.{c})" for c in ("power_max", "voltage_max")),
         # Every right-hand side sees the row as it was, so the order of these does not matter.
-        *(f"{c} = CASE WHEN {first_wins} THEN EXCLUDED.{c} ELSE r.{c} END"
-          for c in ("first_ts", "first_import_kwh", "first_export_kwh")),
-        *(f"{c} = CASE WHEN {last_wins} THEN EXCLUDED.{c} ELSE r.{c} END"
-          for c in ("last_ts", "last_import_kwh", "last_export_kwh")),
+        *(f"{c} = CASE WHEN {first_wins} THEN EXCLUDED.{c} ELSE r.{c} END" for c in firsts),
+        *(f"{c} = CASE WHEN {last_wins} THEN EXCLUDED.{c} ELSE r.{c} END" for c in lasts),
     ]
     return (
         f"INSERT INTO {table} AS r ({', '.join(ROLLUP_COLUMNS)}) "
         f"SELECT * FROM {unnest(ROLLUP_TYPES)} "
-        f"ON CONFLICT (meter, phase, bucket) DO UPDATE SET {', '.join(sets)}"
+        f"ON CONFLICT (series, bucket) DO UPDATE SET {', '.join(sets)}"
     )
 
 
@@ -86,7 +100,7 @@ MERGE_SQL = {width: _merge_sql(table) for width, table in TABLE_OF_WIDTH.items()
 COARSE_TABLES = ("rollup_6h", "rollup_day")
 """6-hour UTC buckets and the meter's local days, each row the merge of its 15-minute rows."""
 
-_PERIODS = f"{unnest(('integer', 'smallint', 'bigint', 'bigint'))} AS p(meter, phase, lo, hi)"
+_PERIODS = f"{unnest(('integer', 'bigint', 'bigint'))} AS p(series, lo, hi)"
 
 
 def _fine_edge(column: str, marker: str, descending: bool) -> str:
@@ -96,22 +110,27 @@ def _fine_edge(column: str, marker: str, descending: bool) -> str:
 
 def _coarse_sql(table: str) -> tuple[str, str]:
     """Return the statements that drop and recompute the ``table`` rows of the periods given."""
-    delete = (
-        f"DELETE FROM {table} c USING {_PERIODS} "
-        "WHERE c.meter = p.meter AND c.phase = p.phase AND c.bucket = p.lo"
-    )
+    delete = f"DELETE FROM {table} c USING {_PERIODS} WHERE c.series = p.series AND c.bucket = p.lo"
+    merged = {
+        "bucket": "p.lo",
+        **{c: f"sum(r.{c})" for c in ("power_sum", "voltage_sum", "current_sum", "energy_import",
+                                      "energy_export", "n", "covered_ms")},
+        **{c: f"min(r.{c})" for c in ("power_min", "voltage_min")},
+        **{c: f"max(r.{c})" for c in ("power_max", "voltage_max")},
+        **{c: f"NULLIF(sum(COALESCE(r.{c}, r.n)), sum(r.n))" for c in ("power_n", "voltage_n", "current_n")},
+        "series": "p.series",
+        "first_off": "min(r.bucket + r.first_off) - p.lo",
+        "last_off": "max(r.bucket + r.last_off) - p.lo",
+        **{c: _fine_edge(c, "first_off", False)
+           for c in ("first_import", "first_export", "first_import_wide", "first_export_wide")},
+        **{c: _fine_edge(c, "last_off", True)
+           for c in ("last_import", "last_export", "last_import_wide", "last_export_wide")},
+    }
     insert = (
         f"INSERT INTO {table} ({', '.join(ROLLUP_COLUMNS)}) "
-        "SELECT p.meter, p.phase, p.lo, sum(r.n), sum(r.power_n), sum(r.power_sum_w), "
-        "min(r.power_min_w), max(r.power_max_w), sum(r.voltage_n), sum(r.voltage_sum_v), "
-        "min(r.voltage_min_v), max(r.voltage_max_v), sum(r.current_n), sum(r.current_sum_a), "
-        f"min(r.first_ts), {_fine_edge('first_import_kwh', 'first_ts', False)}, "
-        f"{_fine_edge('first_export_kwh', 'first_ts', False)}, "
-        f"max(r.last_ts), {_fine_edge('last_import_kwh', 'last_ts', True)}, "
-        f"{_fine_edge('last_export_kwh', 'last_ts', True)}, "
-        "sum(r.energy_import_kwh), sum(r.energy_export_kwh), sum(r.covered_ms) "
-        f"FROM {_PERIODS} JOIN rollup_15m r ON r.meter = p.meter AND r.phase = p.phase "
-        "AND r.bucket >= p.lo AND r.bucket < p.hi GROUP BY p.meter, p.phase, p.lo"
+        f"SELECT {', '.join(merged[c] for c in ROLLUP_COLUMNS)} "
+        f"FROM {_PERIODS} JOIN rollup_15m r ON r.series = p.series "
+        "AND r.bucket >= p.lo AND r.bucket < p.hi GROUP BY p.series, p.lo"
     )
     return delete, insert
 
@@ -123,9 +142,8 @@ Span = tuple[int, int, int, int, str]
 
 
 def _periods(table: str, spans: Sequence[Span]) -> list[list[int]]:
-    """Return the coarse periods (meter, phase, lo, hi) covering each span, as columns."""
-    meters: list[int] = []
-    phases: list[int] = []
+    """Return the coarse periods (series, lo, hi) covering each span, as columns."""
+    keys: list[int] = []
     edges: list[np.ndarray[Any, np.dtype[np.int64]]] = []
     for pk, phase, lo_ms, hi_ms, tz in spans:
         if hi_ms <= lo_ms:
@@ -137,13 +155,12 @@ def _periods(table: str, spans: Sequence[Span]) -> list[list[int]]:
         else:
             bounds = local_midnights_ms(tz, lo_ms, hi_ms - 1)
         edges.append(bounds)
-        meters.extend([pk] * (len(bounds) - 1))
-        phases.extend([phase] * (len(bounds) - 1))
+        keys.extend([series_of(pk, phase)] * (len(bounds) - 1))
     if not edges:
-        return [[], [], [], []]
+        return [[], [], []]
     los = np.concatenate([bounds[:-1] for bounds in edges]).tolist()
     his = np.concatenate([bounds[1:] for bounds in edges]).tolist()
-    return [meters, phases, los, his]
+    return [keys, los, his]
 
 
 def refresh_coarse(conn: Conn, spans: Sequence[Span], tables: Sequence[str] = COARSE_TABLES) -> None:
@@ -162,42 +179,45 @@ def refresh_coarse(conn: Conn, spans: Sequence[Span], tables: Sequence[str] = CO
 
 
 def rebuild_coarse(conn: Conn, pk: int, tz: str, tables: Sequence[str] = COARSE_TABLES) -> None:
-    """Recompute every coarse row of one meter (after a migration or a change of its zone)."""
+    """Recompute every coarse row of one meter (after a migration or a change of its zone).
+
+    Before the compact layout exists (migration 0006 on a database from before 0009) this does
+    nothing: 0009 computes the coarse rows once the tables have their final shape.
+    """
+    if not is_compact(conn):
+        return
+    lo, hi = series_range(pk)
     for table in tables:
-        conn.execute(f"DELETE FROM {table} WHERE meter = %s", (pk,))
+        conn.execute(f"DELETE FROM {table} WHERE series >= %s AND series < %s", (lo, hi))
     spans = conn.execute(
-        "SELECT phase, min(bucket), max(bucket) FROM rollup_15m WHERE meter = %s GROUP BY phase", (pk,)
+        "SELECT series, min(bucket), max(bucket) FROM rollup_15m WHERE series >= %s AND series < %s "
+        "GROUP BY series", (lo, hi),
     ).fetchall()
-    refresh_coarse(conn, [(pk, int(phase), int(lo), int(hi) + QUARTER_MS, tz) for phase, lo, hi in spans],
-                   tables)
+    changed = [(pk, int(key) - lo, int(first), int(last) + QUARTER_MS, tz) for key, first, last in spans]
+    refresh_coarse(conn, changed, tables)
+
+
+def _latest_edge(field: str) -> str:
+    return (
+        f"LEFT JOIN LATERAL (SELECT ts, {decoded(field)} AS kwh, {decoded('power_w')} AS power_w "
+        f"FROM samples WHERE series = %(series)s AND {present(field)} ORDER BY ts DESC LIMIT 1) "
+    )
 
 
 _REFRESH_LATEST_SQL = (
     f"INSERT INTO latest ({', '.join(LATEST_COLUMNS)}) "
-    f"SELECT r.meter, r.phase, r.ts, {', '.join(f'r.{c}' for c in READING_FIELDS)}, "
-    "i.ts, i.energy_import_kwh, i.power_w, e.ts, e.energy_export_kwh, e.power_w "
-    "FROM (SELECT * FROM readings WHERE meter = %(pk)s AND phase = %(phase)s "
-    "ORDER BY ts DESC LIMIT 1) r "
-    "LEFT JOIN LATERAL (SELECT ts, energy_import_kwh, power_w FROM readings WHERE meter = %(pk)s "
-    "AND phase = %(phase)s AND energy_import_kwh IS NOT NULL ORDER BY ts DESC LIMIT 1) i ON true "
-    "LEFT JOIN LATERAL (SELECT ts, energy_export_kwh, power_w FROM readings WHERE meter = %(pk)s "
-    "AND phase = %(phase)s AND energy_export_kwh IS NOT NULL ORDER BY ts DESC LIMIT 1) e ON true "
+    f"SELECT %(pk)s, %(phase)s, r.ts, {', '.join(decoded(f, 'r.') for f in READING_FIELDS)}, "
+    "i.ts, i.kwh, i.power_w, e.ts, e.kwh, e.power_w "
+    "FROM (SELECT * FROM samples WHERE series = %(series)s ORDER BY ts DESC LIMIT 1) r "
+    f"{_latest_edge('energy_import_kwh')}i ON true {_latest_edge('energy_export_kwh')}e ON true "
     "ON CONFLICT (meter, phase) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in LATEST_COLUMNS[2:])
 )
 
 
-def agg_row(pk: int, phase: int, agg: Agg) -> tuple[int | float | None, ...]:
-    """Return the rollup-table row of an accumulator, in ROLLUP_COLUMNS order."""
-    return (
-        pk, phase, agg.bucket_ms, agg.n,
-        agg.p_n, agg.p_sum, agg.p_min, agg.p_max,
-        agg.v_n, agg.v_sum, agg.v_min, agg.v_max,
-        agg.i_n, agg.i_sum,
-        agg.first_ms, agg.first_imp, agg.first_exp,
-        agg.last_ms, agg.last_imp, agg.last_exp,
-        agg.e_imp, agg.e_exp, agg.covered_ms,
-    )
+def agg_row(pk: int, phase: int, agg: Agg) -> tuple[int | None, ...]:
+    """Return the compact rollup-table row of an accumulator, in ROLLUP_COLUMNS order."""
+    return compact_rollup_row(series_of(pk, phase), agg)
 
 
 def register_state(ts: Any, kwh: Any, power_w: Any) -> RegisterState | None:
@@ -215,17 +235,20 @@ def scalar(conn: Conn, query: str, args: tuple[int, ...]) -> int | None:
 
 def refresh_latest(conn: Conn, pk: int, phase: int) -> None:
     """Set the series' latest row and register state from its raw rows."""
-    conn.execute(_REFRESH_LATEST_SQL, {"pk": pk, "phase": phase})
+    conn.execute(_REFRESH_LATEST_SQL, {"pk": pk, "phase": phase, "series": series_of(pk, phase)})
 
 
-def _last_register(
-    conn: Conn, pk: int, phase: int, column: str, before_ms: int
-) -> RegisterState | None:
+def _last_register(conn: Conn, series: int, field: str, before_ms: int) -> RegisterState | None:
     row = conn.execute(
-        f"SELECT ts, {column}, power_w FROM readings WHERE meter = %s AND phase = %s "
-        f"AND {column} IS NOT NULL AND ts < %s ORDER BY ts DESC LIMIT 1", (pk, phase, before_ms)
+        f"SELECT ts, {decoded(field)}, {decoded('power_w')} FROM samples WHERE series = %s "
+        f"AND {present(field)} AND ts < %s ORDER BY ts DESC LIMIT 1", (series, before_ms)
     ).fetchone()
     return None if row is None else register_state(*row)
+
+
+_WINDOW_SELECT = "SELECT ts, " + ", ".join(
+    decoded(f) for f in ("power_w", "voltage_v", "current_a", "energy_import_kwh", "energy_export_kwh")
+) + " FROM samples WHERE series = %(series)s"
 
 
 def load_series_window(
@@ -236,24 +259,25 @@ def load_series_window(
     The rows are those inside the window followed by the first rows at or after ``end`` (any,
     with an import register, with an export register), which only contribute their intervals.
     """
-    series = "FROM readings WHERE meter = %(pk)s AND phase = %(phase)s"
-    args = {"pk": pk, "phase": phase, "start": start, "end": end}
-    row = conn.execute(f"SELECT max(ts) {series} AND ts < %(start)s", args).fetchone()
+    series = series_of(pk, phase)
+    args = {"series": series, "start": start, "end": end}
+    row = conn.execute(
+        "SELECT max(ts) FROM samples WHERE series = %(series)s AND ts < %(start)s", args
+    ).fetchone()
     before = None if row is None or row[0] is None else int(row[0])
     state = SeriesState(
         before,
-        _last_register(conn, pk, phase, "energy_import_kwh", start),
-        _last_register(conn, pk, phase, "energy_export_kwh", start),
+        _last_register(conn, series, "energy_import_kwh", start),
+        _last_register(conn, series, "energy_export_kwh", start),
     )
-    select = (
-        f"SELECT ts, power_w, voltage_v, current_a, energy_import_kwh, energy_export_kwh {series}"
-    )
-    inside = conn.execute(f"{select} AND ts >= %(start)s AND ts < %(end)s ORDER BY ts", args)
+    with conn.cursor(binary=True) as cursor:
+        inside = cursor.execute(
+            f"{_WINDOW_SELECT} AND ts >= %(start)s AND ts < %(end)s ORDER BY ts", args
+        ).fetchall()
     rows = [Row(r[0], r[1], r[2], r[3], r[4], r[5]) for r in inside]
     after_sql = " UNION ".join(
-        f"({select} AND ts >= %(end)s{condition} ORDER BY ts LIMIT 1)"
-        for condition in ("", " AND energy_import_kwh IS NOT NULL",
-                          " AND energy_export_kwh IS NOT NULL")
+        f"({_WINDOW_SELECT} AND ts >= %(end)s{condition} ORDER BY ts LIMIT 1)"
+        for condition in ("", f" AND {present('energy_import_kwh')}", f" AND {present('energy_export_kwh')}")
     )
     after = sorted(conn.execute(after_sql, args).fetchall())
     rows.extend(Row(r[0], r[1], r[2], r[3], r[4], r[5], stats=False) for r in after)
@@ -270,8 +294,8 @@ def rebuild_rollups(conn: Conn, pk: int, phase: int, lo_ms: int, hi_ms: int, gap
     aggs, _ = builder.take()
     for width, table in TABLE_OF_WIDTH.items():
         conn.execute(
-            f"DELETE FROM {table} WHERE meter = %s AND phase = %s "
-            "AND bucket >= %s AND bucket < %s", (pk, phase, start, end),
+            f"DELETE FROM {table} WHERE series = %s AND bucket >= %s AND bucket < %s",
+            (series_of(pk, phase), start, end),
         )
         rows_of_width = [agg_row(pk, phase, agg) for (w, bucket), agg in aggs.items()
                          if w == width and start <= bucket < end]
@@ -286,23 +310,31 @@ def rebuild_gaps(conn: Conn, pk: int, lo_ms: int, hi_ms: int, gap_ms: int) -> No
     )
     conn.execute(
         "INSERT INTO gaps (meter, start_ms, end_ms) SELECT %(pk)s, ts, next_ts FROM ("
-        "SELECT ts, lead(ts) OVER (ORDER BY ts) AS next_ts FROM readings "
-        "WHERE meter = %(pk)s AND phase = 0 AND ts >= %(lo)s AND ts <= %(hi)s) s "
+        "SELECT ts, lead(ts) OVER (ORDER BY ts) AS next_ts FROM samples "
+        "WHERE series = %(series)s AND ts >= %(lo)s AND ts <= %(hi)s) s "
         "WHERE next_ts - ts > %(gap)s ON CONFLICT DO NOTHING",
-        {"pk": pk, "lo": lo_ms, "hi": hi_ms, "gap": gap_ms},
+        {"pk": pk, "series": series_of(pk, PHASE_TOTAL), "lo": lo_ms, "hi": hi_ms, "gap": gap_ms},
     )
 
 
 def rebuild_all(conn: Conn) -> None:
-    """Recompute every rollup, gap and latest row from the raw rows, a month at a time."""
+    """Recompute every rollup, gap and latest row from the raw rows, a month at a time.
+
+    Before the compact layout exists (migration 0002 on a database from before 0009) this does
+    nothing: 0009 computes the rollups once the tables have their final shape.
+    """
+    if not is_compact(conn):
+        return
     meters = conn.execute("SELECT pk, interval_s FROM meters ORDER BY pk").fetchall()
     for pk, interval_s in meters:
         gap_ms = 2 * int(interval_s) * 1000
+        first_key, end_key = series_range(int(pk))
         spans = conn.execute(
-            "SELECT phase, min(ts), max(ts) FROM readings WHERE meter = %s "
-            "GROUP BY phase ORDER BY phase", (pk,),
+            "SELECT series, min(ts), max(ts) FROM samples WHERE series >= %s AND series < %s "
+            "GROUP BY series ORDER BY series", (first_key, end_key),
         ).fetchall()
-        for phase, lo, hi in spans:
+        for key, lo, hi in spans:
+            phase = int(key) - first_key
             month_lo, _ = month_bounds_ms(int(lo))
             while month_lo <= hi:
                 _, month_hi = month_bounds_ms(month_lo)

@@ -7,7 +7,8 @@ one upsert per bucket. Older rows (late arrivals, history behind live data) are 
 the raw rows, so the result is what a recomputation from scratch would give.
 
 Every write transaction first takes a transaction-level advisory lock per meter, so the series
-state read from ``latest`` is authoritative even with several processes writing.
+state read from ``latest`` is authoritative even with several processes writing. Raw rows go to
+``samples`` in the compact layout of :mod:`meterhub.store.postgres_compact`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from meterhub.errors import UnknownMeterError
 from meterhub.model import PHASE_TOTAL, READING_FIELDS, Reading
 from meterhub.store.base import WriteResult
 from meterhub.store.coarse import QUARTER_MS
+from meterhub.store.postgres_compact import (
+    SAMPLE_COLUMNS,
+    SAMPLE_COPY_TYPES,
+    encode_reading,
+    present,
+    series_of,
+)
 from meterhub.store.postgres_rollups import (
     LATEST_COLUMNS,
     MERGE_SQL,
@@ -34,18 +42,14 @@ from meterhub.store.postgres_rollups import (
 )
 from meterhub.store.postgres_schema import Conn, advisory_key
 from meterhub.store.rollup import WIDTHS_MS, RollupBuilder, Row, SeriesState
-from meterhub.store.sqlite_codec import READING_SCALES
 
-__all__ = ["READING_COLUMNS", "lock_meters", "quantized", "write_readings_tx"]
+__all__ = ["lock_meters", "write_readings_tx"]
 
-_VALUES = ", ".join(READING_FIELDS)
-READING_COLUMNS = f"meter, phase, ts, {_VALUES}"
-_COPY_SQL = f"COPY readings ({READING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-_COPY_TYPES = ["int4", "int2", "int8", *["float8"] * len(READING_FIELDS)]
+_COPY_SQL = f"COPY samples ({', '.join(SAMPLE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 _INSERT_IGNORE_SQL = (
-    f"INSERT INTO readings ({READING_COLUMNS}) "
-    f"VALUES ({', '.join(['%s'] * (3 + len(READING_FIELDS)))}) ON CONFLICT DO NOTHING "
-    "RETURNING ts, energy_import_kwh IS NOT NULL, energy_export_kwh IS NOT NULL"
+    f"INSERT INTO samples ({', '.join(SAMPLE_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(SAMPLE_COLUMNS))}) ON CONFLICT DO NOTHING "
+    f"RETURNING ts, {present('energy_import_kwh')}, {present('energy_export_kwh')}"
 )
 _LATEST_TYPES = ("integer", "smallint", "bigint", *["double precision"] * len(READING_FIELDS),
                  *["bigint", "double precision", "double precision"] * 2)
@@ -62,28 +66,14 @@ _GAPS_SQL = (
 
 _HOUR_MS = 3_600_000
 """``rebuild_rollups`` recomputes whole hours."""
-_SV, _SI, _SP, _SQ, _SPF, _SF, _SEI, _SEE, _SQI, _SQE = READING_SCALES
+
+Encoded = tuple[tuple[float | None, ...], list[int | None]]
+"""A reading's quantised values (READING_FIELDS order) and its samples value columns."""
 
 
-def quantized(reading: Reading) -> tuple[float | None, ...]:
-    """Return a reading's values at the resolution SQLite stores, so both backends agree."""
-    r = reading  # spelled out: this runs once per row of every bulk write
-    return (
-        None if r.voltage_v is None else round(r.voltage_v * _SV) / _SV,
-        None if r.current_a is None else round(r.current_a * _SI) / _SI,
-        None if r.power_w is None else round(r.power_w * _SP) / _SP,
-        None if r.reactive_power_var is None else round(r.reactive_power_var * _SQ) / _SQ,
-        None if r.power_factor is None else round(r.power_factor * _SPF) / _SPF,
-        None if r.frequency_hz is None else round(r.frequency_hz * _SF) / _SF,
-        None if r.energy_import_kwh is None else round(r.energy_import_kwh * _SEI) / _SEI,
-        None if r.energy_export_kwh is None else round(r.energy_export_kwh * _SEE) / _SEE,
-        None if r.reactive_import_kvarh is None else round(r.reactive_import_kvarh * _SQI) / _SQI,
-        None if r.reactive_export_kvarh is None else round(r.reactive_export_kvarh * _SQE) / _SQE,
-    )
-
-
-def _row(ts_ms: int, values: tuple[float | None, ...]) -> Row:
+def _row(ts_ms: int, encoded: Encoded) -> Row:
     # READING_FIELDS order: voltage, current, power, ..., energy import (6), energy export (7).
+    values = encoded[0]
     return Row(ts_ms, values[2], values[0], values[1], values[6], values[7])
 
 
@@ -139,17 +129,17 @@ def write_readings_tx(
     zone_of = {pk: tz for pk, _, tz in infos.values()}
     changed: dict[tuple[int, int], tuple[int, int]] = {}
     stored = duplicates = 0
-    raw_rows: list[tuple[int | float | None, ...]] = []
+    raw_rows: list[tuple[int | None, ...]] = []
     latest_rows: list[tuple[int | float | None, ...]] = []
     merges: dict[int, list[tuple[int | float | None, ...]]] = {w: [] for w in WIDTHS_MS}
     gap_rows: list[tuple[int, int, int]] = []
-    late: list[tuple[int, int, list[tuple[int, tuple[float | None, ...]]]]] = []
+    late: list[tuple[int, int, list[tuple[int, Encoded]]]] = []
     builder = RollupBuilder()
     for (pk, phase), items in series.items():
         items.sort(key=lambda item: item[0])
         state = states.get((pk, phase), SeriesState())
-        fresh: list[tuple[int, tuple[float | None, ...]]] = []
-        older: list[tuple[int, tuple[float | None, ...]]] = []
+        fresh: list[tuple[int, Encoded]] = []
+        older: list[tuple[int, Encoded]] = []
         previous_ms = None
         for ts_ms, reading in items:
             if ts_ms == previous_ms:
@@ -157,7 +147,7 @@ def write_readings_tx(
                 continue
             previous_ms = ts_ms
             newer = state.last_ms is None or ts_ms > state.last_ms
-            (fresh if newer and not all_late else older).append((ts_ms, quantized(reading)))
+            (fresh if newer and not all_late else older).append((ts_ms, encode_reading(reading)))
         if older:
             late.append((pk, phase, older))
         if not fresh:
@@ -172,8 +162,9 @@ def write_readings_tx(
         if quarters:
             _widen(changed, (pk, phase), min(quarters), max(quarters) + QUARTER_MS)
         gap_rows.extend((pk, start, end) for start, end in gaps)
-        raw_rows.extend((pk, phase, ts, *values) for ts, values in fresh)
-        last_ts, last_values = fresh[-1]
+        key = series_of(pk, phase)
+        raw_rows.extend((ts, key, *encoded[1]) for ts, encoded in fresh)
+        last_ts, (last_values, _) = fresh[-1]
         latest_rows.append((pk, phase, last_ts, *last_values, *_state_columns(new_state)))
     stored += _copy_readings(conn, raw_rows)
     # One statement per table, whatever the number of buckets and series in the batch.
@@ -201,11 +192,11 @@ def _widen(changed: dict[tuple[int, int], tuple[int, int]], key: tuple[int, int]
     changed[key] = (lo, hi) if before is None else (min(before[0], lo), max(before[1], hi))
 
 
-def _copy_readings(conn: Conn, rows: list[tuple[int | float | None, ...]]) -> int:
+def _copy_readings(conn: Conn, rows: list[tuple[int | None, ...]]) -> int:
     if not rows:
         return 0
     with conn.cursor() as cursor, cursor.copy(_COPY_SQL) as copy:
-        copy.set_types(_COPY_TYPES)
+        copy.set_types(SAMPLE_COPY_TYPES)
         for row in rows:
             copy.write_row(row)
     return len(rows)
@@ -222,14 +213,15 @@ def _state_columns(state: SeriesState) -> tuple[int | float | None, ...]:
 
 
 def _write_late(
-    conn: Conn, pk: int, phase: int, items: list[tuple[int, tuple[float | None, ...]]], gap_ms: int
+    conn: Conn, pk: int, phase: int, items: list[tuple[int, Encoded]], gap_ms: int
 ) -> tuple[int, int, tuple[int, int] | None]:
     """Insert rows behind the series' newest and rebuild around them; return the counts stored
     and duplicate, and the range [lo, hi) whose rollups were rebuilt (None when nothing was new)."""
     inserted: list[tuple[int, bool, bool]] = []
+    key = series_of(pk, phase)
     with conn.cursor() as cursor:
         cursor.executemany(
-            _INSERT_IGNORE_SQL, [(pk, phase, ts, *values) for ts, values in items], returning=True
+            _INSERT_IGNORE_SQL, [(ts, key, *encoded[1]) for ts, encoded in items], returning=True
         )
         while True:
             inserted.extend((int(r[0]), bool(r[1]), bool(r[2])) for r in cursor.fetchall())
@@ -239,19 +231,19 @@ def _write_late(
         return 0, len(items), None
     lo = min(ts for ts, _, _ in inserted)
     hi = max(ts for ts, _, _ in inserted)
-    series = "FROM readings WHERE meter = %s AND phase = %s"
-    before = scalar(conn, f"SELECT max(ts) {series} AND ts < %s", (pk, phase, lo))
-    after = scalar(conn, f"SELECT min(ts) {series} AND ts > %s", (pk, phase, hi))
+    series = "FROM samples WHERE series = %s"
+    before = scalar(conn, f"SELECT max(ts) {series} AND ts < %s", (key, lo))
+    after = scalar(conn, f"SELECT min(ts) {series} AND ts > %s", (key, hi))
     span_lo = lo if before is None else before
     span_hi = hi if after is None else after
     window_lo, window_hi = span_lo, span_hi
     # A new register reading splits the increment between the register readings around it,
     # which may lie well beyond the neighbouring rows when registers come sparser than power.
-    for column, carried in (("energy_import_kwh", 1), ("energy_export_kwh", 2)):
+    for field, carried in (("energy_import_kwh", 1), ("energy_export_kwh", 2)):
         if any(row[carried] for row in inserted):
-            where = f"{series} AND {column} IS NOT NULL"
-            previous = scalar(conn, f"SELECT max(ts) {where} AND ts < %s", (pk, phase, lo))
-            following = scalar(conn, f"SELECT min(ts) {where} AND ts > %s", (pk, phase, hi))
+            where = f"{series} AND {present(field)}"
+            previous = scalar(conn, f"SELECT max(ts) {where} AND ts < %s", (key, lo))
+            following = scalar(conn, f"SELECT min(ts) {where} AND ts > %s", (key, hi))
             window_lo = window_lo if previous is None else min(window_lo, previous)
             window_hi = window_hi if following is None else max(window_hi, following)
     rebuild_rollups(conn, pk, phase, window_lo, window_hi, gap_ms)
