@@ -28,6 +28,7 @@ from meterhub.pricefeeds.zones import day_bounds, find_zone
 from meterhub.store import open_store
 from meterhub.timeutil import get_zone
 from meterhub.vendors.base import QuotaGuard
+from tests.backends import Backend, database_url
 from tests.pricefeeds.entsoesim import EntsoeSim, entsoe_simulator, meterhub
 from tests.waiting import wait_until
 
@@ -105,6 +106,17 @@ def test_a_quarter_hour_day_is_stored_whole_at_the_platform_prices(
     given = [int(n) for n in re.findall(r"<position>(\d+)</position>", raw)]
     assert len(given) < count  # the A03 document left repeated prices out; all were filled in
     assert given[0] == 1 and max(given) <= count
+
+
+def test_the_25_hour_day_is_stored_in_either_database(backend: Backend) -> None:
+    db_url = database_url(backend)
+    with entsoe_simulator(T0) as sim:
+        result = fetch(db_url, sim, "--zone", "NO2", "--start", "2026-10-25", "--series", "no2")
+        expected = market_prices_per_kwh(sim, "NO2", date(2026, 10, 25), QUARTER)
+    assert result.returncode == 0, result.stderr
+    points = stored(db_url, "no2")
+    assert_day(points, date(2026, 10, 25), "Europe/Oslo", QUARTER, 100)
+    assert [p.price_per_kwh for p in points] == pytest.approx(expected)
 
 
 def test_a_day_before_the_15_minute_market_is_stored_hourly(db_url: str) -> None:

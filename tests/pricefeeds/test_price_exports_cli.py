@@ -181,3 +181,13 @@ def test_a_row_file_still_imports_as_before(tmp_path: Path, db_url: str) -> None
     shutil.copy(NORDPOOL, copy)
     wrong = meterhub(db_url, "prices", "import", str(copy), "--series", "x", "--format", "rows")
     assert wrong.returncode == 1 and "the header lacks" in wrong.stderr
+
+
+def test_an_export_in_another_currency_than_its_series_is_refused(tmp_path: Path, db_url: str) -> None:
+    rows = tmp_path / "nok.csv"
+    rows.write_text("start,resolution,price,currency\n2026-10-20T00:00:00+02:00,15m,1.25,NOK\n")
+    assert meterhub(db_url, "prices", "import", str(rows), "--series", "mixed").returncode == 0
+    result = meterhub(db_url, "prices", "import", str(NORDPOOL), "--series", "mixed", "--zone", "NO1")
+    assert result.returncode == 1
+    assert "holds import prices in NOK, these are in EUR" in result.stderr
+    assert [p.currency for p in stored(db_url, "mixed")] == ["NOK"]

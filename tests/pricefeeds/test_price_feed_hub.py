@@ -30,6 +30,7 @@ from meterhub.pricefeeds.sources import PriceSource
 from meterhub.pricefeeds.zones import day_bounds, find_zone
 from meterhub.store import open_store
 from meterhub.timeutil import get_zone
+from tests.backends import Backend, database_url
 from tests.mqttbroker import free_port
 from tests.pricefeeds.entsoesim import EntsoeSim, entsoe_simulator
 from tests.waiting import DEADLINE_S, wait_until
@@ -88,8 +89,10 @@ def following(sim: EntsoeSim, speed: float) -> Clock:
     return Clock(now, speed)
 
 
-def test_the_hub_asks_for_tomorrow_at_13_cet_and_stores_the_25_hour_day(tmp_path: Path) -> None:
-    db_url = f"sqlite:///{tmp_path / 'hub.db'}"
+def test_the_hub_asks_for_tomorrow_at_13_cet_and_stores_the_25_hour_day(
+    tmp_path: Path, backend: Backend
+) -> None:
+    db_url = database_url(backend)
     saturday, sunday = date(2026, 10, 24), date(2026, 10, 25)
     source = PriceSource(find_zone("NO1"), "no1", token_file(tmp_path), retry_s=60)
     with entsoe_simulator(datetime(2026, 10, 24, 12, 58, tzinfo=CET), speed=60) as sim:
