@@ -199,7 +199,7 @@ async def backfill_meter(
     """
     clock = clock or Clock()
     connector_class = cast(ConnectorClass, load_connector(meter.vendor))
-    guard = CountingGuard(store, meter.vendor, connector_class.quotas, clock.now)
+    guard = CountingGuard(store, meter.vendor, connector_class.quotas, clock.now, clock.sleep)
     context = ConnectorContext(
         client, TokenCache(store, meter.vendor, clock.now), guard, clock.now, clock.sleep
     )

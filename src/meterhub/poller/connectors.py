@@ -10,8 +10,9 @@ import httpx
 from meterhub.errors import InputError
 from meterhub.model import Meter
 from meterhub.poller.clock import Clock
+from meterhub.poller.quota import DEFAULT_MARGIN_S, DEFAULT_MAX_WAIT_S, ReservingGuard
 from meterhub.store.base import Store
-from meterhub.vendors.base import Connector, ConnectorContext, QuotaGuard, QuotaRule, TokenCache
+from meterhub.vendors.base import Connector, ConnectorContext, QuotaRule, TokenCache
 from meterhub.vendors.registry import CONNECTORS, load_connector
 
 __all__ = [
@@ -89,7 +90,12 @@ def min_poll_interval_s(connector_class: ConnectorClass, connector: Connector | 
 
 
 class ConnectorFactory:
-    """Builds connectors sharing one HTTP client, one quota guard and one token cache per vendor."""
+    """Builds connectors sharing one HTTP client, one quota guard and one token cache per vendor.
+
+    The guard books each call for the moment it goes out (:class:`ReservingGuard`), ``margin_s``
+    apart from the window's edge, so workers sharing a database never overrun a vendor's limit;
+    a call waits up to ``max_wait_s`` for its moment, else it is refused with QuotaHeld.
+    """
 
     def __init__(
         self,
@@ -97,8 +103,13 @@ class ConnectorFactory:
         client: httpx.AsyncClient,
         clock: Clock | None = None,
         resolve: Resolver = load_connector,
+        *,
+        margin_s: float = DEFAULT_MARGIN_S,
+        max_wait_s: float = DEFAULT_MAX_WAIT_S,
     ) -> None:
         self._store = store
+        self._margin_s = margin_s
+        self._max_wait_s = max_wait_s
         self._client = client
         self._clock = clock or Clock()
         self._resolve = resolve
@@ -141,7 +152,15 @@ class ConnectorFactory:
             context = ConnectorContext(
                 self._client,
                 TokenCache(self._store, vendor, now=now),
-                QuotaGuard(self._store, vendor, rules, now=now),
+                ReservingGuard(
+                    self._store,
+                    vendor,
+                    rules,
+                    now,
+                    self._clock.sleep,
+                    margin_s=self._margin_s,
+                    max_wait_s=self._max_wait_s,
+                ),
                 now,
                 self._clock.sleep,
             )

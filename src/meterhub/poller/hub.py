@@ -1,6 +1,11 @@
 """The running hub: poller, MQTT subscribers and the HTTP API on one event loop.
 
-:class:`Hub` is what ``meterhub serve`` (and ``meterhub demo``) run. It opens the store, writes
+:class:`Hub` is what ``meterhub serve`` (and ``meterhub demo``) run. Its ``role`` says which
+parts: ``all`` (the default), ``poller`` (the poller and MQTT subscribers; its HTTP server answers
+``/healthz`` and ``/metrics`` for the orchestrator) or ``api`` (only the HTTP API, no polling).
+Pollers lease their meters through the database (:class:`~meterhub.poller.work.Tenure`), so any
+number of them share one PostgreSQL database; on SQLite the hub takes the database's serve lock
+and a second hub on the same file refuses to start. It opens the store, writes
 the meters a ``meterhub.toml`` declares, and runs until :meth:`Hub.stop` (or SIGINT/SIGTERM via
 :func:`stop_on_signals`): the HTTP server finishes its requests, then the poller and subscribers
 are cancelled between writes, the shared HTTP client is closed and the store flushed.
@@ -30,14 +35,20 @@ from fastapi import FastAPI
 from meterhub.api.app import create_app
 from meterhub.api.routes.relay import use_poller
 from meterhub.errors import ConfigError, UnknownMeterError
+from meterhub.homeassistant.publisher import publisher_for
 from meterhub.hubzone import default_zone
 from meterhub.model import Meter
 from meterhub.mqtt import MqttSubscriber
+from meterhub.poller import workmetrics
 from meterhub.poller.clock import Clock
 from meterhub.poller.config import HubConfig
 from meterhub.poller.connectors import HTTP_LIMITS, HTTP_TIMEOUT
 from meterhub.poller.scheduler import Poller
+from meterhub.poller.work import ROLES, Tenure, default_worker_id, worker_id_problem
+from meterhub.pricefeeds.schedule import alongside_price_feeds
 from meterhub.store import Store, open_store
+from meterhub.store.sqlite import SQLiteStore
+from meterhub.store.sqlite_leases import ProcessLock, lock_single_process
 
 __all__ = [
     "API_THREADS",
@@ -133,8 +144,19 @@ class Hub:
         *,
         clock: Clock | None = None,
         http_timeout: httpx.Timeout = HTTP_TIMEOUT,
+        role: str = "all",
+        worker_id: str | None = None,
     ) -> None:
+        if role not in ROLES:
+            raise ConfigError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
         self.database_url = database_url
+        self.role = role
+        self.worker_id = worker_id or default_worker_id()
+        problem = worker_id_problem(self.worker_id)
+        if problem is not None:
+            raise ConfigError(problem)
+        self.tenure: Tenure | None = None
+        self._lock: ProcessLock | None = None
         self.config = config or HubConfig()
         self.clock = clock or Clock()
         self._http_timeout = http_timeout
@@ -158,18 +180,42 @@ class Hub:
         anyio.to_thread.current_default_thread_limiter().total_tokens = API_THREADS
         store = await anyio.to_thread.run_sync(open_store, self.database_url)
         try:
+            if isinstance(store, SQLiteStore):
+                self.lock_database(store.path)  # one process serves a SQLite file
+            if self.role != "api":
+                self.tenure = Tenure(store, self.worker_id, self.role, self.config.poller.lease_s)
+                workmetrics.install()
             self.changes = await anyio.to_thread.run_sync(apply_declared_meters, store, self.config.meters)
             async with httpx.AsyncClient(timeout=self._http_timeout, limits=HTTP_LIMITS) as client:
                 await self._run_parts(store, client, sock)
         finally:
             with anyio.CancelScope(shield=True):  # flushed even when the hub is cancelled
                 await anyio.to_thread.run_sync(store.close)
+            if self.tenure is not None:
+                self.tenure.close()
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def lock_database(self, sqlite_path: str) -> None:
+        """Take the SQLite database's serve lock (if not held yet), or raise ConfigError."""
+        if self._lock is None:
+            self._lock = lock_single_process(sqlite_path)
+
+    def worker_status(self) -> dict[str, object]:
+        """Return what ``/healthz`` shows of this worker: its id, role and the meters it holds."""
+        if self.tenure is None:
+            return {"worker_id": self.worker_id, "role": self.role}
+        return self.tenure.describe()
 
     async def _run_parts(self, store: Store, client: httpx.AsyncClient, sock: socket.socket) -> None:
-        self.poller = Poller(store, client, clock=self.clock, settings=self.config.poller)
+        polling = self.role != "api"
+        self.poller = Poller(store, client, clock=self.clock, settings=self.config.poller, tenure=self.tenure)
         app = create_app(self.database_url)
+        app.state.worker_status = self.worker_status
         self._app = app
-        use_poller(app, self.poller)  # live reads and relay switches take the meter's turn
+        if polling:
+            use_poller(app, self.poller)  # live reads and relay switches take the meter's turn
         server = QuietServer(
             uvicorn.Config(
                 app,
@@ -182,17 +228,21 @@ class Hub:
         self._server = server
         if self._stopping:
             return
-        subscriber = MqttSubscriber(store, self.config.mqtt) if self.config.mqtt else None
+        subscriber = MqttSubscriber(store, self.config.mqtt) if self.config.mqtt and polling else None
+        publisher = publisher_for(store, self.config.homeassistant)
         poller_scope = anyio.CancelScope()
 
         async def run_poller(poller: Poller) -> None:
             with poller_scope:
-                await poller.run()
+                await alongside_price_feeds(poller.run, store, client, self.config.prices, self.clock)
 
         async with anyio.create_task_group() as task_group:
-            task_group.start_soon(run_poller, self.poller)
+            if polling:
+                task_group.start_soon(run_poller, self.poller)
             if subscriber is not None:
                 task_group.start_soon(subscriber.run)
+            if publisher is not None:
+                task_group.start_soon(publisher.run)
             self.started.set()
             try:
                 await server.serve(sockets=[sock])
@@ -200,3 +250,5 @@ class Hub:
                 poller_scope.cancel()
                 if subscriber is not None:
                     subscriber.stop()  # it stores what it already received, then returns
+                if publisher is not None:
+                    publisher.stop()  # it says offline on its status topic, then returns

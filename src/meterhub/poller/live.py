@@ -110,7 +110,8 @@ class LedgerLive:
     async def read(self, store: Store, meter: Meter) -> Contact:
         """Ask the device if the meter was last asked at least its minimum interval ago."""
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, limits=HTTP_LIMITS) as client:
-            factory = ConnectorFactory(store, client, self._clock)
+            # a read never waits for a slot: a slot not free now goes to whoever booked it
+            factory = ConnectorFactory(store, client, self._clock, max_wait_s=0.0)
             connector = factory.build(meter)
             min_s = min_poll_interval_s(factory.connector_class(meter.vendor), connector)
             at = self._clock.now()

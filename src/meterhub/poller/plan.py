@@ -3,7 +3,7 @@
 A backfill is fetched in windows of the connector's history chunk (``history_chunk_s``, one day
 unless it declares another), aligned to the meter's local midnights for whole days. What a window
 costs in quota is measured, not guessed: the backfill's connector gets a :class:`CountingGuard`,
-which grants slots exactly like the persisted :class:`~meterhub.vendors.base.QuotaGuard` and
+which grants slots exactly like the poller's :class:`~meterhub.poller.quota.ReservingGuard` and
 counts them per rule, so after the first window the plan knows which limits history calls take
 and how long the rest must wait for them. A connector may also declare ``history_quota`` (the
 rule one history call takes, or None for none), which lets the plan say so before the first call.
@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
+import anyio
+
 from meterhub.model import utc_now
 from meterhub.poller.connectors import ConnectorClass, declares_history_quota, history_chunk_s, history_rule
+from meterhub.poller.quota import ReservingGuard
 from meterhub.store.base import Store
 from meterhub.timeutil import get_zone
-from meterhub.vendors.base import QuotaGuard, QuotaRule
+from meterhub.vendors.base import QuotaRule
 
 __all__ = [
     "CountingGuard",
@@ -82,7 +85,7 @@ def span_text(seconds: float) -> str:
     return " ".join(part for part in parts if part) or "0 s"
 
 
-class CountingGuard(QuotaGuard):
+class CountingGuard(ReservingGuard):
     """A quota guard that also counts the slots it grants, per rule and scope key."""
 
     def __init__(
@@ -91,14 +94,15 @@ class CountingGuard(QuotaGuard):
         vendor: str,
         rules: tuple[QuotaRule, ...],
         now: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
-        super().__init__(store, vendor, rules, now)
+        super().__init__(store, vendor, rules, now, sleep)
         self.rules = {rule.name: rule for rule in rules}
         self.taken: Counter[tuple[str, str]] = Counter()
         """Slots granted, by (rule name, scope key)."""
 
     async def acquire(self, rule_name: str, scope_key: str) -> None:
-        """Take a slot as :class:`QuotaGuard` does, and count it."""
+        """Take a slot as :class:`ReservingGuard` does, and count it."""
         await super().acquire(rule_name, scope_key)
         self.taken[(rule_name, scope_key)] += 1
 

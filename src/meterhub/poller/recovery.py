@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from anyio import CancelScope
 from anyio.abc import TaskGroup
 
 from meterhub.errors import MeterhubError, QuotaExceeded, VendorUnavailable
@@ -99,6 +100,8 @@ class RecoveryState:
     """A window missed while a backfill was running; merged in when it ends."""
     ledger_checked: bool = False
     running: bool = False
+    scope: CancelScope | None = None
+    """The running backfill's scope: cancelled when this worker gives the meter up."""
 
 
 class Recovery:
@@ -156,7 +159,22 @@ class Recovery:
     ) -> None:
         """Run the job in ``task_group``, counted as running from now on."""
         self._claim(state)  # now, so the next poll does not start it twice
-        task_group.start_soon(self._run_claimed, state, connector, chunk_s, job)
+        state.scope = CancelScope()
+        task_group.start_soon(self._run_scoped, state, state.scope, connector, chunk_s, job)
+
+    async def _run_scoped(
+        self, state: RecoveryState, scope: CancelScope, connector: Connector, chunk_s: int, job: BackfillJob
+    ) -> None:
+        with scope:
+            await self._run_claimed(state, connector, chunk_s, job)
+        if state.scope is scope:
+            state.scope = None
+
+    @staticmethod
+    def cancel(state: RecoveryState) -> None:
+        """Stop the meter's running backfill (its progress is saved window by window)."""
+        if state.scope is not None:
+            state.scope.cancel()
 
     def _claim(self, state: RecoveryState) -> None:
         self.running += 1

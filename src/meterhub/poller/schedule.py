@@ -54,10 +54,18 @@ class PollerSettings:
     """First polls are spread over this many seconds (and never before a meter's interval)."""
     refresh_meters_s: float = 60.0
     """How often the meter list is re-read from the store, so added meters get polled."""
+    lease_s: float = 30.0
+    """How long a worker's hold on a meter lasts unrenewed (renewed every third of it): a dead
+    worker's meters are taken over by the others within this time (real seconds)."""
+    quota_margin_s: float = 1.0
+    """Calls under one vendor limit are booked at least the window plus this apart: room for the
+    workers' clocks to disagree and for the time a request takes to reach the vendor."""
 
     def __post_init__(self) -> None:
         if self.jitter_ratio < 0 or self.backoff_cap_s <= 0 or self.max_concurrent_polls < 1:
             raise ConfigError("poller settings must be positive")
+        if self.lease_s < 1.0 or self.quota_margin_s < 0:
+            raise ConfigError("the poller's lease_s must be at least 1 and quota_margin_s at least 0")
 
 
 @dataclass(slots=True)

@@ -18,6 +18,13 @@ A typed vendor error, and any unexpected one, becomes the meter's health (``last
 ``consecutive_failures``) and never stops the loop. When fresh data starts later than twice the
 poll interval after what was stored before (an outage, or the hub was down), the missed window
 is backfilled through ``connector.history`` in the background, resumably.
+
+With a :class:`~meterhub.poller.work.Tenure` the poller polls only the meters this worker leases
+(several workers on one PostgreSQL database share the meters): every ``lease_s / 3`` real
+seconds it renews its leases, schedules the meters it was given, and gives back what is over its
+fair share once those meters have no poll or backfill in flight. A meter taken over starts from
+what the store holds of it (its last success, its newest data), so it is polled when next due and
+the window its old holder missed is backfilled; so is a backfill the old holder left unfinished.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ from meterhub.poller.schedule import (
     retry_delay_s,
 )
 from meterhub.poller.sink import HealthNote, Sink
+from meterhub.poller.work import Tenure
 from meterhub.store.base import Store
 from meterhub.threads import run_ingest
 from meterhub.vendors.registry import load_connector
@@ -79,11 +87,15 @@ class Poller:
         resolve: Resolver = load_connector,
         meters: Sequence[Meter] | None = None,
         seed: int | None = None,
+        tenure: Tenure | None = None,
     ) -> None:
         self._store = store
         self._clock = clock or Clock()
         self.settings = settings or PollerSettings()
-        self.factory = ConnectorFactory(store, client, self._clock, resolve)
+        self.tenure = tenure
+        self.factory = ConnectorFactory(
+            store, client, self._clock, resolve, margin_s=self.settings.quota_margin_s
+        )
         self.sink = Sink(store, Ingestor(store, now=self._clock.now))
         self.stats = PollerStats()
         self._recovery = Recovery(
@@ -116,8 +128,14 @@ class Poller:
         else:
             meters = await run_ingest(self._store.list_meters)
         wanted = {m.id: m for m in meters if self.factory.is_pollable(m)}
+        give: list[str] = []
+        if self.tenure is not None:
+            held, give = await self._renew(sorted(wanted))
+            wanted = {meter_id: meter for meter_id, meter in wanted.items() if meter_id in held}
         for meter_id in set(self._slots) - set(wanted):
-            del self._slots[meter_id]  # its heap entry goes stale and is skipped
+            self._drop(meter_id)
+        if self.tenure is not None:
+            await self.tenure.give_back(give)  # unscheduled first: never two holders polling
         fresh = [m for m in wanted.values() if self._changed(m)]
         if not fresh:
             return
@@ -132,6 +150,22 @@ class Poller:
             slot.last_success = known.last_success if known is not None else None
             self._slots[meter.id] = slot
             self._push(slot, self._first_due(slot, now))
+
+    async def _renew(self, wanted: list[str]) -> tuple[frozenset[str], list[str]]:
+        """Renew this worker's leases; on a database failure keep the meters while they last."""
+        assert self.tenure is not None
+        busy = [meter_id for meter_id, slot in self._slots.items() if slot.running or slot.recovery.running]
+        try:
+            return await self.tenure.renew(wanted, busy)
+        except MeterhubError as exc:
+            self.tenure.failed(str(exc))
+            log.warning("worker %s cannot renew its leases: %s", self.tenure.worker_id, exc)
+            return self.tenure.held, []
+
+    def _drop(self, meter_id: str) -> None:
+        """Stop scheduling a meter (removed, or no longer this worker's); its heap entry goes stale."""
+        slot = self._slots.pop(meter_id)
+        Recovery.cancel(slot.recovery)
 
     def _changed(self, meter: Meter) -> bool:
         slot = self._slots.get(meter.id)
@@ -197,12 +231,28 @@ class Poller:
         async with anyio.create_task_group() as task_group:
             self._task_group = task_group
             task_group.start_soon(self.sink.run)
-            if self._fixed_meters is None:
+            if self.tenure is not None:
+                task_group.start_soon(self._lease_loop)
+            elif self._fixed_meters is None:
                 task_group.start_soon(self._refresh_loop)
             try:
                 await self._schedule_loop(task_group)
             finally:
                 self._task_group = None
+                if self.tenure is not None:
+                    with anyio.CancelScope(shield=True):
+                        await self._leave()
+
+    async def _leave(self) -> None:
+        """Give every meter back at a clean stop, so the other workers take them at once."""
+        assert self.tenure is not None
+        for meter_id in list(self._slots):
+            self._drop(meter_id)
+        try:
+            with anyio.move_on_after(self.tenure.renew_every_s):
+                await self.tenure.leave()
+        except MeterhubError as exc:
+            log.warning("worker %s could not give its meters back: %s", self.tenure.worker_id, exc)
 
     async def _schedule_loop(self, task_group: anyio.abc.TaskGroup) -> None:
         while True:
@@ -221,6 +271,19 @@ class Poller:
             self._wake = anyio.Event()
             with anyio.move_on_after(self._clock.real_s(wait_s)):
                 await self._wake.wait()
+
+    async def _lease_loop(self) -> None:
+        """Renew the leases (and re-read the meters) every third of the lease time, in real time."""
+        assert self.tenure is not None
+        while True:
+            await anyio.sleep(self.tenure.renew_every_s)
+            try:
+                await self.load_meters()
+            except MeterhubError as exc:
+                log.warning("cannot re-read the meters: %s", exc)
+                if self.tenure.failed(str(exc)):
+                    for meter_id in list(self._slots):
+                        self._drop(meter_id)
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -288,10 +351,13 @@ class Poller:
         return self._clock.now() + timedelta(seconds=self._min_interval_s(slot))
 
     def _min_interval_s(self, slot: Slot) -> float:
+        """Return the meter's minimum interval plus the quota margin its calls are booked apart by."""
+        margin_s = self.settings.quota_margin_s
         try:
-            return float(min_poll_interval_s(self.factory.connector_class(slot.meter.vendor), slot.connector))
+            vendor_class = self.factory.connector_class(slot.meter.vendor)
+            return float(min_poll_interval_s(vendor_class, slot.connector)) + margin_s
         except InputError:
-            return float(slot.meter.interval_s)
+            return float(slot.meter.interval_s) + margin_s
 
     async def poll_in_turn(
         self, meter_id: str, fetch: Fetch | None = None, *, max_wait_s: float = 0.0
@@ -364,6 +430,8 @@ class Poller:
             return await self._failed(slot, at, exc)
         slot.next_turn = self._turn_after_call(slot)
         metrics.record_poll(slot.meter.vendor, True, time.monotonic() - started)
+        if slot.failures:
+            log.info("polling %s works again after %d failed polls", meter_id, slot.failures)
         reach = at - timedelta(seconds=self.settings.recovery_max_s)
         covered, gap = missed_window(meter_id, slot.covered_until, fetched, slot.interval_s, reach)
         try:

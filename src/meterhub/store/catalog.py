@@ -44,7 +44,7 @@ _HEALTH_INSERT = (
 )
 _HEALTH_OK_UPSERT = (
     f"{_HEALTH_INSERT}DO UPDATE SET online = 1, last_success_ms = excluded.last_success_ms, "
-    f"failures = 0 RETURNING {_HEALTH_COLUMNS}"
+    f"last_error = NULL, last_error_ms = NULL, failures = 0 RETURNING {_HEALTH_COLUMNS}"
 )
 _HEALTH_FAILED_UPSERT = (
     f"{_HEALTH_INSERT}DO UPDATE SET online = 0, last_error = excluded.last_error, "
@@ -247,12 +247,17 @@ class CatalogMixin(SqlMixin):
 
     # --- meter health -------------------------------------------------------------------
     def record_health(self, meter_id: str, ok: bool, at: datetime, error: str | None = None) -> MeterHealth:
-        """Record a poll's outcome and return the meter's health after it."""
+        """Record a poll's outcome and return the meter's health after it.
+
+        A success clears the last error (the poller logs each error and the recovery from it,
+        so its history stays in the log): an online meter never shows an error of the past.
+        """
 
         def record(conn: Any) -> MeterHealth:
             self._require_meter(conn, meter_id)
             # One upsert, failures counted by the database: concurrent writers of one meter's
-            # health never collide on its key, and none of their outcomes is lost.
+            # health (workers sharing a database) never collide on its key, and none of their
+            # outcomes is lost.
             if ok:
                 args: tuple[Any, ...] = (meter_id, 1, to_ms(at), None, None, 0)
             else:
