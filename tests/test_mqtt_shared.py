@@ -256,3 +256,45 @@ def test_groups_are_configured_per_source() -> None:
         for table in tables:
             with pytest.raises(ConfigError, match=rf"mqtt\[0\].*(group|{field})"):
                 source(**table)
+
+
+@pytest.mark.mqtt
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_when_a_worker_leaves_the_group_the_others_take_every_later_message(
+    broker: None, postgres: Backend
+) -> None:
+    start = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
+    device = ReaderDevice(AmsReaderConfig(start=start, list_type=2), seed=11, speed=0.0)
+    feed = Feed("house", PayloadFormat.JSON, True, unique_topic(), device)
+    stores = [postgres.open() for _ in range(WORKERS)]
+    stores[0].add_meter(Meter("house", "amsreader", phases=3, tz="Europe/Oslo", interval_s=10))
+    batches = [
+        [feed.messages(start + timedelta(seconds=10 * (k + 9 * n)))[0] for k in range(9)] for n in (0, 1)
+    ]
+    async with AsyncExitStack() as stack:
+        staying = [
+            await stack.enter_async_context(MqttSubscriber(store, [feed.source()])) for store in stores[1:]
+        ]
+        async with aiomqtt.Client(BROKER_HOST, BROKER_PORT) as client:
+            async with MqttSubscriber(stores[0], [feed.source()]) as leaving:
+                for worker in (leaving, *staying):
+                    await worker.wait_subscribed()
+                for topic, payload in batches[0]:
+                    await client.publish(topic, payload, qos=1)
+                await wait_until_async(
+                    lambda: sum(w.counters.messages for w in (leaving, *staying)) == 9, "the first batch"
+                )
+            # The leaving worker has disconnected: the broker deals every later message to the rest.
+            for topic, payload in batches[1]:
+                await client.publish(topic, payload, qos=1)
+            await wait_until_async(
+                lambda: sum(w.counters.messages for w in staying) + leaving.counters.messages == 18,
+                "the second batch",
+            )
+        await wait_until_async(
+            lambda: sum(w.counters.readings_stored for w in (leaving, *staying)) == 18 * 4, "every reading"
+        )
+    assert leaving.counters.messages > 0 and all(w.counters.messages > 0 for w in staying)
+    stored = rows(stores[1], "house")
+    assert len(stored) == 18 * 4 and len({reading.ts for reading in stored}) == 18
