@@ -9,6 +9,7 @@ the simulator publishes it, and stops cleanly; the token never appears in its ou
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import signal
 import subprocess
@@ -105,6 +106,29 @@ def test_the_hub_asks_for_tomorrow_at_13_cet_and_stores_the_25_hour_day(
     thirteen = datetime(2026, 10, 24, 13, 0, tzinfo=CET)
     assert calls[0] < thirteen - timedelta(seconds=30)
     assert calls[1] >= thirteen - timedelta(seconds=5)
+
+
+def test_a_refused_token_is_logged_retried_with_a_doubling_wait_and_the_hub_runs_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'refused.db'}"
+    wrong = tmp_path / "wrong.token"
+    wrong.write_text("wrong-token-0815")
+    wrong.chmod(0o600)
+    caplog.set_level(logging.INFO, logger="meterhub.pricefeeds")
+    with entsoe_simulator(datetime(2026, 10, 24, 14, 0, tzinfo=CET), speed=60) as sim:
+        source = PriceSource(find_zone("NO1"), "no1", f"file:{wrong}", base_url=sim.api_url, retry_s=60)
+        with running_hub(db_url, HubConfig(prices=(source,)), following(sim, 60)):
+            wait_until(lambda: sim.api_calls() >= 3, "the hub to try the token three times")
+            calls = call_times(sim)
+    gaps_s = [(b - a).total_seconds() for a, b in itertools.pairwise(calls[:3])]
+    assert gaps_s[0] >= 55 and gaps_s[1] >= 115  # 60 s, then 120 s
+    refusals = [r.getMessage() for r in caplog.records if "refused the security token" in r.getMessage()]
+    assert len(refusals) >= 3 and all(
+        r.levelno == logging.WARNING for r in caplog.records if "refused" in r.getMessage()
+    )
+    assert all("wrong-token-0815" not in r.getMessage() for r in caplog.records)
+    assert slots(db_url, date(2026, 10, 25)) == 0
 
 
 @pytest.mark.slow

@@ -78,8 +78,21 @@ class PriceFeed:
             self.source.fetch_after.strftime("%H:%M"),
         )
         while True:
-            wait_s = await self.step()
+            try:
+                wait_s = await self.step()
+            except MeterhubError as exc:  # the store failed a read: try again later
+                self.failures += 1
+                wait_s = self._backoff_s()
+                log.warning("price feed %s: %s; next look in %d s", self.source.series, exc, wait_s)
+            except Exception:  # a fault of ours must not end the feed or the hub; logged with its trace
+                self.failures += 1
+                wait_s = MAX_WAIT_S
+                log.exception("price feed %s: unexpected failure; next look in an hour", self.source.series)
             await self.clock.sleep(wait_s)
+
+    def _backoff_s(self) -> float:
+        """Return the wait after ``failures`` failures in a row: retry_s, doubling up to an hour."""
+        return min(MAX_WAIT_S, self.source.retry_s * 2.0 ** max(0, self.failures - 1))
 
     def due_at(self, day: date) -> datetime:
         """Return when ``day``'s prices are first asked for: ``fetch_after`` CET the day before."""
@@ -140,13 +153,9 @@ class PriceFeed:
             return max(1.0, exc.retry_after_s or 60.0)
         except MeterhubError as exc:
             self.failures += 1
-            wait_s = min(MAX_WAIT_S, self.source.retry_s * 2.0 ** (self.failures - 1))
+            wait_s = self._backoff_s()
             log.warning("price feed %s: %s; next try in %d s", self.source.series, exc, wait_s)
             return wait_s
-        except Exception:  # a fault of ours must not end the feed; logged with its trace
-            self.failures += 1
-            log.exception("price feed %s: unexpected failure; next try in an hour", self.source.series)
-            return MAX_WAIT_S
         self.failures = 0
         log.info(
             "price feed %s: %s: %d slots, %d stored, %d unchanged",
