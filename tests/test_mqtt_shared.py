@@ -8,7 +8,9 @@ twice (a QoS 1 retransmission) is stored once.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import anyio
 import pytest
 
 from meterhub.errors import ConfigError
@@ -24,6 +27,7 @@ from meterhub.model import Extra, Meter, Reading
 from meterhub.mqtt import MqttSource, MqttSubscriber, PayloadFormat
 from meterhub.poller.config import parse_config
 from meterhub.store.base import Store
+from meterhub.store.sqlite import SQLiteStore
 from meterhub.vendors.amsreader.device import AmsReaderConfig, ReaderDevice
 from meterhub.vendors.amsreader.mqttpayloads import (
     domoticz_messages,
@@ -33,7 +37,7 @@ from meterhub.vendors.amsreader.mqttpayloads import (
 )
 from tests.backends import Backend
 from tests.mqttbroker import BROKER_HOST, BROKER_PORT, unique_topic
-from tests.waiting import wait_until_async
+from tests.waiting import DEADLINE_S, wait_until_async
 
 WORKERS = 3
 ROUNDS = 6
@@ -298,3 +302,33 @@ async def test_when_a_worker_leaves_the_group_the_others_take_every_later_messag
     assert leaving.counters.messages > 0 and all(w.counters.messages > 0 for w in staying)
     stored = rows(stores[1], "house")
     assert len(stored) == 18 * 4 and len({reading.ts for reading in stored}) == 18
+
+
+@pytest.mark.anyio
+async def test_a_broker_without_mqtt_v5_is_named_with_the_way_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="meterhub.mqtt")
+
+    async def refuse_v5(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)  # the CONNECT
+        writer.write(b"\x20\x02\x00\x01")  # an MQTT 3.1.1 broker: unacceptable protocol version
+        await writer.drain()
+        writer.close()
+
+    old_broker = await asyncio.start_server(refuse_v5, BROKER_HOST, 0)
+    port = old_broker.sockets[0].getsockname()[1]
+    store = SQLiteStore(tmp_path / "meterhub.db")
+    source = MqttSource(BROKER_HOST, port, unique_topic(), "house", PayloadFormat.JSON)
+    subscriber = MqttSubscriber(store, [source], reconnect_min_s=0.05, reconnect_max_s=0.2)
+    try:
+        with anyio.fail_after(DEADLINE_S):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(subscriber.run)
+                await wait_until_async(lambda: subscriber.counters.connection_failures >= 3, "3 refusals")
+                subscriber.stop()
+    finally:
+        old_broker.close()
+        store.close()
+    warnings = [record.getMessage() for record in caplog.records if "MQTT v5" in record.getMessage()]
+    assert len(warnings) == 1 and f"{BROKER_HOST}:{port}" in warnings[0] and 'group = ""' in warnings[0]

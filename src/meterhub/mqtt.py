@@ -306,6 +306,14 @@ class MqttSubscriber:
                 level = logging.WARNING if broker.up else logging.DEBUG
                 log.log(level, "MQTT broker %s:%s: %s; retrying", broker.host, broker.port, exc)
                 broker.up = False
+                if broker.protocol is aiomqtt.ProtocolVersion.V5 and "protocol" in str(exc).lower():
+                    self._warn_once(
+                        f"v5:{broker.where}",
+                        "MQTT broker %s refuses MQTT v5 (%s), which shared subscriptions need; "
+                        'set group = "" on its sources for a plain subscription',
+                        broker.where,
+                        exc,
+                    )
             jitter = random.uniform(0.8, 1.2)  # noqa: S311 - spreads reconnects, not security
             await anyio.sleep(delay_s * jitter)
             delay_s = min(delay_s * 2, self._reconnect_max_s)
