@@ -16,6 +16,7 @@ from meterhub.analytics.tariffs import Tariff
 from meterhub.cli.common import emit, format_option, local_text, opened_store, time_arg
 from meterhub.config import resolve_secret
 from meterhub.errors import InputError
+from meterhub.ids import id_problem
 from meterhub.model import Role
 from meterhub.pricefeeds.entsoe import DEFAULT_BASE_URL as ENTSOE_URL
 from meterhub.pricefeeds.exports import FORMATS as EXPORT_FORMATS
@@ -285,6 +286,8 @@ def fetch_entsoe(
     else:
         last = time_arg(end, bidding_zone.tz)
     name = series or f"entsoe-{bidding_zone.name.lower()}"
+    if id_problem(name) is not None:
+        raise InputError(f"--series {name!r} must be up to 64 letters, digits and _ . : -")
     token = resolve_secret(token_ref)
     with opened_store() as store:
         result = anyio.run(
