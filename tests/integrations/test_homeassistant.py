@@ -123,6 +123,15 @@ def running(store: Store, settings: HomeAssistantSettings) -> Iterator[HomeAssis
             future.result(timeout=60)
 
 
+def _complete(heard: dict[str, str], settings: HomeAssistantSettings, count: int) -> bool:
+    """Say whether ``count`` configs and every topic they name (state, availability) were heard."""
+    configs = _configs(heard, settings)
+    named = {config["state_topic"] for config in configs.values()} | {
+        item["topic"] for config in configs.values() for item in config["availability"]
+    }
+    return len(configs) == count and named <= set(heard)
+
+
 def _configs(heard: dict[str, str], settings: HomeAssistantSettings) -> dict[str, dict[str, Any]]:
     return {
         topic: json.loads(payload)
@@ -146,7 +155,7 @@ def test_discovery_and_state_follow_home_assistants_schema(broker: None, store: 
     try:
         with running(store, settings):
             wait_until(
-                lambda: len(_configs(listener.latest(), settings)) == 21, "21 discovery configs (15 + 6)"
+                lambda: _complete(listener.latest(), settings, 21), "21 configs (15 + 6) and the states"
             )
             heard = listener.latest()
         configs = _configs(heard, settings)
@@ -219,7 +228,7 @@ def test_discovery_and_state_follow_home_assistants_schema(broker: None, store: 
 
 def test_new_readings_are_published_only_when_they_change(broker: None, store: Store) -> None:
     settings = _settings()
-    listener = Listener(f"{settings.state_prefix}/#")
+    listener = Listener(f"{settings.state_prefix}/#", f"{settings.discovery_prefix}/#")
     state_topic = f"{settings.state_prefix}/house/state"
     try:
         with running(store, settings) as publisher:
@@ -239,6 +248,12 @@ def test_new_readings_are_published_only_when_they_change(broker: None, store: S
             state = json.loads(listener.latest()[state_topic])
             assert state["energy_import_kwh"] == 12346.0
             assert state["voltage_l1_v"] == 231.3  # the phases' newest values stay
+
+            config_topic = f"{settings.discovery_prefix}/sensor/{settings.node_id}/house_power/config"
+            assert listener.count(config_topic) == 1  # a new reading changes no config
+            store.update_meter(Meter("house", "iammeter", 3, "Europe/Oslo", 60, "Main fuse"))
+            wait_until(lambda: listener.count(config_topic) == 2, "the renamed meter's configs")
+            assert json.loads(listener.latest()[config_topic])["device"]["name"] == "Main fuse"
     finally:
         listener.close()
 
@@ -282,10 +297,8 @@ def test_removed_and_unlisted_meters_are_removed_from_home_assistant(broker: Non
             )
             assert not any("flat" in topic for topic in listener.latest())  # not listed: never published
             store.remove_meter("garage.ev")
-            wait_until(
-                lambda: all(p == "" for t, p in listener.latest().items() if t.startswith(garage_power)),
-                "the garage's configs emptied",
-            )
+            garage_state = f"{settings.state_prefix}/garage_ev_{_hash('garage.ev')}/state"
+            wait_until(lambda: listener.latest().get(garage_state) == "", "the garage's state cleared last")
         heard = listener.latest()
         garage_topics = [t for t in heard if "garage_ev" in t]
         assert garage_topics and all(heard[t] == "" for t in garage_topics)
@@ -314,9 +327,13 @@ def test_meter_going_offline_makes_its_sensors_unavailable(broker: None, tmp_pat
             with running(store, settings):
                 wait_until(lambda: listener.latest().get(availability) == "online", "pv online")
                 store.record_health("pv", False, utc_now(), "device did not answer")
-                wait_until(lambda: listener.latest().get(availability) == "offline", "pv offline")
-                state = json.loads(listener.latest()[f"{settings.state_prefix}/pv/state"])
-                assert state["online"] is False
+                state_topic = f"{settings.state_prefix}/pv/state"
+                wait_until(
+                    lambda: json.loads(listener.latest()[state_topic])["online"] is False,
+                    "pv's state offline",
+                )
+                # The state goes out after the availability in one round: both are offline now.
+                assert listener.latest()[availability] == "offline"
         finally:
             listener.close()
     finally:
@@ -392,7 +409,9 @@ def test_cli_show_publish_once_and_unpublish(broker: None, store: Store, tmp_pat
         assert done.returncode == 0, done.stderr
         assert "for 2 meters" in done.stdout
         assert "not-checked-by-this-broker" not in done.stdout + done.stderr
-        wait_until(lambda: len(_configs(listener.latest(), settings)) == 21, "the configs of both meters")
+        wait_until(
+            lambda: _complete(listener.latest(), settings, 21), "the configs and states of both meters"
+        )
         gone = _cli("homeassistant", "unpublish", "--config", str(config), env=env)
         assert gone.returncode == 0, gone.stderr
         wait_until(lambda: _configs(listener.latest(), settings) == {}, "every config removed")
@@ -430,7 +449,8 @@ def test_serve_publishes_to_home_assistant(broker: None, store: Store, tmp_path:
     state_topic = f"{settings.state_prefix}/garage_ev_{_hash('garage.ev')}/state"
     try:
         wait_until(lambda: state_topic in listener.latest() or hub.poll() is not None, "the garage's state")
-        assert hub.poll() is None, "meterhub serve ended early"
+        if hub.poll() is not None:
+            pytest.fail(f"meterhub serve ended early: {hub.communicate(timeout=60)[1]}")
         assert json.loads(listener.latest()[state_topic])["power_w"] == 2280.0
         assert listener.latest()[settings.status_topic] == "online"
         assert not any("/house" in topic for topic in listener.latest())

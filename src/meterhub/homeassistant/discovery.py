@@ -30,17 +30,24 @@ from typing import Any
 from meterhub import __version__
 from meterhub.homeassistant.settings import HomeAssistantSettings
 from meterhub.meternow import MeterNow
-from meterhub.model import PHASE_TOTAL
+from meterhub.model import PHASE_TOTAL, Meter
 
 __all__ = [
     "ENTITIES",
+    "VENDOR_LABELS",
     "Entity",
     "Message",
+    "availability_topic",
+    "config_messages",
     "discovery_topic",
+    "entity_config",
     "meter_messages",
     "meter_slug",
+    "owned_filters",
     "present_keys",
+    "removal_messages",
     "state_document",
+    "state_topic",
 ]
 
 VENDOR_LABELS: Mapping[str, str] = {
@@ -210,8 +217,7 @@ def state_document(item: MeterNow, keys: Iterable[str]) -> dict[str, Any]:
     return {entity.state_key: _value(item, entity) for entity in ENTITIES if entity.key in wanted}
 
 
-def _device(settings: HomeAssistantSettings, item: MeterNow, slug: str) -> dict[str, Any]:
-    meter = item.meter
+def _device(settings: HomeAssistantSettings, meter: Meter, slug: str) -> dict[str, Any]:
     label = VENDOR_LABELS.get(meter.vendor, meter.vendor)
     phases = "single-phase" if meter.phases == 1 else f"{meter.phases}-phase"
     return {
@@ -230,12 +236,10 @@ def _template(entity: Entity) -> str:
     return f"{{{{ value_json.{entity.state_key} }}}}"
 
 
-def entity_config(
-    settings: HomeAssistantSettings, item: MeterNow, entity: Entity, slug: str
-) -> dict[str, Any]:
+def entity_config(settings: HomeAssistantSettings, meter: Meter, entity: Entity, slug: str) -> dict[str, Any]:
     """Return the discovery config of one entity of a meter."""
     hub = {"topic": settings.status_topic, "payload_available": "online", "payload_not_available": "offline"}
-    meter = {
+    own = {
         "topic": availability_topic(settings, slug),
         "payload_available": "online",
         "payload_not_available": "offline",
@@ -258,11 +262,11 @@ def entity_config(
         config["payload_off"] = "OFF"
         config["availability"] = [hub]
     else:
-        config["availability"] = [hub, meter]
+        config["availability"] = [hub, own]
         config["availability_mode"] = "all"
     if entity.diagnostic:
         config["entity_category"] = "diagnostic"
-    config["device"] = _device(settings, item, slug)
+    config["device"] = _device(settings, meter, slug)
     config["origin"] = {"name": "meterhub", "sw_version": __version__}
     config["qos"] = 1
     return config
@@ -272,15 +276,31 @@ def _dump(document: Mapping[str, Any]) -> str:
     return json.dumps(document, sort_keys=False, separators=(",", ":"), ensure_ascii=False)
 
 
-def meter_messages(settings: HomeAssistantSettings, item: MeterNow, keys: Iterable[str]) -> list[Message]:
-    """Return the retained messages that describe a meter: configs, availability, then state."""
+def config_messages(settings: HomeAssistantSettings, meter: Meter, keys: Iterable[str]) -> list[Message]:
+    """Return the retained discovery configs of a meter's entities with these keys."""
+    slug = meter_slug(meter.id)
+    wanted = set(keys)
+    return [
+        Message(discovery_topic(settings, entity, slug), _dump(entity_config(settings, meter, entity, slug)))
+        for entity in ENTITIES
+        if entity.key in wanted
+    ]
+
+
+def meter_messages(
+    settings: HomeAssistantSettings,
+    item: MeterNow,
+    keys: Iterable[str],
+    configs: list[Message] | None = None,
+) -> list[Message]:
+    """Return the retained messages that describe a meter: configs, availability, then state.
+
+    ``configs`` are the meter's config messages when already built (they change only with the
+    meter or its keys), else they are built here.
+    """
     slug = meter_slug(item.meter.id)
     wanted = set(keys)
-    entities = [entity for entity in ENTITIES if entity.key in wanted]
-    messages = [
-        Message(discovery_topic(settings, entity, slug), _dump(entity_config(settings, item, entity, slug)))
-        for entity in entities
-    ]
+    messages = list(configs) if configs is not None else config_messages(settings, item.meter, wanted)
     messages.append(Message(availability_topic(settings, slug), "online" if item.online else "offline"))
     messages.append(Message(state_topic(settings, slug), _dump(state_document(item, wanted))))
     return messages
@@ -291,8 +311,8 @@ def removal_messages(settings: HomeAssistantSettings, meter_id: str, keys: Itera
     slug = meter_slug(meter_id)
     wanted = set(keys)
     messages = [Message(discovery_topic(settings, e, slug), "") for e in ENTITIES if e.key in wanted]
-    messages.append(Message(state_topic(settings, slug), ""))
     messages.append(Message(availability_topic(settings, slug), ""))
+    messages.append(Message(state_topic(settings, slug), ""))  # last: once it is empty, all are
     return messages
 
 

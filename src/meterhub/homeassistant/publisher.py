@@ -30,6 +30,7 @@ import anyio.to_thread
 from meterhub.config import resolve_secret
 from meterhub.homeassistant.discovery import (
     Message,
+    config_messages,
     meter_messages,
     owned_filters,
     present_keys,
@@ -37,7 +38,7 @@ from meterhub.homeassistant.discovery import (
 )
 from meterhub.homeassistant.settings import HomeAssistantSettings
 from meterhub.meternow import MeterNow, MeterNowCache
-from meterhub.model import utc_now
+from meterhub.model import Meter, utc_now
 from meterhub.store.base import Store
 
 __all__ = [
@@ -68,25 +69,36 @@ class PublisherCounters:
 
 
 def desired_messages(
-    settings: HomeAssistantSettings, meters: Sequence[MeterNow], known_keys: dict[str, set[str]]
+    settings: HomeAssistantSettings,
+    meters: Sequence[MeterNow],
+    known_keys: dict[str, set[str]],
+    configs: dict[tuple[Meter, frozenset[str]], list[Message]] | None = None,
 ) -> dict[str, str]:
     """Return topic -> payload of every retained message describing the published meters.
 
     ``known_keys`` holds each meter's entity keys so far; they grow as a meter reports new
     quantities and never shrink while it stays published (an entity does not vanish because
-    one reading lacked its value). Meters not published are left out of it.
+    one reading lacked its value). Meters not published are left out of it. ``configs`` keeps
+    each meter's config messages between calls, so thousands of meters cost only their states.
     """
+    configs = {} if configs is None else configs
     wanted: dict[str, str] = {}
     published = {item.meter.id for item in meters if settings.publishes(item.meter.id)}
     for meter_id in list(known_keys):
         if meter_id not in published:
             del known_keys[meter_id]
+    current = {(item.meter, frozenset(known_keys.get(item.meter.id, ()))) for item in meters}
+    for stale in [key for key in configs if key not in current]:
+        del configs[stale]  # a meter changed, gained keys or went: its old configs are not needed
     for item in meters:
         if item.meter.id not in published:
             continue
         keys = known_keys.setdefault(item.meter.id, set())
         keys |= present_keys(item)
-        for message in meter_messages(settings, item, keys):
+        key = (item.meter, frozenset(keys))
+        if key not in configs:
+            configs[key] = config_messages(settings, item.meter, keys)
+        for message in meter_messages(settings, item, keys, configs[key]):
             wanted[message.topic] = message.payload
     return wanted
 
@@ -112,6 +124,7 @@ class HomeAssistantPublisher:
         self._reconnect_max_s = reconnect_max_s
         self._connect_timeout_s = connect_timeout_s
         self._keys: dict[str, set[str]] = {}
+        self._configs: dict[tuple[Meter, frozenset[str]], list[Message]] = {}
         self._wanted: dict[str, str] = {}
         self._sent: dict[str, str] = {}
         self._gone: dict[str, set[str]] = {}
@@ -257,7 +270,7 @@ class HomeAssistantPublisher:
     async def _refresh(self) -> None:
         snapshot = await anyio.to_thread.run_sync(self._cache.snapshot)
         previous = dict(self._keys)
-        self._wanted = desired_messages(self.settings, snapshot.at(self._clock()), self._keys)
+        self._wanted = desired_messages(self.settings, snapshot.at(self._clock()), self._keys, self._configs)
         self._gone = {meter_id: keys for meter_id, keys in previous.items() if meter_id not in self._keys}
 
     async def _publish_changes(self, client: aiomqtt.Client) -> None:
