@@ -64,12 +64,12 @@ def _ours(ctx: Context, path: Path, outcomes: list[tuple[int, float]]) -> Measur
             store.close()
         with sqlite3.connect(db) as conn:
             count, power_mw = conn.execute("SELECT count(*), sum(p) FROM readings").fetchone()
-            rollup_n = conn.execute("SELECT sum(n) FROM rollup_1h").fetchone()[0]
+            rollup_n = conn.execute("SELECT sum(n) FROM rollup_15m").fetchone()[0]
         ctx.discard(db)
         if report.rejected_count or report.stored != count or rollup_n != count:
             raise RuntimeError(
                 f"import_csv: stored {report.stored}, rejected {report.rejected_count}, "
-                f"{count} rows in the table, {rollup_n} in the hourly rollups"
+                f"{count} rows in the table, {rollup_n} in the 15-minute rollups"
             )
         outcomes.append((count, power_mw / 1000))
         return elapsed

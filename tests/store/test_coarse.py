@@ -27,7 +27,7 @@ from meterhub.model import Meter, Reading
 from meterhub.store.base import Bucket, Store, SumField
 from meterhub.store.coarse import refresh_meter_days
 from meterhub.store.sqlite import SQLiteStore
-from meterhub.store.sqlite_codec import ROLLUP_COLUMNS, encode_reading
+from meterhub.store.sqlite_codec import ROLLUP_READ_SQL, STORED_ROLLUP_COLUMNS, encode_reading
 from meterhub.timeutil import from_ms, to_ms
 from tests.store.test_rollup_property import T0, histories, ingest_in_random_order
 
@@ -60,18 +60,17 @@ def ms(times: Sequence[datetime]) -> Ints:
 
 
 def table_rows(path: Path, table: str) -> list[Row]:
-    """Return every row of a rollup table, read with a plain connection, in key order."""
+    """Return every row of a rollup table (counts whole), read with a plain connection, in key order."""
+    select = ", ".join(ROLLUP_READ_SQL[c] for c in STORED_ROLLUP_COLUMNS)
     with closing(sqlite3.connect(path)) as conn:
-        return conn.execute(
-            f"SELECT {', '.join(ROLLUP_COLUMNS)} FROM {table} ORDER BY meter, phase, bucket"
-        ).fetchall()
+        return conn.execute(f"SELECT {select} FROM {table} ORDER BY meter, phase, bucket").fetchall()
 
 
 def oracle_coarse(fine: Sequence[Row], coarse_of: Callable[[int], int]) -> list[Row]:
-    """Merge 15-minute rows into coarse buckets in plain Python: sums, min, max, first, last."""
+    """Merge 15-minute rows into coarse buckets in plain Python: sums, min, max."""
     groups: dict[tuple[int, int, int], list[dict[str, int | float | None]]] = {}
     for row in fine:
-        named = dict(zip(ROLLUP_COLUMNS, row, strict=True))
+        named = dict(zip(STORED_ROLLUP_COLUMNS, row, strict=True))
         meter, phase, bucket = (int(named[c] or 0) for c in ("meter", "phase", "bucket"))
         groups.setdefault((meter, phase, coarse_of(bucket)), []).append(named)
     merged_rows: list[Row] = []
@@ -83,17 +82,7 @@ def oracle_coarse(fine: Sequence[Row], coarse_of: Callable[[int], int]) -> list[
         for column, pick in (("p_min", min), ("v_min", min), ("p_max", max), ("v_max", max)):
             present = [v for r in rows if (v := r[column]) is not None]
             merged[column] = pick(present) if present else None
-        for edge, position in (("first", 0), ("last", -1)):
-            having = [r for r in rows if r[f"{edge}_off"] is not None]
-            source = having[position] if having else None
-            for suffix in ("ei", "ee"):
-                merged[f"{edge}_{suffix}"] = None if source is None else source[f"{edge}_{suffix}"]
-            merged[f"{edge}_off"] = (
-                None
-                if source is None
-                else int(source["bucket"] or 0) + int(source[f"{edge}_off"] or 0) - coarse
-            )
-        merged_rows.append(tuple(merged[c] for c in ROLLUP_COLUMNS))
+        merged_rows.append(tuple(merged[c] for c in STORED_ROLLUP_COLUMNS))
     return merged_rows
 
 
@@ -112,6 +101,29 @@ def check_coarse_tables(path: Path, tz: str) -> None:
     fine = table_rows(path, "rollup_15m")
     assert table_rows(path, "rollup_6h") == oracle_coarse(fine, six_hour_of)
     assert table_rows(path, "rollup_day") == oracle_coarse(fine, day_of(tz))
+
+
+ROLLUP_TABLES = ("rollup_15m", "rollup_6h", "rollup_day")
+
+
+def check_compact_layout(path: Path) -> None:
+    """Assert the rollup tables have the compact columns, no whole counts stored, and hours a view."""
+    with closing(sqlite3.connect(path)) as conn:
+        for table in ROLLUP_TABLES:
+            columns = tuple(r[1] for r in conn.execute(f"PRAGMA table_info({table})"))
+            assert columns == STORED_ROLLUP_COLUMNS
+            stored_whole = conn.execute(
+                f"SELECT count(*) FROM {table} WHERE p_n = n OR v_n = n OR i_n = n"
+            ).fetchone()[0]
+            assert stored_whole == 0
+        kinds = dict(conn.execute("SELECT name, type FROM sqlite_master WHERE name LIKE 'rollup_%'"))
+        assert kinds["rollup_1h"] == "view"
+        hours = conn.execute("SELECT count(*), sum(n) FROM rollup_1h").fetchone()
+        quarters = conn.execute(
+            "SELECT count(DISTINCT meter || ' ' || phase || ' ' || (bucket - bucket % 3600000)), sum(n) "
+            "FROM rollup_15m"
+        ).fetchone()
+        assert hours == quarters
 
 
 def fine_buckets(store: Store, meter_id: str) -> list[Bucket]:
@@ -222,7 +234,7 @@ def test_coarse_rollups_equal_fine_sums_and_a_rebuild(
         store.close()
     # (c) rows merged batch by batch equal rows rebuilt from the 15-minute table ...
     ingested = {table: table_rows(path, table) for table in ("rollup_6h", "rollup_day")}
-    energy_columns = [ROLLUP_COLUMNS.index(c) for c in ("e_imp", "e_exp")]
+    energy_columns = [STORED_ROLLUP_COLUMNS.index(c) for c in ("e_imp", "e_exp")]
     for table_contents in ingested.values():
         assert all((r[c] or 0) >= 0 for r in table_contents for c in energy_columns)
     with closing(sqlite3.connect(path, isolation_level=None)) as conn:
@@ -474,9 +486,21 @@ def test_migration_fills_the_coarse_tables(tmp_path: Path) -> None:
         assert "rollup_15m" in tables and not {"rollup_6h", "rollup_day"} & tables
         assert table_rows(old_path, "rollup_15m")
 
-        assert old.migrate() == ["0006_coarse_rollups", "0007_extra_rollups"]
+        assert old.migrate_to("0007_extra_rollups") == ["0006_coarse_rollups", "0007_extra_rollups"]
         assert table_rows(old_path, "rollup_6h") and table_rows(old_path, "rollup_day")
         check_coarse_tables(old_path, "Europe/Oslo")
+        with closing(sqlite3.connect(old_path)) as conn, conn:
+            for table in ROLLUP_TABLES:  # as an older meterhub kept them: whole counts, edge readings
+                conn.execute(
+                    f"UPDATE {table} SET p_n = coalesce(p_n, n), v_n = coalesce(v_n, n), "
+                    "i_n = coalesce(i_n, n), first_off = 0, first_ei = 1, last_off = 0, last_ei = 2"
+                )
+            assert conn.execute("SELECT count(*) FROM rollup_15m WHERE p_n = n").fetchone()[0] > 0
+        before_compaction = {table: table_rows(old_path, table) for table in ROLLUP_TABLES}
+
+        assert old.migrate()[-1] == "0010_compact_rollups"
+        check_compact_layout(old_path)
+        assert {table: table_rows(old_path, table) for table in ROLLUP_TABLES} == before_compaction
 
         fresh.add_meter(meter)
         fresh.write_readings(rows)

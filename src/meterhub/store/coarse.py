@@ -1,11 +1,11 @@
 """Coarse rollups derived from the 15-minute ones: 6-hour UTC buckets and the meter's local days.
 
-A year view reads 1,460 six-hour rows or 365 day rows instead of 8,760 hourly ones. Both tables
-hold sums of the stored 15-minute integers, and every column merges associatively (sums, min,
-max, first, last), so rows merged batch by batch at ingest equal rows rebuilt from the
-15-minute table. A day row's bucket is the UTC instant of local midnight in the meter's zone;
-local midnights fall on the 15-minute grid in every zone in use, so a day is a whole number of
-15-minute buckets even where it is 23 or 25 hours long.
+A year view reads 1,460 six-hour rows or 365 day rows instead of 35,040 quarter-hour ones. Both
+tables hold sums of the stored 15-minute integers, and every column merges associatively (sums,
+min, max), so rows merged batch by batch at ingest equal rows rebuilt from the 15-minute table.
+A day row's bucket is the UTC instant of local midnight in the meter's zone; local midnights
+fall on the 15-minute grid in every zone in use, so a day is a whole number of 15-minute buckets
+even where it is 23 or 25 hours long.
 """
 
 from __future__ import annotations
@@ -18,7 +18,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
-from meterhub.store.sqlite_codec import ROLLUP_COLUMNS
+from meterhub.store.sqlite_codec import (
+    ROLLUP_COLUMNS,
+    ROLLUP_READ_SQL,
+    STORED_ROLLUP_COLUMNS,
+    compact_counts,
+)
 from meterhub.timeutil import to_ms
 
 __all__ = [
@@ -27,6 +32,7 @@ __all__ = [
     "QUARTER_MS",
     "SIX_HOURS_MS",
     "coarsen_rows",
+    "compact_rollups",
     "day_buckets",
     "local_midnights_ms",
     "merge_fresh",
@@ -48,10 +54,10 @@ COARSE_COLUMN_ORDER: tuple[str, ...] = (
     *_READ_FIRST,
     *(c for c in ROLLUP_COLUMNS[3:] if c not in _READ_FIRST),
 )
-"""Column order of the coarse tables on disk: what year views read comes first, so SQLite
-decodes less of each row. Every statement names its columns, so the order matters nowhere else."""
+"""Column order of the coarse tables before migration 0010 (which migration 0006 creates); since
+then every rollup table has the order of STORED_ROLLUP_COLUMNS."""
 
-_C = {name: k for k, name in enumerate(ROLLUP_COLUMNS)}
+_C = {name: k for k, name in enumerate(STORED_ROLLUP_COLUMNS)}
 _SUM_COLUMNS = [
     _C[c]
     for c in ("n", "p_n", "p_sum", "v_n", "v_sum", "i_n", "i_sum", "e_imp", "e_exp", "covered_ms")
@@ -127,8 +133,8 @@ def day_buckets(tz: str, buckets_ms: Ints) -> Ints:
 def coarsen_rows(rows: Rows, coarse_ms: Ints) -> Rows:
     """Merge rollup rows (sorted by meter, phase, bucket) into the coarse buckets given per row.
 
-    Rows are laid out as ROLLUP_COLUMNS, NaN standing for NULL; the result has the same layout
-    with first/last offsets measured from the coarse bucket.
+    Rows are laid out as STORED_ROLLUP_COLUMNS with whole counts, NaN standing for NULL; the
+    result has the same layout.
     """
     count = len(rows)
     if count == 0:
@@ -139,24 +145,13 @@ def coarsen_rows(rows: Rows, coarse_ms: Ints) -> Rows:
     groups = np.nonzero(starts)[0]
     out = np.full((len(groups), rows.shape[1]), np.nan)
     out[:, 0], out[:, 1] = meter[groups], phase[groups]
-    bucket = coarse_ms[groups].astype(np.float64)
-    out[:, 2] = bucket
+    out[:, 2] = coarse_ms[groups].astype(np.float64)
     for column in _SUM_COLUMNS:
         out[:, column] = np.add.reduceat(np.nan_to_num(rows[:, column]), groups)
     for column in _MIN_COLUMNS:
         out[:, column] = np.fmin.reduceat(rows[:, column], groups)
     for column in _MAX_COLUMNS:
         out[:, column] = np.fmax.reduceat(rows[:, column], groups)
-    index = np.arange(count)
-    for edge, reduce, missing in (("first", np.minimum, count), ("last", np.maximum, -1)):
-        offset = _C[f"{edge}_off"]
-        has = ~np.isnan(rows[:, offset])
-        picked = reduce.reduceat(np.where(has, index, missing), groups)
-        found = (picked >= 0) & (picked < count)
-        safe = np.where(found, picked, 0)
-        out[:, offset] = np.where(found, rows[safe, 2] + rows[safe, offset] - bucket, np.nan)
-        for register in (f"{edge}_ei", f"{edge}_ee"):
-            out[:, _C[register]] = np.where(found, rows[safe, _C[register]], np.nan)
     return out
 
 
@@ -177,14 +172,15 @@ def _day_column(rows: Rows, zones: dict[int, str]) -> Ints:
 def merge_fresh(
     conn: sqlite3.Connection, merge_sql: dict[str, str], fine: Rows, zones: dict[int, str]
 ) -> None:
-    """Merge a batch's 15-minute rows (sorted by meter, phase, bucket) into the coarse tables."""
+    """Merge a batch's 15-minute rows (sorted by meter, phase, bucket; counts whole) into the
+    coarse tables."""
     if len(fine) == 0:
         return
     buckets = fine[:, 2].astype(np.int64)
     six = coarsen_rows(fine, buckets - buckets % SIX_HOURS_MS)
-    conn.executemany(merge_sql["rollup_6h"], six.tolist())
+    conn.executemany(merge_sql["rollup_6h"], compact_counts(six).tolist())
     days = coarsen_rows(fine, _day_column(fine, zones))
-    conn.executemany(merge_sql["rollup_day"], days.tolist())
+    conn.executemany(merge_sql["rollup_day"], compact_counts(days).tolist())
 
 
 def refresh_coarse(
@@ -198,15 +194,16 @@ def refresh_coarse(
     midnights = _midnights_near(tz, np.array([lo_ms, hi_ms - 1], dtype=np.int64))
     day_lo = int(midnights[max(int(np.searchsorted(midnights, lo_ms, "right")) - 1, 0)])
     day_hi = int(midnights[min(int(np.searchsorted(midnights, hi_ms - 1, "right")), len(midnights) - 1)])
-    select = ", ".join(ROLLUP_COLUMNS)
+    select = ", ".join(ROLLUP_READ_SQL[c] for c in STORED_ROLLUP_COLUMNS)
     fetched = conn.execute(
         f"SELECT {select} FROM rollup_15m WHERE meter = ? AND phase = ? AND bucket >= ? AND bucket < ? "
         "ORDER BY bucket",
         (pk, phase, min(six_lo, day_lo), max(six_hi, day_hi)),
     ).fetchall()
-    fine = np.array(fetched, dtype=np.float64).reshape(-1, len(ROLLUP_COLUMNS))
+    fine = np.array(fetched, dtype=np.float64).reshape(-1, len(STORED_ROLLUP_COLUMNS))
     buckets = fine[:, 2].astype(np.int64)
-    insert = f"INSERT INTO {{}} ({select}) VALUES ({', '.join('?' * len(ROLLUP_COLUMNS))})"
+    names = ", ".join(STORED_ROLLUP_COLUMNS)
+    insert = f"INSERT INTO {{}} ({names}) VALUES ({', '.join('?' * len(STORED_ROLLUP_COLUMNS))})"
     for table, lo, hi in (("rollup_6h", six_lo, six_hi), ("rollup_day", day_lo, day_hi)):
         conn.execute(
             f"DELETE FROM {table} WHERE meter = ? AND phase = ? AND bucket >= ? AND bucket < ?",
@@ -221,7 +218,7 @@ def refresh_coarse(
             if table == "rollup_6h"
             else day_buckets(tz, buckets[inside])
         )
-        conn.executemany(insert.format(table), coarsen_rows(part, coarse).tolist())
+        conn.executemany(insert.format(table), compact_counts(coarsen_rows(part, coarse)).tolist())
 
 
 def refresh_meter_days(conn: sqlite3.Connection, pk: int, tz: str) -> None:
@@ -231,3 +228,42 @@ def refresh_meter_days(conn: sqlite3.Connection, pk: int, tz: str) -> None:
     ).fetchall():
         conn.execute("DELETE FROM rollup_day WHERE meter = ? AND phase = ?", (pk, phase))
         refresh_coarse(conn, pk, phase, lo, hi + QUARTER_MS, tz)
+
+
+def _compact_table_sql(name: str) -> str:
+    value_columns = ", ".join(f"{c} INTEGER" for c in STORED_ROLLUP_COLUMNS[3:])
+    return (
+        f"CREATE TABLE {name} (meter INTEGER NOT NULL, phase INTEGER NOT NULL, bucket INTEGER NOT NULL, "
+        f"{value_columns}, PRIMARY KEY (meter, phase, bucket)) WITHOUT ROWID"
+    )
+
+
+HOURLY_VIEW_SQL = (
+    "CREATE VIEW rollup_1h AS SELECT meter, phase, bucket - bucket % 3600000 AS bucket, "
+    "sum(e_imp) AS e_imp, sum(e_exp) AS e_exp, sum(covered_ms) AS covered_ms, sum(n) AS n, "
+    "sum(coalesce(p_n, n)) AS p_n, sum(p_sum) AS p_sum, min(p_min) AS p_min, max(p_max) AS p_max, "
+    "sum(coalesce(v_n, n)) AS v_n, sum(v_sum) AS v_sum, min(v_min) AS v_min, max(v_max) AS v_max, "
+    "sum(coalesce(i_n, n)) AS i_n, sum(i_sum) AS i_sum "
+    "FROM rollup_15m GROUP BY meter, phase, bucket - bucket % 3600000"
+)
+"""Hourly rollups as a view over the 15-minute table, for SQL written against the old table."""
+
+
+def compact_rollups(conn: sqlite3.Connection) -> None:
+    """Migration 0010: rollup tables without first/last readings, with counts compacted, and the
+    hourly table dropped (four 15-minute rows tile each hour; a view keeps its name readable).
+
+    Each table is copied into its compact layout, column for column, and the copy takes its name.
+    """
+    expressions = {column: column for column in STORED_ROLLUP_COLUMNS}
+    expressions.update({column: f"nullif({column}, n)" for column in ("p_n", "v_n", "i_n")})
+    select = ", ".join(expressions[c] for c in STORED_ROLLUP_COLUMNS)
+    for table in ("rollup_15m", *COARSE_TABLES):
+        conn.execute(_compact_table_sql(f"{table}_compact"))
+        conn.execute(
+            f"INSERT INTO {table}_compact ({', '.join(STORED_ROLLUP_COLUMNS)}) SELECT {select} FROM {table}"
+        )
+        conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"ALTER TABLE {table}_compact RENAME TO {table}")
+    conn.execute("DROP TABLE rollup_1h")
+    conn.execute(HOURLY_VIEW_SQL)

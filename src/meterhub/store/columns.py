@@ -18,6 +18,7 @@ from meterhub.store.base import Bucket, PowerColumns, SumField
 __all__ = [
     "SUM_SOURCES",
     "checked_bounds",
+    "fold_extreme",
     "power_of_buckets",
     "power_of_rows",
     "sums_of_buckets",
@@ -65,6 +66,20 @@ def sums_of_rows(bounds: Ints, buckets: Ints, raw: dict[SumField, Floats]) -> di
     }
 
 
+def fold_extreme(index: Ints, values: Floats, periods: int, reduce: np.ufunc) -> Floats:
+    """Return ``reduce`` (np.fmin or np.fmax) of the values of each period, NaN where none.
+
+    ``index`` gives each value's period and must not decrease (rows come in bucket order), so
+    one ``reduceat`` over the runs does it; ``ufunc.at`` would take an element at a time.
+    """
+    out = np.full(periods, np.nan)
+    if len(index) == 0:
+        return out
+    starts = np.flatnonzero(np.concatenate(([True], index[1:] != index[:-1])))
+    out[index[starts]] = reduce.reduceat(values, starts)
+    return out
+
+
 def power_of_rows(
     bounds: Ints, buckets: Ints, n: Floats, p_n: Floats, p_sum: Floats, p_min: Floats, p_max: Floats
 ) -> PowerColumns:
@@ -74,10 +89,8 @@ def power_of_rows(
     count = np.bincount(index, weights=np.nan_to_num(n), minlength=periods)
     powered = np.bincount(index, weights=np.nan_to_num(p_n), minlength=periods)
     total = np.bincount(index, weights=np.nan_to_num(p_sum), minlength=periods)
-    low = np.full(periods, np.nan)
-    high = np.full(periods, np.nan)
-    np.fmin.at(low, index, p_min)
-    np.fmax.at(high, index, p_max)
+    low = fold_extreme(index, p_min, periods, np.fmin)
+    high = fold_extreme(index, p_max, periods, np.fmax)
     with np.errstate(invalid="ignore", divide="ignore"):
         avg = np.where(powered > 0, total / powered / 1e3, np.nan)
     return PowerColumns(count.astype(np.int64), avg, low / 1e3, high / 1e3)

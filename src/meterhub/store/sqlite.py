@@ -225,7 +225,7 @@ class SQLiteStore(AccountsMixin, CatalogMixin, SQLiteReads):
             if row is None:
                 raise UnknownMeterError(meter_id)
             removed = int(conn.execute("DELETE FROM readings WHERE meter = ?", row).rowcount)
-            for table in ("latest", "rollup_15m", "rollup_1h", *COARSE_TABLES, "gaps", "intervals", "extras"):
+            for table in ("latest", "rollup_15m", *COARSE_TABLES, "gaps", "intervals", "extras"):
                 conn.execute(f"DELETE FROM {table} WHERE meter = ?", row)
             conn.execute("DELETE FROM meters WHERE pk = ?", row)
             self._forget_meter(conn, meter_id)

@@ -22,8 +22,13 @@ __all__ = [
     "DECODED_VALUES_SQL",
     "ENCODING_INSERT_VALUES_SQL",
     "LARGEST_STORED",
+    "PARTIAL_COUNTS",
     "READING_COLUMNS",
     "READING_SCALES",
+    "ROLLUP_COLUMNS",
+    "ROLLUP_READ_SQL",
+    "STORED_ROLLUP_COLUMNS",
+    "compact_counts",
     "decode_reading",
     "encode_agg",
     "encode_reading",
@@ -139,36 +144,6 @@ def row_from_db(
     return Row(ts, _dec(p, 1e3), _dec(v, 1e3), _dec(i, 1e3), _dec(ei, 1e6), _dec(ee, 1e6), stats)
 
 
-def encode_agg(pk: int, phase: int, agg: Agg) -> tuple[int | None, ...]:
-    """Return the rollup-table row of an accumulator (bucket times as offsets from its start)."""
-    b = agg.bucket_ms
-    return (
-        pk,
-        phase,
-        b,
-        agg.n,
-        agg.p_n,
-        round(agg.p_sum * 1e3),
-        _enc(agg.p_min, 1e3),
-        _enc(agg.p_max, 1e3),
-        agg.v_n,
-        round(agg.v_sum * 1e3),
-        _enc(agg.v_min, 1e3),
-        _enc(agg.v_max, 1e3),
-        agg.i_n,
-        round(agg.i_sum * 1e3),
-        None if agg.first_ms is None else agg.first_ms - b,
-        _enc(agg.first_imp, 1e6),
-        _enc(agg.first_exp, 1e6),
-        None if agg.last_ms is None else agg.last_ms - b,
-        _enc(agg.last_imp, 1e6),
-        _enc(agg.last_exp, 1e6),
-        round(agg.e_imp * 1e9),
-        round(agg.e_exp * 1e9),
-        agg.covered_ms,
-    )
-
-
 ROLLUP_COLUMNS: tuple[str, ...] = (
     "meter",
     "phase",
@@ -194,16 +169,89 @@ ROLLUP_COLUMNS: tuple[str, ...] = (
     "e_exp",
     "covered_ms",
 )
+"""The rollup tables' columns before migration 0010 (which migrations 0002 and 0006 create)."""
+
+STORED_ROLLUP_COLUMNS: tuple[str, ...] = (
+    "meter",
+    "phase",
+    "bucket",
+    "e_imp",
+    "e_exp",
+    "covered_ms",
+    "n",
+    "p_n",
+    "p_sum",
+    "p_min",
+    "p_max",
+    "v_n",
+    "v_sum",
+    "v_min",
+    "v_max",
+    "i_n",
+    "i_sum",
+)
+"""The rollup tables' columns since migration 0010, in their order on disk (what year views
+read first). A bucket's first and last readings are not kept: they are one index seek in the
+readings table away. The counts of power, voltage and current values are NULL where they equal
+``n`` (every reading carried the value, the usual case), which saves a byte and a header byte
+each; :data:`ROLLUP_READ_SQL` reads them back whole."""
+
+PARTIAL_COUNTS: tuple[str, ...] = ("p_n", "v_n", "i_n")
+"""Counts stored as NULL when equal to ``n``."""
+
+ROLLUP_READ_SQL: dict[str, str] = {
+    column: f"coalesce({column}, n)" if column in PARTIAL_COUNTS else column
+    for column in STORED_ROLLUP_COLUMNS
+}
+"""SQL that reads each rollup column as its whole value (a NULL count is ``n``)."""
+
+_STORED_INDEX = {name: k for k, name in enumerate(STORED_ROLLUP_COLUMNS)}
+
+
+def compact_counts(rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Return rollup rows (STORED_ROLLUP_COLUMNS layout) with the counts equal to ``n`` as NaN (NULL)."""
+    compact = rows.copy()
+    n = rows[:, _STORED_INDEX["n"]]
+    for column in PARTIAL_COUNTS:
+        k = _STORED_INDEX[column]
+        compact[rows[:, k] == n, k] = np.nan
+    return compact
+
+
+def encode_agg(pk: int, phase: int, agg: Agg) -> tuple[int | None, ...]:
+    """Return the stored rollup row of an accumulator (STORED_ROLLUP_COLUMNS, counts compacted)."""
+    n = agg.n
+    return (
+        pk,
+        phase,
+        agg.bucket_ms,
+        round(agg.e_imp * 1e9),
+        round(agg.e_exp * 1e9),
+        agg.covered_ms,
+        n,
+        None if agg.p_n == n else agg.p_n,
+        round(agg.p_sum * 1e3),
+        _enc(agg.p_min, 1e3),
+        _enc(agg.p_max, 1e3),
+        None if agg.v_n == n else agg.v_n,
+        round(agg.v_sum * 1e3),
+        _enc(agg.v_min, 1e3),
+        _enc(agg.v_max, 1e3),
+        None if agg.i_n == n else agg.i_n,
+        round(agg.i_sum * 1e3),
+    )
 
 
 def encode_rollup_array(rollups: BatchRollups, width_ms: int) -> npt.NDArray[np.float64]:
-    """Return the rollup-table rows of one width, laid out as ROLLUP_COLUMNS (NaN binds as NULL)."""
+    """Return the rollup rows of one width as STORED_ROLLUP_COLUMNS, counts whole (NaN binds as NULL)."""
     pick = rollups.width_ms == width_ms
-    bucket = rollups.bucket_ms[pick]
     columns = (
         rollups.keys[pick] // 4,
         rollups.keys[pick] % 4,
-        bucket,
+        rollups.bucket_ms[pick],
+        np.rint(rollups.e_imp[pick] * 1e9),
+        np.rint(rollups.e_exp[pick] * 1e9),
+        rollups.covered_ms[pick],
         rollups.n[pick],
         rollups.p_n[pick],
         np.rint(rollups.p_sum[pick] * 1e3),
@@ -215,15 +263,6 @@ def encode_rollup_array(rollups: BatchRollups, width_ms: int) -> npt.NDArray[np.
         np.rint(rollups.v_max[pick] * 1e3),
         rollups.i_n[pick],
         np.rint(rollups.i_sum[pick] * 1e3),
-        rollups.first_ms[pick] - bucket,
-        np.rint(rollups.first_imp[pick] * 1e6),
-        np.rint(rollups.first_exp[pick] * 1e6),
-        rollups.last_ms[pick] - bucket,
-        np.rint(rollups.last_imp[pick] * 1e6),
-        np.rint(rollups.last_exp[pick] * 1e6),
-        np.rint(rollups.e_imp[pick] * 1e9),
-        np.rint(rollups.e_exp[pick] * 1e9),
-        rollups.covered_ms[pick],
     )
     rows: npt.NDArray[np.float64] = np.column_stack(columns).astype(np.float64)
     return rows

@@ -21,11 +21,11 @@ from meterhub.model import PHASE_TOTAL, Reading
 from meterhub.store.base import ReadingColumns, WriteResult
 from meterhub.store.coarse import merge_fresh
 from meterhub.store.fastpath import SeriesBatch, rollup_batch
-from meterhub.store.rollup import WIDTHS_MS
 from meterhub.store.sqlite_codec import (
     LARGEST_STORED,
     READING_COLUMNS,
     READING_SCALES,
+    compact_counts,
     encode_rollup_array,
     round_half_away_array,
 )
@@ -33,6 +33,7 @@ from meterhub.store.sqlite_writer import (
     _COARSE_MERGE_SQL,
     _LATEST_SQL,
     _MERGE_SQL,
+    STORED_WIDTHS_MS,
     WriterContext,
     _gap_ms,
     _last_ms,
@@ -154,12 +155,11 @@ def _write_fresh(
         phases == PHASE_TOTAL,
     )
     states = {key: ctx.states[key] for key in np.unique(keys).tolist() if key in ctx.states}
-    rollups, gaps, new_states = rollup_batch(batch, states)
-    for width in WIDTHS_MS:
-        rows = encode_rollup_array(rollups, width)
-        conn.executemany(_MERGE_SQL[width], _tuples(rows))
-        if width == min(WIDTHS_MS):
-            merge_fresh(conn, _COARSE_MERGE_SQL, rows, ctx.zones)
+    rollups, gaps, new_states = rollup_batch(batch, states, STORED_WIDTHS_MS)
+    (width,) = STORED_WIDTHS_MS
+    rows = encode_rollup_array(rollups, width)
+    conn.executemany(_MERGE_SQL[width], _tuples(compact_counts(rows)))
+    merge_fresh(conn, _COARSE_MERGE_SQL, rows, ctx.zones)
     last_rows = np.append(np.nonzero(keys[1:] != keys[:-1])[0], len(keys) - 1)
     raw_last = np.column_stack((pks[last_rows], phases[last_rows], ts[last_rows], encoded[last_rows]))
     latest_rows = []

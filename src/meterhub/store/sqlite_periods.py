@@ -1,10 +1,11 @@
 """Period figures from the SQLite rollups, as arrays: one short scan of the coarsest table that fits.
 
 Periods that are the meter's local days read the day table, UTC-aligned multiples of six hours
-the 6-hour table, and so on down to 15 minutes. Each column comes back from SQLite as one
-comma-separated text, which numpy parses in one call; handing Python one tuple per row costs
-several times more. Where every period is one stored bucket and all are present (the common
-case) the values are the answer as they come; otherwise the rows are folded into the periods.
+the 6-hour table, and any other multiple of 15 minutes the 15-minute table. Each column comes
+back from SQLite as one comma-separated text, which numpy parses in one call; handing Python one
+tuple per row costs several times more. Where every period is one stored bucket and all are
+present (the common case) the values are the answer as they come; otherwise the rows are folded
+into the periods.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import numpy.typing as npt
 from meterhub.errors import StoreError
 from meterhub.store.base import PowerColumns, SumField
 from meterhub.store.coarse import QUARTER_MS, SIX_HOURS_MS, midnights_around
-from meterhub.store.columns import SUM_SOURCES, power_of_rows, sums_of_rows
+from meterhub.store.columns import SUM_SOURCES, fold_extreme, power_of_rows, sums_of_rows
+from meterhub.store.sqlite_codec import ROLLUP_READ_SQL
 
 __all__ = ["FIGURE_FIELDS", "period_figures", "period_power", "period_sums", "table_for"]
 
@@ -28,7 +30,7 @@ Ints = npt.NDArray[np.int64]
 
 _NULL = -(2**63)
 """Stands for NULL in the texts, which would otherwise drop the value and shift the rest."""
-_FIXED_TABLES = ((SIX_HOURS_MS, "rollup_6h"), (3_600_000, "rollup_1h"), (QUARTER_MS, "rollup_15m"))
+_FIXED_TABLES = ((SIX_HOURS_MS, "rollup_6h"), (QUARTER_MS, "rollup_15m"))
 _POWER_SOURCES = ("n", "p_n", "p_sum", "p_min", "p_max")
 _SUMMED = frozenset({"n", "p_n", "p_sum", "v_n", "v_sum", "i_n", "i_sum", "e_imp", "e_exp", "covered_ms"})
 _MINIMA = frozenset({"p_min", "v_min"})
@@ -66,8 +68,9 @@ def table_for(tz: str, bounds: Ints) -> tuple[str, Ints]:
 def _sql(table: str, columns: Sequence[str]) -> str:
     picked = ("bucket", *columns)
     texts = ", ".join(f"group_concat(ifnull({c}, {_NULL}))" for c in picked)
+    inner = ", ".join(["bucket", *(f"{ROLLUP_READ_SQL[c]} AS {c}" for c in columns)])
     return (
-        f"SELECT count(*), {texts} FROM (SELECT {', '.join(picked)} FROM {table} "
+        f"SELECT count(*), {texts} FROM (SELECT {inner} FROM {table} "
         "WHERE meter = ? AND phase = ? AND bucket >= ? AND bucket < ? ORDER BY bucket)"
     )
 
@@ -152,9 +155,7 @@ def _fold(bounds: Ints, buckets: Ints, raw: dict[str, Floats]) -> dict[str, Floa
     folded: dict[str, Floats] = {}
     for name, values in raw.items():
         if name in _MINIMA or name in _MAXIMA:
-            extreme = np.full(periods, np.nan)
-            (np.fmin if name in _MINIMA else np.fmax).at(extreme, index, values)
-            folded[name] = extreme
+            folded[name] = fold_extreme(index, values, periods, np.fmin if name in _MINIMA else np.fmax)
         else:
             summed = np.bincount(index, weights=np.nan_to_num(values), minlength=periods)
             folded[name] = summed.astype(np.float64)

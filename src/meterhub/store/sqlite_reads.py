@@ -26,7 +26,7 @@ from meterhub.timeutil import from_ms, to_ms
 
 __all__ = ["SQLiteReads", "bucket_from_agg", "extra_bucket_span"]
 
-_ROLLUP_TABLE = {900: "rollup_15m", 3600: "rollup_1h"}
+_ROLLUP_WIDTHS_S = (900, 3600)
 _FETCH_ROWS = 2000
 
 
@@ -127,30 +127,33 @@ def _bucket_from_row(
 
 
 _AGGREGATE_COLUMNS = (
-    "sum(r.n), sum(r.p_n), sum(r.p_sum), min(r.p_min), max(r.p_max), "
-    "sum(r.v_n), sum(r.v_sum), min(r.v_min), max(r.v_max), sum(r.i_n), sum(r.i_sum), "
-    "min(r.bucket + r.first_off), {first_ei}, {first_ee}, "
-    "max(r.bucket + r.last_off), {last_ei}, {last_ee}, "
-    "sum(r.e_imp), sum(r.e_exp), sum(r.covered_ms)"
+    "sum(r.n), sum(coalesce(r.p_n, r.n)), sum(r.p_sum), min(r.p_min), max(r.p_max), "
+    "sum(coalesce(r.v_n, r.n)), sum(r.v_sum), min(r.v_min), max(r.v_max), "
+    "sum(coalesce(r.i_n, r.n)), sum(r.i_sum), {edges}, sum(r.e_imp), sum(r.e_exp), sum(r.covered_ms)"
 )
 
 
-def _edge_register(table: str, column: str, offset: str, descending: bool) -> str:
-    order = "DESC" if descending else ""
+def _seek(column: str, lo: str, hi: str, descending: bool) -> str:
+    order = " DESC" if descending else ""
     return (
-        f"(SELECT x.{column} FROM {table} x WHERE x.meter = :pk AND x.phase = :phase "
-        f"AND x.bucket >= b.lo AND x.bucket < b.hi AND x.{offset} IS NOT NULL "
-        f"ORDER BY x.bucket {order} LIMIT 1)"
+        f"(SELECT x.{column} FROM readings x WHERE x.meter = :pk AND x.ts >= {lo} AND x.ts < {hi} "
+        f"AND x.phase = :phase ORDER BY x.ts{order} LIMIT 1)"
+    )
+
+
+def _edges(lo: str, hi: str) -> str:
+    """Return the first and last readings' (ts, import, export) of [lo, hi): six index seeks.
+
+    The rollups keep no first or last reading; the readings table is keyed (meter, ts, phase),
+    so each one is the first or last row of a short range, found without a scan.
+    """
+    return ", ".join(
+        _seek(column, lo, hi, descending) for descending in (False, True) for column in ("ts", "ei", "ee")
     )
 
 
 def _aggregate_sql(table: str) -> str:
-    columns = _AGGREGATE_COLUMNS.format(
-        first_ei=_edge_register(table, "first_ei", "first_off", False),
-        first_ee=_edge_register(table, "first_ee", "first_off", False),
-        last_ei=_edge_register(table, "last_ei", "last_off", True),
-        last_ee=_edge_register(table, "last_ee", "last_off", True),
-    )
+    columns = _AGGREGATE_COLUMNS.format(edges=_edges("b.lo", "b.hi"))
     return (
         "WITH b AS (SELECT CAST(key AS INTEGER) AS k, value AS lo, "
         "lead(value) OVER (ORDER BY CAST(key AS INTEGER)) AS hi FROM json_each(:bounds)) "
@@ -160,15 +163,35 @@ def _aggregate_sql(table: str) -> str:
     )
 
 
-_TABLES = ("rollup_15m", "rollup_1h", *COARSE_TABLES)
+_TABLES = ("rollup_15m", *COARSE_TABLES)
 _AGGREGATE_SQL = {table: _aggregate_sql(table) for table in _TABLES}
-_UNIFORM_SQL = {
-    table: "SELECT (r.bucket - :lo) / :step, "
-    + _AGGREGATE_COLUMNS.format(first_ei="NULL", first_ee="NULL", last_ei="NULL", last_ee="NULL")
-    + f" FROM {table} r WHERE r.meter = :pk AND r.phase = :phase AND r.bucket >= :lo AND r.bucket < :hi"
-    " GROUP BY 1"
-    for table in _TABLES
-}
+
+
+def _uniform_sql(table: str) -> str:
+    lo, hi = ":lo + g.k * :step", ":lo + (g.k + 1) * :step"
+    return (
+        "SELECT g.k, g.n, g.p_n, g.p_sum, g.p_min, g.p_max, g.v_n, g.v_sum, g.v_min, g.v_max, g.i_n, "
+        f"g.i_sum, CASE WHEN g.n > 0 THEN {_seek('ts', lo, hi, False)} END, NULL, NULL, "
+        f"CASE WHEN g.n > 0 THEN {_seek('ts', lo, hi, True)} END, NULL, NULL, g.e_imp, g.e_exp, g.covered_ms "
+        "FROM (SELECT (r.bucket - :lo) / :step AS k, sum(r.n) AS n, sum(coalesce(r.p_n, r.n)) AS p_n, "
+        "sum(r.p_sum) AS p_sum, min(r.p_min) AS p_min, max(r.p_max) AS p_max, "
+        "sum(coalesce(r.v_n, r.n)) AS v_n, sum(r.v_sum) AS v_sum, min(r.v_min) AS v_min, "
+        "max(r.v_max) AS v_max, sum(coalesce(r.i_n, r.n)) AS i_n, sum(r.i_sum) AS i_sum, "
+        "sum(r.e_imp) AS e_imp, sum(r.e_exp) AS e_exp, sum(r.covered_ms) AS covered_ms "
+        f"FROM {table} r WHERE r.meter = :pk AND r.phase = :phase AND r.bucket >= :lo AND r.bucket < :hi "
+        "GROUP BY 1) g"
+    )
+
+
+_UNIFORM_SQL = {table: _uniform_sql(table) for table in _TABLES}
+"""Equal periods merged in one GROUP BY; first and last reading times by two seeks per period."""
+_ROLLUPS_SQL = (
+    "SELECT r.b, "
+    + _AGGREGATE_COLUMNS.format(edges=_edges("r.b", "r.b + :width"))
+    + " FROM (SELECT bucket - bucket % :width AS b, * FROM rollup_15m WHERE meter = :pk AND phase = :phase "
+    "AND bucket >= :lo AND bucket < :hi) r GROUP BY r.b ORDER BY r.b"
+)
+"""Stored 15-minute rows merged into buckets of ``:width`` ms (itself, or an hour)."""
 
 
 class SQLiteReads:
@@ -287,24 +310,24 @@ class SQLiteReads:
         self, meter_id: str, phase: int, start: datetime, end: datetime, width_s: int
     ) -> list[Bucket]:
         """Return stored rollup buckets of width 900 or 3600 s overlapping [start, end)."""
-        table = _ROLLUP_TABLE.get(width_s)
-        if table is None:
+        if width_s not in _ROLLUP_WIDTHS_S:
             raise InputError(f"rollups are kept for 900 and 3600 s buckets, not {width_s} s")
         pk, _ = self._meter_pk(meter_id)
         width_ms = width_s * 1000
-        lo = to_ms(start)
+        lo, end_ms = to_ms(start), to_ms(end)
+        # Buckets overlapping [start, end): from the one holding start to the last starting before end.
         rows = (
             self._read()
             .execute(
-                "SELECT bucket, n, p_n, p_sum, p_min, p_max, v_n, v_sum, v_min, v_max, i_n, i_sum, "
-                "bucket + first_off, first_ei, first_ee, bucket + last_off, last_ei, last_ee, "
-                f"e_imp, e_exp, covered_ms FROM {table} "
-                "WHERE meter = ? AND phase = ? AND bucket > ? AND bucket < ? ORDER BY bucket",
-                (pk, phase, lo - width_ms, to_ms(end)),
+                _ROLLUPS_SQL,
+                {"pk": pk, "phase": phase, "width": width_ms, "lo": lo - lo % width_ms,
+                 "hi": end_ms + (-end_ms) % width_ms},
             )
             .fetchall()
         )
-        return [_bucket_from_row(meter_id, phase, r[0], r[0] + width_ms, r[1:]) for r in rows]
+        return [
+            _bucket_from_row(meter_id, phase, r[0], r[0] + width_ms, r[1:]) for r in rows if r[0] < end_ms
+        ]
 
     def aggregate(
         self, meter_id: str, phase: int, boundaries: Sequence[datetime], with_registers: bool = True

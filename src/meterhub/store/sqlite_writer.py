@@ -25,9 +25,10 @@ from meterhub.store.rollup import RegisterState, RollupBuilder, Row, SeriesState
 from meterhub.store.sqlite_codec import (
     ENCODING_INSERT_VALUES_SQL,
     LARGEST_STORED,
+    PARTIAL_COUNTS,
     READING_COLUMNS,
     READING_SCALES,
-    ROLLUP_COLUMNS,
+    STORED_ROLLUP_COLUMNS,
     encode_agg,
     encode_reading,
     round_half_away_array,
@@ -36,6 +37,7 @@ from meterhub.store.sqlite_codec import (
 )
 
 __all__ = [
+    "STORED_WIDTHS_MS",
     "WriterContext",
     "load_series_window",
     "rebuild_all",
@@ -43,32 +45,31 @@ __all__ = [
     "write_readings_tx",
 ]
 
-_TABLE_OF_WIDTH = {900_000: "rollup_15m", 3_600_000: "rollup_1h"}
+_TABLE_OF_WIDTH = {900_000: "rollup_15m"}
+STORED_WIDTHS_MS: tuple[int, ...] = tuple(_TABLE_OF_WIDTH)
+"""Widths of the rollups SQLite stores row by row: 15 minutes (hours are four of them; 6-hour
+and local-day rows are merged from them, see :mod:`meterhub.store.coarse`)."""
 _HOUR_MS = 3_600_000
 _VALUE_COLUMNS = "v, i, p, q, pf, f, ei, ee, qi, qe"
 
 
 def _merge_sql(table: str) -> str:
-    columns = ", ".join(ROLLUP_COLUMNS)
-    marks = ", ".join("?" * len(ROLLUP_COLUMNS))
-    first_wins = "excluded.first_off IS NOT NULL AND (first_off IS NULL OR excluded.first_off < first_off)"
-    last_wins = "excluded.last_off IS NOT NULL AND (last_off IS NULL OR excluded.last_off >= last_off)"
+    columns = ", ".join(STORED_ROLLUP_COLUMNS)
+    marks = ", ".join("?" * len(STORED_ROLLUP_COLUMNS))
     sets = [
         "n = n + excluded.n",
-        "p_n = p_n + excluded.p_n",
+        # A count equal to n is stored as NULL (see STORED_ROLLUP_COLUMNS); so is the merged one.
+        *(
+            f"{c} = nullif(coalesce({c}, n) + coalesce(excluded.{c}, excluded.n), n + excluded.n)"
+            for c in PARTIAL_COUNTS
+        ),
         "p_sum = p_sum + excluded.p_sum",
         "p_min = CASE WHEN p_min IS NULL OR excluded.p_min < p_min THEN excluded.p_min ELSE p_min END",
         "p_max = CASE WHEN p_max IS NULL OR excluded.p_max > p_max THEN excluded.p_max ELSE p_max END",
-        "v_n = v_n + excluded.v_n",
         "v_sum = v_sum + excluded.v_sum",
         "v_min = CASE WHEN v_min IS NULL OR excluded.v_min < v_min THEN excluded.v_min ELSE v_min END",
         "v_max = CASE WHEN v_max IS NULL OR excluded.v_max > v_max THEN excluded.v_max ELSE v_max END",
-        "i_n = i_n + excluded.i_n",
         "i_sum = i_sum + excluded.i_sum",
-        *(f"{c} = CASE WHEN {first_wins} THEN excluded.{c} ELSE {c} END" for c in ("first_ei", "first_ee")),
-        f"first_off = CASE WHEN {first_wins} THEN excluded.first_off ELSE first_off END",
-        *(f"{c} = CASE WHEN {last_wins} THEN excluded.{c} ELSE {c} END" for c in ("last_ei", "last_ee")),
-        f"last_off = CASE WHEN {last_wins} THEN excluded.last_off ELSE last_off END",
         "e_imp = e_imp + excluded.e_imp",
         "e_exp = e_exp + excluded.e_exp",
         "covered_ms = covered_ms + excluded.covered_ms",
@@ -346,7 +347,7 @@ def rebuild_series(
     start = lo_ms - lo_ms % _HOUR_MS
     end = hi_ms - hi_ms % _HOUR_MS + _HOUR_MS
     state, rows = load_series_window(conn, pk, phase, start, end)
-    builder = RollupBuilder()
+    builder = RollupBuilder(STORED_WIDTHS_MS)
     builder.feed(state, rows, gap_ms, False)
     aggs, _ = builder.take()
     for width, table in _TABLE_OF_WIDTH.items():
