@@ -112,8 +112,8 @@ class HubCopy:
             raise ConfigError("the source and the target are the same database; name another with --to")
         target_sql = connect(self.target_url)
         try:
-            resumed = check_target(target_sql, label)
             _lock(target_sql)
+            resumed = check_target(target_sql, label)
             source_sql = connect(self.source_url)
             try:
                 with _opened(self.source_url) as source, _opened(self.target_url) as target:
@@ -130,7 +130,8 @@ class HubCopy:
                         return CopyOutcome(False, self._budget.spent, self._budget.rows, None, run.left())
                     self._say("verifying")
                     report = verify(source, target, source_sql, target_sql, MIRRORED_TABLES)
-                    state.set("verified" if report.ok else "mismatch", datetime.now(UTC).isoformat())
+                    outcome = "verified" if report.ok else "mismatch"
+                    state.set("checked", f"{outcome} {datetime.now(UTC).isoformat()}")
                     # A meter whose data differs (the source changed during the copy, a backfill
                     # wrote older rows) is sent whole again by the next run; its rows already
                     # there are skipped as duplicates and the missing ones fill in.
