@@ -246,6 +246,10 @@ class SQLiteReads:
         )
         return [_meter(row) for row in rows]
 
+    def meter_ids(self) -> list[str]:
+        """Return every meter's id, unordered: what ingest checks readings against (read-only)."""
+        return [row[0] for row in self._read().execute("SELECT id FROM meters")]
+
     # --- readings -----------------------------------------------------------------------
     def iter_readings(
         self,
