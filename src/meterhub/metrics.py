@@ -15,7 +15,7 @@ once by ``meterhub_meter_place_info``, to join on ``meter``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +33,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meterhub.meternow import MeterNow, MeterNowCache, phase_label
 from meterhub.model import utc_now
-from meterhub.store.base import Store
 
 __all__ = [
     "CONTENT_TYPE",
@@ -175,15 +174,30 @@ METER_METRICS: tuple[str, ...] = (
 """Every sample name :class:`MeterCollector` may expose."""
 
 
+def _everything(_: str) -> bool:
+    return True
+
+
 class MeterCollector(Collector):
     """Per-meter gauges and counters, read from the store at scrape time.
 
     A meter with thousands of siblings costs a few samples each: the store is queried only when
-    its change count moved since the last scrape, and the samples are built in one pass.
+    its change count moved since the last scrape (``cache`` is shared by every scrape), and the
+    samples are built in one pass. ``can_see_meter`` and ``can_see_place`` leave out what the
+    caller may not see.
     """
 
-    def __init__(self, store: Store, *, clock: Any = utc_now) -> None:
-        self._cache = MeterNowCache(store)
+    def __init__(
+        self,
+        cache: MeterNowCache,
+        *,
+        can_see_meter: Callable[[str], bool] = _everything,
+        can_see_place: Callable[[str], bool] = _everything,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._cache = cache
+        self._can_see_meter = can_see_meter
+        self._can_see_place = can_see_place
         self._clock = clock
 
     def describe(self) -> list[Metric]:
@@ -191,13 +205,13 @@ class MeterCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
-        """Yield every meter metric as the store holds it now."""
-        now: datetime = self._clock()
-        meters = self._cache.meters_now(now)
-        yield from _meter_families(meters, now)
+        """Yield every meter metric the caller may see, as the store holds it now."""
+        now = self._clock()
+        meters = [item for item in self._cache.meters_now(now) if self._can_see_meter(item.meter.id)]
+        yield from _meter_families(meters, self._can_see_place)
 
 
-def _meter_families(meters: list[MeterNow], now: datetime) -> Iterator[Metric]:
+def _meter_families(meters: list[MeterNow], can_see_place: Callable[[str], bool]) -> Iterator[Metric]:
     phase_labels = ["meter", "vendor", "phase"]
     meter_labels = ["meter", "vendor"]
     gauges = {
@@ -252,18 +266,23 @@ def _meter_families(meters: list[MeterNow], now: datetime) -> Iterator[Metric]:
             [meter_id, vendor], float(item.health.consecutive_failures if item.health else 0)
         )
         for place_id, role in item.places:
-            places.add_metric([meter_id, place_id, role], 1.0)
-    count = GaugeMetricFamily("meterhub_meters", "Meters the hub knows.")
+            if can_see_place(place_id):
+                    places.add_metric([meter_id, place_id, role], 1.0)
+    count = GaugeMetricFamily("meterhub_meters", "Meters the hub knows (that the caller may see).")
     count.add_metric([], float(len(meters)))
     yield from gauges.values()
     yield from counters.values()
     yield from (age, stamp, online, failures, places, count)
 
 
-def meter_registry(store: Store) -> CollectorRegistry:
-    """Return a registry holding the :class:`MeterCollector` of ``store``; keep it beside the store."""
+def meter_registry(
+    cache: MeterNowCache,
+    can_see_meter: Callable[[str], bool] = _everything,
+    can_see_place: Callable[[str], bool] = _everything,
+) -> CollectorRegistry:
+    """Return a registry of the meter metrics one caller may see, read through ``cache``."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(MeterCollector(store))
+    registry.register(MeterCollector(cache, can_see_meter=can_see_meter, can_see_place=can_see_place))
     return registry
 
 

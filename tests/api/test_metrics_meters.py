@@ -116,6 +116,21 @@ def test_metrics_need_authentication(api: ApiServer, anon: httpx.Client) -> None
     assert "meterhub_meter" not in answer.text
 
 
+def test_a_member_sees_only_the_meters_shared_with_them(api: ApiServer) -> None:
+    _seed(api.store)
+    viewer = api.user("grafana", "viewer", shares=[("meter", "pv")], how="bearer")  # as prometheus.yml
+    text, samples = _scrape(viewer)
+    meters = {dict(labels).get("meter") for name, labels in samples if name.startswith("meterhub_meter_")}
+    assert meters == {"pv"}
+    assert '"house"' not in text
+    assert _value(samples, "meterhub_meters") == 1.0
+    assert _value(samples, "meterhub_meter_place_info", meter="pv", place="home", role="solar") is None
+    member = api.user("family", "member", shares=[("place", "home")])
+    _, shared = _scrape(member)
+    assert _value(shared, "meterhub_meter_place_info", meter="pv", place="home", role="solar") == 1.0
+    assert _value(shared, "meterhub_meters") == 2.0
+
+
 def test_a_new_reading_shows_in_the_next_scrape(api: ApiServer, admin: httpx.Client) -> None:
     _seed(api.store)
     _, before = _scrape(admin)
