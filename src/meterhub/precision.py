@@ -4,12 +4,12 @@ Every machine format (JSON, CSV, XML, YAML, NDJSON; API answers, CLI output and 
 table goes through :func:`round_value` or :func:`rounded`, so ``11.849999999999998`` never
 appears and a table shows what JSON holds. The precisions keep every digit the vendors send
 (IAMMETER: 0.1 V, 0.01 A, 1 W, 0.01 kWh, 0.01 Hz; AMS readers: 0.01 V, 0.01 A, 0.001 kWh;
-smart-MAC and Intellimeter registers to the Wh):
+smart-MAC and Intellimeter registers to the Wh) and the hundredths of a watt of averaged power:
 
 =====================================  ===========  =======================================
 names ending in                        rounded to   quantity
 =====================================  ===========  =======================================
-``_w``, ``_var``                       0.1          power, reactive power
+``_w``, ``_var``                       0.01         power, reactive power
 ``_kwh``, ``_kvarh``                   0.001        energy and registers (1 Wh)
 ``_v``                                 0.01         voltage
 ``_a``                                 0.001        current (1 mA)
@@ -39,8 +39,8 @@ _SUFFIXES: tuple[tuple[str, int], ...] = (
     ("_per_kwh", 5),
     ("_kwh", 3),
     ("_kvarh", 3),
-    ("_var", 1),
-    ("_w", 1),
+    ("_var", 2),
+    ("_w", 2),
     ("_v", 2),
     ("_a", 3),
     ("_hz", 2),

@@ -115,14 +115,14 @@ def test_intervals_list_the_records_of_a_source(hub: ApiServer, admin: httpx.Cli
         "meter": "grid",
         "start": "2026-03-02T00:00:00+00:00",
         "end": "2026-03-02T00:15:00+00:00",
-        "import_kwh": 0.25,
-        "export_kwh": 0.0,
+        "energy_import_kwh": 0.25,
+        "energy_export_kwh": 0.0,
         "source": "umeter",
     }
     assert admin.get("/api/v1/meters/grid/intervals", params={**RANGE, "source": "amsreader"}).json() == []
     rows = csv_rows(
         admin.get("/api/v1/meters/grid/intervals", params={**RANGE, "format": "csv"}),
-        header=["meter", "start", "end", "import_kwh", "export_kwh", "source"],
+        header=["meter", "start", "end", "energy_import_kwh", "energy_export_kwh", "source"],
     )
     assert len(rows) == 8
     assert len(xml_root(admin.get("/api/v1/meters/grid/intervals", params={**RANGE, "format": "xml"}))) == 8

@@ -97,11 +97,11 @@ def test_help_names_the_buckets_and_the_accepted_former_words(db: Path) -> None:
 def test_every_format_and_the_table_show_the_same_rounded_numbers(db: Path) -> None:
     span = ("--start", "2026-03-16", "--end", "2026-03-17", "--bucket", "1d")
     (day,) = json_of(db, "readings", "oslo", *span)
-    assert day["power_avg_w"] == 1.7  # (1 + 2 + 2) / 3, to the tenth of a watt
+    assert day["power_avg_w"] == 1.67  # (1 + 2 + 2) / 3, to the hundredth of a watt
     (row,) = csv.DictReader(io.StringIO(meterhub(db, "readings", "oslo", *span, "--format", "csv").stdout))
-    assert row["power_avg_w"] == "1.7"
+    assert row["power_avg_w"] == "1.67"
     table = meterhub(db, "readings", "oslo", *span).stdout
-    assert " 1.7 " in table and "1.666" not in table
+    assert " 1.67 " in table and "1.666" not in table
     exported = meterhub(db, "export", "--start", "2026-03-16", "--end", "2026-03-17", "--format", "ndjson")
     for line in exported.stdout.splitlines():
         record = json.loads(line)

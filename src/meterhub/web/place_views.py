@@ -18,6 +18,7 @@ from meterhub.analytics.places import PlaceEnergy, combine_roles, meters_energy,
 from meterhub.analytics.tariffs import Tariff
 from meterhub.errors import InputError
 from meterhub.model import PHASE_TOTAL, Place, Role
+from meterhub.precision import round_value
 from meterhub.store.base import Store
 from meterhub.web.periods import Period, energy_unit
 
@@ -91,8 +92,9 @@ def flow_of(store: Store, place: Place, start: datetime, end: datetime) -> dict[
     figures: dict[str, Any] = {}
     for name, roles in FLOW_FIGURES.items():
         part = _figure(by_role, roles)
+        measured = part is not None and part.source != SOURCE_NONE
         figures[name] = {
-            "kwh": None if part is None or part.source == SOURCE_NONE else _r(getattr(whole, name)),
+            "kwh": round_value(name, getattr(whole, name)) if measured else None,  # as the API rounds
             "source": SOURCE_NONE if part is None else part.source,
             "estimated": True if part is None else part.estimated,
             "label": "no meter" if part is None else figure_label(part.source, part.estimated),
@@ -111,7 +113,7 @@ def flow_of(store: Store, place: Place, start: datetime, end: datetime) -> dict[
 
 def _bar_columns(periods: Sequence[PlaceEnergy], zone: tzinfo, unit: str) -> dict[str, Any]:
     def kwh(p: PlaceEnergy, value: float) -> float | None:
-        return None if p.source == SOURCE_NONE else round(value, 4)
+        return None if p.source == SOURCE_NONE else round_value("energy_kwh", value)  # as the API rounds
 
     return {
         "unit": unit,
@@ -144,10 +146,10 @@ def cost_columns(costs: Sequence[CostBucket], zone: tzinfo, unit: str) -> dict[s
         "unit": unit,
         "label": bar_labels([c.start for c in costs], zone, unit),
         "start": [c.start.astimezone(UTC).isoformat() for c in costs],
-        "import_cost": [round(c.import_cost, 4) for c in costs],
-        "export_credit": [round(c.export_credit, 4) for c in costs],
-        "fees": [round(c.fees, 4) for c in costs],
-        "total_cost": [round(c.total_cost, 4) for c in costs],
+        "import_cost": [round_value("import_cost", c.import_cost) for c in costs],
+        "export_credit": [round_value("export_credit", c.export_credit) for c in costs],
+        "fees": [round_value("fees", c.fees) for c in costs],
+        "total_cost": [round_value("total_cost", c.total_cost) for c in costs],
         "estimated": [c.estimated for c in costs],
         "currency": costs[0].currency if costs else "",
         "totals": {

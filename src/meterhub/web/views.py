@@ -19,6 +19,7 @@ from meterhub.analytics.calendar import local_midnight, to_zone
 from meterhub.analytics.energy import SOURCE_NONE, EnergyBucket, meter_energy
 from meterhub.history import PowerArrays, power_arrays
 from meterhub.model import PHASE_TOTAL, Meter, MeterHealth, Reading
+from meterhub.precision import round_value
 from meterhub.store.base import Store
 from meterhub.timeutil import from_ms, to_ms
 from meterhub.web.periods import Period, energy_unit
@@ -246,7 +247,7 @@ def _bar_labels(buckets: Sequence[EnergyBucket], zone: tzinfo, unit: str) -> lis
 
 def _kwh(bucket: EnergyBucket, value: float) -> float | None:
     """Return a period's energy, or None where nothing measured it (no bar, not a zero)."""
-    return None if bucket.source == SOURCE_NONE else round(value, 4)
+    return None if bucket.source == SOURCE_NONE else round_value("energy_kwh", value)  # as the API rounds
 
 
 def energy_columns(buckets: Sequence[EnergyBucket], zone: tzinfo, unit: str) -> dict[str, Any]:
