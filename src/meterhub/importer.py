@@ -420,10 +420,12 @@ def import_file_by_rows(
     batch_rows: int = 10_000,
     on_batch: Callable[[IngestReport], None] | None = None,
     stream: BinaryIO | None = None,
+    tz: str | None = None,
 ) -> IngestReport:
     """Import a CSV or NDJSON file row by row: one reading object per row, through the Ingestor.
 
-    :func:`import_file` stores the same by columns; this path stays as its reference. A meter
+    :func:`import_file` stores the same by columns; this path stays as its reference (``tz`` as
+    there). A meter
     created here takes the hub's default zone; ``report.added_meters`` names each with the zone
     and the rule that chose it.
     """
@@ -436,7 +438,7 @@ def import_file_by_rows(
 
     def readings(source: BinaryIO) -> Iterator[tuple[str, Reading]]:
         head = source.peek(64)[:64] if hasattr(source, "peek") else b""
-        for row in read_rows(source, detect_format(path, head), default_meter):
+        for row in read_rows(source, detect_format(path, head), default_meter, tz):
             if row.reading is None:
                 report.received += 1
                 report.reject(row.where, row.reason or "unreadable row")
