@@ -340,6 +340,27 @@ def test_meter_going_offline_makes_its_sensors_unavailable(broker: None, tmp_pat
         store.close()
 
 
+def test_a_missing_secret_waits_without_stopping_the_hub(
+    broker: None, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variable = f"HA_TEST_PW_{uuid.uuid4().hex[:8].upper()}"
+    settings = _settings(password_ref=f"env:{variable}")
+    publisher = HomeAssistantPublisher(store, settings, reconnect_min_s=0.05, reconnect_max_s=0.2)
+    listener = Listener(f"{settings.state_prefix}/#")
+    try:
+        with anyio.from_thread.start_blocking_portal() as portal:
+            future = portal.start_task_soon(publisher.run)
+            wait_until(lambda: publisher.counters.secret_waits >= 2, "two tries without the secret")
+            assert not future.done() and publisher.counters.connects == 0
+            monkeypatch.setenv(variable, "any-password")  # the operator sets it; no restart needed
+            portal.call(publisher.wait_connected)
+            wait_until(lambda: listener.latest().get(settings.status_topic) == "online", "the hub online")
+            portal.call(publisher.stop)
+            future.result(timeout=60)
+    finally:
+        listener.close()
+
+
 @pytest.mark.parametrize(
     ("table", "message"),
     [

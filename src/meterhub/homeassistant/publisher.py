@@ -28,6 +28,7 @@ import anyio
 import anyio.to_thread
 
 from meterhub.config import resolve_secret
+from meterhub.errors import ConfigError
 from meterhub.homeassistant.discovery import (
     Message,
     config_messages,
@@ -66,6 +67,8 @@ class PublisherCounters:
     rounds: int = 0
     births: int = 0
     store_errors: int = 0
+    secret_waits: int = 0
+    """Connects put off because a secret reference could not be resolved."""
 
 
 def desired_messages(
@@ -153,9 +156,14 @@ class HomeAssistantPublisher:
         await self._connected.wait()
 
     async def run(self) -> None:
-        """Publish until :meth:`stop`; reconnect with backoff whenever the broker goes away."""
-        self._credentials()  # a missing secret is a configuration error: fail now
+        """Publish until :meth:`stop`; reconnect with backoff whenever the broker goes away.
+
+        A secret reference that cannot be resolved (an unset variable, an unreadable file) is
+        logged in one line and tried again with the same backoff: the hub keeps polling and
+        serving, and publishing starts once the secret is there.
+        """
         delay_s = self._reconnect_min_s
+        last_problem = ""
         async with anyio.create_task_group() as task_group:
 
             async def stopper() -> None:
@@ -164,19 +172,24 @@ class HomeAssistantPublisher:
 
             task_group.start_soon(stopper)
             while True:
+                problem = ""
                 try:
                     async with self._client(will=True) as client:
                         self.counters.connects += 1
                         delay_s = self._reconnect_min_s
+                        last_problem = ""
                         await self._session(client)
-                except aiomqtt.MqttError as exc:
+                except ConfigError as exc:
+                    self.counters.secret_waits += 1
+                    problem = f"Home Assistant publishing waits: {exc}"
+                except (aiomqtt.MqttError, OSError) as exc:
                     self.counters.connection_failures += 1
-                    log.warning(
-                        "Home Assistant broker %s:%s: %s; retrying",
-                        self.settings.host,
-                        self.settings.port,
-                        exc,
+                    problem = (
+                        f"Home Assistant broker {self.settings.host}:{self.settings.port}: {exc}; retrying"
                     )
+                if problem and problem != last_problem:  # said once, not at every retry
+                    log.error("%s", problem)
+                    last_problem = problem
                 jitter = random.uniform(0.8, 1.2)  # noqa: S311 - spreads reconnects, not security
                 await anyio.sleep(delay_s * jitter)
                 delay_s = min(delay_s * 2, self._reconnect_max_s)
