@@ -34,6 +34,7 @@ POSTGRES_URL = os.environ.get("METERHUB_BENCH_POSTGRES_URL", "postgresql://postg
 MAX_POINTS = 2000
 GOAL = Goal("<=", 3)
 _ROLLUPS = ("rollup_15m", "rollup_1h", "rollup_6h", "rollup_day")
+"""Rollup relations; those that are views (hourly rows merged when read) hold no bytes."""
 
 
 @contextmanager
@@ -143,7 +144,7 @@ def _bytes_note(ctx: Context, pg: PostgresStore) -> str:
     rows = series.ts_ms.size
     with psycopg.connect(POSTGRES_URL, options=f"-c search_path={pg.schema}", autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
-        raw = _relation_bytes(conn, "readings")
+        raw = _relation_bytes(conn, "samples")
         rollups = sum(_relation_bytes(conn, table) for table in _ROLLUPS)
         conn.execute(
             "CREATE TABLE plain_ref (meter integer NOT NULL, ts bigint NOT NULL, v double precision, "
@@ -168,10 +169,10 @@ def _bytes_note(ctx: Context, pg: PostgresStore) -> str:
 
 
 def _relation_bytes(conn: psycopg.Connection[tuple[object, ...]], table: str) -> int:
-    """Return pg_total_relation_size of ``table`` and of every partition under it."""
+    """Return pg_total_relation_size of ``table`` and of every partition under it (0 if no such table)."""
     row = conn.execute(
-        "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c WHERE c.oid = %(t)s::regclass "
-        "OR c.oid IN (SELECT relid FROM pg_partition_tree(%(t)s::regclass))", {"t": table}
+        "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c WHERE c.oid = to_regclass(%(t)s) "
+        "OR c.oid IN (SELECT relid FROM pg_partition_tree(to_regclass(%(t)s)))", {"t": table}
     ).fetchone()
     return 0 if row is None or row[0] is None else int(str(row[0]))
 

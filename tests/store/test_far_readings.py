@@ -42,8 +42,9 @@ def rollup_rows(backend: Backend, table: str) -> tuple[int, float]:
 
 
 def tables(backend: Backend) -> tuple[str, ...]:
-    coarse = ("rollup_6h", "rollup_day") if backend.name == "sqlite" else ()
-    return ("rollup_15m", "rollup_1h", *coarse)
+    if backend.name == "postgres":
+        return ("rollup_15m",)  # PostgreSQL merges its hourly rollups from these when read
+    return ("rollup_15m", "rollup_1h", "rollup_6h", "rollup_day")
 
 
 def reading(ts: datetime, register_kwh: float) -> Reading:

@@ -100,8 +100,10 @@ def test_schema_from_url_via_open_store(postgres_url: str, schema: str) -> None:
     assert {
         "meters",
         "readings",
+        "samples",
         "rollup_15m",
-        "rollup_1h",
+        "rollup_6h",
+        "rollup_day",
         "latest",
         "gaps",
         "tokens",

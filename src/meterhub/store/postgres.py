@@ -34,7 +34,12 @@ from meterhub.redact import redact_text, redact_url
 from meterhub.store.accounts import AccountsMixin
 from meterhub.store.base import WriteResult
 from meterhub.store.catalog import CatalogMixin
-from meterhub.store.postgres_compact import delete_series_sql, ensure_sample_partitions, series_range
+from meterhub.store.postgres_compact import (
+    QUARTER_TABLE,
+    delete_series_sql,
+    ensure_sample_partitions,
+    series_range,
+)
 from meterhub.store.postgres_reads import PostgresReads, one_line
 from meterhub.store.postgres_rollups import COARSE_TABLES, rebuild_coarse
 from meterhub.store.postgres_schema import (
@@ -254,7 +259,7 @@ class PostgresStore(AccountsMixin, CatalogMixin, PostgresReads):
                 raise UnknownMeterError(meter_id)
             series = series_range(int(row[0]))
             removed = conn.execute(delete_series_sql("samples"), series).rowcount
-            for table in ("rollup_15m", "rollup_1h", *COARSE_TABLES):
+            for table in (QUARTER_TABLE, *COARSE_TABLES):
                 conn.execute(delete_series_sql(table), series)
             for table in ("latest", "gaps", "intervals", "extras"):
                 conn.execute(f"DELETE FROM {table} WHERE meter = %s", row)

@@ -48,7 +48,9 @@ from meterhub.store.rollup import Agg
 from meterhub.timeutil import from_ms
 
 __all__ = [
+    "HOUR_TABLE",
     "PHASES",
+    "QUARTER_TABLE",
     "ROLLUP_COLUMNS",
     "ROLLUP_TYPES",
     "SAMPLE_COLUMNS",
@@ -60,12 +62,16 @@ __all__ = [
     "encode_reading",
     "ensure_sample_partitions",
     "is_compact",
+    "merge_sets",
+    "merged_select",
     "migrate_0009_compact",
     "present",
+    "rollup_rows",
     "rollup_table_sql",
     "sample_partition_name",
     "series_of",
     "series_range",
+    "split_sql",
 ]
 
 PHASES = 4
@@ -224,42 +230,38 @@ _READINGS_VIEW = (
 
 # --- rollups ------------------------------------------------------------------------------
 
+QUARTER_TABLE = "rollup_15m"
+HOUR_TABLE = "rollup_1h"
+"""Hourly rollups are merged from the 15-minute rows when read: no table of their own."""
+HOUR_MS = 3_600_000
+_EXTREMES = ("power_min", "power_max", "voltage_min", "voltage_max")
+_COUNTED = ("power_n", "voltage_n", "current_n")
+_REGISTERS = ("first_import", "first_export", "last_import", "last_export")
+_SUMS = ("power_sum", "voltage_sum", "current_sum", "energy_import", "energy_export", "n", "covered_ms")
+
 _ROLLUP_LAYOUT: tuple[tuple[str, str], ...] = (
     ("bucket", "bigint NOT NULL"),
     ("power_sum", "bigint NOT NULL"),
     ("voltage_sum", "bigint NOT NULL"),
     ("current_sum", "bigint NOT NULL"),
-    ("power_min", "bigint"),
-    ("power_max", "bigint"),
-    ("voltage_min", "bigint"),
-    ("voltage_max", "bigint"),
     ("energy_import", "bigint NOT NULL"),
     ("energy_export", "bigint NOT NULL"),
-    ("first_import_wide", "bigint"),
-    ("first_export_wide", "bigint"),
-    ("last_import_wide", "bigint"),
-    ("last_export_wide", "bigint"),
+    *((f"{name}_wide", "bigint") for name in (*_EXTREMES, *_REGISTERS)),
     ("series", "integer NOT NULL"),
     ("n", "integer NOT NULL"),
-    ("power_n", "integer"),
-    ("voltage_n", "integer"),
-    ("current_n", "integer"),
+    *((name, "integer") for name in _COUNTED),
+    *((name, "integer") for name in _EXTREMES),
     ("first_off", "integer"),
     ("last_off", "integer"),
-    ("first_import", "integer"),
-    ("first_export", "integer"),
-    ("last_import", "integer"),
-    ("last_export", "integer"),
+    *((name, "integer") for name in _REGISTERS),
     ("covered_ms", "integer NOT NULL"),
 )
 ROLLUP_COLUMNS: tuple[str, ...] = tuple(name for name, _ in _ROLLUP_LAYOUT)
-"""Compact rollup-table columns in table order: sums in mW, mV, mA; power and voltage extremes in
-mW and mV; in-bucket energy in millionths of a Wh; first and last reading times as ms after the
-bucket start; registers narrow (Wh) or wide (millionths of a kWh); counts of power, voltage and
-current readings empty when they equal ``n``."""
+"""Compact rollup-table columns in table order: sums in mW, mV, mA; in-bucket energy in millionths
+of a Wh; power and voltage extremes in mW and mV (wide when beyond 4 bytes); first and last
+reading times as ms after the bucket start; registers narrow (Wh) or wide (millionths of a kWh);
+counts of power, voltage and current readings empty when they equal ``n``."""
 ROLLUP_TYPES: tuple[str, ...] = tuple(kind.split()[0] for _, kind in _ROLLUP_LAYOUT)
-_COUNTED = ("power_n", "voltage_n", "current_n")
-_REGISTERS = ("first_import", "first_export", "last_import", "last_export")
 
 
 def rollup_table_sql(name: str) -> str:
@@ -268,19 +270,34 @@ def rollup_table_sql(name: str) -> str:
     return f"CREATE TABLE {name} ({columns}, PRIMARY KEY (series, bucket) WITH (fillfactor = 100))"
 
 
+def _whole(name: str, alias: str) -> str:
+    """Return the SQL value (bigint) of a narrow-or-wide column."""
+    return f"COALESCE({alias}{name}::int8, {alias}{name}_wide)"
+
+
+def _fits(expr: str) -> str:
+    return f"({expr}) BETWEEN {-_INT4} AND {_INT4 - 1}"
+
+
+def split_sql(name: str, expr: str) -> dict[str, str]:
+    """Return the narrow and wide columns' SQL for a bigint expression (NULL stays NULL)."""
+    return {
+        name: f"CASE WHEN {_fits(expr)} THEN ({expr})::int END",
+        f"{name}_wide": f"CASE WHEN NOT {_fits(expr)} THEN {expr} END",
+    }
+
+
 _ROLLUP_DECODED: dict[str, str] = {
     "bucket": "{a}bucket",
     "n": "{a}n",
-    "power_n": "COALESCE({a}power_n, {a}n)",
-    "voltage_n": "COALESCE({a}voltage_n, {a}n)",
-    "current_n": "COALESCE({a}current_n, {a}n)",
+    **{name: f"COALESCE({{a}}{name}, {{a}}n)" for name in _COUNTED},
     "power_sum_w": "{a}power_sum::float8 / 1000",
-    "power_min_w": "{a}power_min::float8 / 1000",
-    "power_max_w": "{a}power_max::float8 / 1000",
     "voltage_sum_v": "{a}voltage_sum::float8 / 1000",
-    "voltage_min_v": "{a}voltage_min::float8 / 1000",
-    "voltage_max_v": "{a}voltage_max::float8 / 1000",
     "current_sum_a": "{a}current_sum::float8 / 1000",
+    "power_min_w": _whole("power_min", "{a}") + "::float8 / 1000",
+    "power_max_w": _whole("power_max", "{a}") + "::float8 / 1000",
+    "voltage_min_v": _whole("voltage_min", "{a}") + "::float8 / 1000",
+    "voltage_max_v": _whole("voltage_max", "{a}") + "::float8 / 1000",
     "first_ts": "{a}bucket + {a}first_off",
     "last_ts": "{a}bucket + {a}last_off",
     **{
@@ -298,8 +315,82 @@ def decoded_rollup(name: str, alias: str = "") -> str:
     return _ROLLUP_DECODED[name].format(a=alias)
 
 
+def merge_sets() -> list[str]:
+    """Return the ``SET`` list merging an incoming row (EXCLUDED) into a stored one (r)."""
+    first_wins = (
+        "EXCLUDED.first_off IS NOT NULL AND (r.first_off IS NULL OR EXCLUDED.first_off < r.first_off)"
+    )
+    last_wins = "EXCLUDED.last_off IS NOT NULL AND (r.last_off IS NULL OR EXCLUDED.last_off >= r.last_off)"
+    sets = [f"{c} = r.{c} + EXCLUDED.{c}" for c in _SUMS]
+    # A count equal to n is kept empty: it stays so only while both sides' are.
+    sets += [
+        f"{c} = NULLIF(COALESCE(r.{c}, r.n) + COALESCE(EXCLUDED.{c}, EXCLUDED.n), r.n + EXCLUDED.n)"
+        for c in _COUNTED
+    ]
+    for c in _EXTREMES:
+        pick = "LEAST" if c.endswith("_min") else "GREATEST"
+        merged = f"{pick}({_whole(c, 'r.')}, {_whole(c, 'EXCLUDED.')})"
+        sets += [f"{column} = {expr}" for column, expr in split_sql(c, merged).items()]
+    # Every right-hand side sees the row as it was, so the order of these does not matter.
+    for c in ("first_off", *_REGISTERS[:2], *(f"{r}_wide" for r in _REGISTERS[:2])):
+        sets.append(f"{c} = CASE WHEN {first_wins} THEN EXCLUDED.{c} ELSE r.{c} END")
+    for c in ("last_off", *_REGISTERS[2:], *(f"{r}_wide" for r in _REGISTERS[2:])):
+        sets.append(f"{c} = CASE WHEN {last_wins} THEN EXCLUDED.{c} ELSE r.{c} END")
+    return sets
+
+
+def _fine_edge(column: str, marker: str, descending: bool) -> str:
+    order = " DESC" if descending else ""
+    return f"(array_agg(r.{column} ORDER BY r.bucket{order}) FILTER (WHERE r.{marker} IS NOT NULL))[1]"
+
+
+def merged_select(lo: str, series: str) -> str:
+    """Return the select list (ROLLUP_COLUMNS order) merging 15-minute rows ``r`` grouped into
+    buckets starting at ``lo``, of series ``series``."""
+    merged = {
+        "bucket": lo,
+        "series": series,
+        **{c: f"sum(r.{c})" for c in _SUMS},
+        **{c: f"NULLIF(sum(COALESCE(r.{c}, r.n)), sum(r.n))" for c in _COUNTED},
+        "first_off": f"min(r.bucket + r.first_off) - {lo}",
+        "last_off": f"max(r.bucket + r.last_off) - {lo}",
+    }
+    for c in _EXTREMES:
+        merged.update(split_sql(c, f"{'min' if c.endswith('_min') else 'max'}({_whole(c, 'r.')})"))
+    for c in _REGISTERS:
+        marker, descending = ("first_off", False) if c.startswith("first") else ("last_off", True)
+        merged[c] = _fine_edge(c, marker, descending)
+        merged[f"{c}_wide"] = _fine_edge(f"{c}_wide", marker, descending)
+    return ", ".join(f"{merged[c]} AS {c}" for c in ROLLUP_COLUMNS)
+
+
+_HOUR_OF = f"(r.bucket - mod(r.bucket, {HOUR_MS}))"
+
+
+def rollup_rows(table: str, series: str, lo: str, hi: str) -> str:
+    """Return a FROM item: ``table``'s compact rows of one series whose buckets start in [lo, hi).
+
+    The hourly rows are merged here from the 15-minute rows of those hours (``lo`` and ``hi``
+    must then be whole hours).
+    """
+    where = f"r.series = {series} AND r.bucket >= {lo} AND r.bucket < {hi}"
+    if table != HOUR_TABLE:
+        return f"(SELECT * FROM {table} r WHERE {where})"
+    return (
+        f"(SELECT {merged_select(_HOUR_OF, 'r.series')} FROM {QUARTER_TABLE} r WHERE {where} "
+        f"GROUP BY r.series, {_HOUR_OF})"
+    )
+
+
 def _scaled(value: float | None, scale: float) -> int | None:
     return None if value is None else round(value * scale)
+
+
+def _split(whole: int | None) -> tuple[int | None, int | None]:
+    """Return the (narrow, wide) columns of a whole number."""
+    if whole is None:
+        return None, None
+    return (whole, None) if -_INT4 <= whole < _INT4 else (None, whole)
 
 
 def _register(value: float | None) -> tuple[int | None, int | None]:
@@ -313,23 +404,20 @@ def _register(value: float | None) -> tuple[int | None, int | None]:
 
 def compact_rollup_row(series: int, agg: Agg) -> tuple[int | None, ...]:
     """Return the compact rollup-table row of an accumulator, in ROLLUP_COLUMNS order."""
-    b = agg.bucket_ms
-    fi, fi_wide = _register(agg.first_imp)
-    fe, fe_wide = _register(agg.first_exp)
-    li, li_wide = _register(agg.last_imp)
-    le, le_wide = _register(agg.last_exp)
-    n = agg.n
+    b, n = agg.bucket_ms, agg.n
+    extremes = [_split(_scaled(v, 1e3)) for v in (agg.p_min, agg.p_max, agg.v_min, agg.v_max)]
+    registers = [_register(v) for v in (agg.first_imp, agg.first_exp, agg.last_imp, agg.last_exp)]
     return (
         b, round(agg.p_sum * 1e3), round(agg.v_sum * 1e3), round(agg.i_sum * 1e3),
-        _scaled(agg.p_min, 1e3), _scaled(agg.p_max, 1e3), _scaled(agg.v_min, 1e3), _scaled(agg.v_max, 1e3),
         round(agg.e_imp * 1e9), round(agg.e_exp * 1e9),
-        fi_wide, fe_wide, li_wide, le_wide,
+        *(wide for _, wide in extremes), *(wide for _, wide in registers),
         series, n,
         None if agg.p_n == n else agg.p_n, None if agg.v_n == n else agg.v_n,
         None if agg.i_n == n else agg.i_n,
+        *(narrow for narrow, _ in extremes),
         None if agg.first_ms is None else agg.first_ms - b,
         None if agg.last_ms is None else agg.last_ms - b,
-        fi, fe, li, le, agg.covered_ms,
+        *(narrow for narrow, _ in registers), agg.covered_ms,
     )  # fmt: skip
 
 
@@ -341,36 +429,17 @@ def is_compact(conn: Conn) -> bool:
 
 # --- migration ------------------------------------------------------------------------------
 
-_ROLLUP_TABLES = ("rollup_15m", "rollup_1h", "rollup_6h", "rollup_day")
+_OLD_ROLLUP_TABLES = ("rollup_15m", "rollup_6h", "rollup_day")
 
 
 def _encoded_sql(column: ValueColumn, narrow: bool) -> str:
     """Return the SQL turning an old double column into the narrow or wide column."""
     whole = f"round({column.field} * {column.scale})::bigint"
-    if column.multiplier == 1:
-        fits = f"{whole} BETWEEN {-_INT4} AND {_INT4 - 1}"
-        return (
-            f"CASE WHEN {fits} THEN {whole}::int END"
-            if narrow
-            else f"CASE WHEN NOT ({fits}) THEN {whole} END"
-        )
     m = column.multiplier
-    fits = f"mod({whole}, {m}) = 0 AND {whole} / {m} BETWEEN {-_INT4} AND {_INT4 - 1}"
-    return (
-        f"CASE WHEN {fits} THEN ({whole} / {m})::int END"
-        if narrow
-        else f"CASE WHEN NOT ({fits}) THEN {whole} END"
-    )
-
-
-def _old_register_sql(name: str, narrow: bool) -> str:
-    whole = f"round({name}_kwh * 1000000)::bigint"
-    fits = f"mod({whole}, 1000) = 0 AND {whole} / 1000 BETWEEN {-_INT4} AND {_INT4 - 1}"
-    return (
-        f"CASE WHEN {fits} THEN ({whole} / 1000)::int END"
-        if narrow
-        else f"CASE WHEN NOT ({fits}) THEN {whole} END"
-    )
+    fits = f"mod({whole}, {m}) = 0 AND {_fits(f'{whole} / {m}')}"
+    if narrow:
+        return f"CASE WHEN {fits} THEN ({whole} / {m})::int END"
+    return f"CASE WHEN NOT ({fits}) THEN {whole} END"
 
 
 def _old_rollup_select() -> str:
@@ -380,21 +449,22 @@ def _old_rollup_select() -> str:
         "power_sum": "round(power_sum_w * 1000)::bigint",
         "voltage_sum": "round(voltage_sum_v * 1000)::bigint",
         "current_sum": "round(current_sum_a * 1000)::bigint",
-        "power_min": "round(power_min_w * 1000)::bigint",
-        "power_max": "round(power_max_w * 1000)::bigint",
-        "voltage_min": "round(voltage_min_v * 1000)::bigint",
-        "voltage_max": "round(voltage_max_v * 1000)::bigint",
         "energy_import": "round(energy_import_kwh * 1000000000)::bigint",
         "energy_export": "round(energy_export_kwh * 1000000000)::bigint",
-        **{f"{name}_wide": _old_register_sql(name, False) for name in _REGISTERS},
         "series": f"meter * {PHASES} + phase",
         "n": "n",
         **{name: f"NULLIF({name}, n)" for name in _COUNTED},
         "first_off": "(first_ts - bucket)::int",
         "last_off": "(last_ts - bucket)::int",
-        **{name: _old_register_sql(name, True) for name in _REGISTERS},
         "covered_ms": "covered_ms::int",
     }
+    for name in _EXTREMES:
+        unit = "w" if name.startswith("power") else "v"
+        exprs.update(split_sql(name, f"round({name}_{unit} * 1000)::bigint"))
+    for name in _REGISTERS:
+        register = ValueColumn(f"{name}_kwh", name, 1_000_000, 1000)
+        exprs[name] = _encoded_sql(register, True)
+        exprs[f"{name}_wide"] = _encoded_sql(register, False)
     return ", ".join(exprs[column] for column in ROLLUP_COLUMNS)
 
 
@@ -405,7 +475,7 @@ def migrate_0009_compact(conn: Conn) -> None:
     numbers at that resolution is exact. A database whose earlier migrations left the rollups to
     this one (it came from before ``0002``) gets them computed from the raw rows here.
     """
-    from meterhub.store.postgres_rollups import COARSE_TABLES, rebuild_all, rebuild_coarse
+    from meterhub.store.postgres_rollups import rebuild_all, rebuild_coarse
 
     conn.execute("ALTER TABLE readings RENAME TO readings_0008")
     conn.execute(_SAMPLES_DDL)
@@ -427,18 +497,20 @@ def migrate_0009_compact(conn: Conn) -> None:
     )
     conn.execute("DROP TABLE readings_0008")
     had_fine = had_coarse = False
-    for table in _ROLLUP_TABLES:
+    for table in _OLD_ROLLUP_TABLES:
         conn.execute(f"ALTER TABLE {table} RENAME TO {table}_0008")
+        conn.execute(f"ALTER INDEX {table}_pkey RENAME TO {table}_0008_pkey")
         conn.execute(rollup_table_sql(table))
         inserted = conn.execute(
             f"INSERT INTO {table} ({', '.join(ROLLUP_COLUMNS)}) SELECT {_old_rollup_select()} "
             f"FROM {table}_0008 ORDER BY meter, phase, bucket"
         ).rowcount
-        if table == "rollup_15m":
+        if table == QUARTER_TABLE:
             had_fine = inserted > 0
-        elif table in COARSE_TABLES:
+        else:
             had_coarse = had_coarse or inserted > 0
         conn.execute(f"DROP TABLE {table}_0008")
+    conn.execute(f"DROP TABLE {HOUR_TABLE}")  # merged from the 15-minute rows when read
     conn.execute(_READINGS_VIEW)
     if not had_fine:
         rebuild_all(conn)

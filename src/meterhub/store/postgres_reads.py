@@ -23,7 +23,14 @@ from meterhub.model import READING_FIELDS, Extra, Gap, IntervalEnergy, Meter, Re
 from meterhub.redact import redact_text
 from meterhub.store.base import Bucket, PowerColumns, SumField
 from meterhub.store.columns import checked_bounds
-from meterhub.store.postgres_compact import PHASES, decoded, decoded_rollup, series_of, series_range
+from meterhub.store.postgres_compact import (
+    PHASES,
+    decoded,
+    decoded_rollup,
+    rollup_rows,
+    series_of,
+    series_range,
+)
 from meterhub.store.postgres_rollups import load_series_window
 from meterhub.store.postgres_schema import Conn
 from meterhub.store.rollup import RollupBuilder
@@ -159,11 +166,12 @@ def _period_rows(
     has that zone (any more), so the caller looks it up again."""
     table, _ = table_for(tz, bounds)
     picked = ", ".join(decoded_rollup(column, "r.") for column in ("bucket", *names))
+    source = rollup_rows(table, f"m.pk * {PHASES} + %(phase)s", "%(lo)s", "%(hi)s")
     with conn.cursor(binary=True) as cursor:  # binary doubles decode several times faster than text
         rows = cursor.execute(
-            f"SELECT {picked} FROM meters m LEFT JOIN {table} r ON r.series = m.pk * {PHASES} + %s "
-            "AND r.bucket >= %s AND r.bucket < %s WHERE m.id = %s AND m.tz = %s ORDER BY r.bucket",
-            (phase, int(bounds[0]), int(bounds[-1]), meter_id, tz),
+            f"SELECT {picked} FROM meters m LEFT JOIN LATERAL {source} r ON true "
+            "WHERE m.id = %(id)s AND m.tz = %(tz)s ORDER BY r.bucket",
+            {"phase": phase, "lo": int(bounds[0]), "hi": int(bounds[-1]), "id": meter_id, "tz": tz},
         ).fetchall()
     if not rows:
         return None
@@ -250,7 +258,9 @@ _READING_SELECT = (
     f"SELECT mod(series, {PHASES}) AS phase, ts, {', '.join(decoded(f) for f in READING_FIELDS)}, series "
     "FROM samples"
 )
-_BUCKET_SELECT = ", ".join(decoded_rollup(name.strip()) for name in _BUCKET_COLUMNS.split(","))
+_BUCKET_SELECT = ", ".join(
+    decoded_rollup(name.strip(), "r.") for name in ("bucket", *_BUCKET_COLUMNS.split(","))
+)
 
 
 class PostgresReads:
@@ -395,12 +405,15 @@ class PostgresReads:
         if table is None:
             raise InputError(f"rollups are kept for 900 and 3600 s buckets, not {width_s} s")
         width_ms = width_s * 1000
+        # The buckets overlapping [start, end): those starting from start's bucket until end.
+        lo = to_ms(start) - to_ms(start) % width_ms
+        hi = to_ms(end) - 1 - (to_ms(end) - 1) % width_ms + width_ms
+        source = rollup_rows(table, "%(series)s", "%(lo)s", "%(hi)s")
         with self._read() as conn:
             pk, _ = self._meter_pk(conn, meter_id)
             rows = conn.execute(
-                f"SELECT bucket, {_BUCKET_SELECT} FROM {table} WHERE series = %s "
-                "AND bucket > %s AND bucket < %s ORDER BY bucket",
-                (series_of(pk, phase), to_ms(start) - width_ms, to_ms(end)),
+                f"SELECT {_BUCKET_SELECT} FROM {source} r ORDER BY r.bucket",
+                {"series": series_of(pk, phase), "lo": lo, "hi": hi},
             ).fetchall()
         return [_bucket(meter_id, phase, int(r[0]), int(r[0]) + width_ms, r[1:]) for r in rows]
 

@@ -18,11 +18,14 @@ import numpy as np
 from meterhub.model import PHASE_TOTAL, READING_FIELDS
 from meterhub.store.coarse import QUARTER_MS, SIX_HOURS_MS, local_midnights_ms
 from meterhub.store.postgres_compact import (
+    QUARTER_TABLE,
     ROLLUP_COLUMNS,
     ROLLUP_TYPES,
     compact_rollup_row,
     decoded,
     is_compact,
+    merge_sets,
+    merged_select,
     present,
     series_of,
     series_range,
@@ -34,7 +37,6 @@ __all__ = [
     "COARSE_TABLES",
     "LATEST_COLUMNS",
     "MERGE_SQL",
-    "TABLE_OF_WIDTH",
     "agg_row",
     "columns",
     "load_series_window",
@@ -49,7 +51,6 @@ __all__ = [
     "unnest",
 ]
 
-TABLE_OF_WIDTH = {900_000: "rollup_15m", 3_600_000: "rollup_1h"}
 _HOUR_MS = 3_600_000
 _STATE_COLUMNS = ("imp_ts", "imp_kwh", "imp_power_w", "exp_ts", "exp_kwh", "exp_power_w")
 LATEST_COLUMNS = ("meter", "phase", "ts", *READING_FIELDS, *_STATE_COLUMNS)
@@ -66,35 +67,12 @@ def columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-def _merge_sql(table: str) -> str:
-    first_wins = (
-        "EXCLUDED.first_off IS NOT NULL AND (r.first_off IS NULL OR EXCLUDED.first_off < r.first_off)"
-    )
-    last_wins = (
-        "EXCLUDED.last_off IS NOT NULL AND (r.last_off IS NULL OR EXCLUDED.last_off >= r.last_off)"
-    )
-    sums = ("n", "power_sum", "voltage_sum", "current_sum", "energy_import", "energy_export", "covered_ms")
-    firsts = ("first_off", "first_import", "first_export", "first_import_wide", "first_export_wide")
-    lasts = ("last_off", "last_import", "last_export", "last_import_wide", "last_export_wide")
-    sets = [
-        *(f"{c} = r.{c} + EXCLUDED.{c}" for c in sums),
-        # A count equal to n is kept empty: it stays so only while both sides' are.
-        *(f"{c} = NULLIF(COALESCE(r.{c}, r.n) + COALESCE(EXCLUDED.{c}, EXCLUDED.n), r.n + EXCLUDED.n)"
-          for c in ("power_n", "voltage_n", "current_n")),
-        *(f"{c} = LEAST(r.{c}, EXCLUDED.{c})" for c in ("power_min", "voltage_min")),
-        *(f"{c} = GREATEST(r.{c}, EXCLUDED.{c})" for c in ("power_max", "voltage_max")),
-        # Every right-hand side sees the row as it was, so the order of these does not matter.
-        *(f"{c} = CASE WHEN {first_wins} THEN EXCLUDED.{c} ELSE r.{c} END" for c in firsts),
-        *(f"{c} = CASE WHEN {last_wins} THEN EXCLUDED.{c} ELSE r.{c} END" for c in lasts),
-    ]
-    return (
-        f"INSERT INTO {table} AS r ({', '.join(ROLLUP_COLUMNS)}) "
-        f"SELECT * FROM {unnest(ROLLUP_TYPES)} "
-        f"ON CONFLICT (series, bucket) DO UPDATE SET {', '.join(sets)}"
-    )
-
-
-MERGE_SQL = {width: _merge_sql(table) for width, table in TABLE_OF_WIDTH.items()}
+MERGE_SQL = (
+    f"INSERT INTO {QUARTER_TABLE} AS r ({', '.join(ROLLUP_COLUMNS)}) "
+    f"SELECT * FROM {unnest(ROLLUP_TYPES)} "
+    f"ON CONFLICT (series, bucket) DO UPDATE SET {', '.join(merge_sets())}"
+)
+"""Merge 15-minute rows (as columns, ROLLUP_COLUMNS order) into the stored ones."""
 
 
 COARSE_TABLES = ("rollup_6h", "rollup_day")
@@ -103,33 +81,12 @@ COARSE_TABLES = ("rollup_6h", "rollup_day")
 _PERIODS = f"{unnest(('integer', 'bigint', 'bigint'))} AS p(series, lo, hi)"
 
 
-def _fine_edge(column: str, marker: str, descending: bool) -> str:
-    order = " DESC" if descending else ""
-    return f"(array_agg(r.{column} ORDER BY r.bucket{order}) FILTER (WHERE r.{marker} IS NOT NULL))[1]"
-
-
 def _coarse_sql(table: str) -> tuple[str, str]:
     """Return the statements that drop and recompute the ``table`` rows of the periods given."""
     delete = f"DELETE FROM {table} c USING {_PERIODS} WHERE c.series = p.series AND c.bucket = p.lo"
-    merged = {
-        "bucket": "p.lo",
-        **{c: f"sum(r.{c})" for c in ("power_sum", "voltage_sum", "current_sum", "energy_import",
-                                      "energy_export", "n", "covered_ms")},
-        **{c: f"min(r.{c})" for c in ("power_min", "voltage_min")},
-        **{c: f"max(r.{c})" for c in ("power_max", "voltage_max")},
-        **{c: f"NULLIF(sum(COALESCE(r.{c}, r.n)), sum(r.n))" for c in ("power_n", "voltage_n", "current_n")},
-        "series": "p.series",
-        "first_off": "min(r.bucket + r.first_off) - p.lo",
-        "last_off": "max(r.bucket + r.last_off) - p.lo",
-        **{c: _fine_edge(c, "first_off", False)
-           for c in ("first_import", "first_export", "first_import_wide", "first_export_wide")},
-        **{c: _fine_edge(c, "last_off", True)
-           for c in ("last_import", "last_export", "last_import_wide", "last_export_wide")},
-    }
     insert = (
-        f"INSERT INTO {table} ({', '.join(ROLLUP_COLUMNS)}) "
-        f"SELECT {', '.join(merged[c] for c in ROLLUP_COLUMNS)} "
-        f"FROM {_PERIODS} JOIN rollup_15m r ON r.series = p.series "
+        f"INSERT INTO {table} ({', '.join(ROLLUP_COLUMNS)}) SELECT {merged_select('p.lo', 'p.series')} "
+        f"FROM {_PERIODS} JOIN {QUARTER_TABLE} r ON r.series = p.series "
         "AND r.bucket >= p.lo AND r.bucket < p.hi GROUP BY p.series, p.lo"
     )
     return delete, insert
@@ -289,18 +246,16 @@ def rebuild_rollups(conn: Conn, pk: int, phase: int, lo_ms: int, hi_ms: int, gap
     start = lo_ms - lo_ms % _HOUR_MS
     end = hi_ms - hi_ms % _HOUR_MS + _HOUR_MS
     state, rows = load_series_window(conn, pk, phase, start, end)
-    builder = RollupBuilder()
+    builder = RollupBuilder(widths_ms=(QUARTER_MS,))
     builder.feed(state, rows, gap_ms, False)
     aggs, _ = builder.take()
-    for width, table in TABLE_OF_WIDTH.items():
-        conn.execute(
-            f"DELETE FROM {table} WHERE series = %s AND bucket >= %s AND bucket < %s",
-            (series_of(pk, phase), start, end),
-        )
-        rows_of_width = [agg_row(pk, phase, agg) for (w, bucket), agg in aggs.items()
-                         if w == width and start <= bucket < end]
-        if rows_of_width:
-            conn.execute(MERGE_SQL[width], columns(rows_of_width))
+    conn.execute(
+        f"DELETE FROM {QUARTER_TABLE} WHERE series = %s AND bucket >= %s AND bucket < %s",
+        (series_of(pk, phase), start, end),
+    )
+    rows_in = [agg_row(pk, phase, agg) for (_, bucket), agg in aggs.items() if start <= bucket < end]
+    if rows_in:
+        conn.execute(MERGE_SQL, columns(rows_in))
 
 
 def rebuild_gaps(conn: Conn, pk: int, lo_ms: int, hi_ms: int, gap_ms: int) -> None:

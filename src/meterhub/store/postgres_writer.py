@@ -41,7 +41,7 @@ from meterhub.store.postgres_rollups import (
     unnest,
 )
 from meterhub.store.postgres_schema import Conn, advisory_key
-from meterhub.store.rollup import WIDTHS_MS, RollupBuilder, Row, SeriesState
+from meterhub.store.rollup import RollupBuilder, Row, SeriesState
 
 __all__ = ["lock_meters", "write_readings_tx"]
 
@@ -131,10 +131,10 @@ def write_readings_tx(
     stored = duplicates = 0
     raw_rows: list[tuple[int | None, ...]] = []
     latest_rows: list[tuple[int | float | None, ...]] = []
-    merges: dict[int, list[tuple[int | float | None, ...]]] = {w: [] for w in WIDTHS_MS}
+    merges: list[tuple[int | None, ...]] = []
     gap_rows: list[tuple[int, int, int]] = []
     late: list[tuple[int, int, list[tuple[int, Encoded]]]] = []
-    builder = RollupBuilder()
+    builder = RollupBuilder(widths_ms=(QUARTER_MS,))  # hours and longer merge 15-minute rows
     for (pk, phase), items in series.items():
         items.sort(key=lambda item: item[0])
         state = states.get((pk, phase), SeriesState())
@@ -156,9 +156,8 @@ def write_readings_tx(
             state, (_row(ts, values) for ts, values in fresh), gap_of[pk], phase == PHASE_TOTAL
         )
         aggs, gaps = builder.take()
-        for (width, _), agg in aggs.items():
-            merges[width].append(agg_row(pk, phase, agg))
-        quarters = [bucket for width, bucket in aggs if width == QUARTER_MS]
+        merges.extend(agg_row(pk, phase, agg) for agg in aggs.values())
+        quarters = [bucket for _, bucket in aggs]
         if quarters:
             _widen(changed, (pk, phase), min(quarters), max(quarters) + QUARTER_MS)
         gap_rows.extend((pk, start, end) for start, end in gaps)
@@ -167,10 +166,9 @@ def write_readings_tx(
         last_ts, (last_values, _) = fresh[-1]
         latest_rows.append((pk, phase, last_ts, *last_values, *_state_columns(new_state)))
     stored += _copy_readings(conn, raw_rows)
-    # One statement per table, whatever the number of buckets and series in the batch.
-    for width, rows in merges.items():
-        if rows:
-            conn.execute(MERGE_SQL[width], columns(rows))
+    # One statement, whatever the number of buckets and series in the batch.
+    if merges:
+        conn.execute(MERGE_SQL, columns(merges))
     if latest_rows:
         conn.execute(_LATEST_SQL, columns(latest_rows))
     if gap_rows:
