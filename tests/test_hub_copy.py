@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
+from contextlib import ExitStack, closing
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -99,12 +100,12 @@ class Hub:
     span: tuple[datetime, datetime]
 
 
-@pytest.fixture
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
-    """Yield a SQLite hub filled by polling and backfilling every vendor's simulator."""
-    url = f"sqlite:///{tmp_path / 'meterhub.db'}"
+@pytest.fixture(scope="module")
+def populated(tmp_path_factory: pytest.TempPathFactory) -> Hub:
+    """Return a SQLite hub filled by polling and backfilling every vendor's simulator (built once)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('hub') / 'meterhub.db'}"
     now = datetime.now(UTC)
-    with ExitStack() as stack:
+    with ExitStack() as stack, pytest.MonkeyPatch.context() as monkeypatch:
         store = open_store(url)
         try:
             for vendor, case in CASES.items():
@@ -122,13 +123,23 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
         keys = _add_accounts_and_places(store, now)
     finally:
         store.close()
-    yield Hub(url, *keys, span=(now - timedelta(days=3), now + timedelta(hours=1)))
+    return Hub(url, *keys, span=(now - timedelta(days=3), now + timedelta(hours=1)))
+
+
+@pytest.fixture
+def hub(populated: Hub, tmp_path: Path) -> Hub:
+    """Return a copy of the populated hub's file of this test's own (tests change their source)."""
+    path = tmp_path / "meterhub.db"
+    source = populated.url.removeprefix("sqlite:///")
+    with closing(sqlite3.connect(source)) as original, closing(sqlite3.connect(path)) as mine:
+        original.backup(mine)
+    return replace(populated, url=f"sqlite:///{path}")
 
 
 def _add_accounts_and_places(store: Store, now: datetime) -> tuple[str, str]:
     """Add what a household sets up by hand; return the admin's and the viewer's API keys."""
-    # The smart-MAC meter polled once; an hour of its readings and device series as sent to
-    # the ingest API, so one more meter has a local day of data.
+    # The smart-MAC meter was polled once; a day of its readings and device series, as an
+    # import writes them, so one more meter has a whole local day of data.
     start = (now - timedelta(hours=30)).replace(minute=0, second=0, microsecond=0)
     register = 1200.0
     readings, extras = [], []
