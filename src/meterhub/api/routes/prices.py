@@ -24,6 +24,8 @@ from meterhub.api.render import FormatQuery, render
 from meterhub.api.routes._params import EndQuery, StartQuery, check_acceptable, iso, time_range
 from meterhub.errors import InputError
 from meterhub.ids import ID_PATTERN
+from meterhub.pricefeeds.exports import detect_format, parse_export
+from meterhub.pricefeeds.storing import StoredPrices, store_prices
 from meterhub.store.base import Store
 
 __all__ = ["MAX_BODY_BYTES", "router"]
@@ -38,9 +40,11 @@ SeriesPath = Annotated[
 ]
 _IMPORT_BODY = {
     "required": True,
-    "description": "Price rows: start, end or resolution, price, currency[, direction].",
+    "description": "Price rows: start, end or resolution, price, currency[, direction]; "
+    "or a Nord Pool or ENTSO-E export (CSV, or an A44 XML document).",
     "content": {
         "text/csv": {"schema": {"type": "string"}},
+        "application/xml": {"schema": {"type": "string"}},
         "application/json": {
             "schema": {
                 "oneOf": [
@@ -145,7 +149,10 @@ def show_series(
     return render(request, rows, rows=rows, root="prices")
 
 
-def _import_text(store: Store, text: str, series: str) -> PriceImport:
+def _import_text(store: Store, text: str, series: str, zone: str | None) -> PriceImport | StoredPrices:
+    export = detect_format(text)
+    if export is not None:
+        return store_prices(store, parse_export(text, series, export, "the body", zone=zone))
     with tempfile.TemporaryDirectory(prefix="meterhub-prices-") as folder:
         path = Path(folder) / "request-body"
         path.write_text(text, encoding="utf-8")
@@ -160,9 +167,21 @@ def _import_text(store: Store, text: str, series: str) -> PriceImport:
     responses=problem_responses(413, _413="The body is larger than 8 MiB."),
 )
 async def import_series(
-    series: SeriesPath, request: Request, store: StoreDep, principal: PrincipalDep, fmt: FormatQuery = None
+    series: SeriesPath,
+    request: Request,
+    store: StoreDep,
+    principal: PrincipalDep,
+    zone: Annotated[
+        str | None,
+        Query(max_length=32, description="For an export with several areas: the one to import, such as NO1."),
+    ] = None,
+    fmt: FormatQuery = None,
 ) -> Response:
-    """Import price slots from a CSV or JSON body into a series (admins); a re-import updates prices."""
+    """Import price slots from a CSV or JSON body into a series (admins); a re-import updates prices.
+
+    Nord Pool's data-portal CSV and the ENTSO-E platform's CSV and A44 XML exports are
+    recognised too (prices per MWh there are stored per kWh, raw).
+    """
     principal.require_admin()
     check_acceptable(request, tabular=True)
     if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
@@ -180,7 +199,7 @@ async def import_series(
         raise InputError(f"the body is not UTF-8 text: {exc}") from exc
     if "\x00" in text:
         raise InputError("the body holds NUL characters; send CSV or JSON text")
-    result = await anyio.to_thread.run_sync(_import_text, store, text, series)
+    result = await anyio.to_thread.run_sync(_import_text, store, text, series, zone)
     payload = {
         "series": result.series,
         "read": result.read,
