@@ -12,7 +12,7 @@ __all__ = ["db"]
 
 @click.group()
 def db() -> None:
-    """Manage the database schema."""
+    """Manage the database schema, and copy the whole hub into another database."""
 
 
 @db.command()
