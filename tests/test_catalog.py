@@ -61,7 +61,8 @@ def test_add_defaults_to_the_devices_own_interval_and_refuses_a_taken_id(store: 
     meter = catalog.add_meter(store, "sm", "SmartMAC", phases=3, tz="Europe/Oslo", options=options)
     assert (meter.vendor, meter.interval_s) == ("smartmac", 6)
     assert catalog.add_meter(store, "f", "file").interval_s == 60
-    assert catalog.add_meter(store, "u", "umeter", interval_s=1800).interval_s == 1800
+    umeter = {"ean": "8716", "username": "u", "password": "env:U_PASSWORD"}
+    assert catalog.add_meter(store, "u", "umeter", interval_s=1800, options=umeter).interval_s == 1800
     with pytest.raises(ConflictError):
         catalog.add_meter(store, "sm", "file")
     assert store.get_meter("sm").options["devpass"] == "env:SM_PIN"

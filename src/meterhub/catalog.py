@@ -52,6 +52,7 @@ __all__ = [
     "FieldError",
     "add_discovered",
     "add_meter",
+    "check_complete",
     "check_interval_s",
     "check_meter_id",
     "check_name",
@@ -214,10 +215,21 @@ def add_meter(
         check_name(name),
         check_options(options or {}),
     )
+    check_complete(meter)
     if interval_s is None:
         meter = replace(meter, interval_s=device_interval_s(store, meter))
     store.add_meter(meter)
     return meter
+
+
+def check_complete(meter: Meter) -> None:
+    """Raise FieldError (``options``) when the meter lacks options its vendor needs to be polled."""
+    if meter.vendor == VENDOR_FILE:
+        return
+    missing = getattr(load_connector(meter.vendor), "missing_options", None)
+    problem = missing(meter.options) if missing is not None else None
+    if problem is not None:
+        raise FieldError("options", problem)
 
 
 def update_meter(
@@ -250,6 +262,7 @@ def update_meter(
         check_name(name) if name is not None else meter.name,
         check_options(merged),
     )
+    check_complete(updated)
     store.update_meter(updated)
     return updated
 

@@ -52,8 +52,11 @@ def test_add_keeps_connection_options_and_only_references_to_secrets(
         "password": "env:T_PASSWORD",
         "timeout_s": "5",
     }
-    for option, value in (("--ean", "8716"), ("--point", "meter1"), ("--host", "ams.local")):
-        run("meters", "add", f"m{option}", "--vendor", "umeter", option, value, "--key-env", "K")
+    umeter = ("--vendor", "umeter", "--ean", "8716", "--username", "u", "--password-env", "P")
+    run("meters", "add", "um", *umeter)
+    run("meters", "add", "im", "--vendor", "intellimeter", "--point", "meter1", "--key-env", "K")
+    run("meters", "add", "ams", "--vendor", "amsreader", "--host", "ams.local")
+    assert stored_meter_options(db_url, "um") == {"ean": "8716", "username": "u", "password": "env:P"}
     assert b"4711-very-secret" not in b"".join(p.read_bytes() for p in tmp_path.glob("cli.db*"))
 
 
@@ -69,6 +72,32 @@ def test_add_refuses_secrets_in_the_clear(run: Run, args: tuple[str, ...], messa
     result = run("meters", "add", "x", "--vendor", "iammeter", *args, ok=False)
     assert result.exit_code == 1
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--vendor", "iammeter", "--sn", "3FE34ABE"),
+         "iammeter meters need the options sn, username, password; missing: username, password"),
+        (("--vendor", "iammeter", "--option", "source=device"),
+         "iammeter meters need the options base_url; missing: base_url"),
+        (("--vendor", "smartmac", "--devid", "1728053249"),
+         "smartmac meters need the options devid, devpass; missing: devpass"),
+        (("--vendor", "intellimeter", "--key-env", "K"),
+         "intellimeter meters need the options point or point_id; missing: point"),
+        (("--vendor", "intellimeter", "--point", "p1", "--username", "u"),
+         "need the options key or stored_key or username, password; missing: key"),
+        (("--vendor", "amsreader",), "amsreader meters need the options host or base_url; missing: host"),
+        (("--vendor", "umeter", "--ean", "8716"), "missing: username, password"),
+    ],
+)
+def test_add_refuses_a_meter_without_the_options_its_vendor_needs(
+    run: Run, db_url: str, args: tuple[str, ...], message: str
+) -> None:
+    result = run("meters", "add", "m", *args, ok=False)
+    assert result.exit_code == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert listed(run) == {}
 
 
 def test_add_refuses_an_unknown_vendor(run: Run) -> None:

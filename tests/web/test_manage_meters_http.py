@@ -180,14 +180,15 @@ def test_adding_directly_keeps_only_a_reference_to_the_secret(hub: ApiServer, ad
 def test_editing_shows_secrets_as_their_variable_and_validates_as_the_patch(
     hub: ApiServer, admin: httpx.Client
 ) -> None:
-    fields = {"vendor": "umeter", "id": "flat", "tz": "UTC", "env_username": "U", "env_password": "P_OLD"}
+    fields = {"vendor": "umeter", "id": "flat", "tz": "UTC", "opt_ean": "8716", "env_username": "U"}
+    fields["env_password"] = "P_OLD"
     notice(post(admin, "/manage/meters/new", fields, csrf_of(admin)))
     form = admin.get("/manage/meters/flat/edit")
     assert form.status_code == 200
     assert value_of(form.text, "env_password") == "P_OLD" and "env:P_OLD" not in form.text
     csrf = csrf_of(admin)
     change = {"name": "Flat", "tz": "Nowhere/Land", "phases": "1", "interval_s": "900"}
-    change |= {"env_username": "U", "env_password": "P_NEW"}
+    change |= {"opt_ean": "8716", "env_username": "U", "env_password": "P_NEW"}
     refused = post(admin, "/manage/meters/flat/edit", change, csrf)
     api = hub.client(hub.admin_key).patch("/api/v1/meters/flat", json={"tz": "Nowhere/Land"})
     assert refused.status_code == 400 and error_for(refused.text, "tz") == api.json()["detail"]
@@ -196,7 +197,7 @@ def test_editing_shows_secrets_as_their_variable_and_validates_as_the_patch(
     assert notice(saved) == "Saved meter flat."
     meter = hub.store.get_meter("flat")
     assert (meter.name, meter.tz) == ("Flat", "Europe/Oslo")
-    assert dict(meter.options) == {"username": "env:U", "password": "env:P_NEW"}
+    assert dict(meter.options) == {"ean": "8716", "username": "env:U", "password": "env:P_NEW"}
     assert admin.get("/manage/meters/nope/edit").status_code == 404
 
 

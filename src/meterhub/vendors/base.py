@@ -8,7 +8,7 @@ both persisted, so restarts never burn a vendor's login quota or exceed a docume
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
@@ -32,6 +32,7 @@ __all__ = [
     "QuotaRule",
     "TokenCache",
     "meter_option",
+    "missing_options_text",
     "quota_ledger_key",
     "rule_scope_key",
     "window_text",
@@ -249,6 +250,22 @@ class Connector(Protocol):
     async def set_relay(self, on: bool) -> bool:
         """Switch the meter's relay and return the state the device reports afterwards."""
         ...
+
+
+def missing_options_text(
+    vendor: str, needed: Sequence[Sequence[str]], options: Mapping[str, str]
+) -> str | None:
+    """Return what a meter of ``vendor`` lacks, or None when ``options`` hold one set of ``needed``.
+
+    ``needed`` lists alternatives: every option of one of them must be there (a key, or a user
+    name and a password). The text names what is missing of the alternative closest to complete.
+    """
+    gaps = [[name for name in names if not options.get(name, "").strip()] for names in needed]
+    if not gaps or any(not gap for gap in gaps):
+        return None
+    closest = min(gaps, key=len)
+    wanted = " or ".join(", ".join(names) for names in needed)
+    return f"{vendor} meters need the options {wanted}; missing: {', '.join(closest)}"
 
 
 def meter_option(meter: Meter, name: str, default: str | None = None) -> str:

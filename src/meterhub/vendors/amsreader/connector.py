@@ -62,6 +62,7 @@ from meterhub.vendors.base import (
     Fetched,
     QuotaRule,
     meter_option,
+    missing_options_text,
     rule_scope_key,
 )
 
@@ -166,6 +167,11 @@ class AmsReaderConnector:
 
     def __repr__(self) -> str:
         return f"AmsReaderConnector(meter={self.meter.id!r}, base_url={self._client.base_url!r})"
+
+    @classmethod
+    def missing_options(cls, options: Mapping[str, str]) -> str | None:
+        """Say what a meter lacks: the reader's address."""
+        return missing_options_text(cls.vendor, [("host",), ("base_url",)], options)
 
     @classmethod
     def quota_scope_keys(cls, meter: Meter) -> dict[str, str]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from functools import partial
 from typing import ClassVar, TypeVar
@@ -45,6 +45,7 @@ from meterhub.vendors.base import (
     Fetched,
     QuotaRule,
     meter_option,
+    missing_options_text,
     rule_scope_key,
 )
 from meterhub.vendors.iammeter import mapping, placeroles, zone
@@ -128,6 +129,13 @@ class IammeterConnector:
 
     def __repr__(self) -> str:
         return f"IammeterConnector(meter={self.meter.id!r})"
+
+    @classmethod
+    def missing_options(cls, options: Mapping[str, str]) -> str | None:
+        """Say what a meter lacks: the cloud needs sn, username and password; a device base_url."""
+        if options.get("source", "cloud") == "device":
+            return missing_options_text(cls.vendor, [("base_url",)], options)
+        return missing_options_text(cls.vendor, [("sn", "username", "password")], options)
 
     @classmethod
     def quota_scope_keys(cls, meter: Meter) -> dict[str, str]:

@@ -38,7 +38,7 @@ import functools
 import itertools
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import ClassVar, TypeVar
@@ -54,6 +54,7 @@ from meterhub.vendors.base import (
     QuotaRule,
     TokenCache,
     meter_option,
+    missing_options_text,
     rule_scope_key,
 )
 
@@ -214,6 +215,13 @@ class IntellimeterConnector:
 
     def __repr__(self) -> str:
         return f"IntellimeterConnector(meter={self.meter.id!r}, base_url={self._client.base_url!r})"
+
+    @classmethod
+    def missing_options(cls, options: Mapping[str, str]) -> str | None:
+        """Say what a meter lacks: its point (name or id) and a key or a user name and password."""
+        point = missing_options_text(cls.vendor, [("point",), ("point_id",)], options)
+        logins = [("key",), ("stored_key",), ("username", "password")]
+        return point or missing_options_text(cls.vendor, logins, options)
 
     @classmethod
     def quota_scope_keys(cls, meter: Meter) -> dict[str, str]:

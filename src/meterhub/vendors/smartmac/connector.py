@@ -16,7 +16,7 @@ device keeps no history. Readings carry the device's own time unless its clock i
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import ClassVar
 
@@ -29,6 +29,7 @@ from meterhub.vendors.base import (
     Fetched,
     QuotaRule,
     meter_option,
+    missing_options_text,
     rule_scope_key,
 )
 from meterhub.vendors.smartmac import mapping
@@ -76,6 +77,11 @@ class SmartmacConnector:
 
     def __repr__(self) -> str:
         return f"SmartmacConnector(meter={self.meter.id!r})"
+
+    @classmethod
+    def missing_options(cls, options: Mapping[str, str]) -> str | None:
+        """Say what a meter lacks: the device id and its PIN."""
+        return missing_options_text(cls.vendor, [("devid", "devpass")], options)
 
     @classmethod
     def quota_scope_keys(cls, meter: Meter) -> dict[str, str]:

@@ -23,7 +23,7 @@ address's meter in a place of its own as the grid meter, with the address's tari
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import ClassVar, TypeVar
 from urllib.parse import urlsplit
@@ -39,6 +39,7 @@ from meterhub.vendors.base import (
     Fetched,
     QuotaRule,
     meter_option,
+    missing_options_text,
     rule_scope_key,
 )
 from meterhub.vendors.umeter import mapping
@@ -88,6 +89,11 @@ class UmeterConnector:
 
     def __repr__(self) -> str:
         return f"UmeterConnector(meter={self.meter.id!r})"
+
+    @classmethod
+    def missing_options(cls, options: Mapping[str, str]) -> str | None:
+        """Say what a meter lacks: its metering point (EAN) and the account's user name and password."""
+        return missing_options_text(cls.vendor, [("ean", "username", "password")], options)
 
     @classmethod
     def quota_scope_keys(cls, meter: Meter) -> dict[str, str]:
