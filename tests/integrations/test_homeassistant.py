@@ -8,8 +8,10 @@ as readings arrive, meters go, Home Assistant restarts and the hub stops.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +33,7 @@ from meterhub.homeassistant.settings import HomeAssistantSettings, parse_homeass
 from meterhub.model import Meter, Reading, utc_now
 from meterhub.poller.config import parse_config
 from meterhub.store import Store, open_store
+from tests.backends import Backend
 from tests.integrations import hadocs
 from tests.mqttbroker import BROKER_HOST, BROKER_PORT, free_port
 from tests.waiting import wait_until
@@ -357,6 +360,102 @@ def test_a_missing_secret_waits_without_stopping_the_hub(
             wait_until(lambda: listener.latest().get(settings.status_topic) == "online", "the hub online")
             portal.call(publisher.stop)
             future.result(timeout=60)
+    finally:
+        listener.close()
+
+
+class Proxy:
+    """A loopback TCP relay to Mosquitto whose connections a test can cut, as a network would."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                inbound, _ = self._server.accept()
+            except OSError:
+                return
+            outbound = socket.create_connection((BROKER_HOST, BROKER_PORT))
+            with self._lock:
+                self._sockets += [inbound, outbound]
+            threading.Thread(target=self._pump, args=(inbound, outbound), daemon=True).start()
+            threading.Thread(target=self._pump, args=(outbound, inbound), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        for each in (source, target):
+            with contextlib.suppress(OSError):
+                each.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Break every connection relayed so far."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for each in sockets:
+            with contextlib.suppress(OSError):
+                each.shutdown(socket.SHUT_RDWR)
+            each.close()
+
+    def close(self) -> None:
+        """Stop relaying."""
+        self._server.close()
+        self.cut()
+
+
+def test_a_lost_broker_is_reconnected_and_the_last_will_says_offline(broker: None, store: Store) -> None:
+    proxy = Proxy()
+    settings = _settings(broker=f"mqtt://127.0.0.1:{proxy.port}")
+    publisher = HomeAssistantPublisher(store, settings, reconnect_min_s=0.05, reconnect_max_s=0.2)
+    listener = Listener(settings.status_topic)
+    try:
+        with anyio.from_thread.start_blocking_portal() as portal:
+            future = portal.start_task_soon(publisher.run)
+            portal.call(publisher.wait_connected)
+            wait_until(lambda: listener.count(settings.status_topic) == 1, "the hub online")
+            proxy.cut()
+            wait_until(lambda: listener.count(settings.status_topic) >= 3, "offline (the will), then online")
+            statuses = [p for t, p, _ in listener.messages if t == settings.status_topic]
+            assert statuses[:3] == ["online", "offline", "online"]
+            assert publisher.counters.connects == 2 and publisher.counters.connection_failures >= 1
+            portal.call(publisher.stop)
+            future.result(timeout=60)
+    finally:
+        listener.close()
+        proxy.close()
+
+
+def test_one_worker_publishes_and_another_takes_over(broker: None, backend: Backend) -> None:
+    store = backend.open()
+    _seed(store)
+    settings = _settings()
+    first = HomeAssistantPublisher(store, settings, worker="worker-a", lease_s=2.0)
+    second = HomeAssistantPublisher(store, settings, worker="worker-b", lease_s=2.0)
+    listener = Listener(settings.status_topic)
+    try:
+        with anyio.from_thread.start_blocking_portal() as portal:
+            running_first = portal.start_task_soon(first.run)
+            portal.call(first.wait_connected)
+            running_second = portal.start_task_soon(second.run)
+            wait_until(lambda: second.counters.standby >= 2, "the second worker standing by")
+            assert second.counters.connects == 0
+            portal.call(first.stop)  # gives the lease back
+            running_first.result(timeout=60)
+            portal.call(second.wait_connected)
+            wait_until(lambda: listener.latest().get(settings.status_topic) == "online", "online again")
+            statuses = [p for t, p, _ in listener.messages if t == settings.status_topic]
+            assert statuses == ["online", "offline", "online"]
+            portal.call(second.stop)
+            running_second.result(timeout=60)
     finally:
         listener.close()
 

@@ -118,7 +118,12 @@ def publish(config_file: Path | None, once: bool) -> None:
     settings = _settings(config_file)
     where = f"{settings.host}:{settings.port}"
     with opened_store() as store:
-        publisher = HomeAssistantPublisher(store, settings)
+        from meterhub.poller.work import default_worker_id
+
+        # Running on, it takes the publishing lease as a hub would: it stands by while a
+        # running ``meterhub serve`` publishes to the same broker and node id.
+        worker = None if once else f"{default_worker_id()}-homeassistant"
+        publisher = HomeAssistantPublisher(store, settings, worker=worker)
         if once:
             count = _run_broker(lambda: publisher.publish_once(), where)
             meters = len(publisher.published_meters)
@@ -127,7 +132,7 @@ def publish(config_file: Path | None, once: bool) -> None:
         from meterhub.cli.serve import configure_logging
         from meterhub.poller.hub import stop_on_signals
 
-        configure_logging()
+        configure_logging(verbose=True)  # say when it stands by for another publisher
 
         async def main() -> None:
             async with anyio.create_task_group() as task_group:

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import aiomqtt
 import anyio
@@ -41,9 +42,12 @@ from meterhub.homeassistant.settings import HomeAssistantSettings
 from meterhub.meternow import MeterNow, MeterNowCache
 from meterhub.model import Meter, utc_now
 from meterhub.store.base import Store
+from meterhub.store.leases import work_leases
 
 __all__ = [
+    "LEASE_KIND",
     "HomeAssistantPublisher",
+    "LeaseLost",
     "PublisherCounters",
     "desired_messages",
     "messages_of",
@@ -51,6 +55,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+LEASE_KIND = "homeassistant"
+"""The work lease that lets one worker of several publish to a broker under one node id."""
+MIN_LEASE_S = 30.0
+"""The shortest publishing lease; it is renewed every round and lasts six rounds at least."""
 
 SYNC_TIMEOUT_S = 30.0
 """How long a one-off publish waits for the broker to hand back the retained topics it holds."""
@@ -67,6 +76,8 @@ class PublisherCounters:
     rounds: int = 0
     births: int = 0
     store_errors: int = 0
+    standby: int = 0
+    """Rounds waited while another worker held the publishing lease."""
     secret_waits: int = 0
     """Connects put off because a secret reference could not be resolved."""
 
@@ -118,6 +129,8 @@ class HomeAssistantPublisher:
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 60.0,
         connect_timeout_s: float = 10.0,
+        worker: str | None = None,
+        lease_s: float | None = None,
     ) -> None:
         self.settings = settings
         self.counters = PublisherCounters()
@@ -134,6 +147,10 @@ class HomeAssistantPublisher:
         """Meters no longer published, with their entity keys, to remove at the next publish."""
         self._seen: set[str] = set()
         """Topics under this hub's filters the broker holds a payload on, as heard back."""
+        self._worker = worker
+        self._leases = work_leases(store) if worker is not None else None
+        self._lease_item = f"{settings.node_id}@{settings.host}:{settings.port}"
+        self._lease_s = lease_s or max(MIN_LEASE_S, 6 * settings.interval_s)
         self._stop = anyio.Event()
         self._birth = anyio.Event()
         self._connected = anyio.Event()
@@ -160,10 +177,10 @@ class HomeAssistantPublisher:
 
         A secret reference that cannot be resolved (an unset variable, an unreadable file) is
         logged in one line and tried again with the same backoff: the hub keeps polling and
-        serving, and publishing starts once the secret is there.
+        serving, and publishing starts once the secret is there. With a worker id, only the
+        worker holding the publishing lease publishes; the others stand by and take over when
+        it stops or dies.
         """
-        delay_s = self._reconnect_min_s
-        last_problem = ""
         async with anyio.create_task_group() as task_group:
 
             async def stopper() -> None:
@@ -171,28 +188,71 @@ class HomeAssistantPublisher:
                 task_group.cancel_scope.cancel()
 
             task_group.start_soon(stopper)
-            while True:
-                problem = ""
-                try:
-                    async with self._client(will=True) as client:
-                        self.counters.connects += 1
-                        delay_s = self._reconnect_min_s
-                        last_problem = ""
-                        await self._session(client)
-                except ConfigError as exc:
-                    self.counters.secret_waits += 1
-                    problem = f"Home Assistant publishing waits: {exc}"
-                except (aiomqtt.MqttError, OSError) as exc:
-                    self.counters.connection_failures += 1
-                    problem = (
-                        f"Home Assistant broker {self.settings.host}:{self.settings.port}: {exc}; retrying"
-                    )
-                if problem and problem != last_problem:  # said once, not at every retry
-                    log.error("%s", problem)
-                    last_problem = problem
-                jitter = random.uniform(0.8, 1.2)  # noqa: S311 - spreads reconnects, not security
-                await anyio.sleep(delay_s * jitter)
-                delay_s = min(delay_s * 2, self._reconnect_max_s)
+            try:
+                await self._run_until_cancelled()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self._release_lease()
+
+    async def _run_until_cancelled(self) -> None:
+        delay_s = self._reconnect_min_s
+        last_problem = ""
+        while True:
+            holder = await self._hold_lease()
+            if holder is not None:
+                self.counters.standby += 1
+                if last_problem != f"standby:{holder}":
+                    log.info("worker %s publishes to Home Assistant; this one stands by", holder)
+                    last_problem = f"standby:{holder}"
+                await anyio.sleep(self._lease_s / 3)
+                continue
+            problem = ""
+            lost = False
+            try:
+                async with self._client(will=True) as client:
+                    self.counters.connects += 1
+                    delay_s = self._reconnect_min_s
+                    last_problem = ""
+                    await self._session(client)
+            except* ConfigError as group:
+                self.counters.secret_waits += 1
+                problem = f"Home Assistant publishing waits: {_first(group)}"
+            except* (aiomqtt.MqttError, OSError) as group:
+                self.counters.connection_failures += 1
+                where = f"{self.settings.host}:{self.settings.port}"
+                problem = f"Home Assistant broker {where}: {_first(group)}; retrying"
+            except* LeaseLost:
+                lost = True
+            if lost:
+                log.info("another worker took over publishing to Home Assistant")
+                continue
+            if problem and problem != last_problem:  # said once, not at every retry
+                log.error("%s", problem)
+                last_problem = problem
+            jitter = random.uniform(0.8, 1.2)  # noqa: S311 - spreads reconnects, not security
+            await anyio.sleep(delay_s * jitter)
+            delay_s = min(delay_s * 2, self._reconnect_max_s)
+
+    async def _hold_lease(self) -> str | None:
+        """Take or renew the publishing lease; return the worker holding it instead, or None."""
+        if self._leases is None or self._worker is None:
+            return None
+        try:
+            return await anyio.to_thread.run_sync(
+                self._leases.take, self._worker, LEASE_KIND, self._lease_item, self._lease_s
+            )
+        except Exception:  # the database away: keep publishing; a lease lapsing lets another in
+            self.counters.store_errors += 1
+            log.warning("cannot renew the Home Assistant publishing lease; publishing on", exc_info=True)
+            return None
+
+    async def _release_lease(self) -> None:
+        if self._leases is None or self._worker is None:
+            return
+        try:
+            await anyio.to_thread.run_sync(self._leases.release, self._worker, LEASE_KIND, [self._lease_item])
+        except Exception:  # it lapses by itself
+            log.warning("cannot give back the Home Assistant publishing lease", exc_info=True)
 
     async def publish_once(self) -> int:
         """Connect, publish every meter, remove what this hub left that is no longer wanted.
@@ -257,6 +317,8 @@ class HomeAssistantPublisher:
                     "publishing meters to Home Assistant on %s:%s", self.settings.host, self.settings.port
                 )
                 while True:
+                    if await self._hold_lease() is not None:
+                        raise LeaseLost  # another worker publishes now: leave without saying offline
                     await self._round(client)
                     self._connected.set()
                     with anyio.move_on_after(self.settings.interval_s):
@@ -346,6 +408,18 @@ class HomeAssistantPublisher:
         return found
 
 
+class LeaseLost(Exception):
+    """Another worker holds the publishing lease now."""
+
+
+def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+    """Return the first exception of a group, however deeply nested."""
+    found: BaseException = group
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    return found
+
+
 def _text(payload: object) -> str:
     if isinstance(payload, bytes | bytearray):
         return bytes(payload).decode("utf-8", "replace")
@@ -358,6 +432,12 @@ def messages_of(settings: HomeAssistantSettings, meters: Sequence[MeterNow]) -> 
     return [Message(settings.status_topic, "online"), *(Message(t, p) for t, p in wanted.items())]
 
 
-def publisher_for(store: Store, settings: HomeAssistantSettings | None) -> HomeAssistantPublisher | None:
-    """Return the publisher ``meterhub serve`` runs, or None when no ``[homeassistant]`` is set."""
-    return None if settings is None else HomeAssistantPublisher(store, settings)
+def publisher_for(
+    store: Store, settings: HomeAssistantSettings | None, worker: str | None = None
+) -> HomeAssistantPublisher | None:
+    """Return the publisher ``meterhub serve`` runs, or None when no ``[homeassistant]`` is set.
+
+    With ``worker`` (the hub's worker id), several hubs on one database publish through one of
+    them at a time.
+    """
+    return None if settings is None else HomeAssistantPublisher(store, settings, worker=worker)
