@@ -123,7 +123,7 @@ def test_demo_serves_five_simulated_vendors_and_stops_cleanly(tmp_path: Path) ->
     roles = "grid demo-farm-grid, solar demo-farm-solar, special load demo-smartmac"
     assert f"demo place demo-farm: {roles}" in out
     energy, cost, capacity = place
-    assert energy["consumption"] > 0 and energy["selfSufficiency"] is not None
+    assert energy["consumption_kwh"] > 0 and energy["self_sufficiency_ratio"] is not None
     assert cost["currency"] == "NOK" and cost["total_cost"] > 0
     assert capacity["hours"] > 0 and capacity["month_value_kwh"] > 0 and capacity["step_kwh"] is not None
     assert health["status"] == "ok" and health["meters"] >= 6  # five vendors and the household
