@@ -300,3 +300,21 @@ def test_simulate_entsoe_serves_the_platform_for_the_cli(tmp_path: Path, db_url:
             served.wait(timeout=30)
     assert result.returncode == 0, result.stderr
     assert_day(stored(db_url, "entsoe-fi"), date(2025, 10, 26), "Europe/Helsinki", QUARTER, 100)
+
+
+def test_prices_fetched_as_export_compensation_price_the_export_side(db_url: str) -> None:
+    with entsoe_simulator(T0) as sim:
+        exported = fetch(
+            db_url, sim, "--zone", "NO5", "--start", "2026-10-25", "--series", "spot", "--direction", "export"
+        )
+        imported = fetch(db_url, sim, "--zone", "NO5", "--start", "2026-10-25", "--series", "spot")
+    assert exported.returncode == 0 and imported.returncode == 0, (exported.stderr, imported.stderr)
+    store = open_store(db_url)
+    try:
+        span = day_bounds(date(2026, 10, 25), "Europe/Oslo")
+        export_side = store.prices(*span, "export", "spot")
+        import_side = store.prices(*span, "import", "spot")
+    finally:
+        store.close()
+    assert len(export_side) == len(import_side) == 100
+    assert [p.price_per_kwh for p in export_side] == [p.price_per_kwh for p in import_side]

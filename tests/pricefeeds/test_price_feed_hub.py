@@ -23,8 +23,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from meterhub.errors import ConfigError
 from meterhub.poller import Clock
-from meterhub.poller.config import HubConfig
+from meterhub.poller.config import HubConfig, parse_config
 from meterhub.poller.hub import Hub, bind_socket
 from meterhub.pricefeeds.simulator import DEFAULT_TOKEN
 from meterhub.pricefeeds.sources import PriceSource
@@ -219,3 +220,12 @@ def test_a_bad_prices_table_stops_serve_with_one_line(tmp_path: Path, table: str
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "prices[0]" in lines[0], result.stderr
     assert "sim-entsoe-secret" not in result.stderr
+
+
+def test_one_series_may_be_fed_for_import_and_for_export() -> None:
+    table = {"zone": "NO1", "series": "spot", "token_ref": "env:ENTSOE_TOKEN"}
+    config = parse_config({"prices": [table, {**table, "direction": "export"}]})
+    assert [(s.series, s.direction.value) for s in config.prices] == [("spot", "import"), ("spot", "export")]
+    with pytest.raises(ConfigError) as twice:
+        parse_config({"prices": [table, dict(table)]})
+    assert "filled by two [[prices]] tables: spot (import)" in str(twice.value)

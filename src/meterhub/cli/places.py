@@ -17,7 +17,7 @@ from meterhub.cli.common import emit, format_option, local_text, opened_store, t
 from meterhub.config import resolve_secret
 from meterhub.errors import InputError
 from meterhub.ids import id_problem
-from meterhub.model import Role
+from meterhub.model import Direction, Role
 from meterhub.pricefeeds.entsoe import DEFAULT_BASE_URL as ENTSOE_URL
 from meterhub.pricefeeds.exports import FORMATS as EXPORT_FORMATS
 from meterhub.pricefeeds.exports import detect_format, read_export
@@ -268,9 +268,16 @@ def fetch() -> None:
     show_default=True,
     help="Where the security token is: env:NAME (an environment variable) or file:/path (chmod 600).",
 )
+@click.option(
+    "--direction",
+    type=click.Choice([d.value for d in Direction]),
+    default="import",
+    show_default=True,
+    help="export stores them as export compensation (places tariff --export-series).",
+)
 @click.option("--base-url", default=ENTSOE_URL, show_default=True, help="The platform's API endpoint.")
 def fetch_entsoe(
-    zone: str, start: str, end: str | None, series: str | None, token_ref: str, base_url: str
+    zone: str, start: str, end: str | None, series: str | None, token_ref: str, direction: str, base_url: str
 ) -> None:
     """Fetch ENTSO-E day-ahead prices (document A44) of a bidding zone and store them.
 
@@ -300,6 +307,7 @@ def fetch_entsoe(
                 end=last,
                 series=name,
                 base_url=base_url,
+                direction=Direction(direction),
             )
         )
     click.echo(

@@ -137,6 +137,7 @@ class PriceFeed:
                 series=self.source.series,
                 base_url=self.source.base_url,
                 quotas=self.quotas,
+                direction=self.source.direction,
             )
             result = await run_ingest(store_prices, self.store, points)
         except NoPricesFound:
@@ -171,7 +172,7 @@ class PriceFeed:
         """Tell whether every minute of ``day`` (local in the zone) has a stored price."""
         start, end = day_bounds(day, self.source.zone.tz)
         covered = timedelta(0)
-        for point in self.store.prices(start, end, "import", self.source.series):
+        for point in self.store.prices(start, end, self.source.direction.value, self.source.series):
             covered += min(point.end, end) - max(point.start, start)
         return covered >= end - start
 

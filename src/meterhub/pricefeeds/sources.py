@@ -6,6 +6,7 @@
     source = "entsoe"                 # the only source so far
     zone = "NO1"                      # a bidding zone name or EIC code
     series = "no1"                    # the series tariffs name with --series
+    direction = "import"              # or export: compensation for --export-series
     token_ref = "env:ENTSOE_TOKEN"    # the security token, as a reference (env: or file:)
     fetch_after = "13:00"             # CET/CEST; day-ahead prices come out about 12:45
     retry_s = 600                     # wait between tries while tomorrow is not out yet
@@ -23,6 +24,7 @@ from typing import Any
 from meterhub.config import REFERENCE_SHAPES, secret_reference_problem
 from meterhub.errors import ConfigError, InputError
 from meterhub.ids import id_problem
+from meterhub.model import Direction
 
 from .entsoe import DEFAULT_BASE_URL
 from .zones import BiddingZone, find_zone
@@ -33,7 +35,7 @@ DEFAULT_FETCH_AFTER = time(13, 0)
 """When, in CET/CEST on the day before, to first ask for a delivery day's prices."""
 DEFAULT_RETRY_S = 600
 """Seconds between tries while a due day is not published yet."""
-_FIELDS = {"source", "zone", "series", "token_ref", "base_url", "fetch_after", "retry_s"}
+_FIELDS = {"source", "zone", "series", "direction", "token_ref", "base_url", "fetch_after", "retry_s"}
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -48,6 +50,8 @@ class PriceSource:
     base_url: str = DEFAULT_BASE_URL
     fetch_after: time = DEFAULT_FETCH_AFTER
     retry_s: int = DEFAULT_RETRY_S
+    direction: Direction = Direction.IMPORT
+    """``export`` stores the prices as export compensation (``places tariff --export-series``)."""
 
 
 def parse_price_sources(tables: object, where: str = "meterhub.toml") -> tuple[PriceSource, ...]:
@@ -57,8 +61,10 @@ def parse_price_sources(tables: object, where: str = "meterhub.toml") -> tuple[P
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise ConfigError(f"{where}: prices must be an array of tables ([[prices]])")
     sources = tuple(_source(table, f"{where}: prices[{n}]") for n, table in enumerate(tables))
-    series = [s.series for s in sources]
-    twice = sorted({name for name in series if series.count(name) > 1})
+    filled = [(s.series, s.direction.value) for s in sources]
+    twice = sorted(
+        {f"{name} ({direction})" for name, direction in filled if filled.count((name, direction)) > 1}
+    )
     if twice:
         raise ConfigError(f"{where}: price series filled by two [[prices]] tables: {', '.join(twice)}")
     return sources
@@ -96,6 +102,16 @@ def _source(table: Mapping[str, Any], where: str) -> PriceSource:
     retry_s = table.get("retry_s", DEFAULT_RETRY_S)
     if not isinstance(retry_s, int) or isinstance(retry_s, bool) or not 1 <= retry_s <= 86_400:
         raise ConfigError(f"{where}: retry_s must be whole seconds 1..86400")
+    direction_text = table.get("direction", "import")
+    if direction_text not in ("import", "export"):
+        raise ConfigError(f"{where}: direction must be import or export")
     return PriceSource(
-        zone, series, token_ref, source, base_url, time(int(match.group(1)), int(match.group(2))), retry_s
+        zone,
+        series,
+        token_ref,
+        source,
+        base_url,
+        time(int(match.group(1)), int(match.group(2))),
+        retry_s,
+        Direction(direction_text),
     )

@@ -9,7 +9,7 @@ from datetime import datetime
 import httpx
 
 from meterhub.errors import InputError
-from meterhub.model import PricePoint
+from meterhub.model import Direction, PricePoint
 from meterhub.store.base import Store
 from meterhub.threads import run_ingest
 from meterhub.vendors.base import QuotaGuard
@@ -69,6 +69,7 @@ async def fetch_entsoe_into(
     end: datetime,
     series: str,
     base_url: str = DEFAULT_BASE_URL,
+    direction: Direction = Direction.IMPORT,
 ) -> StoredPrices:
     """Fetch ENTSO-E day-ahead prices of [start, end) within the quota ledger and store them."""
     quotas = QuotaGuard(store, VENDOR, QUOTA_RULES)
@@ -82,5 +83,6 @@ async def fetch_entsoe_into(
             series=series,
             base_url=base_url,
             quotas=quotas,
+            direction=direction,
         )
     return await run_ingest(store_prices, store, points)
