@@ -5,7 +5,7 @@ call the ``record_*`` functions; this module knows nothing of them. Their label 
 routes, vendors and quotas, never meter ids or anything secret, so the label sets stay small.
 
 The meters' own values (power, voltage and current per phase, registers, reading age, online)
-come from :class:`MeterCollector`, which reads the store when scraped (through
+come from :func:`meter_exposition`, which reads the store when scraped (through
 :class:`meterhub.meternow.MeterNowCache`: three queries, and none while the store is unchanged),
 so every replica of the API answers the same. Their labels are ``meter``, ``vendor`` and, for
 per-phase values, ``phase`` (``total``, ``L1``..``L3``); the places a meter belongs to are told
@@ -14,8 +14,9 @@ once by ``meterhub_meter_place_info``, to join on ``meter``.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -27,8 +28,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meterhub.meternow import MeterNow, MeterNowCache, phase_label
@@ -38,10 +37,9 @@ __all__ = [
     "CONTENT_TYPE",
     "METER_METRICS",
     "REGISTRY",
-    "MeterCollector",
     "RequestMetricsMiddleware",
     "exposition",
-    "meter_registry",
+    "meter_exposition",
     "record_error",
     "record_ingest",
     "record_poll",
@@ -171,127 +169,123 @@ METER_METRICS: tuple[str, ...] = (
     "meterhub_meter_place_info",
     "meterhub_meters",
 )
-"""Every sample name :class:`MeterCollector` may expose."""
+"""Every sample name :func:`meter_exposition` may expose."""
 
 
 def _everything(_: str) -> bool:
     return True
 
 
-class MeterCollector(Collector):
-    """Per-meter gauges and counters, read from the store at scrape time.
-
-    A meter with thousands of siblings costs a few samples each: the store is queried only when
-    its change count moved since the last scrape (``cache`` is shared by every scrape), and the
-    samples are built in one pass. ``can_see_meter`` and ``can_see_place`` leave out what the
-    caller may not see.
-    """
-
-    def __init__(
-        self,
-        cache: MeterNowCache,
-        *,
-        can_see_meter: Callable[[str], bool] = _everything,
-        can_see_place: Callable[[str], bool] = _everything,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self._cache = cache
-        self._can_see_meter = can_see_meter
-        self._can_see_place = can_see_place
-        self._clock = clock
-
-    def describe(self) -> list[Metric]:
-        """Describe nothing ahead: registering never reads the store."""
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        """Yield every meter metric the caller may see, as the store holds it now."""
-        now = self._clock()
-        meters = [item for item in self._cache.meters_now(now) if self._can_see_meter(item.meter.id)]
-        yield from _meter_families(meters, self._can_see_place)
-
-
-def _meter_families(meters: list[MeterNow], can_see_place: Callable[[str], bool]) -> Iterator[Metric]:
-    phase_labels = ["meter", "vendor", "phase"]
-    meter_labels = ["meter", "vendor"]
-    gauges = {
-        field: GaugeMetricFamily(name, text, labels=phase_labels) for field, name, text in _PHASE_GAUGES
-    }
-    counters = {
-        field: CounterMetricFamily(name, text, labels=phase_labels)
-        for field, name, text in _REGISTER_COUNTERS
-    }
-    age = GaugeMetricFamily(
-        "meterhub_meter_reading_age_seconds",
-        "Seconds since the meter's newest reading (absent until its first one).",
-        labels=meter_labels,
-    )
-    stamp = GaugeMetricFamily(
-        "meterhub_meter_reading_timestamp_seconds",
-        "Unix time of the meter's newest reading.",
-        labels=meter_labels,
-    )
-    online = GaugeMetricFamily(
-        "meterhub_meter_online",
-        "1 when the meter's last poll succeeded (or, unpolled, its data is fresh), else 0.",
-        labels=meter_labels,
-    )
-    failures = GaugeMetricFamily(
-        "meterhub_meter_consecutive_failures",
-        "Polls of the meter that failed in a row (0 for meters that are not polled).",
-        labels=meter_labels,
-    )
-    places = GaugeMetricFamily(
-        "meterhub_meter_place_info",
-        "1 for every place a meter belongs to, with its role there; join on meter.",
-        labels=["meter", "place", "role"],
-    )
-    for item in meters:
-        meter_id, vendor = item.meter.id, item.meter.vendor
-        for phase, reading in item.phases.items():
-            labels = [meter_id, vendor, phase_label(phase)]
-            for field, family in gauges.items():
-                value = getattr(reading, field)
-                if value is not None:
-                    family.add_metric(labels, float(value))
-            for field, counter in counters.items():
-                value = getattr(reading, field)
-                if value is not None:
-                    counter.add_metric(labels, float(value))
-        if item.newest_at is not None and item.age_s is not None:
-            age.add_metric([meter_id, vendor], item.age_s)
-            stamp.add_metric([meter_id, vendor], item.newest_at.timestamp())
-        online.add_metric([meter_id, vendor], 1.0 if item.online else 0.0)
-        failures.add_metric(
-            [meter_id, vendor], float(item.health.consecutive_failures if item.health else 0)
-        )
-        for place_id, role in item.places:
-            if can_see_place(place_id):
-                    places.add_metric([meter_id, place_id, role], 1.0)
-    count = GaugeMetricFamily("meterhub_meters", "Meters the hub knows (that the caller may see).")
-    count.add_metric([], float(len(meters)))
-    yield from gauges.values()
-    yield from counters.values()
-    yield from (age, stamp, online, failures, places, count)
-
-
-def meter_registry(
+def meter_exposition(
     cache: MeterNowCache,
     can_see_meter: Callable[[str], bool] = _everything,
     can_see_place: Callable[[str], bool] = _everything,
-) -> CollectorRegistry:
-    """Return a registry of the meter metrics one caller may see, read through ``cache``."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(MeterCollector(cache, can_see_meter=can_see_meter, can_see_place=can_see_place))
-    return registry
+    now: datetime | None = None,
+) -> bytes:
+    """Return the meter metrics one caller may see, in the Prometheus text format.
+
+    Read through ``cache`` (the store is queried only when it changed) and written line by line
+    with each meter's labels escaped once: thousands of meters cost a few samples each, without
+    a metric object per sample.
+    """
+    when = now or utc_now()
+    meters = [item for item in cache.meters_now(when) if can_see_meter(item.meter.id)]
+    return _render(meters, can_see_place).encode()
 
 
-def exposition(meters: CollectorRegistry | None = None) -> bytes:
-    """Return every metric in the Prometheus text format, with the meter metrics of ``meters``."""
-    text = generate_latest(REGISTRY)
-    if meters is None:
-        return text
-    return text + generate_latest(meters)
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+def _render(meters: list[MeterNow], can_see_place: Callable[[str], bool]) -> str:
+    lines: dict[str, list[str]] = {}
+    families: list[tuple[str, str, str]] = [
+        *((name, "gauge", text) for _, name, text in _PHASE_GAUGES),
+        *((f"{name}_total", "counter", text) for _, name, text in _REGISTER_COUNTERS),
+        *_METER_FAMILIES,
+    ]
+    for name, _, _ in families:
+        lines[name] = []
+    for item in meters:
+        meter = f'meter="{_escape(item.meter.id)}",vendor="{_escape(item.meter.vendor)}"'
+        for phase, reading in item.phases.items():
+            labels = f'{meter},phase="{phase_label(phase)}"'
+            for field, name, _ in _PHASE_GAUGES:
+                value = getattr(reading, field)
+                if value is not None:
+                    lines[name].append(f"{name}{{{labels}}} {_number(value)}")
+            for field, name, _ in _REGISTER_COUNTERS:
+                value = getattr(reading, field)
+                if value is not None:
+                    lines[f"{name}_total"].append(f"{name}_total{{{labels}}} {_number(value)}")
+        if item.newest_at is not None and item.age_s is not None:
+            lines["meterhub_meter_reading_age_seconds"].append(
+                f"meterhub_meter_reading_age_seconds{{{meter}}} {_number(item.age_s)}"
+            )
+            lines["meterhub_meter_reading_timestamp_seconds"].append(
+                f"meterhub_meter_reading_timestamp_seconds{{{meter}}} {_number(item.newest_at.timestamp())}"
+            )
+        lines["meterhub_meter_online"].append(
+            f"meterhub_meter_online{{{meter}}} {1.0 if item.online else 0.0}"
+        )
+        failures = float(item.health.consecutive_failures if item.health else 0)
+        lines["meterhub_meter_consecutive_failures"].append(
+            f"meterhub_meter_consecutive_failures{{{meter}}} {failures}"
+        )
+        for place_id, role in item.places:
+            if can_see_place(place_id):
+                place = f'place="{_escape(place_id)}",role="{_escape(role)}"'
+                lines["meterhub_meter_place_info"].append(
+                    f'meterhub_meter_place_info{{meter="{_escape(item.meter.id)}",{place}}} 1.0'
+                )
+    lines["meterhub_meters"].append(f"meterhub_meters {float(len(meters))}")
+    out: list[str] = []
+    for name, kind, text in families:
+        out.append(f"# HELP {name} {text}")
+        out.append(f"# TYPE {name} {kind}")
+        out.extend(lines[name])
+    out.append("")
+    return "\n".join(out)
+
+
+_METER_FAMILIES: tuple[tuple[str, str, str], ...] = (
+    (
+        "meterhub_meter_reading_age_seconds",
+        "gauge",
+        "Seconds since the meter's newest reading (absent until its first one).",
+    ),
+    ("meterhub_meter_reading_timestamp_seconds", "gauge", "Unix time of the meter's newest reading."),
+    (
+        "meterhub_meter_online",
+        "gauge",
+        "1 when the meter's last poll succeeded (or, unpolled, its data is fresh), else 0.",
+    ),
+    (
+        "meterhub_meter_consecutive_failures",
+        "gauge",
+        "Polls of the meter that failed in a row (0 for meters that are not polled).",
+    ),
+    (
+        "meterhub_meter_place_info",
+        "gauge",
+        "1 for every place a meter belongs to, with its role there; join on meter.",
+    ),
+    ("meterhub_meters", "gauge", "Meters the hub knows (that the caller may see)."),
+)
+"""Name, type and help of the meter families that are not per phase."""
+
+
+def exposition(meters: bytes = b"") -> bytes:
+    """Return every metric of the process in the Prometheus text format, then ``meters``."""
+    return generate_latest(REGISTRY) + meters
 
 
 class RequestMetricsMiddleware:

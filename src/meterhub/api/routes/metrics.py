@@ -42,5 +42,5 @@ def _meters_now(request: Request) -> MeterNowCache:
 )
 def prometheus(request: Request, principal: PrincipalDep) -> Response:
     """Answer every metric in the Prometheus text format, the values of the caller's meters among them."""
-    meters = metrics.meter_registry(_meters_now(request), principal.can_see_meter, principal.can_see_place)
+    meters = metrics.meter_exposition(_meters_now(request), principal.can_see_meter, principal.can_see_place)
     return Response(metrics.exposition(meters), media_type=metrics.CONTENT_TYPE)
