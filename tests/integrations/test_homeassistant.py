@@ -523,6 +523,16 @@ def test_cli_show_publish_once_and_unpublish(broker: None, store: Store, tmp_pat
     assert house["meterhub_house_energy_import"]["state_class"] == "total_increasing"
     assert house["meterhub_house_power"]["value"] == 1523.5
 
+    unknown = _cli("homeassistant", "show", "--config", str(config), "--meter", "nosuch", env=env)
+    assert unknown.returncode == 1 and unknown.stderr.startswith("error: ") and "nosuch" in unknown.stderr
+    bare = tmp_path / "bare.toml"
+    bare.write_text("[poller]\nbackoff_cap_s = 60\n", encoding="utf-8")
+    sectionless = _cli("homeassistant", "publish", "--once", "--config", str(bare), env=env)
+    assert sectionless.returncode == 1
+    assert sectionless.stderr == f"error: {bare} has no [homeassistant] section; add one with at least " + (
+        'broker = "mqtt://HOST:1883" (see the README, Home Assistant)\n'
+    )
+
     listener = Listener(f"{settings.discovery_prefix}/#", f"{settings.state_prefix}/#")
     try:
         done = _cli("homeassistant", "publish", "--once", "--config", str(config), env=env)
