@@ -59,6 +59,7 @@ __all__ = [
     "check_options",
     "check_phases",
     "check_vendor",
+    "check_vendor_options",
     "check_zone",
     "device_interval_s",
     "discover_meters",
@@ -224,10 +225,15 @@ def add_meter(
 
 def check_complete(meter: Meter) -> None:
     """Raise FieldError (``options``) when the meter lacks options its vendor needs to be polled."""
-    if meter.vendor == VENDOR_FILE:
+    check_vendor_options(meter.vendor, meter.options)
+
+
+def check_vendor_options(vendor: str, options: Mapping[str, str]) -> None:
+    """Raise FieldError (``options``) when ``options`` lack what a meter of ``vendor`` needs."""
+    if vendor == VENDOR_FILE:
         return
-    missing = getattr(load_connector(meter.vendor), "missing_options", None)
-    problem = missing(meter.options) if missing is not None else None
+    missing = getattr(load_connector(vendor), "missing_options", None)
+    problem = missing(options) if missing is not None else None
     if problem is not None:
         raise FieldError("options", problem)
 

@@ -44,8 +44,14 @@ def keep_s(rules: Sequence[QuotaRule]) -> int:
     return max(MIN_KEEP_S, min(MAX_KEEP_S, max(windows, default=MIN_KEEP_S)))
 
 
+ONE_METER_OPTIONS = frozenset({"sn", "ean", "point", "point_id"})
+"""Options naming one meter of an account, which the account's discovery does not use: the same
+question with or without them gets the same answer (a device's own id, ``devid``, is not one)."""
+
+
 def discovery_key(vendor: str, options: Mapping[str, str], tz: str | None) -> str:
     """Return the key a discovery answer is kept under (a digest: options may be long)."""
+    options = {key: value for key, value in options.items() if key not in ONE_METER_OPTIONS}
     question = orjson.dumps(
         {"vendor": vendor, "options": dict(options), "tz": tz}, option=orjson.OPT_SORT_KEYS
     )

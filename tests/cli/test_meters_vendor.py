@@ -186,6 +186,43 @@ def test_discover_again_uses_the_kept_answer_and_fresh_honours_the_vendor_quota(
     assert calls["/api/v1/site/metersdata"] == 1  # neither the kept answer nor the refused call reached it
 
 
+def test_add_without_a_zone_takes_the_one_the_vendor_tells(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    run("settings", "set", "default-tz", "America/Toronto")
+    with simulator("iammeter") as sim:  # the user discovers, then adds one meter: one metersdata call
+        _discover_secrets(sim, monkeypatch)
+        account = ("--base-url", sim.base_url, "--username", "test", "--password-env", "T_PASSWORD")
+        found = json.loads(run("meters", "discover", "iammeter", *account, "--format", "json").stdout)
+        iam_tz, sn = found[0]["tz"], sim.info()["meters"][0]["sn"]
+        iam = run("meters", "add", "iam", "--vendor", "iammeter", "--sn", sn, *account)
+        assert sim.calls()["/api/v1/site/metersdata"] == 1
+    with simulator("amsreader") as sim:
+        ams = run("meters", "add", "ams", "--vendor", "amsreader", "--base-url", sim.base_url)
+        ams_tz = json.loads(run("meters", "discover", "amsreader", "--base-url", sim.base_url, "--format",
+                                "json").stdout)[0]["tz"]  # fmt: skip
+    with simulator("smartmac") as sim:
+        _discover_secrets(sim, monkeypatch)
+        devid = sim.info()["devid"]
+        sm = run("meters", "add", "sm", "--vendor", "smartmac", "--base-url", sim.base_url,
+                 "--devid", devid, "--devpass-env", "T_PASSWORD")  # fmt: skip
+        calls = sim.calls()
+    meters = listed(run)
+    assert iam_tz != "America/Toronto" and ams_tz != "America/Toronto"
+    assert meters["iam"]["tz"] == iam_tz and f"; zone {iam_tz} as iammeter tells" in iam.stdout
+    assert meters["ams"]["tz"] == ams_tz and f"; zone {ams_tz} as amsreader tells" in ams.stdout
+    assert meters["sm"]["tz"] == "America/Toronto"  # a smart-MAC device tells no zone: it is not asked
+    assert "zone America/Toronto is the hub's default zone" in sm.stdout and sum(calls.values()) == 0
+
+
+def test_add_when_the_vendor_cannot_be_asked_takes_the_default_and_says_why(run: Run) -> None:
+    with simulator("amsreader") as sim:
+        base_url = sim.base_url
+    result = run("meters", "add", "ams", "--vendor", "amsreader", "--base-url", base_url)  # closed now
+    tz = listed(run)["ams"]["tz"]
+    assert result.stdout.startswith(f"added meter ams (amsreader, 1-phase, {tz}, every ")
+    assert "amsreader could not be asked (" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
 def test_list_shows_health_after_polls(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     with simulator("amsreader") as sim:
         run("meters", "add", "ams", "--vendor", "amsreader", "--phases", "3", "--base-url", sim.base_url)

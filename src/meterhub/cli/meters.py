@@ -10,6 +10,7 @@ from meterhub.cli.common import emit, format_option, in_zone, opened_store
 from meterhub.cli.vendor_options import connection_options, options_from, unset_references
 
 if TYPE_CHECKING:
+    from meterhub.store.base import Store
     from meterhub.vendors.base import Discovered
 
 # The catalog brings the vendors, the poller's connectors and httpx: only add, discover and
@@ -80,6 +81,10 @@ def add(
 
     options = options_from(connection)
     with opened_store() as store:
+        zone_note = ""
+        if tz is None and catalog.check_vendor(vendor) != "file":
+            catalog.check_vendor_options(catalog.check_vendor(vendor), options)
+            tz, zone_note = _vendor_zone(store, catalog.check_vendor(vendor), options)
         meter = catalog.add_meter(
             store,
             meter_id,
@@ -90,11 +95,25 @@ def add(
             name=name,
             options=options,
         )
-        zone_note = "" if tz is not None else f"; zone {meter.tz} is {default_zone(store).source}"
+        if tz is None:
+            zone_note = f"; zone {meter.tz} is {default_zone(store).source}"
     every = f"every {meter.interval_s} s"
     what = f"{meter.vendor}, {meter.phases}-phase, {meter.tz}, {every}"
     click.echo(f"added meter {meter.id} ({what}){zone_note}")
     _warn_unset(options)
+
+
+def _vendor_zone(store: Store, vendor: str, options: dict[str, str]) -> tuple[str | None, str]:
+    """Return the zone the vendor tells for these options (None: it tells none) and a note."""
+    import anyio
+
+    from meterhub.vendorzone import vendor_tells_zone, zone_from_vendor
+
+    if not vendor_tells_zone(vendor, options):
+        return None, ""
+    click.echo(f"asking {vendor} for the meter's zone (give --tz to skip this)", err=True)
+    found = anyio.run(zone_from_vendor, store, vendor, options)
+    return found.tz, f"; zone {found.tz} {found.source}"
 
 
 @meters.command("discover")

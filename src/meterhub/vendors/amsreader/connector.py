@@ -168,6 +168,9 @@ class AmsReaderConnector:
     def __repr__(self) -> str:
         return f"AmsReaderConnector(meter={self.meter.id!r}, base_url={self._client.base_url!r})"
 
+    tells_zone: ClassVar[bool] = True
+    """Discovery names the zone of the meters it finds (:mod:`meterhub.vendorzone`)."""
+
     @classmethod
     def missing_options(cls, options: Mapping[str, str]) -> str | None:
         """Say what a meter lacks: the reader's address."""

@@ -130,6 +130,9 @@ class IammeterConnector:
     def __repr__(self) -> str:
         return f"IammeterConnector(meter={self.meter.id!r})"
 
+    tells_zone: ClassVar[bool] = True
+    """Discovery names the zone of the meters it finds (:mod:`meterhub.vendorzone`)."""
+
     @classmethod
     def missing_options(cls, options: Mapping[str, str]) -> str | None:
         """Say what a meter lacks: the cloud needs sn, username and password; a device base_url."""

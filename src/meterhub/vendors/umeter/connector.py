@@ -90,6 +90,9 @@ class UmeterConnector:
     def __repr__(self) -> str:
         return f"UmeterConnector(meter={self.meter.id!r})"
 
+    tells_zone: ClassVar[bool] = True
+    """Discovery names the zone of the meters it finds (:mod:`meterhub.vendorzone`)."""
+
     @classmethod
     def missing_options(cls, options: Mapping[str, str]) -> str | None:
         """Say what a meter lacks: its metering point (EAN) and the account's user name and password."""
