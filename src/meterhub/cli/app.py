@@ -141,7 +141,9 @@ VERBS: dict[str, Verb] = {
         "meterhub.cli.analytics:cost",
         "Show what energy cost per period under the place's tariff, each price on its own interval.",
     ),
-    "db": Verb("meterhub.cli.db:db", "Manage the database schema."),
+    "db": Verb(
+        "meterhub.cli.db:db", "Manage the database schema, and copy the whole hub into another database."
+    ),
     "demo": Verb(
         "meterhub.cli.demo:demo",
         "Serve five vendor simulators and a hub polling one meter of each; load a real household.",
