@@ -4,6 +4,11 @@ A backfill walks [start, end) in windows of the connector's history chunk and st
 window through the :class:`~meterhub.poller.sink.Sink`. After every window the job's progress is
 persisted in the store (scope ``backfill``), so an interrupted backfill resumes where it stopped;
 writes are idempotent, so a window fetched twice stores nothing twice.
+
+A backfill is leased like a meter's polls (:mod:`meterhub.store.leases`): one run by hand
+(:func:`backfill_meter`) holds the lease of its job key, renewed while it runs, so a second run of
+the same job on any worker or machine sharing the database is refused with the holder's name; a
+recovery backfill runs under the lease of its meter, in the worker that polls it.
 """
 
 from __future__ import annotations
@@ -14,21 +19,25 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import cast
 
+import anyio
 import httpx
 
-from meterhub.errors import QuotaExceeded, StoreError, VendorUnavailable
+from meterhub.errors import InputError, QuotaExceeded, StoreError, VendorUnavailable
 from meterhub.ingest import Ingestor
 from meterhub.model import Meter
 from meterhub.poller.clock import Clock
 from meterhub.poller.connectors import ConnectorClass, history_chunk_s
 from meterhub.poller.plan import CountingGuard, HistoryPlan, count_windows, measured_plan, window_end
 from meterhub.poller.sink import Sink, Stored
+from meterhub.poller.work import default_worker_id
 from meterhub.store.base import Store
+from meterhub.store.leases import BACKFILL, WorkLeases, work_leases
 from meterhub.threads import run_ingest
 from meterhub.vendors.base import Connector, ConnectorContext, TokenCache
 from meterhub.vendors.registry import load_connector
 
 __all__ = [
+    "BACKFILL_LEASE_S",
     "BACKFILL_SCOPE",
     "BackfillJob",
     "BackfillLedger",
@@ -39,6 +48,8 @@ __all__ = [
 
 BACKFILL_SCOPE = "backfill"
 """The key-value scope that holds backfill progress."""
+BACKFILL_LEASE_S = 60.0
+"""How long a backfill run by hand holds its job unrenewed (renewed every third of it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +202,66 @@ async def backfill_meter(
     on_plan: Callable[[HistoryPlan], None] | None = None,
     wait_quota: QuotaWait | None = None,
     max_retries: int = 4,
+    worker_id: str | None = None,
 ) -> tuple[BackfillJob, Stored]:
     """Fetch the rest of ``job`` for ``meter`` and store it; return the job and what was new.
 
     ``on_plan`` hears, once two windows are stored and more remain, the quota plan measured
-    from what the second window cost (the first may include a login).
+    from what the second window cost (the first may include a login). The job is leased to
+    ``worker_id`` (default: hostname-pid) while it runs; InputError when another holds it.
     """
+    holder = worker_id or default_worker_id()
+    lease_key = key or meter.id
+    leases = work_leases(store)
+    other = await run_ingest(leases.take, holder, BACKFILL, lease_key, BACKFILL_LEASE_S)
+    if other is not None:
+        raise InputError(
+            f"the backfill {lease_key} is being run by {other}; wait for it to finish "
+            "(if that worker stopped, its lease ends within a minute and this run resumes its progress)"
+        )
+    outcome: tuple[BackfillJob, Stored] | None = None
+    try:
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(_keep_lease, leases, holder, lease_key, task_group.cancel_scope)
+            outcome = await _backfill_leased(
+                store, client, meter, job, key, clock, on_progress, on_plan, wait_quota, max_retries
+            )
+            task_group.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await run_ingest(leases.release, holder, BACKFILL, [lease_key])
+    if outcome is None:
+        raise InputError(
+            f"the backfill {lease_key} lost its lease to another worker; start it again to resume"
+        )
+    return outcome
+
+
+async def _keep_lease(leases: WorkLeases, holder: str, lease_key: str, scope: anyio.CancelScope) -> None:
+    """Renew a backfill's lease every third of its time; cancel ``scope`` if another took it."""
+    while True:
+        await anyio.sleep(BACKFILL_LEASE_S / 3)
+        try:
+            other = await run_ingest(leases.take, holder, BACKFILL, lease_key, BACKFILL_LEASE_S)
+        except StoreError:
+            continue  # the lease still lasts; the next renewal tries again
+        if other is not None:
+            scope.cancel()
+            return
+
+
+async def _backfill_leased(
+    store: Store,
+    client: httpx.AsyncClient,
+    meter: Meter,
+    job: BackfillJob,
+    key: str | None,
+    clock: Clock | None,
+    on_progress: Progress | None,
+    on_plan: Callable[[HistoryPlan], None] | None,
+    wait_quota: QuotaWait | None,
+    max_retries: int,
+) -> tuple[BackfillJob, Stored]:
     clock = clock or Clock()
     connector_class = cast(ConnectorClass, load_connector(meter.vendor))
     guard = CountingGuard(store, meter.vendor, connector_class.quotas, clock.now, clock.sleep)
