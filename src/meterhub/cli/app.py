@@ -153,6 +153,10 @@ VERBS: dict[str, Verb] = {
         "Show energy per 15 minutes, hour, day, month or year of a meter or a place, with its sources.",
     ),
     "export": Verb("meterhub.cli.data:export", "Stream raw readings in the canonical columns."),
+    "homeassistant": Verb(
+        "meterhub.cli.homeassistant:homeassistant",
+        "Publish meters to Home Assistant over MQTT discovery: show, publish, unpublish.",
+    ),
     "import": Verb(
         "meterhub.cli.data:import_", "Import a CSV or NDJSON file of readings in the canonical columns."
     ),

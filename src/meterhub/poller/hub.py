@@ -229,7 +229,7 @@ class Hub:
         if self._stopping:
             return
         subscriber = MqttSubscriber(store, self.config.mqtt) if self.config.mqtt and polling else None
-        publisher = publisher_for(store, self.config.homeassistant)
+        publisher = publisher_for(store, self.config.homeassistant, self.worker_id)
         poller_scope = anyio.CancelScope()
 
         async def run_poller(poller: Poller) -> None:
