@@ -142,13 +142,15 @@ def _seek(column: str, lo: str, hi: str, descending: bool) -> str:
 
 
 def _edges(lo: str, hi: str) -> str:
-    """Return the first and last readings' (ts, import, export) of [lo, hi): six index seeks.
+    """Return the first and last readings' (ts, import, export) of [lo, hi) (rollup rows ``r``).
 
     The rollups keep no first or last reading; the readings table is keyed (meter, ts, phase),
     so each one is the first or last row of a short range, found without a scan.
     """
     return ", ".join(
-        _seek(column, lo, hi, descending) for descending in (False, True) for column in ("ts", "ei", "ee")
+        f"CASE WHEN sum(r.n) > 0 THEN {_seek(column, lo, hi, descending)} END"  # no reading, no seek
+        for descending in (False, True)
+        for column in ("ts", "ei", "ee")
     )
 
 
