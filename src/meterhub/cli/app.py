@@ -170,7 +170,7 @@ VERBS: dict[str, Verb] = {
         "meterhub.cli.poll:poll",
         "Poll meters once now (all polled meters without METER_IDS) and show the outcome.",
     ),
-    "prices": Verb("meterhub.cli.places:prices", "Import and list dynamic price series."),
+    "prices": Verb("meterhub.cli.places:prices", "Import, fetch and list dynamic price series."),
     "readings": Verb(
         "meterhub.cli.data:readings",
         "Show downsampled history: avg/min/max power, avg voltage and current per bucket.",
