@@ -79,6 +79,9 @@ def create_app(database_url: str, settings: Settings | None = None) -> FastAPI:
             logger.warning("health check: the database does not answer: %s", redact_text(str(exc)))
             body.update(status="degraded", error="the database does not answer; see the hub's log")
             return JSONResponse(body, status_code=503)
+        worker_status = getattr(request.app.state, "worker_status", None)
+        if worker_status is not None:  # set by the hub: this worker's role and the meters it holds
+            body["worker"] = worker_status()
         return JSONResponse(body)
 
     for router in RESOURCE_ROUTERS:

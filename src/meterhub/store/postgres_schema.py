@@ -22,6 +22,7 @@ from meterhub.errors import MigrationError
 from meterhub.model import READING_FIELDS
 from meterhub.store.accounts import ACCOUNTS_DDL
 from meterhub.store.catalog import CATALOG_DDL
+from meterhub.store.postgres_leases import migrate_work_leases
 from meterhub.store.sqlite_schema import EXTRA_BUCKET_MS
 from meterhub.timeutil import from_ms, to_ms
 
@@ -208,6 +209,24 @@ def _m0007_extra_rollups(conn: Conn) -> None:
     )
 
 
+def _m0009_compact_pg_readings(conn: Conn) -> None:
+    # Raw readings to series-keyed whole numbers in ``samples`` (a ``readings`` view shows them
+    # as before), rollups likewise; see meterhub.store.postgres_compact.
+    from meterhub.store.postgres_compact import migrate_0009_compact
+
+    migrate_0009_compact(conn)
+
+
+def _m0010_compact_rollups(conn: Conn) -> None:
+    """Nothing to do on PostgreSQL: the name keeps both backends' migration lists alike.
+
+    On SQLite this migration narrows the rollup tables (no first/last reading columns, counts
+    equal to ``n`` stored as NULL) and turns the hourly table into a view over the 15-minute
+    one; PostgreSQL's rollup tables keep their own layout.
+    """
+    del conn
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[Conn], None]], ...] = (
     ("0001_core", _m0001_core),
     ("0002_rollups_and_gaps", _m0002_rollups_and_gaps),
@@ -216,6 +235,9 @@ MIGRATIONS: tuple[tuple[str, Callable[[Conn], None]], ...] = (
     ("0005_users_keys_shares", _m0005_users_keys_shares),
     ("0006_coarse_rollups", _m0006_coarse_rollups),
     ("0007_extra_rollups", _m0007_extra_rollups),
+    ("0008_work_leases", migrate_work_leases),
+    ("0009_compact_pg_readings", _m0009_compact_pg_readings),
+    ("0010_compact_rollups", _m0010_compact_rollups),
 )
 
 

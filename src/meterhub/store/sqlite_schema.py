@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from meterhub.errors import MigrationError
 from meterhub.store.accounts import ACCOUNTS_DDL
 from meterhub.store.catalog import CATALOG_DDL
-from meterhub.store.coarse import COARSE_COLUMN_ORDER, refresh_meter_days
+from meterhub.store.coarse import COARSE_COLUMN_ORDER, compact_rollups, refresh_meter_days
 from meterhub.store.sqlite_codec import ROLLUP_COLUMNS
+from meterhub.store.sqlite_leases import migrate_work_leases
 
 __all__ = ["EXTRA_BUCKET_MS", "MIGRATIONS", "applied_migrations", "apply_migrations"]
 
@@ -162,6 +163,15 @@ def _m0007_extra_rollups(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m0009_compact_pg_readings(conn: sqlite3.Connection) -> None:
+    """Nothing to do on SQLite: the name keeps both backends' migration lists alike.
+
+    On PostgreSQL this migration moves raw readings and rollups to whole numbers keyed by series;
+    SQLite has stored them as whole numbers since ``0001_core``.
+    """
+    del conn
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("0001_core", _m0001_core),
     ("0002_rollups_and_gaps", _m0002_rollups_and_gaps),
@@ -170,6 +180,9 @@ MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("0005_users_keys_shares", _m0005_users_keys_shares),
     ("0006_coarse_rollups", _m0006_coarse_rollups),
     ("0007_extra_rollups", _m0007_extra_rollups),
+    ("0008_work_leases", migrate_work_leases),
+    ("0009_compact_pg_readings", _m0009_compact_pg_readings),
+    ("0010_compact_rollups", compact_rollups),
 )
 
 
