@@ -3,15 +3,17 @@ history CSV Home Assistant's history panel downloads (``entity_id,state,last_cha
 
 A map is written ``QUANTITY=SOURCE`` (``--map power_w=Power``): the canonical column ``QUANTITY``
 is read from the file's column ``SOURCE`` (for a Home Assistant file, from the states of entity
-``SOURCE``, as ``[METER/]QUANTITY=ENTITY``). Each row becomes a reading or a rejection with its line
-number and reason, as in :mod:`meterhub.importer`; every question about the header and the maps is
-answered before anything is written.
+``SOURCE``, as ``[METER/]QUANTITY=ENTITY``). ``SOURCE*FACTOR`` multiplies each value, so a
+column in kW fills ``power_w`` with ``power_w=Power*1000``. Each row becomes a reading or a
+rejection with its line number and reason, as in :mod:`meterhub.importer`; every question about
+the header and the maps is answered before anything is written.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -60,10 +62,12 @@ class MapItem:
     quantity: str
     source: str
     meter: str | None = None
+    factor: float = 1.0
+    """What each value is multiplied by (``SOURCE*FACTOR``), such as 1000 from kW to W."""
 
 
 def parse_maps(items: Sequence[str]) -> list[MapItem]:
-    """Read ``[METER/]QUANTITY=SOURCE`` items; raise ImportFileError naming what is wrong."""
+    """Read ``[METER/]QUANTITY=SOURCE[*FACTOR]`` items; raise ImportFileError naming what is wrong."""
     parsed: list[MapItem] = []
     for item in items:
         target, sep, source = item.partition("=")
@@ -79,8 +83,35 @@ def parse_maps(items: Sequence[str]) -> list[MapItem]:
             raise ImportFileError(
                 f"--map {item!r}: unknown quantity {quantity!r}; use one of {', '.join(COLUMN_QUANTITIES)}"
             )
-        parsed.append(MapItem(quantity, source, meter if slash else None))
+        source, factor = _factor(item, quantity, source)
+        parsed.append(MapItem(quantity, source, meter if slash else None, factor))
     return parsed
+
+
+def _factor(item: str, quantity: str, source: str) -> tuple[str, float]:
+    """Split ``SOURCE*FACTOR`` when what follows the last ``*`` is a number; else no factor."""
+    name, star, text = source.rpartition("*")
+    if not star or not name.strip():
+        return source, 1.0
+    try:
+        factor = float(text)
+    except ValueError:
+        return source, 1.0  # a '*' inside a column's name
+    if not math.isfinite(factor) or factor == 0:
+        raise ImportFileError(f"--map {item!r}: the factor must be a finite number other than 0")
+    if quantity not in READING_FIELDS:
+        raise ImportFileError(f"--map {item!r}: only a quantity ({', '.join(READING_FIELDS)}) takes a factor")
+    return name.strip(), factor
+
+
+def _scaled(text: str, factor: float) -> str | float:
+    """Return a value times ``factor``; text that is not a number stays, for the reading's check."""
+    if factor == 1.0:
+        return text
+    try:
+        return float(text) * factor
+    except ValueError:
+        return text
 
 
 def sniff_delimiter(header: str) -> str:
@@ -170,6 +201,7 @@ def _mapped(
 ) -> Iterator[ImportRow]:
     position = {name: k for k, name in reversed(list(enumerate(header)))}
     columns: dict[str, int] = {q: position[q] for q in COLUMN_QUANTITIES if q in position}
+    factors: dict[str, float] = {}
     seen: set[str] = set()
     for item in maps:
         if item.meter is not None:
@@ -186,6 +218,7 @@ def _mapped(
                 f"(found: {', '.join(header)})"
             )
         columns[item.quantity] = position[item.source]
+        factors[item.quantity] = item.factor
     if "ts" not in columns:
         raise ImportFileError(f"no time column: add --map ts=COLUMN (found: {', '.join(header)})")
     if not set(columns) & set(READING_FIELDS):
@@ -202,7 +235,10 @@ def _mapped(
         if len(values) != width:
             yield ImportRow(where, None, f"{len(values)} fields where the header has {width}")
             continue
-        record = {q: _number_text(values[k], decimal_comma) for q, k in columns.items()}
+        record = {
+            q: _scaled(_number_text(values[k], decimal_comma), factors.get(q, 1.0))
+            for q, k in columns.items()
+        }
         try:
             yield ImportRow(where, to_reading(record, default_meter, tz))
         except ValueError as exc:
@@ -229,14 +265,14 @@ def auto_quantity(entity_id: str) -> str | None:
 
 def home_assistant_targets(
     entities: Sequence[str], maps: Sequence[MapItem], default_meter: str | None
-) -> dict[str, tuple[str, str]]:
+) -> dict[str, tuple[str, str, float]]:
     """Return the meter and quantity of each entity to import, from ``maps`` or else automatically.
 
     With no map, each sensor whose id ends in a quantity's name (``…_power``, ``…_voltage``,
     ``…_energy_import``…) fills it on ``default_meter``; two sensors filling one quantity of one
     meter are refused, as is a map naming no meter without ``--meter``.
     """
-    targets: dict[str, tuple[str, str]] = {}
+    targets: dict[str, tuple[str, str, float]] = {}
     if maps:
         for item in maps:
             if item.quantity not in READING_FIELDS:
@@ -252,7 +288,7 @@ def home_assistant_targets(
                 )
             if item.source in targets:
                 raise ImportFileError(f"--map names entity {item.source} more than once")
-            targets[item.source] = (meter, item.quantity)
+            targets[item.source] = (meter, item.quantity, item.factor)
     else:
         if default_meter is None:
             raise ImportFileError(
@@ -261,18 +297,18 @@ def home_assistant_targets(
         for entity in entities:
             quantity = auto_quantity(entity)
             if quantity is not None:
-                targets[entity] = (default_meter, quantity)
+                targets[entity] = (default_meter, quantity, 1.0)
         if not targets:
             raise ImportFileError(
                 "no entity's id names a quantity; map them with --map QUANTITY=ENTITY "
                 f"(entities: {', '.join(sorted(entities)[:20])})"
             )
     filled: dict[tuple[str, str], str] = {}
-    for entity, target in sorted(targets.items()):
-        other = filled.setdefault(target, entity)
+    for entity, (meter, quantity, _) in sorted(targets.items()):
+        other = filled.setdefault((meter, quantity), entity)
         if other != entity:
             raise ImportFileError(
-                f"entities {other} and {entity} both fill {target[1]} of meter {target[0]}; "
+                f"entities {other} and {entity} both fill {quantity} of meter {meter}; "
                 "map them to different meters with --map METER/QUANTITY=ENTITY"
             )
     return targets
@@ -293,7 +329,7 @@ def home_assistant_entities(stream: BinaryIO) -> list[str]:
 
 
 def home_assistant_rows(
-    stream: BinaryIO, targets: dict[str, tuple[str, str]], tz: str | None
+    stream: BinaryIO, targets: dict[str, tuple[str, str, float]], tz: str | None
 ) -> Iterator[ImportRow]:
     """Yield every state row of a Home Assistant history CSV as a one-quantity reading or a rejection.
 
@@ -321,8 +357,8 @@ def home_assistant_rows(
             if state.lower() in HA_NO_VALUE:
                 yield ImportRow(where, None, f"state {state or 'empty'}: {entity} had no value")
                 continue
-            meter, quantity = target
-            record = {"meter": meter, "ts": values[ts_at], quantity: state}
+            meter, quantity, factor = target
+            record = {"meter": meter, "ts": values[ts_at], quantity: _scaled(state, factor)}
             try:
                 yield ImportRow(where, to_reading(record, None, tz))
             except ValueError as exc:

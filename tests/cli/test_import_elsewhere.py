@@ -168,3 +168,17 @@ def test_maps_that_do_not_fit_refuse_the_file_before_writing(
     assert message in out.stderr
     assert "Traceback" not in out.stderr
     assert exported(db) == []
+
+
+def test_a_factor_turns_kilowatts_into_watts(tmp_path: Path) -> None:
+    db, path, history = tmp_path / "hub.db", tmp_path / "kw.csv", tmp_path / "history.csv"
+    path.write_text("Time;Power (kW)\n2026-06-01T10:00:00Z;1,25\n2026-06-01T10:01:00Z;-0,5\n")
+    maps = ("--meter", "m", "--map", "ts=Time", "--map")
+    out = meterhub(db, "import", str(path), *maps, "power_w=Power (kW)*1000")
+    assert out.returncode == 0, out.stderr
+    history.write_text("entity_id,state,last_changed\nsensor.pv_power_kw,2.5,2026-06-01T10:02:00Z\n")
+    out = meterhub(db, "import", str(history), "--map", "m/power_w=sensor.pv_power_kw*1000")
+    assert out.returncode == 0, out.stderr
+    assert [r["power_w"] for r in exported(db)] == [1250.0, -500.0, 2500.0]
+    zero = meterhub(db, "import", str(path), *maps, "power_w=Power (kW)*0")
+    assert zero.returncode != 0 and "the factor must be a finite number other than 0" in zero.stderr

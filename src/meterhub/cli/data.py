@@ -41,7 +41,8 @@ __all__ = ["export", "import_", "latest", "readings"]
     multiple=True,
     metavar="QUANTITY=SOURCE",
     help="Fill a canonical column from a column of any CSV (power_w=Power, ts=Time, meter=Device), "
-    "or from a Home Assistant entity ([METER/]power_w=sensor.house_power). Repeatable.",
+    "or from a Home Assistant entity ([METER/]power_w=sensor.house_power); SOURCE*1000 multiplies "
+    "each value (kW to W). Repeatable.",
 )
 @click.option(
     "--tz",
