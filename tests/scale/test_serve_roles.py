@@ -90,7 +90,9 @@ def test_a_second_serve_on_one_sqlite_file_refuses_and_names_postgresql(tmp_path
     assert refused.returncode == 1
     assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
     assert f"already served by meterhub serve (pid {killed_pid})" in refused.stderr
-    assert "move the hub to PostgreSQL" in refused.stderr and "--role poller" in refused.stderr
+    assert (
+        "move the hub to PostgreSQL (meterhub db copy" in refused.stderr and "--role poller" in refused.stderr
+    )
     assert health is not None and health["worker"]["worker_id"] == "household"
     assert health["worker"]["role"] == "all" and health["worker"]["shared"] is False
     with serving(db_url) as (again, again_port):  # free again after the kill

@@ -89,9 +89,9 @@ def lock_single_process(database: str) -> ProcessLock:
         handle.close()
         raise ConfigError(
             f"the SQLite database {database} is already served by {holder}; SQLite serves one "
-            "process only. To run several workers, move the hub to PostgreSQL (see the README, "
-            "Scale out), set METERHUB_DATABASE_URL=postgresql://... and start each worker with "
-            "meterhub serve --role poller"
+            "process only. To run several workers, move the hub to PostgreSQL (meterhub db copy "
+            "--to postgresql://...), set METERHUB_DATABASE_URL to that URL and start each worker "
+            "with meterhub serve --role poller"
         ) from None
     handle.seek(0)
     handle.truncate()
