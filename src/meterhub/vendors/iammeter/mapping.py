@@ -257,14 +257,14 @@ def _values_readings(values: object, meter_id: str, ts: datetime, where: str) ->
         raise PayloadError(f"IAMMETER {where}: values must be a non-empty list")
     if type(values[0]) is not list:
         return _readings(meter_id, ts, [_row(values, where)], None)
-    rows = _number_rows(values) if len(values) > 1 else None
-    if rows is not None:
+    numbers = _number_rows(values) if len(values) > 1 else None
+    if numbers is not None:
         # The common case, phases of plain numbers: their total straight from the rows.
-        width = len(rows[0])
+        width = len(numbers[0])
         project = _PROJECTIONS[width]
         return [
-            Reading(meter_id, ts, PHASE_TOTAL, *_TOTALS[width](rows)),
-            *(Reading(meter_id, ts, phase, *project([*row, None])) for phase, row in enumerate(rows, 1)),
+            Reading(meter_id, ts, PHASE_TOTAL, *_TOTALS[width](numbers)),
+            *(Reading(meter_id, ts, phase, *project([*row, None])) for phase, row in enumerate(numbers, 1)),
         ]
     if len(values) > NEM_ROWS:
         raise PayloadError(f"IAMMETER {where}: {len(values)} rows (at most 4 expected)")
