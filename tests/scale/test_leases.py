@@ -118,7 +118,13 @@ def test_quota_bookings_keep_the_window_and_its_margin(backend: Backend) -> None
     assert near.booked and near.at == T0 + timedelta(seconds=61)
     # two per window: the third is one window and margin after the first of the two before it
     times = [reserve_quota(store, "two", 2, 10, T0, 0.5, 60.0).at for _ in range(5)]
-    assert times == [T0, T0, T0 + timedelta(seconds=10.5), T0 + timedelta(seconds=10.5), T0 + timedelta(seconds=21)]
+    assert times == [
+        T0,
+        T0,
+        T0 + timedelta(seconds=10.5),
+        T0 + timedelta(seconds=10.5),
+        T0 + timedelta(seconds=21),
+    ]
 
 
 def test_concurrent_bookings_never_crowd_a_window(backend: Backend) -> None:
