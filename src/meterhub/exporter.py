@@ -14,20 +14,24 @@ import orjson
 
 from meterhub.csvsafe import safe_text
 from meterhub.errors import InputError
-from meterhub.model import CANONICAL_COLUMNS, READING_FIELDS, Reading
-from meterhub.precision import decimals_of, round_to
+from meterhub.model import CANONICAL_COLUMNS, READING_FIELDS, REGISTER_FIELDS, Reading
+from meterhub.precision import REGISTER_DECIMALS, decimals_of, round_to
 
 __all__ = ["EXPORT_FORMATS", "export_lines", "reading_record", "rounded_values"]
 
 EXPORT_FORMATS = ("csv", "ndjson", "json")
 
 
-_DECIMALS: tuple[int, ...] = tuple(decimals_of(name) or 6 for name in READING_FIELDS)
-"""The decimals each value of a reading keeps, in :data:`READING_FIELDS` order."""
+_DECIMALS: tuple[int, ...] = tuple(
+    REGISTER_DECIMALS if name in REGISTER_FIELDS else decimals_of(name) or REGISTER_DECIMALS
+    for name in READING_FIELDS
+)
+"""The decimals each value of a reading keeps, in :data:`READING_FIELDS` order: a register keeps
+its own precision (as stored), a measured value its quantity's."""
 
 
 def rounded_values(reading: Reading) -> list[float | None]:
-    """Return a reading's values rounded to their quantities' precision."""
+    """Return a reading's values rounded to their quantities' precision (registers: as stored)."""
     return [None if v is None else round_to(v, d) for v, d in zip(reading.values(), _DECIMALS, strict=True)]
 
 

@@ -22,7 +22,10 @@ names ending in                        rounded to   quantity
 ``_credit``, ``fees``
 =====================================  ===========  =======================================
 
-Other numbers (counts, phases, ids) are left as they are.
+A register read in a raw reading (readings exports, latest readings) keeps its own precision as
+the store keeps it, :data:`REGISTER_DECIMALS` (0.000001 kWh, a mWh), so an export imports back
+unchanged; energy worked out over a period (a sum) keeps the Wh. Other numbers (counts, phases,
+ids) are left as they are.
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["decimals_of", "round_to", "round_value", "rounded"]
+__all__ = ["REGISTER_DECIMALS", "decimals_of", "round_to", "round_value", "rounded"]
+
+REGISTER_DECIMALS = 6
+"""Decimals of a register in a raw reading (kWh or kvarh): the store keeps milli-watt-hours."""
 
 _SUFFIXES: tuple[tuple[str, int], ...] = (
     ("power_factor", 3),

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from meterhub.analytics.calendar import local_boundaries
+from meterhub.analytics.calendar import bucket_name, bucket_unit, local_boundaries
 from meterhub.errors import InputError
 
 OSLO = "Europe/Oslo"
@@ -130,8 +130,23 @@ def test_naive_times_unknown_units_and_reversed_ranges_are_refused() -> None:
     with pytest.raises(InputError, match="time zone"):
         local_boundaries(datetime(2026, 1, 1), utc(2026, 1, 2), OSLO, "day")
     with pytest.raises(InputError, match="unknown calendar unit"):
-        local_boundaries(utc(2026, 1, 1), utc(2026, 1, 2), OSLO, "week")
+        local_boundaries(utc(2026, 1, 1), utc(2026, 1, 2), OSLO, "fortnight")
     with pytest.raises(InputError, match="before start"):
         local_boundaries(utc(2026, 1, 2), utc(2026, 1, 1), OSLO, "day")
     with pytest.raises(InputError, match="time zone"):
         local_boundaries(utc(2026, 1, 1), utc(2026, 1, 2), "Mars/Olympus", "day")
+
+
+def test_weeks_run_from_monday_to_monday_at_local_midnight_through_the_autumn_change() -> None:
+    edges = local_boundaries(utc(2026, 10, 21), utc(2026, 10, 27), OSLO, "week")
+    assert [e.astimezone(ZoneInfo(OSLO)).isoformat() for e in edges] == [
+        "2026-10-19T00:00:00+02:00",
+        "2026-10-26T00:00:00+01:00",
+        "2026-11-02T00:00:00+01:00",
+    ]
+    assert (edges[1] - edges[0]).total_seconds() == 169 * 3600  # the week clocks go back is an hour longer
+    assert bucket_unit("1w") == bucket_unit("week") == "week"
+    names = [bucket_name(text) for text in ("hour", "DAY", "month", "year", "1mo")]
+    assert names == ["1h", "1d", "1mo", "1y", "1mo"]
+    with pytest.raises(InputError, match="unknown bucket 'fortnight'"):
+        bucket_name("fortnight")

@@ -223,4 +223,4 @@ def test_bad_ranges_are_refused(store: SQLiteStore) -> None:
     with pytest.raises(InputError, match="coarser"):
         meter_energy(store, "m", DAY, DAY + timedelta(days=600), "15m")
     with pytest.raises(InputError, match="unknown calendar unit"):
-        meter_energy(store, "m", DAY, DAY + HOUR, "week")
+        meter_energy(store, "m", DAY, DAY + HOUR, "fortnight")

@@ -39,6 +39,9 @@ MAX_DECIMALS = [
     ("fees", 5),
 ]
 """The documented precision of each unit (the README's table), the more specific first."""
+RAW_READING_ROUTES = {"/api/v1/latest", "/api/v1/meters/grid/latest", "/api/v1/export"}
+"""Routes of raw readings, whose registers keep the store's precision (6 decimals, a mWh)."""
+REGISTERS = ("energy_import_kwh", "energy_export_kwh", "reactive_import_kvarh", "reactive_export_kvarh")
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 FORMER_KEYS = {"fromGrid", "toGrid", "selfUse", "specialLoad", "selfSufficiency", "yield", "groupby"}
 
@@ -64,7 +67,9 @@ def hub(api: ApiServer) -> ApiServer:
     return api
 
 
-def allowed_decimals(key: str) -> int | None:
+def allowed_decimals(key: str, raw: bool = False) -> int | None:
+    if raw and key in REGISTERS:
+        return 6
     for suffix, decimals in MAX_DECIMALS:
         if key == suffix.lstrip("_") or key.endswith(suffix):
             return decimals
@@ -77,22 +82,22 @@ def decimals(text: str) -> int:
     return len(mantissa.split(".")[1]) if "." in mantissa else 0
 
 
-def check_json(value: Any, key: str, seen: dict[str, int]) -> None:
+def check_json(value: Any, key: str, seen: dict[str, int], raw: bool = False) -> None:
     """Check every key and number under ``value``; count the floats checked per key."""
     if isinstance(value, dict):
         for child_key, child in value.items():
             assert SNAKE.match(child_key), child_key
             assert child_key not in FORMER_KEYS
-            check_json(child, child_key, seen)
+            check_json(child, child_key, seen, raw)
     elif isinstance(value, list):
         for child in value:
-            check_json(child, key, seen)
+            check_json(child, key, seen, raw)
     elif isinstance(value, float):
-        check_text(key, repr(value), seen)
+        check_text(key, repr(value), seen, raw)
 
 
-def check_text(key: str, text: str, seen: dict[str, int]) -> None:
-    allowed = allowed_decimals(key)
+def check_text(key: str, text: str, seen: dict[str, int], raw: bool = False) -> None:
+    allowed = allowed_decimals(key, raw)
     if allowed is None:
         return
     assert decimals(text) <= allowed, f"{key}={text} has more than {allowed} decimals"
@@ -108,10 +113,11 @@ def test_every_format_holds_snake_case_keys_and_rounded_numbers(
     hub: ApiServer, admin: httpx.Client, path: str, params: dict[str, str]
 ) -> None:
     query = {**RANGE, **params}
+    raw = path in RAW_READING_ROUTES
     body = admin.get(path, params={**query, "format": "json"})
     assert body.status_code == 200, body.text
     seen: dict[str, int] = {}
-    check_json(body.json(), "", seen)
+    check_json(body.json(), "", seen, raw)
     assert seen, "the answer holds quantities to check"
     # The same in CSV, YAML and NDJSON rows and in XML elements.
     table = admin.get(path, params={**query, "format": "csv"})
@@ -120,18 +126,18 @@ def test_every_format_holds_snake_case_keys_and_rounded_numbers(
         for key, cell in row.items():
             assert SNAKE.match(key), key
             if is_number(cell):
-                check_text(key, cell, {})
-    check_json(yaml.safe_load(admin.get(path, params={**query, "format": "yaml"}).text), "", {})
+                check_text(key, cell, {}, raw)
+    check_json(yaml.safe_load(admin.get(path, params={**query, "format": "yaml"}).text), "", {}, raw)
     for line in admin.get(path, params={**query, "format": "ndjson"}).text.splitlines():
-        check_json(json.loads(line), "", {})
+        check_json(json.loads(line), "", {}, raw)
     root = ET.fromstring(admin.get(path, params={**query, "format": "xml"}).content)
     for element in root.iter():
         text = (element.text or "").strip()
         if element.tag != "item" and is_number(text):
-            check_text(element.tag, text, {})
+            check_text(element.tag, text, {}, raw)
 
 
-def test_noise_is_rounded_away_and_every_wh_kept(hub: ApiServer, admin: httpx.Client) -> None:
+def test_noise_is_rounded_away_registers_keep_their_precision(hub: ApiServer, admin: httpx.Client) -> None:
     answer = admin.get("/api/v1/export", params={**RANGE, "meter": "grid", "format": "ndjson"})
     exported = [json.loads(line) for line in answer.text.splitlines()][:400]
     stored = list(hub.store.iter_readings(["grid"], START, END))[:400]
@@ -139,12 +145,14 @@ def test_noise_is_rounded_away_and_every_wh_kept(hub: ApiServer, admin: httpx.Cl
     noisy = [r.power_w for r in stored if r.power_w is not None and decimals(repr(r.power_w)) > 2]
     assert noisy, "the stored powers carry more digits than a hundredth of a watt"
     for row, reading in zip(exported, stored, strict=True):
-        for name, places in (("current_a", 3), ("power_w", 2), ("voltage_v", 2), ("energy_import_kwh", 3)):
+        for name, places in (("current_a", 3), ("power_w", 2), ("voltage_v", 2), ("energy_import_kwh", 6)):
             value = getattr(reading, name)
             if value is None:
                 continue
             assert abs(row[name] - value) <= 0.5 * 10**-places + 1e-9, (name, row[name], value)
             assert decimals(repr(row[name])) <= places, (name, row[name])
+        assert row["energy_import_kwh"] == reading.energy_import_kwh  # a register as stored, to the mWh
+    assert any(decimals(repr(r["energy_import_kwh"])) > 3 for r in exported)  # finer than a Wh: kept
 
 
 def test_place_energy_and_cost_speak_the_one_vocabulary(hub: ApiServer, admin: httpx.Client) -> None:

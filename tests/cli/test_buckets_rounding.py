@@ -105,4 +105,4 @@ def test_every_format_and_the_table_show_the_same_rounded_numbers(db: Path) -> N
     exported = meterhub(db, "export", "--start", "2026-03-16", "--end", "2026-03-17", "--format", "ndjson")
     for line in exported.stdout.splitlines():
         record = json.loads(line)
-        assert record["energy_import_kwh"] == round(record["energy_import_kwh"], 3)
+        assert record["energy_import_kwh"] == round(record["energy_import_kwh"], 6)

@@ -99,16 +99,23 @@ def _jsonable(value: Any) -> Any:
 
 
 def emit(
-    columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, title: str | None = None
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    fmt: str,
+    title: str | None = None,
+    *,
+    rounded_already: bool = False,
 ) -> None:
     """Write rows as a rich table, CSV or a JSON array of objects to stdout.
 
     Every number is rounded to its quantity's precision by its column's name
-    (:mod:`meterhub.precision`), so a table shows what JSON and CSV hold.
+    (:mod:`meterhub.precision`), so a table shows what JSON and CSV hold; ``rounded_already``
+    says the caller did it (raw readings, whose registers keep their own precision).
     """
     from meterhub.precision import round_value
 
-    rows = [[round_value(c, v) for c, v in zip(columns, row, strict=True)] for row in rows]
+    if not rounded_already:
+        rows = [[round_value(c, v) for c, v in zip(columns, row, strict=True)] for row in rows]
     if fmt == "json":
         import orjson
 

@@ -13,9 +13,11 @@ from meterhub.cli.common import emit, format_option, in_zone, opened_store, time
 from meterhub.errors import ImportFileError, InputError
 from meterhub.exporter import EXPORT_FORMATS, export_lines
 from meterhub.history import downsample
+from meterhub.model import READING_FIELDS
 
 if TYPE_CHECKING:
     from meterhub.ingest import IngestReport
+    from meterhub.model import Reading
     from meterhub.store import Store
 
 # The importer, its settings and the progress bar load inside ``import``: ``readings`` and
@@ -271,17 +273,7 @@ def latest(fmt: str) -> None:
     with opened_store() as store:
         zones = {m.id: m.tz for m in store.list_meters()} if fmt == "table" else {}
         rows = [
-            (
-                r.meter,
-                in_zone(r.ts, zones[r.meter]) if r.meter in zones else r.ts,
-                r.power_w,
-                r.voltage_v,
-                r.current_a,
-                r.power_factor,
-                r.frequency_hz,
-                r.energy_import_kwh,
-                r.energy_export_kwh,
-            )
+            (r.meter, in_zone(r.ts, zones[r.meter]) if r.meter in zones else r.ts, *_latest_values(r))
             for r in store.latest()
         ]
     emit(
@@ -299,4 +291,17 @@ def latest(fmt: str) -> None:
         rows,
         fmt,
         title="latest",
+        rounded_already=True,
     )
+
+
+_LATEST_FIELDS = ("power_w", "voltage_v", "current_a", "power_factor", "frequency_hz",
+                  "energy_import_kwh", "energy_export_kwh")  # fmt: skip
+
+
+def _latest_values(reading: Reading) -> list[float | None]:
+    """Return the values ``latest`` shows, rounded as the export rounds them (registers as stored)."""
+    from meterhub.exporter import rounded_values
+
+    by_name = dict(zip(READING_FIELDS, rounded_values(reading), strict=True))
+    return [by_name[name] for name in _LATEST_FIELDS]

@@ -149,13 +149,13 @@ async def _answer(request: Request, principal: Principal) -> Response:
     cache = answer_cache(request, "latest")
     if cache is None:
         items = await anyio.to_thread.run_sync(_records, store, principal)
-        return render(request, items, rows=items, root="readings")
+        return render(request, items, rows=items, root="readings", rounded_already=True)
     key = ("*" if principal.role is Role.ADMIN else principal.meters, fmt)
     version = await change_count(store)
     answer = cache.get(key, version)
     if answer is None:
         items = await anyio.to_thread.run_sync(_records, store, principal)
-        response = render(request, items, rows=items, root="readings")
+        response = render(request, items, rows=items, root="readings", rounded_already=True)
         answer = SharedAnswer(version, bytes(response.body), response.media_type or "")
         cache.put(key, answer)
     return Response(answer.body, media_type=answer.media_type)
@@ -207,4 +207,4 @@ def latest_of_meter(
     """Return the newest reading of each phase of one meter (or of the phase asked)."""
     visible_meter(store, principal.can_see_meter, meter_id)
     items = [reading_record(r) for r in store.latest([meter_id], phase=phase)]
-    return render(request, items, rows=items, root="readings")
+    return render(request, items, rows=items, root="readings", rounded_already=True)  # reading_record
