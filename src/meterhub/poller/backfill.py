@@ -220,16 +220,22 @@ async def backfill_meter(
             "(if that worker stopped, its lease ends within a minute and this run resumes its progress)"
         )
     outcome: tuple[BackfillJob, Stored] | None = None
+    failure: Exception | None = None
     try:
         async with anyio.create_task_group() as task_group:
             task_group.start_soon(_keep_lease, leases, holder, lease_key, task_group.cancel_scope)
-            outcome = await _backfill_leased(
-                store, client, meter, job, key, clock, on_progress, on_plan, wait_quota, max_retries
-            )
+            try:
+                outcome = await _backfill_leased(
+                    store, client, meter, job, key, clock, on_progress, on_plan, wait_quota, max_retries
+                )
+            except Exception as exc:  # raised as itself below, not wrapped in the task group's
+                failure = exc
             task_group.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
             await run_ingest(leases.release, holder, BACKFILL, [lease_key])
+    if failure is not None:
+        raise failure
     if outcome is None:
         raise InputError(
             f"the backfill {lease_key} lost its lease to another worker; start it again to resume"
