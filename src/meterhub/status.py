@@ -1,10 +1,14 @@
-"""How collecting each meter goes: cadence, health, data age, vendor quota left and backfill progress.
+"""How collecting goes: each meter's cadence, health, data age, quota left and backfill; each price feed's.
 
 :func:`meter_status` reads only the store and the connector classes of the vendor registry, so
 any process can answer it (the API without a poller, the CLI). Quota counts are read from the
 persisted ledger under the scope keys each connector class tells (``quota_scope_keys``), the
 very keys its calls take slots under; the keys themselves may name accounts and are never shown.
 All times are aware UTC.
+
+:func:`price_feed_status` reads the state the fetching worker of each ``[[prices]]`` feed keeps
+in the store (:mod:`meterhub.pricefeeds.state`) and the newest stored slot of its series, so it
+too answers from any process, whichever worker fetches.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta, tzinfo
 
 import httpx
 
@@ -23,9 +27,18 @@ from meterhub.poller.connectors import ConnectorClass, ConnectorFactory
 from meterhub.poller.recovery import recovery_key
 from meterhub.redact import redact_text
 from meterhub.store.base import Store
+from meterhub.timeutil import get_zone
 from meterhub.vendors.base import Connector, quota_ledger_key
 
-__all__ = ["BackfillStatus", "MeterStatus", "QuotaStatus", "meter_status"]
+__all__ = [
+    "BackfillStatus",
+    "FeedStoredStatus",
+    "MeterStatus",
+    "PriceFeedStatus",
+    "QuotaStatus",
+    "meter_status",
+    "price_feed_status",
+]
 
 BACKFILL = "backfill"
 """The kind of a backfill asked for with ``meterhub backfill`` (ledger key: the meter's id)."""
@@ -212,3 +225,133 @@ def _open_backfill(store: Store, meter_id: str) -> BackfillStatus | None:
             percent = 100.0 * job.done_s / job.total_s if job.total_s > 0 else 100.0
             return BackfillStatus(kind, job.start, job.end, job.done_until, round(percent, 1))
     return None
+
+
+OVERDUE_GRACE_S = 120.0
+"""How long past its next try a feed may be before it is called overdue (no worker fetching it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStoredStatus:
+    """What a feed's last successful fetch stored: the days asked for and the slots."""
+
+    days: str
+    slots: int
+    stored: int
+    """Slots new or changed."""
+    unchanged: int
+    first_start: datetime
+    last_end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PriceFeedStatus:
+    """How one ``[[prices]]`` feed goes, as of ``checked_at``.
+
+    ``state`` says it in a word: ``ok`` (the last look went well), ``waiting`` (a due day is not
+    published yet, or the request quota is full), ``failing`` (the last fetch failed),
+    ``overdue`` (its next try passed and no worker has looked: no hub runs it) or ``stopped``
+    (the worker that fetched it stopped cleanly and none took over).
+    """
+
+    series: str
+    direction: str
+    source: str
+    zone: str
+    tz: str
+    checked_at: datetime
+    state: str
+    fetched_by: str | None
+    fetches: int
+    consecutive_failures: int
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+    last_stored: FeedStoredStatus | None
+    last_error: str | None
+    last_error_at: datetime | None
+    note: str | None
+    next_try_at: datetime | None
+    newest_slot_end: datetime | None
+    """The end of the series' newest stored slot (any source), None when nothing is stored."""
+    tomorrow: date
+    """Tomorrow in the zone's local time, as of ``checked_at``."""
+    tomorrow_stored: bool
+    """Whether the stored slots reach the end of tomorrow."""
+
+
+def price_feed_status(store: Store, now: datetime | None = None) -> list[PriceFeedStatus]:
+    """Return the status of every price feed a hub has run on this store, by series."""
+    from meterhub.pricefeeds.state import load_states
+    from meterhub.pricefeeds.zones import day_bounds
+
+    now = now or utc_now()
+    states = load_states(store)
+    if not states:
+        return []
+    newest = {(name, direction): last for name, direction, _, _, _, last in store.price_series()}
+    found: list[PriceFeedStatus] = []
+    for state in states:
+        newest_end = newest.get((state.series, state.direction))
+        tomorrow = now.astimezone(_zone_or_utc(state.tz)).date() + timedelta(days=1)
+        tomorrow_end = day_bounds(tomorrow, state.tz)[1] if _zone_known(state.tz) else None
+        span = state.last_stored
+        found.append(
+            PriceFeedStatus(
+                series=state.series,
+                direction=state.direction,
+                source=state.source,
+                zone=state.zone,
+                tz=state.tz,
+                checked_at=now,
+                state=_feed_state(state.holder, state.failures, state.note, state.next_try_at, now),
+                fetched_by=state.holder,
+                fetches=state.fetches,
+                consecutive_failures=state.failures,
+                last_attempt_at=state.last_attempt_at,
+                last_success_at=state.last_success_at,
+                last_stored=None
+                if span is None
+                else FeedStoredStatus(
+                    span.days, span.slots, span.stored, span.unchanged, span.first_start, span.last_end
+                ),
+                last_error=None if state.last_error is None else redact_text(state.last_error),
+                last_error_at=state.last_error_at,
+                note=state.note,
+                next_try_at=state.next_try_at,
+                newest_slot_end=newest_end,
+                tomorrow=tomorrow,
+                tomorrow_stored=_reaches(newest_end, tomorrow_end),
+            )
+        )
+    return found
+
+
+def _feed_state(
+    holder: str | None, failures: int, note: str | None, next_try_at: datetime | None, now: datetime
+) -> str:
+    if holder is None:
+        return "stopped"
+    if next_try_at is not None and (now - next_try_at).total_seconds() > OVERDUE_GRACE_S:
+        return "overdue"
+    if failures > 0:
+        return "failing"
+    return "waiting" if note is not None else "ok"
+
+
+def _reaches(newest_end: datetime | None, day_end: datetime | None) -> bool:
+    return newest_end is not None and day_end is not None and newest_end >= day_end
+
+
+def _zone_known(tz: str) -> bool:
+    try:
+        get_zone(tz)
+    except InputError:
+        return False
+    return True
+
+
+def _zone_or_utc(tz: str) -> tzinfo:
+    try:
+        return get_zone(tz)
+    except InputError:
+        return get_zone("UTC")

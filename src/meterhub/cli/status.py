@@ -1,6 +1,8 @@
-"""``meterhub status [METER...]``: how collecting each meter goes, as a table or JSON.
+"""``meterhub status [METER...]``: how collecting each meter and each price feed goes, as a table or JSON.
 
-The table shows times in each meter's own zone, named, to the second; JSON keeps UTC ISO 8601.
+The table shows times in each meter's (each feed's bidding zone's) own zone, named, to the
+second; JSON keeps UTC ISO 8601. Without meter ids the price feeds follow the meters in a table
+of their own; ``--prices`` shows only them (as JSON too).
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ from meterhub.errors import InputError
 from meterhub.timeutil import get_zone
 
 if TYPE_CHECKING:
-    from meterhub.status import BackfillStatus, MeterStatus, QuotaStatus
+    from meterhub.status import BackfillStatus, MeterStatus, PriceFeedStatus, QuotaStatus
 
 __all__ = ["status"]
 
 COLUMNS = (
     "meter", "vendor", "polled", "state", "failures", "last success", "newest reading",
     "last error", "quota left", "backfill",
+)  # fmt: skip
+FEED_COLUMNS = (
+    "series", "zone", "fetched by", "state", "last success", "newest slot", "last error", "next try",
 )  # fmt: skip
 
 
@@ -40,21 +45,86 @@ COLUMNS = (
     show_default=True,
     help="Output format.",
 )
-def status(meter_ids: tuple[str, ...], fmt: str) -> None:
-    """Show, per meter, its poll cadence, health, newest data, vendor quota left and backfill."""
-    from meterhub.status import meter_status  # the poller stack only where it is used
+@click.option(
+    "--prices",
+    "prices_only",
+    is_flag=True,
+    help="Show only the day-ahead price feeds ([[prices]]): who fetches, last success, next try.",
+)
+def status(meter_ids: tuple[str, ...], fmt: str, prices_only: bool) -> None:
+    """Show, per meter, its poll cadence, health, newest data, vendor quota left and backfill;
+    per price feed, its last fetch, newest stored slot, last error and next try."""
+    from meterhub.status import meter_status, price_feed_status  # the poller stack only where used
 
+    if prices_only and meter_ids:
+        raise click.UsageError("--prices shows the price feeds only; leave out the meter ids")
     with opened_store() as store:
-        found = meter_status(store, list(meter_ids) or None)
+        found = [] if prices_only else meter_status(store, list(meter_ids) or None)
+        feeds = price_feed_status(store) if prices_only or not meter_ids else []
     if fmt == "json":
-        sys.stdout.write(orjson.dumps(found, option=orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z).decode() + "\n")
+        shown: object = feeds if prices_only else found
+        sys.stdout.write(orjson.dumps(shown, option=orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z).decode() + "\n")
         return
-    table = Table(title="Meter status")
-    for column in COLUMNS:
-        table.add_column(column, justify="right" if column == "failures" else "left")
-    for item in found:
-        table.add_row(*_row(item))
-    Console(soft_wrap=True).print(table)
+    console = Console(soft_wrap=True)
+    if not prices_only:
+        table = Table(title="Meter status")
+        for column in COLUMNS:
+            table.add_column(column, justify="right" if column == "failures" else "left")
+        for item in found:
+            table.add_row(*_row(item))
+        console.print(table)
+    if feeds:
+        feed_table = Table(title="Price feeds")
+        for column in FEED_COLUMNS:
+            feed_table.add_column(column)
+        for feed in feeds:
+            feed_table.add_row(*_feed_row(feed))
+        console.print(feed_table)
+    elif prices_only:
+        console.print("No price feed has run on this database; declare one with [[prices]] in meterhub.toml.")
+
+
+def _feed_row(item: PriceFeedStatus) -> tuple[str, ...]:
+    now, tz = item.checked_at, item.tz
+    series = item.series if item.direction == "import" else f"{item.series} ({item.direction})"
+    success = _when(item.last_success_at, now, tz)
+    if item.last_stored is not None:
+        stored = item.last_stored
+        success += f"\n{stored.slots} slots for {stored.days}, {stored.stored} new or changed"
+    newest = "none stored" if item.newest_slot_end is None else local_time(item.newest_slot_end, tz)
+    tomorrow = "stored" if item.tomorrow_stored else "not stored yet"
+    newest += f"\ntomorrow ({item.tomorrow.isoformat()}) {tomorrow}"
+    problems = []
+    if item.last_error is not None:
+        at = "" if item.last_error_at is None else f" ({local_time(item.last_error_at, tz)})"
+        problems.append(f"{item.last_error}{at}")
+    if item.note is not None:
+        problems.append(item.note)
+    state = item.state
+    if item.consecutive_failures:
+        state += f", {item.consecutive_failures} in a row"
+    return (
+        series,
+        f"{item.zone} ({item.source})",
+        item.fetched_by or "no worker",
+        state,
+        success,
+        newest,
+        "\n".join(problems) or "-",
+        _next_try(item),
+    )
+
+
+def _next_try(item: PriceFeedStatus) -> str:
+    if item.next_try_at is None or item.fetched_by is None:
+        return "-"
+    wait_s = (item.next_try_at - item.checked_at).total_seconds()
+    when = local_time(item.next_try_at, item.tz)
+    if wait_s < 0:
+        return f"{age_text(-wait_s).removesuffix(' ago')} overdue\n{when}"
+    from meterhub.poller.plan import span_text
+
+    return f"in {span_text(wait_s)}\n{when}"
 
 
 def _row(item: MeterStatus) -> tuple[str, ...]:

@@ -2,8 +2,10 @@
 
 The page renders the choices (series, day, place) as a plain GET form; prices.js draws the
 step chart, the cheapest and dearest hours, and a chosen place's cost per hour from the data
-route. With no series stored the page says how to import one. A place the user may not see is
-a 404, as in the API.
+route. With no series stored the page says how to import one. Each day-ahead price feed a hub
+runs on the store is shown by its series with its state: who fetches it, the last success and
+what it stored, the newest slot and whether tomorrow is stored, the last error and the next try.
+A place the user may not see is a 404, as in the API.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from meterhub.errors import InputError
 from meterhub.model import Place, utc_now
 from meterhub.store.base import Store
 from meterhub.web.pagekit import page, visible_page
-from meterhub.web.prices_views import DEFAULT_PRICE_ZONE, prices_view, series_choices
+from meterhub.web.prices_views import DEFAULT_PRICE_ZONE, feed_cards, prices_view, series_choices
 
 __all__ = ["router"]
 
@@ -75,9 +77,11 @@ def prices_data(
     return _json(prices_view(store, series or None, _day(day), chosen_place, utc_now()))
 
 
-def _choices(store: Store, principal: Principal) -> tuple[list[dict[str, Any]], list[Place]]:
+def _choices(
+    store: Store, principal: Principal
+) -> tuple[list[dict[str, Any]], list[Place], list[dict[str, Any]]]:
     places = [p for p in store.list_places() if principal.can_see_place(p.id)]
-    return series_choices(store), places
+    return series_choices(store), places, feed_cards(store, utc_now())
 
 
 @router.get("/prices", response_class=HTMLResponse, include_in_schema=False)
@@ -91,7 +95,10 @@ async def prices_page(request: Request) -> Response:
         return shown
     session, place = shown
     store = store_of(request)
-    series, places = await anyio.to_thread.run_sync(_choices, store, session.principal)
+    series, places, feeds = await anyio.to_thread.run_sync(_choices, store, session.principal)
+    feed_states: dict[str, list[str]] = {}
+    for feed in feeds:
+        feed_states.setdefault(feed["series"], []).append(feed["state"])
     chosen = request.query_params.get("series", "") or (series[0]["series"] if series else "")
     if series and not any(s["series"] == chosen for s in series):
         return page(request, "error.html", session, 404, message=f"There is no price series {chosen!r}.")
@@ -109,6 +116,8 @@ async def prices_page(request: Request) -> Response:
         day=day,
         places=places,
         place=place,
+        feeds=feeds,
+        feed_states=feed_states,
         tz=place.tz if place is not None else DEFAULT_PRICE_ZONE,
         title="Prices",
     )

@@ -8,6 +8,9 @@ labelled with the local time: a step line must run forward through the autumn ni
 wall clock shows 02:00 to 03:00 twice, so a DST day shows its 23 or 25 hours (92 or 100 quarter
 hours) in order, the repeated ones named by their zone. A place's cost per hour comes
 from ``analytics.cost.place_cost`` as ``/api/v1/places/{id}/cost`` answers it.
+
+Each day-ahead price feed (``[[prices]]``) a hub runs on the store is shown by its series with
+its state (:func:`feed_cards`), as ``meterhub status --prices`` tells it.
 """
 
 from __future__ import annotations
@@ -23,13 +26,17 @@ from meterhub.analytics.cost import place_cost
 from meterhub.analytics.tariffs import PriceSlot, price_slots
 from meterhub.errors import InputError
 from meterhub.model import Place, PricePoint
+from meterhub.status import PriceFeedStatus, price_feed_status
 from meterhub.store.base import Store
 from meterhub.timeutil import to_ms
+from meterhub.web.formatting import duration, local, when
 
 __all__ = [
     "DEFAULT_PRICE_ZONE",
+    "FEED_PILLS",
     "LISTED_HOURS",
     "day_prices",
+    "feed_cards",
     "hour_prices",
     "prices_view",
     "series_choices",
@@ -58,6 +65,54 @@ def series_choices(store: Store) -> list[dict[str, Any]]:
         {**entry, "start": entry["start"].isoformat(), "end": entry["end"].isoformat()}
         for _, entry in sorted(found.items())
     ]
+
+
+FEED_PILLS = {
+    "ok": "online",
+    "failing": "offline",
+    "overdue": "offline",
+    "waiting": "unknown",
+    "stopped": "unknown",
+}
+"""The status pill each feed state is drawn with (green, red, grey)."""
+
+
+def feed_cards(store: Store, now: datetime) -> list[dict[str, Any]]:
+    """Return each price feed's state as the page shows it: words and local times of its zone."""
+    return [_feed_card(item, now) for item in price_feed_status(store, now)]
+
+
+def _feed_card(item: PriceFeedStatus, now: datetime) -> dict[str, Any]:
+    tz = item.tz
+    stored = item.last_stored
+    if item.next_try_at is None or item.fetched_by is None:
+        next_try = "-"
+    elif item.next_try_at >= now:
+        next_try = f"{local(item.next_try_at, tz)} (in {duration((item.next_try_at - now).total_seconds())})"
+    else:
+        next_try = f"{local(item.next_try_at, tz)} (overdue)"
+    return {
+        "series": item.series,
+        "direction": item.direction,
+        "zone": item.zone,
+        "source": item.source,
+        "tz": tz,
+        "state": item.state,
+        "pill": FEED_PILLS.get(item.state, "unknown"),
+        "fetched_by": item.fetched_by or "no worker",
+        "failures": item.consecutive_failures,
+        "last_success": when(item.last_success_at, tz, now),
+        "stored": "-"
+        if stored is None
+        else f"{stored.slots} slots for {stored.days}, {stored.stored} new or changed",
+        "newest": "none stored" if item.newest_slot_end is None else local(item.newest_slot_end, tz),
+        "tomorrow": item.tomorrow.isoformat(),
+        "tomorrow_stored": item.tomorrow_stored,
+        "next_try": next_try,
+        "last_error": item.last_error,
+        "last_error_at": None if item.last_error_at is None else when(item.last_error_at, tz, now),
+        "note": item.note,
+    }
 
 
 def _ms(instants: Sequence[datetime]) -> list[int]:
