@@ -15,20 +15,23 @@ frequency               mHz          the scaled value
 kWh and kvarh registers millionths   whole Wh (varh) when the register is whole Wh
 ======================  ===========  ==============================================
 
-The vendors deliver volts with one or two decimals, amperes with two or three, watts with at most
-one and registers with three decimals of kWh (see VENDORS.md), so the narrow 4-byte column holds
-every value they send. A value that does not fit it (a register above 2,147,483 kWh, one with
-more than three decimals, a power above 2 MW) goes, at full scale, to the ``bigint`` column
-``<name>_wide`` instead; an empty column costs one bit of the row's null bitmap. Reads decode with
-``COALESCE(narrow * multiplier, wide) / scale``, in SQL, into the doubles of before.
+The vendors' payloads (see the fixtures of real ones) carry volts, amperes and watts with one to
+three decimals and kWh registers with three (whole Wh), so the narrow 4-byte column holds nearly
+every value they send. A value that does not fit it (a register above 2,147,483 kWh or with more
+than three decimals, a power above 2,147 kW) goes, at the same full resolution, to the ``bigint``
+column ``<name>_wide`` instead; an empty column costs one bit of the row's null bitmap. Nothing is
+rounded beyond what SQLite keeps. Reads decode with ``COALESCE(narrow * multiplier, wide) /
+scale``, in SQL, into the doubles of before.
 
 Column order puts the 8-byte ``ts`` first and the 4-byte columns after it, so no row carries
 padding; the key's index is built full (fillfactor 100), as readings arrive in time order.
 
 The rollup tables keep their names and buckets, in the same spirit: sums as exact integers (mW,
-mV, mA, and in-bucket energy in millionths of a Wh), first and last reading times as offsets from
-the bucket's start, registers narrow or wide, and the per-quantity counts empty when they equal
-the bucket's reading count (the usual case).
+mV, mA, and in-bucket energy in millionths of a Wh), power and voltage extremes in 4 bytes when
+they fit, first and last reading times as offsets from the bucket's start, registers narrow or
+wide, and the per-quantity counts empty when they equal the bucket's reading count (the usual
+case). Hourly rows have no table: reads merge them from the four 15-minute rows of each hour, as
+the 6-hour and local-day tables are merged from them when written.
 
 For SQL readers, the view ``readings`` shows the rows as before: ``meter``, ``phase``, ``ts`` and
 every value in its canonical unit.
