@@ -150,7 +150,8 @@ VERBS: dict[str, Verb] = {
     ),
     "energy": Verb(
         "meterhub.cli.analytics:energy",
-        "Show energy per 15 minutes, hour, day, month or year of a meter or a place, with its sources.",
+        "Show energy per 15 minutes, hour, day, week, month or year of a meter or a place, "
+        "with its sources.",
     ),
     "export": Verb("meterhub.cli.data:export", "Stream raw readings in the canonical columns."),
     "homeassistant": Verb(
@@ -158,7 +159,8 @@ VERBS: dict[str, Verb] = {
         "Publish meters to Home Assistant over MQTT discovery: show, publish, unpublish.",
     ),
     "import": Verb(
-        "meterhub.cli.data:import_", "Import a CSV or NDJSON file of readings in the canonical columns."
+        "meterhub.cli.data:import_",
+        "Import readings: canonical CSV or NDJSON, a Home Assistant history CSV, or any CSV with --map.",
     ),
     "keys": Verb("meterhub.cli.keys:keys", "Create, list, rotate and revoke API keys."),
     "latest": Verb("meterhub.cli.data:latest", "Show the newest whole-meter reading of every meter."),
