@@ -426,7 +426,10 @@ def compact_rollup_row(series: int, agg: Agg) -> tuple[int | None, ...]:
 
 def is_compact(conn: Conn) -> bool:
     """Return whether this schema has the compact layout (migration 0009 applied)."""
-    row = conn.execute("SELECT to_regclass('samples') IS NOT NULL").fetchone()
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_class WHERE relname = 'samples' "
+        "AND relnamespace = to_regnamespace(current_schema())::oid)"
+    ).fetchone()
     return bool(row and row[0])
 
 
