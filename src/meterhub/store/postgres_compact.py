@@ -523,6 +523,8 @@ def migrate_0009_compact(conn: Conn) -> None:
     if not had_coarse:
         for pk, tz in conn.execute("SELECT pk, tz FROM meters ORDER BY pk").fetchall():
             rebuild_coarse(conn, int(pk), str(tz))
+    # Fresh tables have no planner statistics until autovacuum comes by: take them now (sampled).
+    conn.execute(f"ANALYZE samples, {QUARTER_TABLE}, rollup_6h, rollup_day")
 
 
 def delete_series_sql(table: str) -> str:
