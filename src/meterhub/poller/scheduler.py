@@ -227,6 +227,8 @@ class Poller:
 
     async def run(self) -> None:
         """Poll until cancelled."""
+        if self.tenure is not None and self.tenure.shared and not self.tenure.state.renewals:
+            await self._announce()
         await self.load_meters()
         async with anyio.create_task_group() as task_group:
             self._task_group = task_group
@@ -242,6 +244,21 @@ class Poller:
                 if self.tenure is not None:
                     with anyio.CancelScope(shield=True):
                         await self._leave()
+
+    async def _announce(self) -> None:
+        """Say this worker is alive, then wait a moment before taking meters.
+
+        Workers started together (a deployment, a restart of every machine) then count each
+        other from their first claim and divide the meters at once, instead of the first one
+        taking them all and handing most back a renewal later.
+        """
+        assert self.tenure is not None
+        try:
+            await self.tenure.announce()
+        except MeterhubError as exc:
+            log.warning("worker %s cannot announce itself: %s", self.tenure.worker_id, exc)
+            return
+        await anyio.sleep(self.tenure.grace_s)
 
     async def _leave(self) -> None:
         """Give every meter back at a clean stop, so the other workers take them at once."""

@@ -26,13 +26,23 @@ from meterhub.store.base import Store
 from meterhub.store.leases import POLL, WorkerSeen, WorkLeases, work_leases
 from meterhub.threads import run_ingest
 
-__all__ = ["DEFAULT_LEASE_S", "ROLES", "Tenure", "TenureState", "default_worker_id", "worker_id_problem"]
+__all__ = [
+    "DEFAULT_LEASE_S",
+    "GRACE_S",
+    "ROLES",
+    "Tenure",
+    "TenureState",
+    "default_worker_id",
+    "worker_id_problem",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LEASE_S = 30.0
 """How long a worker's hold on a meter lasts without renewal: a dead worker's meters wait this
 long at most before another worker takes them."""
+GRACE_S = 2.0
+"""How long a starting worker waits, at most, between announcing itself and taking meters."""
 ROLES = ("all", "poller", "api")
 """What a ``meterhub serve`` process runs: everything, only the poller (and MQTT), only the API."""
 
@@ -98,6 +108,15 @@ class Tenure:
     def held(self) -> frozenset[str]:
         """Return the meters this worker holds now."""
         return self.state.held
+
+    @property
+    def grace_s(self) -> float:
+        """Return how long a starting worker waits between announcing itself and taking meters."""
+        return min(self.renew_every_s, GRACE_S)
+
+    async def announce(self) -> None:
+        """Say this worker is alive, taking nothing yet, so workers starting together count it."""
+        await run_ingest(self.leases.claim, self.worker_id, self.role, POLL, [], self.lease_s)
 
     async def renew(self, wanted: Sequence[str], busy: Collection[str]) -> tuple[frozenset[str], list[str]]:
         """Renew and rebalance; return the meters held and those to give back once unscheduled.
