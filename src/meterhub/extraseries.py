@@ -18,6 +18,7 @@ from typing import Literal
 
 from meterhub.errors import InputError, NotFoundError
 from meterhub.history import MAX_POINTS, choose_width_s
+from meterhub.precision import decimals_of, round_to
 from meterhub.store.base import Store
 from meterhub.timeutil import get_zone
 
@@ -163,9 +164,27 @@ class SeriesRead:
 def list_series(store: Store, meter_id: str, now: datetime) -> list[SeriesSummary]:
     """Return a meter's series by name, with each one's last value and its age at ``now``."""
     return [
-        SeriesSummary(name, describe(name), count, first, last, value, max(0.0, (now - last).total_seconds()))
+        SeriesSummary(
+            name,
+            describe(name),
+            count,
+            first,
+            last,
+            round_to(value, series_decimals(name)),
+            max(0.0, (now - last).total_seconds()),
+        )
         for name, count, first, last, value in store.extra_series(meter_id)
     ]
+
+
+SERIES_DECIMALS = 3
+"""Decimals of a series whose name names no quantity :mod:`meterhub.precision` knows."""
+
+
+def series_decimals(name: str) -> int:
+    """Return the decimals a series' values keep: by its name's unit (``_c``, ``_dbm``, ``_kwh``...)."""
+    decimals = decimals_of(name)
+    return SERIES_DECIMALS if decimals is None else decimals
 
 
 def _require_series(store: Store, meter_id: str, name: str) -> None:
@@ -262,6 +281,19 @@ def read_series(
     def answer(
         chosen: str, width_s: int | None, points: list[SeriesPoint], buckets: list[SeriesBucket]
     ) -> SeriesRead:
+        decimals = series_decimals(name)
+        points = [SeriesPoint(p.ts, round_to(p.value, decimals)) for p in points]
+        buckets = [
+            SeriesBucket(
+                b.start,
+                b.end,
+                b.count,
+                round_to(b.min, decimals),
+                round_to(b.avg, decimals),
+                round_to(b.max, decimals),
+            )
+            for b in buckets
+        ]
         return SeriesRead(meter_id, name, info, start, end, chosen, width_s, points, buckets)
 
     if bucket is None or bucket == "raw":

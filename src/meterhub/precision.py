@@ -20,6 +20,8 @@ names ending in                        rounded to   quantity
 ``_s``, ``_min``                       0.001        durations
 ``_per_kwh``, ``price``, ``_cost``,    0.00001      prices and money (currency units)
 ``_credit``, ``fees``
+``_c``                                 0.01         temperature (°C)
+``_dbm``                               0.1          signal strength (dBm)
 =====================================  ===========  =======================================
 
 A register read in a raw reading (readings exports, latest readings) keeps its own precision as
@@ -58,6 +60,8 @@ _SUFFIXES: tuple[tuple[str, int], ...] = (
     ("_cost", 5),
     ("_credit", 5),
     ("fees", 5),
+    ("_c", 2),
+    ("_dbm", 1),
 )
 """Name endings and the decimals they keep, the more specific first."""
 

@@ -240,3 +240,21 @@ def hub_extras(api: ApiServer, meter_id: str, name: str) -> list[Extra]:
     return api.store.extras(
         meter_id, name, datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
     )
+
+
+def test_values_and_bucket_figures_are_rounded_to_their_unit(api: ApiServer, admin: httpx.Client) -> None:
+    api.store.add_meter(Meter("noisy", "file", tz=OSLO))
+    api.store.write_extras(
+        [
+            Extra("noisy", at(0), "temperature_c", 0.1 + 0.2),
+            Extra("noisy", at(1), "temperature_c", 22.099999999999998),
+            Extra("noisy", at(0), "rssi_dbm", -70.04999999),
+            Extra("noisy", at(0), "board_figure", 1 / 3),
+        ]
+    )
+    raw = admin.get("/api/v1/meters/noisy/series/temperature_c", params=DAY | {"bucket": "raw"}).json()
+    assert [row["value"] for row in raw["data"]] == [0.3, 22.1]
+    hour = admin.get("/api/v1/meters/noisy/series/temperature_c", params=DAY | {"bucket": "1h"}).json()
+    assert {k: hour["data"][0][k] for k in ("min", "avg", "max")} == {"min": 0.3, "avg": 11.2, "max": 22.1}
+    listed = {row["name"]: row["last_value"] for row in admin.get("/api/v1/meters/noisy/series").json()}
+    assert listed == {"board_figure": 0.333, "rssi_dbm": -70.0, "temperature_c": 22.1}

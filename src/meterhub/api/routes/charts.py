@@ -6,8 +6,8 @@ state are never touched) at exactly ``width`` x ``height`` pixels, within bounds
 - meter ``line``: average power per bucket with the min-max band, joined only where the meter's
   readings allow (an offline stretch is a gap, a lone bucket a marker); ``bar``: import (up) and
   export (down) energy per local period; ``pie``: import against export over the range.
-- place ``line``: consumption, yield and fromGrid per period; ``bar``: consumption stacked as
-  selfUse and fromGrid, toGrid downwards; ``pie``: where consumption came from.
+- place ``line``: consumption, yield and from grid per period; ``bar``: consumption stacked as
+  self use and from grid, to grid downwards; ``pie``: where consumption came from.
 
 Periods are hours up to two days, days up to two months, months up to three years, else years.
 The time axis of line and bar charts is read in the chart's zone and names it.
@@ -381,7 +381,7 @@ def place_chart(
             series: dict[str, list[float | None]] = {
                 "consumption": [p.consumption_kwh for p in periods],
                 "yield": [p.yield_kwh for p in periods],
-                "fromGrid": [p.from_grid_kwh for p in periods],
+                "from grid": [p.from_grid_kwh for p in periods],
             }
             _lines(figure, [p.start for p in periods], series, zone, "kWh", marker=".")
         elif kind == "bar":
@@ -389,9 +389,9 @@ def place_chart(
                 figure,
                 starts,
                 {
-                    "selfUse": ([p.self_use_kwh for p in periods], 1.0),
-                    "fromGrid": ([p.from_grid_kwh for p in periods], 1.0),
-                    "toGrid": ([p.to_grid_kwh for p in periods], -1.0),
+                    "self use": ([p.self_use_kwh for p in periods], 1.0),
+                    "from grid": ([p.from_grid_kwh for p in periods], 1.0),
+                    "to grid": ([p.to_grid_kwh for p in periods], -1.0),
                 },
                 unit,
                 zone,
@@ -400,5 +400,5 @@ def place_chart(
             self_use = sum(p.self_use_kwh for p in periods)
             from_grid = sum(p.from_grid_kwh for p in periods)
             other = sum(p.consumption_kwh for p in periods) - self_use - from_grid
-            _pie(figure, {"selfUse": self_use, "fromGrid": from_grid, "other meters": other})
+            _pie(figure, {"self use": self_use, "from grid": from_grid, "other meters": other})
         return _png(figure)
