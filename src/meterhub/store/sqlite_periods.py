@@ -65,14 +65,21 @@ def table_for(tz: str, bounds: Ints) -> tuple[str, Ints]:
     raise StoreError("period boundaries must fall on 15-minute edges")
 
 
-def _sql(table: str, columns: Sequence[str]) -> str:
+def _sql(table: str, columns: Sequence[str], ordered: bool) -> str:
+    """Return the query of the columns' texts; ``ordered`` False leaves the order to the scan.
+
+    Without the ORDER BY subquery SQLite concatenates straight from its range scan of the
+    primary key, which yields the rows in bucket order and costs a fifth less; the caller
+    checks the order and asks again with ``ordered`` if it ever differs.
+    """
     picked = ("bucket", *columns)
-    texts = ", ".join(f"group_concat(ifnull({c}, {_NULL}))" for c in picked)
+    texts = ", ".join(f"group_concat(ifnull({ROLLUP_READ_SQL.get(c, c)}, {_NULL}))" for c in picked)
+    where = "WHERE meter = ? AND phase = ? AND bucket >= ? AND bucket < ?"
+    if not ordered:
+        return f"SELECT count(*), {texts} FROM {table} {where}"
     inner = ", ".join(["bucket", *(f"{ROLLUP_READ_SQL[c]} AS {c}" for c in columns)])
-    return (
-        f"SELECT count(*), {texts} FROM (SELECT {inner} FROM {table} "
-        "WHERE meter = ? AND phase = ? AND bucket >= ? AND bucket < ? ORDER BY bucket)"
-    )
+    texts = ", ".join(f"group_concat(ifnull({c}, {_NULL}))" for c in picked)
+    return f"SELECT count(*), {texts} FROM (SELECT {inner} FROM {table} {where} ORDER BY bucket)"
 
 
 def _parse(text: str | None, count: int) -> Ints:
@@ -113,14 +120,18 @@ def _fetch(
     columns named in ``as_sums``."""
     table, buckets = table_for(tz, bounds)
     args = (pk, phase, int(bounds[0]), int(bounds[-1]))
-    count, bucket_text, *texts = conn.execute(_sql(table, columns), args).fetchone()
+    count, bucket_text, *texts = conn.execute(_sql(table, columns, ordered=False), args).fetchone()
+    rows_bucket = _parse(bucket_text, count)
+    if count > 1 and not (rows_bucket[1:] > rows_bucket[:-1]).all():
+        count, bucket_text, *texts = conn.execute(_sql(table, columns, ordered=True), args).fetchone()
+        rows_bucket = _parse(bucket_text, count)
     values = [
         _zeroed(_parse(text, count)) if column in as_sums else _floats(_parse(text, count))
         for column, text in zip(columns, texts, strict=True)
     ]
     if len(buckets) == len(bounds) - 1 and count == len(buckets):
         return None, values
-    return _parse(bucket_text, count), values
+    return rows_bucket, values
 
 
 def period_sums(
