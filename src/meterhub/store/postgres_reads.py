@@ -7,6 +7,7 @@ iterator is exhausted or closed.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -239,9 +240,8 @@ def _bucket(meter_id: str, phase: int, start_ms: int, end_ms: int, row: Sequence
 
 
 def _reading(meter_id: str, row: Sequence[Any]) -> Reading:
-    """Return the reading of a row laid out (phase, ts, *READING_FIELDS), maybe more after them."""
-    values = row[2 : 2 + len(READING_FIELDS)]
-    return Reading(meter_id, from_ms(int(row[1])), int(row[0]), *(_opt(v) for v in values))
+    """Return the reading of a row laid out (phase, ts, *READING_FIELDS)."""
+    return Reading(meter_id, from_ms(int(row[1])), int(row[0]), *(_opt(v) for v in row[2:]))
 
 
 def _meter(row: Sequence[Any]) -> Meter:
@@ -255,9 +255,16 @@ def _meter(row: Sequence[Any]) -> Meter:
 
 _METER_SELECT = "SELECT id, vendor, phases, tz, interval_s, name, options FROM meters"
 _READING_SELECT = (
-    f"SELECT mod(series, {PHASES}) AS phase, ts, {', '.join(decoded(f) for f in READING_FIELDS)}, series "
-    "FROM samples"
+    f"SELECT mod(series, {PHASES}) AS phase, ts, {', '.join(decoded(f) for f in READING_FIELDS)} FROM samples"
 )
+
+
+_STREAM_SQL = f"{_READING_SELECT} WHERE series = %(series)s AND ts >= %(start)s AND ts < %(end)s ORDER BY ts"
+"""One series' rows in a time range, in time order (along the key: no sort)."""
+
+
+def _time_then_phase(row: tuple[Any, ...]) -> tuple[int, int]:
+    return int(row[1]), int(row[0])
 _BUCKET_SELECT = ", ".join(
     decoded_rollup(name.strip(), "r.") for name in ("bucket", *_BUCKET_COLUMNS.split(","))
 )
@@ -345,26 +352,22 @@ class PostgresReads:
     def _stream(
         self, targets: list[tuple[str, int]], start_ms: int, end_ms: int, phase: int | None
     ) -> Iterator[Reading]:
-        # One index range per phase; the server may merge them by time as they stream.
+        # One index range per phase, each already in time order; merged here by (ts, phase) as
+        # they stream, so the server never sorts a meter's whole range first.
         phases = range(PHASES) if phase is None else [phase]
-        query = (
-            "SELECT * FROM ("
-            + " UNION ALL ".join(
-                f"{_READING_SELECT} WHERE series = %(series{k})s AND ts >= %(start)s AND ts < %(end)s"
-                for k in phases
-            )
-            + ") AS u ORDER BY ts, series"
-        )
         with self._read() as conn, conn.transaction():
             for meter_id, pk in targets:
-                args: dict[str, int] = {"start": start_ms, "end": end_ms}
-                args.update((f"series{k}", series_of(pk, k)) for k in phases)
-                with conn.cursor(name="meterhub_stream") as cursor:
-                    cursor.itersize = _FETCH_ROWS
-                    cursor.execute(query, args)
-                    while rows := cursor.fetchmany(_FETCH_ROWS):
-                        for row in rows:
-                            yield _reading(meter_id, row)
+                cursors = [conn.cursor(name=f"meterhub_stream_{k}") for k in phases]
+                try:
+                    for k, cursor in zip(phases, cursors, strict=True):
+                        cursor.itersize = _FETCH_ROWS
+                        args = {"series": series_of(pk, k), "start": start_ms, "end": end_ms}
+                        cursor.execute(_STREAM_SQL, args)
+                    for row in heapq.merge(*cursors, key=_time_then_phase):
+                        yield _reading(meter_id, row)
+                finally:
+                    for cursor in cursors:
+                        cursor.close()
 
     def count_readings(self, meter_id: str | None = None) -> int:
         """Return the number of raw rows, of one meter or of all (read-only)."""
