@@ -147,7 +147,7 @@ def test_the_migration_rolls_up_extras_stored_before_it(backend: Backend) -> Non
     old.migrate_to("0006_coarse_rollups")
     old.add_meter(Meter("m", "file"))
     old.write_extras([Extra("m", at(m), "vcc_v", v) for m, v in ((0, 3.25), (20, 3.5), (40, 3.0))])
-    assert old.migrate() == ["0007_extra_rollups"]
+    assert old.migrate()[:1] == ["0007_extra_rollups"]
     assert old.extra_series("m") == [("vcc_v", 3, at(0), at(40), 3.0)]
     # 3.25, 3.5, 3.0: n 3, min 3.0, mean 3.25, max 3.5.
     assert old.extra_buckets("m", "vcc_v", at(0), at(60), 3600) == [(at(0), 3, 3.0, 3.25, 3.5)]

@@ -7,6 +7,10 @@ fill them, and the latest-value table, from the rows already there.
 Values are stored in their canonical units as ``double precision``, times as epoch milliseconds
 (``bigint``). ``readings`` is range-partitioned on ``ts`` by UTC calendar month; partitions are
 named ``readings_YYYYMM`` and created on demand before a write needs them.
+
+From ``0009_compact_pg_readings`` on, raw readings and rollups are whole numbers keyed by series
+in ``samples`` (partitions ``samples_YYYYMM``) and the rollup tables, and ``readings`` is a view;
+see :mod:`meterhub.store.postgres_compact`.
 """
 
 from __future__ import annotations
