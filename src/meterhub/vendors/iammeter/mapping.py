@@ -218,54 +218,12 @@ def _readings(meter_id: str, ts: datetime, phase_rows: Sequence[Values | None],
     return [Reading(meter_id, ts, PHASE_TOTAL, *net_row), *phases]
 
 
-def _total_of(layout: tuple[str, ...]) -> Callable[[list[list[float]]], Values]:
-    """Return phase 0 of phase rows of ``layout`` that hold numbers only: the rules of
-    :data:`PHASE_TOTAL_RULES` applied to the fields the layout has, None for the others."""
-    plan = tuple(
-        (layout.index(name), rule) if name in layout and rule is not None else None
-        for name, rule in zip(READING_FIELDS, _RULES, strict=True)
-    )
-
-    def total(rows: list[list[float]]) -> Values:
-        columns = list(zip(*rows, strict=True))
-        return tuple(None if step is None else step[1](columns[step[0]]) for step in plan)
-
-    return total
-
-
-_TOTALS = {width: _total_of(layout) for width, layout in ROW_LAYOUTS.items()}
-
-
-def _number_rows(values: list[Any]) -> list[list[float]] | None:
-    """Return phase rows of one width holding finite numbers only as floats, else None."""
-    if len(values) >= NEM_ROWS or any(type(row) is not list for row in values):
-        return None
-    try:
-        rows = [list(map(float, row)) for row in values]
-    except (TypeError, ValueError, OverflowError):
-        return None
-    width = len(rows[0])
-    checksum = sum(map(sum, rows))
-    if width not in _TOTALS or checksum - checksum != 0.0 or any(len(row) != width for row in rows):
-        return None
-    return rows
-
-
 def _values_readings(values: object, meter_id: str, ts: datetime, where: str) -> list[Reading]:
     """Map ``values``: one flat row (single phase) or nested rows, with a 4th NEM row."""
     if type(values) is not list or not values:
         raise PayloadError(f"IAMMETER {where}: values must be a non-empty list")
     if type(values[0]) is not list:
         return _readings(meter_id, ts, [_row(values, where)], None)
-    numbers = _number_rows(values) if len(values) > 1 else None
-    if numbers is not None:
-        # The common case, phases of plain numbers: their total straight from the rows.
-        width = len(numbers[0])
-        project = _PROJECTIONS[width]
-        return [
-            Reading(meter_id, ts, PHASE_TOTAL, *_TOTALS[width](numbers)),
-            *(Reading(meter_id, ts, phase, *project([*row, None])) for phase, row in enumerate(numbers, 1)),
-        ]
     if len(values) > NEM_ROWS:
         raise PayloadError(f"IAMMETER {where}: {len(values)} rows (at most 4 expected)")
     rows = [_row(row, where) for row in values]
