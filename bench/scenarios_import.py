@@ -17,7 +17,7 @@ from meterhub.store.sqlite import SQLiteStore
 __all__ = ["import_csv"]
 
 ROWS = 1_000_000
-QUICK_ROWS = 50_000
+QUICK_ROWS = 100_000
 METERS = 10
 BATCH_ROWS = 50_000
 """The batch ``meterhub import`` takes by default (METERHUB_IMPORT_BATCH_ROWS)."""
