@@ -137,6 +137,7 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     # admins only; the matrix's file meter has no vendor key, so 422 shows the role check passed
     ("POST", "/api/v1/meters/{meter_id}/rotate-key"): Rule(A, 422),
     ("GET", "/api/v1/status"): Rule(R),
+    ("GET", "/api/v1/status/prices"): Rule(R),
     ("GET", "/api/v1/meters/{meter_id}/status"): Rule(R),
     # a file meter has no relay: 409 says the request got past the role check
     ("GET", "/api/v1/meters/{meter_id}/relay"): Rule(R, 409),

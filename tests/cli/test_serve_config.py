@@ -125,6 +125,15 @@ format = "json"
     assert hub.returncode == 0, err
     assert "from " in out and "2 meters, 1 MQTT sources" in out
     assert out.rstrip().endswith("meterhub stopped")
+    tries = out.split("Try, in another shell (each line works as printed):\n", 1)[1].split("Stop with", 1)[0]
+    lines = [line.strip() for line in tries.splitlines()]
+    assert lines[0] == f"cd {os.getcwd()}" and "|" not in tries
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("METERHUB_")}
+    for line in lines[1:]:  # as printed, in a new shell elsewhere, against the stopped hub's database
+        shell = subprocess.run(["bash", "-c", f"{lines[0]} && {line}"], cwd="/", env=environment,
+                               capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        assert shell.returncode == 0 and shell.stdout.strip(), (line, shell.stderr)
+    assert any(line.endswith(f"--database-url {db_url} meters list") for line in lines)
     assert info["password"] not in out + err
     assert calls["/api/v1/user/login"] == 1
 

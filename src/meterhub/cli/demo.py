@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import secrets
-import shlex
-import shutil
 import socket
-import sys
-from pathlib import Path
 
 import anyio
 import anyio.to_thread
@@ -24,6 +20,7 @@ from meterhub.cli.demo_setup import (
     start_simulators,
     upsert_meter,
 )
+from meterhub.cli.invocation import try_lines
 from meterhub.cli.serve import configure_logging
 from meterhub.datasets import UCI_HOUSEHOLD, bundled, uci_readings
 from meterhub.errors import NotFoundError, UnknownMeterError
@@ -32,7 +29,6 @@ from meterhub.model import Meter, UserRole
 from meterhub.poller.connectors import ConnectorFactory
 from meterhub.poller.hub import Hub, bind_socket, stop_on_signals
 from meterhub.store import Store, open_store
-from meterhub.store.factory import DEFAULT_DATABASE_URL
 
 __all__ = ["demo"]
 
@@ -191,35 +187,17 @@ def _announce(simulators: list[DemoSimulator], meters: list[Meter], host: str, p
 
 def explore_commands() -> list[str]:
     """Return the lines a user can paste in another shell: a ``cd``, then meterhub commands."""
-    meterhub = invocation()
-    database = database_url()
-    if database != DEFAULT_DATABASE_URL:
-        meterhub += f" --database-url {shlex.quote(database)}"
-    return [
-        f"cd {shlex.quote(str(Path.cwd()))}",
-        f"{meterhub} meters list",
-        f"{meterhub} latest",
-        f"{meterhub} readings demo-iammeter --start now-1d --bucket 1h",
-        f"{meterhub} readings {DEMO_METER} --start 2007-02-01 --end 2007-02-03 --bucket 1h",
-        f"{meterhub} status",
-        f"{meterhub} relay demo-smartmac on",
-    ]
-
-
-def invocation() -> str:
-    """Return how this very meterhub is run from a shell: ``meterhub`` when the PATH finds it,
-    else its script's path (relative to the working directory when inside it), else ``python -m``."""
-    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    if script is None or script.name != "meterhub" or not script.exists():
-        return f"{shlex.quote(sys.executable)} -m meterhub"
-    found = shutil.which("meterhub")
-    if found is not None and Path(found).resolve() == script.resolve():
-        return "meterhub"
-    absolute = script.absolute()
-    try:
-        return shlex.quote(str(absolute.relative_to(Path.cwd())))
-    except ValueError:
-        return shlex.quote(str(absolute))
+    return try_lines(
+        database_url(),
+        [
+            "meters list",
+            "latest",
+            "readings demo-iammeter --start now-1d --bucket 1h",
+            f"readings {DEMO_METER} --start 2007-02-01 --end 2007-02-03 --bucket 1h",
+            "status",
+            "relay demo-smartmac on",
+        ],
+    )
 
 
 async def _backfill_all(store: Store, meters: list[Meter], history_s: float) -> None:

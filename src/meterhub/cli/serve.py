@@ -15,6 +15,7 @@ import anyio
 import click
 
 from meterhub.cli.common import database_url
+from meterhub.cli.invocation import try_lines
 from meterhub.poller.config import HubConfig, load_config
 from meterhub.poller.hub import Hub, bind_socket, stop_on_signals
 from meterhub.poller.work import ROLES
@@ -92,11 +93,13 @@ def serve(
     sock = bind_socket(host, port)
     click.echo(f"meterhub serving on http://{host}:{port} (health: /healthz, database: {redact_url(url)})")
     click.echo(f"worker {hub.worker_id}, role {role}")
-    if config.meters or config.mqtt:
-        click.echo(f"from {config_file}: {len(config.meters)} meters, {len(config.mqtt)} MQTT sources")
-    click.echo(
-        "Try, in another shell: meterhub meters list | meterhub latest | "
-        "meterhub readings METER --start now-1d --end now | meterhub --help"
-    )
+    if config.meters or config.mqtt or config.prices:
+        click.echo(
+            f"from {config_file}: {len(config.meters)} meters, {len(config.mqtt)} MQTT sources, "
+            f"{len(config.prices)} price feeds"
+        )
+    click.echo("Try, in another shell (each line works as printed):")
+    for line in try_lines(url, ["meters list", "latest", "status", "--help"]):
+        click.echo(f"  {line}")
     click.echo("Stop with Ctrl-C.")
     run_hub(hub, sock)

@@ -234,7 +234,15 @@ class Hub:
 
         async def run_poller(poller: Poller) -> None:
             with poller_scope:
-                await alongside_price_feeds(poller.run, store, client, self.config.prices, self.clock)
+                await alongside_price_feeds(
+                    poller.run,
+                    store,
+                    client,
+                    self.config.prices,
+                    self.clock,
+                    worker=self.worker_id,
+                    lease_s=self.config.poller.lease_s,
+                )
 
         async with anyio.create_task_group() as task_group:
             if polling:
