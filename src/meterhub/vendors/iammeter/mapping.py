@@ -39,6 +39,7 @@ __all__ = [
     "map_meterdata",
     "map_meterdatalist",
     "map_meterdatalist2",
+    "map_meterdatalist2_items",
     "map_metersdata",
     "map_monitorjson",
     "metersdata_meters",
@@ -252,9 +253,24 @@ def map_meterdata(payload: object, meter_id: str) -> list[Reading]:
 
 
 def map_meterdatalist2(payload: object, meter_id: str) -> list[Reading]:
-    """Map meterdatalist2 items (``rtcTime``, ``gmtTime``, ``values``) to readings."""
+    """Map meterdatalist2 items (``rtcTime``, ``gmtTime``, ``values``) to readings.
+
+    A usual answer is mapped by columns (:mod:`meterhub.vendors.iammeter.batch`); any other goes
+    item by item, which maps it the same way or raises the error it deserves.
+    """
+    from meterhub.vendors.iammeter.batch import window_readings  # it builds on this module
+
+    items = _list(unwrap(payload), "meterdatalist2 data")
+    readings = window_readings(items, meter_id)
+    if readings is not None:
+        return readings
+    return map_meterdatalist2_items(items, meter_id)
+
+
+def map_meterdatalist2_items(items: list[Any], meter_id: str) -> list[Reading]:
+    """Map meterdatalist2 items one by one (any answer :func:`map_meterdatalist2` receives)."""
     readings: list[Reading] = []
-    for index, item in enumerate(_list(unwrap(payload), "meterdatalist2 data")):
+    for index, item in enumerate(items):
         where = f"meterdatalist2 item {index}"
         item = _object(item, where)
         ts = parse_vendor_time(item.get("gmtTime"))
