@@ -124,6 +124,16 @@ def _plan(fields: tuple[DeviceField, ...], suffix: str) -> Plan:
 _LINE_PLANS: tuple[Plan, ...] = tuple(_plan(PHASE_FIELDS, str(line)) for line in LINES)
 _TOTAL_PLAN: Plan = _plan(TOTAL_FIELDS, "")
 _RULES = tuple(PHASE_TOTAL_RULES[name] for name in READING_FIELDS)
+_LINE_FILLED = frozenset(index for index, _, _ in _LINE_PLANS[0])
+_TOTAL_FILLED = frozenset(index for index, _, _ in _TOTAL_PLAN)
+_TOTALLED = tuple(
+    (index, _RULES[index]) for index in range(len(READING_FIELDS))
+    if index in _TOTAL_FILLED or (index in _LINE_FILLED and _RULES[index] is not None)
+)
+"""The fields phase 0 can know: a device total, or a rule over fields the lines send (the
+others, such as reactive power or the power factor, stay unknown)."""
+_NEW_READING: Callable[[type[Reading], tuple[Any, ...]], Reading] = tuple.__new__
+"""Builds a reading from the tuple of its fields as ``Reading._make`` does, without its Python call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,16 +181,20 @@ def _values(data: dict[str, Any], plan: Plan) -> Values:
 
 def _phase_total(lines: list[Values], totals: Values) -> Values:
     """Return phase 0 from the lines' known values; the device's own totals win."""
-    result: list[float | None] = []
-    for rule, column, total in zip(_RULES, zip(*lines), totals):  # noqa: B905 - one per field
+    result: Values = [None] * len(READING_FIELDS)
+    columns = list(zip(*lines, strict=True))
+    for index, rule in _TOTALLED:
+        total = totals[index]
         if total is not None:
-            result.append(total)
-        elif rule is not None and None not in column:
-            result.append(rule(column))
-        elif rule is None or column.count(None) == len(column):
-            result.append(None)
-        else:
-            result.append(rule([v for v in column if v is not None]))
+            result[index] = total
+            continue
+        column = columns[index]
+        if rule is None:
+            continue
+        if None not in column:
+            result[index] = rule(column)
+        elif column.count(None) != len(column):
+            result[index] = rule([v for v in column if v is not None])
     return result
 
 
@@ -223,11 +237,13 @@ def map_getdata(answer: object, meter_id: str, ts: datetime | None = None) -> De
              if values.count(None) != len(values)]
     if not lines:
         raise PayloadError("smart-MAC data has no measuring line (V1, A1, W1, ...)")
+    new = _NEW_READING
     if len(lines) == 1:
-        readings = [Reading(meter_id, ts, PHASE_TOTAL, *lines[0])]
+        readings = [new(Reading, (meter_id, ts, PHASE_TOTAL, *lines[0]))]
     else:
-        readings = [Reading(meter_id, ts, PHASE_TOTAL, *_phase_total(lines, _values(data, _TOTAL_PLAN)))]
-        readings.extend(Reading(meter_id, ts, phase, *values) for phase, values in enumerate(lines, 1))
+        total = _phase_total(lines, _values(data, _TOTAL_PLAN))
+        readings = [new(Reading, (meter_id, ts, PHASE_TOTAL, *total))]
+        readings.extend(new(Reading, (meter_id, ts, phase, *values)) for phase, values in enumerate(lines, 1))
     relay_on = relay_state(answer)
     return DeviceSnapshot(readings, _extras(answer, data, meter_id, ts, relay_on), relay_on, len(lines))
 
