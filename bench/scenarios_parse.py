@@ -1,16 +1,26 @@
 """Vendor payloads to model readings: each vendor's decode and mapping against orjson plus float().
 
 The payloads are what the simulators send, shaped by their own payload functions from the shared
-physics at distinct instants: smart-MAC ``getdata`` answers (three-line devices on current and
-newer firmware, single-line devices; raw line breaks included) and IAMMETER ``meterdata2``
-answers (three-phase and single-phase meters). Ours decodes and maps each one to readings (phase 0
-and per phase) and extras. The reference parses the same bytes with ``orjson.loads`` (the
-smart-MAC answers' raw line breaks escaped first, which orjson needs) and converts the same
-numeric fields with ``float()``.
+physics at distinct instants, and each is mapped the way the user's command maps it:
+
+* smart-MAC ``getdata`` answers, one per poll (three-line devices on current and newer firmware,
+  single-line devices; raw line breaks included). The devices keep no history, so a poll is the
+  only way their data arrives.
+* IAMMETER ``meterdata2`` answers, one per poll (three-phase and single-phase meters).
+* IAMMETER ``meterdatalist2`` answers as a backfill fetches them: one answer per window of
+  :data:`WINDOW_UPLOADS` one-minute uploads of one meter, mapped as the connector maps a window.
+
+Ours decodes and maps each answer to readings (phase 0 and per phase) and extras. The reference
+parses the same bytes with ``orjson.loads`` (the smart-MAC answers' raw line breaks escaped first,
+which orjson needs) and converts the same numeric fields with ``float()``; it builds no reading
+and reads no IAMMETER time, which ours must. Every reading is checked against the reference's
+numbers (and the history readings' times against the uploads' own) before timing; a difference
+fails the scenario.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 import time
@@ -21,7 +31,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from bench.fixtures import Context
-from bench.harness import Goal, Result, interleaved, throughput_result
+from bench.harness import Goal, Result, interleaved, require, throughput_result
 from meterhub.vendors.iammeter import mapping as iammeter_mapping
 from meterhub.vendors.iammeter import payloads as iammeter_payloads
 from meterhub.vendors.physics import Household, SiteConfig
@@ -34,6 +44,8 @@ GOAL = Goal(">=", 0.6)
 PAYLOADS_FULL = 10_000
 """Payloads per vendor in a full run."""
 PAYLOADS_QUICK = 2_000
+WINDOW_UPLOADS = 500
+"""Uploads per history answer (a backfill asks for whole days: up to 1,440 at one a minute)."""
 FIRST_INSTANT = datetime(2025, 6, 2, 4, 0, tzinfo=UTC)
 STEP = timedelta(seconds=61)
 ZONE = ZoneInfo("Europe/Oslo")
@@ -76,6 +88,23 @@ def iammeter_bodies(count: int) -> list[bytes]:
     return bodies
 
 
+def history_bodies(uploads: int) -> list[bytes]:
+    """Return meterdatalist2 answers holding ``uploads`` uploads, :data:`WINDOW_UPLOADS` per answer.
+
+    The windows take turns among two three-phase meters and a single-phase one.
+    """
+    households = (Household(SiteConfig(seed=21, phases=3, pv_peak_w=6000.0)),
+                  Household(SiteConfig(seed=22, phases=3)),
+                  Household(SiteConfig(seed=23, phases=1)))
+    bodies = []
+    for window, first in enumerate(range(0, uploads, WINDOW_UPLOADS)):
+        household = households[window % len(households)]
+        items = [iammeter_payloads.meterdatalist2_item(household.state_at(FIRST_INSTANT + index * STEP), ZONE)
+                 for index in range(first, min(uploads, first + WINDOW_UPLOADS))]
+        bodies.append(orjson.dumps(iammeter_payloads.success(items)))
+    return bodies
+
+
 def _ours_smartmac(bodies: list[bytes]) -> int:
     decode, map_getdata = smartmac_mapping.decode, smartmac_mapping.map_getdata
     return sum(len(map_getdata(decode(body), "bench-sm").readings) for body in bodies)
@@ -102,6 +131,21 @@ def _reference_iammeter(bodies: list[bytes]) -> int:
     for body in bodies:
         values = orjson.loads(body)["data"]["values"]
         converted += len([float(value) for row in values for value in row])
+    return converted
+
+
+def _ours_history(bodies: list[bytes]) -> int:
+    decode, map_meterdatalist2 = iammeter_mapping.decode, iammeter_mapping.map_meterdatalist2
+    return sum(len(map_meterdatalist2(decode(body), "bench-iam")) for body in bodies)
+
+
+def _reference_history(bodies: list[bytes]) -> int:
+    converted = 0
+    for body in bodies:
+        for item in orjson.loads(body)["data"]:
+            values = item["values"]
+            rows = values if type(values[0]) is list else [values]
+            converted += len([float(value) for row in rows for value in row])
     return converted
 
 
@@ -161,53 +205,77 @@ def _iammeter_wrong(body: bytes) -> str | None:
     return None
 
 
-def check_answers(smartmac: list[bytes], iammeter: list[bytes]) -> None:
-    """Raise unless every phase reading carries the reference's numbers for its line or row."""
-    for vendor, bodies, wrong in (("smart-MAC", smartmac, _smartmac_wrong),
-                                  ("IAMMETER", iammeter, _iammeter_wrong)):
+def _history_wrong(body: bytes) -> str | None:
+    """Return how our mapping of one history answer differs from the reference's parse, or None."""
+    readings = iammeter_mapping.map_meterdatalist2(iammeter_mapping.decode(body), "bench-iam")
+    at = 0
+    for item in orjson.loads(body)["data"]:
+        values = item["values"]
+        rows = values if type(values[0]) is list else [values]
+        count = 1 if len(rows) == 1 else len(rows) + 1
+        mine = readings[at:at + count]
+        at += count
+        stamp = datetime.strptime(item["gmtTime"], "%Y/%m/%d %H:%M:%S").replace(tzinfo=UTC)
+        if len(mine) != count or any(reading.ts != stamp for reading in mine):
+            return f"upload at {item['gmtTime']}: {len(mine)} readings at {[r.ts for r in mine]}"
+        for reading, row in zip(mine if count == 1 else mine[1:], rows, strict=True):
+            got = (reading.voltage_v, reading.current_a, reading.power_w, reading.power_factor,
+                   reading.energy_import_kwh, reading.energy_export_kwh)
+            if not _same(got, tuple(float(value) for value in row)):
+                return f"upload at {item['gmtTime']}: {got} against {row}"
+    return None if at == len(readings) else f"{len(readings)} readings, {at} expected"
+
+
+def check_answers(smartmac: list[bytes], iammeter: list[bytes], history: list[bytes]) -> None:
+    """Fail unless every phase reading carries the reference's numbers for its line or row."""
+    for what, bodies, wrong in (("smart-MAC payload", smartmac, _smartmac_wrong),
+                                ("IAMMETER payload", iammeter, _iammeter_wrong),
+                                ("IAMMETER history answer", history, _history_wrong)):
         for index, body in enumerate(bodies):
             problem = wrong(body)
-            if problem is not None:
-                raise RuntimeError(f"parse_payloads: {vendor} payload {index} maps wrongly: {problem}")
+            require(problem is None, f"parse_payloads: {what} {index} maps wrongly: {problem}")
 
 
-def _both(smartmac: Callable[[], int], iammeter: Callable[[], int],
-          split_s: list[tuple[float, float]]) -> Callable[[], float]:
-    """Return a measure timing both vendors' batches, noting each one's share in ``split_s``."""
+def _all(parts: tuple[Callable[[], int], ...], split_s: list[tuple[float, ...]]) -> Callable[[], float]:
+    """Return a measure timing every part in turn, noting each one's time in ``split_s``."""
 
     def measure() -> float:
-        started = time.perf_counter()
-        smartmac()
-        halfway = time.perf_counter()
-        iammeter()
-        done = time.perf_counter()
-        split_s.append((halfway - started, done - halfway))
-        return done - started
+        marks = [time.perf_counter()]
+        for part in parts:
+            part()
+            marks.append(time.perf_counter())
+        split_s.append(tuple(after - before for before, after in itertools.pairwise(marks)))
+        return marks[-1] - marks[0]
 
     return measure
+
+
+_PARTS = ("smart-MAC polls", "IAMMETER polls", "IAMMETER backfill windows")
 
 
 def parse_payloads(ctx: Context) -> list[Result]:
     """Time decode and mapping of both vendors' payloads against orjson plus float()."""
     count = PAYLOADS_QUICK if ctx.quick else PAYLOADS_FULL
-    smartmac, iammeter = smartmac_bodies(count), iammeter_bodies(count)
-    check_answers(smartmac, iammeter)
-    readings = _ours_smartmac(smartmac) + _ours_iammeter(iammeter)  # also warms both paths up
-    _reference_smartmac(smartmac)
-    _reference_iammeter(iammeter)
-    ours_split: list[tuple[float, float]] = []
-    reference_split: list[tuple[float, float]] = []
-    ours_s, reference_s = interleaved(
-        _both(lambda: _ours_smartmac(smartmac), lambda: _ours_iammeter(iammeter), ours_split),
-        _both(lambda: _reference_smartmac(smartmac), lambda: _reference_iammeter(iammeter), reference_split),
-        ctx.rounds,
-    )
+    smartmac, iammeter, history = smartmac_bodies(count), iammeter_bodies(count), history_bodies(count)
+    check_answers(smartmac, iammeter, history)
+    ours_parts = (lambda: _ours_smartmac(smartmac), lambda: _ours_iammeter(iammeter),
+                  lambda: _ours_history(history))
+    reference_parts = (lambda: _reference_smartmac(smartmac), lambda: _reference_iammeter(iammeter),
+                       lambda: _reference_history(history))
+    readings = sum(part() for part in ours_parts)  # also warms every path up
+    for part in reference_parts:
+        part()
+    ours_split: list[tuple[float, ...]] = []
+    reference_split: list[tuple[float, ...]] = []
+    ours_s, reference_s = interleaved(_all(ours_parts, ours_split), _all(reference_parts, reference_split),
+                                      ctx.rounds)
     pairs = list(zip(ours_split, reference_split, strict=True))
-    per_vendor = [statistics.median(ref[index] / ours[index] for ours, ref in pairs) for index in (0, 1)]
-    check = (f"{2 * count} payloads -> {readings} readings, every phase reading equal to the reference's "
-             f"numbers (relative tolerance {_REL_TOL:g}); ratio smart-MAC {per_vendor[0]:.2f}, "
-             f"IAMMETER {per_vendor[1]:.2f}")
+    per_part = [statistics.median(ref[index] / ours[index] for ours, ref in pairs) for index in range(3)]
+    ratios = ", ".join(f"{name} {ratio:.2f}" for name, ratio in zip(_PARTS, per_part, strict=True))
+    check = (f"{2 * count} poll answers and {count} uploads in {len(history)} history answers -> "
+             f"{readings} readings, every phase reading equal to the reference's numbers (relative "
+             f"tolerance {_REL_TOL:g}) and history times to the uploads'; ratio {ratios}")
     return [throughput_result(
-        "parse_payloads", 2 * count, ours_s, reference_s,
+        "parse_payloads", 3 * count, ours_s, reference_s,
         "orjson.loads plus float() of the same fields (smart-MAC line breaks escaped)", GOAL, check,
     )]

@@ -98,6 +98,8 @@ PHASE_TOTAL_RULES: dict[str, PhaseRule | None] = {
 left unknown); a field no phase knows stays unknown."""
 
 _RULES = tuple(PHASE_TOTAL_RULES[name] for name in READING_FIELDS)
+_NEW_READING: Callable[[type[Reading], tuple[Any, ...]], Reading] = tuple.__new__
+"""Builds a reading from the tuple of its fields as ``Reading._make`` does, without its Python call."""
 
 
 def _projection(layout: tuple[str, ...]) -> Callable[[list[float | None]], Values]:
@@ -207,16 +209,17 @@ def _phase_total(phases: Sequence[Values]) -> Values:
 def _readings(meter_id: str, ts: datetime, phase_rows: Sequence[Values | None],
               net_row: Values | None) -> list[Reading]:
     """Return phase 0 (the net row, the only row, or the phases' total) and phases 1..n."""
+    new = _NEW_READING
     if len(phase_rows) == 1:
         only = phase_rows[0]
-        return [] if only is None else [Reading(meter_id, ts, PHASE_TOTAL, *only)]
-    phases = [Reading(meter_id, ts, number, *values)
+        return [] if only is None else [new(Reading, (meter_id, ts, PHASE_TOTAL, *only))]
+    phases = [new(Reading, (meter_id, ts, number, *values))
               for number, values in enumerate(phase_rows, 1) if values is not None]
     if net_row is None:
         if not phases:
             return []
         net_row = _phase_total([values for values in phase_rows if values is not None])
-    return [Reading(meter_id, ts, PHASE_TOTAL, *net_row), *phases]
+    return [new(Reading, (meter_id, ts, PHASE_TOTAL, *net_row)), *phases]
 
 
 def _values_readings(values: object, meter_id: str, ts: datetime, where: str) -> list[Reading]:
