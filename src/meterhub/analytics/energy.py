@@ -16,6 +16,7 @@ from datetime import datetime, tzinfo
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from meterhub.analytics.calendar import CalendarUnit, local_boundaries, to_zone
 from meterhub.analytics.fill import (
@@ -37,8 +38,10 @@ __all__ = [
     "SOURCE_NONE",
     "SOURCE_REGISTERS",
     "EnergyBucket",
+    "EnergyColumns",
     "calendar_edges",
     "energy_between",
+    "energy_columns_between",
     "label",
     "meter_energy",
     "total",
@@ -132,43 +135,117 @@ def meter_energy(
 
 def energy_between(store: Store, meter_id: str, boundaries: Sequence[datetime]) -> list[EnergyBucket]:
     """Return a meter's energy between consecutive 15-minute-aligned UTC boundaries (read-only)."""
-    bounds_ms = np.array([to_ms(b) for b in boundaries], dtype=np.int64)
+    return energy_columns_between(store, meter_id, boundaries).buckets()
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyColumns:
+    """Energy of consecutive periods as columns, what :func:`energy_between` gives as buckets.
+
+    ``edges`` holds the UTC boundaries (one more than the periods); the other fields hold one
+    value per period, equal to the matching :class:`EnergyBucket` field.
+    """
+
+    edges: Sequence[datetime]
+    energy_import_kwh: list[float]
+    energy_export_kwh: list[float]
+    covered_s: list[float]
+    source: list[str]
+    estimated: list[bool]
+
+    def buckets(self) -> list[EnergyBucket]:
+        """Return the periods as :class:`EnergyBucket` records."""
+        return [
+            EnergyBucket(*fields)
+            for fields in zip(
+                self.edges[:-1],
+                self.edges[1:],
+                self.energy_import_kwh,
+                self.energy_export_kwh,
+                self.covered_s,
+                self.source,
+                self.estimated,
+                strict=True,
+            )
+        ]
+
+
+def energy_columns_between(
+    store: Store,
+    meter_id: str,
+    boundaries: Sequence[datetime],
+    bounds_ms: npt.NDArray[np.int64] | None = None,
+) -> EnergyColumns:
+    """Return a meter's energy between consecutive 15-minute-aligned UTC boundaries as columns.
+
+    ``bounds_ms`` may give the boundaries as epoch milliseconds already. Periods the readings
+    cover completely are labelled in one vectorised pass; only the stretches they leave
+    incomplete look for interval records (one look-up for all of them).
+    """
+    if bounds_ms is None:
+        bounds_ms = np.array([to_ms(b) for b in boundaries], dtype=np.int64)
     sums = store.period_sums(meter_id, PHASE_TOTAL, bounds_ms, _SUMS)
-    periods = [
-        _Period(start, end, import_kwh, export_kwh, covered_s)
-        for start, end, import_kwh, export_kwh, covered_s in zip(
-            boundaries[:-1],
-            boundaries[1:],
-            sums["energy_import_kwh"].tolist(),
-            sums["energy_export_kwh"].tolist(),
-            sums["covered_s"].tolist(),
-            strict=True,
-        )
-    ]
-    widths_s = (np.diff(bounds_ms) / 1000).tolist()
+    imported, exported, covered = sums["energy_import_kwh"], sums["energy_export_kwh"], sums["covered_s"]
+    columns = EnergyColumns(boundaries, imported.tolist(), exported.tolist(), covered.tolist(), [], [])
+    if len(covered) > _FEW_PERIODS:
+        incomplete = ~(covered >= np.diff(bounds_ms) / 1000 - COVER_TOLERANCE_S)
+        codes: list[int] = ((covered > 0) * 4 + incomplete * 2 + ((imported != 0) | (exported != 0))).tolist()
+    else:  # a few periods go faster without numpy
+        edges = bounds_ms.tolist()
+        codes = [
+            (c > 0) * 4 + (not c >= (hi - lo) / 1000 - COVER_TOLERANCE_S) * 2 + (i != 0 or e != 0)
+            for lo, hi, i, e, c in zip(
+                edges[:-1],
+                edges[1:],
+                columns.energy_import_kwh,
+                columns.energy_export_kwh,
+                columns.covered_s,
+                strict=True,
+            )
+        ]
+    for code in codes:
+        source, estimated = _LABELS[code]
+        columns.source.append(source)
+        columns.estimated.append(estimated)
+    incomplete_at = [index for index, code in enumerate(codes) if code & 2]
+    if incomplete_at:
+        _fill_incomplete(store, meter_id, columns, incomplete_at)
+    return columns
+
+
+def _fill_incomplete(store: Store, meter_id: str, columns: EnergyColumns, indices: list[int]) -> None:
+    """Replace the incomplete periods' figures by what interval records covering them give."""
+    edges = columns.edges
     runs: list[list[int]] = []
-    for index, (period, width_s) in enumerate(zip(periods, widths_s, strict=True)):
-        if period.covered_s >= width_s - COVER_TOLERANCE_S:
-            continue
+    for index in indices:
         if runs and runs[-1][-1] == index - 1:
             runs[-1].append(index)
         else:
             runs.append([index])
-    if not runs:
-        return [_from_registers(period) for period in periods]
     # One look-up of interval records serves every stretch the readings leave incomplete.
-    records = records_near(store, meter_id, periods[runs[0][0]].start, periods[runs[-1][-1]].end)
-    filled: dict[int, EnergyBucket] = {}
+    records = records_near(store, meter_id, edges[runs[0][0]], edges[runs[-1][-1] + 1])
+    if not records:
+        return
     for run in runs:
-        first, last = periods[run[0]], periods[run[-1]]
-        quarters = fill_quarters(store, meter_id, first.start, last.end, records) if records else None
+        quarters = fill_quarters(store, meter_id, edges[run[0]], edges[run[-1] + 1], records)
+        if quarters is None:
+            continue
         for index in run:
-            filled[index] = (
-                _from_registers(periods[index])
-                if quarters is None
-                else _from_quarters(periods[index], quarters)
+            bucket = _from_quarters(
+                _Period(
+                    edges[index],
+                    edges[index + 1],
+                    columns.energy_import_kwh[index],
+                    columns.energy_export_kwh[index],
+                    columns.covered_s[index],
+                ),
+                quarters,
             )
-    return [filled.get(index) or _from_registers(period) for index, period in enumerate(periods)]
+            columns.energy_import_kwh[index] = bucket.energy_import_kwh
+            columns.energy_export_kwh[index] = bucket.energy_export_kwh
+            columns.covered_s[index] = bucket.covered_s
+            columns.source[index] = bucket.source
+            columns.estimated[index] = bucket.estimated
 
 
 def total(buckets: Sequence[EnergyBucket]) -> EnergyBucket:
@@ -200,21 +277,15 @@ class _Period(NamedTuple):
 
 
 _SUMS: tuple[SumField, ...] = ("energy_import_kwh", "energy_export_kwh", "covered_s")
-
-
-def _from_registers(bucket: _Period) -> EnergyBucket:
-    has_energy = bool(bucket.energy_import_kwh or bucket.energy_export_kwh)
-    parts = [SOURCE_REGISTERS] if bucket.covered_s > 0 else []
-    source, estimated = label(parts, bucket.covered_s, bucket.width_s, has_energy)
-    return EnergyBucket(
-        bucket.start,
-        bucket.end,
-        bucket.energy_import_kwh,
-        bucket.energy_export_kwh,
-        bucket.covered_s,
-        source,
-        estimated,
-    )
+_FEW_PERIODS = 64
+"""Up to this many periods are labelled in plain Python, past it with numpy."""
+_LABELS: tuple[tuple[str, bool], ...] = tuple(
+    label([SOURCE_REGISTERS] if code & 4 else [], 0.0 if code & 2 else 1.0, 1.0, bool(code & 1))
+    for code in range(8)
+)
+"""Source and estimated flag of a period from the registers alone, by code: 4 when readings
+cover part of it, 2 when they leave part uncovered (NaN counts as uncovered), 1 when it holds
+energy."""
 
 
 def _from_quarters(bucket: _Period, quarters: dict[int, Quarter]) -> EnergyBucket:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from meterhub.errors import InputError
 from meterhub.model import Gap
@@ -38,5 +38,11 @@ def gaps_within(store: Store, meter_id: str, start: datetime, end: datetime) -> 
     """Return the gaps overlapping [start, end), clipped to it, oldest first (read-only)."""
     if end < start:
         raise InputError(f"end {end.isoformat()} is before start {start.isoformat()}")
-    clipped = (Gap(g.meter, max(g.start, start), min(g.end, end)) for g in store.gaps(meter_id, start, end))
+    # Compared in UTC, the store's zone, so most comparisons need no offset look-up; a gap
+    # inside the range is kept as the store gave it.
+    lo, hi = start.astimezone(UTC), end.astimezone(UTC)
+    clipped = (
+        gap if lo <= gap.start and gap.end <= hi else Gap(gap.meter, max(gap.start, start), min(gap.end, end))
+        for gap in store.gaps(meter_id, start, end)
+    )
     return [gap for gap in clipped if gap.end > gap.start]

@@ -26,6 +26,8 @@ from meterhub.timeutil import from_ms, to_ms
 
 __all__ = ["SQLiteReads", "bucket_from_agg", "extra_bucket_span"]
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 _ROLLUP_WIDTHS_S = (900, 3600)
 _FETCH_ROWS = 2000
 
@@ -438,31 +440,38 @@ class SQLiteReads:
     # --- events, intervals, extras ------------------------------------------------------
     def gaps(self, meter_id: str, start: datetime, end: datetime) -> list[Gap]:
         """Return gap events that overlap [start, end), oldest first (read-only)."""
-        pk, _ = self._meter_pk(meter_id)
+        # One query, as in ``intervals``: no row at all is an unknown meter, one of NULLs no gap.
         rows = self._read().execute(
-            "SELECT start_ms, end_ms FROM gaps WHERE meter = ? AND start_ms < ? AND end_ms > ? "
-            "ORDER BY start_ms",
-            (pk, to_ms(end), to_ms(start)),
+            "SELECT g.start_ms, g.end_ms FROM meters m LEFT JOIN gaps g "
+            "ON g.meter = m.pk AND g.start_ms < ? AND g.end_ms > ? WHERE m.id = ? ORDER BY g.start_ms",
+            (to_ms(end), to_ms(start), meter_id),
         ).fetchall()
         if not rows:
+            raise UnknownMeterError(meter_id)
+        if rows[0][0] is None:
             return []
-        edges = np.array(rows, dtype=np.int64).astype("datetime64[ms]").astype("datetime64[us]").tolist()
-        return [Gap(meter_id, a.replace(tzinfo=UTC), b.replace(tzinfo=UTC)) for a, b in edges]
+        return [Gap(meter_id, _EPOCH + a * _MS, _EPOCH + b * _MS) for a, b in rows]
 
     def intervals(
         self, meter_id: str, start: datetime, end: datetime, source: str | None = None
     ) -> list[IntervalEnergy]:
         """Return interval-energy records that start in [start, end) (read-only)."""
-        pk, _ = self._meter_pk(meter_id)
+        # One query: the meter's row joined to its records, so an unknown meter still shows
+        # (no row at all) while a known one without records gives one row of NULLs.
         sql = (
-            "SELECT start_ms, end_ms, import_kwh, export_kwh, source FROM intervals "
-            "WHERE meter = ? AND start_ms >= ? AND start_ms < ?"
+            "SELECT i.start_ms, i.end_ms, i.import_kwh, i.export_kwh, i.source FROM meters m "
+            "LEFT JOIN intervals i ON i.meter = m.pk AND i.start_ms >= ? AND i.start_ms < ?"
         )
-        args: list[int | str] = [pk, to_ms(start), to_ms(end)]
+        args: list[int | str] = [to_ms(start), to_ms(end)]
         if source is not None:
-            sql += " AND source = ?"
+            sql += " AND i.source = ?"
             args.append(source)
-        rows = self._read().execute(sql + " ORDER BY start_ms, source", args)
+        args.append(meter_id)
+        rows = self._read().execute(sql + " WHERE m.id = ? ORDER BY i.start_ms, i.source", args).fetchall()
+        if not rows:
+            raise UnknownMeterError(meter_id)
+        if rows[0][0] is None:
+            return []
         return [IntervalEnergy(meter_id, from_ms(a), from_ms(b), i, e, s) for a, b, i, e, s in rows]
 
     def extras(self, meter_id: str, name: str, start: datetime, end: datetime) -> list[Extra]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from typing import Literal, cast, get_args
 
 from meterhub.analytics.calendar import CalendarUnit, local_midnight, to_zone
@@ -142,9 +143,14 @@ def _period_of(
     if kind not in RANGES:
         raise InputError(f"unknown range {kind!r}; use one of {', '.join(RANGES)}")
     wall = _parse_anchor(anchor, zone, now)
-    day = wall.date()
     if kind == "hour":
         return _hour_of(anchor, zone, now)
+    return _calendar_period(cast(RangeKind, kind), wall.date(), zone)
+
+
+@lru_cache(maxsize=512)
+def _calendar_period(kind: RangeKind, day: date, zone: tzinfo) -> Period:
+    """Return the local day, week, month or year holding ``day`` (the same for every request)."""
     if kind == "day":
         lo, hi, prev = day, day + timedelta(days=1), day - timedelta(days=1)
         title = f"{day:%A %d %B %Y}"
@@ -158,9 +164,8 @@ def _period_of(
     else:
         lo, hi, prev = date(day.year, 1, 1), date(day.year + 1, 1, 1), date(day.year - 1, 1, 1)
         title = str(day.year)
-    chosen = cast(RangeKind, kind)
     return Period(
-        chosen, _local(lo, zone), _local(hi, zone), lo.isoformat(), prev.isoformat(), hi.isoformat(), title
+        kind, _local(lo, zone), _local(hi, zone), lo.isoformat(), prev.isoformat(), hi.isoformat(), title
     )
 
 

@@ -15,11 +15,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from meterhub.analytics.calendar import local_midnight, to_zone
-from meterhub.analytics.energy import SOURCE_NONE, EnergyBucket, meter_energy
+from meterhub.analytics.calendar import CalendarUnit, local_midnight, to_zone
+from meterhub.analytics.energy import (
+    SOURCE_NONE,
+    EnergyBucket,
+    calendar_edges,
+    energy_columns_between,
+    meter_energy,
+)
 from meterhub.history import PowerArrays, power_arrays
 from meterhub.model import PHASE_TOTAL, Meter, MeterHealth, Reading
-from meterhub.precision import round_value
+from meterhub.precision import decimals_of
 from meterhub.store.base import Store
 from meterhub.timeutil import from_ms, to_ms
 from meterhub.web.periods import Period, energy_unit
@@ -28,7 +34,7 @@ __all__ = [
     "CHART_POINTS",
     "Card",
     "card_of",
-    "energy_columns",
+    "energy_bars",
     "meter_view",
     "phase_rows",
     "power_columns",
@@ -45,6 +51,12 @@ CHART_POINTS = 800
 
 def _wall(ts: datetime, zone: tzinfo) -> str:
     return ts.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@lru_cache(maxsize=256)
+def _period_texts(start: datetime, end: datetime, zone: tzinfo) -> tuple[str, str, str, str]:
+    """Return a view's start and end as ISO text and as the zone's wall clock (what its axis shows)."""
+    return start.isoformat(), end.isoformat(), _wall(start, zone), _wall(end, zone)
 
 
 def _round(value: float | None, digits: int) -> float | None:
@@ -232,37 +244,77 @@ def power_columns(arrays: PowerArrays, zone: tzinfo, shift_ms: int = 0) -> dict[
     }
 
 
-def _bar_labels(buckets: Sequence[EnergyBucket], zone: tzinfo, unit: str) -> list[str]:
-    formats = {"15m": "%H:%M", "hour": "%H:%M", "day": "%a %d", "month": "%b %Y"}
-    labels = [b.start.astimezone(zone).strftime(formats.get(unit, "%Y-%m-%d")) for b in buckets]
+_KWH_DECIMALS = decimals_of("energy_kwh") or 0
+"""Decimals of energy in kWh, as the API rounds it."""
+_BAR_FORMATS = {"15m": "%H:%M", "hour": "%H:%M", "day": "%a %d", "month": "%b %Y"}
+
+
+def _labels_of(starts: Sequence[datetime], zone: tzinfo, unit: str) -> list[str]:
+    """Return each bar's local label; a repeated one (the hour clocks go back) names its zone offset."""
+    local = [start.astimezone(zone) for start in starts]
+    labels = [ts.strftime(_BAR_FORMATS.get(unit, "%Y-%m-%d")) for ts in local]
     seen: dict[str, int] = {}
     for label in labels:
         seen[label] = seen.get(label, 0) + 1
-    # A repeated label (the hour clocks go back) names its zone offset, so each bar stays apart.
     return [
-        f"{label} {b.start.astimezone(zone).tzname()}" if seen[label] > 1 else label
-        for label, b in zip(labels, buckets, strict=True)
+        f"{label} {ts.tzname()}" if seen[label] > 1 else label
+        for label, ts in zip(labels, local, strict=True)
     ]
 
 
-def _kwh(bucket: EnergyBucket, value: float) -> float | None:
-    """Return a period's energy, or None where nothing measured it (no bar, not a zero)."""
-    return None if bucket.source == SOURCE_NONE else round_value("energy_kwh", value)  # as the API rounds
+@dataclass(frozen=True, slots=True)
+class _BarAxis:
+    """The calendar side of a view's energy bars, the same at every request for the same period."""
+
+    edges: tuple[datetime, ...]
+    edges_ms: npt.NDArray[np.int64]
+    labels: tuple[str, ...]
+    starts: tuple[str, ...]
 
 
-def energy_columns(buckets: Sequence[EnergyBucket], zone: tzinfo, unit: str) -> dict[str, Any]:
-    """Return energy bars as columns: local labels, UTC starts, import and export, sources."""
+@lru_cache(maxsize=256)
+def _bar_axis(start: datetime, end: datetime, zone: tzinfo, unit: CalendarUnit) -> _BarAxis:
+    """Return the UTC edges of the local periods covering [start, end), their labels and starts."""
+    edges = tuple(calendar_edges(start, end, zone, unit))
+    edges_ms = np.array([to_ms(edge) for edge in edges], dtype=np.int64)
+    edges_ms.setflags(write=False)  # shared by every request for this period
+    labels = tuple(_labels_of(edges[:-1], zone, unit))
+    return _BarAxis(edges, edges_ms, labels, tuple(edge.astimezone(UTC).isoformat() for edge in edges[:-1]))
+
+
+def energy_bars(
+    store: Store, meter: Meter, start: datetime, end: datetime, unit: CalendarUnit
+) -> dict[str, Any]:
+    """Return a meter's energy bars of the local ``unit`` periods covering [start, end).
+
+    The figures of ``meter_energy`` (energy rounded as the API rounds it, None where nothing
+    measured a period), read as columns: the calendar edges and labels of a period are worked
+    out once, the sums come in one store call, and only periods the readings leave incomplete
+    look further.
+    """
+    axis = _bar_axis(start, end, to_zone(meter.tz), unit)
+    columns = energy_columns_between(store, meter.id, axis.edges, axis.edges_ms)
+    unmeasured = [index for index, source in enumerate(columns.source) if source == SOURCE_NONE]
     return {
         "unit": unit,
-        "label": _bar_labels(buckets, zone, unit),
-        "start": [b.start.astimezone(UTC).isoformat() for b in buckets],
-        "import_kwh": [_kwh(b, b.energy_import_kwh) for b in buckets],
-        "export_kwh": [_kwh(b, b.energy_export_kwh) for b in buckets],
-        "estimated": [b.estimated for b in buckets],
-        "source": [b.source for b in buckets],
-        "total_import_kwh": round(sum(b.energy_import_kwh for b in buckets), 3),
-        "total_export_kwh": round(sum(b.energy_export_kwh for b in buckets), 3),
+        "label": list(axis.labels),
+        "start": list(axis.starts),
+        "import_kwh": _measured_kwh(columns.energy_import_kwh, unmeasured),
+        "export_kwh": _measured_kwh(columns.energy_export_kwh, unmeasured),
+        "estimated": columns.estimated,
+        "source": columns.source,
+        "total_import_kwh": round(sum(columns.energy_import_kwh), 3),
+        "total_export_kwh": round(sum(columns.energy_export_kwh), 3),
     }
+
+
+def _measured_kwh(values: list[float], unmeasured: list[int]) -> list[float | None]:
+    """Return energies as the API rounds them (``round_to``, as numpy rounds), None where nothing
+    measured the period."""
+    rounded: list[float | None] = (np.round(np.array(values, dtype=np.float64), _KWH_DECIMALS) + 0.0).tolist()
+    for index in unmeasured:
+        rounded[index] = None
+    return rounded
 
 
 def meter_view(
@@ -288,11 +340,8 @@ def meter_view(
         "previous_anchor": period.previous,
         "next_anchor": period.next,
         "title": period.title,
-        "start": period.start.isoformat(),
-        "end": period.end.isoformat(),
-        "x_start": _wall(period.start, zone),
-        "x_end": _wall(period.end, zone),
     }
+    view["start"], view["end"], view["x_start"], view["x_end"] = _period_texts(period.start, period.end, zone)
     periods = [("", period)] if previous is None else [("", period), ("compare", previous)]
     for part, shown in periods:
         target = view if not part else view.setdefault(part, {"title": shown.title})
@@ -301,6 +350,5 @@ def meter_view(
             target["power"] = power_columns(arrays, zone, to_ms(period.start) - to_ms(shown.start))
         if energy:
             unit = energy_unit(period)
-            buckets = meter_energy(store, meter.id, shown.start, shown.end, unit)
-            target["energy"] = energy_columns(buckets, zone, unit)
+            target["energy"] = energy_bars(store, meter, shown.start, shown.end, unit)
     return view
