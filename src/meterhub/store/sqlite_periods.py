@@ -21,7 +21,7 @@ from meterhub.errors import StoreError
 from meterhub.store.base import PowerColumns, SumField
 from meterhub.store.coarse import QUARTER_MS, SIX_HOURS_MS, midnights_around
 from meterhub.store.columns import SUM_SOURCES, fold_extreme, power_of_rows, sums_of_rows
-from meterhub.store.sqlite_codec import ROLLUP_READ_SQL
+from meterhub.store.sqlite_codec import PARTIAL_COUNTS
 
 __all__ = ["FIGURE_FIELDS", "period_figures", "period_power", "period_sums", "table_for"]
 
@@ -68,21 +68,32 @@ def table_for(tz: str, bounds: Ints) -> tuple[str, Ints]:
 def _sql(table: str, columns: Sequence[str], ordered: bool) -> str:
     """Return the query of the columns' texts; ``ordered`` False leaves the order to the scan.
 
-    Without the ORDER BY subquery SQLite concatenates straight from its range scan of the
-    primary key, which yields the rows in bucket order and costs a fifth less; the caller
-    checks the order and asks again with ``ordered`` if it ever differs.
+    The bucket comes as quarters after the first boundary (a few digits instead of thirteen).
+    A compacted count (NULL: equal to the row's ``n``) is left out of its text, which then holds
+    only the stored counts, and a second text lists the rows those belong to: most rows have
+    none, so these texts are short. Without the ORDER BY subquery SQLite concatenates straight
+    from its range scan of the primary key, which yields the rows in bucket order and costs a
+    fifth less; the caller checks the order and asks again with ``ordered`` if it ever differs.
+    The parameters are the meter's pk, the phase, the first and the last boundary.
     """
-    picked = ("bucket", *columns)
-    texts = ", ".join(f"group_concat(ifnull({ROLLUP_READ_SQL.get(c, c)}, {_NULL}))" for c in picked)
-    where = "WHERE meter = ? AND phase = ? AND bucket >= ? AND bucket < ?"
-    if not ordered:
-        return f"SELECT count(*), {texts} FROM {table} {where}"
-    inner = ", ".join(["bucket", *(f"{ROLLUP_READ_SQL[c]} AS {c}" for c in columns)])
-    texts = ", ".join(f"group_concat(ifnull({c}, {_NULL}))" for c in picked)
-    return f"SELECT count(*), {texts} FROM (SELECT {inner} FROM {table} {where} ORDER BY bucket)"
+    where = "WHERE meter = ?1 AND phase = ?2 AND bucket >= ?3 AND bucket < ?4"
+    quarter = f"(bucket - ?3) / {QUARTER_MS}"
+    source = table
+    if ordered:
+        picked = ", ".join(["bucket", *columns])
+        source = f"(SELECT {picked} FROM {table} {where} ORDER BY bucket)"
+        where = ""
+    texts = [f"group_concat({quarter})"]
+    for column in columns:
+        if column in PARTIAL_COUNTS:
+            texts.append(f"group_concat({column})")
+            texts.append(f"group_concat(CASE WHEN {column} IS NOT NULL THEN {quarter} END)")
+        else:
+            texts.append(f"group_concat(ifnull({column}, {_NULL}))")
+    return f"SELECT count(*), {', '.join(texts)} FROM {source} {where}"
 
 
-def _parse(text: str | None, count: int) -> Ints:
+def _parse(text: str | None, count: int | None) -> Ints:
     if text is None:
         return np.zeros(0, dtype=np.int64)
     with warnings.catch_warnings():
@@ -91,7 +102,7 @@ def _parse(text: str | None, count: int) -> Ints:
             values = np.fromstring(text, dtype=np.int64, sep=",")
         except (ValueError, DeprecationWarning) as exc:
             raise StoreError(f"unreadable rollup values: {exc}") from exc
-    if len(values) != count:
+    if count is not None and len(values) != count:
         raise StoreError(f"expected {count} rollup values, read {len(values)}")
     return values
 
@@ -117,21 +128,42 @@ def _fetch(
 ) -> tuple[Ints | None, list[Floats]]:
     """Return (None, columns per period) when every period is one present bucket; otherwise
     (bucket per row, columns per row). One query either way. NULL reads as NaN, or as 0 in the
-    columns named in ``as_sums``."""
+    columns named in ``as_sums``; a compacted count reads as the row's ``n``."""
     table, buckets = table_for(tz, bounds)
-    args = (pk, phase, int(bounds[0]), int(bounds[-1]))
-    count, bucket_text, *texts = conn.execute(_sql(table, columns, ordered=False), args).fetchone()
-    rows_bucket = _parse(bucket_text, count)
-    if count > 1 and not (rows_bucket[1:] > rows_bucket[:-1]).all():
-        count, bucket_text, *texts = conn.execute(_sql(table, columns, ordered=True), args).fetchone()
-        rows_bucket = _parse(bucket_text, count)
-    values = [
-        _zeroed(_parse(text, count)) if column in as_sums else _floats(_parse(text, count))
-        for column, text in zip(columns, texts, strict=True)
-    ]
+    lo = int(bounds[0])
+    args = (pk, phase, lo, int(bounds[-1]))
+    read = list(columns)
+    if "n" not in read and any(c in PARTIAL_COUNTS for c in read):
+        read.append("n")  # a compacted count is the row's n
+    count, quarter_text, *texts = conn.execute(_sql(table, read, ordered=False), args).fetchone()
+    quarters = _parse(quarter_text, count)
+    if count > 1 and not (quarters[1:] > quarters[:-1]).all():
+        count, quarter_text, *texts = conn.execute(_sql(table, read, ordered=True), args).fetchone()
+        quarters = _parse(quarter_text, count)
+    parsed = _columns_of(read, texts, quarters)
+    values = [_zeroed(parsed[c]) if c in as_sums else _floats(parsed[c]) for c in columns]
     if len(buckets) == len(bounds) - 1 and count == len(buckets):
         return None, values
-    return rows_bucket, values
+    return lo + quarters * QUARTER_MS, values
+
+
+def _columns_of(read: Sequence[str], texts: Sequence[str | None], quarters: Ints) -> dict[str, Ints]:
+    """Return each column's stored integers per row from the texts of :func:`_sql`."""
+    texts_of = iter(texts)
+    parsed: dict[str, Ints] = {}
+    stored: dict[str, tuple[Ints, Ints]] = {}
+    for column in read:
+        if column in PARTIAL_COUNTS:
+            stored[column] = (_parse(next(texts_of), None), _parse(next(texts_of), None))
+        else:
+            parsed[column] = _parse(next(texts_of), len(quarters))
+    for column, (values, at) in stored.items():
+        if len(values) != len(at):
+            raise StoreError(f"expected {len(at)} stored {column} counts, read {len(values)}")
+        whole = parsed["n"].copy()
+        whole[np.searchsorted(quarters, at)] = values
+        parsed[column] = whole
+    return parsed
 
 
 def period_sums(
