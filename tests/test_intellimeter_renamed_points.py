@@ -101,7 +101,7 @@ def test_a_renamed_point_keeps_being_collected_end_to_end(run: Run, sim: Sim, hu
         params={"start": T0.isoformat(), "end": (T1 + timedelta(minutes=1)).isoformat()},
     )
     assert answer.status_code == 200, answer.text
-    by_end = {datetime.fromisoformat(item["end"]): item["import_kwh"] for item in answer.json()}
+    by_end = {datetime.fromisoformat(item["end"]): item["energy_import_kwh"] for item in answer.json()}
     assert by_end[T1] == interval["value"]
     [status] = json.loads(run("status", "im", "--format", "json").stdout)
     assert status["online"] is True and status["last_error"] is None

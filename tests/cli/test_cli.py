@@ -297,6 +297,7 @@ def test_unreachable_database_is_one_line_without_password(tmp_path: Path) -> No
 def test_db_migrate_reports_state(run: Run) -> None:
     assert (
         "applied 0001_core, 0002_rollups_and_gaps, 0003_kv_intervals_extras, 0004_places_prices_health, "
-        "0005_users_keys_shares, 0006_coarse_rollups, 0007_extra_rollups" in run("db", "migrate").stdout
+        "0005_users_keys_shares, 0006_coarse_rollups, 0007_extra_rollups, 0008_work_leases, "
+        "0009_compact_pg_readings, 0010_compact_rollups" in run("db", "migrate").stdout
     )
-    assert "up to date (0007_extra_rollups)" in run("db", "migrate").stdout
+    assert "up to date (0010_compact_rollups)" in run("db", "migrate").stdout
