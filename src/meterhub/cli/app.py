@@ -196,7 +196,8 @@ VERBS: dict[str, Verb] = {
     ),
     "status": Verb(
         "meterhub.cli.status:status",
-        "Show, per meter, its poll cadence, health, newest data, vendor quota left and backfill.",
+        "Show, per meter, its poll cadence, health, newest data, vendor quota left and backfill; "
+        "per price feed, its last fetch, newest stored slot, last error and next try.",
     ),
     "users": Verb(
         "meterhub.cli.users:users",
