@@ -178,9 +178,9 @@ def energy_columns_between(
 ) -> EnergyColumns:
     """Return a meter's energy between consecutive 15-minute-aligned UTC boundaries as columns.
 
-    ``bounds_ms`` may give the boundaries as epoch milliseconds already. Periods the readings
-    cover completely are labelled in one vectorised pass; only the stretches they leave
-    incomplete look for interval records (one look-up for all of them).
+    ``bounds_ms`` may give the boundaries as epoch milliseconds already. Every period is
+    labelled from the sums in one pass (numpy past a few dozen periods); only the stretches
+    the readings leave incomplete look for interval records (one look-up for all of them).
     """
     if bounds_ms is None:
         bounds_ms = np.array([to_ms(b) for b in boundaries], dtype=np.int64)
@@ -203,10 +203,8 @@ def energy_columns_between(
                 strict=True,
             )
         ]
-    for code in codes:
-        source, estimated = _LABELS[code]
-        columns.source.append(source)
-        columns.estimated.append(estimated)
+    columns.source.extend([_SOURCE_OF[code] for code in codes])
+    columns.estimated.extend([_ESTIMATED_OF[code] for code in codes])
     incomplete_at = [index for index, code in enumerate(codes) if code & 2]
     if incomplete_at:
         _fill_incomplete(store, meter_id, columns, incomplete_at)
@@ -286,6 +284,8 @@ _LABELS: tuple[tuple[str, bool], ...] = tuple(
 """Source and estimated flag of a period from the registers alone, by code: 4 when readings
 cover part of it, 2 when they leave part uncovered (NaN counts as uncovered), 1 when it holds
 energy."""
+_SOURCE_OF = tuple(source for source, _ in _LABELS)
+_ESTIMATED_OF = tuple(estimated for _, estimated in _LABELS)
 
 
 def _from_quarters(bucket: _Period, quarters: dict[int, Quarter]) -> EnergyBucket:

@@ -19,13 +19,14 @@ from meterhub.analytics.calendar import CalendarUnit, local_midnight, to_zone
 from meterhub.analytics.energy import (
     SOURCE_NONE,
     EnergyBucket,
+    EnergyColumns,
     calendar_edges,
     energy_columns_between,
     meter_energy,
 )
 from meterhub.history import PowerArrays, power_arrays
 from meterhub.model import PHASE_TOTAL, Meter, MeterHealth, Reading
-from meterhub.precision import decimals_of
+from meterhub.precision import decimals_of, round_to
 from meterhub.store.base import Store
 from meterhub.timeutil import from_ms, to_ms
 from meterhub.web.periods import Period, energy_unit
@@ -294,13 +295,13 @@ def energy_bars(
     """
     axis = _bar_axis(start, end, to_zone(meter.tz), unit)
     columns = energy_columns_between(store, meter.id, axis.edges, axis.edges_ms)
-    unmeasured = [index for index, source in enumerate(columns.source) if source == SOURCE_NONE]
+    import_kwh, export_kwh = _measured_kwh(columns)
     return {
         "unit": unit,
         "label": list(axis.labels),
         "start": list(axis.starts),
-        "import_kwh": _measured_kwh(columns.energy_import_kwh, unmeasured),
-        "export_kwh": _measured_kwh(columns.energy_export_kwh, unmeasured),
+        "import_kwh": import_kwh,
+        "export_kwh": export_kwh,
         "estimated": columns.estimated,
         "source": columns.source,
         "total_import_kwh": round(sum(columns.energy_import_kwh), 3),
@@ -308,13 +309,16 @@ def energy_bars(
     }
 
 
-def _measured_kwh(values: list[float], unmeasured: list[int]) -> list[float | None]:
-    """Return energies as the API rounds them (``round_to``, as numpy rounds), None where nothing
-    measured the period."""
-    rounded: list[float | None] = (np.round(np.array(values, dtype=np.float64), _KWH_DECIMALS) + 0.0).tolist()
-    for index in unmeasured:
-        rounded[index] = None
-    return rounded
+def _measured_kwh(columns: EnergyColumns) -> tuple[list[float | None], list[float | None]]:
+    """Return import and export as the API rounds them, None where nothing measured the period."""
+
+    def measured(values: list[float]) -> list[float | None]:
+        return [
+            None if source == SOURCE_NONE else round_to(value, _KWH_DECIMALS)
+            for value, source in zip(values, columns.source, strict=True)
+        ]
+
+    return measured(columns.energy_import_kwh), measured(columns.energy_export_kwh)
 
 
 def meter_view(
