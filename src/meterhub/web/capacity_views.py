@@ -18,6 +18,7 @@ from meterhub.analytics.capacity import DEFAULT_PEAK_DAYS, Capacity, CapacityPea
 from meterhub.analytics.places import grid_energy
 from meterhub.analytics.tariffs import Tariff
 from meterhub.model import PHASE_TOTAL, Place, Role
+from meterhub.precision import decimals_of, round_to
 from meterhub.store.base import Store
 
 __all__ = [
@@ -31,11 +32,12 @@ __all__ = [
     "peak_days_of",
 ]
 
-_DIGITS = 4
+_DIGITS = decimals_of("energy_kwh") or 3
+"""kWh as the API answers them (:mod:`meterhub.precision`), so the page draws what the API says."""
 
 
 def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, _DIGITS)
+    return None if value is None else round_to(value, _DIGITS)
 
 
 def hour_label(start: datetime, zone: tzinfo) -> str:
