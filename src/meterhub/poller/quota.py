@@ -2,10 +2,9 @@
 
 :class:`ReservingGuard` books each vendor call in the persisted quota ledger, atomically, at the
 instant it will be sent (:func:`meterhub.store.leases.reserve_quota`): now when the limit allows,
-else the moment the oldest call of the window leaves it, plus a margin: ``margin_s``, or a tenth
-of the window when that is less (a reader allowing one call per 2 s is asked every 2.2 s, not
-every 3). It then waits until that instant and returns, and the connector sends. Bookings of one
-limit are never closer than the window plus the margin, whichever worker books them, so no
+else the moment the oldest call of the window leaves it, plus ``margin_s``. It then waits until
+that instant and returns, and the connector sends. Bookings of one limit are never closer than
+the window plus the margin, whichever worker books them, so no
 vendor window is overrun as long as the workers' clocks (and the time from booking to the
 request reaching the vendor) agree within the margin. A booking further off than
 ``max_wait_s`` is refused with :class:`~meterhub.errors.QuotaHeld`, which tells the caller when
@@ -28,12 +27,10 @@ from meterhub.store.leases import reserve_quota
 from meterhub.threads import run_ingest
 from meterhub.vendors.base import QuotaGuard, QuotaRule, window_text
 
-__all__ = ["DEFAULT_MARGIN_S", "DEFAULT_MAX_WAIT_S", "MARGIN_SHARE", "ReservingGuard"]
+__all__ = ["DEFAULT_MARGIN_S", "DEFAULT_MAX_WAIT_S", "ReservingGuard"]
 
-DEFAULT_MARGIN_S = 1.0
+DEFAULT_MARGIN_S = 0.5
 """How far apart clocks and send times of two workers may be without a window being overrun."""
-MARGIN_SHARE = 0.1
-"""The margin is at most this share of a limit's window."""
 DEFAULT_MAX_WAIT_S = 5.0
 """The longest a call waits for its booked moment; a later one is refused with QuotaHeld."""
 
@@ -57,10 +54,6 @@ class ReservingGuard(QuotaGuard):
         self.margin_s = margin_s
         self.max_wait_s = max_wait_s
 
-    def margin_for(self, rule: QuotaRule) -> float:
-        """Return the margin calls under ``rule`` are booked beyond its window."""
-        return min(self.margin_s, rule.window_s * MARGIN_SHARE)
-
     async def acquire(self, rule_name: str, scope_key: str) -> None:
         """Book one call under the rule and wait for its moment, or raise QuotaHeld."""
         rule = self._rules[rule_name]
@@ -73,7 +66,7 @@ class ReservingGuard(QuotaGuard):
             rule.limit,
             rule.window_s,
             now,
-            self.margin_for(rule),
+            self.margin_s,
             self.max_wait_s,
         )
         wait_s = (booking.at - now).total_seconds()

@@ -57,10 +57,10 @@ class PollerSettings:
     lease_s: float = 30.0
     """How long a worker's hold on a meter lasts unrenewed (renewed every third of it): a dead
     worker's meters are taken over by the others within this time (real seconds)."""
-    quota_margin_s: float = 1.0
-    """Calls under one vendor limit are booked at least the window plus this apart (at most a
-    tenth of the window more): room for the workers' clocks to disagree and for the time a
-    request takes to reach the vendor."""
+    quota_margin_s: float = 0.5
+    """Calls under one vendor limit are booked at least the window plus this apart: room for the
+    workers' clocks to disagree and for the time a request takes to reach the vendor (a reader
+    allowing one call per 2 s is asked every 2.5 s at most)."""
 
     def __post_init__(self) -> None:
         if self.jitter_ratio < 0 or self.backoff_cap_s <= 0 or self.max_concurrent_polls < 1:
