@@ -18,6 +18,7 @@ from bench.scenarios_pg import pg_year_reads
 from bench.scenarios_poll import poll_many
 from bench.scenarios_reads import downsample_year, energy_days_year, offline_year, power_stats_7d
 from bench.scenarios_storage import storage
+from bench.scenarios_workers import poll_workers
 
 __all__ = ["SCENARIOS", "Scenario", "scenario_names"]
 
@@ -46,6 +47,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         api_rates,
     ),
     Scenario(("poll_many",), poll_many),
+    Scenario(("poll_workers",), poll_workers),
     Scenario(("live_latency",), live_latency),
     Scenario(("cli_start",), cli_start),
     Scenario(("cli_readings_cold",), cli_readings_cold),

@@ -156,7 +156,9 @@ def test_heavy_history_reads_never_delay_a_poll(backend: Backend) -> None:
         seed_history(store, meter)
         store.add_user("admin", UserRole.ADMIN, security.hash_password("admin-password-1"))
         key = security.issue_api_key(store, "admin", "load")[1]
-        settings = PollerSettings(jitter_ratio=0.0, startup_spread_s=0.0, refresh_meters_s=86_400.0)
+        settings = PollerSettings(
+            jitter_ratio=0.0, startup_spread_s=0.0, refresh_meters_s=86_400.0, quota_margin_s=0.0
+        )  # one process on a stepped clock: polls exactly one 2 s window apart
         clock = SteppedClock(T0)
         hub = Hub(database_url(backend), HubConfig(meters=(meter,), poller=settings), clock=clock)
         sock = bind_socket("127.0.0.1", 0)

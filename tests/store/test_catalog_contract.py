@@ -107,7 +107,7 @@ def test_health_counts_failures_and_recovers(store: Store) -> None:
     assert (second.consecutive_failures, second.last_error_at) == (2, T0 + timedelta(minutes=1))
     back = store.record_health("m1", True, T0 + timedelta(minutes=2))
     assert (back.online, back.consecutive_failures, back.last_success) == (True, 0, T0 + timedelta(minutes=2))
-    assert back.last_error == "HTTP 503"  # the last error stays visible after recovery
+    assert (back.last_error, back.last_error_at) == (None, None)  # online shows no error of the past
     store.record_health("m2", True, T0)
     assert set(store.health()) == {"m1", "m2"}
     assert store.health(["m2"])["m2"].online is True
