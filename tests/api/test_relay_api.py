@@ -102,7 +102,7 @@ def test_a_busy_device_answers_429_with_retry_after(hub: ApiServer, admin: httpx
     assert admin.put("/api/v1/meters/sm/relay", json={"state": "on"}).status_code == 200
     busy = admin.put("/api/v1/meters/sm/relay", json={"state": "off"})
     problem(busy, 429)
-    assert 1 <= int(busy.headers["retry-after"]) <= 60
+    assert 1 <= int(busy.headers["retry-after"]) <= 61  # the device's minute and the quota margin
     assert device.info()["relay_on"] is True
 
 

@@ -94,7 +94,8 @@ class ConnectorFactory:
 
     The guard books each call for the moment it goes out (:class:`ReservingGuard`), ``margin_s``
     apart from the window's edge, so workers sharing a database never overrun a vendor's limit;
-    a call waits up to ``max_wait_s`` for its moment, else it is refused with QuotaHeld.
+    a call waits up to ``max_wait_s`` for its moment, else it is refused with QuotaHeld;
+    ``on_wait`` hears of each wait of a second or more (a command tells its user).
     """
 
     def __init__(
@@ -106,10 +107,12 @@ class ConnectorFactory:
         *,
         margin_s: float = DEFAULT_MARGIN_S,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
+        on_wait: Callable[[float], None] | None = None,
     ) -> None:
         self._store = store
         self._margin_s = margin_s
         self._max_wait_s = max_wait_s
+        self._on_wait = on_wait
         self._client = client
         self._clock = clock or Clock()
         self._resolve = resolve
@@ -160,6 +163,7 @@ class ConnectorFactory:
                     self._clock.sleep,
                     margin_s=self._margin_s,
                     max_wait_s=self._max_wait_s,
+                    on_wait=self._on_wait,
                 ),
                 now,
                 self._clock.sleep,

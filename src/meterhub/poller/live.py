@@ -127,7 +127,11 @@ class LedgerLive:
         """Switch the relay, waiting up to ``max_wait_s`` for the device's next quota slot."""
         deadline = self._clock.now() + timedelta(seconds=max_wait_s)
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, limits=HTTP_LIMITS) as client:
-            factory = ConnectorFactory(store, client, self._clock)
+            # The switch books the device's next free slot up to max_wait_s ahead and waits for it,
+            # so a poller booking slots as they come can never keep taking it first.
+            factory = ConnectorFactory(
+                store, client, self._clock, max_wait_s=max(0.0, max_wait_s), on_wait=self._on_wait
+            )
             connector = factory.build(meter)
             min_s = min_poll_interval_s(factory.connector_class(meter.vendor), connector)
             while True:

@@ -48,11 +48,13 @@ class ReservingGuard(QuotaGuard):
         *,
         margin_s: float = DEFAULT_MARGIN_S,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
+        on_wait: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__(store, vendor, rules, now)
         self._sleep = sleep
         self.margin_s = margin_s
         self.max_wait_s = max_wait_s
+        self._on_wait = on_wait
 
     async def acquire(self, rule_name: str, scope_key: str) -> None:
         """Book one call under the rule and wait for its moment, or raise QuotaHeld."""
@@ -80,5 +82,7 @@ class ReservingGuard(QuotaGuard):
         used = await run_ingest(self._store.quota_used, key, rule.window_s, booking.at)
         metrics.record_quota(self._vendor, rule.name, used, rule.limit)
         left_s = (booking.at - self._now()).total_seconds()
+        if left_s >= 1.0 and self._on_wait is not None:
+            self._on_wait(left_s)
         if left_s > 0:
             await self._sleep(left_s)

@@ -159,9 +159,19 @@ def booked_at_ms(
     recent_desc_ms: Sequence[int], limit: int, window_s: int, now_ms: int, margin_s: float
 ) -> int:
     """Return the moment to book, from the key's bookings newest first (shared by both backends)."""
+    # A booking is never made further ahead than a call may wait; one beyond the window and an
+    # hour ahead was made by a clock that has since been set back (or one far off): counted as
+    # made now, it keeps the next calls a window apart without holding them for the jump.
+    horizon_ms = now_ms + round((window_s + CLOCK_JUMP_S) * 1000)
+    recent_desc_ms = [min(at, now_ms) if at > horizon_ms else at for at in recent_desc_ms]
+    recent_desc_ms.sort(reverse=True)
     at_ms = now_ms
     if recent_desc_ms:
         at_ms = max(at_ms, recent_desc_ms[0])
     if len(recent_desc_ms) >= limit:
         at_ms = max(at_ms, recent_desc_ms[limit - 1] + round((window_s + margin_s) * 1000))
     return at_ms
+
+
+CLOCK_JUMP_S = 3600
+"""How far beyond its window a booking may lie before it counts as made by a clock set back since."""
