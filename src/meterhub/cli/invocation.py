@@ -3,7 +3,8 @@
 Each is one line that works as printed, from any shell of the same user: a ``cd`` to where the hub
 was started, then this very meterhub (``meterhub`` when the PATH finds it, else its script's
 path, else ``python -m meterhub``), with ``--database-url`` when the hub was not started on the
-default database.
+default database. The one exception is a database URL with a password, which is never printed:
+its line says where the password goes.
 """
 
 from __future__ import annotations
@@ -34,10 +35,19 @@ def invocation() -> str:
 
 
 def try_lines(database_url: str, commands: Sequence[str]) -> list[str]:
-    """Return a ``cd`` line, then each of ``commands`` (arguments of meterhub) as a full command."""
+    """Return a ``cd`` line, then each of ``commands`` (arguments of meterhub) as a full command.
+
+    A database URL holding a secret (a password) is never printed: the lines then begin with an
+    ``export`` of the URL with ``***`` where the secret goes, and the commands read it from there.
+    """
+    from meterhub.redact import redact_url
     from meterhub.store.factory import DEFAULT_DATABASE_URL
 
+    lines = [f"cd {shlex.quote(str(Path.cwd()))}"]
     meterhub = invocation()
-    if database_url != DEFAULT_DATABASE_URL:
+    shown = redact_url(database_url)
+    if shown != database_url:
+        lines.append(f"export METERHUB_DATABASE_URL={shlex.quote(shown)}  # put the password in place of ***")
+    elif database_url != DEFAULT_DATABASE_URL:
         meterhub += f" --database-url {shlex.quote(database_url)}"
-    return [f"cd {shlex.quote(str(Path.cwd()))}", *(f"{meterhub} {command}" for command in commands)]
+    return [*lines, *(f"{meterhub} {command}" for command in commands)]
