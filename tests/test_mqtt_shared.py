@@ -194,9 +194,12 @@ async def test_three_workers_store_every_message_of_every_format_once(
         assert all(reading.voltage_v is not None for reading in first_phase), feed.meter
         if feed.shared:
             assert len(extras(check, feed.meter, "temperature_c")) == ROUNDS, feed.meter
-    # Each copy of an untimed round or document another worker assembled or stored first.
+    # Each copy of an untimed round or document another worker assembled or stored first is a
+    # redelivery; one a worker assembles again from a late message of its round may count twice,
+    # and the rows above show none of them was stored twice.
     per_round = 1 + 2 + 1  # raw round, Home Assistant power and realtime, Domoticz round
-    assert sum(worker.counters.redeliveries for worker in workers) == (WORKERS - 1) * per_round * ROUNDS
+    redeliveries = sum(worker.counters.redeliveries for worker in workers)
+    assert (WORKERS - 1) * per_round * ROUNDS <= redeliveries <= WORKERS * per_round * ROUNDS
 
 
 @pytest.mark.mqtt
