@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,9 +39,9 @@ def test_a_file_reference_reads_the_file_without_its_final_line_break(tmp_path: 
     ],
 )
 def test_a_file_reference_to_an_unsafe_or_missing_file_is_refused(
-    tmp_path: Path, setup: object, message: str
+    tmp_path: Path, setup: Callable[[Path], Path], message: str
 ) -> None:
-    path = setup(tmp_path)  # type: ignore[operator]
+    path = setup(tmp_path)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         resolve_secret(f"file:{path}")
 

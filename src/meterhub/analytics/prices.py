@@ -20,7 +20,7 @@ import csv
 import io
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +34,15 @@ from meterhub.store.base import Store
 from meterhub.timeutil import to_ms
 from meterhub.vendors.amsreader.pricefile import EnergyPriceError, is_reader_prices, prices_from_energyprice
 
-__all__ = ["MAX_REASONS", "READER_PRICE_TZ", "PriceImport", "import_prices", "parse_prices", "read_prices"]
+__all__ = [
+    "MAX_REASONS",
+    "READER_PRICE_TZ",
+    "PriceImport",
+    "currency_clash",
+    "import_prices",
+    "parse_prices",
+    "read_prices",
+]
 
 MAX_REASONS = 5
 """Bad rows named in the error message; the rest are counted."""
@@ -117,6 +125,18 @@ def parse_prices(
     return points
 
 
+def currency_clash(store: Store, series: str, points: Sequence[PricePoint]) -> tuple[str, str, str] | None:
+    """Return (direction, currency held, currency given) when ``points`` would change the currency
+    of a direction the stored series ``series`` holds; None when they fit it."""
+    for name, direction, currency, *_ in store.price_series():
+        if name != series:
+            continue
+        clash = next((p for p in points if p.direction.value == direction and p.currency != currency), None)
+        if clash is not None:
+            return direction, currency, clash.currency
+    return None
+
+
 def import_prices(
     store: Store,
     path: Path,
@@ -127,14 +147,12 @@ def import_prices(
 ) -> PriceImport:
     """Read a price file and store its slots as series ``series`` (a re-import updates prices)."""
     points = read_prices(path, series, read_at=read_at, reader_tz=reader_tz)
-    for name, direction, currency, *_ in store.price_series():
-        if name != series:
-            continue
-        clash = next((p for p in points if p.direction.value == direction and p.currency != currency), None)
-        if clash is not None:
-            raise ImportFileError(
-                f"series {series!r} holds {direction} prices in {currency}; this file gives {clash.currency}"
-            )
+    clash = currency_clash(store, series, points)
+    if clash is not None:
+        direction, held, given = clash
+        raise ImportFileError(
+            f"series {series!r} holds {direction} prices in {held}; this file gives {given}"
+        )
     result = store.write_prices(points)
     return PriceImport(
         series,

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import httpx
 
+from meterhub.analytics.prices import currency_clash
 from meterhub.errors import InputError
 from meterhub.model import Direction, PricePoint
 from meterhub.store.base import Store
@@ -40,15 +41,13 @@ def store_prices(store: Store, points: Sequence[PricePoint]) -> StoredPrices:
     if not points:
         raise InputError("no price slots to store")
     series = points[0].series
-    for name, direction, currency, *_ in store.price_series():
-        if name != series:
-            continue
-        clash = next((p for p in points if p.direction.value == direction and p.currency != currency), None)
-        if clash is not None:
-            raise InputError(
-                f"series {series!r} holds {direction} prices in {currency}, these are in {clash.currency}; "
-                "choose another --series"
-            )
+    clash = currency_clash(store, series, points)
+    if clash is not None:
+        direction, held, given = clash
+        raise InputError(
+            f"series {series!r} holds {direction} prices in {held}, these are in {given}; "
+            "choose another --series"
+        )
     result = store.write_prices(points)
     return StoredPrices(
         series,
