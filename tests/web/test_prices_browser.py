@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 from meterhub.errors import UnknownPlaceError
 from meterhub.model import Direction, Place, PricePoint, Role
-from tests.web.conftest import HOUSE, RunningHub
+from tests.web.conftest import HOUSE, RunningHub, sign_in
 from tests.web.helpers import admin_on, api_json, loaded, shot
 from tests.web.test_prices_http import SERIES, price_rows
 
@@ -83,3 +83,52 @@ def test_the_prices_page_lists_the_hours_the_api_names_and_draws_the_cost(
     expect(page.locator(".price-day").first.locator('[data-field="facts"]')).to_contain_text(
         "24 slots of 60 min"
     )
+
+
+_FITS = """() => {
+  const svg = document.querySelector('#prices-chart .main-svg');
+  return document.documentElement.scrollWidth <= window.innerWidth
+    && svg !== null && svg.getBoundingClientRect().right <= window.innerWidth;
+}"""
+"""Whether the page and the prices chart's drawing fit the window's width (no sideways scroll)."""
+
+_TICKS_APART = """() => {
+  const boxes = [...document.querySelectorAll('#prices-chart .xtick text')]
+    .map((text) => text.getBoundingClientRect()).sort((a, b) => a.left - b.left);
+  return boxes.length >= 3 && boxes.every((box, i) => i === 0 || box.left >= boxes[i - 1].right - 0.5);
+}"""
+"""Whether the time axis shows at least three labels and none overlaps the next."""
+
+_LEGEND_CLEAR = """() => {
+  const chart = document.getElementById('prices-chart');
+  const legend = chart.querySelector('.legend').getBoundingClientRect();
+  const below = [...chart.querySelectorAll('.xtick text, .g-xtitle text')]
+    .map((t) => t.getBoundingClientRect());
+  return below.length > 0 && below.every((box) => box.bottom <= legend.top + 0.5)
+    && legend.bottom <= chart.getBoundingClientRect().bottom + 0.5;
+}"""
+"""Whether the legend lies below the time axis's labels and title, inside the chart's box."""
+
+
+def test_the_prices_chart_fits_a_phone_and_follows_a_narrowed_window(
+    browser_phone: Page, context: BrowserContext, hub: RunningHub, priced: str, tmp_path: Path
+) -> None:
+    query = f"series={SERIES}&day=2026-10-25&place={priced}"
+    phone = sign_in(browser_phone, hub, "admin", "/prices")
+    phone.goto(f"{hub.url}/prices?{query}")
+    loaded(phone, "prices")
+    assert phone.evaluate(_FITS)
+    assert phone.evaluate(_TICKS_APART)
+    assert phone.evaluate(_LEGEND_CLEAR)
+    shot(phone, "phone-prices", tmp_path)
+    desktop = admin_on(context, hub, "/prices", query, "prices")
+    wide_px = desktop.evaluate("() => document.querySelector('#prices-chart .main-svg').clientWidth")
+    assert wide_px > 600
+    desktop.set_viewport_size({"width": 390, "height": 844})
+    # Plotly redraws on the window's resize event: wait for the drawing to take the narrow width.
+    svg_width = "document.querySelector('#prices-chart .main-svg').clientWidth"
+    desktop.wait_for_function(f"() => {svg_width} < {wide_px}")
+    desktop.wait_for_function(_FITS)
+    desktop.wait_for_function(_TICKS_APART)
+    desktop.wait_for_function(_LEGEND_CLEAR)
+    shot(desktop, "phone-prices-narrowed", tmp_path)

@@ -27,7 +27,27 @@
       hovertemplate: `%{text}: %{y:.4f} ${view.currency}/kWh (${name})<extra></extra>` };
   }
 
+  const NARROW_PX = 600;
+  const UPRIGHT_TICK_PX = 18;
+  const SLANTED_TICK_PX = 44;
+  let shown = null;
+
+  // Every tick whose label fits the chart's width: a day's midnight always, hours thinned evenly.
+  function fittingTicks(ticks, widthPx) {
+    const narrow = widthPx < NARROW_PX;
+    const room = Math.max(2, Math.floor((widthPx - 120) / (narrow ? UPRIGHT_TICK_PX : SLANTED_TICK_PX)));
+    const step = Math.max(1, Math.ceil(ticks.t.length / room));
+    const t = [], label = [];
+    ticks.t.forEach((at, index) => {
+      const midnight = ticks.label[index].includes(" ");
+      if (midnight || index % step === 0) { t.push(at); label.push(ticks.label[index]); }
+    });
+    return { t, label, angle: narrow ? -90 : -30 };
+  }
+
   function chart(view) {
+    shown = view;
+    const ticks = fittingTicks(view.ticks, document.getElementById("prices-chart").clientWidth);
     const traces = [
       { x: view.line.t, y: view.line.price, type: "scatter", mode: "lines", name: `${view.chosen} (${view.currency}/kWh)`,
         line: { shape: "hv", color: COLORS.price, width: 2 }, connectgaps: false, text: view.line.label,
@@ -35,12 +55,15 @@
       hourMarks(view, "cheapest", "cheapest hours", COLORS.cheap),
       hourMarks(view, "dearest", "dearest hours", COLORS.dear),
     ];
+    // Upright labels on a narrow chart need room below the plot, and the legend below them.
+    const plotPx = 296, belowPx = ticks.angle === -90 ? 118 : 96;
     const layout = {
-      margin: { l: 64, r: view.cost ? 64 : 12, t: 8, b: 96 }, height: 400, hovermode: "closest",
-      legend: { orientation: "h", y: -0.35 },
+      margin: { l: 64, r: view.cost ? 64 : 12, t: 8, b: ticks.angle === -90 ? 220 : 96 },
+      height: plotPx + 8 + (ticks.angle === -90 ? 220 : 96), hovermode: "closest",
+      legend: { orientation: "h", yanchor: "top", y: -belowPx / plotPx },
       // Instants on a linear axis, ticks named in local time: the autumn night's repeated hour runs on.
       xaxis: { type: "linear", title: { text: `time (${view.tz})` }, range: [view.x_start, view.x_end],
-        tickmode: "array", tickvals: view.ticks.t, ticktext: view.ticks.label, tickangle: -30 },
+        tickmode: "array", tickvals: ticks.t, ticktext: ticks.label, tickangle: ticks.angle },
       yaxis: { title: { text: `${view.currency} per kWh` }, fixedrange: true },
     };
     if (view.cost) {
@@ -131,6 +154,13 @@
       root.dataset.loading = "false";
     }
   }
+
+  // Thinned ticks and the legend depend on the width: draw again once a resize has settled.
+  let resizing = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => { if (shown) chart(shown); }, 150);
+  });
 
   load();
 })();
