@@ -7,6 +7,11 @@ becomes kWh and reverse power becomes negative (export) power. Newer firmware ad
 per line and the totals ``A``, ``W`` and ``TWh``. A single-line device has phase 0 only; a
 three-line device has phases 1..3 and their total as phase 0. Anything that cannot be mapped
 raises :class:`PayloadError`.
+
+A device sends its keys in the same order on every answer, so the plan for one key order is
+worked out once (:class:`_Shape`) and each answer is then read in a few C calls. An answer the
+plan cannot read plainly (a null entry, a value that is no number, lines with different fields)
+takes the field-by-field path, which maps it the same way or raises the error it deserves.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import itemgetter
+from operator import itemgetter, mul
 from typing import Any, cast
 
 import orjson
@@ -233,19 +238,132 @@ def map_getdata(answer: object, meter_id: str, ts: datetime | None = None) -> De
     ts = ts or device_time(answer)
     if ts is None:
         raise PayloadError("smart-MAC answer has no time")
+    readings = _planned_readings(data, meter_id, ts) or _field_readings(data, meter_id, ts)
+    relay_on = relay_state(answer)
+    phases = 1 if len(readings) == 1 else len(readings) - 1
+    return DeviceSnapshot(readings, _extras(answer, data, meter_id, ts, relay_on), relay_on, phases)
+
+
+def _field_readings(data: dict[str, Any], meter_id: str, ts: datetime) -> list[Reading]:
+    """Return phase 0 and the lines' readings, field by field; raise PayloadError when unmappable."""
     lines = [values for values in (_values(data, plan) for plan in _LINE_PLANS)
              if values.count(None) != len(values)]
     if not lines:
         raise PayloadError("smart-MAC data has no measuring line (V1, A1, W1, ...)")
+    rows = [lines[0]] if len(lines) == 1 else [_phase_total(lines, _values(data, _TOTAL_PLAN)), *lines]
     new = _NEW_READING
-    if len(lines) == 1:
-        readings = [new(Reading, (meter_id, ts, PHASE_TOTAL, *lines[0]))]
-    else:
-        total = _phase_total(lines, _values(data, _TOTAL_PLAN))
-        readings = [new(Reading, (meter_id, ts, PHASE_TOTAL, *total))]
-        readings.extend(new(Reading, (meter_id, ts, phase, *values)) for phase, values in enumerate(lines, 1))
-    relay_on = relay_state(answer)
-    return DeviceSnapshot(readings, _extras(answer, data, meter_id, ts, relay_on), relay_on, len(lines))
+    return [new(Reading, (meter_id, ts, phase, *values)) for phase, values in enumerate(rows)]
+
+
+Projection = Callable[[Any], Any]
+"""A getter of some items: an answer's entries, or of its numbers a reading's fields or a column."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """The plan for answers whose ``data`` keys come in one order: what to read, where it goes.
+
+    The answer's numbers are its terms' values times their factors, then the phase-0 values the
+    rules make from the lines, then None (an unknown field), the meter, the time and the phases.
+    """
+
+    entries: Projection
+    """The entries of every term the answer sends (and phase 0 needs), in one call."""
+    factors: tuple[float, ...]
+    summed: tuple[tuple[int, int], ...]
+    """(position of a field's first term, position of a further term) to add to it."""
+    rules: tuple[tuple[PhaseRule, Projection], ...]
+    """Each phase-0 value made from the lines: its rule and the lines' values it takes."""
+    readings: tuple[Projection, ...]
+    """The fields of each reading: phase 0 (of a multi-line answer, the lines' total), the lines."""
+
+
+_PHASES = (PHASE_TOTAL, *LINES)
+_SHAPES_KEPT = 64
+"""Key orders whose plan is remembered; a hub's devices send a handful (firmwares, line counts)."""
+_shapes: dict[tuple[str, ...], _Shape | None] = {}
+_VALUE = itemgetter("value")
+_LARGEST = 1e300
+"""Numbers below this in size cannot overflow when a few dozen of them are added."""
+
+
+def _planned_readings(data: dict[str, Any], meter_id: str, ts: datetime) -> list[Reading] | None:
+    """Return phase 0 and the lines' readings by the plan of ``data``'s key order, or None when
+    the answer needs the field-by-field path (whose readings these equal, value for value)."""
+    keys = tuple(data)
+    try:
+        shape = _shapes[keys]
+    except KeyError:
+        shape = _shape_of(keys)
+        if len(_shapes) < _SHAPES_KEPT:
+            _shapes[keys] = shape
+    if shape is None:
+        return None
+    try:
+        numbers: list[Any] = list(map(mul, map(float, map(_VALUE, shape.entries(data))), shape.factors))
+    except (TypeError, KeyError, ValueError, OverflowError):
+        return None
+    if not sum(map(abs, numbers)) < _LARGEST:  # NaN fails too
+        return None
+    for first, other in shape.summed:
+        numbers[first] += numbers[other]
+    if shape.rules:
+        numbers.extend([rule(column(numbers)) for rule, column in shape.rules])
+    numbers.extend((None, meter_id, ts, *_PHASES))
+    new = _NEW_READING
+    return [new(Reading, project(numbers)) for project in shape.readings]
+
+
+def _shape_of(keys: tuple[str, ...]) -> _Shape | None:
+    """Return the plan for ``data`` with these keys, or None when lines send different fields."""
+    present = frozenset(keys)
+    terms: list[str] = []
+    factors: list[float] = []
+    summed: list[tuple[int, int]] = []
+
+    def place(plan: Plan) -> dict[int, int]:
+        """Take the plan's terms the answer sends; return each field's first term's position."""
+        first_of: dict[int, int] = {}
+        for index, key, factor in plan:
+            if key in present:
+                terms.append(key)
+                factors.append(factor)
+                if index in first_of:
+                    summed.append((first_of[index], len(terms) - 1))
+                else:
+                    first_of[index] = len(terms) - 1
+        return first_of
+
+    lines = [first_of for first_of in map(place, _LINE_PLANS) if first_of]
+    if not lines or any(line.keys() != lines[0].keys() for line in lines):
+        return None
+    totals = place(_TOTAL_PLAN) if len(lines) > 1 else {}  # the device's own, which win
+    rules = [(index, rule) for index, rule in _TOTALLED
+             if len(lines) > 1 and index not in totals and rule is not None and index in lines[0]]
+    made = {index: len(terms) + count for count, (index, _) in enumerate(rules)}
+    missing = len(terms) + len(rules)
+    meter, ts, first_phase = missing + 1, missing + 2, missing + 3
+    fields = range(len(READING_FIELDS))
+    rows = [{**made, **totals}] if len(lines) > 1 else []
+    rows.extend(lines)
+    return _Shape(
+        entries=_getter(terms),
+        factors=tuple(factors),
+        summed=tuple(summed),
+        rules=tuple((rule, _getter([line[index] for line in lines])) for index, rule in rules),
+        readings=tuple(
+            itemgetter(meter, ts, first_phase + phase, *(row.get(index, missing) for index in fields))
+            for phase, row in enumerate(rows)
+        ),
+    )
+
+
+def _getter(items: list[Any]) -> Projection:
+    """Return a getter of ``items`` that always answers a tuple (itemgetter of one does not)."""
+    if len(items) == 1:
+        only = items[0]
+        return lambda source: (source[only],)
+    return itemgetter(*items)
 
 
 def _extras(answer: dict[str, Any], data: dict[str, Any], meter_id: str, ts: datetime,
