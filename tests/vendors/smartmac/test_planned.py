@@ -79,3 +79,14 @@ def test_the_devices_own_answers_take_the_plan(phases: int, newer: bool, hour: i
     assert planned is not None
     assert _same(planned, mapping._field_readings(answer["data"], METER, at))
     assert [reading.phase for reading in planned] == ([0] if phases == 1 else [0, 1, 2, 3])
+
+
+_voltage = st.one_of(st.floats(0, 300), st.sampled_from([49.9, 50.0, float("nan")]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_voltage, min_size=1, max_size=3))
+def test_phase_zero_voltage_is_the_mean_of_live_lines(voltages: list[float]) -> None:
+    live = [v for v in voltages if v >= mapping.LIVE_PHASE_MIN_V]
+    expected = sum(live) / len(live) if live else None
+    assert repr(mapping._live_mean(tuple(voltages))) == repr(expected)

@@ -10,6 +10,7 @@ envelope included, raises :class:`PayloadError` (the client tells rejected token
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -73,6 +74,10 @@ Values = tuple[float | None, ...]
 
 
 def _mean_of_live(values: Sequence[Any]) -> float | None:
+    if values and min(values) >= LIVE_PHASE_MIN_V:  # every phase connected, the usual case
+        total = sum(values)
+        if total == total:  # else a NaN that min() passed over: the general case leaves it out
+            return total / len(values)  # type: ignore[no-any-return]
     live = [v for v in values if v >= LIVE_PHASE_MIN_V]
     return sum(live) / len(live) if live else None
 
@@ -144,9 +149,8 @@ def parse_vendor_time(text: object, zone: tzinfo = UTC) -> datetime:
     match = _VENDOR_TIME.fullmatch(text) if type(text) is str else None
     if match is None:
         raise PayloadError(f"IAMMETER time {text!r} is not like 2023/9/1 0:00:22")
-    year, month, day, hour, minute, second = map(int, match.groups())
     try:
-        return datetime(year, month, day, hour, minute, second, tzinfo=zone)
+        return datetime(*map(int, match.groups()), tzinfo=zone)  # type: ignore[misc, arg-type]  # y, m, d, H, M, S
     except ValueError as exc:
         raise PayloadError(f"IAMMETER time {text!r} does not exist: {exc}") from exc
 
@@ -226,6 +230,11 @@ def _values_readings(values: object, meter_id: str, ts: datetime, where: str) ->
     """Map ``values``: one flat row (single phase) or nested rows, with a 4th NEM row."""
     if type(values) is not list or not values:
         raise PayloadError(f"IAMMETER {where}: values must be a non-empty list")
+    return _plain_readings(values, meter_id, ts) or _row_readings(values, meter_id, ts, where)
+
+
+def _row_readings(values: list[Any], meter_id: str, ts: datetime, where: str) -> list[Reading]:
+    """Map non-empty ``values`` row by row, raising PayloadError for what cannot be mapped."""
     if type(values[0]) is not list:
         return _readings(meter_id, ts, [_row(values, where)], None)
     if len(values) > NEM_ROWS:
@@ -234,6 +243,74 @@ def _values_readings(values: object, meter_id: str, ts: datetime, where: str) ->
     if len(rows) == NEM_ROWS:
         return _readings(meter_id, ts, rows[:3], rows[3])
     return _readings(meter_id, ts, rows, None)
+
+
+Getter = Callable[[list[Any]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _RowsPlan:
+    """How ``count`` rows of one width become readings, worked out once per shape.
+
+    The numbers are the rows' values in turn, then phase 0's values the rules make from the
+    phases, then None (an unknown field), the meter, the time and the phase numbers.
+    """
+
+    rules: tuple[tuple[PhaseRule, Getter], ...]
+    """Each phase-0 value made from the phases: its rule and the phases' values it takes."""
+    readings: tuple[Getter, ...]
+    """The fields of each reading: phase 0, then the phases (a single row is phase 0 only)."""
+
+
+def _rows_plan(count: int, width: int) -> _RowsPlan:
+    layout = ROW_LAYOUTS[width]
+    total = count * width
+    rules = [(layout.index(name), rule) for name, rule in PHASE_TOTAL_RULES.items()
+             if count > 1 and rule is not None and name in layout]
+    made = {layout[column]: total + n for n, (column, _) in enumerate(rules)}
+    missing = total + len(rules)
+    meter, ts, first_phase = missing + 1, missing + 2, missing + 3
+    rows = [{name: offset + layout.index(name) for name in layout} for offset in range(0, total, width)]
+    if count > 1:
+        rows.insert(0, made)
+    return _RowsPlan(
+        rules=tuple((rule, itemgetter(*range(column, total, width))) for column, rule in rules),
+        readings=tuple(itemgetter(meter, ts, first_phase + phase,
+                                  *(row.get(name, missing) for name in READING_FIELDS))
+                       for phase, row in enumerate(rows)),
+    )
+
+
+_ROWS_PLANS = {(count, width): _rows_plan(count, width)
+               for count in range(1, NEM_ROWS) for width in ROW_LAYOUTS}
+_PHASES = (PHASE_TOTAL, 1, 2, 3)
+_LARGEST = 1e300
+"""Numbers below this in size cannot overflow when a few dozen of them are added."""
+
+
+def _plain_readings(values: list[Any], meter_id: str, ts: datetime) -> list[Reading] | None:
+    """Return the readings of up to three rows of one width holding finite numbers only.
+
+    Anything else (a null, a number given as text, a net row) returns None for the row-by-row
+    path, which maps it the same way or raises the error it deserves.
+    """
+    rows = values if type(values[0]) is list else [values]
+    count, width = len(rows), len(rows[0])
+    plan = _ROWS_PLANS.get((count, width))
+    if (plan is None or list(map(type, rows)).count(list) != count
+            or list(map(len, rows)).count(width) != count):
+        return None
+    try:
+        numbers: list[Any] = list(map(float, itertools.chain.from_iterable(rows)))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not sum(map(abs, numbers)) < _LARGEST:  # NaN or infinity: the row path says where
+        return None
+    if plan.rules:
+        numbers.extend([rule(column(numbers)) for rule, column in plan.rules])
+    numbers.extend((None, meter_id, ts, *_PHASES))
+    new = _NEW_READING
+    return [new(Reading, project(numbers)) for project in plan.readings]
 
 
 def _object(value: object, where: str) -> dict[str, Any]:

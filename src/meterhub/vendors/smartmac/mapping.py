@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter, mul
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
@@ -91,6 +91,10 @@ POWER_LIMIT_EXTRA = "power_limit_w"
 
 
 def _live_mean(values: Sequence[Any]) -> float | None:
+    if values and min(values) >= LIVE_PHASE_MIN_V:  # every phase connected, the usual case
+        total = sum(values)
+        if total == total:  # else a NaN that min() passed over: the general case leaves it out
+            return total / len(values)  # type: ignore[no-any-return]
     live = [v for v in values if v >= LIVE_PHASE_MIN_V]
     return sum(live) / len(live) if live else None
 
@@ -368,22 +372,19 @@ def _getter(items: list[Any]) -> Projection:
 
 def _extras(answer: dict[str, Any], data: dict[str, Any], meter_id: str, ts: datetime,
             relay_on: bool | None) -> list[Extra]:
-    extras = []
-    for key, name in EXTRA_FIELDS:
-        entry = data.get(key)
-        if entry is not None:
-            value = _scalar(entry.get("value") if type(entry) is dict else entry, key)
-            extras.append(Extra(meter_id, ts, name, value))
+    extras = [Extra(meter_id, ts, name, _scalar(entry.get("value") if type(entry) is dict else entry, key))
+              for key, name in EXTRA_FIELDS if (entry := data.get(key)) is not None]
     if relay_on is not None:
         extras.append(Extra(meter_id, ts, RELAY_EXTRA, 1.0 if relay_on else 0.0))
-    if answer.get("powset") is not None:
-        extras.append(Extra(meter_id, ts, POWER_LIMIT_EXTRA, _scalar(answer["powset"], "powset")))
+    power_limit = answer.get("powset")
+    if power_limit is not None:
+        extras.append(Extra(meter_id, ts, POWER_LIMIT_EXTRA, _scalar(power_limit, "powset")))
     return extras
 
 
 def _scalar(value: object, key: str) -> float:
     try:
-        number = float(cast(str, value))
+        number = float(value)  # type: ignore[arg-type]  # anything else raises TypeError
     except (TypeError, ValueError, OverflowError) as exc:
         raise PayloadError(f"smart-MAC {key} {str(value)[:40]!r} is not a number") from exc
     if number - number != 0.0:
