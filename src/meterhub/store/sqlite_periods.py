@@ -94,14 +94,13 @@ def _sql(table: str, columns: Sequence[str], ordered: bool) -> str:
 
 
 def _parse(text: str | None, count: int | None) -> Ints:
+    """Parse one text of :func:`_sql`; call it where warnings are errors (a bad text warns)."""
     if text is None:
         return np.zeros(0, dtype=np.int64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        try:
-            values = np.fromstring(text, dtype=np.int64, sep=",")
-        except (ValueError, DeprecationWarning) as exc:
-            raise StoreError(f"unreadable rollup values: {exc}") from exc
+    try:
+        values = np.fromstring(text, dtype=np.int64, sep=",")
+    except (ValueError, DeprecationWarning) as exc:
+        raise StoreError(f"unreadable rollup values: {exc}") from exc
     if count is not None and len(values) != count:
         raise StoreError(f"expected {count} rollup values, read {len(values)}")
     return values
@@ -136,11 +135,13 @@ def _fetch(
     if "n" not in read and any(c in PARTIAL_COUNTS for c in read):
         read.append("n")  # a compacted count is the row's n
     count, quarter_text, *texts = conn.execute(_sql(table, read, ordered=False), args).fetchone()
-    quarters = _parse(quarter_text, count)
-    if count > 1 and not (quarters[1:] > quarters[:-1]).all():
-        count, quarter_text, *texts = conn.execute(_sql(table, read, ordered=True), args).fetchone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         quarters = _parse(quarter_text, count)
-    parsed = _columns_of(read, texts, quarters)
+        if count > 1 and not (quarters[1:] > quarters[:-1]).all():
+            count, quarter_text, *texts = conn.execute(_sql(table, read, ordered=True), args).fetchone()
+            quarters = _parse(quarter_text, count)
+        parsed = _columns_of(read, texts, quarters)
     values = [_zeroed(parsed[c]) if c in as_sums else _floats(parsed[c]) for c in columns]
     if len(buckets) == len(bounds) - 1 and count == len(buckets):
         return None, values
@@ -194,6 +195,9 @@ def period_power(conn: sqlite3.Connection, pk: int, phase: int, tz: str, bounds:
 def _fold(bounds: Ints, buckets: Ints, raw: dict[str, Floats]) -> dict[str, Floats]:
     """Fold rollup rows into the periods: sums add up, minima and maxima keep the extreme."""
     periods = len(bounds) - 1
+    per_period = _rows_per_period(bounds, buckets)
+    if per_period is not None:
+        return {name: _fold_runs(name, values, periods, per_period) for name, values in raw.items()}
     index = np.searchsorted(bounds, buckets, "right") - 1
     folded: dict[str, Floats] = {}
     for name, values in raw.items():
@@ -202,6 +206,32 @@ def _fold(bounds: Ints, buckets: Ints, raw: dict[str, Floats]) -> dict[str, Floa
         else:
             summed = np.bincount(index, weights=np.nan_to_num(values), minlength=periods)
             folded[name] = summed.astype(np.float64)
+    return folded
+
+
+def _rows_per_period(bounds: Ints, buckets: Ints) -> int | None:
+    """Return k when every period holds exactly k rows (an hour's four quarters, say), else None.
+
+    The rows increase and lie in [first bound, last bound); when each k-th one starts a period,
+    the k from there on are that period's.
+    """
+    periods = len(bounds) - 1
+    if periods < 1 or len(buckets) % periods:
+        return None
+    per_period = len(buckets) // periods
+    if per_period < 1 or not np.array_equal(buckets[::per_period], bounds[:-1]):
+        return None
+    return per_period
+
+
+def _fold_runs(name: str, values: Floats, periods: int, per_period: int) -> Floats:
+    """Fold runs of ``per_period`` rows, as :func:`_fold` would; the sums are of whole numbers, exact."""
+    runs = values.reshape(periods, per_period)
+    folded: Floats
+    if name in _MINIMA or name in _MAXIMA:
+        folded = (np.fmin if name in _MINIMA else np.fmax).reduce(runs, axis=1)
+    else:
+        folded = (runs if name in _SUMMED else np.nan_to_num(runs)).sum(axis=1)  # _fetch zeroes _SUMMED
     return folded
 
 
@@ -245,8 +275,9 @@ def period_figures(
         raw = _fold(bounds, rows_bucket, raw)
 
     def mean(total: str, count: str) -> Floats:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(raw[count] > 0, raw[total] / raw[count] / 1e3, np.nan)
+        counts = raw[count]
+        divided: Floats = np.divide(raw[total], counts, out=np.full(len(counts), np.nan), where=counts > 0)
+        return divided / 1e3
 
     figure: dict[str, Callable[[], Floats]] = {
         "count": lambda: raw["n"],

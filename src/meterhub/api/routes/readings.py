@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from meterhub.analytics.calendar import BUCKET_ALIASES, BUCKET_CHOICES, BUCKETS
 from meterhub.api.deps import Principal, PrincipalDep, StoreDep, store_of
+from meterhub.api.encoding import MEDIA_TYPES, dumps_json, iso_utc, json_records
 from meterhub.api.problems import PROBLEM_RESPONSES, ApiProblem
 from meterhub.api.render import TABULAR_FORMATS, FormatQuery, choose_format, render
 from meterhub.api.routes._params import (
@@ -40,9 +41,8 @@ from meterhub.history import MAX_POINTS, HistoryColumns, history_columns
 from meterhub.precision import decimals_of
 from meterhub.store.base import Bucket, Store
 from meterhub.store.sqlite_periods import FIGURE_FIELDS
-from meterhub.timeutil import from_ms
 
-__all__ = ["BUCKET_FIELDS", "DEFAULT_FIELDS", "history_rows", "iso_texts", "router"]
+__all__ = ["BUCKET_FIELDS", "DEFAULT_FIELDS", "history_json", "history_rows", "iso_texts", "router"]
 
 router = APIRouter(prefix="/api/v1/meters", tags=["readings"], responses=PROBLEM_RESPONSES)
 
@@ -106,21 +106,22 @@ def bucket_row(bucket: Bucket, fields: tuple[str, ...]) -> dict[str, Any]:
 
 def iso_texts(ts_ms: npt.NDArray[np.int64]) -> list[str]:
     """Return epoch milliseconds as the ISO 8601 texts :func:`iso` gives their UTC datetimes."""
-    if len(ts_ms) and not (ts_ms % 1000).any():
-        texts = np.datetime_as_string(ts_ms.astype("datetime64[ms]"), unit="s")
-        return [f"{text}+00:00" for text in texts.tolist()]
-    return [from_ms(ms).isoformat() for ms in ts_ms.tolist()]
+    return iso_utc(ts_ms.astype("datetime64[ms]"))
+
+
+def _rounded(name: str, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | npt.NDArray[np.int64]:
+    """Return a figure column as it is answered: counts whole, quantities rounded, NaN for None."""
+    if name == "count":
+        return values.astype(np.int64)
+    decimals = decimals_of(name)
+    if decimals is None:
+        return values
+    return np.round(values, decimals) + 0.0  # rint(x * 10**d) / 10**d, printed short; -0.0 -> 0.0
 
 
 def _cells(name: str, values: npt.NDArray[np.float64]) -> list[Any]:
-    if name == "count":
-        counts: list[Any] = values.astype(np.int64).tolist()
-        return counts
-    decimals = decimals_of(name)
-    if decimals is not None:  # rint(x * 10**d) / 10**d: the double nearest the decimal, printed short
-        values = np.round(values, decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
-    cells: list[Any] = values.tolist()
-    if np.isnan(values).any():
+    cells: list[Any] = _rounded(name, values).tolist()
+    if name != "count" and np.isnan(values).any():
         return [None if math.isnan(v) else v for v in cells]
     return cells
 
@@ -131,16 +132,20 @@ def history_rows(columns: HistoryColumns, fields: tuple[str, ...]) -> list[dict[
     Each figure is rounded to its quantity's precision (:mod:`meterhub.precision`).
     """
     keys = ("start", "end", *fields)
-    starts = iso_texts(columns.starts_ms)
-    if len(starts) > 1 and np.array_equal(columns.ends_ms[:-1], columns.starts_ms[1:]):
-        ends = [*starts[1:], *iso_texts(columns.ends_ms[-1:])]  # buckets end where the next starts
-    else:
-        ends = iso_texts(columns.ends_ms)
-    cells = [starts, ends]
+    cells: list[list[Any]] = [iso_texts(columns.starts_ms), iso_texts(columns.ends_ms)]
     cells.extend(_cells(name, columns.figures[name]) for name in fields)
     if any(len(column) != len(columns) for column in cells):
         raise ValueError("history columns of unequal length")
     return [dict(zip(keys, row)) for row in zip(*cells)]  # noqa: B905 - lengths checked above
+
+
+def history_json(head: dict[str, Any], columns: HistoryColumns, fields: tuple[str, ...]) -> bytes:
+    """Return the JSON answer: ``head`` with the buckets as ``data``, the bytes ``render`` would give
+    for ``{**head, "data": history_rows(columns, fields)}``, encoded from the columns."""
+    edges = [columns.starts_ms.astype("datetime64[ms]"), columns.ends_ms.astype("datetime64[ms]")]
+    figures = [_rounded(name, columns.figures[name]) for name in fields]
+    data = json_records(("start", "end", *fields), [*edges, *figures])
+    return dumps_json(head)[:-1] + b',"data":' + data + b"}"
 
 
 def readings(
@@ -213,7 +218,8 @@ def _history(
     names = chosen_fields(fields)
     zone = zone_name(tz) if tz is not None else meter.tz
     start_ts, end_ts = time_range(start, end, zone, timedelta(days=1))
-    key = (meter_id, start_ts, end_ts, points, bucket, phase, names, zone, choose_format(request, _FORMATS))
+    fmt = choose_format(request, _FORMATS)
+    key = (meter_id, start_ts, end_ts, points, bucket, phase, names, zone, fmt)
     shared = cache.get(key, version) if cache is not None else None
     if shared is not None:
         return Response(shared.body, media_type=shared.media_type)
@@ -229,24 +235,19 @@ def _history(
         meter=meter,
         fields=names,
     )
-    rows = history_rows(columns, names)
-    payload = {
-        "meter": meter_id,
-        "phase": phase,
-        "start": iso(start_ts),
-        "end": iso(end_ts),
-        "fields": list(names),
-        "data": rows,
-    }
-    response = render(request, payload, rows=rows, root="history", rounded_already=True)
+    head = {"meter": meter_id, "phase": phase, "start": iso(start_ts), "end": iso(end_ts)}
+    head["fields"] = list(names)
+    if fmt == "json":
+        response = Response(history_json(head, columns, names), media_type=MEDIA_TYPES["json"])
+    else:
+        rows = history_rows(columns, names)
+        response = render(request, {**head, "data": rows}, rows=rows, root="history", rounded_already=True)
     if cache is not None and len(response.body) <= _SHARED_BODY_MAX:
         shared = SharedAnswer(version, bytes(response.body), response.media_type or "")
         cache.put(key, shared)
         if as_asked is not None:
             cache.put(as_asked, shared)
     return response
-
-
 
 
 _PLAIN_KEYS = frozenset({"start", "end", "points", "bucket", "phase", "fields", "tz", "format"})
