@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter, mul
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -145,9 +145,9 @@ _NEW_READING: Callable[[type[Reading], tuple[Any, ...]], Reading] = tuple.__new_
 """Builds a reading from the tuple of its fields as ``Reading._make`` does, without its Python call."""
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceSnapshot:
-    """One ``getdata`` answer in the model: readings, extras and the relay state."""
+class DeviceSnapshot(NamedTuple):
+    """One ``getdata`` answer in the model: readings, extras and the relay state (immutable, and
+    cheap to build once per poll, as a reading is)."""
 
     readings: list[Reading]
     extras: list[Extra]
