@@ -298,9 +298,9 @@ def _planned_readings(data: dict[str, Any], meter_id: str, ts: datetime) -> list
     try:
         shape = _shapes[keys]
     except KeyError:
-        shape = _shape_of(keys)
-        if len(_shapes) < _SHAPES_KEPT:
-            _shapes[keys] = shape
+        if len(_shapes) >= _SHAPES_KEPT:
+            return None  # planning each answer anew would cost more than reading it field by field
+        shape = _shapes[keys] = _shape_of(keys)
     if shape is None:
         return None
     try:
@@ -372,8 +372,12 @@ def _getter(items: list[Any]) -> Projection:
 
 def _extras(answer: dict[str, Any], data: dict[str, Any], meter_id: str, ts: datetime,
             relay_on: bool | None) -> list[Extra]:
-    extras = [Extra(meter_id, ts, name, _scalar(entry.get("value") if type(entry) is dict else entry, key))
-              for key, name in EXTRA_FIELDS if (entry := data.get(key)) is not None]
+    extras = []
+    for key, name in EXTRA_FIELDS:
+        entry = data.get(key)
+        if entry is not None:
+            value = entry.get("value") if type(entry) is dict else entry
+            extras.append(Extra(meter_id, ts, name, _scalar(value, key)))
     if relay_on is not None:
         extras.append(Extra(meter_id, ts, RELAY_EXTRA, 1.0 if relay_on else 0.0))
     power_limit = answer.get("powset")
