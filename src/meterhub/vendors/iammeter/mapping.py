@@ -296,7 +296,7 @@ _LARGEST = 1e300
 def _plain_readings(values: list[Any], meter_id: str, ts: datetime) -> list[Reading] | None:
     """Return the readings of up to three rows of one width holding finite numbers only.
 
-    Anything else (a null, a number given as text, a net row) returns None for the row-by-row
+    Anything else (a null, a value that is no number, a net row) returns None for the row-by-row
     path, which maps it the same way or raises the error it deserves.
     """
     rows = values if type(values[0]) is list else [values]
