@@ -32,8 +32,17 @@ T = TypeVar("T")
 
 HTTP_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 """Per-request limits for vendor calls: a stuck vendor costs a poll, never the poller."""
-HTTP_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-"""Connections the shared HTTP client keeps to vendors."""
+HTTP_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=16, keepalive_expiry=4.0)
+"""Connections the shared HTTP client keeps to vendors.
+
+Idle connections are kept for 4 s, less than servers commonly keep them (5 s is the default of
+uvicorn, Node and Apache): a connection the client still counts as open is then rarely one the
+server is closing (:mod:`meterhub.vendors.http` retries a GET that meets one anyway). Few are
+kept: httpcore checks the socket of every idle connection each time a request enters or leaves
+the pool, so with hundreds of polls a burst's leftover idle connections cost each poll more than
+opening a connection now and then; and it closes idle connections whenever more than this many
+are open, busy ones counted.
+"""
 
 SLOT_MARGIN_S = 1.0
 """How much later than our quota ledger allows a freed slot is taken after waiting for it: a

@@ -23,7 +23,7 @@ from meterhub import metrics
 from meterhub.errors import QuotaHeld
 from meterhub.model import utc_now
 from meterhub.store.base import Store
-from meterhub.store.leases import reserve_quota
+from meterhub.store.leases import Reservation, reserve_quota
 from meterhub.threads import run_ingest
 from meterhub.vendors.base import QuotaGuard, QuotaRule, window_text
 
@@ -61,15 +61,8 @@ class ReservingGuard(QuotaGuard):
         rule = self._rules[rule_name]
         key = self._key(rule, scope_key)
         now = self._now()
-        booking = await run_ingest(
-            reserve_quota,
-            self._store,
-            key,
-            rule.limit,
-            rule.window_s,
-            now,
-            self.margin_s,
-            self.max_wait_s,
+        booking, used = await run_ingest(
+            self._book, key, rule.limit, rule.window_s, now, self.margin_s, self.max_wait_s
         )
         wait_s = (booking.at - now).total_seconds()
         if not booking.booked:
@@ -79,10 +72,17 @@ class ReservingGuard(QuotaGuard):
                 f" per {rule.scope}; the next is possible in {math.ceil(wait_s)} s",
                 retry_after_s=wait_s,
             )
-        used = await run_ingest(self._store.quota_used, key, rule.window_s, booking.at)
         metrics.record_quota(self._vendor, rule.name, used, rule.limit)
         left_s = (booking.at - self._now()).total_seconds()
         if left_s >= 1.0 and self._on_wait is not None:
             self._on_wait(left_s)
         if left_s > 0:
             await self._sleep(left_s)
+
+    def _book(
+        self, key: str, limit: int, window_s: int, now: datetime, margin_s: float, max_wait_s: float
+    ) -> tuple[Reservation, int]:
+        """Book a call and count the window's calls at its moment (one worker-thread hop)."""
+        booking = reserve_quota(self._store, key, limit, window_s, now, margin_s, max_wait_s)
+        used = self._store.quota_used(key, window_s, booking.at) if booking.booked else limit
+        return booking, used
