@@ -30,6 +30,7 @@ __all__ = [
     "joins",
     "power_arrays",
     "power_series",
+    "rollup_rows",
 ]
 
 MAX_POINTS = 20_000
@@ -82,6 +83,18 @@ def bucket_width_s(start: datetime, end: datetime, points: int | None, bucket: s
     if bucket is None:
         return choose_width_s(start, end, points or 1000)
     return BUCKET_WIDTHS_S[bucket_name(bucket)]
+
+
+def rollup_rows(start: datetime, end: datetime, *, points: int | None, bucket: str | None) -> int | None:
+    """Return about how many rollup rows :func:`history_columns` reads at most for these buckets
+    (as many as quarter hours span them), or None when it aggregates raw readings instead."""
+    name = None if bucket is None else bucket_name(bucket)
+    width_s = bucket_width_s(start, end, points, name)
+    if name not in CALENDAR_BUCKETS and width_s % 900:
+        return None
+    # The buckets may reach a whole bucket (a calendar period: a few days more) beyond each end.
+    spanned_s = (end - start).total_seconds() + 2 * width_s + (4 * 86_400 if name in CALENDAR_BUCKETS else 0)
+    return math.ceil(spanned_s / 900)
 
 
 def _calendar_edges_ms(start: datetime, end: datetime, tz: str, bucket: str) -> npt.NDArray[np.int64]:

@@ -9,15 +9,18 @@ token is kept until it expires, to notice its reuse. Revoking a token, changing 
 removing the user ends the session and with it every access and refresh token bound to it.
 
 Authenticated principals are cached for :data:`CACHE_S` seconds per credential, so a busy client
-costs no database reads. Every API replica on one database shares the sessions, refresh tokens,
-key revocations and login lock-outs, all kept in the store. A change (revoking a key or token,
-ending a session, changing a password, role or share, removing a user) takes effect at once on
-the replica that made it, which clears its cache, and on every other replica within
-:data:`CACHE_S` seconds, when the credential's cached principal is checked against the store again.
+costs no database reads. The cache holds at most :data:`CACHE_MAX_ENTRIES` principals, each under
+a keyed hash of its credential (a key of this process's own), never the credential itself.
+Every API replica on one database shares the sessions, refresh tokens, key revocations and login
+lock-outs, all kept in the store. A change (revoking a key or token, ending a session, changing a
+password, role or share, removing a user) takes effect at once on the replica that made it, which
+clears its cache, and on every other replica within :data:`CACHE_S` seconds, when the
+credential's cached principal is checked against the store again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
@@ -37,11 +40,13 @@ from meterhub.config import Settings
 from meterhub.errors import InputError, NotFoundError, UnknownPlaceError
 from meterhub.store.base import Store
 
-__all__ = ["AuthDep", "Authenticator", "TokenPair"]
+__all__ = ["CACHE_MAX_ENTRIES", "AuthDep", "Authenticator", "TokenPair"]
 
 CACHE_S = 5.0
 """How long an authenticated principal is reused before the store is asked again: the longest
 a change made on another replica (a revoked key, an ended session) takes to reach this one."""
+CACHE_MAX_ENTRIES = 4096
+"""Credentials whose principals are cached at once; when full, the expired ones go, or all."""
 TOUCH_EVERY_S = 60.0
 """How often, at most, a key's last use is written."""
 KEY_RELOAD_S = 10.0
@@ -92,7 +97,8 @@ class Authenticator:
         self._key: bytes | None = None
         self._key_read_at = 0.0
         self._purged_at: float | None = None
-        self._cache: dict[str, tuple[float, Principal, str]] = {}
+        self._cache: dict[bytes, tuple[float, Principal, str]] = {}
+        self._cache_key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self.logins = LoginThrottle(
             settings.login_free_attempts,
@@ -251,9 +257,13 @@ class Authenticator:
         self.forget()
 
     # --- requests -----------------------------------------------------------------------
+    def _cache_id(self, credential: str) -> bytes:
+        """Return the keyed hash a credential's principal is cached under."""
+        return hashlib.blake2b(credential.encode(), digest_size=32, key=self._cache_key).digest()
+
     def cached(self, credential: str) -> tuple[Principal, str] | None:
         """Return the principal and rate bucket of a recently checked credential, or None."""
-        key = security.digest(credential)
+        key = self._cache_id(credential)
         with self._lock:
             entry = self._cache.get(key)
         if entry is None or entry[0] <= self._monotonic():
@@ -274,7 +284,12 @@ class Authenticator:
             ttl_s = min(ttl_s, claims["exp"] - self._clock())
         principal = self.principal_of(user, key_id)
         with self._lock:
-            self._cache[security.digest(credential)] = (self._monotonic() + ttl_s, principal, bucket)
+            if len(self._cache) >= CACHE_MAX_ENTRIES:
+                now = self._monotonic()
+                self._cache = {k: entry for k, entry in self._cache.items() if entry[0] > now}
+                if len(self._cache) >= CACHE_MAX_ENTRIES:
+                    self._cache = {}
+            self._cache[self._cache_id(credential)] = (self._monotonic() + ttl_s, principal, bucket)
         return principal, bucket
 
     def _key_user(self, key_id: str, secret: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Coroutine, Hashable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -37,9 +38,11 @@ from meterhub.api.routes._params import (
 )
 from meterhub.api.routes.latest import SharedAnswer, answer_cache, caller, change_count
 from meterhub.errors import InputError
-from meterhub.history import MAX_POINTS, HistoryColumns, history_columns
+from meterhub.history import MAX_POINTS, HistoryColumns, history_columns, rollup_rows
+from meterhub.model import Meter
 from meterhub.precision import decimals_of
 from meterhub.store.base import Bucket, Store
+from meterhub.store.sqlite import SQLiteStore
 from meterhub.store.sqlite_periods import FIGURE_FIELDS
 
 __all__ = ["BUCKET_FIELDS", "DEFAULT_FIELDS", "history_json", "history_rows", "iso_texts", "router"]
@@ -60,6 +63,8 @@ DEFAULT_FIELDS: tuple[str, ...] = (
 )
 DEFAULT_POINTS = 1000
 _SHARED_ANSWERS = 64
+_INLINE_ROLLUP_ROWS = 4096
+"""Rollup rows (six weeks of quarter hours, a few milliseconds) read on the event loop, not in a thread."""
 _SHARED_BODY_MAX = 512 << 10
 """Larger answers are not kept, so the shared answers never hold more than 32 MiB."""
 _FORMATS = ("json", "xml", *TABULAR_FORMATS)
@@ -181,10 +186,34 @@ def readings(
     fmt: FormatQuery = None,
 ) -> Response:
     """Return avg/min/max power, voltage, current and energy per bucket over [start, end) (default a day)."""
-    return _history(request, store, principal, meter_id, start, end, points, bucket, phase, fields, tz)
+    asked = _asked(request, store, principal, meter_id, start, end, points, bucket, phase, fields, tz)
+    return _answer(request, store, asked)
 
 
-def _history(
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """A readings request, checked and resolved: what to read and how to answer it."""
+
+    meter: Meter
+    start: datetime
+    end: datetime
+    points: int | None
+    bucket: str | None
+    phase: int
+    names: tuple[str, ...]
+    zone: str
+    fmt: str
+    version: int
+    """The store's change count, read before anything else (0 when answers are not shared)."""
+
+    @property
+    def key(self) -> Hashable:
+        """Return what an identical request is known by among the shared answers."""
+        return (self.meter.id, self.start, self.end, self.points, self.bucket, self.phase, self.names,
+                self.zone, self.fmt)  # fmt: skip
+
+
+def _asked(
     request: Request,
     store: Store,
     principal: Principal,
@@ -196,12 +225,8 @@ def _history(
     phase: int = 0,
     fields: str | None = None,
     tz: str | None = None,
-    as_asked: Hashable | None = None,
-) -> Response:
-    """Answer the readings route; identical requests share the encoded answer until the store changes.
-
-    ``as_asked`` is a further key (the request's own words for a fixed range) to keep it under.
-    """
+) -> _Asked:
+    """Check a readings request and resolve its range, zone, fields and format (one meter look-up)."""
     cache = answer_cache(request, "history", _SHARED_ANSWERS)
     version = store.change_count() if cache is not None else 0  # before anything is read
     meter = visible_meter(store, principal.can_see_meter, meter_id)
@@ -219,35 +244,68 @@ def _history(
     zone = zone_name(tz) if tz is not None else meter.tz
     start_ts, end_ts = time_range(start, end, zone, timedelta(days=1))
     fmt = choose_format(request, _FORMATS)
-    key = (meter_id, start_ts, end_ts, points, bucket, phase, names, zone, fmt)
-    shared = cache.get(key, version) if cache is not None else None
+    return _Asked(meter, start_ts, end_ts, points, bucket, phase, names, zone, fmt, version)
+
+
+def _answer(request: Request, store: Store, asked: _Asked, as_asked: Hashable | None = None) -> Response:
+    """Answer a checked request; identical requests share the encoded answer until the store changes.
+
+    ``as_asked`` is a further key (the request's own words for a fixed range) to keep it under.
+    """
+    cache = answer_cache(request, "history", _SHARED_ANSWERS)
+    shared = cache.get(asked.key, asked.version) if cache is not None else None
     if shared is not None:
         return Response(shared.body, media_type=shared.media_type)
     columns = history_columns(
         store,
-        meter_id,
-        start_ts,
-        end_ts,
-        points=DEFAULT_POINTS if points is None and bucket is None else points,
-        bucket=bucket,
-        phase=phase,
-        tz=zone,
-        meter=meter,
-        fields=names,
+        asked.meter.id,
+        asked.start,
+        asked.end,
+        points=DEFAULT_POINTS if asked.points is None and asked.bucket is None else asked.points,
+        bucket=asked.bucket,
+        phase=asked.phase,
+        tz=asked.zone,
+        meter=asked.meter,
+        fields=asked.names,
     )
-    head = {"meter": meter_id, "phase": phase, "start": iso(start_ts), "end": iso(end_ts)}
-    head["fields"] = list(names)
-    if fmt == "json":
-        response = Response(history_json(head, columns, names), media_type=MEDIA_TYPES["json"])
+    head = {"meter": asked.meter.id, "phase": asked.phase, "start": iso(asked.start), "end": iso(asked.end)}
+    head["fields"] = list(asked.names)
+    if asked.fmt == "json":
+        response = Response(history_json(head, columns, asked.names), media_type=MEDIA_TYPES["json"])
     else:
-        rows = history_rows(columns, names)
+        rows = history_rows(columns, asked.names)
         response = render(request, {**head, "data": rows}, rows=rows, root="history", rounded_already=True)
     if cache is not None and len(response.body) <= _SHARED_BODY_MAX:
-        shared = SharedAnswer(version, bytes(response.body), response.media_type or "")
-        cache.put(key, shared)
+        shared = SharedAnswer(asked.version, bytes(response.body), response.media_type or "")
+        cache.put(asked.key, shared)
         if as_asked is not None:
             cache.put(as_asked, shared)
     return response
+
+
+def _history(
+    request: Request,
+    store: Store,
+    principal: Principal,
+    meter_id: str,
+    as_asked: Hashable | None,
+    **args: Any,
+) -> Response:
+    """Check and answer a readings request (``args``: the route's query parameters)."""
+    return _answer(request, store, _asked(request, store, principal, meter_id, **args), as_asked)
+
+
+def _short_local_read(store: Store, asked: _Asked) -> bool:
+    """Tell whether the answer is a short read of a local SQLite file's rollups: cheaper than a thread.
+
+    Handing such a read to a worker thread costs more than it saves: the GIL passes back and forth
+    between the threads several times per request, which under load halts each for a while.
+    """
+    if not isinstance(store, SQLiteStore):
+        return False
+    points = DEFAULT_POINTS if asked.points is None and asked.bucket is None else asked.points
+    rows = rollup_rows(asked.start, asked.end, points=points, bucket=asked.bucket)
+    return rows is not None and rows <= _INLINE_ROLLUP_ROWS
 
 
 _PLAIN_KEYS = frozenset({"start", "end", "points", "bucket", "phase", "fields", "tz", "format"})
@@ -327,10 +385,13 @@ class _HistoryRoute(APIRoute):
                 shared = cache.get(as_asked, await change_count(store))
                 if shared is not None:
                     return Response(shared.body, media_type=shared.media_type)
-            answer = functools.partial(
-                _history, request, store, principal, meter_id, **args, as_asked=as_asked
-            )
-            return await anyio.to_thread.run_sync(answer)
+            if not isinstance(store, SQLiteStore):
+                answer = functools.partial(_history, request, store, principal, meter_id, as_asked, **args)
+                return await anyio.to_thread.run_sync(answer)
+            asked = _asked(request, store, principal, meter_id, **args)  # a local look-up: no hop
+            if _short_local_read(store, asked):
+                return _answer(request, store, asked, as_asked)
+            return await anyio.to_thread.run_sync(_answer, request, store, asked, as_asked)
 
         return handle
 
