@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meterhub.errors import PayloadError
-from meterhub.model import Reading
+from meterhub.model import Extra, Reading
 from meterhub.vendors.physics import Household, SiteConfig
 from meterhub.vendors.smartmac import mapping
 from meterhub.vendors.smartmac.payloads import getdata_payload
@@ -102,3 +102,22 @@ def test_phase_zero_voltage_is_the_mean_of_live_lines(voltages: list[float]) -> 
     live = [v for v in voltages if v >= mapping.LIVE_PHASE_MIN_V]
     expected = sum(live) / len(live) if live else None
     assert repr(mapping._live_mean(tuple(voltages))) == repr(expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from([1, 3]), st.booleans(), st.integers(0, 23), st.sampled_from(["0", "1", " 1 ", None]))
+def test_extras_equal_the_dataclass_built_by_its_own_init(phases: int, newer: bool, hour: int,
+                                                          pout: str | None) -> None:
+    at = AT.replace(hour=hour)
+    state = Household(SiteConfig(seed=5, phases=phases, pv_peak_w=4000.0)).state_at(at)
+    answer = getdata_payload("1728053249", state, at, False, newer_firmware=newer, power_limit_w=3500)
+    answer["pout"] = pout
+    snapshot = mapping.map_getdata(answer, METER, at)
+    relay = [] if pout is None else [Extra(METER, at, "relay_on", float(pout.strip()))]
+    limit = [Extra(METER, at, "power_limit_w", 3500.0)] if newer else []
+    expected = [Extra(METER, at, "temperature_c", float(answer["data"]["T"]["value"])), *relay, *limit]
+    assert snapshot.extras == expected
+    assert [(type(extra), repr(extra), hash(extra)) for extra in snapshot.extras] == [
+        (Extra, repr(extra), hash(extra)) for extra in expected]
+    assert snapshot == mapping.DeviceSnapshot(snapshot.readings, expected, snapshot.relay_on, snapshot.phases)
+    assert type(snapshot) is mapping.DeviceSnapshot

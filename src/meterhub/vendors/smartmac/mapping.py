@@ -20,7 +20,8 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import itemgetter, mul
+from itertools import repeat
+from operator import add, call, itemgetter, mul
 from typing import Any, NamedTuple
 
 import orjson
@@ -155,6 +156,9 @@ class DeviceSnapshot(NamedTuple):
     phases: int
 
 
+_NEW_SNAPSHOT: Callable[[type[DeviceSnapshot], tuple[Any, ...]], DeviceSnapshot] = tuple.__new__
+
+
 def decode(body: bytes) -> Any:
     """Parse a device answer: JSON whose strings may hold raw line breaks (``br0..br2``)."""
     try:
@@ -245,7 +249,8 @@ def map_getdata(answer: object, meter_id: str, ts: datetime | None = None) -> De
     readings = _planned_readings(data, meter_id, ts) or _field_readings(data, meter_id, ts)
     relay_on = relay_state(answer)
     phases = 1 if len(readings) == 1 else len(readings) - 1
-    return DeviceSnapshot(readings, _extras(answer, data, meter_id, ts, relay_on), relay_on, phases)
+    extras = _extras(answer, data, meter_id, ts, relay_on)
+    return _NEW_SNAPSHOT(DeviceSnapshot, (readings, extras, relay_on, phases))
 
 
 def _field_readings(data: dict[str, Any], meter_id: str, ts: datetime) -> list[Reading]:
@@ -267,17 +272,25 @@ Projection = Callable[[Any], Any]
 class _Shape:
     """The plan for answers whose ``data`` keys come in one order: what to read, where it goes.
 
-    The answer's numbers are its terms' values times their factors, then the phase-0 values the
-    rules make from the lines, then None (an unknown field), the meter, the time and the phases.
+    The answer's numbers are its terms' values times their factors, then the sums of the fields
+    of two terms, then the phase-0 values the rules make from the lines, then None (an unknown
+    field), the meter, the time and the phases.
     """
 
     entries: Projection
     """The entries of every term the answer sends (and phase 0 needs), in one call."""
+    scaled: int
+    """The position of the first term with a factor other than 1 (terms with factor 1 come first)."""
     factors: tuple[float, ...]
-    summed: tuple[tuple[int, int], ...]
-    """(position of a field's first term, position of a further term) to add to it."""
-    rules: tuple[tuple[PhaseRule, Projection], ...]
-    """Each phase-0 value made from the lines: its rule and the lines' values it takes."""
+    """The factors of the terms from :attr:`scaled` on."""
+    firsts: Projection | None
+    """The first terms of the fields of two terms (None: no such field)."""
+    seconds: Projection | None
+    """The second terms of those fields; each sum is appended to the numbers."""
+    rules: tuple[PhaseRule, ...]
+    """The rule of each phase-0 value made from the lines."""
+    columns: tuple[Projection, ...]
+    """The lines' values each rule takes, one getter per rule."""
     readings: tuple[Projection, ...]
     """The fields of each reading: phase 0 (of a multi-line answer, the lines' total), the lines."""
 
@@ -304,57 +317,73 @@ def _planned_readings(data: dict[str, Any], meter_id: str, ts: datetime) -> list
     if shape is None:
         return None
     try:
-        numbers: list[Any] = list(map(mul, map(float, map(_VALUE, shape.entries(data))), shape.factors))
+        numbers: list[Any] = list(map(float, map(_VALUE, shape.entries(data))))
     except (TypeError, KeyError, ValueError, OverflowError):
         return None
     if not sum(map(abs, numbers)) < _LARGEST:  # NaN fails too
         return None
-    for first, other in shape.summed:
-        numbers[first] += numbers[other]
+    scaled = shape.scaled
+    if scaled < len(numbers):  # the terms with a factor other than 1 come last
+        numbers[scaled:] = map(mul, numbers[scaled:], shape.factors)
+    if shape.firsts is not None and shape.seconds is not None:
+        numbers.extend(map(add, shape.firsts(numbers), shape.seconds(numbers)))
     if shape.rules:
-        numbers.extend([rule(column(numbers)) for rule, column in shape.rules])
+        numbers.extend(map(call, shape.rules, map(call, shape.columns, repeat(numbers))))
     numbers.extend((None, meter_id, ts, *_PHASES))
-    new = _NEW_READING
-    return [new(Reading, project(numbers)) for project in shape.readings]
+    return list(map(_NEW_READING, repeat(Reading), map(call, shape.readings, repeat(numbers))))
 
 
 def _shape_of(keys: tuple[str, ...]) -> _Shape | None:
     """Return the plan for ``data`` with these keys, or None when lines send different fields."""
     present = frozenset(keys)
-    terms: list[str] = []
-    factors: list[float] = []
-    summed: list[tuple[int, int]] = []
+    terms: list[tuple[str, float]] = []
 
-    def place(plan: Plan) -> dict[int, int]:
-        """Take the plan's terms the answer sends; return each field's first term's position."""
-        first_of: dict[int, int] = {}
+    def place(plan: Plan) -> dict[int, list[int]]:
+        """Take the plan's terms the answer sends; return each field's terms' positions."""
+        field_terms: dict[int, list[int]] = {}
         for index, key, factor in plan:
             if key in present:
-                terms.append(key)
-                factors.append(factor)
-                if index in first_of:
-                    summed.append((first_of[index], len(terms) - 1))
-                else:
-                    first_of[index] = len(terms) - 1
-        return first_of
+                terms.append((key, factor))
+                field_terms.setdefault(index, []).append(len(terms) - 1)
+        return field_terms
 
-    lines = [first_of for first_of in map(place, _LINE_PLANS) if first_of]
-    if not lines or any(line.keys() != lines[0].keys() for line in lines):
+    placed = [field_terms for field_terms in map(place, _LINE_PLANS) if field_terms]
+    if not placed or any(line.keys() != placed[0].keys() for line in placed):
         return None
-    totals = place(_TOTAL_PLAN) if len(lines) > 1 else {}  # the device's own, which win
+    placed_totals = place(_TOTAL_PLAN) if len(placed) > 1 else {}  # the device's own, which win
+    if any(len(positions) > 2 for line in (*placed, placed_totals) for positions in line.values()):
+        return None  # a field of three terms or more: the field-by-field path adds them up
+    # Terms read as they are go first, scaled ones after them: one multiplication covers those;
+    # the sums of a field's two terms come next.
+    order = sorted(range(len(terms)), key=lambda term: terms[term][1] != 1.0)
+    where = {term: position for position, term in enumerate(order)}
+    summed: list[tuple[int, int]] = []
+
+    def position(positions: list[int]) -> int:
+        if len(positions) == 1:
+            return where[positions[0]]
+        summed.append((where[positions[0]], where[positions[1]]))
+        return len(terms) + len(summed) - 1
+
+    lines = [{index: position(positions) for index, positions in line.items()} for line in placed]
+    totals = {index: position(positions) for index, positions in placed_totals.items()}
     rules = [(index, rule) for index, rule in _TOTALLED
              if len(lines) > 1 and index not in totals and rule is not None and index in lines[0]]
-    made = {index: len(terms) + count for count, (index, _) in enumerate(rules)}
-    missing = len(terms) + len(rules)
+    made = {index: len(terms) + len(summed) + count for count, (index, _) in enumerate(rules)}
+    missing = len(terms) + len(summed) + len(rules)
     meter, ts, first_phase = missing + 1, missing + 2, missing + 3
     fields = range(len(READING_FIELDS))
     rows = [{**made, **totals}] if len(lines) > 1 else []
     rows.extend(lines)
+    scaled = sum(1 for _, factor in terms if factor == 1.0)
     return _Shape(
-        entries=_getter(terms),
-        factors=tuple(factors),
-        summed=tuple(summed),
-        rules=tuple((rule, _getter([line[index] for line in lines])) for index, rule in rules),
+        entries=_getter([terms[term][0] for term in order]),
+        scaled=scaled,
+        factors=tuple(terms[term][1] for term in order[scaled:]),
+        firsts=_getter([first for first, _ in summed]) if summed else None,
+        seconds=_getter([second for _, second in summed]) if summed else None,
+        rules=tuple(rule for _, rule in rules),
+        columns=tuple(_getter([line[index] for line in lines]) for index, _ in rules),
         readings=tuple(
             itemgetter(meter, ts, first_phase + phase, *(row.get(index, missing) for index in fields))
             for phase, row in enumerate(rows)
@@ -370,6 +399,22 @@ def _getter(items: list[Any]) -> Projection:
     return itemgetter(*items)
 
 
+_SET_EXTRA_FIELDS = tuple(Extra.__dict__[name].__set__ for name in ("meter", "ts", "name", "value"))
+"""The slots' setters of :class:`Extra`, which a frozen dataclass's own ``__init__`` calls too."""
+
+
+def _extra(meter_id: str, ts: datetime, name: str, value: float) -> Extra:
+    """Return ``Extra(meter_id, ts, name, value)``, set slot by slot: a frozen dataclass's
+    ``__init__`` costs twice as much, on every poll (Extra has no checks to skip)."""
+    extra: Extra = object.__new__(Extra)
+    set_meter, set_ts, set_name, set_value = _SET_EXTRA_FIELDS
+    set_meter(extra, meter_id)
+    set_ts(extra, ts)
+    set_name(extra, name)
+    set_value(extra, value)
+    return extra
+
+
 def _extras(answer: dict[str, Any], data: dict[str, Any], meter_id: str, ts: datetime,
             relay_on: bool | None) -> list[Extra]:
     extras = []
@@ -377,12 +422,12 @@ def _extras(answer: dict[str, Any], data: dict[str, Any], meter_id: str, ts: dat
         entry = data.get(key)
         if entry is not None:
             value = entry.get("value") if type(entry) is dict else entry
-            extras.append(Extra(meter_id, ts, name, _scalar(value, key)))
+            extras.append(_extra(meter_id, ts, name, _scalar(value, key)))
     if relay_on is not None:
-        extras.append(Extra(meter_id, ts, RELAY_EXTRA, 1.0 if relay_on else 0.0))
+        extras.append(_extra(meter_id, ts, RELAY_EXTRA, 1.0 if relay_on else 0.0))
     power_limit = answer.get("powset")
     if power_limit is not None:
-        extras.append(Extra(meter_id, ts, POWER_LIMIT_EXTRA, _scalar(power_limit, "powset")))
+        extras.append(_extra(meter_id, ts, POWER_LIMIT_EXTRA, _scalar(power_limit, "powset")))
     return extras
 
 
