@@ -15,7 +15,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from operator import itemgetter
+from itertools import repeat
+from operator import call, itemgetter
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -118,6 +119,12 @@ _REACTIVE_PROJECTIONS = {len(REACTIVE_ROW): _projection(REACTIVE_ROW)}
 _SMALL_NUMBERS = {f"{n}": n for n in range(100)} | {f"{n:02d}": n for n in range(10)}
 """Every text of one or two digits, with its number."""
 _VENDOR_TIME = re.compile(r"\s*(\d{1,4})/(\d{1,2})/(\d{1,2}) +(\d{1,2}):(\d{1,2}):(\d{1,2})\s*", re.ASCII)
+_VENDOR_DATE = re.compile(r"\s*\d{1,4}/\d{1,2}/\d{1,2}", re.ASCII)
+"""The date of a vendor time, up to the first space."""
+_DATES_KEPT = 64
+_dates: dict[str, tuple[int, int, int]] = {}
+"""(year, month, day) of the date texts of times read lately (emptied when full): a text whose date
+is here and whose clock is ``H:MM:SS`` right after one space is read with lookups alone."""
 
 
 def decode(body: bytes) -> Any:
@@ -148,14 +155,34 @@ def unwrap(payload: object) -> Any:
 
 def parse_vendor_time(text: object, zone: tzinfo = UTC) -> datetime:
     """Read ``YYYY/M/D H:MM:SS`` (no zero padding) as a time in ``zone`` (UTC by default)."""
+    if type(text) is str:  # the usual text, read without the pattern: a day's uploads share a date
+        date_text, _, clock = text.partition(" ")
+        date = _dates.get(date_text)
+        if date is not None:
+            small = _SMALL_NUMBERS  # a dict lookup is half the price of int() here, on every poll
+            try:
+                hour_text, minute_text, second_text = clock.split(":")
+                return datetime(*date, small[hour_text], small[minute_text], small[second_text], tzinfo=zone)
+            except (ValueError, KeyError):
+                pass  # spaces around the clock, no clock, or no such time: the pattern path tells
     match = _VENDOR_TIME.fullmatch(text) if type(text) is str else None
-    if match is None:
+    if match is None or not isinstance(text, str):
         raise PayloadError(f"IAMMETER time {text!r} is not like 2023/9/1 0:00:22")
-    year, month, day, hour, minute, second = match.groups()
-    small = _SMALL_NUMBERS  # a dict lookup is half the price of int() here, on every poll
+    year, month, day, hour_text, minute_text, second_text = match.groups()
+    small = _SMALL_NUMBERS
+    date = int(year), small[month], small[day]
+    date_text = text.partition(" ")[0]
+    if _VENDOR_DATE.fullmatch(date_text):
+        if len(_dates) >= _DATES_KEPT:
+            _dates.clear()
+        _dates[date_text] = date
+    return _vendor_datetime(text, *date, small[hour_text], small[minute_text], small[second_text], zone)
+
+
+def _vendor_datetime(text: str, year: int, month: int, day: int, hour: int, minute: int, second: int,
+                     zone: tzinfo) -> datetime:
     try:
-        return datetime(int(year), small[month], small[day], small[hour], small[minute], small[second],
-                        tzinfo=zone)
+        return datetime(year, month, day, hour, minute, second, tzinfo=zone)
     except ValueError as exc:
         raise PayloadError(f"IAMMETER time {text!r} does not exist: {exc}") from exc
 
@@ -261,8 +288,10 @@ class _RowsPlan:
     phases, then None (an unknown field), the meter, the time and the phase numbers.
     """
 
-    rules: tuple[tuple[PhaseRule, Getter], ...]
-    """Each phase-0 value made from the phases: its rule and the phases' values it takes."""
+    rules: tuple[PhaseRule, ...]
+    """The rule of each phase-0 value made from the phases."""
+    columns: tuple[Getter, ...]
+    """The phases' values each rule takes, one getter per rule."""
     readings: tuple[Getter, ...]
     """The fields of each reading: phase 0, then the phases (a single row is phase 0 only)."""
 
@@ -279,7 +308,8 @@ def _rows_plan(count: int, width: int) -> _RowsPlan:
     if count > 1:
         rows.insert(0, made)
     return _RowsPlan(
-        rules=tuple((rule, itemgetter(*range(column, total, width))) for column, rule in rules),
+        rules=tuple(rule for _, rule in rules),
+        columns=tuple(itemgetter(*range(column, total, width)) for column, _ in rules),
         readings=tuple(itemgetter(meter, ts, first_phase + phase,
                                   *(row.get(name, missing) for name in READING_FIELDS))
                        for phase, row in enumerate(rows)),
@@ -312,10 +342,9 @@ def _plain_readings(values: list[Any], meter_id: str, ts: datetime) -> list[Read
     if not sum(map(abs, numbers)) < _LARGEST:  # NaN or infinity: the row path says where
         return None
     if plan.rules:
-        numbers.extend([rule(column(numbers)) for rule, column in plan.rules])
+        numbers.extend(map(call, plan.rules, map(call, plan.columns, repeat(numbers))))
     numbers.extend((None, meter_id, ts, *_PHASES))
-    new = _NEW_READING
-    return [new(Reading, project(numbers)) for project in plan.readings]
+    return list(map(_NEW_READING, repeat(Reading), map(call, plan.readings, repeat(numbers))))
 
 
 def _object(value: object, where: str) -> dict[str, Any]:
