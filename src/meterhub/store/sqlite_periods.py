@@ -4,8 +4,9 @@ Periods that are the meter's local days read the day table, UTC-aligned multiple
 the 6-hour table, and any other multiple of 15 minutes the 15-minute table. Each column comes
 back from SQLite as one comma-separated text, which numpy parses in one call; handing Python one
 tuple per row costs several times more. Where every period is one stored bucket and all are
-present (the common case) the values are the answer as they come; otherwise the rows are folded
-into the periods.
+present (the common case) the values are the answer as they come; where every period holds the
+same number of them (hours of four quarters) runs of rows fold in one reshape; otherwise the rows
+are folded into the periods one by one.
 """
 
 from __future__ import annotations

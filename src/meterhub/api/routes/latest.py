@@ -7,7 +7,8 @@ whole meter), or every phase of one meter.
 answer is kept and shared by callers who see the same meters and ask for the same format, until
 the store's change count (:meth:`meterhub.store.base.Store.change_count`) moves: a reading shows
 in the next answer after it is written, and between writes the hub reads the store once instead
-of once per request. ``app.state.answer_cache = False`` turns the sharing off.
+of once per request. ``app.state.answer_cache = False`` turns the sharing off. JSON is encoded by
+columns (:func:`latest_json`), and a local SQLite file is read without a thread hop.
 """
 
 from __future__ import annotations

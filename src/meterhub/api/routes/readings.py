@@ -1,9 +1,11 @@
 """``/api/v1/meters/{id}/readings`` (downsampled history) and ``/intervals`` (interval energy).
 
-The history comes from the coarsest rollups that tile the buckets, as columns turned straight
-into rows. Identical requests (the same resolved range, parameters and format, from callers who
-may see the meter) share the encoded answer until the store's change count moves, so a new
-reading shows in the next answer; ``app.state.answer_cache = False`` turns the sharing off.
+The history comes from the coarsest rollups that tile the buckets, as columns: JSON is encoded
+from them a column at a time, the other formats turn them straight into rows. A short read of a
+local SQLite file's rollups runs on the event loop, any other in a worker thread. Identical
+requests (the same resolved range, parameters and format, from callers who may see the meter)
+share the encoded answer until the store's change count moves, so a new reading shows in the
+next answer; ``app.state.answer_cache = False`` turns the sharing off.
 """
 
 from __future__ import annotations
@@ -194,6 +196,7 @@ def readings(
 class _Asked:
     """A readings request, checked and resolved: what to read and how to answer it."""
 
+    meter_id: str
     meter: Meter
     start: datetime
     end: datetime
@@ -209,7 +212,7 @@ class _Asked:
     @property
     def key(self) -> Hashable:
         """Return what an identical request is known by among the shared answers."""
-        return (self.meter.id, self.start, self.end, self.points, self.bucket, self.phase, self.names,
+        return (self.meter_id, self.start, self.end, self.points, self.bucket, self.phase, self.names,
                 self.zone, self.fmt)  # fmt: skip
 
 
@@ -244,7 +247,7 @@ def _asked(
     zone = zone_name(tz) if tz is not None else meter.tz
     start_ts, end_ts = time_range(start, end, zone, timedelta(days=1))
     fmt = choose_format(request, _FORMATS)
-    return _Asked(meter, start_ts, end_ts, points, bucket, phase, names, zone, fmt, version)
+    return _Asked(meter_id, meter, start_ts, end_ts, points, bucket, phase, names, zone, fmt, version)
 
 
 def _answer(request: Request, store: Store, asked: _Asked, as_asked: Hashable | None = None) -> Response:
@@ -258,7 +261,7 @@ def _answer(request: Request, store: Store, asked: _Asked, as_asked: Hashable | 
         return Response(shared.body, media_type=shared.media_type)
     columns = history_columns(
         store,
-        asked.meter.id,
+        asked.meter_id,
         asked.start,
         asked.end,
         points=DEFAULT_POINTS if asked.points is None and asked.bucket is None else asked.points,
@@ -268,7 +271,7 @@ def _answer(request: Request, store: Store, asked: _Asked, as_asked: Hashable | 
         meter=asked.meter,
         fields=asked.names,
     )
-    head = {"meter": asked.meter.id, "phase": asked.phase, "start": iso(asked.start), "end": iso(asked.end)}
+    head = {"meter": asked.meter_id, "phase": asked.phase, "start": iso(asked.start), "end": iso(asked.end)}
     head["fields"] = list(asked.names)
     if asked.fmt == "json":
         response = Response(history_json(head, columns, asked.names), media_type=MEDIA_TYPES["json"])
