@@ -3,10 +3,10 @@
 A backfill window is one ``meterdatalist2`` answer: hundreds to a couple of thousand uploads of
 one meter. When the answer has the usual shape (every item an object whose ``gmtTime`` reads as
 a time and whose ``values`` hold the same number of rows of one width, numbers only), the
-window is mapped with arrays: the times are parsed together, the phase totals are column sums,
-and the readings are built without a Python call per reading. Anything else (a null, a number
-given as text, rows of several shapes, a net (NEM) row, a time that does not exist) makes
-:func:`window_readings` return None, and the item-by-item mapping of
+window is mapped with arrays: the phase totals are column sums, and the readings are built
+without a Python call per reading (the times are split apart together, then built one by one).
+Anything else (a null, a number given as text, rows of several shapes, a net (NEM) row, a time
+that does not exist) makes :func:`window_readings` return None, and the item-by-item mapping of
 :mod:`meterhub.vendors.iammeter.mapping` maps the answer or raises the error it deserves. Both
 give the same readings, value for value (the tests compare them).
 """
@@ -28,21 +28,21 @@ from meterhub.vendors.iammeter.mapping import LIVE_PHASE_MIN_V, PHASE_TOTAL_RULE
 
 __all__ = ["window_readings"]
 
-_TIMES = re.compile(r"(?:\s*\d{1,4}/\d{1,2}/\d{1,2} +\d{1,2}:\d{1,2}:\d{1,2}\s*\|)*", re.ASCII)
-"""Item times joined by ``|``: each one as :func:`~mapping.parse_vendor_time` reads it."""
+_TIMES = re.compile(r"(?:\d{1,4}/\d{1,2}/\d{1,2} \d{1,2}:\d{1,2}:\d{1,2}\|)*", re.ASCII)
+"""Item times joined by ``|``, each as the vendor writes it (which :func:`~mapping.parse_vendor_time`
+reads too); spaces around a time or within it send the answer item by item."""
 _PARTS = 6
 """Numbers of a vendor time: year, month, day, hour, minute, second."""
-_PLACE = np.array([1, 10, 100, 1000])
-_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
-_FIRST_YEAR = 1970
-"""Earlier years take the item-by-item path (no meter uploads from before it)."""
+_NUMBERS = {f"{n}": n for n in range(100)} | {f"{n:02d}": n for n in range(10)} | {
+    f"{year}": year for year in range(1970, 2200)}
+"""Every text of one or two digits, and the years of uploads, with their numbers (any other year
+sends the answer item by item)."""
 _LARGEST = 1e300
 """Above this a sum of a row's values could overflow; such rows take the item-by-item path."""
 _MAX_PHASE_ROWS = 3
 """A fourth row is a net (NEM) row: the item-by-item path maps it."""
 
 Floats = npt.NDArray[np.float64]
-Ints = npt.NDArray[np.int64]
 _NEW: Callable[[type[Reading], Iterable[Any]], Reading] = tuple.__new__
 """Builds a reading from a tuple of its fields without a Python call (what Reading._make does)."""
 
@@ -76,41 +76,14 @@ def _times(texts: list[Any]) -> list[datetime] | None:
     joined = "|".join(texts) + "|"
     if _TIMES.fullmatch(joined) is None:
         return None
-    numbers = _digit_runs(np.frombuffer(joined.encode("ascii"), np.uint8))
-    if len(numbers) != _PARTS * len(texts):  # a text held a "|" of its own
+    written = joined.replace("/", " ").replace(":", " ").replace("|", " ").split()
+    try:
+        numbers = list(map(_NUMBERS.__getitem__, written))
+        # datetime() refuses a date or time that does not exist: the item path says which.
+        return list(map(datetime, *(numbers[part::_PARTS] for part in range(_PARTS)),
+                        itertools.repeat(0), itertools.repeat(UTC)))
+    except (KeyError, ValueError):
         return None
-    year, month, day, hour, minute, second = numbers.reshape(-1, _PARTS).T
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    month_days = _DAYS_IN_MONTH[np.clip(month, 0, 12)] + (leap & (month == 2))
-    valid = (year >= _FIRST_YEAR) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
-    valid &= (hour <= 23) & (minute <= 59) & (second <= 59)
-    if not valid.all():
-        return None
-    seconds = _epoch_days(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
-    return list(map(datetime.fromtimestamp, seconds.tolist(), itertools.repeat(UTC)))
-
-
-def _digit_runs(text: npt.NDArray[np.uint8]) -> Ints:
-    """Return the numbers written in ASCII ``text`` (runs of at most four digits), in order."""
-    digit = (text >= ord("0")) & (text <= ord("9"))
-    edges = np.diff(digit.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    run = np.cumsum(edges[:-1] == 1) - 1
-    place = np.where(digit, ends[run] - 1 - np.arange(len(text)), 0)
-    worth = np.where(digit, (text.astype(np.int64) - ord("0")) * _PLACE[np.clip(place, 0, 3)], 0)
-    found: Ints = np.add.reduceat(worth, starts) if len(starts) else np.zeros(0, np.int64)
-    return found
-
-
-def _epoch_days(year: Ints, month: Ints, day: Ints) -> Ints:
-    """Return the days since 1970-01-01 of proleptic Gregorian dates (civil-from-days inverse)."""
-    shifted = year - (month <= 2)
-    era = shifted // 400
-    year_of_era = shifted - era * 400
-    day_of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
-    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    days: Ints = era * 146_097 + day_of_era - 719_468
-    return days
 
 
 def _values(rows: list[Any]) -> Floats | None:
