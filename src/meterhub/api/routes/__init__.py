@@ -34,6 +34,7 @@ __all__ = ["RESOURCE_ROUTERS"]
 
 RESOURCE_ROUTERS: list[APIRouter] = [
     latest.router,  # first: routes are matched in order, and /api/v1/latest is the most polled
+    readings.router,  # then history, asked for by every chart
     auth.router,
     session.router,
     users.router,
@@ -42,7 +43,6 @@ RESOURCE_ROUTERS: list[APIRouter] = [
     docs.router,
     meters.router,
     status.router,
-    readings.router,
     series.router,
     energy.router,
     analysis.router,
