@@ -361,9 +361,17 @@ def _list(value: object, where: str) -> list[Any]:
 
 def map_meterdata(payload: object, meter_id: str) -> list[Reading]:
     """Map a meterdata or meterdata2 answer (one or three phases) to readings at its gmtTime."""
-    data = _object(unwrap(payload), "meterdata data")
+    if type(payload) is dict and payload.get("successful") is not False and "data" in payload:
+        data = payload["data"]  # a success envelope, read as unwrap() reads it, once per poll
+    else:
+        data = unwrap(payload)
+    if type(data) is not dict:
+        raise PayloadError("IAMMETER meterdata data is not an object")
     ts = parse_vendor_time(data.get("gmtTime"))
-    return _values_readings(data.get("values"), meter_id, ts, "meterdata values")
+    values = data.get("values")
+    if type(values) is not list or not values:
+        raise PayloadError("IAMMETER meterdata values: values must be a non-empty list")
+    return _plain_readings(values, meter_id, ts) or _row_readings(values, meter_id, ts, "meterdata values")
 
 
 def map_meterdatalist2(payload: object, meter_id: str) -> list[Reading]:
