@@ -20,8 +20,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import repeat
-from operator import add, call, itemgetter, mul
+from operator import itemgetter, mul
 from typing import Any, NamedTuple
 
 import orjson
@@ -272,25 +271,17 @@ Projection = Callable[[Any], Any]
 class _Shape:
     """The plan for answers whose ``data`` keys come in one order: what to read, where it goes.
 
-    The answer's numbers are its terms' values times their factors, then the sums of the fields
-    of two terms, then the phase-0 values the rules make from the lines, then None (an unknown
-    field), the meter, the time and the phases.
+    The answer's numbers are its terms' values times their factors, then the phase-0 values the
+    rules make from the lines, then None (an unknown field), the meter, the time and the phases.
     """
 
     entries: Projection
     """The entries of every term the answer sends (and phase 0 needs), in one call."""
-    scaled: int
-    """The position of the first term with a factor other than 1 (terms with factor 1 come first)."""
     factors: tuple[float, ...]
-    """The factors of the terms from :attr:`scaled` on."""
-    firsts: Projection | None
-    """The first terms of the fields of two terms (None: no such field)."""
-    seconds: Projection | None
-    """The second terms of those fields; each sum is appended to the numbers."""
-    rules: tuple[PhaseRule, ...]
-    """The rule of each phase-0 value made from the lines."""
-    columns: tuple[Projection, ...]
-    """The lines' values each rule takes, one getter per rule."""
+    summed: tuple[tuple[int, int], ...]
+    """(position of a field's first term, position of a further term) to add to it."""
+    rules: tuple[tuple[PhaseRule, Projection], ...]
+    """Each phase-0 value made from the lines: its rule and the lines' values it takes."""
     readings: tuple[Projection, ...]
     """The fields of each reading: phase 0 (of a multi-line answer, the lines' total), the lines."""
 
@@ -317,73 +308,57 @@ def _planned_readings(data: dict[str, Any], meter_id: str, ts: datetime) -> list
     if shape is None:
         return None
     try:
-        numbers: list[Any] = list(map(float, map(_VALUE, shape.entries(data))))
+        numbers: list[Any] = list(map(mul, map(float, map(_VALUE, shape.entries(data))), shape.factors))
     except (TypeError, KeyError, ValueError, OverflowError):
         return None
     if not sum(map(abs, numbers)) < _LARGEST:  # NaN fails too
         return None
-    scaled = shape.scaled
-    if scaled < len(numbers):  # the terms with a factor other than 1 come last
-        numbers[scaled:] = map(mul, numbers[scaled:], shape.factors)
-    if shape.firsts is not None and shape.seconds is not None:
-        numbers.extend(map(add, shape.firsts(numbers), shape.seconds(numbers)))
+    for first, other in shape.summed:
+        numbers[first] += numbers[other]
     if shape.rules:
-        numbers.extend(map(call, shape.rules, map(call, shape.columns, repeat(numbers))))
+        numbers.extend([rule(column(numbers)) for rule, column in shape.rules])
     numbers.extend((None, meter_id, ts, *_PHASES))
-    return list(map(_NEW_READING, repeat(Reading), map(call, shape.readings, repeat(numbers))))
+    new = _NEW_READING
+    return [new(Reading, project(numbers)) for project in shape.readings]
 
 
 def _shape_of(keys: tuple[str, ...]) -> _Shape | None:
     """Return the plan for ``data`` with these keys, or None when lines send different fields."""
     present = frozenset(keys)
-    terms: list[tuple[str, float]] = []
-
-    def place(plan: Plan) -> dict[int, list[int]]:
-        """Take the plan's terms the answer sends; return each field's terms' positions."""
-        field_terms: dict[int, list[int]] = {}
-        for index, key, factor in plan:
-            if key in present:
-                terms.append((key, factor))
-                field_terms.setdefault(index, []).append(len(terms) - 1)
-        return field_terms
-
-    placed = [field_terms for field_terms in map(place, _LINE_PLANS) if field_terms]
-    if not placed or any(line.keys() != placed[0].keys() for line in placed):
-        return None
-    placed_totals = place(_TOTAL_PLAN) if len(placed) > 1 else {}  # the device's own, which win
-    if any(len(positions) > 2 for line in (*placed, placed_totals) for positions in line.values()):
-        return None  # a field of three terms or more: the field-by-field path adds them up
-    # Terms read as they are go first, scaled ones after them: one multiplication covers those;
-    # the sums of a field's two terms come next.
-    order = sorted(range(len(terms)), key=lambda term: terms[term][1] != 1.0)
-    where = {term: position for position, term in enumerate(order)}
+    terms: list[str] = []
+    factors: list[float] = []
     summed: list[tuple[int, int]] = []
 
-    def position(positions: list[int]) -> int:
-        if len(positions) == 1:
-            return where[positions[0]]
-        summed.append((where[positions[0]], where[positions[1]]))
-        return len(terms) + len(summed) - 1
+    def place(plan: Plan) -> dict[int, int]:
+        """Take the plan's terms the answer sends; return each field's first term's position."""
+        first_of: dict[int, int] = {}
+        for index, key, factor in plan:
+            if key in present:
+                terms.append(key)
+                factors.append(factor)
+                if index in first_of:
+                    summed.append((first_of[index], len(terms) - 1))
+                else:
+                    first_of[index] = len(terms) - 1
+        return first_of
 
-    lines = [{index: position(positions) for index, positions in line.items()} for line in placed]
-    totals = {index: position(positions) for index, positions in placed_totals.items()}
+    lines = [first_of for first_of in map(place, _LINE_PLANS) if first_of]
+    if not lines or any(line.keys() != lines[0].keys() for line in lines):
+        return None
+    totals = place(_TOTAL_PLAN) if len(lines) > 1 else {}  # the device's own, which win
     rules = [(index, rule) for index, rule in _TOTALLED
              if len(lines) > 1 and index not in totals and rule is not None and index in lines[0]]
-    made = {index: len(terms) + len(summed) + count for count, (index, _) in enumerate(rules)}
-    missing = len(terms) + len(summed) + len(rules)
+    made = {index: len(terms) + count for count, (index, _) in enumerate(rules)}
+    missing = len(terms) + len(rules)
     meter, ts, first_phase = missing + 1, missing + 2, missing + 3
     fields = range(len(READING_FIELDS))
     rows = [{**made, **totals}] if len(lines) > 1 else []
     rows.extend(lines)
-    scaled = sum(1 for _, factor in terms if factor == 1.0)
     return _Shape(
-        entries=_getter([terms[term][0] for term in order]),
-        scaled=scaled,
-        factors=tuple(terms[term][1] for term in order[scaled:]),
-        firsts=_getter([first for first, _ in summed]) if summed else None,
-        seconds=_getter([second for _, second in summed]) if summed else None,
-        rules=tuple(rule for _, rule in rules),
-        columns=tuple(_getter([line[index] for line in lines]) for index, _ in rules),
+        entries=_getter(terms),
+        factors=tuple(factors),
+        summed=tuple(summed),
+        rules=tuple((rule, _getter([line[index] for line in lines])) for index, rule in rules),
         readings=tuple(
             itemgetter(meter, ts, first_phase + phase, *(row.get(index, missing) for index in fields))
             for phase, row in enumerate(rows)
