@@ -41,10 +41,10 @@ import anyio
 import httpx
 
 from meterhub import metrics
-from meterhub.errors import ConfigError, InputError, MeterhubError, QuotaExceeded, QuotaHeld, StoreError
+from meterhub.errors import ConfigError, InputError, MeterhubError, QuotaExceeded, QuotaHeld
 from meterhub.ingest import Ingestor
 from meterhub.model import Meter
-from meterhub.poller.backfill import BACKFILL_SCOPE, BackfillJob, BackfillLedger
+from meterhub.poller.backfill import BackfillJob, BackfillLedger
 from meterhub.poller.clock import Clock
 from meterhub.poller.connectors import (
     SLOT_MARGIN_S,
@@ -53,7 +53,7 @@ from meterhub.poller.connectors import (
     history_chunk_s,
     min_poll_interval_s,
 )
-from meterhub.poller.recovery import Recovery, RecoveryState, describe_error, missed_window, recovery_key
+from meterhub.poller.recovery import Recovery, RecoveryState, describe_error, missed_window
 from meterhub.poller.schedule import (
     Fetch,
     Flight,
@@ -73,7 +73,6 @@ from meterhub.vendors.registry import load_connector
 __all__ = ["Fetch", "PollOutcome", "Poller", "PollerSettings", "PollerStats", "retry_delay_s"]
 
 log = logging.getLogger(__name__)
-
 
 class Poller:
     """Polls meters on their schedules and stores what they report, with health and recovery."""
@@ -142,12 +141,9 @@ class Poller:
             return
         covered = await run_ingest(self._covered_until, [m.id for m in fresh])
         health = await run_ingest(self._store.health, [m.id for m in fresh])
-        ledger = await self._recovery_ledger([m.id for m in fresh])
         now = self._clock.now()
         for meter in fresh:
             slot = self._new_slot(meter)
-            if meter.id in ledger:
-                slot.recovery.pending, slot.recovery.ledger_checked = ledger[meter.id], True
             slot.covered_until = covered.get(meter.id)
             known = health.get(meter.id)
             slot.failures = known.consecutive_failures if known is not None else 0
@@ -209,26 +205,6 @@ class Poller:
                 if ends:
                     covered[meter_id] = max(ends)
         return covered
-
-    async def _recovery_ledger(self, meter_ids: list[str]) -> dict[str, BackfillJob | None]:
-        """Return the unfinished recovery backfill (None: none) of each meter, read in one hop.
-
-        Read here for all at once rather than by each meter's first poll; a meter left out (its
-        entry unreadable, or the store failing) is read by its first poll, which says why.
-        """
-
-        def read() -> dict[str, BackfillJob | None]:
-            found: dict[str, BackfillJob | None] = {}
-            for meter_id in meter_ids:
-                with contextlib.suppress(StoreError):
-                    stored = self._store.token_get(BACKFILL_SCOPE, recovery_key(meter_id))
-                    found[meter_id] = None if stored is None else BackfillJob.from_json(stored[0])
-            return found
-
-        try:
-            return await run_ingest(read)
-        except MeterhubError:
-            return {}
 
     @property
     def in_flight(self) -> int:
