@@ -443,7 +443,7 @@ def test_three_workers_share_three_hundred_meters(tmp_path: Path) -> None:
             wait_until(
                 throttled(dead_meters_polled), "the dead worker's meters to be polled again", DEADLINE_S
             )
-            resumed_at = built.sims["amsreader"][0].now()
+            first_polls = {m: min(times) for m, times in polls(built, conn, keys, killed_at).items() if times}
 
             dead_cloud = sorted(m for m in dead if m in keys)
             assert dead_cloud  # the victim held cloud meters whose window must be backfilled
@@ -461,7 +461,7 @@ def test_three_workers_share_three_hundred_meters(tmp_path: Path) -> None:
                     # The window the dead worker missed, from its last poll to the survivors' first,
                     # is covered from its start on: by the dead worker's last reading or the backfill.
                     interval = timedelta(seconds=intervals[m])
-                    since, until = killed_at - interval, resumed_at + interval
+                    since, until = killed_at - interval, first_polls.get(m, far)
                     times = [r.ts for r in store.iter_readings([m], since, until, phase=0)]
                     gaps = [(later - earlier).total_seconds() for earlier, later in pairwise(times)]
                     if not times or times[0] > killed_at + interval:
