@@ -50,8 +50,11 @@ def feeding(hub: RunningHub, tmp_path: Path, caplog: pytest.LogCaptureFixture) -
     wrong = tmp_path / "wrong.token"
     wrong.write_text(WRONG_TOKEN)
     wrong.chmod(0o600)
-    today = datetime.now(UTC).astimezone(get_zone("Europe/Oslo")).date()
-    start = datetime.combine(today, time(14, 0), tzinfo=get_zone("Europe/Brussels"))
+    # The feeds' clock starts after the day-ahead publication (13:00 CET), and never behind the
+    # real time the status reads: a next try would otherwise look long past, "overdue".
+    real_now = datetime.now(UTC).replace(microsecond=0)
+    today = real_now.astimezone(get_zone("Europe/Oslo")).date()
+    start = max(datetime.combine(today, time(14, 0), tzinfo=get_zone("Europe/Brussels")), real_now)
     with entsoe_simulator(start) as sim:
         sources = [
             PriceSource(find_zone("NO1"), GOOD, token_file(tmp_path), base_url=sim.api_url, retry_s=600),
