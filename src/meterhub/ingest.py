@@ -22,7 +22,8 @@ import numpy.typing as npt
 
 from meterhub.livefeed import FEED, LiveFeed
 from meterhub.model import READING_FIELDS, REGISTER_FIELDS, IntervalEnergy, Reading, utc_now
-from meterhub.store.base import ReadingColumns, Store, WriteResult
+from meterhub.readingblocks import BlockColumns, ReadingBlock, blocks_columns
+from meterhub.store.base import ReadingColumns, Store, WriteResult, write_columns
 
 __all__ = [
     "EARLIEST_TS",
@@ -221,17 +222,25 @@ def _suspects(readings: list[Reading], latest_allowed: datetime) -> tuple[set[in
                 nones.append(None)  # counted below only when the field has gaps
     except (TypeError, ValueError, OverflowError):
         return range(count), None
-    latest_us = (latest_allowed - _EPOCH) // _US
     missing = np.isnan(values)
-    inside = (values >= _LOWEST_COLUMN) & (values <= _HIGHEST_COLUMN)
-    flagged = (ts_us < _EARLIEST_US) | (ts_us > latest_us) | ~((phases >= 0) & (phases <= MAX_PHASE))
-    flagged |= ~(inside | missing).all(axis=0) | missing.all(axis=0)
+    flagged = _flagged(ts_us, phases, values, missing, latest_allowed)
     for position, column in enumerate(value_cols):
         gaps = int(missing[position].sum())
         known = nones[position]
         if gaps and gaps != (column.count(None) if known is None else known):  # a NaN a reading holds
             flagged |= missing[position] & np.fromiter((v is not None for v in column), bool, count)
     return set(np.flatnonzero(flagged).tolist()), (meter_col, ts_us, phases, values)
+
+
+def _flagged(ts_us: npt.NDArray[np.int64], phases: npt.NDArray[np.float64], values: npt.NDArray[np.float64],
+             missing: npt.NDArray[np.bool_], latest_allowed: datetime) -> npt.NDArray[np.bool_]:
+    """Return which rows a check flags: a time or phase out of range, a value beyond its bounds
+    (NaN read as missing), or no value at all."""
+    latest_us = (latest_allowed - _EPOCH) // _US
+    inside = (values >= _LOWEST_COLUMN) & (values <= _HIGHEST_COLUMN)
+    flagged = (ts_us < _EARLIEST_US) | (ts_us > latest_us) | ~((phases >= 0) & (phases <= MAX_PHASE))
+    flagged |= ~(inside | missing).all(axis=0) | missing.all(axis=0)
+    return flagged
 
 
 def _batch_columns(pieces: list[_Columns]) -> ReadingColumns:
@@ -305,6 +314,54 @@ class Ingestor:
             self._settle(pending, report, on_batch)
             if batch:
                 self._settle((self._submit(writer, batch, pieces), report.received, batch), report, on_batch)
+        return report
+
+    def ingest_blocks(
+        self, blocks: Sequence[ReadingBlock], report: IngestReport | None = None
+    ) -> IngestReport:
+        """Validate and store the readings of vendor blocks, as columns, in one transaction.
+
+        The checks are those of :meth:`ingest`, made on the columns; a row they flag is built as a
+        reading and checked again, which gives its reason.
+        """
+        report = report or IngestReport()
+        columns = blocks_columns(blocks)
+        count = columns.rows
+        report.received += count
+        if not count:
+            return report
+        latest_allowed = self._now() + MAX_FUTURE
+        values = columns.values
+        flagged = _flagged(columns.ts_us, columns.phase, values, np.isnan(values), latest_allowed)
+        meter_ids = {block.meter for block in blocks}
+        unknown = {meter_id for meter_id in meter_ids if not self._meter_known(meter_id)}
+        keep: npt.NDArray[np.bool_] | None = None
+        if flagged.any() or unknown:
+            keep = np.ones(count, dtype=bool)
+            for row in np.flatnonzero(flagged).tolist():
+                reading = columns.reading(row)
+                reason = validate_reading(reading, latest_allowed)
+                if reason is not None:
+                    keep[row] = False
+                    report.reject(f"{reading.meter} {reading.ts.isoformat()}", reason)
+            for row, meter_id in enumerate(columns.meters):
+                if meter_id in unknown and keep[row]:
+                    keep[row] = False
+                    report.reject(f"{meter_id} {columns.reading(row).ts.isoformat()}",
+                                  f"unknown meter {meter_id!r}")
+        piece: _Columns = (columns.meters, columns.ts_us, columns.phase, columns.values)
+        if keep is not None:
+            kept = np.flatnonzero(keep)
+            piece = (tuple(columns.meters[k] for k in kept.tolist()), columns.ts_us[kept],
+                     columns.phase[kept], values[:, kept])
+        if not len(piece[1]):
+            return report
+        result = write_columns(self.store, _batch_columns([piece]))
+        if self.feed is not None and result.stored and self.feed.listening:
+            self.feed.publish(BlockColumns(*piece).readings())
+        report.received_committed = report.received
+        report.stored += result.stored
+        report.duplicates += result.duplicates
         return report
 
     def _submit(

@@ -70,6 +70,11 @@ class LiveFeed:
         """Return how many subscriptions are open."""
         return len(self._subscriptions)
 
+    @property
+    def listening(self) -> bool:
+        """Return whether anyone listens (so a batch's readings are worth building)."""
+        return bool(self._subscriptions)
+
     def publish(self, readings: Sequence[Reading]) -> None:
         """Offer the newest reading per meter and phase of a stored batch to every listener."""
         if not self._subscriptions or not readings:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from anyio import CancelScope
 from anyio.abc import TaskGroup
@@ -22,6 +22,7 @@ from meterhub.errors import MeterhubError, QuotaExceeded, VendorUnavailable
 from meterhub.poller.backfill import BackfillJob, BackfillLedger, run_backfill
 from meterhub.poller.clock import Clock
 from meterhub.poller.sink import Sink
+from meterhub.readingblocks import EPOCH, ReadingBlock
 from meterhub.vendors.base import Connector, Fetched
 
 __all__ = ["Recovery", "RecoveryState", "describe_error", "missed_window", "recovery_key"]
@@ -48,7 +49,12 @@ def _data_span(meter_id: str, fetched: Fetched) -> tuple[datetime, datetime] | N
     interval record. A poll's newest record ends at its reading and so starts one record
     earlier: counted, it would hide a missed reading and cut the backfill short before it.
     """
-    readings = [r.ts for r in fetched.readings if r.meter == meter_id]
+    block = fetched.readings
+    if isinstance(block, ReadingBlock):  # one meter's: its span without building a reading
+        span = block.span_us() if block.meter == meter_id else None
+        readings = [] if span is None else [EPOCH + timedelta(microseconds=us) for us in span]
+    else:
+        readings = [r.ts for r in block if r.meter == meter_id]
     records = [(r.start, r.end) for r in fetched.intervals if r.meter == meter_id]
     if not readings and not records:
         return None

@@ -2,9 +2,10 @@
 
 Polls hand their :class:`~meterhub.vendors.base.Fetched` data and health outcomes to the sink
 and wait until they are stored. The sink drains whatever has queued up, writes it in one worker
-thread call (readings through the :class:`~meterhub.ingest.Ingestor`, intervals and extras
-directly, then health), and wakes the waiters. With thousands of meters this turns thousands of
-small transactions into a few large ones; with one meter it costs one hop.
+thread call (readings through the :class:`~meterhub.ingest.Ingestor`, vendor blocks as
+columns, intervals and extras directly, then health), and wakes the waiters. With thousands of
+meters this turns thousands of small transactions into a few large ones; with one meter it
+costs one hop.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from meterhub import metrics
 from meterhub.ingest import Ingestor, IngestReport
 from meterhub.model import Extra, IntervalEnergy, PricePoint, Reading
+from meterhub.readingblocks import ReadingBlock
 from meterhub.store.base import Store
 from meterhub.threads import run_ingest
 from meterhub.vendors.base import Fetched
@@ -145,23 +147,24 @@ class Sink:
 
     def _write_data(self, batch: Sequence[_Job]) -> None:
         readings: list[Reading] = []
+        blocks: list[ReadingBlock] = []
         intervals: list[IntervalEnergy] = []
         extras: list[Extra] = []
         prices: list[PricePoint] = []
         for job in batch:
             if job.fetched is not None:
-                readings.extend(job.fetched.readings)
+                if isinstance(job.fetched.readings, ReadingBlock):
+                    blocks.append(job.fetched.readings)  # taken as columns, no reading built
+                else:
+                    readings.extend(job.fetched.readings)
                 intervals.extend(job.fetched.intervals)
                 extras.extend(job.fetched.extras)
                 prices.extend(job.fetched.prices)
+        for report in (self._ingestor.ingest(readings) if readings else None,
+                       self._ingestor.ingest_blocks(blocks) if blocks else None):
+            if report is not None:
+                self._count(report)
         totals = self.totals
-        if readings:
-            report = self._ingestor.ingest(readings)
-            self._log_rejections(report)
-            totals.readings += report.stored
-            totals.duplicates += report.duplicates
-            totals.rejected += report.rejected_count
-            metrics.record_ingest("poller", report.stored, report.duplicates)
         if intervals:
             refused = IngestReport()
             intervals = self._ingestor.valid_intervals(intervals, refused)
@@ -173,6 +176,14 @@ class Sink:
             totals.extras += self._store.write_extras(extras).stored
         if prices:
             totals.prices += self._store.write_prices(prices).stored
+
+    def _count(self, report: IngestReport) -> None:
+        self._log_rejections(report)
+        totals = self.totals
+        totals.readings += report.stored
+        totals.duplicates += report.duplicates
+        totals.rejected += report.rejected_count
+        metrics.record_ingest("poller", report.stored, report.duplicates)
 
     @staticmethod
     def _log_rejections(report: IngestReport) -> None:

@@ -54,7 +54,8 @@ class QuotaRule:
 class Fetched:
     """What one call to a vendor yielded, already mapped to the canonical model."""
 
-    readings: list[Reading] = field(default_factory=list)
+    readings: Sequence[Reading] = field(default_factory=list)
+    """Readings, or a vendor's :class:`~meterhub.readingblocks.ReadingBlock` that ingest takes as columns."""
     intervals: list[IntervalEnergy] = field(default_factory=list)
     extras: list[Extra] = field(default_factory=list)
     prices: list[PricePoint] = field(default_factory=list)

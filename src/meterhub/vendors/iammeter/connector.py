@@ -163,7 +163,7 @@ class IammeterConnector:
             return await self._device.latest()
         sn = self._sn()
         payload = await self._call("meterdata", lambda token: self._client.meterdata(token, sn))
-        return Fetched(readings=mapping.map_meterdata(payload, self.meter.id))
+        return Fetched(readings=mapping.meterdata_block(payload, self.meter.id))
 
     async def history(self, start: datetime, end: datetime) -> AsyncIterator[Fetched]:
         """Yield readings of [start, end) within the latest month, then the place's hourly energy."""

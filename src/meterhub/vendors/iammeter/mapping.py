@@ -15,15 +15,16 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from itertools import repeat
-from operator import call, itemgetter
+from operator import itemgetter
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import orjson
 
+from meterhub import readingblocks
 from meterhub.errors import PayloadError
 from meterhub.model import PHASE_TOTAL, READING_FIELDS, IntervalEnergy, Reading
+from meterhub.readingblocks import PlannedRows, ReadingBlock, RowsPlan, Total
 
 __all__ = [
     "ADVANCED_ROW",
@@ -44,6 +45,7 @@ __all__ = [
     "map_meterdatalist2_items",
     "map_metersdata",
     "map_monitorjson",
+    "meterdata_block",
     "metersdata_meters",
     "monitorjson_phases",
     "monitorjson_sn",
@@ -67,7 +69,7 @@ inductive and capacitive kvarh (read as reactive import and export)."""
 NEM_ROWS = 4
 """Three phase rows, then the net (NEM) row of the whole meter."""
 
-LIVE_PHASE_MIN_V = 50.0
+LIVE_PHASE_MIN_V = readingblocks.LIVE_PHASE_MIN_V
 """Below this a phase is not connected (open phases read 0 to a few volts of induction)."""
 
 Values = tuple[float | None, ...]
@@ -277,74 +279,65 @@ def _row_readings(values: list[Any], meter_id: str, ts: datetime, where: str) ->
     return _readings(meter_id, ts, rows, None)
 
 
-Getter = Callable[[list[Any]], Any]
-
-
-@dataclass(frozen=True, slots=True)
-class _RowsPlan:
-    """How ``count`` rows of one width become readings, worked out once per shape.
-
-    The numbers are the rows' values in turn, then phase 0's values the rules make from the
-    phases, then None (an unknown field), the meter, the time and the phase numbers.
-    """
-
-    rules: tuple[PhaseRule, ...]
-    """The rule of each phase-0 value made from the phases."""
-    columns: tuple[Getter, ...]
-    """The phases' values each rule takes, one getter per rule."""
-    readings: tuple[Getter, ...]
-    """The fields of each reading: phase 0, then the phases (a single row is phase 0 only)."""
-
-
-def _rows_plan(count: int, width: int) -> _RowsPlan:
-    layout = ROW_LAYOUTS[width]
-    total = count * width
-    rules = [(layout.index(name), rule) for name, rule in PHASE_TOTAL_RULES.items()
-             if count > 1 and rule is not None and name in layout]
-    made = {layout[column]: total + n for n, (column, _) in enumerate(rules)}
-    missing = total + len(rules)
-    meter, ts, first_phase = missing + 1, missing + 2, missing + 3
-    rows = [{name: offset + layout.index(name) for name in layout} for offset in range(0, total, width)]
-    if count > 1:
-        rows.insert(0, made)
-    return _RowsPlan(
-        rules=tuple(rule for _, rule in rules),
-        columns=tuple(itemgetter(*range(column, total, width)) for column, _ in rules),
-        readings=tuple(itemgetter(meter, ts, first_phase + phase,
-                                  *(row.get(name, missing) for name in READING_FIELDS))
-                       for phase, row in enumerate(rows)),
-    )
-
-
-_ROWS_PLANS = {(count, width): _rows_plan(count, width)
-               for count in range(1, NEM_ROWS) for width in ROW_LAYOUTS}
 _PHASES = (PHASE_TOTAL, 1, 2, 3)
 _LARGEST = 1e300
 """Numbers below this in size cannot overflow when a few dozen of them are added."""
 
 
-def _plain_readings(values: list[Any], meter_id: str, ts: datetime) -> list[Reading] | None:
-    """Return the readings of up to three rows of one width holding finite numbers only.
+def _block_plan(count: int, width: int) -> RowsPlan:
+    """Return how ``count`` rows of one width become phase 0 and the phases (one row: phase 0)."""
+    layout = ROW_LAYOUTS[width]
+    rules = [(name, _TOTALS[name]) for name, rule in PHASE_TOTAL_RULES.items()
+             if count > 1 and rule is not None and name in layout]
+    numbers = count * width
+    made = {name: numbers + k for k, (name, _) in enumerate(rules)}
+    unknown = numbers + len(rules)
+    rows = [{name: offset + layout.index(name) for name in layout} for offset in range(0, numbers, width)]
+    if count > 1:
+        rows.insert(0, made)
+    return RowsPlan(
+        width=numbers,
+        factors=None,
+        summed=(),
+        totals=tuple((total, tuple(range(layout.index(name), numbers, width))) for name, total in rules),
+        cells=tuple(tuple(row.get(name, unknown) for name in READING_FIELDS) for row in rows),
+        phases=_PHASES[: len(rows)] if count > 1 else (PHASE_TOTAL,),
+    )
+
+
+_TOTALS = {"voltage_v": Total.LIVE_MEAN, "frequency_hz": Total.FIRST,
+           **{name: Total.SUM for name, rule in PHASE_TOTAL_RULES.items() if rule is sum}}
+"""Each phase rule as :class:`~meterhub.readingblocks.RowsPlan` makes it by columns."""
+_BLOCK_PLANS = {(count, width): _block_plan(count, width)
+                for count in range(1, NEM_ROWS) for width in ROW_LAYOUTS}
+
+
+def _plain_block(values: list[Any], meter_id: str, ts: datetime) -> PlannedRows | None:
+    """Return the block of up to three rows of one width holding finite numbers only.
 
     Anything else (a null, a value that is no number, a net row) returns None for the row-by-row
     path, which maps it the same way or raises the error it deserves.
     """
     rows = values if type(values[0]) is list else [values]
     count, width = len(rows), len(rows[0])
-    plan = _ROWS_PLANS.get((count, width))
+    plan = _BLOCK_PLANS.get((count, width))
     if (plan is None or list(map(type, rows)).count(list) != count
             or list(map(len, rows)).count(width) != count):
         return None
+    numbers: list[Any] = list(itertools.chain.from_iterable(rows))
     try:
-        numbers: list[Any] = list(map(float, itertools.chain.from_iterable(rows)))
-    except (TypeError, ValueError, OverflowError):
+        size = sum(map(abs, numbers), 0.0)  # a text or null raises; so does an int too large for a float
+    except (TypeError, OverflowError):
         return None
-    if not sum(map(abs, numbers)) < _LARGEST:  # NaN or infinity: the row path says where
+    if not size < _LARGEST:  # NaN, infinity, or numbers a row's sum may overflow: the row path says
         return None
-    if plan.rules:
-        numbers.extend(map(call, plan.rules, map(call, plan.columns, repeat(numbers))))
-    numbers.extend((None, meter_id, ts, *_PHASES))
-    return list(map(_NEW_READING, repeat(Reading), map(call, plan.readings, repeat(numbers))))
+    return PlannedRows(meter_id, ts, numbers, plan)
+
+
+def _plain_readings(values: list[Any], meter_id: str, ts: datetime) -> list[Reading] | None:
+    """Return the readings of :func:`_plain_block`, or None when the row path must map them."""
+    block = _plain_block(values, meter_id, ts)
+    return None if block is None else list(block)
 
 
 def _object(value: object, where: str) -> dict[str, Any]:
@@ -361,6 +354,11 @@ def _list(value: object, where: str) -> list[Any]:
 
 def map_meterdata(payload: object, meter_id: str) -> list[Reading]:
     """Map a meterdata or meterdata2 answer (one or three phases) to readings at its gmtTime."""
+    return list(meterdata_block(payload, meter_id))
+
+
+def meterdata_block(payload: object, meter_id: str) -> ReadingBlock | list[Reading]:
+    """Map a meterdata or meterdata2 answer as ingest takes it: a block, or readings when unusual."""
     if type(payload) is dict and payload.get("successful") is not False and "data" in payload:
         data = payload["data"]  # a success envelope, read as unwrap() reads it, once per poll
     else:
@@ -371,7 +369,7 @@ def map_meterdata(payload: object, meter_id: str) -> list[Reading]:
     values = data.get("values")
     if type(values) is not list or not values:
         raise PayloadError("IAMMETER meterdata values: values must be a non-empty list")
-    return _plain_readings(values, meter_id, ts) or _row_readings(values, meter_id, ts, "meterdata values")
+    return _plain_block(values, meter_id, ts) or _row_readings(values, meter_id, ts, "meterdata values")
 
 
 def map_meterdatalist2(payload: object, meter_id: str) -> list[Reading]:
