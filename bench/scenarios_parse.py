@@ -122,8 +122,8 @@ def _reference_smartmac(bodies: list[bytes]) -> int:
 
 
 def _ours_iammeter(bodies: list[bytes]) -> int:
-    decode, map_meterdata = iammeter_mapping.decode, iammeter_mapping.map_meterdata
-    return sum(len(map_meterdata(decode(body), "bench-iam")) for body in bodies)
+    decode, meterdata_block = iammeter_mapping.decode, iammeter_mapping.meterdata_block
+    return sum(len(meterdata_block(decode(body), "bench-iam")) for body in bodies)
 
 
 def _reference_iammeter(bodies: list[bytes]) -> int:
@@ -135,8 +135,8 @@ def _reference_iammeter(bodies: list[bytes]) -> int:
 
 
 def _ours_history(bodies: list[bytes]) -> int:
-    decode, map_meterdatalist2 = iammeter_mapping.decode, iammeter_mapping.map_meterdatalist2
-    return sum(len(map_meterdatalist2(decode(body), "bench-iam")) for body in bodies)
+    decode, meterdatalist2_block = iammeter_mapping.decode, iammeter_mapping.meterdatalist2_block
+    return sum(len(meterdatalist2_block(decode(body), "bench-iam")) for body in bodies)
 
 
 def _reference_history(bodies: list[bytes]) -> int:

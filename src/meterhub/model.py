@@ -128,9 +128,11 @@ class IntervalEnergy:
             raise ValueError(f"interval end {self.end} is not after its start {self.start}")
 
 
-@dataclass(frozen=True, slots=True)
-class Extra:
-    """A device-level scalar beside readings, such as ``temperature_c``, ``rssi_dbm``, ``relay_on``."""
+class Extra(NamedTuple):
+    """A device-level scalar beside readings, such as ``temperature_c``, ``rssi_dbm``, ``relay_on``.
+
+    An immutable named tuple, as a reading is: built on every poll of a device.
+    """
 
     meter: str
     ts: datetime

@@ -29,6 +29,7 @@ from meterhub.model import READING_FIELDS, Reading
 
 __all__ = [
     "EPOCH",
+    "LIVE_PHASE_MIN_V",
     "ArrayRows",
     "BlockColumns",
     "PlannedRows",
@@ -37,6 +38,7 @@ __all__ = [
     "Total",
     "blocks_columns",
     "epoch_us",
+    "phase_total",
 ]
 
 Floats = npt.NDArray[np.float64]
@@ -103,12 +105,12 @@ class RowsPlan:
         extended = np.empty((count, self.unknown + 1))
         extended[:, : self.width] = numbers
         for position, (rule, sources) in enumerate(self.totals, self.width):
-            extended[:, position] = _total(rule, numbers[:, list(sources)])
+            extended[:, position] = phase_total(rule, numbers[:, list(sources)])
         extended[:, self.unknown] = np.nan
         return extended[:, np.array(self.cells)]
 
 
-def _total(rule: Total, phases: Floats) -> Floats:
+def phase_total(rule: Total, phases: Floats) -> Floats:
     """Return phase 0 of one field from (answers, phases) values, as the rule makes it."""
     if rule is Total.FIRST:
         return phases[:, 0].copy()
@@ -174,9 +176,8 @@ class ReadingBlock(Sequence[Reading]):
     __slots__ = ("_built",)
 
     meter: str
-
-    def __init__(self) -> None:
-        self._built: list[Reading] | None = None
+    _built: list[Reading]
+    """The readings, once built (unset until then)."""
 
     @abstractmethod
     def __len__(self) -> int:
@@ -191,10 +192,11 @@ class ReadingBlock(Sequence[Reading]):
         return blocks_columns([self])
 
     def _readings(self) -> list[Reading]:
-        built = self._built
-        if built is None:
+        try:
+            return self._built
+        except AttributeError:
             built = self._built = self.columns().readings()
-        return built
+            return built
 
     @overload
     def __getitem__(self, index: int) -> Reading: ...
@@ -222,13 +224,13 @@ class ReadingBlock(Sequence[Reading]):
 class PlannedRows(ReadingBlock):
     """One answer's numbers at one instant, read by the plan of its shape."""
 
-    __slots__ = ("meter", "numbers", "plan", "ts")
+    __slots__ = ("meter", "numbers", "plan", "ts_us")
 
-    def __init__(self, meter: str, ts: datetime, numbers: list[Any], plan: RowsPlan) -> None:
-        """Keep ``numbers``: ``plan.width`` finite numbers (floats or ints) in the plan's order."""
-        super().__init__()
+    def __init__(self, meter: str, ts_us: int, numbers: list[Any], plan: RowsPlan) -> None:
+        """Keep ``numbers``: ``plan.width`` finite numbers (floats or ints) in the plan's order,
+        as one list or as rows of one width, which the other answers of ``plan`` share."""
         self.meter = meter
-        self.ts = ts
+        self.ts_us = ts_us
         self.numbers = numbers
         self.plan = plan
 
@@ -236,8 +238,7 @@ class PlannedRows(ReadingBlock):
         return len(self.plan.phases)
 
     def span_us(self) -> tuple[int, int] | None:
-        at = epoch_us(self.ts)
-        return at, at
+        return self.ts_us, self.ts_us
 
 
 class ArrayRows(ReadingBlock):
@@ -246,7 +247,6 @@ class ArrayRows(ReadingBlock):
     __slots__ = ("meter", "phases", "ts_us", "values")
 
     def __init__(self, meter: str, ts_us: Ints, values: Floats, phases: tuple[int, ...]) -> None:
-        super().__init__()
         self.meter = meter
         self.ts_us = ts_us
         self.values = values
@@ -309,7 +309,7 @@ def _planned_part(blocks: list[PlannedRows], plan: RowsPlan,
     count, per = len(blocks), plan.readings
     numbers = np.array([block.numbers for block in blocks], dtype=np.float64).reshape(count, plan.width)
     values = plan.values(numbers).reshape(count * per, len(READING_FIELDS))
-    stamps = np.fromiter((epoch_us(block.ts) for block in blocks), np.int64, count)
+    stamps = np.fromiter([block.ts_us for block in blocks], np.int64, count)
     meters = list(itertools.chain.from_iterable(itertools.repeat(block.meter, per) for block in blocks))
     return (np.repeat(np.array(positions, dtype=np.int64), per), meters, np.repeat(stamps, per),
             np.tile(np.array(plan.phases, dtype=np.int64), count), values)

@@ -80,10 +80,14 @@ def test_unusual_answers_go_item_by_item() -> None:
     piped = copy.deepcopy(items)
     piped[1]["gmtTime"] = "2025/6/2 0:00:00|2025/6/2 0:00:01"
     piped[2]["gmtTime"] = ""
-    for answer in (nulls, texts, nem, ragged, no_day, piped):
+    for answer in (nulls, nem, ragged, no_day, piped):
         assert window_readings(copy.deepcopy(answer), METER) is None
         fast, slow = _both(answer)
         assert fast == slow
+    # A number given as text is read as float() reads it, by columns as item by item.
+    assert window_readings(copy.deepcopy(texts), METER) is not None
+    fast, slow = _both(texts)
+    assert fast == slow and "voltage_v=231.0" in fast
     assert _both(no_day)[0].startswith("error: IAMMETER time '2025/2/29 0:00:00' does not exist")
     assert window_readings([], METER) == []
 

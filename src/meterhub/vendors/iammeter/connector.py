@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 from meterhub.config import is_secret_reference, resolve_secret
 from meterhub.errors import ConfigError, InputError, PayloadError, VendorAuthError
 from meterhub.model import Meter, Reading
+from meterhub.readingblocks import ArrayRows
 from meterhub.timeutil import get_zone
 from meterhub.vendors.base import (
     ConnectorContext,
@@ -269,7 +270,7 @@ class IammeterConnector:
             fetch = partial(self._client.meterdatalist, sn=sn, first_day=first_day,
                             last_day=last_day, interval_s=interval_s)
             payload = await self._call(None, fetch)
-            readings = mapping.map_meterdatalist2(payload, self.meter.id)
+            readings = mapping.meterdatalist2_block(payload, self.meter.id)
             yield Fetched(readings=_within(readings, start, end))
 
     async def _place_history(self, place_id: str, start: datetime, end: datetime) -> AsyncIterator[Fetched]:
@@ -378,5 +379,7 @@ def _day_chunks(first_day: date, last_day: date, days: int) -> list[tuple[date, 
     return chunks
 
 
-def _within(readings: Sequence[Reading], start: datetime, end: datetime) -> list[Reading]:
+def _within(readings: Sequence[Reading], start: datetime, end: datetime) -> Sequence[Reading]:
+    if isinstance(readings, ArrayRows):
+        return readings.within(start, end)
     return [reading for reading in readings if start <= reading.ts < end]

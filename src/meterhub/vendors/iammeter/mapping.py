@@ -11,6 +11,7 @@ envelope included, raises :class:`PayloadError` (the client tells rejected token
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,11 +25,12 @@ import orjson
 from meterhub import readingblocks
 from meterhub.errors import PayloadError
 from meterhub.model import PHASE_TOTAL, READING_FIELDS, IntervalEnergy, Reading
-from meterhub.readingblocks import PlannedRows, ReadingBlock, RowsPlan, Total
+from meterhub.readingblocks import PlannedRows, ReadingBlock, RowsPlan, Total, epoch_us
 
 __all__ = [
     "ADVANCED_ROW",
     "BASIC_ROW",
+    "BLOCK_TOTALS",
     "ENERGYHISTORY_ROLE_FIELDS",
     "FULL_ROW",
     "LIVE_PHASE_MIN_V",
@@ -46,11 +48,13 @@ __all__ = [
     "map_metersdata",
     "map_monitorjson",
     "meterdata_block",
+    "meterdatalist2_block",
     "metersdata_meters",
     "monitorjson_phases",
     "monitorjson_sn",
     "parse_vendor_time",
     "unwrap",
+    "vendor_time_us",
 ]
 
 BASIC_ROW = ("voltage_v", "current_a", "power_w", "energy_import_kwh", "energy_export_kwh")
@@ -181,6 +185,34 @@ def parse_vendor_time(text: object, zone: tzinfo = UTC) -> datetime:
     return _vendor_datetime(text, *date, small[hour_text], small[minute_text], small[second_text], zone)
 
 
+_HOUR_US = {text: hour * 3_600_000_000 for text, hour in _SMALL_NUMBERS.items() if hour < 24}
+_MINUTE_US = {text: minute * 60_000_000 for text, minute in _SMALL_NUMBERS.items() if minute < 60}
+_SECOND_US = {text: second * 1_000_000 for text, second in _SMALL_NUMBERS.items() if second < 60}
+_days_us: dict[str, int] = {}
+"""Epoch microseconds of the midnights of the date texts :data:`_dates` holds."""
+
+
+def vendor_time_us(text: object) -> int:
+    """Return :func:`parse_vendor_time` of ``text`` (in UTC) as epoch microseconds."""
+    if type(text) is str:  # a usual text: lookups and additions, no datetime built
+        date_text, _, clock = text.partition(" ")
+        day_us = _days_us.get(date_text)
+        if day_us is not None:
+            try:
+                hour_text, minute_text, second_text = clock.split(":")
+                return day_us + _HOUR_US[hour_text] + _MINUTE_US[minute_text] + _SECOND_US[second_text]
+            except (ValueError, KeyError):
+                pass  # spaces around the clock, no clock, or no such time: parse_vendor_time tells
+    ts = parse_vendor_time(text)
+    date_text = cast(str, text).partition(" ")[0]
+    date = _dates.get(date_text)
+    if date is not None:
+        if len(_days_us) >= _DATES_KEPT:
+            _days_us.clear()
+        _days_us[date_text] = epoch_us(datetime(*date, tzinfo=UTC))
+    return epoch_us(ts)
+
+
 def _vendor_datetime(text: str, year: int, month: int, day: int, hour: int, minute: int, second: int,
                      zone: tzinfo) -> datetime:
     try:
@@ -264,7 +296,7 @@ def _values_readings(values: object, meter_id: str, ts: datetime, where: str) ->
     """Map ``values``: one flat row (single phase) or nested rows, with a 4th NEM row."""
     if type(values) is not list or not values:
         raise PayloadError(f"IAMMETER {where}: values must be a non-empty list")
-    return _plain_readings(values, meter_id, ts) or _row_readings(values, meter_id, ts, where)
+    return _row_readings(values, meter_id, ts, where)
 
 
 def _row_readings(values: list[Any], meter_id: str, ts: datetime, where: str) -> list[Reading]:
@@ -287,7 +319,7 @@ _LARGEST = 1e300
 def _block_plan(count: int, width: int) -> RowsPlan:
     """Return how ``count`` rows of one width become phase 0 and the phases (one row: phase 0)."""
     layout = ROW_LAYOUTS[width]
-    rules = [(name, _TOTALS[name]) for name, rule in PHASE_TOTAL_RULES.items()
+    rules = [(name, BLOCK_TOTALS[name]) for name, rule in PHASE_TOTAL_RULES.items()
              if count > 1 and rule is not None and name in layout]
     numbers = count * width
     made = {name: numbers + k for k, (name, _) in enumerate(rules)}
@@ -305,38 +337,48 @@ def _block_plan(count: int, width: int) -> RowsPlan:
     )
 
 
-_TOTALS = {"voltage_v": Total.LIVE_MEAN, "frequency_hz": Total.FIRST,
-           **{name: Total.SUM for name, rule in PHASE_TOTAL_RULES.items() if rule is sum}}
+BLOCK_TOTALS = {"voltage_v": Total.LIVE_MEAN, "frequency_hz": Total.FIRST,
+                **{name: Total.SUM for name, rule in PHASE_TOTAL_RULES.items() if rule is sum}}
 """Each phase rule as :class:`~meterhub.readingblocks.RowsPlan` makes it by columns."""
 _BLOCK_PLANS = {(count, width): _block_plan(count, width)
                 for count in range(1, NEM_ROWS) for width in ROW_LAYOUTS}
+"""The plan of nested rows by their count and width."""
+_FLAT_PLANS = {width: _block_plan(1, width) for width in ROW_LAYOUTS}
+"""The plan of a flat row (a single-phase meter's) by its width: a plan of its own, as its numbers
+are not nested (ingest reads the numbers of one plan into one array)."""
 
 
-def _plain_block(values: list[Any], meter_id: str, ts: datetime) -> PlannedRows | None:
+def _plain_block(values: list[Any], meter_id: str, ts_us: int) -> PlannedRows | None:
     """Return the block of up to three rows of one width holding finite numbers only.
 
     Anything else (a null, a value that is no number, a net row) returns None for the row-by-row
-    path, which maps it the same way or raises the error it deserves.
+    path, which maps it the same way or raises the error it deserves. The rows are kept as they
+    are: ingest reads them into arrays.
     """
-    rows = values if type(values[0]) is list else [values]
-    count, width = len(rows), len(rows[0])
-    plan = _BLOCK_PLANS.get((count, width))
-    if (plan is None or list(map(type, rows)).count(list) != count
-            or list(map(len, rows)).count(width) != count):
-        return None
-    numbers: list[Any] = list(itertools.chain.from_iterable(rows))
-    try:
-        size = sum(map(abs, numbers), 0.0)  # a text or null raises; so does an int too large for a float
-    except (TypeError, OverflowError):
-        return None
+    if type(values[0]) is list:
+        count, width = len(values), len(values[0])
+        plan = _BLOCK_PLANS.get((count, width))
+        try:
+            if plan is None or list(map(len, values)).count(width) != count:
+                return None
+            # a text, null, list or object raises here; so does an int too large for a float
+            size = sum(map(abs, itertools.chain.from_iterable(values)), 0.0)
+        except (TypeError, OverflowError):
+            return None
+    else:
+        plan = _FLAT_PLANS.get(len(values))
+        try:
+            size = sum(map(abs, values), 0.0) if plan is not None else math.inf
+        except (TypeError, OverflowError):
+            return None
     if not size < _LARGEST:  # NaN, infinity, or numbers a row's sum may overflow: the row path says
         return None
-    return PlannedRows(meter_id, ts, numbers, plan)
+    return PlannedRows(meter_id, ts_us, values, plan)  # type: ignore[arg-type]
 
 
 def _plain_readings(values: list[Any], meter_id: str, ts: datetime) -> list[Reading] | None:
     """Return the readings of :func:`_plain_block`, or None when the row path must map them."""
-    block = _plain_block(values, meter_id, ts)
+    block = _plain_block(values, meter_id, epoch_us(ts))
     return None if block is None else list(block)
 
 
@@ -365,25 +407,32 @@ def meterdata_block(payload: object, meter_id: str) -> ReadingBlock | list[Readi
         data = unwrap(payload)
     if type(data) is not dict:
         raise PayloadError("IAMMETER meterdata data is not an object")
-    ts = parse_vendor_time(data.get("gmtTime"))
+    text = data.get("gmtTime")
+    ts_us = vendor_time_us(text)
     values = data.get("values")
     if type(values) is not list or not values:
         raise PayloadError("IAMMETER meterdata values: values must be a non-empty list")
-    return _plain_block(values, meter_id, ts) or _row_readings(values, meter_id, ts, "meterdata values")
+    return _plain_block(values, meter_id, ts_us) or _row_readings(
+        values, meter_id, parse_vendor_time(text), "meterdata values")
 
 
 def map_meterdatalist2(payload: object, meter_id: str) -> list[Reading]:
-    """Map meterdatalist2 items (``rtcTime``, ``gmtTime``, ``values``) to readings.
+    """Map meterdatalist2 items (``rtcTime``, ``gmtTime``, ``values``) to readings."""
+    return list(meterdatalist2_block(payload, meter_id))
+
+
+def meterdatalist2_block(payload: object, meter_id: str) -> ReadingBlock | list[Reading]:
+    """Map meterdatalist2 items as ingest takes them: arrays, or readings when unusual.
 
     A usual answer is mapped by columns (:mod:`meterhub.vendors.iammeter.batch`); any other goes
     item by item, which maps it the same way or raises the error it deserves.
     """
-    from meterhub.vendors.iammeter.batch import window_readings  # it builds on this module
+    from meterhub.vendors.iammeter.batch import window_block  # it builds on this module
 
     items = _list(unwrap(payload), "meterdatalist2 data")
-    readings = window_readings(items, meter_id)
-    if readings is not None:
-        return readings
+    block = window_block(items, meter_id)
+    if block is not None:
+        return block
     return map_meterdatalist2_items(items, meter_id)
 
 

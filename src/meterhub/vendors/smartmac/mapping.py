@@ -20,13 +20,15 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import itemgetter, mul
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import orjson
 
 from meterhub.errors import PayloadError
 from meterhub.model import PHASE_TOTAL, READING_FIELDS, Extra, Reading
+from meterhub.readingblocks import LIVE_PHASE_MIN_V as LIVE_PHASE_MIN_V_BLOCKS
+from meterhub.readingblocks import PlannedRows, RowsPlan, Total, epoch_us
 
 __all__ = [
     "EXTRA_FIELDS",
@@ -53,7 +55,7 @@ REPORTED_RELAY_OFF = "0"
 WH_PER_KWH = 1000.0
 LINES = (1, 2, 3)
 """The device's measuring lines; per-line keys carry the number as a suffix (``V1``)."""
-LIVE_PHASE_MIN_V = 50.0
+LIVE_PHASE_MIN_V = LIVE_PHASE_MIN_V_BLOCKS
 """Below this a line is not connected and stays out of the phase-0 voltage mean."""
 
 
@@ -149,7 +151,8 @@ class DeviceSnapshot(NamedTuple):
     """One ``getdata`` answer in the model: readings, extras and the relay state (immutable, and
     cheap to build once per poll, as a reading is)."""
 
-    readings: list[Reading]
+    readings: Sequence[Reading]
+    """A :class:`~meterhub.readingblocks.PlannedRows` for a usual answer, which ingest takes as columns."""
     extras: list[Extra]
     relay_on: bool | None
     phases: int
@@ -245,7 +248,7 @@ def map_getdata(answer: object, meter_id: str, ts: datetime | None = None) -> De
     ts = ts or device_time(answer)
     if ts is None:
         raise PayloadError("smart-MAC answer has no time")
-    readings = _planned_readings(data, meter_id, ts) or _field_readings(data, meter_id, ts)
+    readings: Sequence[Reading] = _planned_block(data, meter_id, ts) or _field_readings(data, meter_id, ts)
     relay_on = relay_state(answer)
     phases = 1 if len(readings) == 1 else len(readings) - 1
     extras = _extras(answer, data, meter_id, ts, relay_on)
@@ -267,35 +270,20 @@ Projection = Callable[[Any], Any]
 """A getter of some items: an answer's entries, or of its numbers a reading's fields or a column."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Shape:
-    """The plan for answers whose ``data`` keys come in one order: what to read, where it goes.
-
-    The answer's numbers are its terms' values times their factors, then the phase-0 values the
-    rules make from the lines, then None (an unknown field), the meter, the time and the phases.
-    """
-
-    entries: Projection
-    """The entries of every term the answer sends (and phase 0 needs), in one call."""
-    factors: tuple[float, ...]
-    summed: tuple[tuple[int, int], ...]
-    """(position of a field's first term, position of a further term) to add to it."""
-    rules: tuple[tuple[PhaseRule, Projection], ...]
-    """Each phase-0 value made from the lines: its rule and the lines' values it takes."""
-    readings: tuple[Projection, ...]
-    """The fields of each reading: phase 0 (of a multi-line answer, the lines' total), the lines."""
-
-
 _PHASES = (PHASE_TOTAL, *LINES)
 _SHAPES_KEPT = 64
 """Key orders whose plan is remembered; a hub's devices send a handful (firmwares, line counts)."""
-_shapes: dict[tuple[str, ...], _Shape | None] = {}
+_shapes: dict[tuple[str, ...], tuple[Projection, RowsPlan] | None] = {}
+"""The plan of each key order: a getter of the entries of every term the answer sends (and phase 0
+needs), in one call, and how their numbers become readings."""
 _VALUE = itemgetter("value")
 _LARGEST = 1e300
 """Numbers below this in size cannot overflow when a few dozen of them are added."""
+_TOTALS = {_live_mean: Total.LIVE_MEAN, sum: Total.SUM, _FIRST: Total.FIRST}
+"""Each phase rule as :class:`~meterhub.readingblocks.RowsPlan` makes it by columns."""
 
 
-def _planned_readings(data: dict[str, Any], meter_id: str, ts: datetime) -> list[Reading] | None:
+def _planned_block(data: dict[str, Any], meter_id: str, ts: datetime) -> PlannedRows | None:
     """Return phase 0 and the lines' readings by the plan of ``data``'s key order, or None when
     the answer needs the field-by-field path (whose readings these equal, value for value)."""
     keys = tuple(data)
@@ -307,22 +295,23 @@ def _planned_readings(data: dict[str, Any], meter_id: str, ts: datetime) -> list
         shape = _shapes[keys] = _shape_of(keys)
     if shape is None:
         return None
+    entries, plan = shape
     try:
-        numbers: list[Any] = list(map(mul, map(float, map(_VALUE, shape.entries(data))), shape.factors))
+        numbers = list(map(float, map(_VALUE, entries(data))))
     except (TypeError, KeyError, ValueError, OverflowError):
         return None
     if not sum(map(abs, numbers)) < _LARGEST:  # NaN fails too
         return None
-    for first, other in shape.summed:
-        numbers[first] += numbers[other]
-    if shape.rules:
-        numbers.extend([rule(column(numbers)) for rule, column in shape.rules])
-    numbers.extend((None, meter_id, ts, *_PHASES))
-    new = _NEW_READING
-    return [new(Reading, project(numbers)) for project in shape.readings]
+    return PlannedRows(meter_id, epoch_us(ts), numbers, plan)
 
 
-def _shape_of(keys: tuple[str, ...]) -> _Shape | None:
+def _planned_readings(data: dict[str, Any], meter_id: str, ts: datetime) -> list[Reading] | None:
+    """Return the readings of :func:`_planned_block`, or None when it steps aside."""
+    block = _planned_block(data, meter_id, ts)
+    return None if block is None else list(block)
+
+
+def _shape_of(keys: tuple[str, ...]) -> tuple[Projection, RowsPlan] | None:
     """Return the plan for ``data`` with these keys, or None when lines send different fields."""
     present = frozenset(keys)
     terms: list[str] = []
@@ -349,20 +338,16 @@ def _shape_of(keys: tuple[str, ...]) -> _Shape | None:
     rules = [(index, rule) for index, rule in _TOTALLED
              if len(lines) > 1 and index not in totals and rule is not None and index in lines[0]]
     made = {index: len(terms) + count for count, (index, _) in enumerate(rules)}
-    missing = len(terms) + len(rules)
-    meter, ts, first_phase = missing + 1, missing + 2, missing + 3
-    fields = range(len(READING_FIELDS))
+    unknown = len(terms) + len(rules)
     rows = [{**made, **totals}] if len(lines) > 1 else []
     rows.extend(lines)
-    return _Shape(
-        entries=_getter(terms),
+    return _getter(terms), RowsPlan(
+        width=len(terms),
         factors=tuple(factors),
         summed=tuple(summed),
-        rules=tuple((rule, _getter([line[index] for line in lines])) for index, rule in rules),
-        readings=tuple(
-            itemgetter(meter, ts, first_phase + phase, *(row.get(index, missing) for index in fields))
-            for phase, row in enumerate(rows)
-        ),
+        totals=tuple((_TOTALS[rule], tuple(line[index] for line in lines)) for index, rule in rules),
+        cells=tuple(tuple(row.get(index, unknown) for index in range(len(READING_FIELDS))) for row in rows),
+        phases=_PHASES[: len(rows)] if len(lines) > 1 else (PHASE_TOTAL,),
     )
 
 
@@ -374,20 +359,13 @@ def _getter(items: list[Any]) -> Projection:
     return itemgetter(*items)
 
 
-_SET_EXTRA_FIELDS = tuple(Extra.__dict__[name].__set__ for name in ("meter", "ts", "name", "value"))
-"""The slots' setters of :class:`Extra`, which a frozen dataclass's own ``__init__`` calls too."""
+_NEW_EXTRA: Callable[[type[Extra], tuple[Any, ...]], Extra] = tuple.__new__
+"""Builds an extra from the tuple of its fields without its Python call (what ``Extra._make`` does)."""
 
 
 def _extra(meter_id: str, ts: datetime, name: str, value: float) -> Extra:
-    """Return ``Extra(meter_id, ts, name, value)``, set slot by slot: a frozen dataclass's
-    ``__init__`` costs twice as much, on every poll (Extra has no checks to skip)."""
-    extra: Extra = object.__new__(Extra)
-    set_meter, set_ts, set_name, set_value = _SET_EXTRA_FIELDS
-    set_meter(extra, meter_id)
-    set_ts(extra, ts)
-    set_name(extra, name)
-    set_value(extra, value)
-    return extra
+    """Return ``Extra(meter_id, ts, name, value)``, built without a Python call: on every poll."""
+    return _NEW_EXTRA(Extra, (meter_id, ts, name, value))
 
 
 def _extras(answer: dict[str, Any], data: dict[str, Any], meter_id: str, ts: datetime,
