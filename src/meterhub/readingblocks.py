@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -36,8 +36,10 @@ __all__ = [
     "ReadingBlock",
     "RowsPlan",
     "Total",
+    "add_up",
     "blocks_columns",
     "epoch_us",
+    "live_mean",
     "phase_total",
 ]
 
@@ -59,11 +61,33 @@ class Total(Enum):
     """How phase 0's value of a field is made from the phases' values (all known and finite)."""
 
     SUM = "sum"
-    """Added left to right from 0.0, as Python's ``sum`` adds floats."""
+    """Added left to right from 0.0, as :func:`add_up` adds."""
     LIVE_MEAN = "live mean"
     """The mean of the phases at :data:`LIVE_PHASE_MIN_V` or more; unknown when none is."""
     FIRST = "first"
     """The first phase's value (the frequency every phase shares)."""
+
+
+def add_up(values: Iterable[Any]) -> float:
+    """Return the values added left to right from 0.0 (:attr:`Total.SUM` one answer at a time).
+
+    Python's ``sum`` adds floats so only up to 3.11; later versions compensate the rounding.
+    """
+    total = 0.0
+    for value in values:
+        total += value
+    return total
+
+
+def live_mean(values: Sequence[Any]) -> float | None:
+    """Return the mean of the values at :data:`LIVE_PHASE_MIN_V` or more, None when there is none
+    (:attr:`Total.LIVE_MEAN` one answer at a time; a NaN is left out)."""
+    if values and min(values) >= LIVE_PHASE_MIN_V:  # every phase connected, the usual case
+        total = add_up(values)
+        if total == total:  # else a NaN that min() passed over: the general case leaves it out
+            return total / len(values)
+    live = [v for v in values if v >= LIVE_PHASE_MIN_V]
+    return add_up(live) / len(live) if live else None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -286,6 +310,8 @@ def blocks_columns(blocks: Sequence[ReadingBlock]) -> BlockColumns:
             parts.append(_array_part(blocks[positions[0]], positions[0]))
         else:
             parts.append(_planned_part([blocks[p] for p in positions], plan, positions))  # type: ignore[misc]
+    if not parts:
+        return BlockColumns((), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros((len(READING_FIELDS), 0)))
     if len(parts) == 1:
         order, meters, ts_us, phase, values = parts[0]
     else:

@@ -25,7 +25,7 @@ import orjson
 from meterhub import readingblocks
 from meterhub.errors import PayloadError
 from meterhub.model import PHASE_TOTAL, READING_FIELDS, IntervalEnergy, Reading
-from meterhub.readingblocks import PlannedRows, ReadingBlock, RowsPlan, Total, epoch_us
+from meterhub.readingblocks import PlannedRows, ReadingBlock, RowsPlan, Total, add_up, epoch_us, live_mean
 
 __all__ = [
     "ADVANCED_ROW",
@@ -80,31 +80,22 @@ Values = tuple[float | None, ...]
 """A row's values in READING_FIELDS order."""
 
 
-def _mean_of_live(values: Sequence[Any]) -> float | None:
-    if values and min(values) >= LIVE_PHASE_MIN_V:  # every phase connected, the usual case
-        total = sum(values)
-        if total == total:  # else a NaN that min() passed over: the general case leaves it out
-            return total / len(values)  # type: ignore[no-any-return]
-    live = [v for v in values if v >= LIVE_PHASE_MIN_V]
-    return sum(live) / len(live) if live else None
-
-
 PhaseRule = Callable[[Sequence[Any]], float | None]
 """Makes phase 0's value of a field from the phases' values (floats; typed loosely so the hot
 loop needs no casts)."""
 _FIRST: PhaseRule = itemgetter(0)
 
 PHASE_TOTAL_RULES: dict[str, PhaseRule | None] = {
-    "voltage_v": _mean_of_live,  # of connected phases only
-    "current_a": sum,
-    "power_w": sum,
-    "reactive_power_var": sum,
+    "voltage_v": live_mean,  # of connected phases only
+    "current_a": add_up,
+    "power_w": add_up,
+    "reactive_power_var": add_up,
     "power_factor": None,  # not derivable from per-phase power factors alone
     "frequency_hz": _FIRST,
-    "energy_import_kwh": sum,
-    "energy_export_kwh": sum,
-    "reactive_import_kvarh": sum,
-    "reactive_export_kvarh": sum,
+    "energy_import_kwh": add_up,
+    "energy_export_kwh": add_up,
+    "reactive_import_kvarh": add_up,
+    "reactive_export_kvarh": add_up,
 }
 """How phase 0 is made from the phases' known values when the payload has no net row (None:
 left unknown); a field no phase knows stays unknown."""
@@ -338,7 +329,7 @@ def _block_plan(count: int, width: int) -> RowsPlan:
 
 
 BLOCK_TOTALS = {"voltage_v": Total.LIVE_MEAN, "frequency_hz": Total.FIRST,
-                **{name: Total.SUM for name, rule in PHASE_TOTAL_RULES.items() if rule is sum}}
+                **{name: Total.SUM for name, rule in PHASE_TOTAL_RULES.items() if rule is add_up}}
 """Each phase rule as :class:`~meterhub.readingblocks.RowsPlan` makes it by columns."""
 _BLOCK_PLANS = {(count, width): _block_plan(count, width)
                 for count in range(1, NEM_ROWS) for width in ROW_LAYOUTS}

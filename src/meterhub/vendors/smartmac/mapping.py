@@ -28,7 +28,7 @@ import orjson
 from meterhub.errors import PayloadError
 from meterhub.model import PHASE_TOTAL, READING_FIELDS, Extra, Reading
 from meterhub.readingblocks import LIVE_PHASE_MIN_V as LIVE_PHASE_MIN_V_BLOCKS
-from meterhub.readingblocks import PlannedRows, RowsPlan, Total, epoch_us
+from meterhub.readingblocks import PlannedRows, RowsPlan, Total, add_up, epoch_us, live_mean
 
 __all__ = [
     "EXTRA_FIELDS",
@@ -92,29 +92,20 @@ POWER_LIMIT_EXTRA = "power_limit_w"
 """Newer firmware's top-level ``powset``."""
 
 
-def _live_mean(values: Sequence[Any]) -> float | None:
-    if values and min(values) >= LIVE_PHASE_MIN_V:  # every phase connected, the usual case
-        total = sum(values)
-        if total == total:  # else a NaN that min() passed over: the general case leaves it out
-            return total / len(values)  # type: ignore[no-any-return]
-    live = [v for v in values if v >= LIVE_PHASE_MIN_V]
-    return sum(live) / len(live) if live else None
-
-
 PhaseRule = Callable[[Sequence[Any]], float | None]
 """Makes phase 0's value of a field from the phases' values (floats; typed loosely so the hot
 loop needs no casts)."""
 _FIRST: PhaseRule = itemgetter(0)
 
 PHASE_TOTAL_RULES: dict[str, PhaseRule | None] = {
-    "voltage_v": _live_mean,
-    "current_a": sum,
-    "power_w": sum,
+    "voltage_v": live_mean,
+    "current_a": add_up,
+    "power_w": add_up,
     "reactive_power_var": None,
     "power_factor": None,  # not derivable from the lines' power factors alone
     "frequency_hz": _FIRST,
-    "energy_import_kwh": sum,
-    "energy_export_kwh": sum,
+    "energy_import_kwh": add_up,
+    "energy_export_kwh": add_up,
     "reactive_import_kvarh": None,
     "reactive_export_kvarh": None,
 }
@@ -279,7 +270,7 @@ needs), in one call, and how their numbers become readings."""
 _VALUE = itemgetter("value")
 _LARGEST = 1e300
 """Numbers below this in size cannot overflow when a few dozen of them are added."""
-_TOTALS = {_live_mean: Total.LIVE_MEAN, sum: Total.SUM, _FIRST: Total.FIRST}
+_TOTALS = {live_mean: Total.LIVE_MEAN, add_up: Total.SUM, _FIRST: Total.FIRST}
 """Each phase rule as :class:`~meterhub.readingblocks.RowsPlan` makes it by columns."""
 
 
