@@ -10,12 +10,16 @@ physics at distinct instants, and each is mapped the way the user's command maps
 * IAMMETER ``meterdatalist2`` answers as a backfill fetches them: one answer per window of
   :data:`WINDOW_UPLOADS` one-minute uploads of one meter, mapped as the connector maps a window.
 
-Ours decodes and maps each answer to readings (phase 0 and per phase) and extras. The reference
-parses the same bytes with ``orjson.loads`` (the smart-MAC answers' raw line breaks escaped first,
-which orjson needs) and converts the same numeric fields with ``float()``; it builds no reading
-and reads no IAMMETER time, which ours must. Every reading is checked against the reference's
-numbers (and the history readings' times against the uploads' own) before timing; a difference
-fails the scenario.
+Ours decodes and maps each answer to what the connector hands to ingest: a reading block
+(:mod:`meterhub.readingblocks`: the answer's numbers and the plan of its shape, or a history
+window's arrays), and the smart-MAC extras. Ingest builds the store's columns of a whole batch of
+blocks at once, which costs less per reading than taking readings apart did; that is ingest's
+work, not timed here. The reference parses the same bytes with ``orjson.loads`` (the smart-MAC
+answers' raw line breaks escaped first, which orjson needs) and converts the same numeric fields
+with ``float()``; it builds no reading and reads no IAMMETER time, which ours must. Every reading
+is checked against the reference's numbers (and the history readings' times against the
+uploads' own) before timing, the readings built from the blocks as ingest builds its columns; a
+difference fails the scenario.
 """
 
 from __future__ import annotations
