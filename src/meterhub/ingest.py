@@ -354,8 +354,7 @@ class Ingestor:
             kept = np.flatnonzero(keep)
             piece = (tuple(columns.meters[k] for k in kept.tolist()), columns.ts_us[kept],
                      columns.phase[kept], values[:, kept])
-        if not len(piece[1]):
-            report.received_committed = report.received
+        if not len(piece[1]):  # nothing to commit, as ingest() commits nothing for such a batch
             return report
         result = write_columns(self.store, _batch_columns([piece]))
         if self.feed is not None and result.stored and self.feed.listening:

@@ -121,7 +121,14 @@ class RowsPlan:
         return self.width + len(self.totals)
 
     def values(self, numbers: Floats) -> Floats:
-        """Return (answers, readings, fields) from (answers, width) numbers; NaN where unknown."""
+        """Return (answers, readings, fields) from (answers, width) numbers; NaN where unknown.
+
+        Sums that overflow give infinity, silently, as Python's float additions do.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._values(numbers)
+
+    def _values(self, numbers: Floats) -> Floats:
         count = len(numbers)
         numbers = numbers * np.array(self.factors) if self.factors is not None else numbers.copy()
         for first, other in self.summed:

@@ -249,8 +249,7 @@ def _row(row: object, where: str,
             return None
         numbers.append(None)
         return projection(numbers)
-    checksum = sum(floats)
-    if checksum - checksum != 0.0:  # NaN or infinity somewhere
+    if not all(map(math.isfinite, floats)):
         raise PayloadError(f"IAMMETER {where}: a value is not finite")
     return projection([*floats, None])
 
@@ -303,8 +302,6 @@ def _row_readings(values: list[Any], meter_id: str, ts: datetime, where: str) ->
 
 
 _PHASES = (PHASE_TOTAL, 1, 2, 3)
-_LARGEST = 1e300
-"""Numbers below this in size cannot overflow when a few dozen of them are added."""
 
 
 def _block_plan(count: int, width: int) -> RowsPlan:
@@ -353,16 +350,16 @@ def _plain_block(values: list[Any], meter_id: str, ts_us: int) -> PlannedRows | 
             if plan is None or list(map(len, values)).count(width) != count:
                 return None
             # a text, null, list or object raises here; so does an int too large for a float
-            size = sum(map(abs, itertools.chain.from_iterable(values)), 0.0)
+            total = sum(itertools.chain.from_iterable(values), 0.0)
         except (TypeError, OverflowError):
             return None
     else:
         plan = _FLAT_PLANS.get(len(values))
         try:
-            size = sum(map(abs, values), 0.0) if plan is not None else math.inf
+            total = sum(values, 0.0) if plan is not None else math.nan
         except (TypeError, OverflowError):
             return None
-    if not size < _LARGEST:  # NaN, infinity, or numbers a row's sum may overflow: the row path says
+    if total - total != 0.0:  # NaN or infinity somewhere (or a sum that overflows): the row path says
         return None
     return PlannedRows(meter_id, ts_us, values, plan)  # type: ignore[arg-type]
 

@@ -17,6 +17,7 @@ takes the field-by-field path, which maps it the same way or raises the error it
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -169,18 +170,18 @@ def decode(body: bytes) -> Any:
 def _values(data: dict[str, Any], plan: Plan) -> Values:
     """Return the plan's fields from ``data``; raise PayloadError on a malformed value."""
     values: Values = [None] * len(READING_FIELDS)
-    checksum = 0.0
+    numbers: list[float] = []
     try:
         for index, key, factor in plan:
             entry = data.get(key)
             if entry is not None:
                 number = float(entry["value"]) * factor  # float() strips the padding
-                checksum += number
+                numbers.append(number)
                 known = values[index]
                 values[index] = number if known is None else known + number
     except (TypeError, KeyError, ValueError, OverflowError) as exc:
         raise PayloadError(f"smart-MAC data has a value that is not a number: {exc}") from exc
-    if checksum - checksum != 0.0:  # NaN or infinity somewhere
+    if not all(map(math.isfinite, numbers)):
         raise PayloadError(f"smart-MAC data has a value that is not finite: {values}")
     return values
 
@@ -268,8 +269,6 @@ _shapes: dict[tuple[str, ...], tuple[Projection, RowsPlan] | None] = {}
 """The plan of each key order: a getter of the entries of every term the answer sends (and phase 0
 needs), in one call, and how their numbers become readings."""
 _VALUE = itemgetter("value")
-_LARGEST = 1e300
-"""Numbers below this in size cannot overflow when a few dozen of them are added."""
 _TOTALS = {live_mean: Total.LIVE_MEAN, add_up: Total.SUM, _FIRST: Total.FIRST}
 """Each phase rule as :class:`~meterhub.readingblocks.RowsPlan` makes it by columns."""
 
@@ -291,7 +290,8 @@ def _planned_block(data: dict[str, Any], meter_id: str, ts: datetime) -> Planned
         numbers = list(map(float, map(_VALUE, entries(data))))
     except (TypeError, KeyError, ValueError, OverflowError):
         return None
-    if not sum(map(abs, numbers)) < _LARGEST:  # NaN fails too
+    total = sum(numbers)
+    if total - total != 0.0:  # NaN or infinity somewhere (or a sum that overflows): the field path says
         return None
     return PlannedRows(meter_id, epoch_us(ts), numbers, plan)
 
