@@ -6,6 +6,10 @@ whole-meter phase 0 is data too (:data:`PHASE_TOTAL_RULES`); the NEM net row, wh
 one, *is* phase 0. A single-phase meter has phase 0 only. Cloud times (``YYYY/M/D H:MM:SS``, no
 zero padding) are read from ``gmtTime`` as UTC. Anything that cannot be mapped, a failure
 envelope included, raises :class:`PayloadError` (the client tells rejected tokens apart).
+
+A poll's or a history window's usual answer is handed to ingest as a block
+(:func:`meterdata_block`, :func:`meterdatalist2_block`), which it takes as columns; the
+``map_*`` functions give the same readings one by one.
 """
 
 from __future__ import annotations

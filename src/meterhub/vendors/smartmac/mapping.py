@@ -9,9 +9,10 @@ three-line device has phases 1..3 and their total as phase 0. Anything that cann
 raises :class:`PayloadError`.
 
 A device sends its keys in the same order on every answer, so the plan for one key order is
-worked out once (:class:`_Shape`) and each answer is then read in a few C calls. An answer the
-plan cannot read plainly (a null entry, a value that is no number, lines with different fields)
-takes the field-by-field path, which maps it the same way or raises the error it deserves.
+worked out once (a :class:`~meterhub.readingblocks.RowsPlan`), and each answer becomes a block of
+its numbers read in a few C calls, which ingest takes as columns. An answer the plan cannot read
+plainly (a null entry, a value that is no number, lines with different fields) takes the
+field-by-field path, which maps it the same way or raises the error it deserves.
 """
 
 from __future__ import annotations
