@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from meterhub.livefeed import FEED, LiveFeed
 from meterhub.model import READING_FIELDS, REGISTER_FIELDS, IntervalEnergy, Reading, utc_now
-from meterhub.readingblocks import BlockColumns, ReadingBlock, blocks_columns
+from meterhub.readingblocks import BlockColumns, ReadingBlock, blocks_columns, epoch_us
 from meterhub.store.base import ReadingColumns, Store, WriteResult, write_columns
 
 __all__ = [
@@ -186,7 +186,7 @@ _LOWEST_COLUMN = np.array(_LOWEST)[:, None]
 _HIGHEST_COLUMN = np.array(_HIGHEST)[:, None]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
-_EARLIEST_US = (EARLIEST_TS - _EPOCH) // _US
+_EARLIEST_US = epoch_us(EARLIEST_TS)
 
 
 _Columns = tuple[
@@ -236,7 +236,7 @@ def _flagged(ts_us: npt.NDArray[np.int64], phases: npt.NDArray[np.float64], valu
              missing: npt.NDArray[np.bool_], latest_allowed: datetime) -> npt.NDArray[np.bool_]:
     """Return which rows a check flags: a time or phase out of range, a value beyond its bounds
     (NaN read as missing), or no value at all."""
-    latest_us = (latest_allowed - _EPOCH) // _US
+    latest_us = epoch_us(latest_allowed)
     inside = (values >= _LOWEST_COLUMN) & (values <= _HIGHEST_COLUMN)
     flagged = (ts_us < _EARLIEST_US) | (ts_us > latest_us) | ~((phases >= 0) & (phases <= MAX_PHASE))
     flagged |= ~(inside | missing).all(axis=0) | missing.all(axis=0)

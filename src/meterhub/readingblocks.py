@@ -303,25 +303,23 @@ def blocks_columns(blocks: Sequence[ReadingBlock]) -> BlockColumns:
     Planned rows of one plan are read together: one array of numbers per plan, whatever the
     number of meters.
     """
-    groups: dict[int, tuple[RowsPlan, list[int]]] = {}
-    for position, block in enumerate(blocks):
-        plan = block.plan if isinstance(block, PlannedRows) else None
-        key = id(plan) if plan is not None else -1 - position
-        group = groups.get(key)
-        if group is None:
-            groups[key] = group = (plan if plan is not None else _ARRAY_PLAN, [])
-        group[1].append(position)
+    planned: dict[int, tuple[RowsPlan, list[PlannedRows], list[int]]] = {}
     parts: list[tuple[Ints, list[str], Ints, Ints, Floats]] = []
-    for plan, positions in groups.values():
-        if plan is _ARRAY_PLAN:
-            parts.append(_array_part(blocks[positions[0]], positions[0]))
+    for position, block in enumerate(blocks):
+        if isinstance(block, PlannedRows):
+            group = planned.setdefault(id(block.plan), (block.plan, [], []))
+            group[1].append(block)
+            group[2].append(position)
+        elif isinstance(block, ArrayRows):
+            parts.append(_array_part(block, position))
         else:
-            parts.append(_planned_part([blocks[p] for p in positions], plan, positions))  # type: ignore[misc]
+            raise TypeError(f"no columns for a {type(block).__name__}")
+    parts.extend(_planned_part(group, plan, positions) for plan, group, positions in planned.values())
     if not parts:
         return BlockColumns((), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros((len(READING_FIELDS), 0)))
     if len(parts) == 1:
         order, meters, ts_us, phase, values = parts[0]
-    else:
+    else:  # back to block order
         order = np.concatenate([part[0] for part in parts])
         meters = list(itertools.chain.from_iterable(part[1] for part in parts))
         ts_us = np.concatenate([part[2] for part in parts])
@@ -331,10 +329,6 @@ def blocks_columns(blocks: Sequence[ReadingBlock]) -> BlockColumns:
         meters = [meters[k] for k in rank.tolist()]
         ts_us, phase, values = ts_us[rank], phase[rank], values[rank]
     return BlockColumns(tuple(meters), ts_us, phase.astype(np.float64), np.ascontiguousarray(values.T))
-
-
-_ARRAY_PLAN = RowsPlan(0, None, (), (), (), ())
-"""Stands for an array block among the groups of :func:`blocks_columns`."""
 
 
 def _planned_part(blocks: list[PlannedRows], plan: RowsPlan,
@@ -348,8 +342,7 @@ def _planned_part(blocks: list[PlannedRows], plan: RowsPlan,
             np.tile(np.array(plan.phases, dtype=np.int64), count), values)
 
 
-def _array_part(block: ReadingBlock, position: int) -> tuple[Ints, list[str], Ints, Ints, Floats]:
-    assert isinstance(block, ArrayRows)
+def _array_part(block: ArrayRows, position: int) -> tuple[Ints, list[str], Ints, Ints, Floats]:
     rows = len(block)
     per = len(block.phases)
     return (np.full(rows, position, dtype=np.int64), [block.meter] * rows, np.repeat(block.ts_us, per),

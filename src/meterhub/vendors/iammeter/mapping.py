@@ -347,25 +347,25 @@ def _plain_block(values: list[Any], meter_id: str, ts_us: int) -> PlannedRows | 
     path, which maps it the same way or raises the error it deserves. The rows are kept as they
     are: ingest reads them into arrays.
     """
-    if type(values[0]) is list:
-        count, width = len(values), len(values[0])
-        plan = _BLOCK_PLANS.get((count, width))
-        try:
+    plan: RowsPlan | None
+    try:
+        if type(values[0]) is list:
+            count, width = len(values), len(values[0])
+            plan = _BLOCK_PLANS.get((count, width))
             if plan is None or list(map(len, values)).count(width) != count:
                 return None
             # a text, null, list or object raises here; so does an int too large for a float
             total = sum(itertools.chain.from_iterable(values), 0.0)
-        except (TypeError, OverflowError):
-            return None
-    else:
-        plan = _FLAT_PLANS.get(len(values))
-        try:
-            total = sum(values, 0.0) if plan is not None else math.nan
-        except (TypeError, OverflowError):
-            return None
+        else:
+            plan = _FLAT_PLANS.get(len(values))
+            if plan is None:
+                return None
+            total = sum(values, 0.0)
+    except (TypeError, OverflowError):
+        return None
     if total - total != 0.0:  # NaN or infinity somewhere (or a sum that overflows): the row path says
         return None
-    return PlannedRows(meter_id, ts_us, values, plan)  # type: ignore[arg-type]
+    return PlannedRows(meter_id, ts_us, values, plan)
 
 
 def _plain_readings(values: list[Any], meter_id: str, ts: datetime) -> list[Reading] | None:
